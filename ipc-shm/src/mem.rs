@@ -1,0 +1,1 @@
+//! Raw access to shared memory (filled in next).

@@ -1,0 +1,1 @@
+//! The SPSC ring (filled in next).

@@ -1,0 +1,1 @@
+//! memfd segments (filled in next).

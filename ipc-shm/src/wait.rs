@@ -1,0 +1,1 @@
+//! Waiting: spin, then park on an eventfd doorbell (filled in next).
