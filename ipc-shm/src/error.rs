@@ -79,6 +79,13 @@ pub enum ProtocolError {
         /// The bytes available for it.
         available: u64,
     },
+    /// A record does not have the length its type requires.
+    UnexpectedLength {
+        /// The length found.
+        len: u64,
+        /// The length required.
+        expected: u64,
+    },
     /// A record header carries flags we do not know.
     BadRecordFlags {
         /// The flags found.
@@ -130,6 +137,9 @@ impl fmt::Display for ProtocolError {
                 f,
                 "record length {len} exceeds the {available} bytes available"
             ),
+            ProtocolError::UnexpectedLength { len, expected } => {
+                write!(f, "record of {len} bytes where {expected} were expected")
+            }
             ProtocolError::BadRecordFlags { flags } => write!(f, "unknown record flags {flags:#x}"),
             ProtocolError::UnexpectedSocketData => {
                 f.write_str("unexpected data on the connection socket")

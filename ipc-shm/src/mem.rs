@@ -1,1 +1,209 @@
-//! Raw access to shared memory (filled in next).
+//! Raw access to memory that another process may write at any moment.
+//!
+//! A [`Region`] is a base pointer and a length, never a Rust reference to the bytes: the
+//! peer can change them under us, so the only sound accesses are copies through raw
+//! pointers (treated like device memory: the values may be garbage and are validated after
+//! the copy) and atomics (which are built for concurrent writers). Every access is bounds
+//! checked against the region, so a wrong offset is a panic in our code, never an access
+//! outside the mapping.
+//!
+//! Under `--cfg loom` the same interface is backed by loom cells, so the model checker sees
+//! every data access and can report a missing happens-before edge between producer and
+//! consumer.
+
+#[cfg(not(loom))]
+pub(crate) use real::Region;
+
+#[cfg(loom)]
+pub(crate) use model::Region;
+
+#[cfg(not(loom))]
+mod real {
+    use std::ptr::NonNull;
+
+    use crate::sync::AtomicU64;
+
+    /// A mapped, 8-byte aligned range of shared memory.
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) struct Region {
+        base: NonNull<u8>,
+        len: usize,
+    }
+
+    // SAFETY: a `Region` is only a pointer and a length; all access goes through raw copies
+    // and atomics, which are sound from any thread while the mapping lives (the invariant
+    // of `Region::new`).
+    unsafe impl Send for Region {}
+    // SAFETY: as for `Send`: no method hands out a reference to non-atomic bytes.
+    unsafe impl Sync for Region {}
+
+    impl Region {
+        /// # Safety
+        ///
+        /// `base..base + len` must be mapped readable and writable, and aligned to 8 bytes,
+        /// for as long as this `Region` or any copy of it is used.
+        pub(crate) unsafe fn new(base: NonNull<u8>, len: usize) -> Self {
+            debug_assert_eq!(base.as_ptr() as usize % 8, 0, "region base must be 8-aligned");
+            Region { base, len }
+        }
+
+        pub(crate) fn len(&self) -> usize {
+            self.len
+        }
+
+        #[inline]
+        fn check(&self, offset: usize, len: usize) {
+            assert!(
+                offset <= self.len && len <= self.len - offset,
+                "access {offset}+{len} outside a region of {}",
+                self.len
+            );
+        }
+
+        /// Copies `out.len()` bytes starting at `offset` out of the region.
+        #[inline]
+        pub(crate) fn read(&self, offset: usize, out: &mut [u8]) {
+            self.check(offset, out.len());
+            // SAFETY: the range is inside the mapping (checked above; `new`'s invariant keeps
+            // it mapped) and `out` is our own memory, so the two cannot overlap. The peer may
+            // write the source concurrently; we copy through a raw pointer and never form a
+            // reference to it, and the caller validates what it copied.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    self.base.as_ptr().add(offset),
+                    out.as_mut_ptr(),
+                    out.len(),
+                );
+            }
+        }
+
+        /// Copies `bytes` into the region starting at `offset`.
+        #[inline]
+        pub(crate) fn write(&self, offset: usize, bytes: &[u8]) {
+            self.check(offset, bytes.len());
+            // SAFETY: in bounds (checked above) and mapped writable (`new`'s invariant);
+            // `bytes` is our own memory and cannot overlap the shared mapping.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    bytes.as_ptr(),
+                    self.base.as_ptr().add(offset),
+                    bytes.len(),
+                );
+            }
+        }
+
+        /// Reads the 8-byte little-endian word at an 8-aligned `offset`.
+        #[inline]
+        pub(crate) fn read_u64(&self, offset: usize) -> u64 {
+            self.check(offset, 8);
+            debug_assert_eq!(offset % 8, 0);
+            // SAFETY: in bounds and 8-aligned (base is aligned, offset is a multiple of 8).
+            // A volatile read makes exactly one load, so the value we validate is the value
+            // we use even if the peer rewrites the word right after.
+            let word = unsafe { std::ptr::read_volatile(self.base.as_ptr().add(offset).cast::<u64>()) };
+            u64::from_le(word)
+        }
+
+        /// Writes the 8-byte little-endian word at an 8-aligned `offset`.
+        #[inline]
+        pub(crate) fn write_u64(&self, offset: usize, value: u64) {
+            self.check(offset, 8);
+            debug_assert_eq!(offset % 8, 0);
+            // SAFETY: in bounds, 8-aligned and writable (see `read_u64`).
+            unsafe {
+                std::ptr::write_volatile(self.base.as_ptr().add(offset).cast::<u64>(), value.to_le());
+            }
+        }
+
+        /// The atomic word at an 8-aligned `offset`.
+        #[inline]
+        pub(crate) fn atomic_u64(&self, offset: usize) -> &AtomicU64 {
+            self.check(offset, 8);
+            assert_eq!(offset % 8, 0, "atomic at unaligned offset {offset}");
+            // SAFETY: in bounds and aligned for `AtomicU64` (checked above). An `AtomicU64`
+            // may be shared with concurrent writers (it is an `UnsafeCell`), including another
+            // process; the reference cannot outlive `self`, and the mapping outlives `self`.
+            unsafe { &*self.base.as_ptr().add(offset).cast::<AtomicU64>() }
+        }
+    }
+}
+
+#[cfg(loom)]
+mod model {
+    use std::sync::Arc;
+
+    use loom::cell::UnsafeCell;
+
+    use crate::sync::AtomicU64;
+
+    /// The loom stand-in for shared memory: header words as loom atomics, data words as
+    /// loom cells, so that racy data accesses are reported by the model checker.
+    #[derive(Debug, Clone)]
+    pub(crate) struct Region {
+        inner: Arc<Inner>,
+    }
+
+    #[derive(Debug)]
+    struct Inner {
+        header: Vec<AtomicU64>,
+        data: Vec<UnsafeCell<u64>>,
+        data_offset: usize,
+    }
+
+    impl Region {
+        /// A zeroed region of `data_offset` header bytes followed by `data_len` data bytes.
+        pub(crate) fn new_model(data_offset: usize, data_len: usize) -> Self {
+            let header = (0..crate::ring::HEADER_WORDS_USED).map(|_| AtomicU64::new(0)).collect();
+            let data = (0..data_len / 8).map(|_| UnsafeCell::new(0)).collect();
+            Region { inner: Arc::new(Inner { header, data, data_offset }) }
+        }
+
+        pub(crate) fn len(&self) -> usize {
+            self.inner.data_offset + self.inner.data.len() * 8
+        }
+
+        fn word(&self, offset: usize) -> &UnsafeCell<u64> {
+            assert!(offset >= self.inner.data_offset, "data access in the header at {offset}");
+            &self.inner.data[(offset - self.inner.data_offset) / 8]
+        }
+
+        pub(crate) fn read(&self, offset: usize, out: &mut [u8]) {
+            for (i, b) in out.iter_mut().enumerate() {
+                let at = offset + i;
+                let word = self.word(at & !7).with(|p| {
+                    // SAFETY: loom hands out the cell's pointer for the closure's duration
+                    // and tracks the access; it reports any racing write.
+                    unsafe { *p }
+                });
+                *b = word.to_le_bytes()[at & 7];
+            }
+        }
+
+        pub(crate) fn write(&self, offset: usize, bytes: &[u8]) {
+            for (i, b) in bytes.iter().enumerate() {
+                let at = offset + i;
+                self.word(at & !7).with_mut(|p| {
+                    // SAFETY: as in `read`; loom reports racing accesses.
+                    let mut w = unsafe { *p }.to_le_bytes();
+                    w[at & 7] = *b;
+                    // SAFETY: as above.
+                    unsafe { *p = u64::from_le_bytes(w) };
+                });
+            }
+        }
+
+        pub(crate) fn read_u64(&self, offset: usize) -> u64 {
+            let mut b = [0; 8];
+            self.read(offset, &mut b);
+            u64::from_le_bytes(b)
+        }
+
+        pub(crate) fn write_u64(&self, offset: usize, value: u64) {
+            self.write(offset, &value.to_le_bytes());
+        }
+
+        pub(crate) fn atomic_u64(&self, offset: usize) -> &AtomicU64 {
+            &self.inner.header[offset / 8]
+        }
+    }
+}

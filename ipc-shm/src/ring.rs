@@ -1,1 +1,839 @@
-//! The SPSC ring (filled in next).
+//! The single-producer/single-consumer byte ring that lives in a shared segment.
+//!
+//! # Layout
+//!
+//! A segment is a 4096-byte header followed by `capacity` bytes of data (a power of two).
+//! Every header field is a little-endian `u64` accessed atomically; the fields each side
+//! writes sit on cache lines of their own:
+//!
+//! | offset | field             | written by | meaning                                          |
+//! |-------:|-------------------|------------|--------------------------------------------------|
+//! |      0 | `magic`           | producer   | `b"BSHMRNG1"`                                    |
+//! |      8 | `version`         | producer   | layout version, [`RING_VERSION`]                 |
+//! |     16 | `capacity`        | producer   | data bytes, a power of two                       |
+//! |     24 | `data_offset`     | producer   | where data starts, [`DATA_OFFSET`]               |
+//! |    128 | `write`           | producer   | bytes ever committed (monotonic)                 |
+//! |    256 | `read`            | consumer   | bytes ever released (monotonic)                  |
+//! |    384 | `consumer_parked` | consumer   | non-zero while the consumer sleeps on its bell   |
+//! |    512 | `producer_parked` | producer   | non-zero while the producer sleeps on its bell   |
+//!
+//! Positions are byte counts that only grow; the byte a position refers to is at
+//! `data_offset + (pos & (capacity - 1))`. `write - read` is the number of committed bytes
+//! not yet released, never more than `capacity`.
+//!
+//! # Records
+//!
+//! A record is an 8-byte header — payload length (`u32`), flags (`u32`) — followed by the
+//! payload, padded to a multiple of 8 so every header is 8-aligned. A record never wraps:
+//! when it does not fit before the end of the data area, the producer fills the rest with a
+//! *padding record* (flag bit 0, length = the bytes after its header up to the end) and
+//! starts the record at offset 0. The longest payload is `capacity / 2 - 8`, which always
+//! fits in an empty ring whatever the position.
+//!
+//! # Trust
+//!
+//! The consumer validates everything the producer wrote (positions, record headers) and
+//! the producer validates the consumer's position. A violation is a [`ProtocolError`]. Each
+//! side keeps its own position and the capacity in private memory and only *publishes*
+//! them; it never re-reads them from the segment.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+use crate::error::{Error, ProtocolError};
+use crate::mem::Region;
+use crate::sync::{Ordering, fence};
+use crate::wait::{Bell, Doorbell, Liveness, Spinner, WaitPolicy, Wake, park};
+
+/// `b"BSHMRNG1"` read as a little-endian `u64`.
+pub const RING_MAGIC: u64 = u64::from_le_bytes(*b"BSHMRNG1");
+/// The layout version this crate writes and accepts.
+pub const RING_VERSION: u64 = 1;
+/// Where the data area starts in a segment.
+pub const DATA_OFFSET: usize = 4096;
+/// The smallest ring capacity.
+pub const MIN_CAPACITY: usize = 4096;
+/// The largest ring capacity (1 GiB).
+pub const MAX_CAPACITY: usize = 1 << 30;
+/// Bytes of a record header.
+pub const RECORD_HEADER_LEN: usize = 8;
+
+const OFF_MAGIC: usize = 0;
+const OFF_VERSION: usize = 8;
+const OFF_CAPACITY: usize = 16;
+const OFF_DATA_OFFSET: usize = 24;
+const OFF_WRITE: usize = 128;
+const OFF_READ: usize = 256;
+const OFF_CONSUMER_PARKED: usize = 384;
+const OFF_PRODUCER_PARKED: usize = 512;
+#[cfg(loom)]
+pub(crate) const HEADER_WORDS_USED: usize = OFF_PRODUCER_PARKED / 8 + 1;
+
+const FLAG_PADDING: u32 = 1;
+
+/// The segment length that holds a ring of `capacity` data bytes.
+pub const fn segment_len(capacity: usize) -> usize {
+    DATA_OFFSET + capacity
+}
+
+/// The longest payload a ring of `capacity` bytes carries.
+pub const fn max_record_len(capacity: usize) -> usize {
+    capacity / 2 - RECORD_HEADER_LEN
+}
+
+/// Whether `capacity` is a ring size this crate accepts.
+pub const fn valid_capacity(capacity: usize) -> bool {
+    capacity.is_power_of_two() && capacity >= MIN_CAPACITY && capacity <= MAX_CAPACITY
+}
+
+/// Header plus payload, rounded up to the next record boundary.
+#[inline]
+const fn record_span(len: usize) -> u64 {
+    ((RECORD_HEADER_LEN + len + 7) & !7) as u64
+}
+
+#[inline]
+fn encode_header(len: u32, flags: u32) -> u64 {
+    u64::from(len) | (u64::from(flags) << 32)
+}
+
+/// Writes a fresh ring header. The segment is newly created and zero-filled, so the
+/// positions and flags are already 0.
+pub(crate) fn init_header(region: &Region, capacity: usize) {
+    debug_assert!(valid_capacity(capacity) || cfg!(loom));
+    debug_assert_eq!(region.len(), segment_len(capacity));
+    region.atomic_u64(OFF_MAGIC).store(RING_MAGIC, Ordering::Relaxed);
+    region.atomic_u64(OFF_VERSION).store(RING_VERSION, Ordering::Relaxed);
+    region.atomic_u64(OFF_CAPACITY).store(capacity as u64, Ordering::Relaxed);
+    region.atomic_u64(OFF_DATA_OFFSET).store(DATA_OFFSET as u64, Ordering::Relaxed);
+}
+
+/// Checks a header the peer wrote against the capacity agreed in the handshake. The
+/// values are loaded once, here, and never trusted again.
+pub(crate) fn validate_header(region: &Region, capacity: usize) -> Result<(), ProtocolError> {
+    let magic = region.atomic_u64(OFF_MAGIC).load(Ordering::Relaxed);
+    if magic != RING_MAGIC {
+        return Err(ProtocolError::BadMagic { found: magic });
+    }
+    let version = region.atomic_u64(OFF_VERSION).load(Ordering::Relaxed);
+    if version != RING_VERSION {
+        return Err(ProtocolError::BadVersion { found: version.min(u64::from(u32::MAX)) as u32 });
+    }
+    let found = region.atomic_u64(OFF_CAPACITY).load(Ordering::Relaxed);
+    let data = region.atomic_u64(OFF_DATA_OFFSET).load(Ordering::Relaxed);
+    if found != capacity as u64 || data != DATA_OFFSET as u64 {
+        return Err(ProtocolError::BadGeometry { capacity: found, segment: region.len() as u64 });
+    }
+    Ok(())
+}
+
+/// The producer's side of the index protocol, without any waiting.
+#[derive(Debug)]
+pub(crate) struct ProducerCore {
+    region: Region,
+    capacity: u64,
+    /// Our committed position; the published `write` is always equal to it.
+    write: u64,
+    /// The consumer's position as last loaded (a lower bound of the real one).
+    cached_read: u64,
+}
+
+/// Where a reserved record goes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reservation {
+    /// Stream position of the record header (after any padding).
+    pos: u64,
+    /// Segment offset of the payload.
+    payload: usize,
+    /// Payload bytes reserved.
+    len: usize,
+}
+
+impl ProducerCore {
+    /// Writes a fresh header into `region` and starts producing into it.
+    #[cfg(any(loom, test))]
+    pub(crate) fn new(region: Region, capacity: usize) -> Self {
+        init_header(&region, capacity);
+        Self::attach(region, capacity)
+    }
+
+    /// Starts producing into a ring whose header [`init_header`] already wrote.
+    pub(crate) fn attach(region: Region, capacity: usize) -> Self {
+        ProducerCore { region, capacity: capacity as u64, write: 0, cached_read: 0 }
+    }
+
+    fn mask(&self) -> u64 {
+        self.capacity - 1
+    }
+
+    pub(crate) fn max_record_len(&self) -> usize {
+        max_record_len(self.capacity as usize)
+    }
+
+    /// Loads the consumer's position and checks that it moved forward within what we wrote.
+    fn refresh_read(&mut self) -> Result<(), ProtocolError> {
+        // SYNC: Acquire pairs with the Release store of `read` in `ConsumerCore::publish`:
+        // once we see the consumer's position, its reads of the bytes below it are done and
+        // we may overwrite them.
+        let read = self.region.atomic_u64(OFF_READ).load(Ordering::Acquire);
+        if read < self.cached_read || read > self.write || read % 8 != 0 {
+            return Err(ProtocolError::BadPosition {
+                which: "consumer",
+                found: read,
+                min: self.cached_read,
+                max: self.write,
+            });
+        }
+        self.cached_read = read;
+        Ok(())
+    }
+
+    /// Reserves room for a payload of `len` bytes, or `None` when the ring is too full.
+    /// `len` must not exceed `max_record_len` (checked by the caller).
+    pub(crate) fn try_reserve(&mut self, len: usize) -> Result<Option<Reservation>, ProtocolError> {
+        debug_assert!(len <= self.max_record_len());
+        let span = record_span(len);
+        let offset = self.write & self.mask();
+        let to_end = self.capacity - offset;
+        let pad = if span <= to_end { 0 } else { to_end };
+        let needed = pad + span;
+        if self.write + needed - self.cached_read > self.capacity {
+            self.refresh_read()?;
+            if self.write + needed - self.cached_read > self.capacity {
+                return Ok(None);
+            }
+        }
+        if pad != 0 {
+            // The padding record is published together with the record that follows it.
+            self.region.write_u64(
+                DATA_OFFSET + offset as usize,
+                encode_header((pad - RECORD_HEADER_LEN as u64) as u32, FLAG_PADDING),
+            );
+        }
+        let pos = self.write + pad;
+        let payload = DATA_OFFSET + (pos & self.mask()) as usize + RECORD_HEADER_LEN;
+        Ok(Some(Reservation { pos, payload, len }))
+    }
+
+    /// Publishes a reserved record with its first `used` bytes as the payload. Returns whether
+    /// the consumer is parked and must be woken.
+    pub(crate) fn commit(&mut self, res: Reservation, used: usize) -> bool {
+        assert!(used <= res.len, "committed {used} bytes of a {}-byte reservation", res.len);
+        let header_at = res.payload - RECORD_HEADER_LEN;
+        self.region.write_u64(header_at, encode_header(used as u32, 0));
+        self.write = res.pos + record_span(used);
+        // SYNC: Release pairs with the Acquire load of `write` in `ConsumerCore::refresh_write`:
+        // the record header and payload written above are visible before the new position.
+        self.region.atomic_u64(OFF_WRITE).store(self.write, Ordering::Release);
+        // SYNC: this SeqCst fence pairs with the one in `ConsumerCore::set_parked`. Either the
+        // consumer sees our new `write` after raising its flag, or we see its flag here.
+        fence(Ordering::SeqCst);
+        self.region.atomic_u64(OFF_CONSUMER_PARKED).load(Ordering::Relaxed) != 0
+    }
+
+    /// Whether a payload of `len` bytes would fit now (reloads the consumer's position).
+    pub(crate) fn has_room(&mut self, len: usize) -> Result<bool, ProtocolError> {
+        self.refresh_read()?;
+        let offset = self.write & self.mask();
+        let span = record_span(len);
+        let to_end = self.capacity - offset;
+        let needed = if span <= to_end { span } else { to_end + span };
+        Ok(self.write + needed - self.cached_read <= self.capacity)
+    }
+
+    /// Raises or lowers our parked flag. Raising is followed by a SeqCst fence that pairs
+    /// with the one in `ConsumerCore::publish`.
+    pub(crate) fn set_parked(&self, parked: bool) {
+        self.region.atomic_u64(OFF_PRODUCER_PARKED).store(u64::from(parked), Ordering::Relaxed);
+        if parked {
+            // SYNC: pairs with the SeqCst fence in `ConsumerCore::publish`: either we see the
+            // consumer's new `read` in `has_room`, or it sees our flag and rings our bell.
+            fence(Ordering::SeqCst);
+        }
+    }
+
+    pub(crate) fn region(&self) -> &Region {
+        &self.region
+    }
+}
+
+/// The consumer's side of the index protocol, without any waiting.
+#[derive(Debug)]
+pub(crate) struct ConsumerCore {
+    region: Region,
+    capacity: u64,
+    /// Everything below this has been released (possibly not yet published).
+    read: u64,
+    /// What we last published as `read`.
+    published: u64,
+    /// The producer's position as last loaded and validated.
+    cached_write: u64,
+}
+
+/// A committed record, located and validated.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Record {
+    /// Segment offset of the payload.
+    payload: usize,
+    len: usize,
+    /// Stream position just past the record.
+    end: u64,
+}
+
+impl ConsumerCore {
+    /// Wraps a segment whose header has been checked with [`validate_header`].
+    pub(crate) fn new(region: Region, capacity: usize) -> Self {
+        ConsumerCore { region, capacity: capacity as u64, read: 0, published: 0, cached_write: 0 }
+    }
+
+    fn mask(&self) -> u64 {
+        self.capacity - 1
+    }
+
+    /// Loads the producer's position and checks it against everything we know.
+    fn refresh_write(&mut self) -> Result<(), ProtocolError> {
+        // SYNC: Acquire pairs with the Release store of `write` in `ProducerCore::commit`:
+        // the records below `write` are fully written once we see it.
+        let write = self.region.atomic_u64(OFF_WRITE).load(Ordering::Acquire);
+        if write < self.cached_write || write > self.read + self.capacity || write % 8 != 0 {
+            return Err(ProtocolError::BadPosition {
+                which: "producer",
+                found: write,
+                min: self.cached_write,
+                max: self.read + self.capacity,
+            });
+        }
+        self.cached_write = write;
+        Ok(())
+    }
+
+    /// Locates the next committed record, skipping padding. Does not release anything.
+    pub(crate) fn try_peek(&mut self) -> Result<Option<Record>, ProtocolError> {
+        let mut pos = self.read;
+        loop {
+            if pos == self.cached_write {
+                self.refresh_write()?;
+                if pos == self.cached_write {
+                    return Ok(None);
+                }
+            }
+            let offset = pos & self.mask();
+            let to_end = self.capacity - offset;
+            let available = self.cached_write - pos;
+            let header = self.region.read_u64(DATA_OFFSET + offset as usize);
+            let (len, flags) = (header as u32, (header >> 32) as u32);
+            match flags {
+                0 => {
+                    let span = record_span(len as usize);
+                    let limit = available.min(to_end);
+                    if len as usize > max_record_len(self.capacity as usize) || span > limit {
+                        return Err(ProtocolError::BadRecordLength { len: len.into(), available: limit });
+                    }
+                    // Padding we skipped is released together with this record.
+                    self.read = pos;
+                    return Ok(Some(Record {
+                        payload: DATA_OFFSET + offset as usize + RECORD_HEADER_LEN,
+                        len: len as usize,
+                        end: pos + span,
+                    }));
+                }
+                FLAG_PADDING => {
+                    if u64::from(len) + RECORD_HEADER_LEN as u64 != to_end || to_end > available {
+                        return Err(ProtocolError::BadRecordLength {
+                            len: len.into(),
+                            available: to_end - RECORD_HEADER_LEN as u64,
+                        });
+                    }
+                    pos += to_end;
+                }
+                _ => return Err(ProtocolError::BadRecordFlags { flags }),
+            }
+        }
+    }
+
+    /// Marks `record` consumed. The producer learns of it at the next [`Self::publish`].
+    pub(crate) fn release(&mut self, record: Record) {
+        debug_assert!(record.end > self.read && record.end <= self.cached_write);
+        self.read = record.end;
+    }
+
+    /// Publishes our position if it moved. Returns whether the producer is parked and must be
+    /// woken.
+    pub(crate) fn publish(&mut self) -> bool {
+        if self.read == self.published {
+            return false;
+        }
+        self.published = self.read;
+        // SYNC: Release pairs with the Acquire load of `read` in `ProducerCore::refresh_read`:
+        // our copies out of the released bytes happen before the producer overwrites them.
+        self.region.atomic_u64(OFF_READ).store(self.read, Ordering::Release);
+        // SYNC: pairs with the SeqCst fence in `ProducerCore::set_parked`.
+        fence(Ordering::SeqCst);
+        self.region.atomic_u64(OFF_PRODUCER_PARKED).load(Ordering::Relaxed) != 0
+    }
+
+    /// Raises or lowers our parked flag; raising is followed by a SeqCst fence that pairs
+    /// with the one in `ProducerCore::commit`.
+    pub(crate) fn set_parked(&self, parked: bool) {
+        self.region.atomic_u64(OFF_CONSUMER_PARKED).store(u64::from(parked), Ordering::Relaxed);
+        if parked {
+            // SYNC: pairs with the SeqCst fence in `ProducerCore::commit`: either we see the
+            // producer's new `write` in the re-check that follows, or it sees our flag.
+            fence(Ordering::SeqCst);
+        }
+    }
+
+    pub(crate) fn region(&self) -> &Region {
+        &self.region
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Blocking ends with waiting, over a real segment.
+
+#[cfg(not(loom))]
+pub use ends::*;
+
+#[cfg(not(loom))]
+mod ends {
+    use super::*;
+    use crate::segment::Segment;
+
+    /// The writing end of a ring.
+    #[derive(Debug)]
+    pub struct Producer {
+        core: ProducerCore,
+        spinner: Spinner,
+        /// We sleep on this while the ring is full; the consumer rings it.
+        space_bell: Bell,
+        /// The consumer's bell, rung when it is parked and we commit.
+        data_door: Doorbell,
+        liveness: Liveness,
+        peer_gone: bool,
+        // Declared last: the core's region points into it, so it must be dropped last.
+        _segment: Segment,
+    }
+
+    /// The reading end of a ring.
+    #[derive(Debug)]
+    pub struct Consumer {
+        core: ConsumerCore,
+        spinner: Spinner,
+        data_bell: Bell,
+        space_door: Doorbell,
+        liveness: Liveness,
+        peer_gone: bool,
+        _segment: Segment,
+    }
+
+    /// Descriptors that one side hands the other to set up the two rings of a connection:
+    /// the memfd of its sending ring, the bell it sleeps on while that ring is full, and the
+    /// bell it sleeps on while its receiving ring is empty.
+    #[derive(Debug)]
+    pub struct RingFds {
+        /// The sealed memfd of the sender's ring.
+        pub memfd: OwnedFd,
+        /// Rung by the receiver of that ring when it frees space and the sender is parked.
+        pub space_bell: OwnedFd,
+        /// Rung by the sender of the opposite ring when it commits and this side is parked.
+        pub data_bell: OwnedFd,
+    }
+
+    /// One side's half of a connection's rings, created before the peer's descriptors arrive.
+    #[derive(Debug)]
+    pub struct PreparedRings {
+        tx_segment: Segment,
+        tx_capacity: usize,
+        space_bell: Bell,
+        data_bell: Bell,
+    }
+
+    impl PreparedRings {
+        /// Creates our sending ring of `tx_capacity` bytes and both of our bells, and returns
+        /// the descriptors to send to the peer.
+        pub fn new(tx_capacity: usize) -> Result<(PreparedRings, RingFds), Error> {
+            if !valid_capacity(tx_capacity) {
+                return Err(Error::Io(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("ring capacity {tx_capacity} is not a power of two in {MIN_CAPACITY}..={MAX_CAPACITY}"),
+                )));
+            }
+            let tx_segment = Segment::create("ipc-shm ring", segment_len(tx_capacity))?;
+            init_header(&tx_segment.region(), tx_capacity);
+            let space_bell = Bell::new()?;
+            let data_bell = Bell::new()?;
+            let fds = RingFds {
+                memfd: tx_segment.fd().try_clone()?,
+                space_bell: space_bell.share()?,
+                data_bell: data_bell.share()?,
+            };
+            Ok((PreparedRings { tx_segment, tx_capacity, space_bell, data_bell }, fds))
+        }
+
+        /// Maps the peer's ring (its capacity as agreed in the handshake) and returns our two
+        /// ends. `socket` is the connection socket, watched for the peer's death.
+        pub fn connect(
+            self,
+            peer: RingFds,
+            rx_capacity: usize,
+            socket: Arc<OwnedFd>,
+            policy: WaitPolicy,
+        ) -> Result<(Producer, Consumer), Error> {
+            if !valid_capacity(rx_capacity) {
+                return Err(ProtocolError::BadGeometry { capacity: rx_capacity as u64, segment: 0 }.into());
+            }
+            let rx_segment = Segment::open(peer.memfd, segment_len(rx_capacity))?;
+            validate_header(&rx_segment.region(), rx_capacity)?;
+            let liveness = Liveness::new(socket);
+            let producer = Producer {
+                core: ProducerCore::attach(self.tx_segment.region(), self.tx_capacity),
+                spinner: Spinner::new(policy),
+                space_bell: self.space_bell,
+                data_door: Doorbell::from_peer(peer.data_bell)?,
+                liveness: liveness.clone(),
+                peer_gone: false,
+                _segment: self.tx_segment,
+            };
+            let consumer = Consumer {
+                core: ConsumerCore::new(rx_segment.region(), rx_capacity),
+                spinner: Spinner::new(policy),
+                data_bell: self.data_bell,
+                space_door: Doorbell::from_peer(peer.space_bell)?,
+                liveness,
+                peer_gone: false,
+                _segment: rx_segment,
+            };
+            Ok((producer, consumer))
+        }
+    }
+
+    /// A one-way ring inside this process, through a real shared segment: the two ends may
+    /// live on different threads. For tests and benchmarks; connections between processes
+    /// are set up by the handshake.
+    pub fn channel(capacity: usize, policy: WaitPolicy) -> Result<(Producer, Consumer), Error> {
+        let (a, a_fds) = PreparedRings::new(capacity)?;
+        let (b, b_fds) = PreparedRings::new(capacity)?;
+        let (sa, sb) = std::os::unix::net::UnixStream::pair()?;
+        let (pa, _ca) = a.connect(b_fds, capacity, Arc::new(OwnedFd::from(sa)), policy)?;
+        let (_pb, cb) = b.connect(a_fds, capacity, Arc::new(OwnedFd::from(sb)), policy)?;
+        Ok((pa, cb))
+    }
+
+    impl Producer {
+        /// The longest payload one record can carry.
+        pub fn max_record_len(&self) -> usize {
+            self.core.max_record_len()
+        }
+
+        /// Reserves a record of `len` bytes, waiting for room. Write the payload through the
+        /// grant, then [`WriteGrant::commit`] it; a grant dropped uncommitted sends nothing.
+        pub fn reserve(&mut self, len: usize) -> Result<WriteGrant<'_>, Error> {
+            self.check_len(len)?;
+            loop {
+                if let Some(res) = self.core.try_reserve(len)? {
+                    return Ok(WriteGrant { producer: self, res, cursor: 0 });
+                }
+                self.wait_space(len)?;
+            }
+        }
+
+        /// Reserves a record of `len` bytes if there is room now.
+        pub fn try_reserve(&mut self, len: usize) -> Result<Option<WriteGrant<'_>>, Error> {
+            self.check_len(len)?;
+            if self.peer_gone {
+                return Err(Error::Disconnected);
+            }
+            Ok(self.core.try_reserve(len)?.map(|res| WriteGrant { producer: self, res, cursor: 0 }))
+        }
+
+        /// Sends `bytes` as one record.
+        pub fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), Error> {
+            let mut grant = self.reserve(bytes.len())?;
+            grant.write_at(0, bytes);
+            grant.commit();
+            Ok(())
+        }
+
+        /// Sends a fixed-layout value as one record, written straight into the ring.
+        pub fn send<T: IntoBytes + Immutable + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+            self.send_bytes(value.as_bytes())
+        }
+
+        fn check_len(&self, len: usize) -> Result<(), Error> {
+            let max = self.max_record_len();
+            if len > max {
+                return Err(Error::TooLarge { len, max });
+            }
+            Ok(())
+        }
+
+        fn wait_space(&mut self, len: usize) -> Result<(), Error> {
+            if self.peer_gone {
+                return Err(Error::Disconnected);
+            }
+            let core = &mut self.core;
+            if self.spinner.spin(|| Ok(core.has_room(len)?.then_some(())))?.is_some() {
+                return Ok(());
+            }
+            self.core.set_parked(true);
+            let outcome = match self.core.has_room(len) {
+                Ok(true) => Ok(Wake::Rung),
+                Ok(false) => park(&self.space_bell, &self.liveness),
+                Err(e) => Err(e.into()),
+            };
+            self.core.set_parked(false);
+            if outcome? == Wake::PeerGone {
+                self.peer_gone = true;
+                return Err(Error::Disconnected);
+            }
+            Ok(())
+        }
+
+        fn finish(&mut self, res: Reservation, used: usize) {
+            if self.core.commit(res, used) {
+                self.data_door.ring();
+            }
+        }
+    }
+
+    impl Consumer {
+        /// The longest payload one record can carry.
+        pub fn max_record_len(&self) -> usize {
+            max_record_len(self.core.capacity as usize)
+        }
+
+        /// Waits for the next record. After the peer has gone, the records it committed are
+        /// still delivered; then [`Error::Disconnected`].
+        pub fn recv(&mut self) -> Result<ReadGrant<'_>, Error> {
+            let record = self.wait_record()?;
+            Ok(ReadGrant { consumer: self, record, cursor: 0, publish: true })
+        }
+
+        /// The next record if one is there, without waiting.
+        pub fn try_recv(&mut self) -> Result<Option<ReadGrant<'_>>, Error> {
+            match self.core.try_peek()? {
+                Some(record) => Ok(Some(ReadGrant { consumer: self, record, cursor: 0, publish: true })),
+                None if self.peer_gone => Err(Error::Disconnected),
+                None => Ok(None),
+            }
+        }
+
+        /// Waits for at least one record, then hands `f` every record already committed, up
+        /// to `max`, and publishes the consumer position once for all of them. Returns how
+        /// many records `f` saw.
+        pub fn recv_batch(
+            &mut self,
+            max: usize,
+            mut f: impl FnMut(ReadGrant<'_>),
+        ) -> Result<usize, Error> {
+            let mut record = self.wait_record()?;
+            let mut seen = 0;
+            loop {
+                f(ReadGrant { consumer: self, record, cursor: 0, publish: false });
+                seen += 1;
+                if seen == max {
+                    break;
+                }
+                match self.core.try_peek()? {
+                    Some(next) => record = next,
+                    None => break,
+                }
+            }
+            self.publish();
+            Ok(seen)
+        }
+
+        /// Receives a record that must hold exactly one `T`.
+        pub fn recv_obj<T: FromBytes + IntoBytes>(&mut self) -> Result<T, Error> {
+            let grant = self.recv()?;
+            let value = grant.read_obj::<T>(0);
+            let len = grant.len();
+            drop(grant);
+            match value {
+                Some(v) if len == size_of::<T>() => Ok(v),
+                _ => Err(ProtocolError::UnexpectedLength { len: len as u64, expected: size_of::<T>() as u64 }.into()),
+            }
+        }
+
+        fn wait_record(&mut self) -> Result<Record, Error> {
+            loop {
+                let core = &mut self.core;
+                if let Some(record) = self.spinner.spin(|| Ok(core.try_peek()?))? {
+                    return Ok(record);
+                }
+                if self.peer_gone {
+                    return Err(Error::Disconnected);
+                }
+                self.core.set_parked(true);
+                let outcome = match self.core.try_peek() {
+                    Ok(Some(record)) => {
+                        self.core.set_parked(false);
+                        return Ok(record);
+                    }
+                    Ok(None) => park(&self.data_bell, &self.liveness),
+                    Err(e) => Err(e.into()),
+                };
+                self.core.set_parked(false);
+                if outcome? == Wake::PeerGone {
+                    // Deliver what the peer committed before it went; then report it.
+                    self.peer_gone = true;
+                }
+            }
+        }
+
+        fn publish(&mut self) {
+            if self.core.publish() {
+                self.space_door.ring();
+            }
+        }
+    }
+
+    /// A reserved record, writable in place in shared memory. Writes past the reserved length
+    /// panic, as slice indexing does. `commit` publishes it; dropping it sends nothing.
+    #[derive(Debug)]
+    pub struct WriteGrant<'a> {
+        producer: &'a mut Producer,
+        res: Reservation,
+        cursor: usize,
+    }
+
+    impl WriteGrant<'_> {
+        /// Bytes reserved.
+        pub fn len(&self) -> usize {
+            self.res.len
+        }
+
+        /// Whether zero bytes were reserved.
+        pub fn is_empty(&self) -> bool {
+            self.res.len == 0
+        }
+
+        /// Copies `bytes` to `offset` within the record.
+        pub fn write_at(&mut self, offset: usize, bytes: &[u8]) {
+            assert!(
+                offset <= self.res.len && bytes.len() <= self.res.len - offset,
+                "write of {} bytes at {offset} into a {}-byte record",
+                bytes.len(),
+                self.res.len
+            );
+            self.producer.core.region().write(self.res.payload + offset, bytes);
+        }
+
+        /// Writes a fixed-layout value at `offset` within the record.
+        pub fn write_obj<T: IntoBytes + Immutable + ?Sized>(&mut self, offset: usize, value: &T) {
+            self.write_at(offset, value.as_bytes());
+        }
+
+        /// Publishes the whole reservation.
+        pub fn commit(self) {
+            let len = self.res.len;
+            self.commit_len(len);
+        }
+
+        /// Publishes the first `len` bytes (for writers that reserve an upper bound).
+        pub fn commit_len(self, len: usize) {
+            let res = self.res;
+            self.producer.finish(res, len);
+        }
+
+        /// Bytes written so far through `io::Write`.
+        pub fn position(&self) -> usize {
+            self.cursor
+        }
+    }
+
+    /// Sequential writes, for encoders that take an `io::Write`: the bytes go straight into
+    /// shared memory. Writing past the reservation is an `io::ErrorKind::WriteZero` error.
+    impl io::Write for WriteGrant<'_> {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.res.len - self.cursor);
+            if n == 0 && !buf.is_empty() {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            let at = self.cursor;
+            self.write_at(at, &buf[..n]);
+            self.cursor += n;
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A committed record, read in place. Every read copies out of shared memory, so the
+    /// values are ours to validate. Dropping the grant releases the record.
+    #[derive(Debug)]
+    pub struct ReadGrant<'a> {
+        consumer: &'a mut Consumer,
+        record: Record,
+        cursor: usize,
+        publish: bool,
+    }
+
+    impl ReadGrant<'_> {
+        /// The payload length.
+        pub fn len(&self) -> usize {
+            self.record.len
+        }
+
+        /// Whether the payload is empty.
+        pub fn is_empty(&self) -> bool {
+            self.record.len == 0
+        }
+
+        /// Copies `out.len()` bytes from `offset` of the payload. Returns `false` (and copies
+        /// nothing) when that range is not inside the payload.
+        #[must_use]
+        pub fn read_at(&self, offset: usize, out: &mut [u8]) -> bool {
+            if offset > self.record.len || out.len() > self.record.len - offset {
+                return false;
+            }
+            self.consumer.core.region().read(self.record.payload + offset, out);
+            true
+        }
+
+        /// Copies a fixed-layout value from `offset` of the payload, if it is inside.
+        pub fn read_obj<T: FromBytes + IntoBytes>(&self, offset: usize) -> Option<T> {
+            let mut value = T::new_zeroed();
+            self.read_at(offset, value.as_mut_bytes()).then_some(value)
+        }
+
+        /// Copies the whole payload into a new vector.
+        pub fn to_vec(&self) -> Vec<u8> {
+            let mut out = vec![0; self.record.len];
+            let copied = self.read_at(0, &mut out);
+            debug_assert!(copied);
+            out
+        }
+    }
+
+    /// Sequential reads, for decoders that take an `io::Read`.
+    impl io::Read for ReadGrant<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.record.len - self.cursor);
+            let copied = self.read_at(self.cursor, &mut buf[..n]);
+            debug_assert!(copied);
+            self.cursor += n;
+            Ok(n)
+        }
+    }
+
+    impl Drop for ReadGrant<'_> {
+        fn drop(&mut self) {
+            self.consumer.core.release(self.record);
+            if self.publish {
+                self.consumer.publish();
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests;
+
+#[cfg(all(test, loom))]
+mod loom_tests;
