@@ -3,6 +3,7 @@
 use std::fmt;
 use std::io;
 
+use crate::connect::ConnectError;
 use crate::handshake::HandshakeError;
 
 /// Why a transport operation failed.
@@ -23,6 +24,8 @@ pub enum Error {
     },
     /// Setting the connection up failed.
     Handshake(HandshakeError),
+    /// An endpoint could not be parsed, bound or reached, or a child not started.
+    Connect(ConnectError),
     /// The operating system refused an operation.
     Io(io::Error),
 }
@@ -109,6 +112,7 @@ impl fmt::Display for Error {
                 write!(f, "record of {len} bytes exceeds the limit of {max} bytes")
             }
             Error::Handshake(e) => write!(f, "handshake failed: {e}"),
+            Error::Connect(e) => e.fmt(f),
             Error::Io(e) => write!(f, "i/o error: {e}"),
         }
     }
@@ -153,6 +157,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Handshake(e) => Some(e),
+            Error::Connect(e) => e.source(),
             Error::Io(e) => Some(e),
             _ => None,
         }
@@ -170,6 +175,12 @@ impl From<ProtocolError> for Error {
 impl From<HandshakeError> for Error {
     fn from(e: HandshakeError) -> Self {
         Error::Handshake(e)
+    }
+}
+
+impl From<ConnectError> for Error {
+    fn from(e: ConnectError) -> Self {
+        Error::Connect(e)
     }
 }
 

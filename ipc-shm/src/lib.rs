@@ -13,12 +13,21 @@
 //!
 //! This crate knows nothing about Bitcoin.
 
+pub mod connect;
 mod error;
 pub mod handshake;
 mod mem;
 pub mod ring;
 mod segment;
+mod socket;
 mod sync;
+mod sys;
+mod transport;
 pub mod wait;
 
+pub use connect::{ConnectError, Endpoint, Listener, SpawnedChild, accept_ipcfd, connect, spawn};
 pub use error::{Error, ProtocolError};
+pub use transport::{
+    Config, Connection, ParseTransportError, PeerInfo, ReadGrant, Receiver, Sender, Transport,
+    WriteGrant,
+};
