@@ -297,7 +297,7 @@ pub fn connect(endpoint: &Endpoint, config: &Config) -> Result<Connection, Error
         }
         _ => io_error("connect to", path)(e),
     })?;
-    handshake::initiate(OwnedFd::from(stream), config)
+    handshake::initiate(OwnedFd::from(stream), config, None)
 }
 
 /// Starts `exe_name` (looked up beside the current executable; an absolute path is used as
@@ -321,8 +321,9 @@ pub fn spawn<S: AsRef<std::ffi::OsStr>>(
     drop(theirs);
     tracing::info!("spawned {} (pid {})", exe.display(), child.id());
     // Built before the handshake, so that a failed handshake still reaps the child.
+    let pid = child.id();
     let child = SpawnedChild { child };
-    let connection = handshake::initiate(ours, config)?;
+    let connection = handshake::initiate(ours, config, Some(pid))?;
     Ok((child, connection))
 }
 

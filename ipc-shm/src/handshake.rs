@@ -293,10 +293,14 @@ struct Terms {
     to_initiator: usize,
 }
 
-/// Runs the initiator's side of the handshake on a connected socket.
-pub(crate) fn initiate(sock: OwnedFd, config: &Config) -> Result<Connection, Error> {
+/// Runs the initiator's side of the handshake on a connected socket. `child` is the pid of
+/// the peer when we spawned it: `SO_PEERCRED` on a socketpair names its creator, us.
+pub(crate) fn initiate(sock: OwnedFd, config: &Config, child: Option<u32>) -> Result<Connection, Error> {
     config.validate()?;
-    let creds = peer_credentials(sock.as_fd())?;
+    let mut creds = peer_credentials(sock.as_fd())?;
+    if let Some(pid) = child {
+        creds.pid = pid;
+    }
     let wire = Wire::new(sock.as_fd(), config.handshake_timeout);
     let proposed = config.ring_capacity as u64;
     let hello = Hello {

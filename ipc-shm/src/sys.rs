@@ -4,12 +4,10 @@
 //!
 //! Every `unsafe` block of the connection layer lives here.
 
-use std::collections::HashSet;
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
-use std::sync::Mutex;
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, FdFlag, fcntl};
@@ -105,14 +103,15 @@ pub(crate) fn peer_credentials(sock: BorrowedFd<'_>) -> Result<PeerCredentials, 
     Ok(PeerCredentials { pid: cred.pid() as u32, uid: cred.uid(), gid: cred.gid() })
 }
 
-/// Descriptor numbers already adopted by [`adopt_inherited_socket`], so that no number is
-/// ever owned twice.
-static ADOPTED: Mutex<Option<HashSet<RawFd>>> = Mutex::new(None);
-
 /// Takes ownership of a unix stream socket this process inherited across `exec` under the
 /// number `fd` (Bitcoin Core's `-ipcfd=N`), after checking that it is one, and marks it
 /// close-on-exec so that our own children do not inherit it (a stray copy in a grandchild
 /// would keep the connection open after we die and hide our death from the peer).
+///
+/// A descriptor that survived `exec` is necessarily *not* close-on-exec, while everything
+/// Rust's standard library and this crate open is; and adopting sets the flag. So requiring
+/// the flag to be clear both recognises an inherited descriptor and makes a second adoption
+/// of the same one fail.
 pub(crate) fn adopt_inherited_socket(fd: RawFd) -> Result<OwnedFd, Error> {
     let invalid = |why: &str| {
         Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("-ipcfd={fd}: {why}")))
@@ -120,16 +119,12 @@ pub(crate) fn adopt_inherited_socket(fd: RawFd) -> Result<OwnedFd, Error> {
     if fd < 0 {
         return Err(invalid("not a descriptor number"));
     }
-    let mut adopted = ADOPTED.lock().unwrap_or_else(|e| e.into_inner());
-    let adopted = adopted.get_or_insert_with(HashSet::new);
-    if adopted.contains(&fd) {
-        return Err(invalid("descriptor already adopted"));
-    }
     // SAFETY: borrowed only for the checks below, which are harmless on any descriptor
     // number; an unused number makes `fcntl` fail with EBADF, which we report.
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-    if fcntl(borrowed, FcntlArg::F_GETFD).is_err() {
-        return Err(invalid("no such open descriptor"));
+    let flags = fcntl(borrowed, FcntlArg::F_GETFD).map_err(|_| invalid("no such open descriptor"))?;
+    if FdFlag::from_bits_retain(flags).contains(FdFlag::FD_CLOEXEC) {
+        return Err(invalid("descriptor is close-on-exec, so it was not inherited (or is already in use)"));
     }
     let is_unix_stream = getsockopt(&borrowed, sockopt::SockType) == Ok(SockType::Stream)
         && nix::sys::socket::getsockname::<UnixAddr>(fd).is_ok();
@@ -137,10 +132,9 @@ pub(crate) fn adopt_inherited_socket(fd: RawFd) -> Result<OwnedFd, Error> {
         return Err(invalid("not a unix stream socket"));
     }
     fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
-    adopted.insert(fd);
-    // SAFETY: the descriptor is open (checked above) and was handed to this process by its
-    // parent for this connection alone. Nothing in Rust owns an inherited number unless it
-    // was adopted, and `ADOPTED` guarantees we adopt each number at most once.
+    // SAFETY: the descriptor is open, and was inherited (not close-on-exec, checked above):
+    // our parent handed it to this process for this connection alone, and no earlier
+    // adoption took it (that would have set the flag).
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
