@@ -313,9 +313,13 @@ pub(crate) fn initiate(sock: OwnedFd, config: &Config, child: Option<u32>) -> Re
         reserved: 0.into(),
         name: encode_name(&config.name),
     };
-    let result = wire
-        .write_all(hello.as_bytes())
-        .and_then(|()| read_reply(&wire, proposed, config.transport));
+    // Even if the acceptor hung up on our hello, its refusal may be waiting for us: a reply
+    // explains more than the broken pipe.
+    let sent = wire.write_all(hello.as_bytes());
+    let result = match (sent, read_reply(&wire, proposed, config.transport)) {
+        (Err(e), Err(Error::Handshake(HandshakeError::Truncated { received: 0, .. }))) => Err(e),
+        (_, result) => result,
+    };
     let (terms, name) = match result {
         Ok(r) => r,
         Err(e) => {
@@ -339,8 +343,9 @@ pub(crate) fn accept(sock: OwnedFd, config: &Config) -> Result<Connection, Error
             if let Error::Handshake(h) = &e
                 && let Some((status, detail)) = Refusal::for_error(h)
             {
-                // The peer may have gone already; the refusal is a courtesy.
-                let _ = wire.write_all(refusal(status, detail).as_bytes());
+                // A courtesy, sent once without waiting: the deadline may have passed already,
+                // and the peer may have gone.
+                let _ = wire.send_once(refusal(status, detail).as_bytes());
             }
             tracing::warn!("refused a connection from pid {} uid {}: {e}", creds.pid, creds.uid);
             return Err(e);
@@ -586,6 +591,11 @@ impl<'a> Wire<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Sends what the socket takes right now, without waiting.
+    fn send_once(&self, bytes: &[u8]) -> Result<usize, Errno> {
+        send(self.sock.as_raw_fd(), bytes, MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT)
     }
 
     /// Sends the ring message: its magic with our three descriptors attached.
