@@ -238,10 +238,16 @@ impl Listener {
 
     /// Waits for a client and runs the handshake with it (within the configured deadline).
     /// An error concerns that client only (except an `Error::Io` from `accept(2)` itself,
-    /// such as running out of descriptors): the listener keeps serving.
+    /// such as running out of descriptors): the listener keeps serving. Clients that hang up
+    /// without a byte, as another process checking whether we are alive does, are skipped.
     pub fn accept(&self) -> Result<Connection, Error> {
-        let (stream, _) = self.listener.accept()?;
-        handshake::accept(OwnedFd::from(stream), &self.config)
+        loop {
+            let (stream, _) = self.listener.accept()?;
+            match handshake::accept(OwnedFd::from(stream), &self.config) {
+                Err(e) if handshake::is_probe(&e) => continue,
+                result => return result,
+            }
+        }
     }
 
     /// The socket path.

@@ -347,7 +347,11 @@ pub(crate) fn accept(sock: OwnedFd, config: &Config) -> Result<Connection, Error
                 // and the peer may have gone.
                 let _ = wire.send_once(refusal(status, detail).as_bytes());
             }
-            tracing::warn!("refused a connection from pid {} uid {}: {e}", creds.pid, creds.uid);
+            if is_probe(&e) {
+                tracing::debug!("pid {} closed its connection without a hello", creds.pid);
+            } else {
+                tracing::warn!("refused a connection from pid {} uid {}: {e}", creds.pid, creds.uid);
+            }
             return Err(e);
         }
     };
@@ -365,6 +369,12 @@ pub(crate) fn accept(sock: OwnedFd, config: &Config) -> Result<Connection, Error
     wire.write_all(reply.as_bytes())?;
     let peer = PeerInfo::new(creds.pid, creds.uid, name);
     establish(sock, Role::Acceptor, terms, config, peer)
+}
+
+/// Whether a failed accept was a client that connected and left without a byte: what a
+/// process checking whether the socket is live (see `Listener::bind`) does.
+pub(crate) fn is_probe(e: &Error) -> bool {
+    matches!(e, Error::Handshake(HandshakeError::Truncated { what: "hello", received: 0, .. }))
 }
 
 fn refusal(status: u32, detail: u64) -> Reply {
