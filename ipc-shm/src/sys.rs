@@ -95,12 +95,11 @@ pub(crate) fn recv_with_fds(
 pub(crate) struct PeerCredentials {
     pub(crate) pid: u32,
     pub(crate) uid: u32,
-    pub(crate) gid: u32,
 }
 
 pub(crate) fn peer_credentials(sock: BorrowedFd<'_>) -> Result<PeerCredentials, Error> {
     let cred = getsockopt(&sock, sockopt::PeerCredentials)?;
-    Ok(PeerCredentials { pid: cred.pid() as u32, uid: cred.uid(), gid: cred.gid() })
+    Ok(PeerCredentials { pid: cred.pid() as u32, uid: cred.uid() })
 }
 
 /// Takes ownership of a unix stream socket this process inherited across `exec` under the
