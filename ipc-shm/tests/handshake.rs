@@ -150,8 +150,8 @@ fn the_initiator_reports_every_bad_reply_distinctly() {
     config.handshake_timeout = SILENCE;
     config.ring_capacity = 1 << 16;
     let cap = 1u64 << 16;
-    type Respond = Box<dyn FnOnce(&mut UnixStream) + Send>;
-    let cases: Vec<(Respond, HandshakeError)> = vec![
+    type Respond<'a> = Box<dyn FnOnce(&mut UnixStream) + Send + 'a>;
+    let cases: Vec<(Respond<'_>, HandshakeError)> = vec![
         (Box::new(|_| {}), HandshakeError::Timeout { after: SILENCE }),
         (
             Box::new(|s| s.write_all(&[0x42; 80]).unwrap()),
