@@ -49,8 +49,13 @@ fn consume(consumer: &mut ConsumerCore, space: &Notify, data: &Notify) -> u64 {
 }
 
 /// `records` 8-byte records through a ring of `capacity` bytes, both sides parking.
+///
+/// Exploration is bounded to three preemptions per execution (loom's recommended way to keep
+/// a model of this size tractable; bugs of this kind need one or two).
 fn run(capacity: usize, records: u64) {
-    loom::model(move || {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(3);
+    builder.check(move || {
         let region = Region::new_model(DATA_OFFSET, capacity);
         let mut producer = ProducerCore::new(region.clone(), capacity);
         validate_header(&region, capacity).unwrap();
