@@ -28,6 +28,8 @@ use nix::sys::socket::{
 use nix::sys::wait::{Id, WaitPidFlag, waitid};
 use nix::unistd::Pid;
 
+pub use crate::error::ConnectError;
+
 use crate::error::Error;
 use crate::handshake;
 use crate::sys;
@@ -38,96 +40,6 @@ pub const MAX_SOCKET_PATH: usize = 107;
 
 /// How long a dropped [`SpawnedChild`] is given to exit on its own before it is killed.
 pub const REAP_GRACE: Duration = Duration::from_secs(5);
-
-/// Why an endpoint could not be parsed, bound, connected to, or a child spawned.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum ConnectError {
-    /// An `-ipcbind`/`-ipcconnect` value other than `unix` or `unix:PATH`.
-    Unsupported {
-        /// The value given.
-        spec: String,
-    },
-    /// The socket path does not fit in a unix socket address.
-    PathTooLong {
-        /// The path.
-        path: PathBuf,
-        /// Its length in bytes.
-        len: usize,
-    },
-    /// Another process is listening on the socket.
-    InUse {
-        /// The socket path.
-        path: PathBuf,
-    },
-    /// Nobody listens on the socket.
-    NoListener {
-        /// The socket path.
-        path: PathBuf,
-    },
-    /// Something other than a socket is in the way at the socket path; it is left alone.
-    NotASocket {
-        /// The path.
-        path: PathBuf,
-    },
-    /// A file-system or socket operation on the path failed.
-    Io {
-        /// What we were doing ("create the directory of", "bind", ...).
-        action: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// The system's error.
-        source: io::Error,
-    },
-    /// The child executable could not be started.
-    Spawn {
-        /// The executable.
-        exe: PathBuf,
-        /// The system's error.
-        source: io::Error,
-    },
-}
-
-impl fmt::Display for ConnectError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConnectError::Unsupported { spec } => write!(
-                f,
-                "unsupported address \"{}\", expected \"unix\" or \"unix:PATH\"",
-                spec.escape_debug()
-            ),
-            ConnectError::PathTooLong { path, len } => write!(
-                f,
-                "socket path {} is {len} bytes, longer than the {MAX_SOCKET_PATH} bytes a unix socket address holds",
-                path.display()
-            ),
-            ConnectError::InUse { path } => {
-                write!(f, "socket {} is already in use by a running process", path.display())
-            }
-            ConnectError::NoListener { path } => {
-                write!(f, "no node listening at {}", path.display())
-            }
-            ConnectError::NotASocket { path } => {
-                write!(f, "{} exists and is not a socket; not replacing it", path.display())
-            }
-            ConnectError::Io { action, path, source } => {
-                write!(f, "cannot {action} {}: {source}", path.display())
-            }
-            ConnectError::Spawn { exe, source } => {
-                write!(f, "cannot start {}: {source}", exe.display())
-            }
-        }
-    }
-}
-
-impl std::error::Error for ConnectError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ConnectError::Io { source, .. } | ConnectError::Spawn { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
 
 /// Where a listener listens or a client connects: a unix socket path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,7 +79,7 @@ impl Endpoint {
     fn check_len(&self) -> Result<(), ConnectError> {
         let len = self.path.as_os_str().len();
         if len > MAX_SOCKET_PATH {
-            return Err(ConnectError::PathTooLong { path: self.path.clone(), len });
+            return Err(ConnectError::PathTooLong { path: self.path.clone(), len, max: MAX_SOCKET_PATH });
         }
         Ok(())
     }

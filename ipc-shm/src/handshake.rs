@@ -16,7 +16,6 @@
 //! `poll`. Nothing read from the peer sizes an allocation. `docs/protocol.md` has the byte
 //! layouts.
 
-use std::fmt;
 use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
@@ -27,6 +26,8 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{MsgFlags, recv, send};
 use zerocopy::byteorder::little_endian::{U32, U64};
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
+
+pub use crate::error::{HandshakeError, Refusal};
 
 use crate::error::Error;
 use crate::ring::{PreparedRings, RingFds, valid_capacity};
@@ -91,109 +92,6 @@ struct Reply {
     name: [u8; NAME_LEN],
 }
 
-/// Why a handshake failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum HandshakeError {
-    /// The peer did not complete the handshake before the deadline (a silent peer).
-    Timeout {
-        /// The deadline that passed.
-        after: Duration,
-    },
-    /// The peer closed the connection in the middle of a message.
-    Truncated {
-        /// The message ("hello", "reply", "ring descriptors").
-        what: &'static str,
-        /// Bytes received before the end of the stream.
-        received: usize,
-        /// Bytes the message has.
-        expected: usize,
-    },
-    /// The peer does not speak this protocol: a message did not start with its magic.
-    BadMagic {
-        /// The message expected.
-        what: &'static str,
-        /// The 8 bytes received instead.
-        found: [u8; 8],
-    },
-    /// The peer speaks another version of the protocol.
-    UnsupportedVersion {
-        /// The version the peer sent.
-        found: u32,
-        /// The version we speak.
-        supported: u32,
-    },
-    /// The peer runs as another user (`SO_PEERCRED`) and `allow_other_uids` is off.
-    PeerUid {
-        /// The peer's uid.
-        peer: u32,
-        /// Ours.
-        ours: u32,
-    },
-    /// A ring capacity is not a power of two in the allowed range, or exceeds the proposal.
-    BadRingSize {
-        /// The capacity in question.
-        capacity: u64,
-    },
-    /// The hello names a transport we do not know.
-    BadTransport {
-        /// The transport code found.
-        found: u64,
-    },
-    /// The peer sent a different number of descriptors than a ring needs (any extra were
-    /// closed on arrival).
-    BadFds {
-        /// Descriptors expected.
-        expected: usize,
-        /// Descriptors received.
-        received: usize,
-    },
-    /// The acceptor refused our hello.
-    Refused(Refusal),
-}
-
-/// Why an acceptor refused a hello, as the initiator learns it from the reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Refusal {
-    /// Our hello did not start with the magic (status 1).
-    BadMagic,
-    /// Our hello was cut short (status 2).
-    Truncated,
-    /// The acceptor speaks another version (status 3).
-    UnsupportedVersion {
-        /// The version the acceptor speaks.
-        supported: u32,
-    },
-    /// We run as a user the acceptor does not accept (status 4).
-    PeerUid {
-        /// Our uid as the acceptor saw it.
-        uid: u32,
-    },
-    /// A proposed ring capacity is invalid (status 5).
-    BadRingSize {
-        /// The capacity refused.
-        capacity: u64,
-    },
-    /// The proposed transport is unknown to the acceptor (status 6).
-    BadTransport {
-        /// The transport code refused.
-        found: u64,
-    },
-    /// We did not complete our hello before the acceptor's deadline (status 7).
-    Timeout {
-        /// The acceptor's deadline, in milliseconds.
-        after_ms: u64,
-    },
-    /// A status code this version does not know.
-    Other {
-        /// The status code.
-        status: u32,
-        /// Its detail value.
-        detail: u64,
-    },
-}
-
 impl Refusal {
     fn from_wire(status: u32, detail: u64) -> Refusal {
         match status {
@@ -224,66 +122,6 @@ impl Refusal {
         })
     }
 }
-
-impl fmt::Display for HandshakeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            HandshakeError::Timeout { after } => {
-                write!(f, "peer did not complete the handshake within {after:?}")
-            }
-            HandshakeError::Truncated { what, received, expected } => write!(
-                f,
-                "peer closed the connection after {received} of the {expected} bytes of its {what}"
-            ),
-            HandshakeError::BadMagic { what, found } => write!(
-                f,
-                "peer does not speak this protocol: its {what} starts with \"{}\"",
-                found.escape_ascii()
-            ),
-            HandshakeError::UnsupportedVersion { found, supported } => write!(
-                f,
-                "peer speaks protocol version {found}, this process speaks version {supported}"
-            ),
-            HandshakeError::PeerUid { peer, ours } => write!(
-                f,
-                "peer runs as uid {peer}, this process as uid {ours}, and other users are not allowed"
-            ),
-            HandshakeError::BadRingSize { capacity } => write!(
-                f,
-                "ring capacity {capacity} is not a power of two between {} and {} bytes, or more than proposed",
-                crate::ring::MIN_CAPACITY,
-                crate::ring::MAX_CAPACITY
-            ),
-            HandshakeError::BadTransport { found } => write!(f, "unknown transport code {found}"),
-            HandshakeError::BadFds { expected, received } => {
-                write!(f, "peer sent {received} descriptors for its ring, expected {expected}")
-            }
-            HandshakeError::Refused(r) => write!(f, "peer refused the connection: {r}"),
-        }
-    }
-}
-
-impl fmt::Display for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            Refusal::BadMagic => f.write_str("our hello was not recognised"),
-            Refusal::Truncated => f.write_str("our hello was truncated"),
-            Refusal::UnsupportedVersion { supported } => write!(
-                f,
-                "it speaks protocol version {supported}, we speak version {PROTOCOL_VERSION}"
-            ),
-            Refusal::PeerUid { uid } => write!(f, "connections from uid {uid} are not allowed"),
-            Refusal::BadRingSize { capacity } => write!(f, "invalid ring capacity {capacity}"),
-            Refusal::BadTransport { found } => write!(f, "unknown transport code {found}"),
-            Refusal::Timeout { after_ms } => {
-                write!(f, "our hello did not arrive within its {after_ms} ms deadline")
-            }
-            Refusal::Other { status, detail } => write!(f, "status {status} (detail {detail})"),
-        }
-    }
-}
-
-impl std::error::Error for HandshakeError {}
 
 /// The terms both sides agreed on.
 #[derive(Debug, Clone, Copy)]
