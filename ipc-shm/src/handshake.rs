@@ -3,9 +3,9 @@
 //! The *initiator* is the side that spawned the peer or connected to a listener; the
 //! *acceptor* is the child started with `-ipcfd=N` or the listener. In order:
 //!
-//! 1. initiator → acceptor: [`Hello`] (72 bytes): magic, protocol version, transport, the
+//! 1. initiator → acceptor: the *hello* (72 bytes): magic, protocol version, transport, the
 //!    ring capacity it proposes for each direction, its pid and role name.
-//! 2. acceptor → initiator: [`Reply`] (80 bytes). The acceptor first checks the peer's uid
+//! 2. acceptor → initiator: the *reply* (80 bytes). The acceptor first checks the peer's uid
 //!    (`SO_PEERCRED`), then the hello's magic, version, transport and capacities. It
 //!    accepts (status 0, with the capacities agreed: the smaller of the two sides' in each
 //!    direction) or refuses with a status code naming the problem and closes the socket.
