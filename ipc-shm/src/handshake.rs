@@ -166,7 +166,8 @@ pub(crate) fn initiate(sock: OwnedFd, config: &Config, child: Option<u32>) -> Re
         }
     };
     let peer = PeerInfo::new(creds.pid, creds.uid, name);
-    establish(sock, Role::Initiator, terms, config, peer)
+    let deadline = wire.deadline;
+    establish(sock, Role::Initiator, terms, config, peer, deadline)
 }
 
 /// Runs the acceptor's side of the handshake on a connected socket. A bad hello is
@@ -206,7 +207,8 @@ pub(crate) fn accept(sock: OwnedFd, config: &Config) -> Result<Connection, Error
     };
     wire.write_all(reply.as_bytes())?;
     let peer = PeerInfo::new(creds.pid, creds.uid, name);
-    establish(sock, Role::Acceptor, terms, config, peer)
+    let deadline = wire.deadline;
+    establish(sock, Role::Acceptor, terms, config, peer, deadline)
 }
 
 /// Whether a failed accept was a client that connected and left without a byte: what a
@@ -311,13 +313,15 @@ enum Role {
     Acceptor,
 }
 
-/// Sets up the agreed transport: for shared memory, the ring exchange of step 3.
+/// Sets up the agreed transport: for shared memory, the ring exchange of step 3, within
+/// what is left of the handshake's `deadline`.
 fn establish(
     sock: OwnedFd,
     role: Role,
     terms: Terms,
     config: &Config,
     peer: PeerInfo,
+    deadline: Instant,
 ) -> Result<Connection, Error> {
     let (tx_capacity, rx_capacity) = match role {
         Role::Initiator => (terms.to_acceptor, terms.to_initiator),
@@ -327,7 +331,7 @@ fn establish(
         Transport::Socket => Connection::over_socket(Arc::new(sock), tx_capacity, rx_capacity, peer),
         Transport::Shm => {
             let (prepared, ours) = PreparedRings::new(tx_capacity)?;
-            let wire = Wire::new(sock.as_fd(), config.handshake_timeout);
+            let wire = Wire { sock: sock.as_fd(), deadline, timeout: config.handshake_timeout };
             let theirs = match role {
                 Role::Initiator => wire.send_fds(&ours).and_then(|()| wire.recv_fds()),
                 Role::Acceptor => wire.recv_fds().and_then(|t| wire.send_fds(&ours).map(|()| t)),

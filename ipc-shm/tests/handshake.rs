@@ -235,3 +235,17 @@ fn a_client_of_another_uid_is_refused_unless_allowed() {
         }
     }
 }
+
+/// The deadline covers the whole handshake: a client that stops after its hello, before
+/// sending its ring, is cut off too.
+#[test]
+fn a_client_silent_after_its_hello_is_cut_off_by_the_same_deadline() {
+    let _dog = util::watchdog("silent after hello", Duration::from_secs(60));
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = util::config(Transport::Shm);
+    config.handshake_timeout = SILENCE;
+    config.ring_capacity = 1 << 16;
+    let (listener, path) = listener(dir.path(), &config);
+    let (server, _stream) = accept_one(&listener, || util::hand_hello(&path, 1 << 16, 0));
+    assert_eq!(handshake_error(server), HandshakeError::Timeout { after: SILENCE });
+}
