@@ -39,12 +39,10 @@ pub(crate) fn socket_error(e: Errno) -> Error {
 /// Never raises `SIGPIPE` and never blocks.
 pub(crate) fn send_with_fds(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> Result<usize, Errno> {
     let raw: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
-    let cmsgs = [ControlMessage::ScmRights(&raw)];
-    let cmsgs: &[ControlMessage<'_>] = if raw.is_empty() { &[] } else { &cmsgs };
     sendmsg::<UnixAddr>(
         sock.as_raw_fd(),
         &[IoSlice::new(bytes)],
-        cmsgs,
+        &[ControlMessage::ScmRights(&raw)],
         MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
         None,
     )
