@@ -249,3 +249,25 @@ fn a_client_silent_after_its_hello_is_cut_off_by_the_same_deadline() {
     let (server, _stream) = accept_one(&listener, || util::hand_hello(&path, 1 << 16, 0));
     assert_eq!(handshake_error(server), HandshakeError::Timeout { after: SILENCE });
 }
+
+/// Each direction uses the smaller of the two sides' ring capacities.
+#[test]
+fn ring_sizes_are_the_smaller_of_both_sides() {
+    let _dog = util::watchdog("ring sizes", Duration::from_secs(60));
+    let dir = tempfile::tempdir().unwrap();
+    let mut server_config = util::config(Transport::Shm);
+    server_config.ring_capacity = 1 << 16;
+    let (listener, path) = listener(dir.path(), &server_config);
+    for (transport, client_capacity, agreed) in
+        [(Transport::Shm, 1 << 20, 1 << 16), (Transport::Socket, 1 << 20, 1 << 16), (Transport::Shm, 1 << 12, 1 << 12)]
+    {
+        let mut config = util::config(transport);
+        config.ring_capacity = client_capacity;
+        let (server, client) = accept_one(&listener, || ipc_shm::connect(&Endpoint::unix(&path), &config));
+        let (stx, srx) = server.unwrap().split();
+        let (ctx, crx) = client.unwrap().split();
+        for max in [stx.max_record_len(), srx.max_record_len(), ctx.max_record_len(), crx.max_record_len()] {
+            assert_eq!(max, agreed / 2 - 8, "{transport} {client_capacity}");
+        }
+    }
+}

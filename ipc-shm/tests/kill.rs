@@ -111,3 +111,18 @@ fn a_spawned_child_exits_when_the_connection_closes_and_is_reaped() {
         util::assert_reaped(pid);
     }
 }
+
+/// A child that does not exit although its `SpawnedChild` is dropped (here: the connection
+/// is still open) is killed after the grace period and reaped.
+#[test]
+fn a_child_that_outstays_the_grace_period_is_killed_and_reaped() {
+    let _dog = util::watchdog("grace", Duration::from_secs(60));
+    let (child, connection) = util::spawn_peer("stall", None, &util::config(Transport::Shm));
+    let pid = child.pid();
+    let start = Instant::now();
+    drop(child);
+    assert!(start.elapsed() >= ipc_shm::connect::REAP_GRACE);
+    util::assert_reaped(pid);
+    let (_tx, mut rx) = connection.split();
+    assert!(matches!(rx.recv(), Err(Error::Disconnected)));
+}
