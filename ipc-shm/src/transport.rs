@@ -280,8 +280,10 @@ impl Sender {
 }
 
 /// A reserved record. Writes past the reserved length panic, as slice indexing does.
-/// `commit` sends it; dropping it sends nothing. If the peer has gone, the commit is lost
-/// silently and the next reservation reports [`Error::Disconnected`] (on both transports).
+/// `commit` sends it; dropping it sends nothing. Committing never fails: records sent after
+/// the peer has gone are lost silently, and a later reservation reports
+/// [`Error::Disconnected`] (over a socket the next one; over shared memory the first that
+/// has to wait for room). A peer's death always shows at once on the [`Receiver`].
 #[derive(Debug)]
 pub struct WriteGrant<'a> {
     grant: Grant<'a>,
