@@ -89,6 +89,13 @@ fn the_listener_refuses_every_bad_hello_distinctly_and_keeps_serving() {
         HandshakeError::UnsupportedVersion { found: 99, supported: PROTOCOL_VERSION }
     );
     assert_eq!((reply.status, reply.detail, reply.version), (3, PROTOCOL_VERSION.into(), PROTOCOL_VERSION));
+    // Recognised from magic and version alone, whatever length that version's hello has.
+    let (server, reply) = accept_one(&listener, || raw_client(&path, &hello(2, 0, cap, cap)[..12], false));
+    assert_eq!(
+        handshake_error(server),
+        HandshakeError::UnsupportedVersion { found: 2, supported: PROTOCOL_VERSION }
+    );
+    assert_eq!(reply.status, 3);
 
     // Silence: the deadline, not the client, ends the wait.
     let (server, reply) = accept_one(&listener, || {
