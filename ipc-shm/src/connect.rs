@@ -152,9 +152,17 @@ impl Listener {
     /// An error concerns that client only (except an `Error::Io` from `accept(2)` itself,
     /// such as running out of descriptors): the listener keeps serving. Clients that hang up
     /// without a byte, as another process checking whether we are alive does, are skipped.
+    ///
+    /// Several threads may call `accept` at once, so that a slow client does not hold up
+    /// the others.
     pub fn accept(&self) -> Result<Connection, Error> {
         loop {
-            let (stream, _) = self.listener.accept()?;
+            let stream = match self.listener.accept() {
+                Ok((stream, _)) => stream,
+                // The client left while queued: nothing to report.
+                Err(e) if e.raw_os_error() == Some(nix::libc::ECONNABORTED) => continue,
+                Err(e) => return Err(e.into()),
+            };
             match handshake::accept(OwnedFd::from(stream), &self.config) {
                 Err(e) if handshake::is_probe(&e) => continue,
                 result => return result,

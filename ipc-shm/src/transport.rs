@@ -538,6 +538,8 @@ mod tests {
         assert_send::<Connection>();
         assert_send::<Sender>();
         assert_send::<Receiver>();
+        fn assert_sync<T: Sync>() {}
+        assert_sync::<crate::Listener>();
     }
 
     #[test]

@@ -278,3 +278,35 @@ fn ring_sizes_are_the_smaller_of_both_sides() {
         }
     }
 }
+
+/// With two threads in `accept`, a client that says nothing does not hold up the next one.
+#[test]
+fn a_silent_client_does_not_hold_up_others_when_two_threads_accept() {
+    let _dog = util::watchdog("two acceptors", Duration::from_secs(60));
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = util::config(Transport::Shm);
+    config.handshake_timeout = Duration::from_secs(30);
+    let (listener, path) = listener(dir.path(), &config);
+    std::thread::scope(|s| {
+        let first = s.spawn(|| listener.accept());
+        let second = s.spawn(|| listener.accept());
+        let mut silent = UnixStream::connect(&path).unwrap();
+        // Served by the other thread, well within its own (shorter) deadline.
+        let mut client_config = util::config(Transport::Shm);
+        client_config.handshake_timeout = Duration::from_secs(5);
+        let good = ipc_shm::connect(&Endpoint::unix(&path), &client_config).unwrap();
+        let (mut tx, _rx) = good.split();
+        tx.send_bytes(b"first").unwrap();
+        // The silent client gives up after one byte; its acceptor reports it.
+        silent.write_all(b"B").unwrap();
+        drop(silent);
+        let (served, failed): (Vec<_>, Vec<_>) =
+            [first.join().unwrap(), second.join().unwrap()].into_iter().partition(Result::is_ok);
+        let failed = failed.into_iter().map(|r| r.unwrap_err()).collect::<Vec<_>>();
+        assert!(matches!(failed[..], [Error::Handshake(HandshakeError::Truncated { received: 1, .. })]), "{failed:?}");
+        let served = served.into_iter().map(Result::unwrap).collect::<Vec<_>>();
+        let [connection] = <[Connection; 1]>::try_from(served).unwrap();
+        let (_stx, mut srx) = connection.split();
+        assert_eq!(srx.recv().unwrap().to_vec(), b"first");
+    });
+}
