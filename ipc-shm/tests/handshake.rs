@@ -310,3 +310,35 @@ fn a_silent_client_does_not_hold_up_others_when_two_threads_accept() {
         assert_eq!(srx.recv().unwrap().to_vec(), b"first");
     });
 }
+
+/// One accept loop that hands each handshake to its own thread (`accept_pending`): a client
+/// that says nothing holds up only itself.
+#[test]
+fn a_silent_client_does_not_hold_up_a_single_accept_loop() {
+    let _dog = util::watchdog("pending handshakes", Duration::from_secs(60));
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = util::config(Transport::Shm);
+    config.handshake_timeout = Duration::from_secs(30);
+    let (listener, path) = listener(dir.path(), &config);
+    let silent = UnixStream::connect(&path).unwrap();
+    std::thread::scope(|s| {
+        let server = s.spawn(|| {
+            let mut handshakes = Vec::new();
+            for _ in 0..2 {
+                let pending = listener.accept_pending().unwrap();
+                handshakes.push(s.spawn(move || pending.handshake()));
+            }
+            handshakes
+        });
+        // Queued behind the silent client, and served while it is still silent.
+        let good = ipc_shm::connect(&Endpoint::unix(&path), &util::config(Transport::Shm)).unwrap();
+        let (mut tx, _rx) = good.split();
+        tx.send_bytes(b"served").unwrap();
+        drop(silent);
+        let results: Vec<_> = server.join().unwrap().into_iter().map(|h| h.join().unwrap()).collect();
+        let served: Vec<Connection> = results.into_iter().filter_map(|r| r.ok().flatten()).collect();
+        let [connection] = <[Connection; 1]>::try_from(served).unwrap();
+        let (_stx, mut srx) = connection.split();
+        assert_eq!(srx.recv().unwrap().to_vec(), b"served");
+    });
+}
