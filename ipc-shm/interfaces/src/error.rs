@@ -33,13 +33,19 @@ pub enum InterfaceError {
 impl InterfaceError {
     /// An error raised by the callee, with its code and message.
     pub fn remote(code: ErrorCode, message: impl Into<String>) -> Self {
-        InterfaceError::Remote { code, message: message.into() }
+        InterfaceError::Remote {
+            code,
+            message: message.into(),
+        }
     }
 
     /// The error an implementation returns for a method it does not offer (for example,
     /// [`Init::make_wallet_loader`](crate::Init::make_wallet_loader) in the node process).
     pub fn not_supported(method: &str) -> Self {
-        Self::remote(ErrorCode::METHOD_NOT_FOUND, format!("{method} is not supported here"))
+        Self::remote(
+            ErrorCode::METHOD_NOT_FOUND,
+            format!("{method} is not supported here"),
+        )
     }
 
     /// The callee's error code, if the callee raised this error.

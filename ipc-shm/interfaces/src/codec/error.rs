@@ -1,4 +1,4 @@
-//! Encoding of interface arguments and results.
+//! The errors of encoding and decoding.
 
 use std::fmt;
 use std::io;
@@ -76,3 +76,26 @@ impl fmt::Display for DecodeError {
 }
 
 impl std::error::Error for DecodeError {}
+
+/// A value exceeds a limit the receiving decoder enforces, so it cannot be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitError {
+    /// The value.
+    pub what: &'static str,
+    /// Its length or count.
+    pub len: u64,
+    /// The largest the decoder accepts.
+    pub max: u64,
+}
+
+impl fmt::Display for LimitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} of length {} exceeds the limit of {}",
+            self.what, self.len, self.max
+        )
+    }
+}
+
+impl std::error::Error for LimitError {}
