@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-use crate::codec::DecodeError;
+use ipc_shm::call::{CallError, RemoteErrorKind};
+
+use crate::codec::{DecodeError, LimitError};
 
 /// Why an interface call failed.
 ///
@@ -24,10 +26,17 @@ pub enum InterfaceError {
         /// transaction, Core's reject reason such as `bad-txns-inputs-missingorspent`).
         message: String,
     },
-    /// A value received from the peer did not decode. The connection is no longer trusted.
+    /// An argument or result is larger than the protocol carries, so it was not sent.
+    TooLarge(LimitError),
+    /// A value received from the peer did not decode.
     Decode(DecodeError),
-    /// The peer broke the transport or call protocol. The connection is closed.
-    Protocol(ipc_shm::ProtocolError),
+    /// The call layer failed the call for another reason: the peer does not know the
+    /// object, could not decode the arguments (an interface mismatch), or the message
+    /// exceeds the session's limit. The message says which.
+    Call {
+        /// The call layer's description.
+        message: String,
+    },
 }
 
 impl InterfaceError {
@@ -62,8 +71,9 @@ impl fmt::Display for InterfaceError {
         match self {
             InterfaceError::Disconnected => f.write_str("peer disconnected"),
             InterfaceError::Remote { code, message } => write!(f, "{message} (code {code})"),
+            InterfaceError::TooLarge(e) => write!(f, "value too large to send: {e}"),
             InterfaceError::Decode(e) => write!(f, "undecodable value from peer: {e}"),
-            InterfaceError::Protocol(e) => write!(f, "protocol error: {e}"),
+            InterfaceError::Call { message } => write!(f, "call failed: {message}"),
         }
     }
 }
@@ -71,8 +81,8 @@ impl fmt::Display for InterfaceError {
 impl std::error::Error for InterfaceError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
+            InterfaceError::TooLarge(e) => Some(e),
             InterfaceError::Decode(e) => Some(e),
-            InterfaceError::Protocol(e) => Some(e),
             _ => None,
         }
     }
@@ -84,9 +94,26 @@ impl From<DecodeError> for InterfaceError {
     }
 }
 
-impl From<ipc_shm::ProtocolError> for InterfaceError {
-    fn from(e: ipc_shm::ProtocolError) -> Self {
-        InterfaceError::Protocol(e)
+impl From<LimitError> for InterfaceError {
+    fn from(e: LimitError) -> Self {
+        InterfaceError::TooLarge(e)
+    }
+}
+
+/// How a failure of the call layer reaches the caller of an interface method. A method the
+/// peer's object does not have is reported like a method an implementation does not offer.
+impl From<CallError> for InterfaceError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Disconnected => InterfaceError::Disconnected,
+            CallError::Remote {
+                kind: RemoteErrorKind::UnknownMethod,
+                message,
+            } => InterfaceError::remote(ErrorCode::METHOD_NOT_FOUND, message),
+            other => InterfaceError::Call {
+                message: other.to_string(),
+            },
+        }
     }
 }
 

@@ -23,6 +23,7 @@ mod handler;
 mod init;
 mod mining;
 mod node;
+pub mod remote;
 mod wallet;
 
 pub use chain::{BlockRef, BlockWhat, Chain, ChainNotifications, Coin, FoundBlock, RemovalReason};

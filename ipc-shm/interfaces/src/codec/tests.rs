@@ -323,7 +323,9 @@ fn hostile_all(bytes: &[u8]) -> Result<(), TestCaseError> {
     hostile::<(Transaction, FeeRate)>(bytes)?;
     hostile::<(Address<NetworkUnchecked>, Amount, Option<FeeRate>)>(bytes)?;
     hostile::<(block::Version, u32, u32, Transaction)>(bytes)?;
-    hostile::<(BlockHash, Duration)>(bytes)
+    hostile::<(BlockHash, Duration)>(bytes)?;
+    hostile::<Result<Option<FoundBlock>, InterfaceError>>(bytes)?;
+    hostile::<Result<Vec<String>, InterfaceError>>(bytes)
 }
 
 proptest! {
@@ -391,6 +393,8 @@ proptest! {
         round_trip(&change)?;
         round_trip(&error)?;
         round_trip(&if full { BlockWhat::Full } else { BlockWhat::Header })?;
+        round_trip(&Ok::<_, InterfaceError>(tip))?;
+        round_trip(&Err::<TipInfo, _>(error))?;
     }
 
     #[test]

@@ -478,3 +478,37 @@ fn wire_error(e: &InterfaceError) -> (ErrorCode, String) {
     }
     (code, message)
 }
+
+/// A method's outcome as the server sends it: tag 0 then the value, or tag 1 then the
+/// error. An application error thus travels in the body of a successful call, apart from
+/// the call layer's own failures.
+impl<T: Encode> Encode for Result<T, InterfaceError> {
+    fn encoded_len(&self) -> Result<usize, LimitError> {
+        Ok(1 + match self {
+            Ok(v) => v.encoded_len()?,
+            Err(e) => e.encoded_len()?,
+        })
+    }
+
+    fn encode<W: io::Write + ?Sized>(&self, w: &mut W) -> io::Result<()> {
+        match self {
+            Ok(v) => {
+                w.write_all(&[0])?;
+                v.encode(w)
+            }
+            Err(e) => {
+                w.write_all(&[1])?;
+                e.encode(w)
+            }
+        }
+    }
+}
+
+impl<T: Decode> Decode for Result<T, InterfaceError> {
+    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+        match read_tag(r, "result tag", 2)? {
+            0 => T::decode(r).map(Ok),
+            _ => InterfaceError::decode(r).map(Err),
+        }
+    }
+}
