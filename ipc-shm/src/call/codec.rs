@@ -29,6 +29,8 @@ pub struct Encoder<'a> {
     len: usize,
     max: usize,
     session: Option<&'a Arc<Shared>>,
+    /// Ids exported while encoding, un-exported if the message is never sent.
+    exported: Option<&'a mut Vec<u64>>,
 }
 
 impl std::fmt::Debug for Encoder<'_> {
@@ -40,7 +42,7 @@ impl std::fmt::Debug for Encoder<'_> {
 impl<'a> Encoder<'a> {
     /// An encoder that appends to `out`, outside any session (objects cannot be written).
     pub fn new(out: &'a mut Vec<u8>) -> Encoder<'a> {
-        Encoder { direct: None, room: 0, spill: out, len: 0, max: usize::MAX, session: None }
+        Encoder { direct: None, room: 0, spill: out, len: 0, max: usize::MAX, session: None, exported: None }
     }
 
     pub(crate) fn for_record(
@@ -49,8 +51,17 @@ impl<'a> Encoder<'a> {
         spill: &'a mut Vec<u8>,
         max: usize,
         session: &'a Arc<Shared>,
+        exported: &'a mut Vec<u64>,
     ) -> Encoder<'a> {
-        Encoder { direct: Some(direct), room, spill, len: 0, max, session: Some(session) }
+        Encoder {
+            direct: Some(direct),
+            room,
+            spill,
+            len: 0,
+            max,
+            session: Some(session),
+            exported: Some(exported),
+        }
     }
 
     /// Bytes written so far.
@@ -90,6 +101,9 @@ impl<'a> Encoder<'a> {
     pub fn put_object(&mut self, object: Arc<dyn Dispatch>) -> Result<(), CallError> {
         let session = self.session.ok_or(CallError::decode("objects can only be sent within a session"))?;
         let id = session.export(object);
+        if let Some(exported) = self.exported.as_mut() {
+            exported.push(id);
+        }
         self.put(&id)
     }
 

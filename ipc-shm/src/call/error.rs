@@ -38,6 +38,9 @@ pub enum CallError {
         /// The limit.
         max: u64,
     },
+    /// A call was made from inside an encode or decode function of another call (which
+    /// hold the session's send lock or its receiving ring); it would deadlock.
+    Reentrant,
     /// Server side: the method failed; sent to the caller as [`RemoteErrorKind::Failed`].
     Failed {
         /// What went wrong.
@@ -106,6 +109,9 @@ impl fmt::Display for CallError {
             CallError::Decode { reason } => write!(f, "cannot decode value: {reason}"),
             CallError::TooLarge { len, max } => {
                 write!(f, "message of {len} bytes exceeds the limit of {max} bytes")
+            }
+            CallError::Reentrant => {
+                f.write_str("call made from inside the encoding or decoding of another call")
             }
             CallError::Failed { message } => write!(f, "call failed: {message}"),
         }

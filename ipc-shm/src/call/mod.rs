@@ -17,16 +17,17 @@
 //!
 //! (filled in with the implementation)
 
-#[allow(dead_code)] // skeleton commit only: used once the session is implemented
 mod codec;
-#[allow(dead_code)]
 mod error;
+mod link;
 mod object;
 mod session;
-#[allow(dead_code)]
 mod wire;
 
 pub use codec::{Decode, Decoder, Encode, Encoder};
 pub use error::{CallError, MAX_ERROR_MESSAGE, RemoteErrorKind};
 pub use object::{BOOTSTRAP, Dispatch, Incoming, MethodId, ObjectId, RemoteObject};
 pub use session::{Session, SessionConfig};
+
+#[cfg(test)]
+mod tests;
