@@ -3,6 +3,7 @@
 //! connection, and the transcripts must match line for line.
 
 mod keys;
+mod robustness;
 mod suite;
 mod wallet;
 mod world;
