@@ -176,7 +176,9 @@ fn servers_survive_arbitrary_arguments() {
                     match raw_call(object, method, &bytes) {
                         Ok(_) | Err(CallError::Remote { .. }) => {}
                         Err(e) => {
-                            return Err(TestCaseError::fail(format!("{name} method {method}: {e}")));
+                            return Err(TestCaseError::fail(format!(
+                                "{name} method {method}: {e}"
+                            )));
                         }
                     }
                 }
@@ -325,7 +327,9 @@ fn dropping_proxies_releases_objects_and_unsubscribes() {
     assert_eq!(heard.load(Ordering::SeqCst), 1);
     assert_eq!(server.exported_objects(), 3, "bootstrap, node, handler");
     drop(handler);
+    // The release travels to the server, which drops its handler on a worker thread.
     eventually("the handler's release", || server.exported_objects() == 2);
+    eventually("the unsubscription", || world.subscribers() == 0);
     world.mine(&miner);
     assert_eq!(
         heard.load(Ordering::SeqCst),

@@ -104,6 +104,12 @@ impl World {
         self.lock().active[height as usize].clone()
     }
 
+    /// How many subscriptions (chain notifications and tip callbacks) are registered.
+    pub(crate) fn subscribers(&self) -> usize {
+        let state = self.lock();
+        state.chain_subscribers.len() + state.tip_subscribers.len()
+    }
+
     /// Mines one block on the tip with the whole mempool, paying to `script`.
     pub(crate) fn mine(&self, script: &Script) -> BlockHash {
         let mut block = self.lock().template(script);
