@@ -29,11 +29,19 @@ pub struct SessionConfig {
     pub max_message_len: usize,
     /// A name for this side in logs (e.g. the process role).
     pub name: String,
+    /// How long callers waiting for another thread to hand them a reply, and idle workers,
+    /// spin before they sleep. (Waiting in the transport follows the connection's policy.)
+    pub wait: WaitPolicy,
 }
 
 impl Default for SessionConfig {
     fn default() -> Self {
-        SessionConfig { max_workers: 64, max_message_len: 64 << 20, name: String::from("ipc-shm") }
+        SessionConfig {
+            max_workers: 64,
+            max_message_len: 64 << 20,
+            name: String::from("ipc-shm"),
+            wait: WaitPolicy::default(),
+        }
     }
 }
 
@@ -58,8 +66,9 @@ pub struct Session {
 
 impl Session {
     /// Two sessions connected to each other inside this process, over a pair of real
-    /// shared-memory rings of `ring_capacity` bytes. `a_bootstrap` is what `b` gets from
-    /// [`Session::bootstrap`] and the other way round. For tests and in-process benchmarks.
+    /// shared-memory rings of `ring_capacity` bytes whose waiters follow `wait`.
+    /// `a_bootstrap` is what `b` gets from [`Session::bootstrap`] and the other way round.
+    /// For tests and in-process benchmarks.
     pub fn pair(
         ring_capacity: usize,
         wait: WaitPolicy,
@@ -68,8 +77,8 @@ impl Session {
         config: &SessionConfig,
     ) -> Result<(Session, Session), crate::Error> {
         let (a, b) = Link::pair(ring_capacity, wait)?;
-        let a = Shared::start(a, a_bootstrap, config, wait);
-        let b = Shared::start(b, b_bootstrap, config, wait);
+        let a = Shared::start(a, a_bootstrap, config);
+        let b = Shared::start(b, b_bootstrap, config);
         Ok((Session { shared: a }, Session { shared: b }))
     }
 
@@ -157,6 +166,8 @@ pub(crate) struct Shared {
     imports: Mutex<HashMap<ObjectId, Weak<Imported>>>,
     /// Releases not yet sent (dropped while this thread could not send).
     releases: Mutex<Vec<(ObjectId, u64)>>,
+    /// Whether `releases` may be non-empty: spares senders its lock.
+    releases_queued: AtomicBool,
 }
 
 impl std::fmt::Debug for Shared {
@@ -445,7 +456,7 @@ pub(crate) enum Args<'g> {
 }
 
 impl Shared {
-    pub(crate) fn start(link: Link, bootstrap: Option<Arc<dyn Dispatch>>, config: &SessionConfig, policy: WaitPolicy) -> Arc<Shared> {
+    pub(crate) fn start(link: Link, bootstrap: Option<Arc<dyn Dispatch>>, config: &SessionConfig) -> Arc<Shared> {
         let socket = link.socket();
         let mut map = HashMap::new();
         if let Some(object) = bootstrap {
@@ -456,7 +467,7 @@ impl Shared {
             name: config.name.clone(),
             max_message: config.max_message_len,
             max_workers: config.max_workers.max(1),
-            policy,
+            policy: config.wait,
             socket,
             tx: Mutex::new(Tx { sender: link.tx, spill: Vec::new(), exported: Vec::new(), releases: Vec::new() }),
             rx: RxCell(UnsafeCell::new(link.rx)),
@@ -479,6 +490,7 @@ impl Shared {
             export_count: AtomicUsize::new(export_count),
             imports: Mutex::new(HashMap::new()),
             releases: Mutex::new(Vec::new()),
+            releases_queued: AtomicBool::new(false),
         });
         let mut ctl = lock(&shared.ctl);
         shared.hand_on(&mut ctl);
@@ -544,6 +556,7 @@ impl Shared {
 
     fn queue_release(self: &Arc<Self>, id: ObjectId, count: u64) {
         lock(&self.releases).push((id, count));
+        self.releases_queued.store(true, Ordering::Release);
         if Busy::active() {
             DEFERRED.with(|d| d.borrow_mut().push(self.clone()));
         } else {
@@ -552,7 +565,7 @@ impl Shared {
     }
 
     fn flush_releases(self: &Arc<Self>) {
-        if lock(&self.releases).is_empty() || self.closed.load(Ordering::Acquire) {
+        if !self.releases_queued.load(Ordering::Acquire) || self.closed.load(Ordering::Acquire) {
             return;
         }
         let _busy = Busy::enter();
@@ -564,11 +577,15 @@ impl Shared {
     }
 
     fn write_releases(&self, tx: &mut Tx) -> Result<(), Fatal> {
+        // SYNC: Acquire pairs with the Release store in `queue_release`, made after the push
+        // under the `releases` lock; a push that races past this check is flushed by its
+        // own thread (or its `Busy` guard) right after.
+        if !self.releases_queued.load(Ordering::Acquire) {
+            return Ok(());
+        }
         {
             let mut queued = lock(&self.releases);
-            if queued.is_empty() {
-                return Ok(());
-            }
+            self.releases_queued.store(false, Ordering::Relaxed);
             std::mem::swap(&mut *queued, &mut tx.releases);
         }
         for (id, count) in tx.releases.drain(..) {

@@ -198,10 +198,15 @@ fn config(name: &str) -> SessionConfig {
 
 /// A client session (no bootstrap) and a server session exporting a `Calc`.
 fn calc_pair(ring: usize) -> (Session, Session, Arc<World>) {
+    calc_pair_waiting(ring, WaitPolicy::default())
+}
+
+/// As `calc_pair`, with every waiter (rings, followers, idle workers) following `wait`.
+fn calc_pair_waiting(ring: usize, wait: WaitPolicy) -> (Session, Session, Arc<World>) {
     let world = Arc::new(World::default());
     let calc: Arc<dyn Dispatch> = Arc::new(Calc { world: world.clone() });
-    let (client, server) =
-        Session::pair(ring, WaitPolicy::default(), None, Some(calc), &config("test")).unwrap();
+    let cfg = SessionConfig { wait, ..config("test") };
+    let (client, server) = Session::pair(ring, wait, None, Some(calc), &cfg).unwrap();
     (client, server, world)
 }
 
@@ -298,6 +303,33 @@ fn eight_threads_share_one_session() {
                 for i in 0..10_000u64 {
                     let r: u64 = calc.call(ADD, &(i, t << 32)).unwrap();
                     assert_eq!(r, i + (t << 32));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+/// Every hand-over through the kernel: no waiter spins, so each wake-up must be delivered.
+#[test]
+fn eight_threads_share_one_session_without_spinning() {
+    let _w = watchdog(300);
+    let (client, _server, _) = calc_pair_waiting(1 << 12, WaitPolicy::PARK);
+    let calc = client.bootstrap();
+    let threads: Vec<_> = (0..8u64)
+        .map(|t| {
+            let calc = calc.clone();
+            std::thread::spawn(move || {
+                for i in 0..1_000u64 {
+                    let listener: Arc<dyn Dispatch> = Arc::new(Listener { calc: calc.clone() });
+                    let r: u64 = if i % 10 == 0 {
+                        calc.call(NOTIFY, &(listener, 1u32)).unwrap()
+                    } else {
+                        calc.call(ADD, &(i, t)).unwrap()
+                    };
+                    assert_eq!(r, if i % 10 == 0 { 44 } else { i + t });
                 }
             })
         })
@@ -431,7 +463,7 @@ fn messages_over_the_session_limit_are_refused() {
 fn raw_peer() -> (Session, Link) {
     let (a, b) = Link::pair(1 << 16, WaitPolicy::default()).unwrap();
     let calc: Arc<dyn Dispatch> = Arc::new(Calc { world: Arc::default() });
-    let session = Session::from_shared(Shared::start(a, Some(calc), &config("raw"), WaitPolicy::default()));
+    let session = Session::from_shared(Shared::start(a, Some(calc), &config("raw")));
     (session, b)
 }
 
