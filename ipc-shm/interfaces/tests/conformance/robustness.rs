@@ -437,3 +437,24 @@ fn pending_calls_fail_on_disconnect() {
     // The node side is unharmed; its waiters are woken by its own shutdown.
     Node::shutdown(&*world).expect("shutdown");
 }
+
+/// A transaction that does not decode is answered as bad arguments, and the connection
+/// stays usable.
+#[test]
+fn undecodable_transaction_is_bad_arguments() {
+    let _watchdog = Watchdog::new(Duration::from_secs(60));
+    let (_world, init) = fresh();
+    let (_proxy, _server, client) = over_shm(init);
+    let chain = raw_make(&client.bootstrap(), InitMethod::MakeChain, |_| Ok(()));
+    // A transaction announced as 5 bytes of garbage, then a fee rate.
+    let mut args = vec![5, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef, 0x00];
+    args.extend_from_slice(&0u64.to_le_bytes());
+    match raw_call(&chain, ChainMethod::BroadcastTransaction.id(), &args) {
+        Err(CallError::Remote {
+            kind: ipc_shm::call::RemoteErrorKind::BadArguments,
+            ..
+        }) => {}
+        other => panic!("expected bad arguments, got {other:?}"),
+    }
+    assert_eq!(ChainProxy::new(chain).get_height(), Ok(Some(START_BLOCKS)));
+}
