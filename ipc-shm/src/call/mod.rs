@@ -37,18 +37,25 @@
 //!   reader.
 //! - **Requests** from the peer run on **worker threads**. When the peer can send us
 //!   requests at all (we export an object) and no caller is waiting, an idle worker leads.
-//!   A worker leader that reads a request decodes its arguments in place, hands leadership
-//!   on (to a follower, else to an idle worker, else to a new worker), and then runs the
-//!   method itself: the common case costs no thread switch. A caller leader that reads a
-//!   request copies it out and queues it for a worker, since it must go back to waiting.
+//!   A worker leader that reads a request decodes its arguments in place and runs the
+//!   method itself, *keeping* leadership while it runs (unless a caller is waiting for a
+//!   reply, who then gets it): a quick request costs no thread switch and no system call,
+//!   and the same hot thread goes back to reading. A caller leader that reads a request
+//!   copies it out and queues it for a worker, since it must go back to waiting.
+//! - **A long request does not stall the connection.** While a leader runs a request, the
+//!   ring is free: any caller of this process takes leadership over at once (this is also
+//!   how a method that calls back into the peer reads its own reply), and an idle worker
+//!   stands by, looking every 500 µs; when the same request is still running at two looks,
+//!   it takes over reading. So a method that blocks (say, waiting for a new tip) delays
+//!   other requests by at most a millisecond. The standby stops looking after a quiet tick,
+//!   so an idle session costs no CPU.
 //! - **The pool** starts with one worker when the session exports a bootstrap object and
-//!   grows only when a request or leadership finds no idle worker, up to
-//!   [`SessionConfig::max_workers`]. This is what makes callbacks safe: a method that calls
-//!   back into the peer (which may call us again, to any depth) blocks only its own
-//!   thread, and the peer's nested request is read by the next leader and run by another
-//!   worker. Idle workers spin briefly (the session's [`WaitPolicy`](crate::wait::WaitPolicy))
-//!   before sleeping, so a busy session hands work over without system calls and an idle
-//!   one costs no CPU.
+//!   grows only when work (a queued request, vacant leadership that is needed, a missing
+//!   standby) finds no idle worker, up to [`SessionConfig::max_workers`]. This is what makes
+//!   callbacks safe: a method that calls back into the peer (which may call us again, to any
+//!   depth) blocks only its own thread, and the peer's nested request is read by the next
+//!   leader and run by another worker. Workers that are not needed sleep on a condition
+//!   variable.
 //! - **Never block while reading.** A leader never takes the send lock: a release of a
 //!   handle dropped while leading is queued and sent later, and a released export is
 //!   dropped on a worker (its `Drop` is user code). So a full ring in one direction can

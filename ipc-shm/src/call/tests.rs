@@ -363,6 +363,25 @@ fn nested_callbacks_from_many_threads() {
     eventually("every listener is released", || client.exported_objects() == 0);
 }
 
+/// The server thread that reads a request runs it while still holding the ring; when the
+/// method blocks (here on a gate, not on a call), a standby worker takes over reading.
+#[test]
+fn a_blocking_method_does_not_stop_other_calls() {
+    let _w = watchdog(60);
+    let (client, _server, world) = calc_pair(1 << 16);
+    let calc = client.bootstrap();
+    let blocked = {
+        let calc = calc.clone();
+        std::thread::spawn(move || calc.call::<_, ()>(BLOCK, &()))
+    };
+    eventually("the call is blocked in the server", || world.gate.lock().unwrap().0 == 1);
+    for i in 0..100u64 {
+        assert_eq!(calc.call::<_, u64>(ADD, &(i, 1u64)).unwrap(), i + 1);
+    }
+    world.open_gate();
+    blocked.join().unwrap().unwrap();
+}
+
 #[test]
 fn disconnect_fails_every_pending_call() {
     let _w = watchdog(120);
