@@ -17,6 +17,54 @@
 //! ([`Encode`], [`Decode`], or `io::Write` / `io::Read` for e.g. Bitcoin consensus
 //! encoding). This layer knows nothing about Bitcoin.
 //!
+//! # Example
+//!
+//! A proxy is a thin wrapper over a [`RemoteObject`]; a server implements [`Dispatch`]:
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use ipc_shm::call::{CallError, Dispatch, Incoming, RemoteObject, Session, SessionConfig};
+//! use ipc_shm::wait::WaitPolicy;
+//!
+//! const ADD: u32 = 0;
+//!
+//! /// The proxy: what the calling process holds.
+//! struct AdderProxy(RemoteObject);
+//!
+//! impl AdderProxy {
+//!     fn add(&self, a: u64, b: u64) -> Result<u64, CallError> {
+//!         self.0.call(ADD, &(a, b))
+//!     }
+//! }
+//!
+//! /// The server: what the owning process exports.
+//! #[derive(Debug)]
+//! struct AdderServer;
+//!
+//! impl Dispatch for AdderServer {
+//!     fn interface_name(&self) -> &'static str {
+//!         "Adder"
+//!     }
+//!     fn dispatch(&self, call: &mut Incoming<'_>) -> Result<(), CallError> {
+//!         match call.method() {
+//!             ADD => {
+//!                 let (a, b): (u64, u64) = call.args()?;
+//!                 call.reply(&a.wrapping_add(b))
+//!             }
+//!             method => Err(CallError::UnknownMethod { interface: "Adder", method }),
+//!         }
+//!     }
+//! }
+//!
+//! let config = SessionConfig::default();
+//! let server: Arc<dyn Dispatch> = Arc::new(AdderServer);
+//! let (client, _server) = Session::pair(1 << 16, WaitPolicy::default(), None, Some(server), &config)?;
+//! let adder = AdderProxy(client.bootstrap());
+//! assert_eq!(adder.add(2, 3)?, 5);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Threading model
 //!
 //! A session has one sending end and one receiving end. The sending end sits behind a
