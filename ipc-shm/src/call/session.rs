@@ -49,6 +49,9 @@ impl Default for SessionConfig {
 /// that has this many outstanding is flooding us; the connection is closed.
 const MAX_QUEUED_REQUESTS: usize = 4096;
 
+/// The most argument bytes queued requests may hold, as a multiple of the message limit.
+const QUEUED_MESSAGES: usize = 4;
+
 /// Reply and gather buffers larger than this are not kept for reuse.
 const KEEP_BUFFER: usize = 1 << 20;
 
@@ -216,6 +219,8 @@ struct Ctl {
     leading: bool,
     slots: Slots,
     jobs: VecDeque<Job>,
+    /// Argument bytes held by `jobs`, at most `QUEUED_MESSAGES * max_message`.
+    queued_bytes: usize,
     /// Buffers for requests gathered out of the ring.
     buffers: Vec<Vec<u8>>,
     workers: usize,
@@ -240,6 +245,16 @@ enum Job {
     /// An export the peer released: dropped on a worker, because its `Drop` is user code
     /// that may block or call.
     Drop(Arc<dyn Dispatch>),
+}
+
+impl Job {
+    /// The peer-controlled bytes the job holds.
+    fn bytes(&self) -> usize {
+        match self {
+            Job::Call { args, .. } => args.len(),
+            Job::Drop(_) => 0,
+        }
+    }
 }
 
 /// Objects we export: id → object and the references the peer holds.
@@ -486,6 +501,7 @@ impl Shared {
                 leading: false,
                 slots: Slots::default(),
                 jobs: VecDeque::new(),
+                queued_bytes: 0,
                 buffers: Vec::new(),
                 workers: 0,
                 idle_parked: 0,
@@ -1054,9 +1070,17 @@ impl Shared {
         if ctl.closed {
             return Ok(());
         }
-        if ctl.jobs.len() >= MAX_QUEUED_REQUESTS {
-            return Err(protocol(format!("peer has more than {MAX_QUEUED_REQUESTS} requests outstanding")));
+        let bytes = job.bytes();
+        if ctl.jobs.len() >= MAX_QUEUED_REQUESTS
+            || ctl.queued_bytes + bytes > QUEUED_MESSAGES.saturating_mul(self.max_message)
+        {
+            return Err(protocol(format!(
+                "peer has {} requests of {} bytes outstanding",
+                ctl.jobs.len() + 1,
+                ctl.queued_bytes + bytes
+            )));
         }
+        ctl.queued_bytes += bytes;
         ctl.jobs.push_back(job);
         self.recruit(&mut ctl);
         Ok(())
@@ -1105,6 +1129,7 @@ impl Shared {
                 return;
             }
             if let Some(job) = ctl.jobs.pop_front() {
+                ctl.queued_bytes -= job.bytes();
                 self.recruit(&mut ctl);
                 drop(ctl);
                 match job {
@@ -1280,6 +1305,7 @@ impl Shared {
                 e.slot.cv.notify_one();
             }
             jobs = std::mem::take(&mut ctl.jobs);
+            ctl.queued_bytes = 0;
             self.work_cv.notify_all();
             self.closed_cv.notify_all();
         }

@@ -480,10 +480,40 @@ fn messages_over_the_session_limit_are_refused() {
 
 /// A server session exporting a `Calc`, and the raw rings of its peer.
 fn raw_peer() -> (Session, Link) {
-    let (a, b) = Link::pair(1 << 16, WaitPolicy::default()).unwrap();
-    let calc: Arc<dyn Dispatch> = Arc::new(Calc { world: Arc::default() });
-    let session = Session::from_shared(Shared::start(a, Some(calc), &config("raw")));
+    raw_peer_with(Arc::default(), config("raw"))
+}
+
+fn raw_peer_with(world: Arc<World>, cfg: SessionConfig) -> (Session, Link) {
+    let (a, b) = Link::pair(1 << 20, WaitPolicy::default()).unwrap();
+    let calc: Arc<dyn Dispatch> = Arc::new(Calc { world });
+    let session = Session::from_shared(Shared::start(a, Some(calc), &cfg));
     (session, b)
+}
+
+/// Requests that no worker can take (the only one is blocked) are queued by a caller that
+/// reads them; a peer that queues more than the limit is disconnected, not buffered.
+#[test]
+fn a_flood_of_requests_is_bounded() {
+    let _w = watchdog(60);
+    let world = Arc::new(World::default());
+    let cfg = SessionConfig { max_workers: 1, max_message_len: 1 << 16, ..config("flood") };
+    let (session, mut peer) = raw_peer_with(world.clone(), cfg);
+    peer.tx.send_bytes(&record(Header::request(1, 0, BLOCK, 0), &[])).unwrap();
+    eventually("the only worker is blocked", || world.gate.lock().unwrap().0 == 1);
+    // A caller on the session's side now reads the ring (the peer never answers it).
+    let caller = {
+        let peer_calc = session.bootstrap();
+        std::thread::spawn(move || peer_calc.call::<_, u64>(ADD, &(1u64, 1u64)))
+    };
+    let big = vec![0u8; 60_000];
+    let mut args = (big.len() as u32).to_ne_bytes().to_vec();
+    args.extend_from_slice(&big);
+    for call in 2..10 {
+        peer.tx.send_bytes(&record(Header::request(call, 0, ECHO, args.len() as u64), &args)).unwrap();
+    }
+    session.wait_closed();
+    assert!(matches!(caller.join().unwrap(), Err(CallError::Disconnected)));
+    world.open_gate();
 }
 
 fn record(header: Header, body: &[u8]) -> Vec<u8> {
