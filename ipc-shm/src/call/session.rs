@@ -384,6 +384,25 @@ thread_local! {
     static DEFERRED: RefCell<Vec<Arc<Shared>>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Gives leadership up when dropped: a panic in a decoder run by a leader must not leave
+/// the session without a reader.
+struct LeadGuard<'s>(&'s Arc<Shared>);
+
+impl Drop for LeadGuard<'_> {
+    fn drop(&mut self) {
+        self.0.give_up_lead();
+    }
+}
+
+/// Frees a call slot when dropped.
+struct SlotGuard<'s>(&'s Shared, u64);
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.ctl).slots.free(self.1);
+    }
+}
+
 /// Marks the thread busy while alive; when the outermost one ends, queued releases go out.
 struct Busy(());
 
@@ -738,11 +757,10 @@ impl Shared {
             }
             ctl.slots.alloc()
         };
-        let result = self
-            .send(Header::request(call, object, method, 0), len_hint, encode)
-            .and_then(|()| self.await_reply(call, &slot, decode));
-        lock(&self.ctl).slots.free(call);
-        result
+        // Frees the slot even if `encode` or `decode` panics.
+        let _slot = SlotGuard(self, call);
+        self.send(Header::request(call, object, method, 0), len_hint, encode)
+            .and_then(|()| self.await_reply(call, &slot, decode))
     }
 
     /// Waits for the reply to `call`: as the leader when nobody leads, else as a follower
@@ -830,9 +848,11 @@ impl Shared {
         decode: impl FnOnce(&mut Decoder<'_>) -> Result<R, CallError>,
     ) -> Result<R, CallError> {
         let busy = Busy::enter();
+        let lead = LeadGuard(self);
         let mut decode = Some(decode);
         // SAFETY: we are the leader (`ctl.leading` was set for us under the lock) and every
-        // borrow of `rx` ends inside this loop, before `give_up_lead` below.
+        // borrow of `rx` ends inside this loop, before `lead` is dropped below (a panic in
+        // `decode` drops the grant first too: it was declared later).
         let rx = unsafe { self.rx.get() };
         let outcome = loop {
             if slot.state.load(Ordering::Acquire) != PENDING {
@@ -855,7 +875,7 @@ impl Shared {
                 break Some(Err(self.fail(f)));
             }
         };
-        self.give_up_lead();
+        drop(lead);
         drop(busy);
         match outcome {
             Some(result) => result,

@@ -278,6 +278,23 @@ fn calls_from_inside_a_decoder_are_refused() {
     assert_eq!(calc.call::<_, u64>(ADD, &(1u64, 1u64)).unwrap(), 2);
 }
 
+/// A decoder that panics while its thread reads the ring leaves the session working.
+#[test]
+fn a_panicking_decoder_does_not_stall_the_session() {
+    let _w = watchdog(60);
+    let (client, _server, _) = calc_pair(1 << 16);
+    let calc = client.bootstrap();
+    let panicking = calc.clone();
+    let outcome = std::thread::spawn(move || {
+        panicking.call_with(ADD, 16, |e| e.put(&(1u64, 2u64)), |_| -> Result<u64, CallError> { panic!("decoder") })
+    })
+    .join();
+    assert!(outcome.is_err(), "the panic reached its caller");
+    let listener: Arc<dyn Dispatch> = Arc::new(Listener { calc: calc.clone() });
+    assert_eq!(calc.call::<_, u64>(NOTIFY, &(listener, 2u32)).unwrap(), 45);
+    assert_eq!(calc.call::<_, u64>(ADD, &(1u64, 1u64)).unwrap(), 2);
+}
+
 #[test]
 fn callbacks_call_back_while_the_caller_waits() {
     let _w = watchdog(60);
