@@ -523,7 +523,7 @@ fn a_flood_of_requests_is_bounded() {
         std::thread::spawn(move || peer_calc.call::<_, u64>(ADD, &(1u64, 1u64)))
     };
     let big = vec![0u8; 60_000];
-    let mut args = (big.len() as u32).to_ne_bytes().to_vec();
+    let mut args = (big.len() as u32).to_le_bytes().to_vec();
     args.extend_from_slice(&big);
     for call in 2..10 {
         peer.tx.send_bytes(&record(Header::request(call, 0, ECHO, args.len() as u64), &args)).unwrap();
@@ -551,11 +551,11 @@ fn bad_requests_get_error_replies() {
     let (session, mut peer) = raw_peer();
     let add = |body: &[u8]| record(Header::request(7, 0, ADD, body.len() as u64), body);
     // A good call, for reference.
-    let mut args = 2u64.to_ne_bytes().to_vec();
-    args.extend(3u64.to_ne_bytes());
+    let mut args = 2u64.to_le_bytes().to_vec();
+    args.extend(3u64.to_le_bytes());
     peer.tx.send_bytes(&add(&args)).unwrap();
     let (h, body) = read_reply(&mut peer);
-    assert_eq!((h.call, h.status, body), (7, 0, 5u64.to_ne_bytes().to_vec()));
+    assert_eq!((h.call, h.status, body), (7, 0, 5u64.to_le_bytes().to_vec()));
     // Short and long arguments, unknown method, unknown object.
     for (bytes, status) in [
         (add(&args[..12]), RemoteErrorKind::BadArguments),
