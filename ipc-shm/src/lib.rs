@@ -40,6 +40,7 @@
 // Under loom only the index protocol is modelled; the system-call layers sit idle.
 #![cfg_attr(loom, allow(dead_code, unused_imports))]
 
+#[cfg(not(loom))]
 pub mod call;
 #[cfg(not(loom))]
 pub mod connect;

@@ -17,6 +17,54 @@
 //! ([`Encode`], [`Decode`], or `io::Write` / `io::Read` for e.g. Bitcoin consensus
 //! encoding). This layer knows nothing about Bitcoin.
 //!
+//! # Example
+//!
+//! A proxy is a thin wrapper over a [`RemoteObject`]; a server implements [`Dispatch`]:
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use ipc_shm::call::{CallError, Dispatch, Incoming, RemoteObject, Session, SessionConfig};
+//! use ipc_shm::wait::WaitPolicy;
+//!
+//! const ADD: u32 = 0;
+//!
+//! /// The proxy: what the calling process holds.
+//! struct AdderProxy(RemoteObject);
+//!
+//! impl AdderProxy {
+//!     fn add(&self, a: u64, b: u64) -> Result<u64, CallError> {
+//!         self.0.call(ADD, &(a, b))
+//!     }
+//! }
+//!
+//! /// The server: what the owning process exports.
+//! #[derive(Debug)]
+//! struct AdderServer;
+//!
+//! impl Dispatch for AdderServer {
+//!     fn interface_name(&self) -> &'static str {
+//!         "Adder"
+//!     }
+//!     fn dispatch(&self, call: &mut Incoming<'_>) -> Result<(), CallError> {
+//!         match call.method() {
+//!             ADD => {
+//!                 let (a, b): (u64, u64) = call.args()?;
+//!                 call.reply(&a.wrapping_add(b))
+//!             }
+//!             method => Err(CallError::UnknownMethod { interface: "Adder", method }),
+//!         }
+//!     }
+//! }
+//!
+//! let config = SessionConfig::default();
+//! let server: Arc<dyn Dispatch> = Arc::new(AdderServer);
+//! let (client, _server) = Session::pair(1 << 16, WaitPolicy::default(), None, Some(server), &config)?;
+//! let adder = AdderProxy(client.bootstrap());
+//! assert_eq!(adder.add(2, 3)?, 5);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Threading model
 //!
 //! A session has one sending end and one receiving end. The sending end sits behind a
@@ -37,18 +85,25 @@
 //!   reader.
 //! - **Requests** from the peer run on **worker threads**. When the peer can send us
 //!   requests at all (we export an object) and no caller is waiting, an idle worker leads.
-//!   A worker leader that reads a request decodes its arguments in place, hands leadership
-//!   on (to a follower, else to an idle worker, else to a new worker), and then runs the
-//!   method itself: the common case costs no thread switch. A caller leader that reads a
-//!   request copies it out and queues it for a worker, since it must go back to waiting.
+//!   A worker leader that reads a request decodes its arguments in place and runs the
+//!   method itself, *keeping* leadership while it runs (unless a caller is waiting for a
+//!   reply, who then gets it): a quick request costs no thread switch and no system call,
+//!   and the same hot thread goes back to reading. A caller leader that reads a request
+//!   copies it out and queues it for a worker, since it must go back to waiting.
+//! - **A long request does not stall the connection.** While a leader runs a request, the
+//!   ring is free: any caller of this process takes leadership over at once (this is also
+//!   how a method that calls back into the peer reads its own reply), and an idle worker
+//!   stands by, looking every 500 µs; when the same request is still running at two looks,
+//!   it takes over reading. So a method that blocks (say, waiting for a new tip) delays
+//!   other requests by at most a millisecond. The standby stops looking after a quiet tick,
+//!   so an idle session costs no CPU.
 //! - **The pool** starts with one worker when the session exports a bootstrap object and
-//!   grows only when a request or leadership finds no idle worker, up to
-//!   [`SessionConfig::max_workers`]. This is what makes callbacks safe: a method that calls
-//!   back into the peer (which may call us again, to any depth) blocks only its own
-//!   thread, and the peer's nested request is read by the next leader and run by another
-//!   worker. Idle workers spin briefly (the session's [`WaitPolicy`](crate::wait::WaitPolicy))
-//!   before sleeping, so a busy session hands work over without system calls and an idle
-//!   one costs no CPU.
+//!   grows only when work (a queued request, vacant leadership that is needed, a missing
+//!   standby) finds no idle worker, up to [`SessionConfig::max_workers`]. This is what makes
+//!   callbacks safe: a method that calls back into the peer (which may call us again, to any
+//!   depth) blocks only its own thread, and the peer's nested request is read by the next
+//!   leader and run by another worker. Workers that are not needed sleep on a condition
+//!   variable.
 //! - **Never block while reading.** A leader never takes the send lock: a release of a
 //!   handle dropped while leading is queued and sent later, and a released export is
 //!   dropped on a worker (its `Drop` is user code). So a full ring in one direction can
