@@ -16,6 +16,7 @@ use super::error::{CallError, MAX_ERROR_MESSAGE, RemoteErrorKind};
 use super::link::{Link, Receiver, RxGrant, Sender};
 use super::object::{BOOTSTRAP, Dispatch, Incoming, MethodId, ObjectId, RemoteObject};
 use super::wire::{FLAG_MORE, HEADER_LEN, Header, Record, STATUS_OK};
+use crate::transport::Connection;
 use crate::wait::{Spinner, WaitPolicy};
 
 /// Limits and names of a session.
@@ -72,6 +73,12 @@ pub struct Session {
 }
 
 impl Session {
+    /// Starts the call layer over `connection` (shared memory or socket alike). The peer's
+    /// [`Session::bootstrap`] is `bootstrap`; with `None`, calls to it fail as unknown.
+    pub fn new(connection: Connection, bootstrap: Option<Arc<dyn Dispatch>>, config: &SessionConfig) -> Session {
+        Session { shared: Shared::start(Link::new(connection), bootstrap, config) }
+    }
+
     /// Two sessions connected to each other inside this process, over a pair of real
     /// shared-memory rings of `ring_capacity` bytes whose waiters follow `wait`.
     /// `a_bootstrap` is what `b` gets from [`Session::bootstrap`] and the other way round.
@@ -84,6 +91,20 @@ impl Session {
         config: &SessionConfig,
     ) -> Result<(Session, Session), crate::Error> {
         let (a, b) = Link::pair(ring_capacity, wait)?;
+        let a = Shared::start(a, a_bootstrap, config);
+        let b = Shared::start(b, b_bootstrap, config);
+        Ok((Session { shared: a }, Session { shared: b }))
+    }
+
+    /// As [`Session::pair`], over the socket transport (records of up to the same size as
+    /// a ring of `ring_capacity` bytes carries): the comparison baseline, in process.
+    pub fn pair_socket(
+        ring_capacity: usize,
+        a_bootstrap: Option<Arc<dyn Dispatch>>,
+        b_bootstrap: Option<Arc<dyn Dispatch>>,
+        config: &SessionConfig,
+    ) -> Result<(Session, Session), crate::Error> {
+        let (a, b) = Link::pair_socket(ring_capacity)?;
         let a = Shared::start(a, a_bootstrap, config);
         let b = Shared::start(b, b_bootstrap, config);
         Ok((Session { shared: a }, Session { shared: b }))
