@@ -7,6 +7,8 @@ mod commands;
 mod json;
 mod mine;
 mod options;
+#[cfg(test)]
+mod testnode;
 mod ui;
 
 use std::io::IsTerminal;

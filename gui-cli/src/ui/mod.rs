@@ -42,24 +42,7 @@ pub(crate) fn run(link: &NodeLink, ctx: Context) -> anyhow::Result<()> {
     })
     .context("cannot start the connection watcher")?;
 
-    let current = Arc::new(Mutex::new(ctx));
-    let refresh = spawn_refresher(Arc::clone(&current), events.clone())?;
-    let node = lock(&current)
-        .node()
-        .context("the node offers no Node interface")?;
-    let tip_events = events.clone();
-    let tip_refresh = refresh.clone();
-    let _tip_handler = node
-        .handle_notify_block_tip(Arc::new(move |tip: &TipInfo| {
-            let _ = tip_events.send(Event::TipChanged {
-                height: tip.height,
-                time: tip.time,
-            });
-            let _ = tip_refresh.send(());
-        }))
-        .context("cannot subscribe to tip notifications")?;
-    let mut wallet_handler = subscribe_wallet(&lock(&current), &refresh);
-    let _ = refresh.send(());
+    let mut controller = Controller::start(ctx, events.clone())?;
     spawn_key_reader(events.clone())?;
 
     let mode = match &link.mode {
@@ -77,26 +60,72 @@ pub(crate) fn run(link: &NodeLink, ctx: Context) -> anyhow::Result<()> {
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => break Ok(()),
         };
-        if let Event::WalletSwitched(name) = &event {
-            let mut ctx = lock(&current);
-            ctx.rpcwallet = Some(name.clone());
-            wallet_handler = subscribe_wallet(&ctx, &refresh);
-            let _ = refresh.send(());
-        }
-        if let Some(action) = app.handle(event) {
-            perform(action, lock(&current).clone(), events.clone());
-        }
+        controller.apply(&mut app, event);
         if app.quit {
             break Ok(());
         }
     };
     ratatui::restore();
-    drop(wallet_handler);
+    drop(controller);
     outcome?;
     if app.link == Link::Lost {
         anyhow::bail!("the node disconnected while the UI was open (it exited or was stopped)");
     }
     Ok(())
+}
+
+/// Turns node notifications into events and events into actions: owns the subscriptions,
+/// the refresher and the context (whose wallet the switcher changes).
+struct Controller {
+    current: Arc<Mutex<Context>>,
+    events: Sender<Event>,
+    refresh: Sender<()>,
+    _tip_handler: Box<dyn Handler>,
+    wallet_handler: Option<Box<dyn Handler>>,
+}
+
+impl Controller {
+    /// Subscribes to tip and wallet notifications and asks for the first snapshot.
+    fn start(ctx: Context, events: Sender<Event>) -> anyhow::Result<Controller> {
+        let current = Arc::new(Mutex::new(ctx));
+        let refresh = spawn_refresher(Arc::clone(&current), events.clone())?;
+        let node = lock(&current)
+            .node()
+            .context("the node offers no Node interface")?;
+        let tip_events = events.clone();
+        let tip_refresh = refresh.clone();
+        let tip_handler = node
+            .handle_notify_block_tip(Arc::new(move |tip: &TipInfo| {
+                let _ = tip_events.send(Event::TipChanged {
+                    height: tip.height,
+                    time: tip.time,
+                });
+                let _ = tip_refresh.send(());
+            }))
+            .context("cannot subscribe to tip notifications")?;
+        let wallet_handler = subscribe_wallet(&lock(&current), &refresh);
+        let _ = refresh.send(());
+        Ok(Controller {
+            current,
+            events,
+            refresh,
+            _tip_handler: tip_handler,
+            wallet_handler,
+        })
+    }
+
+    /// Applies `event` to `app` and starts the action it asks for.
+    fn apply(&mut self, app: &mut App, event: Event) {
+        if let Event::WalletSwitched(name) = &event {
+            let mut ctx = lock(&self.current);
+            ctx.rpcwallet = Some(name.clone());
+            self.wallet_handler = subscribe_wallet(&ctx, &self.refresh);
+            let _ = self.refresh.send(());
+        }
+        if let Some(action) = app.handle(event) {
+            perform(action, lock(&self.current).clone(), self.events.clone());
+        }
+    }
 }
 
 fn lock(current: &Mutex<Context>) -> std::sync::MutexGuard<'_, Context> {
@@ -286,4 +315,92 @@ fn spawn_key_reader(events: Sender<Event>) -> anyhow::Result<()> {
         })
         .context("cannot start the key reader")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    use super::*;
+    use crate::testnode;
+
+    /// Applies events until `done` holds; panics if that takes more than 30 s.
+    fn until(
+        controller: &mut Controller,
+        app: &mut App,
+        rx: &mpsc::Receiver<Event>,
+        done: impl Fn(&App) -> bool,
+    ) {
+        while !done(app) {
+            let event = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("an event within 30 s");
+            controller.apply(app, event);
+        }
+    }
+
+    fn screen(app: &App) -> String {
+        let mut terminal = Terminal::new(TestBackend::new(100, 24)).unwrap();
+        terminal
+            .draw(|f| draw::draw(f, app, u64::from(u32::MAX)))
+            .unwrap();
+        let buffer = terminal.backend().buffer();
+        (0..buffer.area.height)
+            .map(|y| {
+                (0..buffer.area.width)
+                    .map(|x| buffer[(x, y)].symbol())
+                    .collect::<String>()
+                    + "\n"
+            })
+            .collect()
+    }
+
+    #[test]
+    fn overview_follows_blocks_mined_by_another_client() {
+        let (_node, ctx, _sessions) = testnode::start();
+        let other = ctx.clone();
+        let (events, rx) = mpsc::channel();
+        let mut controller = Controller::start(ctx, events).unwrap();
+        let mut app = App::new("shm | test |".into());
+        until(&mut controller, &mut app, &rx, |a| a.snapshot.is_some());
+        assert!(screen(&app).contains("Height       0"));
+        assert!(screen(&app).contains("no wallet process is attached"));
+
+        // Another client mines; the UI learns of it from the tip notification alone.
+        let address =
+            crate::commands::parse_address("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080").unwrap();
+        let mining = other.init.make_mining().unwrap();
+        mine::generate(mining.as_ref(), &address.script_pubkey(), 2).unwrap();
+        until(&mut controller, &mut app, &rx, |a| {
+            a.snapshot.as_ref().is_some_and(|s| s.height == 2)
+        });
+        let text = screen(&app);
+        assert!(text.contains("Height       2"), "{text}");
+        assert!(text.contains("shm | test | connected"), "{text}");
+
+        // Keys go through the same path; `?` shows the help, `q` then quits.
+        controller.apply(&mut app, Event::Key(Key::Char('?')));
+        assert!(screen(&app).contains("Ctrl-C"));
+        controller.apply(&mut app, Event::Key(Key::Char('q')));
+        assert!(app.quit);
+    }
+
+    #[test]
+    fn mine_action_reports_the_missing_wallet_in_place() {
+        let (_node, ctx, _sessions) = testnode::start();
+        let (events, rx) = mpsc::channel();
+        let mut controller = Controller::start(ctx, events).unwrap();
+        let mut app = App::new("shm".into());
+        for key in [Key::Tab, Key::Tab, Key::Tab, Key::Enter] {
+            controller.apply(&mut app, Event::Key(key));
+        }
+        assert!(app.busy);
+        until(&mut controller, &mut app, &rx, |a| !a.busy);
+        assert_eq!(
+            app.notice,
+            Some(Err("error code: -18: no wallet process is attached".into()))
+        );
+        assert!(screen(&app).contains("no wallet process is attached"));
+    }
 }

@@ -1,0 +1,337 @@
+//! A small regtest node for the command tests, served over a real `ipc-shm` session pair so
+//! every call crosses the interfaces' proxies and servers as it will against
+//! `bitcoin-node`.
+//!
+//! It stands in until the node crate's in-process `NodeContext` is on main: it keeps a
+//! chain of real blocks from the regtest genesis, builds templates whose coinbase pays the
+//! given script, and accepts a solution only if it extends the tip, keeps the template's
+//! transactions and merkle root, and meets the proof-of-work target. No mempool and no
+//! wallet process: those calls answer as a node without them does.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bitcoin::absolute::LockTime;
+use bitcoin::blockdata::script::Builder;
+use bitcoin::constants::genesis_block;
+use bitcoin::hashes::Hash;
+use bitcoin::transaction::Version;
+use bitcoin::{
+    Address, Amount, Block, BlockHash, CompactTarget, FeeRate, Network, OutPoint, Script, Sequence,
+    Transaction, TxIn, TxMerkleNode, TxOut, Txid, Witness, block,
+};
+use interfaces::remote::InitServer;
+use interfaces::{
+    BlockRef, BlockTemplate, Echo, ErrorCode, FoundBlock, FoundTransaction, Handler, Init,
+    InterfaceError, MempoolInfo, Mining, Node, NotifyBlockTipFn, TipInfo, WalletLoader,
+};
+use ipc_shm::call::{Session, SessionConfig};
+use ipc_shm::wait::WaitPolicy;
+
+use crate::commands::Context;
+
+/// The chain and the tip subscribers.
+#[derive(Default)]
+struct State {
+    blocks: Vec<Block>,
+    subscribers: Vec<NotifyBlockTipFn>,
+    shutdown: bool,
+}
+
+pub(crate) struct TestNode {
+    state: Arc<Mutex<State>>,
+}
+
+impl TestNode {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    pub(crate) fn shutdown_requested(&self) -> bool {
+        self.state().shutdown
+    }
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn tip_info(state: &State) -> TipInfo {
+    let height = state.blocks.len() - 1;
+    let tip = &state.blocks[height];
+    TipInfo {
+        height: height as u32,
+        hash: tip.block_hash(),
+        time: tip.header.time,
+        median_time_past: median_time_past(state, height),
+        chain_work: state
+            .blocks
+            .iter()
+            .map(|b| b.header.work())
+            .reduce(|a, w| a + w)
+            .expect("the chain has its genesis block"),
+    }
+}
+
+fn median_time_past(state: &State, height: usize) -> u32 {
+    let mut times: Vec<u32> = state.blocks[height.saturating_sub(10)..=height]
+        .iter()
+        .map(|b| b.header.time)
+        .collect();
+    times.sort_unstable();
+    times[times.len() / 2]
+}
+
+/// Starts a test node and returns it with a client context whose `Init` is a proxy over a
+/// session pair, and the sessions (dropping them disconnects).
+pub(crate) fn start() -> (Arc<TestNode>, Context, (Session, Session)) {
+    let node = Arc::new(TestNode {
+        state: Arc::new(Mutex::new(State {
+            blocks: vec![genesis_block(Network::Regtest)],
+            ..State::default()
+        })),
+    });
+    let init: Arc<dyn Init> = Arc::new(TestInit(Arc::clone(&node)));
+    let (server, client) = Session::pair(
+        1 << 20,
+        WaitPolicy::default(),
+        Some(Arc::new(InitServer::new(init))),
+        None,
+        &SessionConfig::default(),
+    )
+    .expect("session pair");
+    let ctx = Context {
+        init: Arc::new(interfaces::remote::InitProxy::new(client.bootstrap())),
+        rpcwallet: None,
+    };
+    (node, ctx, (server, client))
+}
+
+struct TestInit(Arc<TestNode>);
+
+impl Init for TestInit {
+    fn make_echo(&self) -> Result<Arc<dyn Echo>, InterfaceError> {
+        Ok(Arc::new(TestEcho))
+    }
+
+    fn make_node(&self) -> Result<Arc<dyn Node>, InterfaceError> {
+        Ok(Arc::clone(&self.0) as _)
+    }
+
+    fn make_mining(&self) -> Result<Arc<dyn Mining>, InterfaceError> {
+        Ok(Arc::clone(&self.0) as _)
+    }
+}
+
+struct TestEcho;
+
+impl Echo for TestEcho {
+    fn echo(&self, data: &[u8]) -> Result<Vec<u8>, InterfaceError> {
+        Ok(data.to_vec())
+    }
+}
+
+struct NoHandler;
+
+impl Handler for NoHandler {
+    fn disconnect(&self) -> Result<(), InterfaceError> {
+        Ok(())
+    }
+}
+
+impl Node for TestNode {
+    fn get_tip_info(&self) -> Result<TipInfo, InterfaceError> {
+        Ok(tip_info(&self.state()))
+    }
+
+    fn get_block_hash(&self, height: u32) -> Result<Option<BlockHash>, InterfaceError> {
+        Ok(self
+            .state()
+            .blocks
+            .get(height as usize)
+            .map(Block::block_hash))
+    }
+
+    fn get_block(&self, hash: &BlockHash) -> Result<Option<FoundBlock>, InterfaceError> {
+        let state = self.state();
+        let height = state.blocks.iter().position(|b| b.block_hash() == *hash);
+        Ok(height.map(|height| FoundBlock {
+            header: state.blocks[height].header,
+            height: height as u32,
+            median_time_past: median_time_past(&state, height),
+            in_active_chain: true,
+            block: Some(state.blocks[height].clone()),
+        }))
+    }
+
+    fn get_mempool_info(&self) -> Result<MempoolInfo, InterfaceError> {
+        Ok(MempoolInfo {
+            size: 0,
+            bytes: 0,
+            usage: 0,
+            total_fee: Amount::ZERO,
+            mempool_min_fee: FeeRate::from_sat_per_kwu(250),
+            min_relay_tx_fee: FeeRate::from_sat_per_kwu(250),
+        })
+    }
+
+    fn get_raw_transaction(&self, txid: &Txid) -> Result<Option<FoundTransaction>, InterfaceError> {
+        let state = self.state();
+        Ok(state.blocks.iter().enumerate().find_map(|(height, b)| {
+            let tx = b.txdata.iter().find(|tx| tx.compute_txid() == *txid)?;
+            Some(FoundTransaction {
+                tx: tx.clone(),
+                block: Some(BlockRef {
+                    hash: b.block_hash(),
+                    height: height as u32,
+                }),
+            })
+        }))
+    }
+
+    fn send_raw_transaction(&self, _: &Transaction, _: FeeRate) -> Result<Txid, InterfaceError> {
+        Err(InterfaceError::remote(
+            ErrorCode::VERIFY_REJECTED,
+            "bad-txns-inputs-missingorspent",
+        ))
+    }
+
+    fn generate_to_address(
+        &self,
+        _: u32,
+        _: &Address<bitcoin::address::NetworkUnchecked>,
+    ) -> Result<Vec<BlockHash>, InterfaceError> {
+        Err(InterfaceError::not_supported("generate_to_address"))
+    }
+
+    fn wallet_loader(&self) -> Result<Arc<dyn WalletLoader>, InterfaceError> {
+        Err(InterfaceError::remote(
+            ErrorCode::WALLET_NOT_FOUND,
+            "no wallet process is attached",
+        ))
+    }
+
+    fn shutdown(&self) -> Result<(), InterfaceError> {
+        self.state().shutdown = true;
+        Ok(())
+    }
+
+    fn handle_notify_block_tip(
+        &self,
+        callback: NotifyBlockTipFn,
+    ) -> Result<Box<dyn Handler>, InterfaceError> {
+        self.state().subscribers.push(callback);
+        Ok(Box::new(NoHandler))
+    }
+}
+
+impl Mining for TestNode {
+    fn get_tip(&self) -> Result<Option<BlockRef>, InterfaceError> {
+        let tip = tip_info(&self.state());
+        Ok(Some(BlockRef {
+            hash: tip.hash,
+            height: tip.height,
+        }))
+    }
+
+    fn wait_tip_changed(
+        &self,
+        _: &BlockHash,
+        _: std::time::Duration,
+    ) -> Result<Option<BlockRef>, InterfaceError> {
+        Err(InterfaceError::not_supported("wait_tip_changed"))
+    }
+
+    fn create_new_block(
+        &self,
+        coinbase_script: &Script,
+    ) -> Result<Arc<dyn BlockTemplate>, InterfaceError> {
+        let tip = tip_info(&self.state());
+        let height = tip.height + 1;
+        let coinbase = Transaction {
+            version: Version::TWO,
+            lock_time: LockTime::ZERO,
+            input: vec![TxIn {
+                previous_output: OutPoint::null(),
+                script_sig: Builder::new()
+                    .push_int(i64::from(height))
+                    .push_int(0)
+                    .into_script(),
+                sequence: Sequence::MAX,
+                witness: Witness::new(),
+            }],
+            output: vec![TxOut {
+                value: Amount::from_int_btc(50),
+                script_pubkey: coinbase_script.to_owned(),
+            }],
+        };
+        let mut block = Block {
+            header: block::Header {
+                version: block::Version::from_consensus(0x2000_0000),
+                prev_blockhash: tip.hash,
+                merkle_root: TxMerkleNode::from_raw_hash(coinbase.compute_txid().to_raw_hash()),
+                time: tip.time + 1,
+                bits: CompactTarget::from_consensus(0x207f_ffff),
+                nonce: 0,
+            },
+            txdata: vec![coinbase],
+        };
+        block.header.merkle_root = block.compute_merkle_root().expect("one transaction");
+        Ok(Arc::new(TestTemplate {
+            state: Arc::clone(&self.state),
+            block,
+        }))
+    }
+}
+
+struct TestTemplate {
+    state: Arc<Mutex<State>>,
+    block: Block,
+}
+
+impl BlockTemplate for TestTemplate {
+    fn get_block_header(&self) -> Result<block::Header, InterfaceError> {
+        Ok(self.block.header)
+    }
+
+    fn get_block(&self) -> Result<Block, InterfaceError> {
+        Ok(self.block.clone())
+    }
+
+    fn get_coinbase_tx(&self) -> Result<Transaction, InterfaceError> {
+        Ok(self.block.txdata[0].clone())
+    }
+
+    fn get_coinbase_merkle_path(&self) -> Result<Vec<TxMerkleNode>, InterfaceError> {
+        Ok(Vec::new())
+    }
+
+    fn submit_solution(
+        &self,
+        version: block::Version,
+        time: u32,
+        nonce: u32,
+        coinbase: &Transaction,
+    ) -> Result<bool, InterfaceError> {
+        let mut block = self.block.clone();
+        block.header.version = version;
+        block.header.time = time;
+        block.header.nonce = nonce;
+        block.txdata[0] = coinbase.clone();
+        let mut state = lock(&self.state);
+        let tip = state.blocks.last().map(Block::block_hash);
+        let valid = block.header.prev_blockhash == tip.unwrap_or(BlockHash::all_zeros())
+            && block.check_merkle_root()
+            && block.header.validate_pow(block.header.target()).is_ok();
+        if !valid {
+            return Ok(false);
+        }
+        state.blocks.push(block);
+        let info = tip_info(&state);
+        let subscribers = state.subscribers.clone();
+        drop(state);
+        for notify in subscribers {
+            notify(&info);
+        }
+        Ok(true)
+    }
+}
