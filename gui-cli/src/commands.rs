@@ -688,7 +688,7 @@ pub(crate) fn wallet_entries(txs: &[WalletTx], tip_height: u32) -> Vec<Json> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::mpsc;
     use std::time::Duration;
 
@@ -701,7 +701,25 @@ mod tests {
     use super::*;
     use crate::testnode;
 
-    const ADDRESS: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
+    pub(crate) const ADDRESS: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
+
+    /// A test node served over a session pair, the client's context, and both sessions.
+    pub(crate) fn start() -> (
+        Arc<testnode::TestNode>,
+        Context,
+        (ipc_shm::call::Session, ipc_shm::call::Session),
+    ) {
+        let node = testnode::TestNode::new();
+        let (init, sessions) = node.serve_pair();
+        (
+            node,
+            Context {
+                init,
+                rpcwallet: None,
+            },
+            sessions,
+        )
+    }
 
     fn run(ctx: &Context, line: &[&str]) -> Result<Output, CliError> {
         let args: Vec<String> = line[1..].iter().map(|s| (*s).to_owned()).collect();
@@ -757,7 +775,7 @@ mod tests {
 
     #[test]
     fn chain_commands_over_a_session() {
-        let (node, ctx, _sessions) = testnode::start();
+        let (node, ctx, _sessions) = start();
         assert_eq!(plain(&ctx, &["getblockcount"]), "0");
 
         let hashes = strings(&json(&ctx, &["generatetoaddress", "3", ADDRESS]));
@@ -850,7 +868,7 @@ mod tests {
 
     #[test]
     fn mined_blocks_reach_tip_subscribers_across_the_session() {
-        let (_node, ctx, _sessions) = testnode::start();
+        let (_node, ctx, _sessions) = start();
         let (tx, rx) = mpsc::channel();
         let _handler = ctx
             .node()
@@ -871,7 +889,7 @@ mod tests {
 
     #[test]
     fn a_gone_node_is_one_clear_error() {
-        let (_node, ctx, (server, _client)) = testnode::start();
+        let (_node, ctx, (server, _client)) = start();
         drop(server);
         let err = run(&ctx, &["getblockcount"]).unwrap_err();
         assert!(matches!(err, CliError::Other(_)), "{err:?}");

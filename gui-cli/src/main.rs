@@ -8,6 +8,7 @@ mod json;
 mod mine;
 mod options;
 #[cfg(test)]
+#[path = "../tests/util/testnode.rs"]
 mod testnode;
 mod ui;
 

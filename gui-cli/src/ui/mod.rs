@@ -323,7 +323,6 @@ mod tests {
     use ratatui::backend::TestBackend;
 
     use super::*;
-    use crate::testnode;
 
     /// Applies events until `done` holds; panics if that takes more than 30 s.
     fn until(
@@ -358,7 +357,7 @@ mod tests {
 
     #[test]
     fn overview_follows_blocks_mined_by_another_client() {
-        let (_node, ctx, _sessions) = testnode::start();
+        let (_node, ctx, _sessions) = crate::commands::tests::start();
         let other = ctx.clone();
         let (events, rx) = mpsc::channel();
         let mut controller = Controller::start(ctx, events).unwrap();
@@ -368,8 +367,7 @@ mod tests {
         assert!(screen(&app).contains("no wallet process is attached"));
 
         // Another client mines; the UI learns of it from the tip notification alone.
-        let address =
-            crate::commands::parse_address("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080").unwrap();
+        let address = crate::commands::parse_address(crate::commands::tests::ADDRESS).unwrap();
         let mining = other.init.make_mining().unwrap();
         mine::generate(mining.as_ref(), &address.script_pubkey(), 2).unwrap();
         until(&mut controller, &mut app, &rx, |a| {
@@ -388,7 +386,7 @@ mod tests {
 
     #[test]
     fn mine_action_reports_the_missing_wallet_in_place() {
-        let (_node, ctx, _sessions) = testnode::start();
+        let (_node, ctx, _sessions) = crate::commands::tests::start();
         let (events, rx) = mpsc::channel();
         let mut controller = Controller::start(ctx, events).unwrap();
         let mut app = App::new("shm".into());

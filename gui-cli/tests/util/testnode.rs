@@ -1,12 +1,16 @@
-//! A small regtest node for the command tests, served over a real `ipc-shm` session pair so
-//! every call crosses the interfaces' proxies and servers as it will against
-//! `bitcoin-node`.
+//! A small regtest node for the tests, served over a real `ipc-shm` session (a pair in one
+//! process, or a listener another process connects to) so every call crosses the
+//! interfaces' proxies and servers as it will against `bitcoin-node`. Shared by the unit
+//! tests (`#[path]`) and the integration tests that drive the `bitcoin-gui` binary.
 //!
 //! It stands in until the node crate's in-process `NodeContext` is on main: it keeps a
 //! chain of real blocks from the regtest genesis, builds templates whose coinbase pays the
 //! given script, and accepts a solution only if it extends the tip, keeps the template's
 //! transactions and merkle root, and meets the proof-of-work target. No mempool and no
 //! wallet process: those calls answer as a node without them does.
+
+// Each test crate that includes this file uses a different part of it.
+#![allow(dead_code)]
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -19,15 +23,13 @@ use bitcoin::{
     Address, Amount, Block, BlockHash, CompactTarget, FeeRate, Network, OutPoint, Script, Sequence,
     Transaction, TxIn, TxMerkleNode, TxOut, Txid, Witness, block,
 };
-use interfaces::remote::InitServer;
+use interfaces::remote::{InitProxy, InitServer};
 use interfaces::{
     BlockRef, BlockTemplate, Echo, ErrorCode, FoundBlock, FoundTransaction, Handler, Init,
     InterfaceError, MempoolInfo, Mining, Node, NotifyBlockTipFn, TipInfo, WalletLoader,
 };
-use ipc_shm::call::{Session, SessionConfig};
+use ipc_shm::call::{Dispatch, Session, SessionConfig};
 use ipc_shm::wait::WaitPolicy;
-
-use crate::commands::Context;
 
 /// The chain and the tip subscribers.
 #[derive(Default)]
@@ -46,6 +48,7 @@ impl TestNode {
         lock(&self.state)
     }
 
+    /// Whether `Node::shutdown` was called.
     pub(crate) fn shutdown_requested(&self) -> bool {
         self.state().shutdown
     }
@@ -81,29 +84,58 @@ fn median_time_past(state: &State, height: usize) -> u32 {
     times[times.len() / 2]
 }
 
-/// Starts a test node and returns it with a client context whose `Init` is a proxy over a
-/// session pair, and the sessions (dropping them disconnects).
-pub(crate) fn start() -> (Arc<TestNode>, Context, (Session, Session)) {
-    let node = Arc::new(TestNode {
-        state: Arc::new(Mutex::new(State {
-            blocks: vec![genesis_block(Network::Regtest)],
-            ..State::default()
-        })),
-    });
-    let init: Arc<dyn Init> = Arc::new(TestInit(Arc::clone(&node)));
-    let (server, client) = Session::pair(
-        1 << 20,
-        WaitPolicy::default(),
-        Some(Arc::new(InitServer::new(init))),
-        None,
-        &SessionConfig::default(),
-    )
-    .expect("session pair");
-    let ctx = Context {
-        init: Arc::new(interfaces::remote::InitProxy::new(client.bootstrap())),
-        rpcwallet: None,
-    };
-    (node, ctx, (server, client))
+impl TestNode {
+    /// A node whose chain is the regtest genesis block.
+    pub(crate) fn new() -> Arc<TestNode> {
+        Arc::new(TestNode {
+            state: Arc::new(Mutex::new(State {
+                blocks: vec![genesis_block(Network::Regtest)],
+                ..State::default()
+            })),
+        })
+    }
+
+    /// The `Init` this node serves.
+    pub(crate) fn init(self: &Arc<Self>) -> Arc<dyn Init> {
+        Arc::new(TestInit(Arc::clone(self)))
+    }
+
+    /// The server side's bootstrap object for a session.
+    pub(crate) fn bootstrap(self: &Arc<Self>) -> Arc<dyn Dispatch> {
+        Arc::new(InitServer::new(self.init()))
+    }
+
+    /// Serves this node over a session pair; returns the client's `Init` proxy and both
+    /// sessions (dropping the first, the node's side, disconnects the client).
+    pub(crate) fn serve_pair(self: &Arc<Self>) -> (Arc<dyn Init>, (Session, Session)) {
+        let (server, client) = Session::pair(
+            1 << 20,
+            WaitPolicy::default(),
+            Some(self.bootstrap()),
+            None,
+            &SessionConfig::default(),
+        )
+        .expect("session pair");
+        let init: Arc<dyn Init> = Arc::new(InitProxy::new(client.bootstrap()));
+        (init, (server, client))
+    }
+
+    /// Mines one block paying `script` in this process (as another client would).
+    pub(crate) fn mine_one(&self, script: &Script) -> BlockHash {
+        let template = self.create_new_block(script).expect("template");
+        let mut header = template.get_block_header().expect("header");
+        let target = header.target();
+        while !target.is_met_by(header.block_hash()) {
+            header.nonce += 1;
+        }
+        let coinbase = template.get_coinbase_tx().expect("coinbase");
+        assert!(
+            template
+                .submit_solution(header.version, header.time, header.nonce, &coinbase)
+                .expect("submit")
+        );
+        header.block_hash()
+    }
 }
 
 struct TestInit(Arc<TestNode>);

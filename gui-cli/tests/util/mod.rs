@@ -1,0 +1,102 @@
+//! Helpers for the tests that drive the `bitcoin-gui` binary: run it with a watchdog, and
+//! serve a [`testnode::TestNode`] on a unix socket for `-ipcconnect`.
+
+#![allow(dead_code)]
+
+pub(crate) mod testnode;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use ipc_shm::call::{Session, SessionConfig};
+use ipc_shm::{Config, Endpoint, Listener};
+use tempfile::TempDir;
+
+use self::testnode::TestNode;
+
+/// The longest a single `bitcoin-gui` run may take before the watchdog kills it.
+const WATCHDOG: Duration = Duration::from_secs(60);
+
+/// A regtest address (the BIP 173 test vector, on regtest).
+pub(crate) const ADDRESS: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
+
+/// The binary under test.
+pub(crate) fn gui_exe() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_bitcoin-gui"))
+}
+
+/// Runs `exe args...` without a terminal; a run longer than [`WATCHDOG`] is killed (and
+/// then fails on its status).
+pub(crate) fn run(exe: &Path, args: &[&str]) -> Output {
+    let child = Command::new(exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start bitcoin-gui");
+    let pid = child.id().to_string();
+    let (done, finished) = mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if finished.recv_timeout(WATCHDOG).is_err() {
+            let _ = Command::new("kill").args(["-9", &pid]).status();
+        }
+    });
+    let output = child.wait_with_output().expect("wait for bitcoin-gui");
+    let _ = done.send(());
+    watchdog.join().expect("watchdog");
+    output
+}
+
+/// Runs `bitcoin-gui args...`; returns (exit success, stdout, stderr).
+pub(crate) fn gui(args: &[&str]) -> (bool, String, String) {
+    let out = run(gui_exe(), args);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A [`TestNode`] listening on `DIR/node.sock`, serving each connection on its own thread,
+/// as `bitcoin-node -ipcbind=unix:PATH` does.
+pub(crate) struct ServedNode {
+    pub(crate) node: Arc<TestNode>,
+    pub(crate) dir: TempDir,
+    pub(crate) socket: PathBuf,
+}
+
+impl ServedNode {
+    pub(crate) fn start() -> ServedNode {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let socket = dir.path().join("node.sock");
+        let listener =
+            Listener::bind(&Endpoint::unix(&socket), &Config::new("test-node")).expect("bind");
+        let node = TestNode::new();
+        let served = Arc::clone(&node);
+        // Lives until the test process exits, like a node left running.
+        std::thread::spawn(move || {
+            while let Ok(connection) = listener.accept() {
+                let bootstrap = served.bootstrap();
+                std::thread::spawn(move || {
+                    let session =
+                        Session::new(connection, Some(bootstrap), &SessionConfig::default());
+                    session.wait_closed();
+                });
+            }
+        });
+        ServedNode { node, dir, socket }
+    }
+
+    /// `-datadir`, `-ipcconnect` and `-transport` options for this node.
+    pub(crate) fn options(&self, transport: &str) -> Vec<String> {
+        vec![
+            format!("-datadir={}", self.dir.path().display()),
+            format!("-ipcconnect=unix:{}", self.socket.display()),
+            format!("-transport={transport}"),
+        ]
+    }
+}
