@@ -7,8 +7,8 @@ pub(crate) mod testnode;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ipc_shm::call::{Session, SessionConfig};
@@ -65,6 +65,7 @@ pub(crate) fn gui(args: &[&str]) -> (bool, String, String) {
 /// as `bitcoin-node -ipcbind=unix:PATH` does.
 pub(crate) struct ServedNode {
     pub(crate) node: Arc<TestNode>,
+    sessions: Arc<Mutex<Vec<Arc<Session>>>>,
     pub(crate) dir: TempDir,
     pub(crate) socket: PathBuf,
 }
@@ -77,18 +78,39 @@ impl ServedNode {
             Listener::bind(&Endpoint::unix(&socket), &Config::new("test-node")).expect("bind");
         let node = TestNode::new();
         let served = Arc::clone(&node);
+        let sessions = Arc::new(Mutex::new(Vec::new()));
+        let open = Arc::clone(&sessions);
         // Lives until the test process exits, like a node left running.
         std::thread::spawn(move || {
             while let Ok(connection) = listener.accept() {
-                let bootstrap = served.bootstrap();
-                std::thread::spawn(move || {
-                    let session =
-                        Session::new(connection, Some(bootstrap), &SessionConfig::default());
-                    session.wait_closed();
-                });
+                let session = Session::new(
+                    connection,
+                    Some(served.bootstrap()),
+                    &SessionConfig::default(),
+                );
+                open.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(Arc::new(session));
             }
         });
-        ServedNode { node, dir, socket }
+        ServedNode {
+            node,
+            sessions,
+            dir,
+            socket,
+        }
+    }
+
+    /// Hangs up on every client, as a node that dies does.
+    pub(crate) fn disconnect_all(&self) {
+        for session in self
+            .sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+        {
+            session.close();
+        }
     }
 
     /// `-datadir`, `-ipcconnect` and `-transport` options for this node.

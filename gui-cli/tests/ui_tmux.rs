@@ -1,0 +1,168 @@
+//! The interactive UI in a real terminal (tmux): it starts, shows the chain, follows a
+//! block mined by another client without a key press, and `q` exits restoring the terminal.
+
+mod util;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bitcoin::Address;
+use util::{ADDRESS, ServedNode, gui_exe};
+
+/// A tmux server of our own (`-L`), killed when the test ends.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn cmd(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn screen(&self) -> String {
+        self.cmd(&["capture-pane", "-p", "-t", "ui"])
+    }
+
+    fn format(&self, format: &str) -> String {
+        self.cmd(&["display-message", "-p", "-t", "ui", format])
+            .trim()
+            .to_owned()
+    }
+
+    /// Waits (at most 30 s) until `done` holds for the pane. tmux offers no notification
+    /// of screen changes, so this looks at the pane every few milliseconds; the test does
+    /// not depend on how long anything takes.
+    fn wait_for(&self, what: &str, done: impl Fn(&Tmux) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done(self) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; screen:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+}
+
+/// Starts `bitcoin-gui` connected to `served` in a fresh tmux server; `None` without tmux.
+fn start_ui(served: &ServedNode, name: &str) -> Option<Tmux> {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("tmux is not installed (.ci/run installs it): the terminal UI test cannot run");
+        return None;
+    }
+    let tmux = Tmux {
+        socket: format!("bitcoin-gui-{name}-{}", std::process::id()),
+    };
+    let mut command = vec![gui_exe().display().to_string()];
+    command.extend(served.options("shm"));
+    // The shell reports the exit status on the restored screen and keeps the pane open
+    // (tmux drops a dead pane's last output), so what bitcoin-gui left behind can be read.
+    let command = format!("{}; echo \"{EXITED} $?\"; exec cat", command.join(" "));
+    tmux.cmd(&[
+        "-f",
+        "/dev/null",
+        "new-session",
+        "-d",
+        "-s",
+        "ui",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        &command,
+    ]);
+    Some(tmux)
+}
+
+/// What the shell prints when bitcoin-gui has exited, followed by the status.
+const EXITED: &str = "bitcoin-gui exited with status";
+
+impl Tmux {
+    /// Waits for bitcoin-gui to exit; returns its exit status.
+    fn wait_exit(&self) -> String {
+        self.wait_for("bitcoin-gui to exit", |t| t.screen().contains(EXITED));
+        let screen = self.screen();
+        let line = screen
+            .lines()
+            .find(|l| l.contains(EXITED))
+            .unwrap_or_default();
+        line.trim().trim_start_matches(EXITED).trim().to_owned()
+    }
+}
+
+#[test]
+fn ui_follows_the_node_and_exits_cleanly() {
+    let served = ServedNode::start();
+    let Some(tmux) = start_ui(&served, "follow") else {
+        return;
+    };
+    tmux.wait_for("the overview", |t| t.screen().contains("Height       0"));
+    let screen = tmux.screen();
+    assert!(
+        screen.contains("Wallet       error code: -18: no wallet process is attached"),
+        "{screen}"
+    );
+    assert!(screen.contains("shm | connected to unix:"), "{screen}");
+    assert_eq!(tmux.format("#{alternate_on}"), "1");
+
+    // Another client mines a block; the UI shows it without a key press.
+    let script = ADDRESS
+        .parse::<Address<_>>()
+        .unwrap()
+        .assume_checked()
+        .script_pubkey();
+    served.node.mine_one(&script);
+    tmux.wait_for("the new height", |t| t.screen().contains("Height       1"));
+
+    tmux.cmd(&["send-keys", "-t", "ui", "?"]);
+    tmux.wait_for("the help", |t| t.screen().contains("Ctrl-C"));
+    tmux.cmd(&["send-keys", "-t", "ui", "Escape"]);
+    tmux.cmd(&["send-keys", "-t", "ui", "q"]);
+    assert_eq!(tmux.wait_exit(), "0");
+    assert_eq!(
+        tmux.format("#{alternate_on}"),
+        "0",
+        "the terminal is restored"
+    );
+}
+
+#[test]
+fn ui_says_so_when_the_node_goes_away() {
+    let served = ServedNode::start();
+    let Some(tmux) = start_ui(&served, "gone") else {
+        return;
+    };
+    tmux.wait_for("the overview", |t| t.screen().contains("Height       0"));
+    served.disconnect_all();
+    tmux.wait_for("the disconnect", |t| {
+        t.screen().contains("node disconnected")
+    });
+    tmux.cmd(&["send-keys", "-t", "ui", "q"]);
+    assert_eq!(tmux.wait_exit(), "1");
+    assert_eq!(
+        tmux.format("#{alternate_on}"),
+        "0",
+        "the terminal is restored"
+    );
+    let screen = tmux.screen();
+    assert!(
+        screen.contains("error: the node disconnected while the UI was open"),
+        "{screen}"
+    );
+    assert!(!screen.contains("panicked"), "{screen}");
+}
