@@ -498,9 +498,11 @@ fn undecodable_transaction_is_bad_arguments() {
         // A transaction announced as 5 bytes of garbage, then a fee rate.
         let mut args = vec![5, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef, 0x00];
         args.extend_from_slice(&0u64.to_le_bytes());
-        match raw_call(&chain, ChainMethod::BroadcastTransaction.id(), &args) {
-            Err(CallError::Remote {
-                kind: ipc_shm::call::RemoteErrorKind::BadArguments,
+        let refused = raw_call(&chain, ChainMethod::BroadcastTransaction.id(), &args)
+            .map_err(InterfaceError::from);
+        match refused {
+            Err(InterfaceError::Call {
+                remote: Some(ipc_shm::call::RemoteErrorKind::BadArguments),
                 ..
             }) => {}
             other => panic!("expected bad arguments, got {other:?}"),
