@@ -98,7 +98,7 @@ fn connected(init: Arc<dyn Init>, transport: Transport) -> Remote {
 
 fn in_process_transcript() -> Vec<String> {
     let (world, init) = fresh();
-    suite::run(&init, &world)
+    suite::run(&init, &|| world.disconnect_tip())
 }
 
 fn assert_same(expected: &[String], found: &[String], how: &str) {
@@ -134,7 +134,11 @@ fn shm_matches_in_process() {
     let expected = in_process_transcript();
     let (world, init) = fresh();
     let remote = connected(init, Transport::Shm);
-    assert_same(&expected, &suite::run(&remote.proxy, &world), "over shm");
+    assert_same(
+        &expected,
+        &suite::run(&remote.proxy, &|| world.disconnect_tip()),
+        "over shm",
+    );
 }
 
 #[test]
@@ -145,7 +149,7 @@ fn socket_matches_in_process() {
     let remote = connected(init, Transport::Socket);
     assert_same(
         &expected,
-        &suite::run(&remote.proxy, &world),
+        &suite::run(&remote.proxy, &|| world.disconnect_tip()),
         "over the socket transport",
     );
 }
