@@ -3,6 +3,7 @@
 //! connection (listener, handshake, shared-memory rings or the socket transport), and the
 //! transcripts must match line for line.
 
+mod differential;
 mod keys;
 mod robustness;
 mod suite;
