@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use bitcoin::SignedAmount;
-use interfaces::{Handler, InterfaceError, TipInfo};
+use interfaces::{ErrorCode, Handler, InterfaceError, TipInfo};
 use ratatui::crossterm::event::{self, KeyCode, KeyEventKind, KeyModifiers};
 
 use self::state::{Action, App, Event, Key, Link, Snapshot, TxLine, WalletView};
@@ -272,9 +272,10 @@ fn mine_to_wallet(ctx: &Context, n: u32) -> Result<bitcoin::BlockHash, Interface
     let address = ctx.wallet()?.get_new_address()?.assume_checked();
     let mining = ctx.init.make_mining()?;
     let hashes = mine::generate(mining.as_ref(), &address.script_pubkey(), n)?;
-    hashes.last().copied().ok_or_else(|| InterfaceError::Call {
-        message: "no block mined".into(),
-    })
+    hashes
+        .last()
+        .copied()
+        .ok_or_else(|| InterfaceError::remote(ErrorCode::INVALID_PARAMETER, "no block to mine"))
 }
 
 /// Forwards key presses from the terminal. The thread ends with the process (a blocked
