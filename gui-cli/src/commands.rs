@@ -49,9 +49,27 @@ impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CliError::Rpc { code, message } => write!(f, "error code: {code}: {message}"),
-            CliError::Other(e) => write!(f, "error: {e:#}"),
+            CliError::Other(e) => write!(f, "error: {}", one_line(e)),
         }
     }
+}
+
+/// An error and its causes on one line, `outer: inner: ...`, leaving out a cause whose
+/// text its parent already includes (some errors print their source in their own text).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    let mut parent = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !parent.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+        parent = text;
+    }
+    line
 }
 
 impl From<InterfaceError> for CliError {
@@ -885,6 +903,36 @@ pub(crate) mod tests {
             })
             .collect();
         assert_eq!(heights, [1, 2]);
+    }
+
+    #[test]
+    fn error_chains_print_each_cause_once() {
+        #[derive(Debug)]
+        struct Inner;
+        impl fmt::Display for Inner {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("peer closed")
+            }
+        }
+        impl std::error::Error for Inner {}
+        /// Prints its source in its own text and returns it as `source()` too.
+        #[derive(Debug)]
+        struct Outer(Inner);
+        impl fmt::Display for Outer {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "handshake failed: {}", self.0)
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = anyhow::Error::new(Outer(Inner)).context("cannot start bitcoin-node");
+        assert_eq!(
+            CliError::Other(e).to_string(),
+            "error: cannot start bitcoin-node: handshake failed: peer closed"
+        );
     }
 
     #[test]
