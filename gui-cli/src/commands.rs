@@ -885,6 +885,64 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn wallet_commands_go_to_the_default_wallet_unless_rpcwallet_says_otherwise() {
+        let (node, ctx, _sessions) = start();
+        let wallets = node.attach_wallets(Amount::from_int_btc(50));
+        assert_eq!(strings(&json(&ctx, &["listwallets"])), ["default"]);
+        assert_eq!(
+            json(&ctx, &["createwallet", "w2"]).to_string(),
+            "{\n  \"name\": \"w2\"\n}"
+        );
+        assert_eq!(rpc_error(run(&ctx, &["createwallet", "w2"])).0, -36);
+        assert_eq!(rpc_error(run(&ctx, &["loadwallet", "w2"])).0, -35);
+        assert_eq!(strings(&json(&ctx, &["listwallets"])), ["default", "w2"]);
+
+        // Without -rpcwallet: the default wallet, although w2 was loaded after it.
+        assert_eq!(plain(&ctx, &["getbalance"]), "50.00000000");
+        assert_eq!(
+            json(&ctx, &["getbalances"]).to_string(),
+            "{\n  \"mine\": {\n    \"trusted\": 50.00000000,\n    \"untrusted_pending\": 0.00000000,\n    \"immature\": 0.00000000\n  }\n}"
+        );
+        let w2 = Context {
+            rpcwallet: Some("w2".into()),
+            ..ctx.clone()
+        };
+        assert_eq!(plain(&w2, &["getbalance"]), "0.00000000");
+        let to_w2 = plain(&w2, &["getnewaddress"]);
+        assert!(parse_address(&to_w2).is_ok(), "{to_w2}");
+        assert_ne!(
+            plain(&w2, &["getnewaddress"]),
+            to_w2,
+            "a fresh address each time"
+        );
+
+        let txid = plain(&ctx, &["sendtoaddress", &to_w2, "1.5"]);
+        assert_eq!(txid.len(), 64);
+        assert_eq!(plain(&ctx, &["getbalance"]), "48.50000000");
+        assert_eq!(
+            wallets.wallet("default").sent(),
+            [(to_w2.clone(), Amount::from_sat(150_000_000), None)]
+        );
+        assert_eq!(
+            rpc_error(run(&w2, &["sendtoaddress", &to_w2, "1"])),
+            (-6, "Insufficient funds".into())
+        );
+        assert_eq!(
+            strings(&json(&ctx, &["listtransactions"])),
+            Vec::<String>::new()
+        );
+
+        let missing = Context {
+            rpcwallet: Some("nope".into()),
+            ..ctx.clone()
+        };
+        assert_eq!(
+            run(&missing, &["getbalance"]).unwrap_err().to_string(),
+            "error code: -18: Requested wallet does not exist or is not loaded"
+        );
+    }
+
+    #[test]
     fn mined_blocks_reach_tip_subscribers_across_the_session() {
         let (_node, ctx, _sessions) = start();
         let (tx, rx) = mpsc::channel();

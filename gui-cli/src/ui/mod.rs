@@ -323,6 +323,7 @@ mod tests {
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
 
+    use super::state::Tab;
     use super::*;
 
     /// Applies events until `done` holds; panics if that takes more than 30 s.
@@ -401,5 +402,70 @@ mod tests {
             Some(Err("error code: -18: no wallet process is attached".into()))
         );
         assert!(screen(&app).contains("no wallet process is attached"));
+    }
+
+    #[test]
+    fn receive_send_and_switch_wallets() {
+        let (node, ctx, _sessions) = crate::commands::tests::start();
+        let wallets = node.attach_wallets(bitcoin::Amount::from_int_btc(50));
+        crate::commands::Command::parse("createwallet", &["w2".into()])
+            .unwrap()
+            .run(&ctx)
+            .unwrap();
+        let (events, rx) = mpsc::channel();
+        let mut controller = Controller::start(ctx, events).unwrap();
+        let mut app = App::new("shm".into());
+        until(&mut controller, &mut app, &rx, |a| a.snapshot.is_some());
+        let text = screen(&app);
+        assert!(text.contains("Wallet       default"), "{text}");
+        assert!(text.contains("Balance      50.00000000 BTC"), "{text}");
+
+        // Receive: a new address, shown in full.
+        controller.apply(&mut app, Event::Key(Key::Tab));
+        controller.apply(&mut app, Event::Key(Key::Enter));
+        until(&mut controller, &mut app, &rx, |a| a.address.is_some());
+        let address = app.address.clone().unwrap();
+        assert!(screen(&app).contains(&address), "{}", screen(&app));
+
+        // Send, typed key by key; the wallet's transaction notification refreshes the balance.
+        controller.apply(&mut app, Event::Key(Key::Tab));
+        for c in address.chars().chain(std::iter::once('\n')) {
+            let key = if c == '\n' { Key::Down } else { Key::Char(c) };
+            controller.apply(&mut app, Event::Key(key));
+        }
+        for key in [Key::Char('2'), Key::Down, Key::Char('3'), Key::Enter] {
+            controller.apply(&mut app, Event::Key(key));
+        }
+        until(&mut controller, &mut app, &rx, |a| {
+            a.snapshot.as_ref().is_some_and(|s| {
+                s.wallet
+                    .as_ref()
+                    .is_ok_and(|w| w.balances.trusted == bitcoin::Amount::from_int_btc(48))
+            })
+        });
+        assert_eq!(
+            wallets.wallet("default").sent(),
+            [(
+                address,
+                bitcoin::Amount::from_int_btc(2),
+                bitcoin::FeeRate::from_sat_per_vb(3)
+            )]
+        );
+        assert!(matches!(&app.notice, Some(Ok(m)) if m.starts_with("sent 2.00000000 BTC in ")));
+
+        // Switch to w2: the overview follows it.
+        for key in [Key::Tab, Key::Tab, Key::Down, Key::Enter] {
+            controller.apply(&mut app, Event::Key(key));
+        }
+        assert_eq!(app.tab, Tab::Wallets);
+        until(&mut controller, &mut app, &rx, |a| {
+            a.snapshot
+                .as_ref()
+                .is_some_and(|s| s.wallet.as_ref().is_ok_and(|w| w.name == "w2"))
+        });
+        controller.apply(&mut app, Event::Key(Key::Esc));
+        let text = screen(&app);
+        assert!(text.contains("Wallet       w2"), "{text}");
+        assert!(text.contains("Balance      0.00000000 BTC"), "{text}");
     }
 }

@@ -26,7 +26,7 @@ use bitcoin::{
 use interfaces::remote::{InitProxy, InitServer};
 use interfaces::{
     BlockRef, BlockTemplate, Echo, ErrorCode, FoundBlock, FoundTransaction, Handler, Init,
-    InterfaceError, MempoolInfo, Mining, Node, NotifyBlockTipFn, TipInfo, WalletLoader,
+    InterfaceError, MempoolInfo, Mining, Node, NotifyBlockTipFn, TipInfo, Wallet, WalletLoader,
 };
 use ipc_shm::call::{Dispatch, Session, SessionConfig};
 use ipc_shm::wait::WaitPolicy;
@@ -37,6 +37,8 @@ struct State {
     blocks: Vec<Block>,
     subscribers: Vec<NotifyBlockTipFn>,
     shutdown: bool,
+    /// The wallet process, once [`TestNode::attach_wallets`] is called.
+    wallets: Option<Arc<TestWalletLoader>>,
 }
 
 pub(crate) struct TestNode {
@@ -118,6 +120,14 @@ impl TestNode {
         .expect("session pair");
         let init: Arc<dyn Init> = Arc::new(InitProxy::new(client.bootstrap()));
         (init, (server, client))
+    }
+
+    /// Attaches a wallet process with a loaded default wallet holding `balance` (trusted).
+    pub(crate) fn attach_wallets(&self, balance: Amount) -> Arc<TestWalletLoader> {
+        let loader = Arc::new(TestWalletLoader::default());
+        loader.add("default", balance);
+        self.state().wallets = Some(Arc::clone(&loader));
+        loader
     }
 
     /// Mines one block paying `script` in this process (as another client would).
@@ -236,10 +246,13 @@ impl Node for TestNode {
     }
 
     fn wallet_loader(&self) -> Result<Arc<dyn WalletLoader>, InterfaceError> {
-        Err(InterfaceError::remote(
-            ErrorCode::WALLET_NOT_FOUND,
-            "no wallet process is attached",
-        ))
+        match &self.state().wallets {
+            Some(loader) => Ok(Arc::clone(loader) as _),
+            None => Err(InterfaceError::remote(
+                ErrorCode::WALLET_NOT_FOUND,
+                "no wallet process is attached",
+            )),
+        }
     }
 
     fn shutdown(&self) -> Result<(), InterfaceError> {
@@ -365,5 +378,176 @@ impl BlockTemplate for TestTemplate {
             notify(&info);
         }
         Ok(true)
+    }
+}
+
+/// A wallet process's loader for the tests: named wallets with set balances. (The real
+/// wallet, on bdk, is not on main yet; this checks routing and output shapes, not wallet
+/// logic.)
+#[derive(Default)]
+pub(crate) struct TestWalletLoader {
+    wallets: Mutex<Vec<Arc<TestWallet>>>,
+}
+
+impl TestWalletLoader {
+    fn add(&self, name: &str, balance: Amount) -> Arc<TestWallet> {
+        let wallet = Arc::new(TestWallet {
+            name: name.to_owned(),
+            state: Mutex::new(WalletState {
+                trusted: balance,
+                ..WalletState::default()
+            }),
+        });
+        self.wallets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Arc::clone(&wallet));
+        wallet
+    }
+
+    fn find(&self, name: &str) -> Option<Arc<TestWallet>> {
+        let wallets = self.wallets.lock().unwrap_or_else(PoisonError::into_inner);
+        wallets.iter().find(|w| w.name == name).cloned()
+    }
+
+    /// A loaded wallet, to inspect.
+    pub(crate) fn wallet(&self, name: &str) -> Arc<TestWallet> {
+        self.find(name).expect("wallet loaded")
+    }
+}
+
+impl WalletLoader for TestWalletLoader {
+    fn create_wallet(&self, name: &str) -> Result<Arc<dyn Wallet>, InterfaceError> {
+        if self.find(name).is_some() {
+            return Err(InterfaceError::remote(
+                ErrorCode::WALLET_ALREADY_EXISTS,
+                format!("Wallet {name} already exists."),
+            ));
+        }
+        Ok(self.add(name, Amount::ZERO) as _)
+    }
+
+    fn load_wallet(&self, name: &str) -> Result<Arc<dyn Wallet>, InterfaceError> {
+        match self.find(name) {
+            Some(_) => Err(InterfaceError::remote(
+                ErrorCode::WALLET_ALREADY_LOADED,
+                format!("Wallet \"{name}\" is already loaded."),
+            )),
+            None => Err(InterfaceError::remote(
+                ErrorCode::WALLET_NOT_FOUND,
+                format!("Wallet file verification failed. Failed to load database path '{name}'."),
+            )),
+        }
+    }
+
+    fn list_wallets(&self) -> Result<Vec<String>, InterfaceError> {
+        let wallets = self.wallets.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(wallets.iter().map(|w| w.name.clone()).collect())
+    }
+
+    fn get_wallet(&self, name: &str) -> Result<Arc<dyn Wallet>, InterfaceError> {
+        self.find(name).map(|w| w as _).ok_or_else(|| {
+            InterfaceError::remote(
+                ErrorCode::WALLET_NOT_FOUND,
+                "Requested wallet does not exist or is not loaded",
+            )
+        })
+    }
+
+    fn get_default_wallet(&self) -> Result<Arc<dyn Wallet>, InterfaceError> {
+        self.get_wallet("default")
+    }
+}
+
+#[derive(Default)]
+struct WalletState {
+    trusted: Amount,
+    addresses: u32,
+    sent: Vec<(
+        Address<bitcoin::address::NetworkUnchecked>,
+        Amount,
+        Option<FeeRate>,
+    )>,
+    subscribers: Vec<interfaces::TransactionChangedFn>,
+}
+
+pub(crate) struct TestWallet {
+    name: String,
+    state: Mutex<WalletState>,
+}
+
+impl TestWallet {
+    fn state(&self) -> std::sync::MutexGuard<'_, WalletState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// What `send_to_address` was asked to pay, in order.
+    pub(crate) fn sent(&self) -> Vec<(String, Amount, Option<FeeRate>)> {
+        let state = self.state();
+        state
+            .sent
+            .iter()
+            .map(|(a, m, f)| (a.clone().assume_checked().to_string(), *m, *f))
+            .collect()
+    }
+}
+
+impl Wallet for TestWallet {
+    fn get_wallet_name(&self) -> Result<String, InterfaceError> {
+        Ok(self.name.clone())
+    }
+
+    /// A distinct regtest P2WSH address per call.
+    fn get_new_address(
+        &self,
+    ) -> Result<Address<bitcoin::address::NetworkUnchecked>, InterfaceError> {
+        let mut state = self.state();
+        state.addresses += 1;
+        let witness_script = Builder::new()
+            .push_int(i64::from(state.addresses))
+            .into_script();
+        Ok(Address::p2wsh(&witness_script, Network::Regtest)
+            .as_unchecked()
+            .clone())
+    }
+
+    fn get_balances(&self) -> Result<interfaces::Balances, InterfaceError> {
+        Ok(interfaces::Balances {
+            trusted: self.state().trusted,
+            ..Default::default()
+        })
+    }
+
+    fn list_transactions(&self) -> Result<Vec<interfaces::WalletTx>, InterfaceError> {
+        Ok(Vec::new())
+    }
+
+    /// Records the payment and takes `amount` off the balance; notifies subscribers.
+    fn send_to_address(
+        &self,
+        address: &Address<bitcoin::address::NetworkUnchecked>,
+        amount: Amount,
+        fee_rate: Option<FeeRate>,
+    ) -> Result<Txid, InterfaceError> {
+        let mut state = self.state();
+        state.trusted = state.trusted.checked_sub(amount).ok_or_else(|| {
+            InterfaceError::remote(ErrorCode::WALLET_INSUFFICIENT_FUNDS, "Insufficient funds")
+        })?;
+        state.sent.push((address.clone(), amount, fee_rate));
+        let txid = Txid::from_byte_array([state.sent.len() as u8; 32]);
+        let subscribers = state.subscribers.clone();
+        drop(state);
+        for notify in subscribers {
+            notify(&txid, interfaces::ChangeType::New);
+        }
+        Ok(txid)
+    }
+
+    fn handle_transaction_changed(
+        &self,
+        callback: interfaces::TransactionChangedFn,
+    ) -> Result<Box<dyn Handler>, InterfaceError> {
+        self.state().subscribers.push(callback);
+        Ok(Box::new(NoHandler))
     }
 }
