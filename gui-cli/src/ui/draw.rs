@@ -191,10 +191,7 @@ fn wallets(frame: &mut Frame<'_>, app: &App, area: Rect) {
 fn status_line(app: &App) -> Line<'_> {
     let (state, color) = match app.link {
         Link::Connected => ("connected", Color::Green),
-        Link::Lost => (
-            "node disconnected: it exited or was stopped; press q",
-            Color::Red,
-        ),
+        Link::Lost => ("disconnected: the node is gone (q quits)", Color::Red),
     };
     let mut spans = vec![
         Span::raw(format!(" {} ", app.connection_label)),

@@ -46,8 +46,8 @@ pub(crate) fn run(link: &NodeLink, ctx: Context) -> anyhow::Result<()> {
     spawn_key_reader(events.clone())?;
 
     let mode = match &link.mode {
-        Mode::Spawned { pid } => format!("spawned bitcoin-node (pid {pid})"),
-        Mode::Connected(endpoint) => format!("connected to {endpoint}"),
+        Mode::Spawned { pid } => format!("spawned node pid {pid}"),
+        Mode::Connected(endpoint) => endpoint.to_string(),
     };
     let mut app = App::new(format!("{} | {mode} |", link.transport));
     let mut terminal = ratatui::init();
