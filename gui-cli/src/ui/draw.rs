@@ -16,6 +16,7 @@ Esc               back to Overview
 ?                 this help (any key closes it)
 q                 quit (except while typing in Send)
 Ctrl-C            quit from anywhere
+Ctrl-L            repaint the screen
 
 Receive:  Enter or n   new address
 Send:     Up/Down move between fields, Enter sends
@@ -48,7 +49,7 @@ pub(crate) fn draw(frame: &mut Frame<'_>, app: &App, now: u64) {
     }
     frame.render_widget(Paragraph::new(status_line(app)), status);
     if app.help {
-        let area = centered(frame.area(), 64, 14);
+        let area = centered(frame.area(), 64, 15);
         frame.render_widget(Clear, area);
         frame.render_widget(
             Paragraph::new(HELP).block(Block::bordered().title(" keys ")),

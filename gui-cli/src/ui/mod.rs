@@ -60,6 +60,13 @@ pub(crate) fn run(link: &NodeLink, ctx: Context) -> anyhow::Result<()> {
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => break Ok(()),
         };
+        // Repaint everything, not only what changed: after a resize, or on Ctrl-L when a
+        // child process (the spawned node shares our stderr) wrote over the screen.
+        if event == Event::Redraw {
+            if let Err(e) = terminal.clear() {
+                break Err(anyhow::Error::new(e).context("cannot clear the terminal"));
+            }
+        }
         controller.apply(&mut app, event);
         if app.quit {
             break Ok(());
@@ -298,6 +305,12 @@ fn spawn_key_reader(events: Sender<Event>) -> anyhow::Result<()> {
                 let key = match k.code {
                     KeyCode::Char('c') if k.modifiers.contains(KeyModifiers::CONTROL) => {
                         Key::Interrupt
+                    }
+                    KeyCode::Char('l') if k.modifiers.contains(KeyModifiers::CONTROL) => {
+                        if events.send(Event::Redraw).is_err() {
+                            return;
+                        }
+                        continue;
                     }
                     KeyCode::Char(c) => Key::Char(c),
                     KeyCode::Enter => Key::Enter,

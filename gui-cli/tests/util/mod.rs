@@ -6,7 +6,7 @@
 pub(crate) mod testnode;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -31,13 +31,14 @@ pub(crate) fn gui_exe() -> &'static Path {
 /// Runs `exe args...` without a terminal; a run longer than [`WATCHDOG`] is killed (and
 /// then fails on its status).
 pub(crate) fn run(exe: &Path, args: &[&str]) -> Output {
-    let child = Command::new(exe)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start bitcoin-gui");
+    let child = spawn_retrying(|| {
+        Command::new(exe)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+    });
     let pid = child.id().to_string();
     let (done, finished) = mpsc::channel::<()>();
     let watchdog = std::thread::spawn(move || {
@@ -49,6 +50,24 @@ pub(crate) fn run(exe: &Path, args: &[&str]) -> Output {
     let _ = done.send(());
     watchdog.join().expect("watchdog");
     output
+}
+
+/// Starts a process, retrying while exec fails with `ETXTBSY`: an executable this test
+/// process just copied can still be open for writing in a child another test thread has
+/// forked but not yet exec'd (the file descriptor is close-on-exec, so this passes).
+fn spawn_retrying(spawn: impl Fn() -> std::io::Result<Child>) -> Child {
+    const ETXTBSY: i32 = 26;
+    let mut attempts = 0;
+    loop {
+        match spawn() {
+            Ok(child) => return child,
+            Err(e) if e.raw_os_error() == Some(ETXTBSY) && attempts < 1000 => {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => panic!("cannot start the process: {e}"),
+        }
+    }
 }
 
 /// Runs `bitcoin-gui args...`; returns (exit success, stdout, stderr).
