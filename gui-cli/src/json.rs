@@ -15,7 +15,9 @@ pub(crate) enum Json {
     Int(i64),
     /// An amount in BTC, printed as a number with eight decimals (`50.00000000`).
     Amount(SignedAmount),
-    /// A float (verification progress, difficulty), printed in Rust's shortest form.
+    /// A float (verification progress, difficulty): the shortest form that reads back the
+    /// same, in exponent notation when very small or large (`4.656542373906925e-10`), as
+    /// bitcoin-cli prints regtest's difficulty.
     Float(f64),
     Str(String),
     Array(Vec<Json>),
@@ -43,7 +45,8 @@ impl Json {
             Json::Bool(b) => write!(out, "{b}"),
             Json::Int(n) => write!(out, "{n}"),
             Json::Amount(a) => out.write_str(&format_signed_btc(*a)),
-            Json::Float(f) if f.is_finite() => write!(out, "{f}"),
+            Json::Float(f) if *f == 0.0 || (1e-5..1e17).contains(&f.abs()) => write!(out, "{f}"),
+            Json::Float(f) if f.is_finite() => write!(out, "{f:e}"),
             Json::Float(_) => out.write_str("null"),
             Json::Str(s) => write_string(out, s),
             Json::Array(items) => {
@@ -146,6 +149,9 @@ mod tests {
             ("ok", Json::Bool(true)),
             ("amount", Json::amount(Amount::from_sat(5_000_000_000))),
             ("progress", Json::Float(1.0)),
+            ("difficulty", Json::Float(4.656542373906925e-10)),
+            ("big", Json::Float(-2.5e20)),
+            ("nan", Json::Float(f64::NAN)),
             (
                 "list",
                 Json::Array(vec![
@@ -162,6 +168,9 @@ mod tests {
   "ok": true,
   "amount": 50.00000000,
   "progress": 1,
+  "difficulty": 4.656542373906925e-10,
+  "big": -2.5e20,
+  "nan": null,
   "list": [
     "a",
     {
