@@ -26,6 +26,14 @@ fn commands_in_connect_mode_over_both_transports() {
         let served = ServedNode::start();
         let o = served.options(transport);
         assert_eq!(gui_ok(&with(&o, &["getblockcount"])), "0\n");
+        // Bare `-ipcconnect` is `unix`: DIR/regtest/node.sock.
+        let datadir = format!("-datadir={}", served.dir.path().display());
+        let bare = [
+            datadir,
+            "-ipcconnect".to_owned(),
+            format!("-transport={transport}"),
+        ];
+        assert_eq!(gui_ok(&with(&bare, &["getblockcount"])), "0\n");
 
         // The template crosses the connection, the proof of work is solved in bitcoin-gui,
         // and the node accepts only a solution that meets the target.

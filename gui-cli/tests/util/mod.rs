@@ -80,7 +80,7 @@ pub(crate) fn gui(args: &[&str]) -> (bool, String, String) {
     )
 }
 
-/// A [`TestNode`] listening on `DIR/node.sock`, serving each connection on its own thread,
+/// A [`TestNode`] listening on `DIR/regtest/node.sock`, serving each connection on its own thread,
 /// as `bitcoin-node -ipcbind=unix:PATH` does.
 pub(crate) struct ServedNode {
     pub(crate) node: Arc<TestNode>,
@@ -92,7 +92,8 @@ pub(crate) struct ServedNode {
 impl ServedNode {
     pub(crate) fn start() -> ServedNode {
         let dir = tempfile::tempdir().expect("temp dir");
-        let socket = dir.path().join("node.sock");
+        // Where `bitcoin-node -ipcbind=unix` listens for `-datadir=DIR`.
+        let socket = dir.path().join("regtest").join("node.sock");
         let listener =
             Listener::bind(&Endpoint::unix(&socket), &Config::new("test-node")).expect("bind");
         let node = TestNode::new();
