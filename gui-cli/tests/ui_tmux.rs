@@ -1,5 +1,6 @@
 //! The interactive UI in a real terminal (tmux): it starts, shows the chain, follows a
-//! block mined by another client without a key press, and `q` exits restoring the terminal.
+//! block mined by another client without a key press, and `q` or Ctrl-C exits restoring the
+//! terminal.
 
 mod util;
 
@@ -132,7 +133,23 @@ fn ui_follows_the_node_and_exits_cleanly() {
     tmux.cmd(&["send-keys", "-t", "ui", "?"]);
     tmux.wait_for("the help", |t| t.screen().contains("Ctrl-C"));
     tmux.cmd(&["send-keys", "-t", "ui", "Escape"]);
-    tmux.cmd(&["send-keys", "-t", "ui", "q"]);
+    tmux.wait_for("the help to close", |t| !t.screen().contains("Ctrl-C"));
+
+    // In Send, `q` is typed into the address (regtest addresses contain it); Ctrl-C quits.
+    tmux.cmd(&[
+        "send-keys",
+        "-t",
+        "ui",
+        "Tab",
+        "Tab",
+        "b",
+        "c",
+        "r",
+        "t",
+        "q",
+    ]);
+    tmux.wait_for("the typed address", |t| t.screen().contains("bcrtq_"));
+    tmux.cmd(&["send-keys", "-t", "ui", "C-c"]);
     assert_eq!(tmux.wait_exit(), "0");
     assert_eq!(
         tmux.format("#{alternate_on}"),

@@ -105,7 +105,8 @@ impl fmt::Display for Output {
     }
 }
 
-/// A command with its arguments parsed and checked.
+/// A command with its arguments parsed and checked; each variant is the bitcoin-cli command
+/// of the same name.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Command {
     GetBlockCount,
