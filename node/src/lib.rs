@@ -5,4 +5,9 @@
 //! [`ChainState`](chainstate::ChainState) is the object the IPC layer serves; everything else
 //! is a building block of it.
 
+pub mod chainstate;
+pub mod mempool;
+pub mod mining;
+pub mod notify;
 pub mod store;
+pub mod validation;

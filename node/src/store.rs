@@ -271,8 +271,8 @@ fn outpoint_from_key(k: &[u8; 36]) -> OutPoint {
 pub struct Batch {
     blocks: Vec<(BlockHash, Vec<u8>)>,
     index: Vec<(BlockHash, IndexEntry)>,
-    add_coins: Vec<(OutPoint, Coin)>,
-    spend_coins: Vec<OutPoint>,
+    /// UTXO changes in order: `Some` adds (or replaces), `None` removes.
+    coins: Vec<(OutPoint, Option<Coin>)>,
     put_undo: Vec<(BlockHash, Vec<u8>)>,
     remove_undo: Vec<BlockHash>,
     tip: Option<BlockHash>,
@@ -289,14 +289,14 @@ impl Batch {
         self.index.push((hash, entry));
     }
 
-    /// Adds an unspent output.
+    /// Adds an unspent output. Coin changes are applied in the order they were made.
     pub fn add_coin(&mut self, outpoint: OutPoint, coin: Coin) {
-        self.add_coins.push((outpoint, coin));
+        self.coins.push((outpoint, Some(coin)));
     }
 
-    /// Removes an unspent output. Removals are applied after additions.
+    /// Removes an unspent output. Coin changes are applied in the order they were made.
     pub fn spend_coin(&mut self, outpoint: OutPoint) {
-        self.spend_coins.push(outpoint);
+        self.coins.push((outpoint, None));
     }
 
     /// Stores the undo data (spent coins, in spending order) of a connected block.
@@ -373,13 +373,17 @@ impl Store {
             }
             let mut utxos = txn.open_table(UTXOS)?;
             let mut buf = Vec::new();
-            for (op, coin) in &batch.add_coins {
-                buf.clear();
-                coin.encode_into(&mut buf);
-                utxos.insert(&outpoint_key(op), buf.as_slice())?;
-            }
-            for op in &batch.spend_coins {
-                utxos.remove(&outpoint_key(op))?;
+            for (op, coin) in &batch.coins {
+                match coin {
+                    Some(coin) => {
+                        buf.clear();
+                        coin.encode_into(&mut buf);
+                        utxos.insert(&outpoint_key(op), buf.as_slice())?;
+                    }
+                    None => {
+                        utxos.remove(&outpoint_key(op))?;
+                    }
+                }
             }
             let mut undo = txn.open_table(UNDO)?;
             for (hash, bytes) in &batch.put_undo {

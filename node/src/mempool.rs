@@ -1,0 +1,497 @@
+//! The memory pool: unconfirmed transactions valid on top of the active tip.
+//!
+//! # Invariants
+//!
+//! - Every entry is valid against the UTXO set of the tip plus the outputs of the entries it
+//!   spends; no two entries spend the same outpoint (`spent_by` indexes them; no replacement).
+//! - A parent entry always has a smaller `sequence` than its children, so sorting by sequence
+//!   is a topological order (used by templates and by reorganisations).
+//! - The pool never holds a coinbase.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+
+use bitcoin::{Amount, FeeRate, OutPoint, Transaction, TxOut, Txid, Weight};
+
+use crate::store::{Coin, Store, StoreError};
+use crate::validation::{self, TxError};
+
+/// Height given to coins created by mempool transactions (Core's `MEMPOOL_HEIGHT`).
+const MEMPOOL_HEIGHT: u32 = 0x7fff_ffff;
+/// Largest standard transaction weight (Core's `MAX_STANDARD_TX_WEIGHT`).
+pub const MAX_STANDARD_TX_WEIGHT: Weight = Weight::from_wu(400_000);
+/// Smallest standard non-witness size (Core's `MIN_STANDARD_TX_NONWITNESS_SIZE`).
+const MIN_STANDARD_TX_NONWITNESS_SIZE: usize = 65;
+/// Largest standard input script (Core's `MAX_STANDARD_SCRIPTSIG_SIZE`).
+const MAX_STANDARD_SCRIPTSIG_SIZE: usize = 1650;
+/// Largest standard `OP_RETURN` output script (Core's `MAX_OP_RETURN_RELAY`).
+const MAX_OP_RETURN_RELAY: usize = 83;
+/// Default minimum relay fee rate: 1 sat/vB (Core's `DEFAULT_MIN_RELAY_TX_FEE`).
+pub const DEFAULT_MIN_RELAY_FEE: FeeRate = FeeRate::from_sat_per_vb_u32(1);
+
+/// A transaction the mempool refused.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum MempoolError {
+    /// A consensus rule failed.
+    Consensus(TxError),
+    /// A coinbase cannot enter the mempool.
+    Coinbase,
+    /// A standardness (relay policy) rule failed; the string is Core's reason.
+    NonStandard(&'static str),
+    /// Lock time not reached for the next block.
+    NonFinal,
+    /// The transaction is already in the mempool.
+    AlreadyInMempool,
+    /// The transaction's outputs are already in the UTXO set (it is confirmed).
+    AlreadyKnown,
+    /// It spends an outpoint a mempool transaction already spends.
+    Conflict(Txid),
+    /// Its fee is below the minimum relay fee for its size.
+    MinRelayFee {
+        /// The fee it pays.
+        fee: Amount,
+        /// The fee it would need.
+        min: Amount,
+    },
+    /// Reading the UTXO set failed.
+    Store(StoreError),
+}
+
+impl MempoolError {
+    /// Bitcoin Core's reject reason.
+    pub fn reason(&self) -> String {
+        match self {
+            Self::Consensus(e) => e.reason(),
+            Self::Coinbase => "coinbase".into(),
+            Self::NonStandard(r) => (*r).into(),
+            Self::NonFinal => "non-final".into(),
+            Self::AlreadyInMempool => "txn-already-in-mempool".into(),
+            Self::AlreadyKnown => "txn-already-known".into(),
+            Self::Conflict(_) => "txn-mempool-conflict".into(),
+            Self::MinRelayFee { .. } => "min relay fee not met".into(),
+            Self::Store(_) => "store-error".into(),
+        }
+    }
+}
+
+impl fmt::Display for MempoolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Consensus(e) => e.fmt(f),
+            Self::Conflict(txid) => write!(f, "txn-mempool-conflict: conflicts with {txid}"),
+            Self::MinRelayFee { fee, min } => write!(
+                f,
+                "min relay fee not met, {} < {}",
+                fee.to_sat(),
+                min.to_sat()
+            ),
+            Self::Store(e) => write!(f, "cannot read the UTXO set: {e}"),
+            other => f.write_str(&other.reason()),
+        }
+    }
+}
+
+impl std::error::Error for MempoolError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Consensus(e) => Some(e),
+            Self::Store(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<TxError> for MempoolError {
+    fn from(e: TxError) -> Self {
+        Self::Consensus(e)
+    }
+}
+
+impl From<StoreError> for MempoolError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+/// One mempool transaction.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// The transaction.
+    pub tx: Arc<Transaction>,
+    /// Fee it pays.
+    pub fee: Amount,
+    /// Weight.
+    pub weight: Weight,
+    /// Arrival order; parents always come before their children.
+    sequence: u64,
+}
+
+impl Entry {
+    /// Virtual size in vbytes.
+    pub fn vsize(&self) -> u64 {
+        self.weight.to_vbytes_ceil()
+    }
+}
+
+/// Summary of the mempool (`Node` mempool info).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MempoolInfo {
+    /// Number of transactions.
+    pub size: usize,
+    /// Sum of their virtual sizes.
+    pub bytes: u64,
+    /// Sum of their fees.
+    pub total_fee: Amount,
+    /// Minimum relay fee rate.
+    pub min_relay_fee: FeeRate,
+}
+
+/// Where the chain is for mempool checks: the next block's height and the tip's median
+/// time past (BIP113 finality).
+#[derive(Clone, Copy, Debug)]
+pub struct TipContext {
+    /// Height of the next block.
+    pub next_height: u32,
+    /// Median time past of the tip.
+    pub median_time_past: u32,
+}
+
+/// The memory pool.
+#[derive(Debug)]
+pub struct Mempool {
+    entries: HashMap<Txid, Entry>,
+    spent_by: HashMap<OutPoint, Txid>,
+    next_sequence: u64,
+    min_relay_fee: FeeRate,
+}
+
+impl Default for Mempool {
+    fn default() -> Self {
+        Self::new(DEFAULT_MIN_RELAY_FEE)
+    }
+}
+
+impl Mempool {
+    /// An empty pool with the given minimum relay fee rate.
+    pub fn new(min_relay_fee: FeeRate) -> Self {
+        Self {
+            entries: HashMap::new(),
+            spent_by: HashMap::new(),
+            next_sequence: 0,
+            min_relay_fee,
+        }
+    }
+
+    /// Minimum relay fee rate.
+    pub fn min_relay_fee(&self) -> FeeRate {
+        self.min_relay_fee
+    }
+
+    /// Whether `txid` is in the pool.
+    pub fn contains(&self, txid: &Txid) -> bool {
+        self.entries.contains_key(txid)
+    }
+
+    /// A pool entry.
+    pub fn get(&self, txid: &Txid) -> Option<&Entry> {
+        self.entries.get(txid)
+    }
+
+    /// Size and fee totals.
+    pub fn info(&self) -> MempoolInfo {
+        MempoolInfo {
+            size: self.entries.len(),
+            bytes: self.entries.values().map(Entry::vsize).sum(),
+            total_fee: self.entries.values().map(|e| e.fee).sum(),
+            min_relay_fee: self.min_relay_fee,
+        }
+    }
+
+    /// The transaction spending `outpoint` in the pool.
+    pub fn spender(&self, outpoint: &OutPoint) -> Option<Txid> {
+        self.spent_by.get(outpoint).copied()
+    }
+
+    /// An output created by a pool transaction.
+    pub fn output(&self, outpoint: &OutPoint) -> Option<&TxOut> {
+        self.entries
+            .get(&outpoint.txid)?
+            .tx
+            .output
+            .get(usize::try_from(outpoint.vout).ok()?)
+    }
+
+    /// Validates `tx` against the UTXO set in `store` plus the pool (Core's
+    /// `AcceptToMemoryPool`) and adds it.
+    pub fn accept(
+        &mut self,
+        tx: Transaction,
+        store: &Store,
+        tip: TipContext,
+    ) -> Result<Arc<Transaction>, MempoolError> {
+        validation::check_transaction(&tx)?;
+        if tx.is_coinbase() {
+            return Err(MempoolError::Coinbase);
+        }
+        check_standard(&tx)?;
+        if !validation::is_final_tx(&tx, tip.next_height, tip.median_time_past) {
+            return Err(MempoolError::NonFinal);
+        }
+        let txid = tx.compute_txid();
+        if self.entries.contains_key(&txid) {
+            return Err(MempoolError::AlreadyInMempool);
+        }
+        if let Some(other) = tx
+            .input
+            .iter()
+            .find_map(|i| self.spent_by.get(&i.previous_output))
+        {
+            return Err(MempoolError::Conflict(*other));
+        }
+        let mut coins = Vec::with_capacity(tx.input.len());
+        for input in &tx.input {
+            let op = input.previous_output;
+            let coin = match self.output(&op) {
+                Some(out) => Some(Coin {
+                    output: out.clone(),
+                    height: MEMPOOL_HEIGHT,
+                    is_coinbase: false,
+                }),
+                None => store.coin(&op)?,
+            };
+            match coin {
+                Some(c) => coins.push(c),
+                None => {
+                    // Core: a transaction whose own outputs are unspent is already confirmed.
+                    for vout in 0..u32::try_from(tx.output.len()).unwrap_or(u32::MAX) {
+                        if store.coin(&OutPoint { txid, vout })?.is_some() {
+                            return Err(MempoolError::AlreadyKnown);
+                        }
+                    }
+                    return Err(TxError::InputsMissingOrSpent(op).into());
+                }
+            }
+        }
+        let fee = validation::check_tx_inputs(&tx, &coins, tip.next_height)?;
+        let weight = tx.weight();
+        let min = self
+            .min_relay_fee
+            .fee_vb(weight.to_vbytes_ceil())
+            .unwrap_or(Amount::MAX_MONEY);
+        if fee < min {
+            return Err(MempoolError::MinRelayFee { fee, min });
+        }
+        let spent: Vec<TxOut> = coins.into_iter().map(|c| c.output).collect();
+        validation::verify_scripts(&tx, &spent)?;
+
+        let tx = Arc::new(tx);
+        for input in &tx.input {
+            self.spent_by.insert(input.previous_output, txid);
+        }
+        let sequence = self.next_sequence;
+        self.next_sequence += 1;
+        self.entries.insert(
+            txid,
+            Entry {
+                tx: Arc::clone(&tx),
+                fee,
+                weight,
+                sequence,
+            },
+        );
+        Ok(tx)
+    }
+
+    /// Removes `txid` and every pool transaction descending from it; returns them, parents
+    /// first.
+    pub fn remove_recursive(&mut self, txid: &Txid) -> Vec<Arc<Transaction>> {
+        let mut doomed = HashSet::new();
+        let mut stack = vec![*txid];
+        while let Some(id) = stack.pop() {
+            let Some(entry) = self.entries.get(&id) else {
+                continue;
+            };
+            if !doomed.insert(id) {
+                continue;
+            }
+            for vout in 0..entry.tx.output.len() {
+                let op = OutPoint {
+                    txid: id,
+                    vout: u32::try_from(vout).unwrap_or(u32::MAX),
+                };
+                if let Some(child) = self.spent_by.get(&op) {
+                    stack.push(*child);
+                }
+            }
+        }
+        let mut removed: Vec<Entry> = doomed.iter().filter_map(|id| self.remove_one(id)).collect();
+        removed.sort_by_key(|e| e.sequence);
+        removed.into_iter().map(|e| e.tx).collect()
+    }
+
+    fn remove_one(&mut self, txid: &Txid) -> Option<Entry> {
+        let entry = self.entries.remove(txid)?;
+        for input in &entry.tx.input {
+            if self.spent_by.get(&input.previous_output) == Some(txid) {
+                self.spent_by.remove(&input.previous_output);
+            }
+        }
+        Some(entry)
+    }
+
+    /// Removes what a newly connected block confirms or conflicts with (Core's
+    /// `removeForBlock`). Returns the confirmed transactions and then the conflicting ones
+    /// (with their descendants).
+    pub fn remove_for_block(
+        &mut self,
+        block: &bitcoin::Block,
+    ) -> (Vec<Arc<Transaction>>, Vec<Arc<Transaction>>) {
+        let mut confirmed = Vec::new();
+        let mut conflicts = Vec::new();
+        for tx in block.txdata.iter().skip(1) {
+            if let Some(entry) = self.remove_one(&tx.compute_txid()) {
+                confirmed.push(entry.tx);
+            }
+        }
+        for tx in block.txdata.iter().skip(1) {
+            for input in &tx.input {
+                if let Some(other) = self.spent_by.get(&input.previous_output).copied() {
+                    conflicts.extend(self.remove_recursive(&other));
+                }
+            }
+        }
+        (confirmed, conflicts)
+    }
+
+    /// Empties the pool, returning its transactions in topological (arrival) order.
+    pub fn drain(&mut self) -> Vec<Arc<Transaction>> {
+        let mut all: Vec<Entry> = self.entries.drain().map(|(_, e)| e).collect();
+        self.spent_by.clear();
+        all.sort_by_key(|e| e.sequence);
+        all.into_iter().map(|e| e.tx).collect()
+    }
+
+    /// Chooses transactions for a block of at most `max_weight`: greedily by ancestor-package
+    /// fee rate (so a child can pay for its parent), every parent before its children.
+    /// Returns them in block order and their total fee.
+    pub fn select(&self, max_weight: Weight) -> (Vec<Arc<Transaction>>, Amount) {
+        let mut included: HashSet<Txid> = HashSet::new();
+        let mut skipped: HashSet<Txid> = HashSet::new();
+        let mut chosen: Vec<&Entry> = Vec::new();
+        let mut weight = Weight::ZERO;
+        let mut fees = Amount::ZERO;
+        loop {
+            // Best package among the remaining entries: (fee, weight, members).
+            let mut best: Option<(Amount, Weight, Vec<&Entry>)> = None;
+            for (txid, entry) in &self.entries {
+                if included.contains(txid) || skipped.contains(txid) {
+                    continue;
+                }
+                let package = self.ancestors(entry, &included);
+                let (f, w) = package
+                    .iter()
+                    .fold((Amount::ZERO, Weight::ZERO), |(f, w), e| {
+                        (f + e.fee, w + e.weight)
+                    });
+                let better = match &best {
+                    None => true,
+                    // f / w > bf / bw, compared without division.
+                    Some((bf, bw, _)) => {
+                        u128::from(f.to_sat()) * u128::from(bw.to_wu())
+                            > u128::from(bf.to_sat()) * u128::from(w.to_wu())
+                    }
+                };
+                if better {
+                    best = Some((f, w, package));
+                }
+            }
+            let Some((f, w, package)) = best else { break };
+            if weight + w > max_weight {
+                // Does not fit: neither it nor anything needing it is tried again.
+                for e in &package {
+                    skipped.insert(e.tx.compute_txid());
+                }
+                continue;
+            }
+            weight += w;
+            fees += f;
+            for e in package {
+                included.insert(e.tx.compute_txid());
+                chosen.push(e);
+            }
+        }
+        chosen.sort_by_key(|e| e.sequence);
+        (
+            chosen.into_iter().map(|e| Arc::clone(&e.tx)).collect(),
+            fees,
+        )
+    }
+
+    /// `entry` and its pool ancestors that are not in `exclude`, in arrival order.
+    fn ancestors<'a>(&'a self, entry: &'a Entry, exclude: &HashSet<Txid>) -> Vec<&'a Entry> {
+        let mut found: BTreeMap<u64, &Entry> = BTreeMap::new();
+        let mut stack = vec![entry];
+        while let Some(e) = stack.pop() {
+            if found.insert(e.sequence, e).is_some() {
+                continue;
+            }
+            for input in &e.tx.input {
+                let parent = input.previous_output.txid;
+                if exclude.contains(&parent) {
+                    continue;
+                }
+                if let Some(p) = self.entries.get(&parent) {
+                    stack.push(p);
+                }
+            }
+        }
+        found.into_values().collect()
+    }
+}
+
+/// Core's `IsStandardTx` (the parts that apply to our policy).
+fn check_standard(tx: &Transaction) -> Result<(), MempoolError> {
+    let nonstandard = MempoolError::NonStandard;
+    if !(1..=3).contains(&tx.version.0) {
+        return Err(nonstandard("version"));
+    }
+    if tx.weight() > MAX_STANDARD_TX_WEIGHT {
+        return Err(nonstandard("tx-size"));
+    }
+    for input in &tx.input {
+        if input.script_sig.len() > MAX_STANDARD_SCRIPTSIG_SIZE {
+            return Err(nonstandard("scriptsig-size"));
+        }
+        if !input.script_sig.is_push_only() {
+            return Err(nonstandard("scriptsig-not-pushonly"));
+        }
+    }
+    let mut op_returns = 0;
+    for out in &tx.output {
+        let s = &out.script_pubkey;
+        if s.is_op_return() {
+            if s.len() > MAX_OP_RETURN_RELAY {
+                return Err(nonstandard("scriptpubkey"));
+            }
+            op_returns += 1;
+            continue;
+        }
+        let standard =
+            s.is_p2pkh() || s.is_p2sh() || s.is_witness_program() || s.is_p2pk() || s.is_multisig();
+        if !standard {
+            return Err(nonstandard("scriptpubkey"));
+        }
+        if out.value < s.minimal_non_dust() {
+            return Err(nonstandard("dust"));
+        }
+    }
+    if op_returns > 1 {
+        return Err(nonstandard("multi-op-return"));
+    }
+    if tx.base_size() < MIN_STANDARD_TX_NONWITNESS_SIZE {
+        return Err(nonstandard("tx-size-small"));
+    }
+    Ok(())
+}
