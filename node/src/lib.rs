@@ -10,4 +10,5 @@ pub mod mempool;
 pub mod mining;
 pub mod notify;
 pub mod store;
+pub mod testdata;
 pub mod validation;

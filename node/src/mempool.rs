@@ -374,8 +374,8 @@ impl Mempool {
     }
 
     /// Chooses transactions for a block of at most `max_weight`: greedily by ancestor-package
-    /// fee rate (so a child can pay for its parent), every parent before its children.
-    /// Returns them in block order and their total fee.
+    /// fee rate (so a child can pay for its parent). Returns them in block order — packages
+    /// in the order chosen, each parent before its children — and their total fee.
     pub fn select(&self, max_weight: Weight) -> (Vec<Arc<Transaction>>, Amount) {
         let mut included: HashSet<Txid> = HashSet::new();
         let mut skipped: HashSet<Txid> = HashSet::new();
@@ -422,7 +422,6 @@ impl Mempool {
                 chosen.push(e);
             }
         }
-        chosen.sort_by_key(|e| e.sequence);
         (
             chosen.into_iter().map(|e| Arc::clone(&e.tx)).collect(),
             fees,

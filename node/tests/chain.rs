@@ -209,6 +209,7 @@ fn reorg_to_the_heavier_branch_notifies_in_order_and_returns_transactions_to_the
         vec![out(prev5.value.to_sat() - 2_000, &keys.tr)],
     );
     chain.process_transaction(loser.clone()).unwrap();
+    chain.sync_notifications(); // the "added" event must be delivered before clearing
     events.lock().unwrap().clear();
     chain
         .process_block(block_with(
