@@ -49,15 +49,7 @@ impl fmt::Display for ChainError {
     }
 }
 
-impl std::error::Error for ChainError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Invalid(e) => Some(e),
-            Self::Store(e) => Some(e),
-            Self::Thread(e) => Some(e),
-        }
-    }
-}
+impl std::error::Error for ChainError {}
 
 impl From<StoreError> for ChainError {
     fn from(e: StoreError) -> Self {

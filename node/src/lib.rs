@@ -6,6 +6,7 @@
 //! is a building block of it.
 
 pub mod chainstate;
+pub mod cli;
 pub mod mempool;
 pub mod mining;
 pub mod notify;

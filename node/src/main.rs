@@ -1,13 +1,101 @@
-//! `bitcoin-node`: not implemented yet; see the project's issues.
+//! `bitcoin-node`: opens the regtest chain state in the data directory and runs until
+//! SIGINT or SIGTERM. Serving it over IPC (`-ipcfd`, `-ipcbind`, the spawned wallet) comes
+//! with the call layer.
 
-use clap::Parser;
+use std::fs::OpenOptions;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Mutex;
 
-/// Bitcoin node process: owns chain state, validates blocks and serves the Chain, Node and Mining interfaces over ipc-shm.
-#[derive(Debug, Parser)]
-#[command(name = "bitcoin-node", version)]
-struct Args {}
+use anyhow::{Context, bail};
+use clap::error::ErrorKind;
+use nix::sys::signal::{SigSet, Signal};
+use node::chainstate::ChainState;
+use node::cli::Args;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriterExt};
 
-fn main() -> anyhow::Result<()> {
-    let _args = Args::parse();
-    anyhow::bail!("bitcoin-node is not implemented yet")
+fn main() -> ExitCode {
+    let args = match Args::parse_core(std::env::args_os()) {
+        Ok(a) => a,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            e.exit()
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!("Error: {}", first.trim_start_matches("error: "));
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> anyhow::Result<()> {
+    args.validate()?;
+    let chain_dir = args.chain_dir()?;
+    std::fs::create_dir_all(&chain_dir)
+        .with_context(|| format!("cannot create data directory {}", chain_dir.display()))?;
+    init_logging(&chain_dir, args)?;
+    if args.ipcfd.is_some() || !args.ipcbind.is_empty() {
+        bail!("-ipcfd and -ipcbind are not implemented yet");
+    }
+
+    // Block the shutdown signals before any thread starts, so every thread inherits the
+    // mask and only the wait below receives them.
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGINT);
+    signals.add(Signal::SIGTERM);
+    signals
+        .thread_block()
+        .context("cannot block SIGINT/SIGTERM")?;
+
+    let chain = ChainState::open(&chain_dir)?;
+    let tip = chain.tip();
+    tracing::info!(height = tip.height, hash = %tip.hash, datadir = %chain_dir.display(), "chain state loaded");
+    if !args.nowallet {
+        tracing::warn!("spawning bitcoin-wallet is not implemented yet; running as with -nowallet");
+    }
+    tracing::info!("bitcoin-node ready");
+
+    let signal = signals.wait().context("waiting for a shutdown signal")?;
+    tracing::info!(?signal, "shutting down");
+    drop(chain); // every change is already committed; this releases the datadir lock
+    tracing::info!("shutdown done");
+    Ok(())
+}
+
+/// Logs to `DIR/regtest/debug.log`, and to stderr with `-printtoconsole`. `-debug=ipc` turns
+/// on debug output of the IPC crates.
+fn init_logging(chain_dir: &Path, args: &Args) -> anyhow::Result<()> {
+    let path = chain_dir.join("debug.log");
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let writer = if args.printtoconsole {
+        BoxMakeWriter::new(Mutex::new(file).and(std::io::stderr))
+    } else {
+        BoxMakeWriter::new(Mutex::new(file))
+    };
+    let mut filter = EnvFilter::new("info");
+    if args.debug_ipc() {
+        for target in ["ipc_shm=debug", "interfaces=debug"] {
+            filter = filter.add_directive(target.parse().context("log filter")?);
+        }
+    }
+    tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .init();
+    Ok(())
 }

@@ -93,15 +93,7 @@ impl fmt::Display for MempoolError {
     }
 }
 
-impl std::error::Error for MempoolError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Consensus(e) => Some(e),
-            Self::Store(e) => Some(e),
-            _ => None,
-        }
-    }
-}
+impl std::error::Error for MempoolError {}
 
 impl From<TxError> for MempoolError {
     fn from(e: TxError) -> Self {

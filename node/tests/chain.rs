@@ -2,13 +2,11 @@
 
 mod util;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use bitcoin::{Amount, OutPoint};
 use node::chainstate::ChainState;
 use node::notify::ChainEvent;
-use node::store::Coin;
 use node::validation;
 use util::*;
 
@@ -129,12 +127,6 @@ fn an_in_block_chain_of_spends_connects_and_disconnects_to_the_same_utxo_set() {
     assert_eq!(after, before);
     // Both transactions are back in the mempool, parent first.
     assert_eq!(chain.mempool().info().size, 2);
-}
-
-fn sorted_coins(chain: &ChainState) -> Vec<(OutPoint, Coin)> {
-    let mut v = chain.store().all_coins().unwrap();
-    v.sort_by_key(|(op, _)| (op.txid, op.vout));
-    v
 }
 
 #[test]
@@ -310,38 +302,6 @@ fn restart_keeps_the_tip_and_a_utxo_set_equal_to_a_recomputation_from_the_blocks
     let chain = ChainState::open(dir.path()).unwrap();
     assert_eq!(chain.tip(), tip);
     assert_eq!(sorted_coins(&chain), recompute_utxos(&chain));
-}
-
-/// The UTXO set obtained by replaying the active chain's blocks from genesis.
-fn recompute_utxos(chain: &ChainState) -> Vec<(OutPoint, Coin)> {
-    let mut utxos: HashMap<OutPoint, Coin> = HashMap::new();
-    for h in 1..=chain.height() {
-        let block = chain.block(&chain.block_hash(h).unwrap()).unwrap().unwrap();
-        for tx in &block.txdata {
-            for input in &tx.input {
-                utxos.remove(&input.previous_output);
-            }
-            for (vout, o) in tx.output.iter().enumerate() {
-                if !o.script_pubkey.is_op_return() {
-                    let op = OutPoint {
-                        txid: tx.compute_txid(),
-                        vout: vout as u32,
-                    };
-                    utxos.insert(
-                        op,
-                        Coin {
-                            output: o.clone(),
-                            height: h,
-                            is_coinbase: tx.is_coinbase(),
-                        },
-                    );
-                }
-            }
-        }
-    }
-    let mut v: Vec<_> = utxos.into_iter().collect();
-    v.sort_by_key(|(op, _)| (op.txid, op.vout));
-    v
 }
 
 #[test]

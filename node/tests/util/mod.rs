@@ -260,3 +260,40 @@ pub fn watchdog(secs: u64) {
         std::process::abort();
     });
 }
+
+/// The stored UTXO set, sorted.
+pub fn sorted_coins(chain: &ChainState) -> Vec<(OutPoint, node::store::Coin)> {
+    let mut v = chain.store().all_coins().unwrap();
+    v.sort_by_key(|(op, _)| (op.txid, op.vout));
+    v
+}
+
+/// The UTXO set obtained by replaying the active chain's blocks from genesis, sorted.
+pub fn recompute_utxos(chain: &ChainState) -> Vec<(OutPoint, node::store::Coin)> {
+    let mut utxos = std::collections::HashMap::new();
+    for h in 1..=chain.height() {
+        let block = chain.block(&chain.block_hash(h).unwrap()).unwrap().unwrap();
+        for tx in &block.txdata {
+            for input in &tx.input {
+                utxos.remove(&input.previous_output);
+            }
+            for (vout, o) in tx.output.iter().enumerate() {
+                if !o.script_pubkey.is_op_return() {
+                    let op = OutPoint {
+                        txid: tx.compute_txid(),
+                        vout: vout as u32,
+                    };
+                    let coin = node::store::Coin {
+                        output: o.clone(),
+                        height: h,
+                        is_coinbase: tx.is_coinbase(),
+                    };
+                    utxos.insert(op, coin);
+                }
+            }
+        }
+    }
+    let mut v: Vec<_> = utxos.into_iter().collect();
+    v.sort_by_key(|(op, _)| (op.txid, op.vout));
+    v
+}

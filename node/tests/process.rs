@@ -1,0 +1,190 @@
+//! Real `bitcoin-node` processes and real `kill -9`: command line errors, the data
+//! directory lock, clean shutdown on SIGTERM, and a crash loop that kills a process
+//! while it connects blocks and checks the state it leaves.
+
+mod util;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use bitcoin::BlockHash;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use node::chainstate::ChainState;
+use util::*;
+
+const NODE: &str = env!("CARGO_BIN_EXE_bitcoin-node");
+
+fn node(datadir: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(NODE);
+    c.arg(format!("-datadir={}", datadir.display())).args(extra);
+    c
+}
+
+/// Starts a node and waits for its "ready" log line on stderr.
+fn start_node(datadir: &Path) -> Child {
+    let mut child = node(datadir, &["-nowallet", "-printtoconsole"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("node exited before it was ready")
+            .unwrap();
+        if line.contains("bitcoin-node ready") {
+            break;
+        }
+    }
+    // Keep draining stderr so the node never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    child
+}
+
+#[test]
+fn unsupported_chain_and_bad_options_fail_with_one_line_and_touch_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let datadir = dir.path().join("d");
+    for args in [
+        &["-chain=main"][..],
+        &["-bogus"],
+        &["-ipcfd=notanumber"],
+        &["-debug=nosuch"],
+        &["-transport=tcp"],
+    ] {
+        let out = node(&datadir, args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("Error: "), "{err}");
+        assert!(!datadir.exists(), "{args:?} created the data directory");
+    }
+    let out = node(&datadir, &["-chain=main"]).output().unwrap();
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        "Error: chain \"main\" is not supported yet (only regtest)\n"
+    );
+}
+
+#[test]
+fn a_second_node_on_the_same_datadir_fails_and_sigterm_shuts_down_cleanly() {
+    watchdog(60);
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = start_node(dir.path());
+    let out = node(dir.path(), &["-nowallet"]).output().unwrap();
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        format!(
+            "Error: cannot obtain a lock on data directory {}; bitcoin-node is probably already running\n",
+            dir.path().join("regtest").display()
+        )
+    );
+    kill(Pid::from_raw(first.id() as i32), Signal::SIGTERM).unwrap();
+    assert!(first.wait().unwrap().success());
+    let log = std::fs::read_to_string(dir.path().join("regtest/debug.log")).unwrap();
+    assert!(log.contains("shutdown done"), "{log}");
+    // The lock is released: the chain state opens again.
+    assert_eq!(
+        ChainState::open(&dir.path().join("regtest"))
+            .unwrap()
+            .height(),
+        0
+    );
+}
+
+/// Environment variable that turns [`crash_child`] into the process the crash loop kills.
+const CHILD_ENV: &str = "NODE_CRASH_CHILD_DIR";
+
+/// In the crash loop's child process: mines forever, spending a mature coinbase in every
+/// block once there is one, and prints `connected HEIGHT HASH` after each block is
+/// reported connected. Without the environment variable this test does nothing.
+#[test]
+fn crash_child() {
+    let Some(dir) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
+    let keys = Keys::new();
+    let mut chain = ChainState::open(Path::new(&dir)).unwrap();
+    loop {
+        let height = chain.height() + 1;
+        if height > 101 {
+            let (op, prev) = coinbase_output(&chain, height - 101);
+            if chain.coins(&[op]).unwrap()[0].is_some() {
+                let tx = keys.spend(
+                    &[(op, prev.clone())],
+                    vec![out(prev.value.to_sat() - 1_000, &keys.tr)],
+                );
+                let _ = chain.process_transaction(tx);
+            }
+        }
+        let script = if height % 2 == 0 {
+            &keys.tr
+        } else {
+            &keys.wpkh
+        };
+        let hash = chain.generate_to_script(1, script).unwrap()[0];
+        println!("connected {height} {hash}");
+    }
+}
+
+#[test]
+fn kill_9_while_connecting_blocks_leaves_a_consistent_chain_state() {
+    watchdog(300);
+    let dir = tempfile::tempdir().unwrap();
+    let chain_dir = dir.path().join("regtest");
+    let exe = std::env::current_exe().unwrap();
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut reported: Vec<(u32, BlockHash)> = Vec::new();
+    for iteration in 0..12 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        // The first run mines past maturity so later runs spend coinbases.
+        let blocks = if iteration == 0 {
+            110
+        } else {
+            1 + (seed % 25) as usize
+        };
+        let mut child = Command::new(&exe)
+            .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, &chain_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut seen = 0;
+        while seen < blocks {
+            let line = lines.next().expect("child exited").unwrap();
+            if let Some(rest) = line.strip_prefix("connected ") {
+                let (h, hash) = rest.split_once(' ').unwrap();
+                reported.push((h.parse().unwrap(), hash.parse().unwrap()));
+                seen += 1;
+            }
+        }
+        child.kill().unwrap(); // SIGKILL, while the child is busy with the next block
+        child.wait().unwrap();
+
+        let chain = ChainState::open(&chain_dir).unwrap();
+        let (last_h, _) = *reported.last().unwrap();
+        assert!(
+            chain.height() >= last_h,
+            "iteration {iteration}: lost a reported block"
+        );
+        for (h, hash) in &reported {
+            assert_eq!(
+                chain.block_hash(*h),
+                Some(*hash),
+                "iteration {iteration}: reported block {h} replaced"
+            );
+        }
+        assert_eq!(
+            sorted_coins(&chain),
+            recompute_utxos(&chain),
+            "iteration {iteration}: UTXO set != chain"
+        );
+    }
+}
