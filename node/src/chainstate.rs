@@ -78,6 +78,27 @@ pub struct TipInfo {
     pub chain_work: Work,
 }
 
+/// Median time of the 11 blocks of `index` ending with `hash` (0 for an unknown hash).
+fn median_time_past(index: &HashMap<BlockHash, IndexEntry>, hash: &BlockHash) -> u32 {
+    let mut times = Vec::with_capacity(MEDIAN_TIME_SPAN);
+    let mut cursor = index.get(hash);
+    while let Some(e) = cursor {
+        times.push(e.header.time);
+        if times.len() == MEDIAN_TIME_SPAN || e.height == 0 {
+            break;
+        }
+        cursor = index.get(&e.header.prev_blockhash);
+    }
+    validation::median_time(&mut times)
+}
+
+/// Median time past of the active block at `height` (0 above the tip).
+fn active_mtp(index: &HashMap<BlockHash, IndexEntry>, active: &[BlockHash], height: u32) -> u32 {
+    active
+        .get(height as usize)
+        .map_or(0, |h| median_time_past(index, h))
+}
+
 /// Seconds since the Unix epoch, saturated to `u32`.
 pub(crate) fn unix_now() -> u32 {
     let secs = SystemTime::now()
@@ -289,24 +310,20 @@ impl ChainState {
 
     /// Median time of the 11 blocks ending with `hash`.
     pub fn median_time_past(&self, hash: &BlockHash) -> u32 {
-        let mut times = Vec::with_capacity(MEDIAN_TIME_SPAN);
-        let mut cursor = self.index.get(hash);
-        while let Some(e) = cursor {
-            times.push(e.header.time);
-            if times.len() == MEDIAN_TIME_SPAN || e.height == 0 {
-                break;
-            }
-            cursor = self.index.get(&e.header.prev_blockhash);
-        }
-        validation::median_time(&mut times)
+        median_time_past(&self.index, hash)
     }
 
-    fn tip_context(&self) -> TipContext {
+    /// Validates `tx` against the tip and the pool and adds it, without notifying.
+    fn accept_to_mempool(&mut self, tx: Transaction) -> Result<Arc<Transaction>, MempoolError> {
         let tip = self.tip();
-        TipContext {
+        let (index, active) = (&self.index, &self.active);
+        let mtp_at = |h| active_mtp(index, active, h);
+        let ctx = TipContext {
             next_height: tip.height + 1,
             median_time_past: tip.median_time_past,
-        }
+            median_time_past_at: &mtp_at,
+        };
+        self.mempool.accept(tx, &self.store, ctx)
     }
 
     /// Validates a transaction and adds it to the mempool (`Node::send_raw_transaction`,
@@ -315,8 +332,7 @@ impl ChainState {
         &mut self,
         tx: Transaction,
     ) -> Result<Arc<Transaction>, MempoolError> {
-        let ctx = self.tip_context();
-        let tx = self.mempool.accept(tx, &self.store, ctx)?;
+        let tx = self.accept_to_mempool(tx)?;
         self.notifier
             .publish(ChainEvent::TransactionAddedToMempool(Arc::clone(&tx)));
         Ok(tx)
@@ -470,6 +486,7 @@ impl ChainState {
             .ok_or(StoreError::Corrupt("indexed block without data"))?;
         let mut entry = self.index[&hash];
         let height = entry.height;
+        let prev_mtp = self.median_time_past(&entry.header.prev_blockhash);
         let mut batch = Batch::default();
         // Coins created earlier in this block, and store coins spent by it.
         let mut created: HashMap<OutPoint, Coin> = HashMap::new();
@@ -498,6 +515,11 @@ impl ChainState {
                         },
                     };
                     coins.push(coin);
+                }
+                let heights: Vec<u32> = coins.iter().map(|c| c.height).collect();
+                let mtp_at = |h| active_mtp(&self.index, &self.active, h);
+                if !validation::sequence_locks_satisfied(tx, &heights, height, prev_mtp, &mtp_at) {
+                    return Err(fail(TxError::SequenceLocks));
                 }
                 let fee = validation::check_tx_inputs(tx, &coins, height).map_err(fail)?;
                 fees = fees
@@ -622,22 +644,17 @@ impl ChainState {
     /// first) to the mempool, then re-validates what was already there, removing what no
     /// longer fits (Core's `MaybeUpdateMempoolForReorg`).
     fn readd_after_reorg(&mut self, disconnected: &[Arc<Block>]) {
-        let ctx = self.tip_context();
         let previous = self.mempool.drain();
         for block in disconnected.iter().rev() {
             for tx in block.txdata.iter().skip(1) {
-                if let Ok(tx) = self.mempool.accept(tx.clone(), &self.store, ctx) {
+                if let Ok(tx) = self.accept_to_mempool(tx.clone()) {
                     self.notifier
                         .publish(ChainEvent::TransactionAddedToMempool(tx));
                 }
             }
         }
         for tx in previous {
-            if self
-                .mempool
-                .accept((*tx).clone(), &self.store, ctx)
-                .is_err()
-            {
+            if self.accept_to_mempool((*tx).clone()).is_err() {
                 self.notifier
                     .publish(ChainEvent::TransactionRemovedFromMempool(
                         tx,

@@ -27,6 +27,9 @@ const MIN_STANDARD_TX_NONWITNESS_SIZE: usize = 65;
 const MAX_STANDARD_SCRIPTSIG_SIZE: usize = 1650;
 /// Largest standard `OP_RETURN` output script (Core's `MAX_OP_RETURN_RELAY`).
 const MAX_OP_RETURN_RELAY: usize = 83;
+/// Default size limit: 300 M weight units of transactions (Core's `-maxmempool` is 300 MB
+/// of memory, which holds far fewer).
+pub const DEFAULT_MAX_WEIGHT: Weight = Weight::from_wu(300_000_000);
 /// Default minimum relay fee rate: 1 sat/vB (Core's `DEFAULT_MIN_RELAY_TX_FEE`).
 pub const DEFAULT_MIN_RELAY_FEE: FeeRate = FeeRate::from_sat_per_vb_u32(1);
 
@@ -42,6 +45,10 @@ pub enum MempoolError {
     NonStandard(&'static str),
     /// Lock time not reached for the next block.
     NonFinal,
+    /// A BIP68 relative lock time not reached for the next block.
+    NonBip68Final,
+    /// The pool is at its size limit.
+    Full,
     /// The transaction is already in the mempool.
     AlreadyInMempool,
     /// The transaction's outputs are already in the UTXO set (it is confirmed).
@@ -67,6 +74,8 @@ impl MempoolError {
             Self::Coinbase => "coinbase".into(),
             Self::NonStandard(r) => (*r).into(),
             Self::NonFinal => "non-final".into(),
+            Self::NonBip68Final => "non-BIP68-final".into(),
+            Self::Full => "mempool full".into(),
             Self::AlreadyInMempool => "txn-already-in-mempool".into(),
             Self::AlreadyKnown => "txn-already-known".into(),
             Self::Conflict(_) => "txn-mempool-conflict".into(),
@@ -140,14 +149,25 @@ pub struct MempoolInfo {
     pub min_relay_fee: FeeRate,
 }
 
-/// Where the chain is for mempool checks: the next block's height and the tip's median
-/// time past (BIP113 finality).
-#[derive(Clone, Copy, Debug)]
-pub struct TipContext {
+/// Where the chain is for mempool checks: the next block's height, the tip's median time
+/// past (BIP113 finality) and the median time past at any height (BIP68).
+#[derive(Clone, Copy)]
+pub struct TipContext<'a> {
     /// Height of the next block.
     pub next_height: u32,
     /// Median time past of the tip.
     pub median_time_past: u32,
+    /// Median time past of the active block at a height.
+    pub median_time_past_at: &'a dyn Fn(u32) -> u32,
+}
+
+impl fmt::Debug for TipContext<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TipContext")
+            .field("next_height", &self.next_height)
+            .field("median_time_past", &self.median_time_past)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The memory pool.
@@ -157,22 +177,28 @@ pub struct Mempool {
     spent_by: HashMap<OutPoint, Txid>,
     next_sequence: u64,
     min_relay_fee: FeeRate,
+    /// Sum of the entries' weights, kept at most `max_weight`.
+    weight: Weight,
+    max_weight: Weight,
 }
 
 impl Default for Mempool {
     fn default() -> Self {
-        Self::new(DEFAULT_MIN_RELAY_FEE)
+        Self::new(DEFAULT_MIN_RELAY_FEE, DEFAULT_MAX_WEIGHT)
     }
 }
 
 impl Mempool {
-    /// An empty pool with the given minimum relay fee rate.
-    pub fn new(min_relay_fee: FeeRate) -> Self {
+    /// An empty pool with the given minimum relay fee rate, holding at most `max_weight`
+    /// of transactions (further ones are refused with `mempool full`; there is no eviction).
+    pub fn new(min_relay_fee: FeeRate, max_weight: Weight) -> Self {
         Self {
             entries: HashMap::new(),
             spent_by: HashMap::new(),
             next_sequence: 0,
             min_relay_fee,
+            weight: Weight::ZERO,
+            max_weight,
         }
     }
 
@@ -266,6 +292,26 @@ impl Mempool {
                 }
             }
         }
+        // Coins of pool parents count as confirmed in the next block (Core does the same).
+        let heights: Vec<u32> = coins
+            .iter()
+            .map(|c| {
+                if c.height == MEMPOOL_HEIGHT {
+                    tip.next_height
+                } else {
+                    c.height
+                }
+            })
+            .collect();
+        if !validation::sequence_locks_satisfied(
+            &tx,
+            &heights,
+            tip.next_height,
+            tip.median_time_past,
+            tip.median_time_past_at,
+        ) {
+            return Err(MempoolError::NonBip68Final);
+        }
         let fee = validation::check_tx_inputs(&tx, &coins, tip.next_height)?;
         let weight = tx.weight();
         let min = self
@@ -274,6 +320,9 @@ impl Mempool {
             .unwrap_or(Amount::MAX_MONEY);
         if fee < min {
             return Err(MempoolError::MinRelayFee { fee, min });
+        }
+        if self.weight + weight > self.max_weight {
+            return Err(MempoolError::Full);
         }
         let spent: Vec<TxOut> = coins.into_iter().map(|c| c.output).collect();
         validation::verify_scripts(&tx, &spent)?;
@@ -284,6 +333,7 @@ impl Mempool {
         }
         let sequence = self.next_sequence;
         self.next_sequence += 1;
+        self.weight += weight;
         self.entries.insert(
             txid,
             Entry {
@@ -325,6 +375,7 @@ impl Mempool {
 
     fn remove_one(&mut self, txid: &Txid) -> Option<Entry> {
         let entry = self.entries.remove(txid)?;
+        self.weight -= entry.weight;
         for input in &entry.tx.input {
             if self.spent_by.get(&input.previous_output) == Some(txid) {
                 self.spent_by.remove(&input.previous_output);
@@ -361,6 +412,7 @@ impl Mempool {
     pub fn drain(&mut self) -> Vec<Arc<Transaction>> {
         let mut all: Vec<Entry> = self.entries.drain().map(|(_, e)| e).collect();
         self.spent_by.clear();
+        self.weight = Weight::ZERO;
         all.sort_by_key(|e| e.sequence);
         all.into_iter().map(|e| e.tx).collect()
     }

@@ -418,6 +418,26 @@ fn bad_txns_nonfinal() {
 }
 
 #[test]
+fn bad_txns_nonfinal_by_bip68_relative_lock() {
+    let keys = Keys::new();
+    let (_dir, mut chain) = fixture();
+    let block = block_with(
+        &chain,
+        &keys,
+        vec![relative_spend(&chain, &keys, 11, 101)],
+        Amount::from_sat(1_000),
+    );
+    expect_reject(&mut chain, block, "bad-txns-nonfinal");
+    let block = block_with(
+        &chain,
+        &keys,
+        vec![relative_spend(&chain, &keys, 11, 100)],
+        Amount::from_sat(1_000),
+    );
+    chain.process_block(block).unwrap();
+}
+
+#[test]
 fn reasons_are_cores_strings() {
     assert_eq!(BlockError::BadMerkleRoot.reason(), "bad-txnmrklroot");
     assert_eq!(

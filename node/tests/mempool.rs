@@ -244,3 +244,25 @@ fn template_orders_by_fee_rate_puts_parents_first_and_respects_weight() {
     assert_eq!(block.txdata.len(), 5);
     assert_eq!(chain.mempool().info().size, 0);
 }
+
+#[test]
+fn non_bip68_final_by_height_and_by_time() {
+    let keys = Keys::new();
+    let (_dir, mut chain) = fixture();
+    // The coin of block 11 has 100 confirmations in block 111: a 101-block lock is not met.
+    let by_height = relative_spend(&chain, &keys, 11, 101);
+    assert_eq!(reject(&mut chain, by_height).reason(), "non-BIP68-final");
+    // 10 × 512 s after the median time of block 10 has not passed either.
+    let by_time = relative_spend(&chain, &keys, 11, (1 << 22) | 10);
+    assert_eq!(reject(&mut chain, by_time).reason(), "non-BIP68-final");
+    // Version 1 or the disable bit (31): no relative lock; a met lock passes.
+    let mut v1 = relative_spend(&chain, &keys, 11, 101);
+    v1.version = bitcoin::transaction::Version::ONE;
+    let (_, prev) = coinbase_output(&chain, 11);
+    keys.sign(&mut v1, &[prev]);
+    chain.process_transaction(v1).unwrap();
+    let met = relative_spend(&chain, &keys, 3, 100);
+    chain.process_transaction(met).unwrap();
+    let disabled = relative_spend(&chain, &keys, 4, (1 << 31) | 500);
+    chain.process_transaction(disabled).unwrap();
+}

@@ -297,3 +297,12 @@ pub fn recompute_utxos(chain: &ChainState) -> Vec<(OutPoint, node::store::Coin)>
     v.sort_by_key(|(op, _)| (op.txid, op.vout));
     v
 }
+
+/// A signed version-2 spend of the coinbase of block `h` with input sequence `seq` (BIP68).
+pub fn relative_spend(chain: &ChainState, keys: &Keys, h: u32, seq: u32) -> Transaction {
+    let (op, prev) = coinbase_output(chain, h);
+    let mut tx = Keys::unsigned(&[op], vec![out(prev.value.to_sat() - 1_000, &keys.wpkh)]);
+    tx.input[0].sequence = Sequence::from_consensus(seq);
+    keys.sign(&mut tx, &[prev]);
+    tx
+}
