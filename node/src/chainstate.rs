@@ -17,10 +17,11 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bitcoin::pow::Work;
-use bitcoin::{Amount, Block, BlockHash, Network, OutPoint, Transaction, TxOut};
+use bitcoin::{Amount, Block, BlockHash, Network, OutPoint, Transaction, TxOut, Txid};
 
 use crate::mempool::{Mempool, MempoolError, TipContext};
 use crate::notify::{Callback, ChainEvent, Notifier, RemovalReason, Subscription};
@@ -78,6 +79,9 @@ pub struct TipInfo {
     pub chain_work: Work,
 }
 
+/// A tip older than this (seconds) means the node is in initial block download.
+const MAX_TIP_AGE: u32 = 24 * 60 * 60;
+
 /// Median time of the 11 blocks of `index` ending with `hash` (0 for an unknown hash).
 fn median_time_past(index: &HashMap<BlockHash, IndexEntry>, hash: &BlockHash) -> u32 {
     let mut times = Vec::with_capacity(MEDIAN_TIME_SPAN);
@@ -118,6 +122,8 @@ pub struct ChainState {
     active: Vec<BlockHash>,
     mempool: Mempool,
     notifier: Arc<Notifier>,
+    /// Set once the node has left initial block download.
+    ibd_done: AtomicBool,
 }
 
 impl ChainState {
@@ -133,6 +139,7 @@ impl ChainState {
             active: Vec::new(),
             mempool: Mempool::default(),
             notifier,
+            ibd_done: AtomicBool::new(false),
         };
         match state.store.tip()? {
             None => state.init_genesis()?,
@@ -298,6 +305,52 @@ impl ChainState {
             .iter()
             .find(|h| self.is_active(h))
             .map(|h| self.index[h].height)
+    }
+
+    /// A transaction from the mempool or the active chain (`Node::get_raw_transaction`), with
+    /// the hash of the block confirming it (`None` while in the mempool).
+    pub fn transaction(
+        &self,
+        txid: &Txid,
+    ) -> Result<Option<(Transaction, Option<BlockHash>)>, ChainError> {
+        if let Some(entry) = self.mempool.get(txid) {
+            return Ok(Some(((*entry.tx).clone(), None)));
+        }
+        let Some(block_hash) = self.store.tx_block(txid)? else {
+            return Ok(None);
+        };
+        let block = self
+            .store
+            .block(&block_hash)?
+            .ok_or(StoreError::Corrupt("indexed block without data"))?;
+        let tx = block
+            .txdata
+            .into_iter()
+            .find(|tx| tx.compute_txid() == *txid)
+            .ok_or(StoreError::Corrupt(
+                "transaction index points to the wrong block",
+            ))?;
+        Ok(Some((tx, Some(block_hash))))
+    }
+
+    /// Whether the block's data is stored (`Chain::have_block_on_disk`).
+    pub fn have_block(&self, hash: &BlockHash) -> bool {
+        // Every index entry has its data stored (see the invariants).
+        self.index.contains_key(hash)
+    }
+
+    /// Whether the node is still catching up: its tip is more than a day old (Core's
+    /// `IsInitialBlockDownload` on regtest). Latches to `false` once the tip is recent.
+    pub fn is_initial_block_download(&self) -> bool {
+        if self.ibd_done.load(Ordering::Relaxed) {
+            return false;
+        }
+        if self.tip().time >= unix_now().saturating_sub(MAX_TIP_AGE) {
+            // Relaxed: a one-way latch with no data published through it.
+            self.ibd_done.store(true, Ordering::Relaxed);
+            return false;
+        }
+        true
     }
 
     /// Unspent outputs of the active chain (`Chain::find_coins`), `None` where spent or unknown.
@@ -495,6 +548,7 @@ impl ChainState {
         let mut fees = Amount::ZERO;
         for tx in &block.txdata {
             let txid = tx.compute_txid();
+            batch.index_tx(txid, hash);
             let fail = |error: TxError| ChainError::Invalid(BlockError::Tx { txid, error });
             if !tx.is_coinbase() {
                 let mut coins = Vec::with_capacity(tx.input.len());
@@ -612,6 +666,7 @@ impl ChainState {
         let mut undo = undo.into_iter().rev();
         for tx in block.txdata.iter().rev() {
             let txid = tx.compute_txid();
+            batch.unindex_tx(txid);
             for vout in 0..tx.output.len() {
                 batch.spend_coin(OutPoint {
                     txid,

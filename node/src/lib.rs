@@ -2,8 +2,19 @@
 //! transaction validation with Bitcoin Core's reject reasons, reorganisation to the chain with
 //! most work, the mempool, and block templates for mining. Regtest only.
 //!
-//! [`ChainState`](chainstate::ChainState) is the object the IPC layer serves; everything else
-//! is a building block of it.
+//! [`ChainState`](chainstate::ChainState) is the object the IPC layer serves; the other
+//! modules are its building blocks. Code map:
+//!
+//! | module | what |
+//! | --- | --- |
+//! | [`store`] | redb database: block index, blocks, undo data, UTXO set, tx index, tip; one write transaction per change |
+//! | [`validation`] | consensus rules as functions, each failure a typed error with Core's reject reason |
+//! | [`chainstate`] | accepting, connecting, disconnecting blocks; reorganisation; queries |
+//! | [`mempool`] | unconfirmed transactions, policy rules, template selection |
+//! | [`mining`] | block templates and solutions, `generate_to_script` |
+//! | [`notify`] | ordered chain notifications on a delivery thread |
+//! | [`cli`] | Core-style command line (`-datadir=DIR`) |
+//! | [`testdata`] | the mainnet block of `shared/data`, or a large regtest block, for tests and benches |
 
 pub mod chainstate;
 pub mod cli;

@@ -8,6 +8,7 @@
 //! | `blocks`      | block hash                       | the block, consensus encoding                                |
 //! | `undo`        | block hash of a connected block  | the coins its transactions spent, in spending order          |
 //! | `utxos`       | txid (32) ‖ vout (u32 LE)        | height (u32 LE) ‖ is_coinbase (u8) ‖ `TxOut`, consensus encoding |
+//! | `txindex`     | txid                             | hash of the active block holding it                          |
 //! | `meta`        | `"tip"`                          | hash of the active tip                                       |
 //!
 //! # Invariants
@@ -37,6 +38,7 @@ const BLOCK_INDEX: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new(
 const BLOCKS: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("blocks");
 const UNDO: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("undo");
 const UTXOS: TableDefinition<'_, &[u8; 36], &[u8]> = TableDefinition::new("utxos");
+const TXINDEX: TableDefinition<'_, &[u8; 32], &[u8; 32]> = TableDefinition::new("txindex");
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 const TIP_KEY: &str = "tip";
 
@@ -266,6 +268,8 @@ pub struct Batch {
     /// UTXO changes in order: `Some` adds (or replaces), `None` removes.
     coins: Vec<(OutPoint, Option<Coin>)>,
     put_undo: Vec<(BlockHash, Vec<u8>)>,
+    /// Transaction index changes in order: `Some` sets the block, `None` removes.
+    txindex: Vec<(Txid, Option<BlockHash>)>,
     remove_undo: Vec<BlockHash>,
     tip: Option<BlockHash>,
 }
@@ -299,6 +303,16 @@ impl Batch {
     /// Drops the undo data of a disconnected block.
     pub fn remove_undo(&mut self, hash: BlockHash) {
         self.remove_undo.push(hash);
+    }
+
+    /// Records that `txid` is confirmed in the active block `block`.
+    pub fn index_tx(&mut self, txid: Txid, block: BlockHash) {
+        self.txindex.push((txid, Some(block)));
+    }
+
+    /// Forgets where `txid` is confirmed (its block was disconnected).
+    pub fn unindex_tx(&mut self, txid: Txid) {
+        self.txindex.push((txid, None));
     }
 
     /// Sets the active tip.
@@ -336,6 +350,7 @@ impl Store {
             txn.open_table(BLOCKS)?;
             txn.open_table(UNDO)?;
             txn.open_table(UTXOS)?;
+            txn.open_table(TXINDEX)?;
             txn.open_table(META)?;
         }
         txn.commit()?;
@@ -383,6 +398,17 @@ impl Store {
             }
             for hash in &batch.remove_undo {
                 undo.remove(hash.as_byte_array())?;
+            }
+            let mut txindex = txn.open_table(TXINDEX)?;
+            for (txid, block) in &batch.txindex {
+                match block {
+                    Some(b) => {
+                        txindex.insert(txid.as_byte_array(), b.as_byte_array())?;
+                    }
+                    None => {
+                        txindex.remove(txid.as_byte_array())?;
+                    }
+                }
             }
             if let Some(tip) = batch.tip {
                 txn.open_table(META)?
@@ -448,6 +474,15 @@ impl Store {
             return Ok(None);
         };
         decode_undo(v.value()).map(Some)
+    }
+
+    /// The active block confirming `txid`.
+    pub fn tx_block(&self, txid: &Txid) -> Result<Option<BlockHash>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(TXINDEX)?;
+        Ok(table
+            .get(txid.as_byte_array())?
+            .map(|v| BlockHash::from_byte_array(*v.value())))
     }
 
     /// An unspent output of the active chain.

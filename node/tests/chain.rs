@@ -339,3 +339,36 @@ fn notifications_may_call_back_into_the_chain_state() {
     );
     assert!(seen.iter().all(|(_, now)| *now <= notifier_sync));
 }
+
+#[test]
+fn transactions_are_found_in_the_mempool_then_in_their_block_and_ibd_ends_with_a_recent_tip() {
+    let keys = Keys::new();
+    let (_dir, mut chain) = fixture();
+    assert!(!chain.is_initial_block_download());
+    let tx = keys.spend(
+        &[coinbase_output(&chain, 7)],
+        vec![out(1_000_000, &keys.wpkh)],
+    );
+    let id = txid(&tx);
+    assert_eq!(chain.transaction(&id).unwrap(), None);
+    chain.process_transaction(tx.clone()).unwrap();
+    assert_eq!(chain.transaction(&id).unwrap(), Some((tx.clone(), None)));
+    let block = chain.generate_to_script(1, &keys.wpkh).unwrap()[0];
+    assert_eq!(
+        chain.transaction(&id).unwrap(),
+        Some((tx.clone(), Some(block)))
+    );
+    let cb = chain.block(&block).unwrap().unwrap().txdata[0].clone();
+    assert_eq!(
+        chain.transaction(&cb.compute_txid()).unwrap(),
+        Some((cb, Some(block)))
+    );
+    assert!(chain.have_block(&block));
+
+    // A fresh chain sits at the 2011 genesis block: initial block download until a block.
+    let dir = tempfile::tempdir().unwrap();
+    let mut fresh = ChainState::open(dir.path()).unwrap();
+    assert!(fresh.is_initial_block_download());
+    fresh.generate_to_script(1, &keys.wpkh).unwrap();
+    assert!(!fresh.is_initial_block_download());
+}
