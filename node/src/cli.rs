@@ -52,7 +52,7 @@ pub enum Transport {
 #[derive(Debug, Parser)]
 #[command(name = "bitcoin-node", version)]
 pub struct Args {
-    /// Data directory (default: ~/.bitcoin-shm); chain data goes to DIR/<chain>/.
+    /// Data directory (default: ~/.bitcoin-shm); chain data goes to DIR/regtest.
     #[arg(long, value_name = "DIR")]
     pub datadir: Option<PathBuf>,
     /// Chain to use; only regtest is supported.
@@ -73,7 +73,7 @@ pub struct Args {
     /// Data path of IPC connections.
     #[arg(long, value_enum, default_value_t = Transport::Shm)]
     pub transport: Transport,
-    /// Accept IPC connections on unix[:PATH] (default PATH: DIR/<chain>/node.sock).
+    /// Accept IPC connections on "unix" (DIR/regtest/node.sock) or "unix:PATH".
     #[arg(long, value_name = "ADDRESS")]
     pub ipcbind: Vec<String>,
     /// Serve the connection on this inherited file descriptor (set by a spawning parent).
