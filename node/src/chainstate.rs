@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bitcoin::pow::Work;
-use bitcoin::{Amount, Block, BlockHash, Network, OutPoint, Transaction, TxOut, Txid};
+use bitcoin::{Amount, Block, BlockHash, FeeRate, Network, OutPoint, Transaction, TxOut, Txid};
 
 use crate::mempool::{Mempool, MempoolError, TipContext};
 use crate::notify::{Callback, ChainEvent, Notifier, RemovalReason, Subscription};
@@ -367,7 +367,11 @@ impl ChainState {
     }
 
     /// Validates `tx` against the tip and the pool and adds it, without notifying.
-    fn accept_to_mempool(&mut self, tx: Transaction) -> Result<Arc<Transaction>, MempoolError> {
+    fn accept_to_mempool(
+        &mut self,
+        tx: Transaction,
+        max_fee_rate: Option<FeeRate>,
+    ) -> Result<Arc<Transaction>, MempoolError> {
         let tip = self.tip();
         let (index, active) = (&self.index, &self.active);
         let mtp_at = |h| active_mtp(index, active, h);
@@ -376,7 +380,7 @@ impl ChainState {
             median_time_past: tip.median_time_past,
             median_time_past_at: &mtp_at,
         };
-        self.mempool.accept(tx, &self.store, ctx)
+        self.mempool.accept(tx, &self.store, ctx, max_fee_rate)
     }
 
     /// Validates a transaction and adds it to the mempool (`Node::send_raw_transaction`,
@@ -385,7 +389,25 @@ impl ChainState {
         &mut self,
         tx: Transaction,
     ) -> Result<Arc<Transaction>, MempoolError> {
-        let tx = self.accept_to_mempool(tx)?;
+        let tx = self.accept_to_mempool(tx, None)?;
+        self.notifier
+            .publish(ChainEvent::TransactionAddedToMempool(Arc::clone(&tx)));
+        Ok(tx)
+    }
+
+    /// Core's `BroadcastTransaction`: like [`ChainState::process_transaction`], but a
+    /// transaction already in the mempool is accepted again, and one paying more than
+    /// `max_fee_rate` is refused (`FeeRate::ZERO` disables that check).
+    pub fn broadcast_transaction(
+        &mut self,
+        tx: Transaction,
+        max_fee_rate: FeeRate,
+    ) -> Result<Arc<Transaction>, MempoolError> {
+        if let Some(entry) = self.mempool.get(&tx.compute_txid()) {
+            return Ok(Arc::clone(&entry.tx));
+        }
+        let max = (max_fee_rate != FeeRate::ZERO).then_some(max_fee_rate);
+        let tx = self.accept_to_mempool(tx, max)?;
         self.notifier
             .publish(ChainEvent::TransactionAddedToMempool(Arc::clone(&tx)));
         Ok(tx)
@@ -493,10 +515,7 @@ impl ChainState {
         }
         if tip.hash != old_tip {
             tracing::info!(hash = %tip.hash, height = tip.height, "new tip");
-            self.notifier.publish(ChainEvent::UpdatedBlockTip {
-                hash: tip.hash,
-                height: tip.height,
-            });
+            self.notifier.publish(ChainEvent::UpdatedBlockTip(tip));
         }
         result
     }
@@ -702,14 +721,14 @@ impl ChainState {
         let previous = self.mempool.drain();
         for block in disconnected.iter().rev() {
             for tx in block.txdata.iter().skip(1) {
-                if let Ok(tx) = self.accept_to_mempool(tx.clone()) {
+                if let Ok(tx) = self.accept_to_mempool(tx.clone(), None) {
                     self.notifier
                         .publish(ChainEvent::TransactionAddedToMempool(tx));
                 }
             }
         }
         for tx in previous {
-            if self.accept_to_mempool((*tx).clone()).is_err() {
+            if self.accept_to_mempool((*tx).clone(), None).is_err() {
                 self.notifier
                     .publish(ChainEvent::TransactionRemovedFromMempool(
                         tx,

@@ -49,6 +49,13 @@ pub enum MempoolError {
     NonBip68Final,
     /// The pool is at its size limit.
     Full,
+    /// The fee is above the caller's maximum for the transaction's size.
+    MaxFeeExceeded {
+        /// The fee it pays.
+        fee: Amount,
+        /// The most the caller allowed.
+        max: Amount,
+    },
     /// The transaction is already in the mempool.
     AlreadyInMempool,
     /// The transaction's outputs are already in the UTXO set (it is confirmed).
@@ -76,6 +83,7 @@ impl MempoolError {
             Self::NonFinal => "non-final".into(),
             Self::NonBip68Final => "non-BIP68-final".into(),
             Self::Full => "mempool full".into(),
+            Self::MaxFeeExceeded { .. } => "max-fee-exceeded".into(),
             Self::AlreadyInMempool => "txn-already-in-mempool".into(),
             Self::AlreadyKnown => "txn-already-known".into(),
             Self::Conflict(_) => "txn-mempool-conflict".into(),
@@ -97,6 +105,14 @@ impl fmt::Display for MempoolError {
                 min.to_sat()
             ),
             Self::Store(e) => write!(f, "cannot read the UTXO set: {e}"),
+            Self::MaxFeeExceeded { fee, max } => {
+                write!(
+                    f,
+                    "max-fee-exceeded: fee {} > maximum {}",
+                    fee.to_sat(),
+                    max.to_sat()
+                )
+            }
             other => f.write_str(&other.reason()),
         }
     }
@@ -243,11 +259,14 @@ impl Mempool {
 
     /// Validates `tx` against the UTXO set in `store` plus the pool (Core's
     /// `AcceptToMemoryPool`) and adds it.
+    /// With `max_fee_rate`, a transaction paying a higher fee rate is refused
+    /// (`max-fee-exceeded`, the wallet's guard against absurd fees).
     pub fn accept(
         &mut self,
         tx: Transaction,
         store: &Store,
         tip: TipContext,
+        max_fee_rate: Option<FeeRate>,
     ) -> Result<Arc<Transaction>, MempoolError> {
         validation::check_transaction(&tx)?;
         if tx.is_coinbase() {
@@ -320,6 +339,14 @@ impl Mempool {
             .unwrap_or(Amount::MAX_MONEY);
         if fee < min {
             return Err(MempoolError::MinRelayFee { fee, min });
+        }
+        if let Some(max_rate) = max_fee_rate {
+            let max = max_rate
+                .fee_vb(weight.to_vbytes_ceil())
+                .unwrap_or(Amount::MAX_MONEY);
+            if fee > max {
+                return Err(MempoolError::MaxFeeExceeded { fee, max });
+            }
         }
         if self.weight + weight > self.max_weight {
             return Err(MempoolError::Full);

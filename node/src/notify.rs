@@ -6,15 +6,24 @@
 //! Subscribers therefore run outside the chain state's lock and may call back into it (the
 //! wallet's `block_connected` asks `get_height`) without deadlock. [`Notifier::sync`] waits
 //! until everything published before it has been delivered (`Chain::wait_for_notifications`).
+//!
+//! # Invariants
+//!
+//! - A subscriber receives exactly the events published after [`Notifier::subscribe`]
+//!   returned and before it was unsubscribed, in publication order.
+//! - Once [`Subscription::disconnect`] (or drop) returns, its callback is not running and
+//!   is never called again. A callback may unsubscribe itself (or another subscriber).
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::{self, JoinHandle};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::thread::{self, JoinHandle, ThreadId};
 
-use bitcoin::{Block, BlockHash, Transaction};
+use bitcoin::{Block, Transaction};
+
+use crate::chainstate::TipInfo;
 
 /// Why a transaction left the mempool (Core's `MemPoolRemovalReason`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,20 +58,39 @@ pub enum ChainEvent {
         /// Its former height.
         height: u32,
     },
-    /// The active tip changed (after a whole connect or reorganisation step).
-    UpdatedBlockTip {
-        /// The new tip.
-        hash: BlockHash,
-        /// Its height.
-        height: u32,
-    },
+    /// The active tip changed (after a whole connect or reorganisation step); the new tip.
+    UpdatedBlockTip(TipInfo),
 }
 
 /// A subscriber callback.
 pub type Callback = Arc<dyn Fn(&ChainEvent) + Send + Sync>;
 
-/// Subscribers by id, each with the sequence number of the first event it receives.
-type Subscribers = Arc<Mutex<BTreeMap<u64, (u64, Callback)>>>;
+struct Subscriber {
+    /// Sequence number of the first event it receives.
+    from: u64,
+    /// Cleared by unsubscribing; read and written under `gate` (or on the delivery thread).
+    active: AtomicBool,
+    /// Held while the callback runs, so unsubscribing can wait for a running call.
+    gate: Mutex<()>,
+    callback: Callback,
+}
+
+struct Shared {
+    subscribers: Mutex<BTreeMap<u64, Arc<Subscriber>>>,
+    next_id: AtomicU64,
+    /// Sequence number of the next published event.
+    next_event: AtomicU64,
+    /// Set once the delivery thread has started.
+    delivery_thread: std::sync::OnceLock<ThreadId>,
+}
+
+impl Shared {
+    fn list(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<Subscriber>>> {
+        self.subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
 
 enum Message {
     Event(u64, ChainEvent),
@@ -71,23 +99,15 @@ enum Message {
 
 /// The ordered notification queue with its delivery thread.
 pub struct Notifier {
-    subscribers: Subscribers,
-    next_id: AtomicU64,
-    /// Sequence number of the next published event.
-    next_event: AtomicU64,
+    shared: Arc<Shared>,
     queue: Option<Sender<Message>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl fmt::Debug for Notifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self
-            .subscribers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len();
         f.debug_struct("Notifier")
-            .field("subscribers", &n)
+            .field("subscribers", &self.shared.list().len())
             .finish_non_exhaustive()
     }
 }
@@ -95,37 +115,31 @@ impl fmt::Debug for Notifier {
 impl Notifier {
     /// Starts the delivery thread.
     pub fn new() -> std::io::Result<Self> {
-        let subscribers: Subscribers = Arc::default();
+        let shared = Arc::new(Shared {
+            subscribers: Mutex::default(),
+            next_id: AtomicU64::new(0),
+            next_event: AtomicU64::new(0),
+            delivery_thread: std::sync::OnceLock::new(),
+        });
         let (tx, rx) = mpsc::channel::<Message>();
-        let subs = Arc::clone(&subscribers);
+        let sh = Arc::clone(&shared);
         let thread = thread::Builder::new()
             .name("notifications".into())
             .spawn(move || {
+                let _ = sh.delivery_thread.set(thread::current().id());
                 for msg in rx {
                     match msg {
-                        Message::Event(seq, ev) => {
-                            // Snapshot, so callbacks may subscribe or unsubscribe.
-                            let list: Vec<Callback> = subs
-                                .lock()
-                                .unwrap_or_else(PoisonError::into_inner)
-                                .values()
-                                .filter(|(from, _)| *from <= seq)
-                                .map(|(_, cb)| Arc::clone(cb))
-                                .collect();
-                            for cb in list {
-                                cb(&ev);
-                            }
-                        }
+                        Message::Event(seq, ev) => deliver(&sh, seq, &ev),
                         Message::Sync(done) => {
                             let _ = done.send(());
                         }
                     }
                 }
             })?;
+        // Record the id here too, so it is known before the thread has run at all.
+        let _ = shared.delivery_thread.set(thread.thread().id());
         Ok(Self {
-            subscribers,
-            next_id: AtomicU64::new(0),
-            next_event: AtomicU64::new(0),
+            shared,
             queue: Some(tx),
             thread: Some(thread),
         })
@@ -135,37 +149,61 @@ impl Notifier {
     /// queued). Dropping the returned [`Subscription`] unsubscribes.
     pub fn subscribe(&self, callback: Callback) -> Subscription {
         // Relaxed: ids only need to be unique.
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut subs = self
-            .subscribers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        // Read under the subscribers lock; publishers number events outside it, so an event
-        // published concurrently with this call may or may not be delivered, either is fine.
-        let from = self.next_event.load(Ordering::SeqCst);
-        subs.insert(id, (from, callback));
-        drop(subs);
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut list = self.shared.list();
+        // An event published concurrently with this call may or may not be delivered to the
+        // new subscriber; events published after it returns always are.
+        let from = self.shared.next_event.load(Ordering::SeqCst);
+        let sub = Subscriber {
+            from,
+            active: AtomicBool::new(true),
+            gate: Mutex::new(()),
+            callback,
+        };
+        list.insert(id, Arc::new(sub));
+        drop(list);
         Subscription {
             id,
-            subscribers: Arc::downgrade(&self.subscribers),
+            shared: Arc::downgrade(&self.shared),
         }
     }
 
     /// Queues an event for delivery after every event queued before it.
     pub fn publish(&self, event: ChainEvent) {
         if let Some(q) = &self.queue {
-            let seq = self.next_event.fetch_add(1, Ordering::SeqCst);
+            let seq = self.shared.next_event.fetch_add(1, Ordering::SeqCst);
             let _ = q.send(Message::Event(seq, event));
         }
     }
 
-    /// Blocks until every event published before this call has been delivered. Must not be
-    /// called from a subscriber callback (it would wait for itself).
+    /// Blocks until every event published before this call has been delivered. Returns at
+    /// once when called from a subscriber callback (waiting there would wait for itself).
     pub fn sync(&self) {
+        if self.shared.delivery_thread.get() == Some(&thread::current().id()) {
+            return;
+        }
         let Some(q) = &self.queue else { return };
         let (done_tx, done_rx) = mpsc::sync_channel(1);
         if q.send(Message::Sync(done_tx)).is_ok() {
             let _ = done_rx.recv();
+        }
+    }
+}
+
+/// Calls every subscriber registered for event `seq`.
+fn deliver(shared: &Shared, seq: u64, ev: &ChainEvent) {
+    // Snapshot, so callbacks may subscribe or unsubscribe.
+    let list: Vec<Arc<Subscriber>> = shared
+        .list()
+        .values()
+        .filter(|s| s.from <= seq)
+        .cloned()
+        .collect();
+    for sub in list {
+        let _running = sub.gate.lock().unwrap_or_else(PoisonError::into_inner);
+        // Relaxed: `active` is written under `gate` (held here) or on this thread.
+        if sub.active.load(Ordering::Relaxed) {
+            (sub.callback)(ev);
         }
     }
 }
@@ -183,23 +221,39 @@ impl Drop for Notifier {
 }
 
 /// A registered subscriber; dropping it (or [`Subscription::disconnect`]) unsubscribes.
-#[derive(Debug)]
 pub struct Subscription {
     id: u64,
-    subscribers: std::sync::Weak<Mutex<BTreeMap<u64, (u64, Callback)>>>,
+    shared: Weak<Shared>,
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("id", &self.id)
+            .finish()
+    }
 }
 
 impl Subscription {
-    /// Unsubscribes now.
+    /// Unsubscribes now; when it returns the callback is not running and will not run again.
     pub fn disconnect(self) {}
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        if let Some(subs) = self.subscribers.upgrade() {
-            subs.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&self.id);
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let Some(sub) = shared.list().remove(&self.id) else {
+            return;
+        };
+        if shared.delivery_thread.get() == Some(&thread::current().id()) {
+            // Inside a callback (possibly this subscriber's own, which holds `gate`): the
+            // delivery loop checks `active` before every later call.
+            sub.active.store(false, Ordering::Relaxed);
+        } else {
+            let _wait_for_running_call = sub.gate.lock().unwrap_or_else(PoisonError::into_inner);
+            sub.active.store(false, Ordering::Relaxed);
         }
     }
 }
@@ -207,31 +261,63 @@ impl Drop for Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bitcoin::BlockHash;
+    use bitcoin::hashes::Hash;
 
-    #[test]
-    fn events_arrive_in_order_and_unsubscribe_stops_them() {
-        let n = Notifier::new().unwrap();
+    fn tip(height: u32) -> ChainEvent {
+        ChainEvent::UpdatedBlockTip(TipInfo {
+            hash: BlockHash::all_zeros(),
+            height,
+            time: 0,
+            median_time_past: 0,
+            chain_work: bitcoin::Work::from_be_bytes([0; 32]),
+        })
+    }
+
+    fn recorder(n: &Notifier) -> (Arc<Mutex<Vec<u32>>>, Subscription) {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s = Arc::clone(&seen);
         let sub = n.subscribe(Arc::new(move |ev| {
-            if let ChainEvent::UpdatedBlockTip { height, .. } = ev {
-                s.lock().unwrap().push(*height);
+            if let ChainEvent::UpdatedBlockTip(t) = ev {
+                s.lock().unwrap().push(t.height);
             }
         }));
-        for height in 0..100 {
-            n.publish(ChainEvent::UpdatedBlockTip {
-                hash: BlockHash::from_raw_hash(bitcoin::hashes::Hash::all_zeros()),
-                height,
-            });
+        (seen, sub)
+    }
+
+    #[test]
+    fn events_arrive_in_order_only_after_subscribing_and_stop_at_disconnect() {
+        let n = Notifier::new().unwrap();
+        let (early, _early_sub) = recorder(&n);
+        n.publish(tip(0));
+        let (seen, sub) = recorder(&n);
+        for height in 1..100 {
+            n.publish(tip(height));
         }
         n.sync();
-        assert_eq!(*seen.lock().unwrap(), (0..100).collect::<Vec<_>>());
+        assert_eq!(*seen.lock().unwrap(), (1..100).collect::<Vec<_>>());
+        assert_eq!(early.lock().unwrap().len(), 100);
         sub.disconnect();
-        n.publish(ChainEvent::UpdatedBlockTip {
-            hash: BlockHash::from_raw_hash(bitcoin::hashes::Hash::all_zeros()),
-            height: 1000,
-        });
+        n.publish(tip(1000));
         n.sync();
-        assert_eq!(seen.lock().unwrap().len(), 100);
+        assert_eq!(seen.lock().unwrap().len(), 99);
+    }
+
+    #[test]
+    fn a_callback_may_unsubscribe_itself_and_sync_from_a_callback_returns() {
+        let n = Arc::new(Notifier::new().unwrap());
+        let slot: Arc<Mutex<Option<Subscription>>> = Arc::default();
+        let calls = Arc::new(AtomicU64::new(0));
+        let (s, c, n2) = (Arc::clone(&slot), Arc::clone(&calls), Arc::clone(&n));
+        let sub = n.subscribe(Arc::new(move |_| {
+            c.fetch_add(1, Ordering::SeqCst);
+            n2.sync();
+            drop(s.lock().unwrap().take());
+        }));
+        *slot.lock().unwrap() = Some(sub);
+        n.publish(tip(1));
+        n.publish(tip(2));
+        n.sync();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 }

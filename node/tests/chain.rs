@@ -272,8 +272,8 @@ fn describe(ev: &ChainEvent) -> String {
                 short(block.block_hash().to_string())
             )
         }
-        ChainEvent::UpdatedBlockTip { hash, height } => {
-            format!("tip {} {height}", short(hash.to_string()))
+        ChainEvent::UpdatedBlockTip(tip) => {
+            format!("tip {} {}", short(tip.hash.to_string()), tip.height)
         }
         other => format!("{other:?}"),
     }

@@ -266,3 +266,23 @@ fn non_bip68_final_by_height_and_by_time() {
     let disabled = relative_spend(&chain, &keys, 4, (1 << 31) | 500);
     chain.process_transaction(disabled).unwrap();
 }
+
+#[test]
+fn broadcast_accepts_a_known_transaction_again_and_enforces_the_max_fee_rate() {
+    let keys = Keys::new();
+    let (_dir, mut chain) = fixture();
+    let tx = simple(&chain, &keys, 1, 50_000); // about 450 sat/vB
+    let rate = |sat_vb| bitcoin::FeeRate::from_sat_per_vb(sat_vb).unwrap();
+    let err = chain
+        .broadcast_transaction(tx.clone(), rate(100))
+        .unwrap_err();
+    assert_eq!(err.reason(), "max-fee-exceeded");
+    chain
+        .broadcast_transaction(tx.clone(), rate(1_000))
+        .unwrap();
+    chain.broadcast_transaction(tx.clone(), rate(1)).unwrap(); // already there: fine
+    chain
+        .broadcast_transaction(simple(&chain, &keys, 3, 50_000), bitcoin::FeeRate::ZERO)
+        .unwrap();
+    assert_eq!(chain.mempool().info().size, 2);
+}
