@@ -299,6 +299,24 @@ impl ChainState {
         }
     }
 
+    /// A block locator of the active chain (Core's `GetLocator`): the tip, then hashes
+    /// stepping back 1 block at a time for 10 entries and doubling the step after that,
+    /// ending with genesis.
+    pub fn locator(&self) -> Vec<BlockHash> {
+        let mut out = Vec::new();
+        let mut height = i64::from(self.height());
+        let mut step = 1;
+        while height > 0 {
+            out.push(self.active[height as usize]);
+            if out.len() >= 10 {
+                step *= 2;
+            }
+            height -= step;
+        }
+        out.push(self.active[0]);
+        out
+    }
+
     /// Height of the first locator entry on the active chain (`Chain::find_locator_fork`).
     pub fn find_locator_fork(&self, locator: &[BlockHash]) -> Option<u32> {
         locator
@@ -516,6 +534,8 @@ impl ChainState {
         if tip.hash != old_tip {
             tracing::info!(hash = %tip.hash, height = tip.height, "new tip");
             self.notifier.publish(ChainEvent::UpdatedBlockTip(tip));
+            self.notifier
+                .publish(ChainEvent::ChainStateFlushed(self.locator()));
         }
         result
     }

@@ -17,6 +17,8 @@ use bitcoin::{Amount, FeeRate, OutPoint, Transaction, TxOut, Txid, Weight};
 use crate::store::{Coin, Store, StoreError};
 use crate::validation::{self, TxError};
 
+/// Bytes an entry costs beyond its serialized transaction (indexes, `Arc`, map slots).
+const ENTRY_OVERHEAD: u64 = 256;
 /// Height given to coins created by mempool transactions (Core's `MEMPOOL_HEIGHT`).
 const MEMPOOL_HEIGHT: u32 = 0x7fff_ffff;
 /// Largest standard transaction weight (Core's `MAX_STANDARD_TX_WEIGHT`).
@@ -159,6 +161,8 @@ pub struct MempoolInfo {
     pub size: usize,
     /// Sum of their virtual sizes.
     pub bytes: u64,
+    /// Estimated memory use in bytes: serialized sizes plus a fixed per-entry overhead.
+    pub usage: u64,
     /// Sum of their fees.
     pub total_fee: Amount,
     /// Minimum relay fee rate.
@@ -238,6 +242,11 @@ impl Mempool {
         MempoolInfo {
             size: self.entries.len(),
             bytes: self.entries.values().map(Entry::vsize).sum(),
+            usage: self
+                .entries
+                .values()
+                .map(|e| e.tx.total_size() as u64 + ENTRY_OVERHEAD)
+                .sum(),
             total_fee: self.entries.values().map(|e| e.fee).sum(),
             min_relay_fee: self.min_relay_fee,
         }

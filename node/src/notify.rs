@@ -21,7 +21,7 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::thread::{self, JoinHandle, ThreadId};
 
-use bitcoin::{Block, Transaction};
+use bitcoin::{Block, BlockHash, Transaction};
 
 use crate::chainstate::TipInfo;
 
@@ -60,6 +60,9 @@ pub enum ChainEvent {
     },
     /// The active tip changed (after a whole connect or reorganisation step); the new tip.
     UpdatedBlockTip(TipInfo),
+    /// The chain state up to this locator's first block is on disk. Every change is
+    /// durable when it is made, so this follows every tip change.
+    ChainStateFlushed(Vec<BlockHash>),
 }
 
 /// A subscriber callback.
@@ -261,7 +264,6 @@ impl Drop for Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bitcoin::BlockHash;
     use bitcoin::hashes::Hash;
 
     fn tip(height: u32) -> ChainEvent {

@@ -170,7 +170,7 @@ fn reorg_to_the_heavier_branch_notifies_in_order_and_returns_transactions_to_the
     );
 
     chain.sync_notifications();
-    let got: Vec<String> = events.lock().unwrap().iter().map(describe).collect();
+    let got: Vec<String> = events.lock().unwrap().iter().filter_map(describe).collect();
     let h = |b: &bitcoin::Block| b.block_hash().to_string()[..8].to_owned();
     let t = txid(&tx).to_string()[..8].to_owned();
     let n = FIXTURE_HEIGHT;
@@ -212,7 +212,7 @@ fn reorg_to_the_heavier_branch_notifies_in_order_and_returns_transactions_to_the
         ))
         .unwrap();
     chain.sync_notifications();
-    let got: Vec<String> = events.lock().unwrap().iter().map(describe).collect();
+    let got: Vec<String> = events.lock().unwrap().iter().filter_map(describe).collect();
     assert_eq!(
         got[0],
         format!("removed {} Conflict", &txid(&loser).to_string()[..8])
@@ -253,9 +253,10 @@ fn reason(r: Result<(), node::chainstate::ChainError>) -> String {
     }
 }
 
-fn describe(ev: &ChainEvent) -> String {
+/// A short text for each event; `None` for chain-state-flushed events.
+fn describe(ev: &ChainEvent) -> Option<String> {
     let short = |s: String| s[..8].to_owned();
-    match ev {
+    Some(match ev {
         ChainEvent::TransactionAddedToMempool(tx) => {
             format!("added {}", short(tx.compute_txid().to_string()))
         }
@@ -275,8 +276,9 @@ fn describe(ev: &ChainEvent) -> String {
         ChainEvent::UpdatedBlockTip(tip) => {
             format!("tip {} {}", short(tip.hash.to_string()), tip.height)
         }
+        ChainEvent::ChainStateFlushed(_) => return None,
         other => format!("{other:?}"),
-    }
+    })
 }
 
 #[test]
