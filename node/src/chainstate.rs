@@ -585,11 +585,14 @@ impl ChainState {
         let mut spent_from_store: HashSet<OutPoint> = HashSet::new();
         let mut undo: Vec<Coin> = Vec::new();
         let mut fees = Amount::ZERO;
+        let mut sigops = 0usize;
         for tx in &block.txdata {
             let txid = tx.compute_txid();
             batch.index_tx(txid, hash);
             let fail = |error: TxError| ChainError::Invalid(BlockError::Tx { txid, error });
-            if !tx.is_coinbase() {
+            if tx.is_coinbase() {
+                sigops = sigops.saturating_add(validation::sigop_cost(tx, &[]));
+            } else {
                 let mut coins = Vec::with_capacity(tx.input.len());
                 for input in &tx.input {
                     let op = input.previous_output;
@@ -619,12 +622,16 @@ impl ChainState {
                     .checked_add(fee)
                     .ok_or_else(|| fail(TxError::InputValuesOutOfRange))?;
                 let spent: Vec<TxOut> = coins.iter().map(|c| c.output.clone()).collect();
+                sigops = sigops.saturating_add(validation::sigop_cost(tx, &spent));
+                if sigops > validation::MAX_BLOCK_SIGOPS_COST {
+                    return Err(BlockError::BadSigops.into());
+                }
                 validation::verify_scripts(tx, &spent).map_err(fail)?;
                 undo.extend(coins);
             }
             for (vout, out) in tx.output.iter().enumerate() {
-                if out.script_pubkey.is_op_return() {
-                    continue; // provably unspendable: never enters the UTXO set
+                if validation::is_unspendable(&out.script_pubkey) {
+                    continue; // never enters the UTXO set
                 }
                 let op = OutPoint {
                     txid,

@@ -23,6 +23,8 @@ const ENTRY_OVERHEAD: u64 = 256;
 const MEMPOOL_HEIGHT: u32 = 0x7fff_ffff;
 /// Largest standard transaction weight (Core's `MAX_STANDARD_TX_WEIGHT`).
 pub const MAX_STANDARD_TX_WEIGHT: Weight = Weight::from_wu(400_000);
+/// Largest standard signature-operation cost (Core's `MAX_STANDARD_TX_SIGOPS_COST`).
+const MAX_STANDARD_TX_SIGOPS_COST: usize = 16_000;
 /// Smallest standard non-witness size (Core's `MIN_STANDARD_TX_NONWITNESS_SIZE`).
 const MIN_STANDARD_TX_NONWITNESS_SIZE: usize = 65;
 /// Largest standard input script (Core's `MAX_STANDARD_SCRIPTSIG_SIZE`).
@@ -361,6 +363,9 @@ impl Mempool {
             return Err(MempoolError::Full);
         }
         let spent: Vec<TxOut> = coins.into_iter().map(|c| c.output).collect();
+        if validation::sigop_cost(&tx, &spent) > MAX_STANDARD_TX_SIGOPS_COST {
+            return Err(MempoolError::NonStandard("bad-txns-too-many-sigops"));
+        }
         validation::verify_scripts(&tx, &spent)?;
 
         let tx = Arc::new(tx);

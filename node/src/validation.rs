@@ -32,6 +32,10 @@ pub const COINBASE_MATURITY: u32 = 100;
 pub const SUBSIDY_HALVING_INTERVAL: u32 = 150;
 /// BIP141 block weight limit.
 pub const MAX_BLOCK_WEIGHT: Weight = Weight::MAX_BLOCK;
+/// Largest signature-operation cost of a block (BIP141).
+pub const MAX_BLOCK_SIGOPS_COST: usize = 80_000;
+/// Core's `MAX_SCRIPT_SIZE`: longer output scripts can never be spent.
+const MAX_SCRIPT_SIZE: usize = 10_000;
 /// A block's time may be at most this far ahead of the node's clock.
 pub const MAX_FUTURE_BLOCK_TIME: u32 = 2 * 60 * 60;
 /// Number of previous blocks whose median time a block's time must exceed.
@@ -89,6 +93,34 @@ pub fn median_time(times: &mut [u32]) -> u32 {
 /// The script a BIP34 coinbase input must start with at `height`.
 pub fn bip34_prefix(height: u32) -> ScriptBuf {
     Builder::new().push_int(i64::from(height)).into_script()
+}
+
+/// Core's `CScript::IsUnspendable`: outputs that never enter the UTXO set.
+pub fn is_unspendable(script: &bitcoin::Script) -> bool {
+    script.is_op_return() || script.len() > MAX_SCRIPT_SIZE
+}
+
+/// Core's `GetLegacySigOpCount`: signature operations of the input and output scripts,
+/// counted the old, inaccurate way.
+fn legacy_sigops(tx: &Transaction) -> usize {
+    let inputs = tx.input.iter().map(|i| i.script_sig.count_sigops_legacy());
+    let outputs = tx
+        .output
+        .iter()
+        .map(|o| o.script_pubkey.count_sigops_legacy());
+    inputs.chain(outputs).fold(0usize, usize::saturating_add)
+}
+
+/// Core's `GetTransactionSigOpCost`: legacy, P2SH and witness signature operations of `tx`,
+/// which spends `spent` (one output per input, in order; empty for a coinbase).
+pub fn sigop_cost(tx: &Transaction, spent: &[TxOut]) -> usize {
+    let by_outpoint: std::collections::HashMap<OutPoint, &TxOut> = tx
+        .input
+        .iter()
+        .map(|i| i.previous_output)
+        .zip(spent)
+        .collect();
+    tx.total_sigop_cost(|op| by_outpoint.get(op).map(|o| (*o).clone()))
 }
 
 /// Core's `IsFinalTx`.
@@ -276,6 +308,8 @@ pub enum BlockError {
     CoinbaseMultiple,
     /// Weight above 4,000,000.
     BadWeight(Weight),
+    /// Signature-operation cost above 80,000.
+    BadSigops,
     /// The coinbase does not start with the block height (BIP34).
     BadCoinbaseHeight,
     /// The coinbase claims more than subsidy plus fees.
@@ -320,6 +354,7 @@ impl BlockError {
             Self::CoinbaseMissing => "bad-cb-missing".into(),
             Self::CoinbaseMultiple => "bad-cb-multiple".into(),
             Self::BadWeight(_) => "bad-blk-weight".into(),
+            Self::BadSigops => "bad-blk-sigops".into(),
             Self::BadCoinbaseHeight => "bad-cb-height".into(),
             Self::BadCoinbaseAmount { .. } => "bad-cb-amount".into(),
             Self::WitnessNonceSize => "bad-witness-nonce-size".into(),
@@ -419,6 +454,14 @@ pub fn check_block(block: &Block) -> Result<(), BlockError> {
             txid: tx.compute_txid(),
             error,
         })?;
+    }
+    let legacy = block
+        .txdata
+        .iter()
+        .map(legacy_sigops)
+        .fold(0usize, usize::saturating_add);
+    if legacy.saturating_mul(4) > MAX_BLOCK_SIGOPS_COST {
+        return Err(BlockError::BadSigops);
     }
     Ok(())
 }

@@ -445,3 +445,19 @@ fn reasons_are_cores_strings() {
         "prev-blk-not-found"
     );
 }
+
+#[test]
+fn bad_blk_sigops() {
+    let keys = Keys::new();
+    let (_dir, mut chain) = fixture();
+    // 20,001 OP_CHECKSIGs in an (unspendable) output: 80,004 sigop cost, counted legacy-style.
+    let mut tx = filler_tx(1, 0);
+    tx.output[0].script_pubkey = ScriptBuf::from(vec![0xac; 20_001]);
+    let block = block_with(&chain, &keys, vec![tx], Amount::ZERO);
+    expect_reject(&mut chain, block, "bad-blk-sigops");
+    // 19,999 (cost 79,996) pass the count; the block then fails for its made-up input.
+    let mut tx = filler_tx(1, 0);
+    tx.output[0].script_pubkey = ScriptBuf::from(vec![0xac; 19_999]);
+    let block = block_with(&chain, &keys, vec![tx], Amount::ZERO);
+    expect_reject(&mut chain, block, "bad-txns-inputs-missingorspent");
+}

@@ -286,3 +286,26 @@ fn broadcast_accepts_a_known_transaction_again_and_enforces_the_max_fee_rate() {
         .unwrap();
     assert_eq!(chain.mempool().info().size, 2);
 }
+
+#[test]
+fn bad_txns_too_many_sigops() {
+    let keys = Keys::new();
+    let (_dir, mut chain) = fixture();
+    // Bare 1-of-1 multisig outputs are standard, but each counts 20 legacy sigops (cost 80).
+    let multisig = bitcoin::blockdata::script::Builder::new()
+        .push_int(1)
+        .push_key(&bitcoin::PublicKey::new(keys.pk.0))
+        .push_int(1)
+        .push_opcode(bitcoin::opcodes::all::OP_CHECKMULTISIG)
+        .into_script();
+    let (op, prev) = coinbase_output(&chain, 1);
+    let outputs = |n: u64| -> Vec<TxOut> {
+        let mut v: Vec<TxOut> = (0..n).map(|_| out(10_000, &multisig)).collect();
+        v.push(out(prev.value.to_sat() - n * 10_000 - 100_000, &keys.wpkh));
+        v
+    };
+    let tx = keys.spend(&[(op, prev.clone())], outputs(201)); // cost 16,080
+    assert_eq!(reject(&mut chain, tx).reason(), "bad-txns-too-many-sigops");
+    let tx = keys.spend(&[(op, prev.clone())], outputs(199)); // cost 15,920 + 1 for the input
+    chain.process_transaction(tx).unwrap();
+}

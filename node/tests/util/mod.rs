@@ -278,7 +278,7 @@ pub fn recompute_utxos(chain: &ChainState) -> Vec<(OutPoint, node::store::Coin)>
                 utxos.remove(&input.previous_output);
             }
             for (vout, o) in tx.output.iter().enumerate() {
-                if !o.script_pubkey.is_op_return() {
+                if !validation::is_unspendable(&o.script_pubkey) {
                     let op = OutPoint {
                         txid: tx.compute_txid(),
                         vout: vout as u32,
