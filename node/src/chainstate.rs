@@ -36,8 +36,6 @@ pub enum ChainError {
     Invalid(BlockError),
     /// The database failed or is inconsistent.
     Store(StoreError),
-    /// The notification thread could not be started.
-    Thread(std::io::Error),
 }
 
 impl fmt::Display for ChainError {
@@ -45,7 +43,6 @@ impl fmt::Display for ChainError {
         match self {
             Self::Invalid(e) => write!(f, "invalid block: {e}"),
             Self::Store(e) => e.fmt(f),
-            Self::Thread(e) => write!(f, "cannot start the notification thread: {e}"),
         }
     }
 }
@@ -131,7 +128,7 @@ impl ChainState {
     /// genesis block if new, and finishes any reorganisation a crash interrupted.
     pub fn open(chain_dir: &Path) -> Result<Self, ChainError> {
         let store = Store::open(chain_dir)?;
-        let notifier = Arc::new(Notifier::new().map_err(ChainError::Thread)?);
+        let notifier = Arc::new(Notifier::new());
         let mut state = Self {
             store,
             index: HashMap::new(),
@@ -214,8 +211,9 @@ impl ChainState {
         self.index.insert(hash, entry);
     }
 
-    /// Subscribes to chain events; they are delivered in order on the notification thread.
-    pub fn subscribe(&self, callback: Callback) -> Subscription {
+    /// Subscribes to chain events; they are delivered in order on a thread of the
+    /// subscriber's own (which fails to start only when the system is out of threads).
+    pub fn subscribe(&self, callback: Callback) -> std::io::Result<Subscription> {
         self.notifier.subscribe(callback)
     }
 

@@ -1,29 +1,43 @@
-//! Chain notifications, delivered in order on one dedicated thread (Core's validation
-//! interface queue).
+//! Chain notifications, delivered in order to each subscriber on its own thread (Core's
+//! validation interface queue, with one queue per subscriber).
 //!
-//! The chain state publishes while it holds its own lock, so events enter the queue in the
-//! order they happened; one delivery thread calls every subscriber for each event in turn.
-//! Subscribers therefore run outside the chain state's lock and may call back into it (the
-//! wallet's `block_connected` asks `get_height`) without deadlock. [`Notifier::sync`] waits
-//! until everything published before it has been delivered (`Chain::wait_for_notifications`).
+//! The chain state publishes while it holds its own lock, so events are numbered in the
+//! order they happened. Each subscriber has a bounded queue and a delivery thread that calls
+//! it for one event at a time, in that order. Subscribers therefore run outside the chain
+//! state's lock and may call back into it (the wallet's `block_connected` asks
+//! `get_height`) without deadlock, and a slow subscriber delays only itself.
+//!
+//! # Slow subscribers
+//!
+//! Publishing never blocks. A subscriber that falls more than [`MAX_QUEUED_EVENTS`] events
+//! or [`MAX_QUEUED_BYTES`] bytes (blocks and transactions counted at their serialized size)
+//! behind is dropped: its queue is discarded, it receives nothing more, and the reason is
+//! logged. Memory held for subscribers is thus bounded however a peer behaves.
 //!
 //! # Invariants
 //!
 //! - A subscriber receives exactly the events published after [`Notifier::subscribe`]
-//!   returned and before it was unsubscribed, in publication order.
+//!   returned and before it was unsubscribed (or dropped for falling behind), in
+//!   publication order, one at a time.
 //! - Once [`Subscription::disconnect`] (or drop) returns, its callback is not running and
-//!   is never called again. A callback may unsubscribe itself (or another subscriber).
+//!   is never called again. A callback may unsubscribe itself or another subscriber.
+//! - [`Notifier::sync`] returns once every subscriber has handled every event published
+//!   before the call (or was dropped).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::thread::{self, JoinHandle, ThreadId};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::thread::{self, ThreadId};
 
 use bitcoin::{Block, BlockHash, Transaction};
 
 use crate::chainstate::TipInfo;
+
+/// Most events a subscriber may have waiting before it is dropped.
+pub const MAX_QUEUED_EVENTS: usize = 100_000;
+/// Most bytes of blocks and transactions a subscriber may have waiting before it is dropped.
+pub const MAX_QUEUED_BYTES: usize = 256 << 20;
 
 /// Why a transaction left the mempool (Core's `MemPoolRemovalReason`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,17 +79,98 @@ pub enum ChainEvent {
     ChainStateFlushed(Vec<BlockHash>),
 }
 
+impl ChainEvent {
+    /// Bytes the event stands for in a subscriber's queue budget.
+    fn weight(&self) -> usize {
+        64 + match self {
+            Self::TransactionAddedToMempool(tx) | Self::TransactionRemovedFromMempool(tx, _) => {
+                tx.total_size()
+            }
+            Self::BlockConnected { block, .. } | Self::BlockDisconnected { block, .. } => {
+                block.total_size()
+            }
+            Self::UpdatedBlockTip(_) => 0,
+            Self::ChainStateFlushed(locator) => locator.len() * 32,
+        }
+    }
+}
+
 /// A subscriber callback.
 pub type Callback = Arc<dyn Fn(&ChainEvent) + Send + Sync>;
 
+/// What a subscriber's delivery thread works through.
+#[derive(Default)]
+struct Queue {
+    events: VecDeque<(u64, ChainEvent)>,
+    bytes: usize,
+    /// Sequence number of the last event handled (or skipped); `None` before the first.
+    done: Option<u64>,
+    /// Unsubscribed or dropped: the thread ends and the callback is never called again.
+    closed: bool,
+}
+
 struct Subscriber {
+    id: u64,
     /// Sequence number of the first event it receives.
     from: u64,
-    /// Cleared by unsubscribing; read and written under `gate` (or on the delivery thread).
-    active: AtomicBool,
+    queue: Mutex<Queue>,
+    /// Signals new events and closing to the thread, and progress to `sync` waiters.
+    changed: Condvar,
     /// Held while the callback runs, so unsubscribing can wait for a running call.
     gate: Mutex<()>,
     callback: Callback,
+    /// Set once the delivery thread has started.
+    thread: std::sync::OnceLock<ThreadId>,
+}
+
+impl Subscriber {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Closes the queue; when this returns (off the delivery thread) the callback is not
+    /// running and will not run again.
+    fn close(&self) {
+        {
+            let mut q = self.queue();
+            q.closed = true;
+            q.events.clear();
+            q.bytes = 0;
+        }
+        self.changed.notify_all();
+        if self.thread.get() != Some(&thread::current().id()) {
+            // Wait for a running call to finish; later ones see `closed`.
+            drop(self.gate.lock().unwrap_or_else(PoisonError::into_inner));
+        }
+    }
+
+    /// The delivery loop of this subscriber's thread.
+    fn run(self: Arc<Self>) {
+        loop {
+            let (seq, ev) = {
+                let mut q = self.queue();
+                loop {
+                    if q.closed {
+                        return;
+                    }
+                    if let Some(item) = q.events.pop_front() {
+                        q.bytes -= item.1.weight();
+                        break item;
+                    }
+                    q = self.changed.wait(q).unwrap_or_else(PoisonError::into_inner);
+                }
+            };
+            {
+                let _running = self.gate.lock().unwrap_or_else(PoisonError::into_inner);
+                if self.queue().closed {
+                    return;
+                }
+                (self.callback)(&ev);
+            }
+            self.queue().done = Some(seq);
+            self.changed.notify_all();
+        }
+    }
 }
 
 struct Shared {
@@ -83,28 +178,19 @@ struct Shared {
     next_id: AtomicU64,
     /// Sequence number of the next published event.
     next_event: AtomicU64,
-    /// Set once the delivery thread has started.
-    delivery_thread: std::sync::OnceLock<ThreadId>,
 }
 
 impl Shared {
-    fn list(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<Subscriber>>> {
+    fn list(&self) -> MutexGuard<'_, BTreeMap<u64, Arc<Subscriber>>> {
         self.subscribers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-enum Message {
-    Event(u64, ChainEvent),
-    Sync(mpsc::SyncSender<()>),
-}
-
-/// The ordered notification queue with its delivery thread.
+/// The notification fan-out: numbers events and queues them for every subscriber.
 pub struct Notifier {
     shared: Arc<Shared>,
-    queue: Option<Sender<Message>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl fmt::Debug for Notifier {
@@ -115,110 +201,117 @@ impl fmt::Debug for Notifier {
     }
 }
 
-impl Notifier {
-    /// Starts the delivery thread.
-    pub fn new() -> std::io::Result<Self> {
-        let shared = Arc::new(Shared {
-            subscribers: Mutex::default(),
-            next_id: AtomicU64::new(0),
-            next_event: AtomicU64::new(0),
-            delivery_thread: std::sync::OnceLock::new(),
-        });
-        let (tx, rx) = mpsc::channel::<Message>();
-        let sh = Arc::clone(&shared);
-        let thread = thread::Builder::new()
-            .name("notifications".into())
-            .spawn(move || {
-                let _ = sh.delivery_thread.set(thread::current().id());
-                for msg in rx {
-                    match msg {
-                        Message::Event(seq, ev) => deliver(&sh, seq, &ev),
-                        Message::Sync(done) => {
-                            let _ = done.send(());
-                        }
-                    }
-                }
-            })?;
-        // Record the id here too, so it is known before the thread has run at all.
-        let _ = shared.delivery_thread.set(thread.thread().id());
-        Ok(Self {
-            shared,
-            queue: Some(tx),
-            thread: Some(thread),
-        })
-    }
-
-    /// Registers `callback` for every event published from now on (not for events still
-    /// queued). Dropping the returned [`Subscription`] unsubscribes.
-    pub fn subscribe(&self, callback: Callback) -> Subscription {
-        // Relaxed: ids only need to be unique.
-        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut list = self.shared.list();
-        // An event published concurrently with this call may or may not be delivered to the
-        // new subscriber; events published after it returns always are.
-        let from = self.shared.next_event.load(Ordering::SeqCst);
-        let sub = Subscriber {
-            from,
-            active: AtomicBool::new(true),
-            gate: Mutex::new(()),
-            callback,
-        };
-        list.insert(id, Arc::new(sub));
-        drop(list);
-        Subscription {
-            id,
-            shared: Arc::downgrade(&self.shared),
-        }
-    }
-
-    /// Queues an event for delivery after every event queued before it.
-    pub fn publish(&self, event: ChainEvent) {
-        if let Some(q) = &self.queue {
-            let seq = self.shared.next_event.fetch_add(1, Ordering::SeqCst);
-            let _ = q.send(Message::Event(seq, event));
-        }
-    }
-
-    /// Blocks until every event published before this call has been delivered. Returns at
-    /// once when called from a subscriber callback (waiting there would wait for itself).
-    pub fn sync(&self) {
-        if self.shared.delivery_thread.get() == Some(&thread::current().id()) {
-            return;
-        }
-        let Some(q) = &self.queue else { return };
-        let (done_tx, done_rx) = mpsc::sync_channel(1);
-        if q.send(Message::Sync(done_tx)).is_ok() {
-            let _ = done_rx.recv();
-        }
+impl Default for Notifier {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
-/// Calls every subscriber registered for event `seq`.
-fn deliver(shared: &Shared, seq: u64, ev: &ChainEvent) {
-    // Snapshot, so callbacks may subscribe or unsubscribe.
-    let list: Vec<Arc<Subscriber>> = shared
-        .list()
-        .values()
-        .filter(|s| s.from <= seq)
-        .cloned()
-        .collect();
-    for sub in list {
-        let _running = sub.gate.lock().unwrap_or_else(PoisonError::into_inner);
-        // Relaxed: `active` is written under `gate` (held here) or on this thread.
-        if sub.active.load(Ordering::Relaxed) {
-            (sub.callback)(ev);
+impl Notifier {
+    /// A notifier without subscribers.
+    pub fn new() -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                subscribers: Mutex::default(),
+                next_id: AtomicU64::new(0),
+                next_event: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Registers `callback` for every event published from now on, on a new delivery
+    /// thread. Dropping the returned [`Subscription`] unsubscribes.
+    pub fn subscribe(&self, callback: Callback) -> std::io::Result<Subscription> {
+        // Relaxed: ids only need to be unique.
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut list = self.shared.list();
+        // Read under the list lock, which `publish` holds while numbering and queueing: the
+        // subscriber gets exactly the events numbered from here on.
+        let from = self.shared.next_event.load(Ordering::Relaxed);
+        let sub = Arc::new(Subscriber {
+            id,
+            from,
+            queue: Mutex::default(),
+            changed: Condvar::new(),
+            gate: Mutex::new(()),
+            callback,
+            thread: std::sync::OnceLock::new(),
+        });
+        let runner = Arc::clone(&sub);
+        let handle = thread::Builder::new()
+            .name(format!("notify-{id}"))
+            .spawn(move || runner.run())?;
+        let _ = sub.thread.set(handle.thread().id());
+        list.insert(id, sub);
+        Ok(Subscription {
+            id,
+            shared: Arc::downgrade(&self.shared),
+        })
+    }
+
+    /// Queues an event for every subscriber, after every event published before it. Never
+    /// blocks; a subscriber too far behind is dropped (see the module docs).
+    pub fn publish(&self, event: ChainEvent) {
+        let mut list = self.shared.list();
+        // Relaxed: numbering happens under the list lock.
+        let seq = self.shared.next_event.fetch_add(1, Ordering::Relaxed);
+        let weight = event.weight();
+        let mut overflowed = Vec::new();
+        for sub in list.values() {
+            let mut q = sub.queue();
+            if q.events.len() >= MAX_QUEUED_EVENTS || q.bytes + weight > MAX_QUEUED_BYTES {
+                overflowed.push(sub.id);
+                continue;
+            }
+            q.bytes += weight;
+            q.events.push_back((seq, event.clone()));
+            drop(q);
+            sub.changed.notify_all();
+        }
+        for id in overflowed {
+            if let Some(sub) = list.remove(&id) {
+                tracing::warn!(
+                    subscriber = id,
+                    "notification subscriber dropped: more than {MAX_QUEUED_EVENTS} events or \
+                     {MAX_QUEUED_BYTES} bytes undelivered"
+                );
+                // Not `close`: it would wait for a running callback under the list lock.
+                sub.queue().closed = true;
+                sub.changed.notify_all();
+            }
+        }
+    }
+
+    /// Blocks until every subscriber has handled every event published before this call.
+    /// A subscriber's own thread skips waiting for itself (it would wait forever).
+    pub fn sync(&self) {
+        let target = match self.shared.next_event.load(Ordering::Relaxed) {
+            0 => return,
+            n => n - 1,
+        };
+        let subs: Vec<Arc<Subscriber>> = self.shared.list().values().cloned().collect();
+        for sub in subs {
+            if sub.thread.get() == Some(&thread::current().id()) || sub.from > target {
+                continue;
+            }
+            // Every event from `from` on was queued to it, so `done` reaches `target` unless
+            // the subscriber is closed first.
+            let mut q = sub.queue();
+            while !q.closed && q.done.is_none_or(|d| d < target) {
+                q = sub.changed.wait(q).unwrap_or_else(PoisonError::into_inner);
+            }
         }
     }
 }
 
 impl Drop for Notifier {
     fn drop(&mut self) {
-        // Closing the queue ends the thread after it delivered what is queued.
-        self.queue = None;
-        if let Some(t) = self.thread.take()
-            && t.thread().id() != thread::current().id()
-        {
-            let _ = t.join();
+        // Ends every delivery thread; each finishes the call it is in, if any.
+        let subs: Vec<Arc<Subscriber>> = std::mem::take(&mut *self.shared.list())
+            .into_values()
+            .collect();
+        for sub in subs {
+            sub.close();
         }
     }
 }
@@ -238,7 +331,8 @@ impl fmt::Debug for Subscription {
 }
 
 impl Subscription {
-    /// Unsubscribes now; when it returns the callback is not running and will not run again.
+    /// Unsubscribes now; when it returns the callback is not running and will not run again
+    /// (unless called from that callback, which then finishes normally).
     pub fn disconnect(self) {}
 }
 
@@ -247,16 +341,9 @@ impl Drop for Subscription {
         let Some(shared) = self.shared.upgrade() else {
             return;
         };
-        let Some(sub) = shared.list().remove(&self.id) else {
-            return;
-        };
-        if shared.delivery_thread.get() == Some(&thread::current().id()) {
-            // Inside a callback (possibly this subscriber's own, which holds `gate`): the
-            // delivery loop checks `active` before every later call.
-            sub.active.store(false, Ordering::Relaxed);
-        } else {
-            let _wait_for_running_call = sub.gate.lock().unwrap_or_else(PoisonError::into_inner);
-            sub.active.store(false, Ordering::Relaxed);
+        let sub = shared.list().remove(&self.id);
+        if let Some(sub) = sub {
+            sub.close();
         }
     }
 }
@@ -265,6 +352,7 @@ impl Drop for Subscription {
 mod tests {
     use super::*;
     use bitcoin::hashes::Hash;
+    use std::sync::atomic::AtomicBool;
 
     fn tip(height: u32) -> ChainEvent {
         ChainEvent::UpdatedBlockTip(TipInfo {
@@ -279,17 +367,19 @@ mod tests {
     fn recorder(n: &Notifier) -> (Arc<Mutex<Vec<u32>>>, Subscription) {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s = Arc::clone(&seen);
-        let sub = n.subscribe(Arc::new(move |ev| {
-            if let ChainEvent::UpdatedBlockTip(t) = ev {
-                s.lock().unwrap().push(t.height);
-            }
-        }));
+        let sub = n
+            .subscribe(Arc::new(move |ev| {
+                if let ChainEvent::UpdatedBlockTip(t) = ev {
+                    s.lock().unwrap().push(t.height);
+                }
+            }))
+            .unwrap();
         (seen, sub)
     }
 
     #[test]
     fn events_arrive_in_order_only_after_subscribing_and_stop_at_disconnect() {
-        let n = Notifier::new().unwrap();
+        let n = Notifier::new();
         let (early, _early_sub) = recorder(&n);
         n.publish(tip(0));
         let (seen, sub) = recorder(&n);
@@ -298,7 +388,7 @@ mod tests {
         }
         n.sync();
         assert_eq!(*seen.lock().unwrap(), (1..100).collect::<Vec<_>>());
-        assert_eq!(early.lock().unwrap().len(), 100);
+        assert_eq!(*early.lock().unwrap(), (0..100).collect::<Vec<_>>());
         sub.disconnect();
         n.publish(tip(1000));
         n.sync();
@@ -307,19 +397,54 @@ mod tests {
 
     #[test]
     fn a_callback_may_unsubscribe_itself_and_sync_from_a_callback_returns() {
-        let n = Arc::new(Notifier::new().unwrap());
+        let n = Arc::new(Notifier::new());
         let slot: Arc<Mutex<Option<Subscription>>> = Arc::default();
         let calls = Arc::new(AtomicU64::new(0));
-        let (s, c, n2) = (Arc::clone(&slot), Arc::clone(&calls), Arc::clone(&n));
-        let sub = n.subscribe(Arc::new(move |_| {
-            c.fetch_add(1, Ordering::SeqCst);
-            n2.sync();
-            drop(s.lock().unwrap().take());
-        }));
+        let (s, c, n2) = (Arc::clone(&slot), Arc::clone(&calls), Arc::downgrade(&n));
+        let sub = n
+            .subscribe(Arc::new(move |_| {
+                c.fetch_add(1, Ordering::SeqCst);
+                if let Some(n) = n2.upgrade() {
+                    n.sync();
+                }
+                drop(s.lock().unwrap().take());
+            }))
+            .unwrap();
         *slot.lock().unwrap() = Some(sub);
         n.publish(tip(1));
         n.publish(tip(2));
         n.sync();
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_stuck_subscriber_delays_nobody_and_is_dropped_when_too_far_behind() {
+        let n = Notifier::new();
+        let release = Arc::new((Mutex::new(false), Condvar::new()));
+        let entered = Arc::new(AtomicBool::new(false));
+        let (r, e) = (Arc::clone(&release), Arc::clone(&entered));
+        let _stuck = n
+            .subscribe(Arc::new(move |_| {
+                e.store(true, Ordering::SeqCst);
+                let (m, cv) = &*r;
+                let mut go = m.lock().unwrap();
+                while !*go {
+                    go = cv.wait(go).unwrap();
+                }
+            }))
+            .unwrap();
+        let (seen, _sub) = recorder(&n);
+        for h in 0..=MAX_QUEUED_EVENTS as u32 + 1 {
+            n.publish(tip(h));
+        }
+        // The healthy subscriber got everything although the other never returned; the
+        // stuck one was dropped once its queue overflowed, so sync does not wait for it.
+        n.sync();
+        assert_eq!(seen.lock().unwrap().len(), MAX_QUEUED_EVENTS + 2);
+        assert!(entered.load(Ordering::SeqCst));
+        assert_eq!(n.shared.list().len(), 1);
+        let (m, cv) = &*release;
+        *m.lock().unwrap() = true;
+        cv.notify_all();
     }
 }

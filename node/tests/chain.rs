@@ -323,7 +323,8 @@ fn notifications_may_call_back_into_the_chain_state() {
                 let now = c.lock().unwrap().height();
                 s.lock().unwrap().push((*height, now));
             }
-        }));
+        }))
+        .unwrap();
     chain
         .lock()
         .unwrap()

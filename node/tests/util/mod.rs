@@ -242,9 +242,11 @@ pub fn fixture() -> (tempfile::TempDir, ChainState) {
 pub fn record(chain: &ChainState) -> (Arc<Mutex<Vec<ChainEvent>>>, Subscription) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = Arc::clone(&seen);
-    let sub = chain.subscribe(Arc::new(move |ev: &ChainEvent| {
-        s.lock().unwrap().push(ev.clone())
-    }));
+    let sub = chain
+        .subscribe(Arc::new(move |ev: &ChainEvent| {
+            s.lock().unwrap().push(ev.clone())
+        }))
+        .unwrap();
     (seen, sub)
 }
 
