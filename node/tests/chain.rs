@@ -375,3 +375,46 @@ fn transactions_are_found_in_the_mempool_then_in_their_block_and_ibd_ends_with_a
     fresh.generate_to_script(1, &keys.wpkh).unwrap();
     assert!(!fresh.is_initial_block_download());
 }
+
+#[test]
+fn restart_connects_a_block_stored_before_a_crash_and_remembers_invalid_blocks() {
+    use node::store::{Batch, BlockStatus, IndexEntry, Store};
+    let keys = Keys::new();
+    let (dir, mut chain) = fixture();
+    let tip = chain.tip();
+    // A block that failed, remembered across the restart.
+    let bad = block_with(&chain, &keys, vec![], Amount::from_sat(1));
+    assert!(chain.process_block(bad.clone()).is_err());
+    // A valid child of the tip, stored as the first of process_block's two commits would
+    // leave it if the process died before connecting it.
+    let good = block_with(&chain, &keys, vec![], Amount::ZERO);
+    drop(chain);
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let mut batch = Batch::default();
+        batch.put_block(&good);
+        let entry = IndexEntry {
+            header: good.header,
+            height: tip.height + 1,
+            chain_work: tip.chain_work + good.header.work(),
+            status: BlockStatus::Stored,
+        };
+        batch.put_index(good.block_hash(), entry);
+        store.commit(batch).unwrap();
+    }
+    let mut chain = ChainState::open(dir.path()).unwrap();
+    assert_eq!(
+        chain.tip().hash,
+        good.block_hash(),
+        "the stored block is connected on startup"
+    );
+    assert_eq!(sorted_coins(&chain), recompute_utxos(&chain));
+    assert_eq!(
+        chain.entry(&bad.block_hash()).unwrap().status,
+        BlockStatus::Failed
+    );
+    let err = chain.process_block(bad).unwrap_err();
+    assert!(
+        matches!(err, node::chainstate::ChainError::Invalid(ref e) if e.reason() == "duplicate-invalid")
+    );
+}
