@@ -172,15 +172,23 @@ impl ChainState {
             .index
             .get(&tip)
             .ok_or(StoreError::Corrupt("tip not in block index"))?;
+        // A chain cannot be longer than the index; this also bounds the allocation.
+        if tip_entry.height as usize >= self.index.len() {
+            return Err(StoreError::Corrupt("tip height beyond the block index").into());
+        }
         let mut chain = vec![tip; tip_entry.height as usize + 1];
         let mut cursor = Some(tip);
-        for slot in chain.iter_mut().rev() {
-            let hash = cursor.ok_or(StoreError::Corrupt("active chain has a gap"))?;
+        for (height, slot) in chain.iter_mut().enumerate().rev() {
+            let gap = StoreError::Corrupt("active chain has a gap");
+            let hash = cursor.ok_or(gap)?;
             *slot = hash;
             let e = self
                 .index
                 .get(&hash)
                 .ok_or(StoreError::Corrupt("active chain has a gap"))?;
+            if e.height as usize != height {
+                return Err(StoreError::Corrupt("block index heights do not chain").into());
+            }
             cursor = (e.height > 0).then_some(e.header.prev_blockhash);
         }
         // The active chain counts as seen first, so a restart never switches between
@@ -284,6 +292,9 @@ impl ChainState {
 
     /// The ancestor of `hash` at `height` (`Chain::find_ancestor_by_height`).
     pub fn ancestor(&self, hash: &BlockHash, height: u32) -> Option<BlockHash> {
+        if self.is_active(hash) && height <= self.index[hash].height {
+            return self.block_hash(height);
+        }
         let mut cursor = *hash;
         loop {
             let e = self.index.get(&cursor)?;
