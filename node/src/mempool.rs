@@ -8,7 +8,8 @@
 //!   is a topological order (used by templates and by reorganisations).
 //! - The pool never holds a coinbase.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -459,58 +460,109 @@ impl Mempool {
     }
 
     /// Chooses transactions for a block of at most `max_weight`: greedily by ancestor-package
-    /// fee rate (so a child can pay for its parent). Returns them in block order — packages
-    /// in the order chosen, each parent before its children — and their total fee.
+    /// fee rate (so a child can pay for its parent), as Core's `BlockAssembler`. Returns them
+    /// in block order — packages in the order chosen, each parent before its children — and
+    /// their total fee.
+    ///
+    /// Candidates sit in a max-heap keyed by the fee rate of their not-yet-chosen ancestor
+    /// package. Choosing a package changes the packages of its descendants only, so just
+    /// those are re-keyed (older heap entries are recognised as stale by a version number).
     pub fn select(&self, max_weight: Weight) -> (Vec<Arc<Transaction>>, Amount) {
         let mut included: HashSet<Txid> = HashSet::new();
         let mut skipped: HashSet<Txid> = HashSet::new();
+        let mut versions: HashMap<Txid, u64> = HashMap::new();
+        let mut heap = BinaryHeap::new();
+        for (txid, entry) in &self.entries {
+            heap.push(self.candidate(*txid, entry, &included, 0));
+        }
         let mut chosen: Vec<&Entry> = Vec::new();
         let mut weight = Weight::ZERO;
         let mut fees = Amount::ZERO;
-        loop {
-            // Best package among the remaining entries: (fee, weight, members).
-            let mut best: Option<(Amount, Weight, Vec<&Entry>)> = None;
-            for (txid, entry) in &self.entries {
-                if included.contains(txid) || skipped.contains(txid) {
-                    continue;
-                }
-                let package = self.ancestors(entry, &included);
-                let (f, w) = package
-                    .iter()
-                    .fold((Amount::ZERO, Weight::ZERO), |(f, w), e| {
-                        (f + e.fee, w + e.weight)
-                    });
-                let better = match &best {
-                    None => true,
-                    // f / w > bf / bw, compared without division.
-                    Some((bf, bw, _)) => {
-                        u128::from(f.to_sat()) * u128::from(bw.to_wu())
-                            > u128::from(bf.to_sat()) * u128::from(w.to_wu())
-                    }
-                };
-                if better {
-                    best = Some((f, w, package));
-                }
-            }
-            let Some((f, w, package)) = best else { break };
-            if weight + w > max_weight {
-                // Does not fit: neither it nor anything needing it is tried again.
-                for e in &package {
-                    skipped.insert(e.tx.compute_txid());
-                }
+        while let Some(c) = heap.pop() {
+            if included.contains(&c.txid)
+                || skipped.contains(&c.txid)
+                || versions.get(&c.txid).copied().unwrap_or(0) != c.version
+            {
                 continue;
             }
-            weight += w;
-            fees += f;
-            for e in package {
-                included.insert(e.tx.compute_txid());
-                chosen.push(e);
+            let Some(entry) = self.entries.get(&c.txid) else {
+                continue;
+            };
+            let package = self.ancestors(entry, &included);
+            if package
+                .iter()
+                .any(|e| skipped.contains(&e.tx.compute_txid()))
+                || weight + c.weight > max_weight
+            {
+                skipped.insert(c.txid); // its ancestors may still fit on their own
+                continue;
+            }
+            weight += c.weight;
+            fees += c.fee;
+            let members: Vec<Txid> = package.iter().map(|e| e.tx.compute_txid()).collect();
+            included.extend(members.iter().copied());
+            chosen.extend(package);
+            for descendant in self.descendants(&members) {
+                if included.contains(&descendant) {
+                    continue;
+                }
+                let v = versions.entry(descendant).or_insert(0);
+                *v += 1;
+                if let Some(e) = self.entries.get(&descendant) {
+                    heap.push(self.candidate(descendant, e, &included, *v));
+                }
             }
         }
         (
             chosen.into_iter().map(|e| Arc::clone(&e.tx)).collect(),
             fees,
         )
+    }
+
+    /// The heap entry of `entry` given what is already `included`.
+    fn candidate(
+        &self,
+        txid: Txid,
+        entry: &Entry,
+        included: &HashSet<Txid>,
+        version: u64,
+    ) -> Candidate {
+        let package = self.ancestors(entry, included);
+        let (fee, weight) = package
+            .iter()
+            .fold((Amount::ZERO, Weight::ZERO), |(f, w), e| {
+                (f + e.fee, w + e.weight)
+            });
+        Candidate {
+            fee,
+            weight,
+            sequence: entry.sequence,
+            txid,
+            version,
+        }
+    }
+
+    /// Every pool transaction descending from one of `txids`.
+    fn descendants(&self, txids: &[Txid]) -> HashSet<Txid> {
+        let mut found = HashSet::new();
+        let mut stack: Vec<Txid> = txids.to_vec();
+        while let Some(id) = stack.pop() {
+            let Some(entry) = self.entries.get(&id) else {
+                continue;
+            };
+            for vout in 0..entry.tx.output.len() {
+                let op = OutPoint {
+                    txid: id,
+                    vout: u32::try_from(vout).unwrap_or(u32::MAX),
+                };
+                if let Some(child) = self.spent_by.get(&op)
+                    && found.insert(*child)
+                {
+                    stack.push(*child);
+                }
+            }
+        }
+        found
     }
 
     /// `entry` and its pool ancestors that are not in `exclude`, in arrival order.
@@ -532,6 +584,41 @@ impl Mempool {
             }
         }
         found.into_values().collect()
+    }
+}
+
+/// A template candidate: a transaction with the totals of its not-yet-chosen ancestor
+/// package. Ordered by package fee rate, then earlier arrival.
+#[derive(Debug)]
+struct Candidate {
+    fee: Amount,
+    weight: Weight,
+    sequence: u64,
+    txid: Txid,
+    /// Matches `versions[txid]` while this entry is current.
+    version: u64,
+}
+
+impl Ord for Candidate {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // fee / weight compared without division; the weight of a transaction is never 0.
+        let a = u128::from(self.fee.to_sat()) * u128::from(other.weight.to_wu());
+        let b = u128::from(other.fee.to_sat()) * u128::from(self.weight.to_wu());
+        a.cmp(&b).then_with(|| other.sequence.cmp(&self.sequence))
+    }
+}
+
+impl PartialEq for Candidate {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Candidate {}
+
+impl PartialOrd for Candidate {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
     }
 }
 
