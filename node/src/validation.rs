@@ -676,7 +676,7 @@ pub fn verify_scripts(tx: &Transaction, spent: &[TxOut]) -> Result<(), TxError> 
             .verify_with_flags(input, prev.value, &bytes, SCRIPT_FLAGS)
             .map_err(|e| TxError::Script {
                 input,
-                detail: format!("script evaluation failed: {e:?}"),
+                detail: consensus_error_text(&e),
             })?;
         if prev.script_pubkey.is_p2tr() {
             verify_taproot_spend(tx, spent, input).map_err(|detail| TxError::Script {
@@ -686,6 +686,16 @@ pub fn verify_scripts(tx: &Transaction, spent: &[TxOut]) -> Result<(), TxError> 
         }
     }
     Ok(())
+}
+
+/// The error code libbitcoinconsensus returned (e.g. `ERR_SCRIPT`), prefixed with its name:
+/// the library gives no finer script error.
+fn consensus_error_text(e: &bitcoin::consensus::validation::BitcoinconsensusError) -> String {
+    let debug = format!("{e:?}");
+    let code = debug
+        .trim_start_matches("BitcoinconsensusError(")
+        .trim_end_matches(')');
+    format!("libbitcoinconsensus {code}")
 }
 
 /// BIP341 check of input `input`, spending the P2TR output `spent[input]`. Key-path spends

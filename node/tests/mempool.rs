@@ -309,3 +309,15 @@ fn bad_txns_too_many_sigops() {
     let tx = keys.spend(&[(op, prev.clone())], outputs(199)); // cost 15,920 + 1 for the input
     chain.process_transaction(tx).unwrap();
 }
+
+#[test]
+fn script_failures_name_the_interpreter_error() {
+    let keys = Keys::new();
+    let (_dir, mut chain) = fixture();
+    let mut tx = simple(&chain, &keys, 1, 1_000);
+    tx.input[0].witness = bitcoin::Witness::new();
+    assert_eq!(
+        reject(&mut chain, tx).reason(),
+        "mandatory-script-verify-flag-failed (libbitcoinconsensus ERR_SCRIPT)"
+    );
+}
