@@ -255,11 +255,6 @@ impl Mempool {
         }
     }
 
-    /// The transaction spending `outpoint` in the pool.
-    pub fn spender(&self, outpoint: &OutPoint) -> Option<Txid> {
-        self.spent_by.get(outpoint).copied()
-    }
-
     /// An output created by a pool transaction.
     pub fn output(&self, outpoint: &OutPoint) -> Option<&TxOut> {
         self.entries

@@ -325,7 +325,6 @@ impl Batch {
 #[derive(Debug)]
 pub struct Store {
     db: Database,
-    dir: PathBuf,
     _lock: Flock<File>,
 }
 
@@ -341,8 +340,13 @@ impl Store {
             .write(true)
             .open(&lock_path)
             .map_err(|e| StoreError::Io(lock_path.clone(), e))?;
-        let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock)
-            .map_err(|_| StoreError::Locked(chain_dir.to_owned()))?;
+        let lock =
+            Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(
+                |(_, errno)| match errno {
+                    nix::errno::Errno::EWOULDBLOCK => StoreError::Locked(chain_dir.to_owned()),
+                    other => StoreError::Io(lock_path.clone(), other.into()),
+                },
+            )?;
         let db = Database::create(chain_dir.join(DB_FILE))?;
         let txn = db.begin_write()?;
         {
@@ -354,16 +358,7 @@ impl Store {
             txn.open_table(META)?;
         }
         txn.commit()?;
-        Ok(Self {
-            db,
-            dir: chain_dir.to_owned(),
-            _lock: lock,
-        })
-    }
-
-    /// The chain directory this store lives in.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+        Ok(Self { db, _lock: lock })
     }
 
     /// Applies every change of `batch` in one durable write transaction.
@@ -458,12 +453,6 @@ impl Store {
         deserialize(v.value())
             .map(Some)
             .map_err(|_| StoreError::Corrupt("block"))
-    }
-
-    /// Whether the data of a block is stored.
-    pub fn has_block(&self, hash: &BlockHash) -> Result<bool, StoreError> {
-        let txn = self.db.begin_read()?;
-        Ok(txn.open_table(BLOCKS)?.get(hash.as_byte_array())?.is_some())
     }
 
     /// The undo data of a connected block.
