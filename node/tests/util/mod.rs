@@ -210,8 +210,9 @@ pub fn block_on(
 fn fixture_template() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("node-fixture-{}", std::process::id()));
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        remove_stale_fixtures(root);
+        let dir = root.join(format!("node-fixture-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let keys = Keys::new();
         let mut chain = ChainState::open(&dir).unwrap();
@@ -221,6 +222,23 @@ fn fixture_template() -> &'static Path {
         }
         dir
     })
+}
+
+/// Removes fixture directories of test processes that no longer run (statics are never
+/// dropped, so each process leaves its fixture behind).
+fn remove_stale_fixtures(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("node-fixture-")) else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// A fresh copy of the fixture chain in its own temporary data directory.
