@@ -425,6 +425,17 @@ pub fn check_transaction(tx: &Transaction) -> Result<(), TxError> {
 
 /// Checks the header's proof of work against its own target and the regtest limit.
 pub fn check_proof_of_work(header: &bitcoin::block::Header) -> Result<(), BlockError> {
+    // Core's `DeriveTarget`: a negative or overflowing compact target is invalid.
+    let bits = header.bits.to_consensus();
+    let (exponent, mantissa) = (bits >> 24, bits & 0x007f_ffff);
+    let negative = mantissa != 0 && bits & 0x0080_0000 != 0;
+    let overflow = mantissa != 0
+        && (exponent > 34
+            || (mantissa > 0xff && exponent > 33)
+            || (mantissa > 0xffff && exponent > 32));
+    if negative || overflow {
+        return Err(BlockError::HighHash);
+    }
     let target = header.target();
     if target > Target::MAX_ATTAINABLE_REGTEST || target == Target::ZERO {
         return Err(BlockError::HighHash);

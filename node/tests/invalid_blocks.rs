@@ -85,7 +85,12 @@ fn high_hash() {
     expect_reject(&mut chain, block.clone(), "high-hash");
     // A target easier than regtest's limit is high-hash too, whatever the hash.
     block.header.bits = CompactTarget::from_consensus(0x2100_ffff);
-    expect_reject(&mut chain, grind(block), "high-hash");
+    expect_reject(&mut chain, grind(block.clone()), "high-hash");
+    // So are negative and overflowing compact targets.
+    for bits in [0x20ff_ffff, 0xff00_ffff] {
+        block.header.bits = CompactTarget::from_consensus(bits);
+        expect_reject(&mut chain, block.clone(), "high-hash");
+    }
 }
 
 #[test]
