@@ -79,6 +79,14 @@ pub struct TipInfo {
 /// A tip older than this (seconds) means the node is in initial block download.
 const MAX_TIP_AGE: u32 = 24 * 60 * 60;
 
+impl Drop for ChainState {
+    fn drop(&mut self) {
+        if let Err(e) = self.save_mempool() {
+            tracing::error!("cannot save the mempool: {e}");
+        }
+    }
+}
+
 /// Median time of the 11 blocks of `index` ending with `hash` (0 for an unknown hash).
 fn median_time_past(index: &HashMap<BlockHash, IndexEntry>, hash: &BlockHash) -> u32 {
     let mut times = Vec::with_capacity(MEDIAN_TIME_SPAN);
@@ -143,6 +151,10 @@ impl ChainState {
             Some(tip) => state.load(tip)?,
         }
         state.activate_best_chain(None)?;
+        for tx in state.store.load_mempool()? {
+            // Whatever no longer fits the chain is dropped, as Core's LoadMempool does.
+            let _ = state.accept_to_mempool(tx, None);
+        }
         Ok(state)
     }
 
@@ -217,6 +229,12 @@ impl ChainState {
         let n = self.arrival.len() as u64;
         self.arrival.entry(hash).or_insert(n);
         self.index.insert(hash, entry);
+    }
+
+    /// Saves the mempool so the next start reloads it (Core's `mempool.dat`). Called on
+    /// drop; after a crash the previous save (if any) is what comes back.
+    pub fn save_mempool(&self) -> Result<(), ChainError> {
+        Ok(self.store.save_mempool(&self.mempool.transactions())?)
     }
 
     /// Subscribes to chain events; they are delivered in order on a thread of the

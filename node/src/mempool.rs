@@ -445,6 +445,13 @@ impl Mempool {
         (confirmed, conflicts)
     }
 
+    /// The pool's transactions in topological (arrival) order.
+    pub fn transactions(&self) -> Vec<Arc<Transaction>> {
+        let mut all: Vec<&Entry> = self.entries.values().collect();
+        all.sort_by_key(|e| e.sequence);
+        all.into_iter().map(|e| Arc::clone(&e.tx)).collect()
+    }
+
     /// Empties the pool, returning its transactions in topological (arrival) order.
     pub fn drain(&mut self) -> Vec<Arc<Transaction>> {
         let mut all: Vec<Entry> = self.entries.drain().map(|(_, e)| e).collect();

@@ -9,6 +9,7 @@
 //! | `undo`        | block hash of a connected block  | the coins its transactions spent, in spending order          |
 //! | `utxos`       | txid (32) ‖ vout (u32 LE)        | height (u32 LE) ‖ is_coinbase (u8) ‖ `TxOut`, consensus encoding |
 //! | `txindex`     | txid                             | hash of the active block holding it                          |
+//! | `mempool`     | position (u64 BE)                | a mempool transaction saved at shutdown, in arrival order    |
 //! | `meta`        | `"tip"`                          | hash of the active tip                                       |
 //!
 //! # Invariants
@@ -39,6 +40,7 @@ const BLOCKS: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("bloc
 const UNDO: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("undo");
 const UTXOS: TableDefinition<'_, &[u8; 36], &[u8]> = TableDefinition::new("utxos");
 const TXINDEX: TableDefinition<'_, &[u8; 32], &[u8; 32]> = TableDefinition::new("txindex");
+const MEMPOOL: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("mempool");
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 const TIP_KEY: &str = "tip";
 
@@ -355,6 +357,7 @@ impl Store {
             txn.open_table(UNDO)?;
             txn.open_table(UTXOS)?;
             txn.open_table(TXINDEX)?;
+            txn.open_table(MEMPOOL)?;
             txn.open_table(META)?;
         }
         txn.commit()?;
@@ -412,6 +415,38 @@ impl Store {
         }
         txn.commit()?;
         Ok(())
+    }
+
+    /// Replaces the saved mempool with `txs` (in arrival order), in one transaction.
+    pub fn save_mempool(
+        &self,
+        txs: &[std::sync::Arc<bitcoin::Transaction>],
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(MEMPOOL)?;
+            table.retain(|_, _| false)?;
+            for (i, tx) in (0u64..).zip(txs) {
+                table.insert(i, serialize(tx.as_ref()).as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The saved mempool, in arrival order. Undecodable entries are skipped: the mempool is
+    /// a cache, not consensus state.
+    pub fn load_mempool(&self) -> Result<Vec<bitcoin::Transaction>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(MEMPOOL)?;
+        let mut out = Vec::new();
+        for item in table.iter()? {
+            let (_, v) = item?;
+            if let Ok(tx) = deserialize(v.value()) {
+                out.push(tx);
+            }
+        }
+        Ok(out)
     }
 
     /// The active tip, or `None` for a new database.

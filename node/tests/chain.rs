@@ -282,10 +282,11 @@ fn describe(ev: &ChainEvent) -> Option<String> {
 }
 
 #[test]
-fn restart_keeps_the_tip_and_a_utxo_set_equal_to_a_recomputation_from_the_blocks() {
+fn restart_keeps_the_tip_the_mempool_and_a_utxo_set_equal_to_a_recomputation_from_the_blocks() {
     let keys = Keys::new();
     let dir;
     let tip;
+    let pending;
     {
         let (d, mut chain) = fixture();
         dir = d;
@@ -300,10 +301,18 @@ fn restart_keeps_the_tip_and_a_utxo_set_equal_to_a_recomputation_from_the_blocks
         chain.process_transaction(tx).unwrap();
         chain.generate_to_script(2, &keys.tr).unwrap();
         tip = chain.tip();
+        // Left unconfirmed: saved at shutdown, reloaded at start.
+        pending = keys.spend(
+            &[coinbase_output(&chain, 8)],
+            vec![out(5_000_000, &keys.wpkh)],
+        );
+        chain.process_transaction(pending.clone()).unwrap();
     }
     let chain = ChainState::open(dir.path()).unwrap();
     assert_eq!(chain.tip(), tip);
     assert_eq!(sorted_coins(&chain), recompute_utxos(&chain));
+    assert!(chain.mempool().contains(&txid(&pending)));
+    assert_eq!(chain.mempool().info().size, 1);
 }
 
 #[test]
