@@ -12,7 +12,8 @@
 //! | [`chainstate`] | accepting, connecting, disconnecting blocks; reorganisation; queries |
 //! | [`mempool`] | unconfirmed transactions, policy rules, template selection |
 //! | [`mining`] | block templates and solutions, `generate_to_script` |
-//! | [`notify`] | ordered chain notifications on a delivery thread |
+//! | [`notify`] | ordered chain events, one bounded queue and delivery thread per subscriber |
+//! | [`service`] | `NodeContext`: the `Init`, `Echo`, `Chain`, `Node`, `Mining`, `BlockTemplate` implementations |
 //! | [`cli`] | Core-style command line (`-datadir=DIR`) |
 //! | [`testdata`] | the mainnet block of `shared/data`, or a large regtest block, for tests and benches |
 
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod mempool;
 pub mod mining;
 pub mod notify;
+pub mod service;
 pub mod store;
 pub mod testdata;
 pub mod validation;

@@ -5,13 +5,14 @@
 use std::fs::OpenOptions;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
 use clap::error::ErrorKind;
 use nix::sys::signal::{SigSet, Signal};
 use node::chainstate::ChainState;
 use node::cli::Args;
+use node::service::NodeContext;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriterExt};
 
@@ -59,15 +60,31 @@ fn run(args: &Args) -> anyhow::Result<()> {
 
     let chain = ChainState::open(&chain_dir)?;
     let tip = chain.tip();
+    let ctx = NodeContext::new(chain).context("cannot start the notification thread")?;
     tracing::info!(height = tip.height, hash = %tip.hash, datadir = %chain_dir.display(), "chain state loaded");
     if !args.nowallet {
         tracing::warn!("spawning bitcoin-wallet is not implemented yet; running as with -nowallet");
     }
     tracing::info!("bitcoin-node ready");
 
-    let signal = signals.wait().context("waiting for a shutdown signal")?;
-    tracing::info!(?signal, "shutting down");
-    drop(chain); // every change is already committed; this releases the datadir lock
+    // A signal and `Node::shutdown` end the node the same way.
+    let signal_ctx = Arc::downgrade(&ctx);
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || match signals.wait() {
+            Ok(signal) => {
+                tracing::info!(?signal, "shutdown signal received");
+                if let Some(ctx) = signal_ctx.upgrade() {
+                    ctx.request_shutdown();
+                }
+            }
+            Err(e) => tracing::error!("waiting for a shutdown signal failed: {e}"),
+        })
+        .context("cannot start the signal thread")?;
+    ctx.wait_for_shutdown();
+    tracing::info!("shutting down");
+    // Every change is already committed; dropping the chain state releases the datadir lock.
+    drop(ctx);
     tracing::info!("shutdown done");
     Ok(())
 }
