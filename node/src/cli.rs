@@ -47,6 +47,15 @@ pub enum Transport {
     Socket,
 }
 
+impl From<Transport> for ipc_shm::Transport {
+    fn from(t: Transport) -> Self {
+        match t {
+            Transport::Shm => Self::Shm,
+            Transport::Socket => Self::Socket,
+        }
+    }
+}
+
 /// Bitcoin node process: owns chain state, validates blocks and serves the Chain, Node and
 /// Mining interfaces over ipc-shm. Options use Bitcoin Core's syntax (`-datadir=DIR`).
 #[derive(Debug, Parser)]

@@ -14,11 +14,13 @@
 //! | [`mining`] | block templates and solutions, `generate_to_script` |
 //! | [`notify`] | ordered chain events, one bounded queue and delivery thread per subscriber |
 //! | [`service`] | `NodeContext`: the `Init`, `Echo`, `Chain`, `Node`, `Mining`, `BlockTemplate` implementations |
+//! | [`ipc`] | serving `Init` on the `-ipcfd` connection and on `-ipcbind` sockets |
 //! | [`cli`] | Core-style command line (`-datadir=DIR`) |
 //! | [`testdata`] | the mainnet block of `shared/data`, or a large regtest block, for tests and benches |
 
 pub mod chainstate;
 pub mod cli;
+pub mod ipc;
 pub mod mempool;
 pub mod mining;
 pub mod notify;

@@ -1,17 +1,19 @@
-//! `bitcoin-node`: opens the regtest chain state in the data directory and runs until
-//! SIGINT or SIGTERM. Serving it over IPC (`-ipcfd`, `-ipcbind`, the spawned wallet) comes
-//! with the call layer.
+//! `bitcoin-node`: opens the regtest chain state in the data directory, serves the node's
+//! interfaces on the `-ipcfd` connection and `-ipcbind` sockets, and runs until SIGINT,
+//! SIGTERM, `Node::shutdown` or (when spawned) the parent's connection closing. Spawning
+//! `bitcoin-wallet` waits for the wallet.
 
 use std::fs::OpenOptions;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::error::ErrorKind;
 use nix::sys::signal::{SigSet, Signal};
 use node::chainstate::ChainState;
 use node::cli::Args;
+use node::ipc;
 use node::service::NodeContext;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriterExt};
@@ -45,9 +47,6 @@ fn run(args: &Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&chain_dir)
         .with_context(|| format!("cannot create data directory {}", chain_dir.display()))?;
     init_logging(&chain_dir, args)?;
-    if args.ipcfd.is_some() || !args.ipcbind.is_empty() {
-        bail!("-ipcfd and -ipcbind are not implemented yet");
-    }
 
     // Block the shutdown signals before any thread starts, so every thread inherits the
     // mask and only the wait below receives them.
@@ -62,6 +61,13 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let tip = chain.tip();
     let ctx = NodeContext::new(chain).context("cannot start the notification thread")?;
     tracing::info!(height = tip.height, hash = %tip.hash, datadir = %chain_dir.display(), "chain state loaded");
+    let ipc_config = ipc::transport_config(args.transport.into());
+    if let Some(fd) = args.ipcfd {
+        ipc::serve_ipcfd(fd, &ctx, &ipc_config)?;
+    }
+    for spec in &args.ipcbind {
+        ipc::serve_ipcbind(spec, &chain_dir, &ctx, &ipc_config)?;
+    }
     if !args.nowallet {
         tracing::warn!("spawning bitcoin-wallet is not implemented yet; running as with -nowallet");
     }
@@ -83,6 +89,10 @@ fn run(args: &Args) -> anyhow::Result<()> {
         .context("cannot start the signal thread")?;
     ctx.wait_for_shutdown();
     tracing::info!("shutting down");
+    // Connected clients may still hold the context; save what a drop would save.
+    ctx.lock_chain()
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .save_mempool()?;
     // Every change is already committed; dropping the chain state releases the datadir lock.
     drop(ctx);
     tracing::info!("shutdown done");
@@ -105,7 +115,7 @@ fn init_logging(chain_dir: &Path, args: &Args) -> anyhow::Result<()> {
     };
     let mut filter = EnvFilter::new("info");
     if args.debug_ipc() {
-        for target in ["ipc_shm=debug", "interfaces=debug"] {
+        for target in ["ipc_shm=debug", "interfaces=debug", "node::ipc=debug"] {
             filter = filter.add_directive(target.parse().context("log filter")?);
         }
     }

@@ -7,6 +7,7 @@ mod util;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 
 use bitcoin::BlockHash;
 use nix::sys::signal::{Signal, kill};
@@ -187,4 +188,125 @@ fn kill_9_while_connecting_blocks_leaves_a_consistent_chain_state() {
             "iteration {iteration}: UTXO set != chain"
         );
     }
+}
+
+/// A call session to a node over `connection`, and the node's `Init` through it.
+fn client(connection: ipc_shm::Connection) -> (ipc_shm::call::Session, Arc<dyn interfaces::Init>) {
+    let config = ipc_shm::call::SessionConfig {
+        name: "test-client".into(),
+        ..Default::default()
+    };
+    let session = ipc_shm::call::Session::new(connection, None, &config);
+    let init: Arc<dyn interfaces::Init> =
+        Arc::new(interfaces::remote::InitProxy::new(session.bootstrap()));
+    (session, init)
+}
+
+fn regtest_address(keys: &Keys) -> bitcoin::Address<bitcoin::address::NetworkUnchecked> {
+    bitcoin::Address::p2wpkh(&keys.pk, bitcoin::Network::Regtest)
+        .as_unchecked()
+        .clone()
+}
+
+#[test]
+fn two_clients_at_once_through_ipcbind_shm_and_socket() {
+    watchdog(120);
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = node(
+        dir.path(),
+        &[
+            "-nowallet",
+            "-printtoconsole",
+            "-ipcbind=unix",
+            "-debug=ipc",
+        ],
+    )
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut lines = BufReader::new(node.stderr.take().unwrap()).lines();
+    while !lines
+        .next()
+        .expect("node exited early")
+        .unwrap()
+        .contains("bitcoin-node ready")
+    {}
+    std::thread::spawn(move || for _ in lines {});
+
+    let endpoint = ipc_shm::Endpoint::unix(dir.path().join("regtest/node.sock"));
+    let mut socket_config = ipc_shm::Config::new("test-socket-client");
+    socket_config.transport = ipc_shm::Transport::Socket;
+    let (_s1, gui) =
+        client(ipc_shm::connect(&endpoint, &ipc_shm::Config::new("test-shm-client")).unwrap());
+    let (_s2, miner) = client(ipc_shm::connect(&endpoint, &socket_config).unwrap());
+    let gui_node = gui.make_node().unwrap();
+    let tips = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let t = Arc::clone(&tips);
+    let _handler = gui_node
+        .handle_notify_block_tip(Arc::new(move |tip| t.lock().unwrap().push(tip.height)))
+        .unwrap();
+
+    // The second client mines; the first sees the tip move and the blocks.
+    let keys = Keys::new();
+    let hashes = miner
+        .make_node()
+        .unwrap()
+        .generate_to_address(3, &regtest_address(&keys))
+        .unwrap();
+    let chain = gui.make_chain().unwrap();
+    chain.wait_for_notifications().unwrap();
+    assert_eq!(*tips.lock().unwrap(), vec![1, 2, 3]);
+    assert_eq!(gui_node.get_tip_info().unwrap().hash, hashes[2]);
+    let found = chain
+        .find_block(&hashes[0], interfaces::BlockWhat::Full)
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.block.unwrap().block_hash(), hashes[0]);
+    let template = miner
+        .make_mining()
+        .unwrap()
+        .create_new_block(&keys.wpkh)
+        .unwrap();
+    assert_eq!(
+        template.get_block_header().unwrap().prev_blockhash,
+        hashes[2]
+    );
+
+    // Node::shutdown from a client ends the node cleanly.
+    gui_node.shutdown().unwrap();
+    assert!(node.wait().unwrap().success());
+}
+
+#[test]
+fn a_node_spawned_with_ipcfd_serves_its_parent_and_exits_when_the_parent_goes() {
+    watchdog(120);
+    let dir = tempfile::tempdir().unwrap();
+    let datadir = format!("-datadir={}", dir.path().display());
+    let (mut child, connection) = ipc_shm::spawn(
+        NODE,
+        [datadir.as_str(), "-nowallet"],
+        &ipc_shm::Config::new("test-parent"),
+    )
+    .unwrap();
+    let (session, init) = client(connection);
+    let node = init.make_node().unwrap();
+    assert_eq!(node.get_tip_info().unwrap().height, 0);
+    let keys = Keys::new();
+    node.generate_to_address(2, &regtest_address(&keys))
+        .unwrap();
+    assert_eq!(init.make_chain().unwrap().get_height().unwrap(), Some(2));
+    drop((node, init));
+    drop(session);
+    let status = child
+        .wait_timeout(std::time::Duration::from_secs(60))
+        .unwrap()
+        .expect("node exited");
+    assert!(status.success());
+    // Its state is on disk.
+    assert_eq!(
+        ChainState::open(&dir.path().join("regtest"))
+            .unwrap()
+            .height(),
+        2
+    );
 }

@@ -1,0 +1,137 @@
+//! Serving the node's interfaces over ipc-shm connections: the connection inherited with
+//! `-ipcfd` (the node was spawned by a front end) and clients accepted on `-ipcbind`
+//! sockets. Every connection gets a call session whose bootstrap object is the node's
+//! [`Init`]; a client reaches `Chain`, `Node` and `Mining` through it.
+//!
+//! Logged under the `node::ipc` target (debug level with `-debug=ipc`): each connection,
+//! handshake failure and disconnect.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::thread;
+
+use interfaces::Init;
+use interfaces::remote::InitServer;
+use ipc_shm::call::{Dispatch, Session, SessionConfig};
+use ipc_shm::{Config, Connection, Endpoint, Listener, Transport};
+
+use crate::service::{NodeContext, NodeInit};
+
+/// The name this process gives itself in handshakes and logs.
+const NAME: &str = "bitcoin-node";
+
+/// An IPC setup failure.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum IpcError {
+    /// `-ipcbind` names an address that is not `unix` or `unix:PATH`.
+    Address(String, ipc_shm::ConnectError),
+    /// The transport failed (socket, handshake, shared memory).
+    Transport(ipc_shm::Error),
+    /// A thread could not be started.
+    Thread(std::io::Error),
+}
+
+impl fmt::Display for IpcError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Address(spec, e) => write!(f, "invalid -ipcbind address {spec:?}: {e}"),
+            Self::Transport(e) => write!(f, "ipc: {e}"),
+            Self::Thread(e) => write!(f, "cannot start an ipc thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for IpcError {}
+
+/// The transport settings of the connections the node makes and accepts.
+pub fn transport_config(transport: Transport) -> Config {
+    let mut config = Config::new(NAME);
+    config.transport = transport;
+    config
+}
+
+/// Starts a call session on `connection` offering the node's `Init`.
+fn serve(connection: Connection, ctx: &Arc<NodeContext>) -> Session {
+    let init: Arc<dyn Init> = Arc::new(NodeInit::new(Arc::clone(ctx)));
+    let server: Arc<dyn Dispatch> = Arc::new(InitServer::new(init));
+    let config = SessionConfig {
+        name: NAME.into(),
+        ..SessionConfig::default()
+    };
+    Session::new(connection, Some(server), &config)
+}
+
+/// Serves the connection inherited as descriptor `fd` (`-ipcfd`). When the parent's
+/// connection closes, the node shuts down, as Core's does.
+pub fn serve_ipcfd(fd: i32, ctx: &Arc<NodeContext>, config: &Config) -> Result<(), IpcError> {
+    let connection = ipc_shm::accept_ipcfd(fd, config).map_err(IpcError::Transport)?;
+    tracing::debug!(target: "node::ipc", fd, "accepted the parent's connection");
+    let session = serve(connection, ctx);
+    let ctx = Arc::downgrade(ctx);
+    thread::Builder::new()
+        .name("ipcfd".into())
+        .spawn(move || {
+            session.wait_closed();
+            tracing::info!(target: "node::ipc", "parent connection closed; shutting down");
+            if let Some(ctx) = ctx.upgrade() {
+                ctx.request_shutdown();
+            }
+        })
+        .map_err(IpcError::Thread)?;
+    Ok(())
+}
+
+/// Listens on the `-ipcbind` address `spec` (`unix` is `DATADIR/regtest/node.sock`) and
+/// serves every client that completes the handshake, each on its own session, until the
+/// process ends. A failed handshake is logged and costs only that client.
+pub fn serve_ipcbind(
+    spec: &str,
+    chain_dir: &Path,
+    ctx: &Arc<NodeContext>,
+    config: &Config,
+) -> Result<(), IpcError> {
+    let endpoint = Endpoint::parse(spec, &chain_dir.join("node.sock"))
+        .map_err(|e| IpcError::Address(spec.to_owned(), e))?;
+    let listener = Listener::bind(&endpoint, config).map_err(IpcError::Transport)?;
+    tracing::info!(target: "node::ipc", path = %listener.path().display(), "listening for ipc clients");
+    let ctx = Arc::downgrade(ctx);
+    thread::Builder::new()
+        .name("ipcbind".into())
+        .spawn(move || {
+            loop {
+                let pending = match listener.accept_pending() {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!(target: "node::ipc", "accept failed: {e}");
+                        continue;
+                    }
+                };
+                let Some(ctx) = ctx.upgrade() else { return };
+                // The handshake runs off the accept loop so a silent client holds up nobody.
+                let spawned = thread::Builder::new()
+                    .name("ipc-client".into())
+                    .spawn(move || match pending.handshake() {
+                        Ok(Some(connection)) => {
+                            tracing::debug!(target: "node::ipc", "client connected");
+                            let session = serve(connection, &ctx);
+                            drop(ctx);
+                            session.wait_closed();
+                            tracing::debug!(target: "node::ipc", "client disconnected");
+                        }
+                        Ok(None) => {
+                            tracing::debug!(target: "node::ipc", "client left before the handshake")
+                        }
+                        Err(e) => {
+                            tracing::warn!(target: "node::ipc", "client handshake failed: {e}")
+                        }
+                    });
+                if let Err(e) = spawned {
+                    tracing::warn!(target: "node::ipc", "cannot start a client thread: {e}");
+                }
+            }
+        })
+        .map_err(IpcError::Thread)?;
+    Ok(())
+}
