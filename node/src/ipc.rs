@@ -11,8 +11,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::thread;
 
-use interfaces::Init;
-use interfaces::remote::InitServer;
+use interfaces::remote::{InitProxy, InitServer};
+use interfaces::{Chain, Init, InterfaceError};
 use ipc_shm::call::{Dispatch, Session, SessionConfig};
 use ipc_shm::{Config, Connection, Endpoint, Listener, Transport};
 
@@ -31,6 +31,8 @@ pub enum IpcError {
     Transport(ipc_shm::Error),
     /// A thread could not be started.
     Thread(std::io::Error),
+    /// The spawned wallet refused to hand out its wallet loader.
+    Wallet(InterfaceError),
 }
 
 impl fmt::Display for IpcError {
@@ -39,6 +41,7 @@ impl fmt::Display for IpcError {
             Self::Address(spec, e) => write!(f, "invalid -ipcbind address {spec:?}: {e}"),
             Self::Transport(e) => write!(f, "ipc: {e}"),
             Self::Thread(e) => write!(f, "cannot start an ipc thread: {e}"),
+            Self::Wallet(e) => write!(f, "bitcoin-wallet did not provide a wallet loader: {e}"),
         }
     }
 }
@@ -129,6 +132,51 @@ pub fn serve_ipcbind(
                     });
                 if let Err(e) = spawned {
                     tracing::warn!(target: "node::ipc", "cannot start a client thread: {e}");
+                }
+            }
+        })
+        .map_err(IpcError::Thread)?;
+    Ok(())
+}
+
+/// Spawns `bitcoin-wallet` (beside this executable) on the same data directory with
+/// `-ipcfd`, gives it the node's `Chain` through its `Init::make_wallet_loader`, and
+/// attaches the returned loader to [`NodeContext`] (`Node::wallet_loader`). A thread waits
+/// for the wallet's connection to close, then detaches the loader, reaps the child and
+/// logs how it ended; the node keeps serving without a wallet.
+pub fn spawn_wallet(
+    datadir: &Path,
+    ctx: &Arc<NodeContext>,
+    config: &Config,
+) -> Result<(), IpcError> {
+    let args = [format!("-datadir={}", datadir.display())];
+    let (mut child, connection) =
+        ipc_shm::spawn("bitcoin-wallet", args, config).map_err(IpcError::Transport)?;
+    let pid = child.pid();
+    let session = serve(connection, ctx);
+    let wallet_init = InitProxy::new(session.bootstrap());
+    let chain: Arc<dyn Chain> = Arc::clone(ctx) as Arc<dyn Chain>;
+    let loader = wallet_init
+        .make_wallet_loader(chain)
+        .map_err(IpcError::Wallet)?;
+    ctx.set_wallet_loader(Some(loader));
+    tracing::info!(target: "node::ipc", pid, "bitcoin-wallet attached");
+    let ctx = Arc::downgrade(ctx);
+    thread::Builder::new()
+        .name("wallet-child".into())
+        .spawn(move || {
+            session.wait_closed();
+            if let Some(ctx) = ctx.upgrade() {
+                ctx.set_wallet_loader(None);
+            }
+            drop(wallet_init);
+            drop(session);
+            match child.wait() {
+                Ok(status) => {
+                    tracing::warn!(target: "node::ipc", pid, %status, "bitcoin-wallet exited")
+                }
+                Err(e) => {
+                    tracing::warn!(target: "node::ipc", pid, "cannot reap bitcoin-wallet: {e}")
                 }
             }
         })

@@ -1,7 +1,7 @@
 //! `bitcoin-node`: opens the regtest chain state in the data directory, serves the node's
 //! interfaces on the `-ipcfd` connection and `-ipcbind` sockets, and runs until SIGINT,
-//! SIGTERM, `Node::shutdown` or (when spawned) the parent's connection closing. Spawning
-//! `bitcoin-wallet` waits for the wallet.
+//! SIGTERM, `Node::shutdown` or (when spawned) the parent's connection closing. Unless
+//! `-nowallet`, it spawns `bitcoin-wallet` and hands it the `Chain`.
 
 use std::fs::OpenOptions;
 use std::path::Path;
@@ -68,8 +68,11 @@ fn run(args: &Args) -> anyhow::Result<()> {
     for spec in &args.ipcbind {
         ipc::serve_ipcbind(spec, &chain_dir, &ctx, &ipc_config)?;
     }
-    if !args.nowallet {
-        tracing::warn!("spawning bitcoin-wallet is not implemented yet; running as with -nowallet");
+    if !args.nowallet
+        && let Err(e) = ipc::spawn_wallet(&args.datadir()?, &ctx, &ipc_config)
+    {
+        // The node is useful without a wallet; front ends get WALLET_NOT_FOUND.
+        tracing::error!("cannot start bitcoin-wallet, continuing without a wallet: {e}");
     }
     tracing::info!("bitcoin-node ready");
 

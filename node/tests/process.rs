@@ -310,3 +310,41 @@ fn a_node_spawned_with_ipcfd_serves_its_parent_and_exits_when_the_parent_goes() 
         2
     );
 }
+
+#[test]
+fn without_a_working_wallet_the_node_logs_it_and_keeps_serving() {
+    watchdog(120);
+    let dir = tempfile::tempdir().unwrap();
+    // No -nowallet: the node tries to spawn bitcoin-wallet, which is missing or refuses.
+    let mut node = node(dir.path(), &["-printtoconsole", "-ipcbind=unix"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(node.stderr.take().unwrap()).lines();
+    let mut log = Vec::new();
+    loop {
+        let line = lines.next().expect("node exited early").unwrap();
+        let ready = line.contains("bitcoin-node ready");
+        log.push(line);
+        if ready {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    assert!(
+        log.iter()
+            .any(|l| l.contains("cannot start bitcoin-wallet")),
+        "{log:#?}"
+    );
+    let endpoint = ipc_shm::Endpoint::unix(dir.path().join("regtest/node.sock"));
+    let (_session, init) =
+        client(ipc_shm::connect(&endpoint, &ipc_shm::Config::new("test-client")).unwrap());
+    let n = init.make_node().unwrap();
+    assert_eq!(
+        n.wallet_loader().err().unwrap().code(),
+        Some(interfaces::ErrorCode::WALLET_NOT_FOUND)
+    );
+    assert_eq!(n.get_tip_info().unwrap().height, 0);
+    kill(Pid::from_raw(node.id() as i32), Signal::SIGTERM).unwrap();
+    assert!(node.wait().unwrap().success());
+}
