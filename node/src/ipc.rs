@@ -8,8 +8,9 @@
 
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use interfaces::remote::{InitProxy, InitServer};
 use interfaces::{Chain, Init, InterfaceError};
@@ -48,6 +49,48 @@ impl fmt::Display for IpcError {
 
 impl std::error::Error for IpcError {}
 
+/// Counts the open client sessions, so that shutdown can give them a moment to take their
+/// last replies (`Node::shutdown`'s own among them) before the process exits.
+#[derive(Debug, Default)]
+pub struct Clients {
+    open: Mutex<usize>,
+    changed: Condvar,
+}
+
+impl Clients {
+    fn add(&self, delta: isize) {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        *open = open.saturating_add_signed(delta);
+        self.changed.notify_all();
+    }
+
+    /// Waits until every client has disconnected or `grace` has passed; returns how many
+    /// are still connected.
+    pub fn wait_disconnected(&self, grace: Duration) -> usize {
+        let deadline = Instant::now() + grace;
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        while *open > 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            open = self
+                .changed
+                .wait_timeout(open, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        *open
+    }
+
+    /// Runs `session` until it closes, counted as open meanwhile.
+    fn run(&self, session: &Session) {
+        self.add(1);
+        session.wait_closed();
+        self.add(-1);
+    }
+}
+
 /// The transport settings of the connections the node makes and accepts.
 pub fn transport_config(transport: Transport) -> Config {
     let mut config = Config::new(NAME);
@@ -68,15 +111,21 @@ fn serve(connection: Connection, ctx: &Arc<NodeContext>) -> Session {
 
 /// Serves the connection inherited as descriptor `fd` (`-ipcfd`). When the parent's
 /// connection closes, the node shuts down, as Core's does.
-pub fn serve_ipcfd(fd: i32, ctx: &Arc<NodeContext>, config: &Config) -> Result<(), IpcError> {
+pub fn serve_ipcfd(
+    fd: i32,
+    ctx: &Arc<NodeContext>,
+    config: &Config,
+    clients: &Arc<Clients>,
+) -> Result<(), IpcError> {
     let connection = ipc_shm::accept_ipcfd(fd, config).map_err(IpcError::Transport)?;
     tracing::debug!(target: "node::ipc", fd, "accepted the parent's connection");
     let session = serve(connection, ctx);
     let ctx = Arc::downgrade(ctx);
+    let clients = Arc::clone(clients);
     thread::Builder::new()
         .name("ipcfd".into())
         .spawn(move || {
-            session.wait_closed();
+            clients.run(&session);
             tracing::info!(target: "node::ipc", "parent connection closed; shutting down");
             if let Some(ctx) = ctx.upgrade() {
                 ctx.request_shutdown();
@@ -94,12 +143,14 @@ pub fn serve_ipcbind(
     chain_dir: &Path,
     ctx: &Arc<NodeContext>,
     config: &Config,
+    clients: &Arc<Clients>,
 ) -> Result<(), IpcError> {
     let endpoint = Endpoint::parse(spec, &chain_dir.join("node.sock"))
         .map_err(|e| IpcError::Address(spec.to_owned(), e))?;
     let listener = Listener::bind(&endpoint, config).map_err(IpcError::Transport)?;
     tracing::info!(target: "node::ipc", path = %listener.path().display(), "listening for ipc clients");
     let ctx = Arc::downgrade(ctx);
+    let clients = Arc::clone(clients);
     thread::Builder::new()
         .name("ipcbind".into())
         .spawn(move || {
@@ -112,6 +163,7 @@ pub fn serve_ipcbind(
                     }
                 };
                 let Some(ctx) = ctx.upgrade() else { return };
+                let clients = Arc::clone(&clients);
                 // The handshake runs off the accept loop so a silent client holds up nobody.
                 let spawned = thread::Builder::new()
                     .name("ipc-client".into())
@@ -120,7 +172,7 @@ pub fn serve_ipcbind(
                             tracing::debug!(target: "node::ipc", "client connected");
                             let session = serve(connection, &ctx);
                             drop(ctx);
-                            session.wait_closed();
+                            clients.run(&session);
                             tracing::debug!(target: "node::ipc", "client disconnected");
                         }
                         Ok(None) => {

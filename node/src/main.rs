@@ -18,6 +18,9 @@ use node::service::NodeContext;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriterExt};
 
+/// How long shutdown waits for connected clients to hang up by themselves.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 fn main() -> ExitCode {
     let args = match Args::parse_core(std::env::args_os()) {
         Ok(a) => a,
@@ -62,11 +65,12 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let ctx = NodeContext::new(chain).context("cannot start the notification thread")?;
     tracing::info!(height = tip.height, hash = %tip.hash, datadir = %chain_dir.display(), "chain state loaded");
     let ipc_config = ipc::transport_config(args.transport.into());
+    let clients = Arc::new(ipc::Clients::default());
     if let Some(fd) = args.ipcfd {
-        ipc::serve_ipcfd(fd, &ctx, &ipc_config)?;
+        ipc::serve_ipcfd(fd, &ctx, &ipc_config, &clients)?;
     }
     for spec in &args.ipcbind {
-        ipc::serve_ipcbind(spec, &chain_dir, &ctx, &ipc_config)?;
+        ipc::serve_ipcbind(spec, &chain_dir, &ctx, &ipc_config, &clients)?;
     }
     if !args.nowallet
         && let Err(e) = ipc::spawn_wallet(&args.datadir()?, &ctx, &ipc_config)
@@ -96,6 +100,15 @@ fn run(args: &Args) -> anyhow::Result<()> {
     ctx.lock_chain()
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .save_mempool()?;
+    // Let clients take their last replies (the `Node::shutdown` reply among them); the
+    // connections close when the process exits.
+    let still_connected = clients.wait_disconnected(SHUTDOWN_GRACE);
+    if still_connected > 0 {
+        tracing::info!(
+            clients = still_connected,
+            "closing the remaining ipc connections"
+        );
+    }
     // Every change is already committed; dropping the chain state releases the datadir lock.
     drop(ctx);
     tracing::info!("shutdown done");

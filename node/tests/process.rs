@@ -348,3 +348,82 @@ fn without_a_working_wallet_the_node_logs_it_and_keeps_serving() {
     kill(Pid::from_raw(node.id() as i32), Signal::SIGTERM).unwrap();
     assert!(node.wait().unwrap().success());
 }
+
+/// Starts `bitcoin-node -ipcbind=unix` on `datadir` and waits until it is ready.
+fn start_bound_node(datadir: &Path) -> Child {
+    let mut child = node(datadir, &["-nowallet", "-printtoconsole", "-ipcbind=unix"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    while !lines
+        .next()
+        .expect("node exited early")
+        .unwrap()
+        .contains("bitcoin-node ready")
+    {}
+    std::thread::spawn(move || for _ in lines {});
+    child
+}
+
+#[test]
+fn kill_9_of_the_real_node_while_a_client_mines_loses_no_reported_block() {
+    watchdog(300);
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Keys::new();
+    let address = regtest_address(&keys);
+    let mut reported: Vec<BlockHash> = Vec::new();
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    for iteration in 0..8 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let blocks = 1 + (seed % 20) as usize;
+        let mut node = start_bound_node(dir.path());
+        let endpoint = ipc_shm::Endpoint::unix(dir.path().join("regtest/node.sock"));
+        let (session, init) =
+            client(ipc_shm::connect(&endpoint, &ipc_shm::Config::new("test-miner")).unwrap());
+        let node_if = init.make_node().unwrap();
+        // Mine until `blocks` were reported, then kill -9 while the next one is under way.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let addr = address.clone();
+        let miner = std::thread::spawn(move || {
+            while let Ok(hashes) = node_if.generate_to_address(1, &addr) {
+                if tx.send(hashes[0]).is_err() {
+                    break;
+                }
+            }
+        });
+        for _ in 0..blocks {
+            reported.push(rx.recv().expect("the miner stopped early"));
+        }
+        node.kill().unwrap();
+        node.wait().unwrap();
+        drop(rx);
+        miner.join().unwrap();
+        drop((init, session));
+
+        let chain = ChainState::open(&dir.path().join("regtest")).unwrap();
+        assert!(
+            chain.height() as usize >= reported.len(),
+            "iteration {iteration}: a reported block is gone"
+        );
+        for (i, hash) in reported.iter().enumerate() {
+            assert_eq!(
+                chain.block_hash(i as u32 + 1),
+                Some(*hash),
+                "iteration {iteration}: block {} differs",
+                i + 1
+            );
+        }
+        assert_eq!(
+            sorted_coins(&chain),
+            recompute_utxos(&chain),
+            "iteration {iteration}"
+        );
+        // Blocks connected after the last report count as reported from here on.
+        reported = (1..=chain.height())
+            .map(|h| chain.block_hash(h).unwrap())
+            .collect();
+    }
+}
