@@ -413,9 +413,17 @@ impl Node for NodeContext {
             .map_err(|_| {
                 InterfaceError::remote(ErrorCode::INVALID_ADDRESS_OR_KEY, "Error: Invalid address")
             })?;
-        Ok(self
-            .lock_chain()?
-            .generate_to_script(n, &address.script_pubkey())?)
+        // One block per lock, so other callers interleave with a long run; a shutdown
+        // request ends it early with the blocks mined so far.
+        let script = address.script_pubkey();
+        let mut hashes = Vec::with_capacity(n.min(1_000) as usize);
+        for _ in 0..n {
+            if self.shutdown_requested() {
+                break;
+            }
+            hashes.extend(self.lock_chain()?.generate_to_script(1, &script)?);
+        }
+        Ok(hashes)
     }
 
     fn wallet_loader(&self) -> Result<Arc<dyn WalletLoader>, InterfaceError> {
