@@ -19,8 +19,11 @@
 //! - A subscriber receives exactly the events published after [`Notifier::subscribe`]
 //!   returned and before it was unsubscribed (or dropped for falling behind), in
 //!   publication order, one at a time.
-//! - Once [`Subscription::disconnect`] (or drop) returns, its callback is not running and
-//!   is never called again. A callback may unsubscribe itself or another subscriber.
+//! - Once [`Subscription::disconnect`] (or drop) returns, no further event is handed to the
+//!   callback; one handed over just before may still be running (as with Core's
+//!   `UnregisterValidationInterface`). Unsubscribing never waits for a callback, so it cannot
+//!   deadlock with one (a wallet may disconnect from inside its notification handler, or
+//!   while holding a lock its handler takes).
 //! - [`Notifier::sync`] returns once every subscriber has handled every event published
 //!   before the call (or was dropped).
 
@@ -116,8 +119,6 @@ struct Subscriber {
     queue: Mutex<Queue>,
     /// Signals new events and closing to the thread, and progress to `sync` waiters.
     changed: Condvar,
-    /// Held while the callback runs, so unsubscribing can wait for a running call.
-    gate: Mutex<()>,
     callback: Callback,
     /// Set once the delivery thread has started.
     thread: std::sync::OnceLock<ThreadId>,
@@ -128,8 +129,7 @@ impl Subscriber {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Closes the queue; when this returns (off the delivery thread) the callback is not
-    /// running and will not run again.
+    /// Closes the queue: no event is handed to the callback after this returns.
     fn close(&self) {
         {
             let mut q = self.queue();
@@ -138,10 +138,6 @@ impl Subscriber {
             q.bytes = 0;
         }
         self.changed.notify_all();
-        if self.thread.get() != Some(&thread::current().id()) {
-            // Wait for a running call to finish; later ones see `closed`.
-            drop(self.gate.lock().unwrap_or_else(PoisonError::into_inner));
-        }
     }
 
     /// The delivery loop of this subscriber's thread.
@@ -160,13 +156,8 @@ impl Subscriber {
                     q = self.changed.wait(q).unwrap_or_else(PoisonError::into_inner);
                 }
             };
-            {
-                let _running = self.gate.lock().unwrap_or_else(PoisonError::into_inner);
-                if self.queue().closed {
-                    return;
-                }
-                (self.callback)(&ev);
-            }
+            // Handed over under the queue lock, after checking `closed`.
+            (self.callback)(&ev);
             self.queue().done = Some(seq);
             self.changed.notify_all();
         }
@@ -233,7 +224,6 @@ impl Notifier {
             from,
             queue: Mutex::default(),
             changed: Condvar::new(),
-            gate: Mutex::new(()),
             callback,
             thread: std::sync::OnceLock::new(),
         });
@@ -275,9 +265,7 @@ impl Notifier {
                     "notification subscriber dropped: more than {MAX_QUEUED_EVENTS} events or \
                      {MAX_QUEUED_BYTES} bytes undelivered"
                 );
-                // Not `close`: it would wait for a running callback under the list lock.
-                sub.queue().closed = true;
-                sub.changed.notify_all();
+                sub.close();
             }
         }
     }
@@ -331,8 +319,7 @@ impl fmt::Debug for Subscription {
 }
 
 impl Subscription {
-    /// Unsubscribes now; when it returns the callback is not running and will not run again
-    /// (unless called from that callback, which then finishes normally).
+    /// Unsubscribes now: no event is handed to the callback after it returns.
     pub fn disconnect(self) {}
 }
 
@@ -446,5 +433,37 @@ mod tests {
         let (m, cv) = &*release;
         *m.lock().unwrap() = true;
         cv.notify_all();
+    }
+
+    #[test]
+    fn disconnect_does_not_wait_for_a_callback_blocked_by_the_disconnecting_thread() {
+        // Watchdog: a deadlock here must fail the run, not hang it.
+        thread::spawn(|| {
+            thread::sleep(std::time::Duration::from_secs(60));
+            eprintln!("watchdog: disconnect deadlocked");
+            std::process::abort();
+        });
+        let n = Notifier::new();
+        let wallet_lock = Arc::new(Mutex::new(()));
+        let entered = Arc::new((Mutex::new(false), Condvar::new()));
+        let (l, e) = (Arc::clone(&wallet_lock), Arc::clone(&entered));
+        let sub = n
+            .subscribe(Arc::new(move |_| {
+                *e.0.lock().unwrap() = true;
+                e.1.notify_all();
+                drop(l.lock().unwrap()); // the handler needs the wallet's lock
+            }))
+            .unwrap();
+        let held = wallet_lock.lock().unwrap(); // the wallet unloads, holding its lock
+        n.publish(tip(1));
+        let mut started = entered.0.lock().unwrap();
+        while !*started {
+            started = entered.1.wait(started).unwrap();
+        }
+        drop(started);
+        sub.disconnect(); // returns although the handler is stuck on `held`
+        drop(held);
+        n.publish(tip(2));
+        n.sync();
     }
 }

@@ -215,7 +215,7 @@ struct SubscriptionHandler(Mutex<Option<Subscription>>);
 impl Handler for SubscriptionHandler {
     fn disconnect(&self) -> Result<(), InterfaceError> {
         let sub = self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
-        drop(sub); // waits for a running callback; see `notify`
+        drop(sub); // no event is handed over after this; see `notify`
         Ok(())
     }
 }
