@@ -27,7 +27,7 @@ fn commands_in_connect_mode_over_both_transports() {
         let o = served.options(transport);
         assert_eq!(gui_ok(&with(&o, &["getblockcount"])), "0\n");
         // Bare `-ipcconnect` is `unix`: DIR/regtest/node.sock.
-        let datadir = format!("-datadir={}", served.dir.path().display());
+        let datadir = format!("-datadir={}", served.node.datadir().display());
         let bare = [
             datadir,
             "-ipcconnect".to_owned(),

@@ -9,17 +9,15 @@ use bitcoin::{BlockHash, Txid};
 
 use interfaces::{BlockRef, WalletTx};
 
+use ipc_shm::call::Session;
+
 use super::*;
 use crate::testnode;
 
 pub(crate) const ADDRESS: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
 
 /// A test node served over a session pair, the client's context, and both sessions.
-pub(crate) fn start() -> (
-    Arc<testnode::TestNode>,
-    Context,
-    (ipc_shm::call::Session, ipc_shm::call::Session),
-) {
+pub(crate) fn start() -> (testnode::TestNode, Context, (Session, Session)) {
     let node = testnode::TestNode::new();
     let (init, sessions) = node.serve_pair();
     (
@@ -152,10 +150,10 @@ fn chain_commands_over_a_session() {
         )),
         (-5, "Block not found".into())
     );
-    // The node's rejection comes back with its code and reason.
+    // The node rejects a coinbase outside a block with Core's code and reason.
     assert_eq!(
         rpc_error(run(&ctx, &["sendrawtransaction", &hex])),
-        (-26, "bad-txns-inputs-missingorspent".into())
+        (-26, "coinbase".into())
     );
 
     let mempool = json(&ctx, &["getmempoolinfo"]);

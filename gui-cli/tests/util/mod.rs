@@ -11,9 +11,9 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use interfaces::remote::InitServer;
 use ipc_shm::call::{Session, SessionConfig};
 use ipc_shm::{Config, Endpoint, Listener};
-use tempfile::TempDir;
 
 use self::testnode::TestNode;
 
@@ -80,34 +80,29 @@ pub(crate) fn gui(args: &[&str]) -> (bool, String, String) {
     )
 }
 
-/// A [`TestNode`] listening on `DIR/regtest/node.sock`, serving each connection on its own thread,
-/// as `bitcoin-node -ipcbind=unix:PATH` does.
+/// A real node ([`TestNode`]) listening on `DIR/regtest/node.sock`, as
+/// `bitcoin-node -ipcbind=unix` does, serving each client on its own session; unlike the
+/// binary, it can hang up on its clients while staying alive (`disconnect_all`).
 pub(crate) struct ServedNode {
-    pub(crate) node: Arc<TestNode>,
+    pub(crate) node: TestNode,
     sessions: Arc<Mutex<Vec<Arc<Session>>>>,
-    pub(crate) dir: TempDir,
     pub(crate) socket: PathBuf,
 }
 
 impl ServedNode {
     pub(crate) fn start() -> ServedNode {
-        let dir = tempfile::tempdir().expect("temp dir");
-        // Where `bitcoin-node -ipcbind=unix` listens for `-datadir=DIR`.
-        let socket = dir.path().join("regtest").join("node.sock");
+        let node = TestNode::new();
+        let socket = node.datadir().join("regtest").join("node.sock");
         let listener =
             Listener::bind(&Endpoint::unix(&socket), &Config::new("test-node")).expect("bind");
-        let node = TestNode::new();
-        let served = Arc::clone(&node);
+        let init = node.init();
         let sessions = Arc::new(Mutex::new(Vec::new()));
         let open = Arc::clone(&sessions);
         // Lives until the test process exits, like a node left running.
         std::thread::spawn(move || {
             while let Ok(connection) = listener.accept() {
-                let session = Session::new(
-                    connection,
-                    Some(served.bootstrap()),
-                    &SessionConfig::default(),
-                );
+                let bootstrap = Arc::new(InitServer::new(Arc::clone(&init)));
+                let session = Session::new(connection, Some(bootstrap), &SessionConfig::default());
                 open.lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .push(Arc::new(session));
@@ -116,7 +111,6 @@ impl ServedNode {
         ServedNode {
             node,
             sessions,
-            dir,
             socket,
         }
     }
@@ -136,7 +130,7 @@ impl ServedNode {
     /// `-datadir`, `-ipcconnect` and `-transport` options for this node.
     pub(crate) fn options(&self, transport: &str) -> Vec<String> {
         vec![
-            format!("-datadir={}", self.dir.path().display()),
+            format!("-datadir={}", self.node.datadir().display()),
             format!("-ipcconnect=unix:{}", self.socket.display()),
             format!("-transport={transport}"),
         ]
