@@ -1,0 +1,159 @@
+//! `bitcoin-gui` with the real `bitcoin-node` binary: spawn mode (`bitcoin-node -ipcfd=N`
+//! from beside our executable, on an empty datadir, leaving no node behind) and connect mode
+//! (`-ipcconnect` to `bitcoin-node -ipcbind=unix`, leaving the node running).
+//!
+//! `bitcoin-node` is another package's binary, so `cargo test -p gui-cli` alone may not have
+//! built it; `cargo test --workspace` (the README's and CI's command) always has.
+
+mod util;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use util::{ADDRESS, gui, gui_exe, run};
+
+/// `bitcoin-node` beside `bitcoin-gui`, if it was built.
+fn node_exe() -> Option<PathBuf> {
+    let node = gui_exe().with_file_name("bitcoin-node");
+    if node.exists() {
+        return Some(node);
+    }
+    eprintln!(
+        "{} is not built (cargo test --workspace builds it): this test cannot run",
+        node.display()
+    );
+    None
+}
+
+/// Processes whose command line mentions `needle` (our unique datadir).
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| {
+            let e = e.ok()?;
+            e.file_name().to_str()?.parse::<u32>().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            cmdline.contains(needle).then_some(cmdline)
+        })
+        .collect()
+}
+
+#[test]
+fn spawn_mode_from_an_empty_datadir_over_both_transports() {
+    let node = gui_exe().with_file_name("bitcoin-node");
+    if !node.exists() {
+        eprintln!(
+            "{} is not built (cargo test --workspace builds it): spawn mode cannot run",
+            node.display()
+        );
+        return;
+    }
+    for transport in ["shm", "socket"] {
+        let dir = tempfile::tempdir().unwrap();
+        let datadir = format!("-datadir={}", dir.path().display());
+        let transport_opt = format!("-transport={transport}");
+        let spawned = |args: &[&str]| {
+            let mut all = vec![datadir.as_str(), transport_opt.as_str()];
+            all.extend_from_slice(args);
+            let out = run(gui_exe(), &all);
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            // Every spawned node (and whatever it spawned) is gone once bitcoin-gui returns.
+            assert_eq!(
+                processes_mentioning(&dir.path().display().to_string()),
+                Vec::<String>::new()
+            );
+            (out.status.success(), stdout, stderr)
+        };
+        let (ok, stdout, stderr) = spawned(&["getblockcount"]);
+        assert!(ok, "{transport}: {stderr}");
+        assert_eq!(stdout, "0\n");
+        assert!(
+            Path::new(&dir.path().join("regtest")).is_dir(),
+            "the node made its datadir"
+        );
+
+        let (ok, mined, stderr) = spawned(&["generatetoaddress", "101", ADDRESS]);
+        assert!(ok, "{transport}: {stderr}");
+        let hashes: Vec<&str> = mined
+            .lines()
+            .filter(|l| l.trim().starts_with('"'))
+            .collect();
+        assert_eq!(hashes.len(), 101);
+        let last = hashes[100].trim().trim_matches('"');
+        assert_eq!(spawned(&["getblockcount"]).1, "101\n");
+        assert_eq!(spawned(&["getbestblockhash"]).1, format!("{last}\n"));
+        let (ok, block, _) = spawned(&["getblock", last]);
+        assert!(ok && block.contains("\n  \"height\": 101,\n"), "{block}");
+
+        let (ok, stdout, _) = spawned(&["stop"]);
+        assert!(ok);
+        assert_eq!(stdout, "bitcoin-node stopping\n");
+    }
+}
+
+#[test]
+fn connect_mode_to_a_bound_node_over_both_transports() {
+    let Some(node) = node_exe() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let datadir = format!("-datadir={}", dir.path().display());
+    let mut child = Command::new(node)
+        .args([
+            datadir.as_str(),
+            "-nowallet",
+            "-printtoconsole",
+            "-ipcbind=unix",
+        ])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    while !lines
+        .next()
+        .expect("node exited early")
+        .unwrap()
+        .contains("bitcoin-node ready")
+    {}
+    // Keep draining stderr so the node never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+
+    for (i, transport) in ["shm", "socket"].iter().enumerate() {
+        let t = format!("-transport={transport}");
+        let (ok, mined, stderr) = gui(&[
+            &datadir,
+            "-ipcconnect",
+            &t,
+            "generatetoaddress",
+            "1",
+            ADDRESS,
+        ]);
+        assert!(ok, "{transport}: {stderr}");
+        assert_eq!(mined.lines().count(), 3, "{mined}");
+        let (_, height, _) = gui(&[&datadir, "-ipcconnect", &t, "getblockcount"]);
+        assert_eq!(height, format!("{}\n", i + 1));
+        // Leaving does not stop the node.
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the node keeps running"
+        );
+    }
+    let (ok, stdout, _) = gui(&[&datadir, "-ipcconnect", "stop"]);
+    assert!(ok);
+    assert_eq!(stdout, "bitcoin-node stopping\n");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let status = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the node stops")
+        .unwrap();
+    assert!(status.success(), "{status}");
+}
