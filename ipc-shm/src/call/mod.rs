@@ -1,7 +1,11 @@
 //! Calls between objects across a connection: the layer Bitcoin interfaces are built on.
 //!
-//! A [`Session`] runs over one connection. Each side may export objects (anything that
-//! implements [`Dispatch`]); the other side calls them through a [`RemoteObject`] handle.
+//! A [`Session`] runs over one connection ([`Session::new`] with a
+//! [`Connection`](crate::Connection) from [`spawn`](crate::spawn),
+//! [`accept_ipcfd`](crate::accept_ipcfd), [`connect`](crate::connect) or a
+//! [`Listener`](crate::Listener); shared memory and socket transport alike). Each side may
+//! export objects (anything that implements [`Dispatch`]); the other side calls them through
+//! a [`RemoteObject`] handle.
 //! Object 0 is each side's *bootstrap* object, given when the session starts
 //! ([`Session::bootstrap`]); every other object travels as an argument or a result
 //! ([`Encoder::put_object`], [`Decoder::get_object`]) and lives until the last handle to it

@@ -386,8 +386,14 @@ impl Shared {
     fn fail(&self, why: Fatal) -> CallError {
         match &why {
             Fatal::Transport(crate::Error::Disconnected) => self.close("peer disconnected"),
-            Fatal::Transport(e) => self.close(&format!("transport error: {e}")),
-            Fatal::Protocol(reason) => self.close(&format!("protocol violation: {reason}")),
+            Fatal::Transport(e) => {
+                tracing::warn!(session = %self.name, "closing the connection: transport error: {e}");
+                self.close("transport error");
+            }
+            Fatal::Protocol(reason) => {
+                tracing::warn!(session = %self.name, "closing the connection: protocol violation: {reason}");
+                self.close("protocol violation");
+            }
         }
         CallError::Disconnected
     }
