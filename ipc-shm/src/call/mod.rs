@@ -2,7 +2,7 @@
 //!
 //! A [`Session`] runs over one connection ([`Session::new`] with a
 //! [`Connection`](crate::Connection) from [`spawn`](crate::spawn),
-//! [`accept_ipcfd`](crate::accept_ipcfd), [`connect`](crate::connect) or a
+//! [`accept_ipcfd`](crate::accept_ipcfd), [`connect`](fn@crate::connect) or a
 //! [`Listener`](crate::Listener); shared memory and socket transport alike). Each side may
 //! export objects (anything that implements [`Dispatch`]); the other side calls them through
 //! a [`RemoteObject`] handle.
