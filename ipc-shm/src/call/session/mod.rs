@@ -252,7 +252,9 @@ impl RxCell {
     /// # Safety
     ///
     /// The caller must be the leader, and must end every use of the returned reference
-    /// (including grants borrowed from it) before it gives leadership up.
+    /// (including grants borrowed from it) before it gives leadership up. A grant must not
+    /// be passed by value to a function that is still running when leadership moves on (a
+    /// reference passed as an argument is asserted live for the whole call).
     #[allow(clippy::mut_from_ref, reason = "exclusivity is the leadership invariant")]
     unsafe fn get(&self) -> &mut Receiver {
         // SAFETY: exclusive by the caller's contract; the cell lives as long as `self`.

@@ -135,7 +135,7 @@ impl Shared {
                 drop(ctl);
                 match job {
                     Job::Call { call, object, method, args } => {
-                        self.serve(call, object, method, Args::Buffer(args), None);
+                        self.serve(object, &mut self.incoming(call, method, Args::Buffer(args), None));
                     }
                     Job::Drop(object) => drop(object),
                 }
@@ -221,7 +221,10 @@ impl Shared {
             let (call, len, mut buf, then) = match self.next_event(rx, None, true) {
                 Ok(Event::Done) => continue,
                 Ok(Event::Request { call, object, method, args }) => {
-                    return self.serve(call, object, method, args, Some(busy));
+                    // Built here, not in `serve`: the request's grant must not be an argument
+                    // of a call that is still running when leadership moves on (see `RxCell`).
+                    let mut incoming = self.incoming(call, method, args, Some(busy));
+                    return self.serve(object, &mut incoming);
                 }
                 Ok(Event::Partial { call, len, buf, then }) => (call, len, buf, then),
                 Ok(Event::Own { .. }) => unreachable!("workers have no call of their own"),
@@ -237,7 +240,7 @@ impl Shared {
             match then {
                 Then::Reply { slot, status } => self.complete(&slot, status, buf),
                 Then::Request { object, method } => {
-                    return self.serve(call, object, method, Args::Buffer(buf), Some(busy));
+                    return self.serve(object, &mut self.incoming(call, method, Args::Buffer(buf), Some(busy)));
                 }
             }
         }
@@ -245,21 +248,24 @@ impl Shared {
         None
     }
 
-    /// Runs one request. `lead` is `Some` when this thread read it as the leader; it leads
-    /// until the arguments are decoded. Returns the request's number if this thread kept
-    /// leadership while running it.
-    pub(super) fn serve(
-        self: &Arc<Self>,
+    /// One incoming call, as `serve` runs it. `lead` is `Some` when this thread read the
+    /// request as the leader; it leads until the arguments are decoded.
+    pub(super) fn incoming<'a>(
+        self: &'a Arc<Self>,
         call: u64,
-        object: ObjectId,
         method: MethodId,
-        args: Args<'_>,
+        args: Args<'a>,
         lead: Option<Busy>,
-    ) -> Option<u64> {
-        let target = lock(&self.exports).map.get(&object).map(|e| e.object.clone());
-        let mut incoming = Incoming {
+    ) -> Incoming<'a> {
+        Incoming {
             inner: ServerCall { shared: self, call, method, args, lead, exec: None, replied: false, interface: "" },
-        };
+        }
+    }
+
+    /// Runs one request on the object it names. Returns the request's number if this
+    /// thread kept leadership while running it.
+    pub(super) fn serve(&self, object: ObjectId, incoming: &mut Incoming<'_>) -> Option<u64> {
+        let target = lock(&self.exports).map.get(&object).map(|e| e.object.clone());
         let result = match &target {
             None => {
                 incoming.inner.release_ring();
@@ -268,7 +274,8 @@ impl Shared {
             }
             Some(target) => {
                 incoming.inner.interface = target.interface_name();
-                catch_unwind(AssertUnwindSafe(|| target.dispatch(&mut incoming))).unwrap_or_else(|_| {
+                catch_unwind(AssertUnwindSafe(|| target.dispatch(incoming))).unwrap_or_else(|_| {
+                    let method = incoming.inner.method;
                     tracing::error!(session = %self.name, interface = incoming.inner.interface, method, "method panicked");
                     Err(CallError::failed("method panicked"))
                 })
