@@ -108,12 +108,15 @@
 //!   depth) blocks only its own thread, and the peer's nested request is read by the next
 //!   leader and run by another worker. Workers that are not needed sleep on a condition
 //!   variable.
-//! - **Never block while reading.** A leader never takes the send lock: a release of a
-//!   handle dropped while leading is queued and sent later, and a released export is
-//!   dropped on a worker (its `Drop` is user code). So a full ring in one direction can
-//!   never stop the reading of the other, and two sessions writing to each other cannot
-//!   deadlock. A call made from inside an encoder or decoder fails as
-//!   [`CallError::Reentrant`] instead of deadlocking.
+//! - **Never block while reading.** A thread never takes the send lock while it reads: a
+//!   release of a handle dropped meanwhile is queued and sent later, and a released export
+//!   is dropped on a worker (its `Drop` is user code). A leader that runs a request (and so
+//!   may send its reply into a full ring) is not reading, and anyone may take over. So a
+//!   full ring in one direction never stops the reading of the other, and two sessions
+//!   writing to each other cannot deadlock. A call made from inside an encoder or decoder
+//!   fails as [`CallError::Reentrant`] instead of deadlocking. (The one way to stall is to
+//!   have all [`SessionConfig::max_workers`] blocked at once: then nobody is left to read
+//!   until one returns.)
 //! - **Disconnect.** When the peer hangs up or breaks the protocol, the leader (or a sender)
 //!   closes the session: every waiting call slot is failed with
 //!   [`CallError::Disconnected`], sleeping threads are woken, the connection is shut down
