@@ -498,6 +498,36 @@ fn values_larger_than_a_record_are_split() {
     }
 }
 
+/// With the smallest ring every message of a few KiB is split, and several threads split
+/// theirs at once, in both directions, with callbacks in between.
+#[test]
+fn the_smallest_ring_splits_everything() {
+    let _w = watchdog(120);
+    for (client, _server, _) in [calc_pair(4096), calc_pair_socket(4096)] {
+        let calc = client.bootstrap();
+        let threads: Vec<_> = (0..4u32)
+            .map(|t| {
+                let calc = calc.clone();
+                std::thread::spawn(move || {
+                    for i in 0..200u32 {
+                        let len = ((i * 7919 + t * 104_729) % 9000) as usize;
+                        let data: Vec<u8> = (0..len).map(|j| (j as u32 ^ i ^ t) as u8).collect();
+                        let back: Vec<u8> = calc.call(ECHO, &data).unwrap();
+                        assert!(back == data);
+                        if i % 50 == 0 {
+                            let listener: Arc<dyn Dispatch> = Arc::new(Listener { calc: calc.clone() });
+                            assert_eq!(calc.call::<_, u64>(NOTIFY, &(listener, 2u32)).unwrap(), 45);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+    }
+}
+
 #[test]
 fn messages_over_the_session_limit_are_refused() {
     let _w = watchdog(60);
