@@ -648,6 +648,70 @@ fn protocol_violations_close_the_connection() {
     }
 }
 
+/// Any sequence of records from the peer is answered, ignored or ends the connection; the
+/// session never panics, and while it stays open it still answers a good call.
+mod arbitrary_records {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const GOOD_CALL: u64 = 0xdead_beef;
+
+    fn a_record() -> impl Strategy<Value = Vec<u8>> {
+        let method = prop_oneof![Just(ECHO), Just(ADD), Just(NOTIFY), Just(SUBSCRIBE), Just(FAIL), Just(LEN), 7u32..20];
+        let body = proptest::collection::vec(any::<u8>(), 0..48);
+        // Mostly well-formed requests with arbitrary arguments, so that the arguments reach
+        // the decoders; otherwise anything at all in the header.
+        let request = (method, 0u64..3, body.clone())
+            .prop_map(|(method, object, body)| record(Header::request(1, object, method, body.len() as u64), &body));
+        let anything = (1u8..6, 0u8..3, 0u16..6, 0u32..20, 0u64..4, 0u64..3, any::<bool>(), body).prop_map(
+            |(kind, flags, status, method, call, object, honest_len, body)| {
+                let len = if honest_len { body.len() as u64 } else { body.len() as u64 * 2 + 1 };
+                record(Header { kind, flags, status, method, call, object, len }, &body)
+            },
+        );
+        prop_oneof![4 => request, 1 => anything]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn are_answered_ignored_or_end_the_connection(records in proptest::collection::vec(a_record(), 1..6)) {
+            let _w = watchdog(60);
+            let (session, mut peer) = raw_peer();
+            for r in &records {
+                if peer.tx.send_bytes(r).is_err() {
+                    break;
+                }
+            }
+            let mut args = 20u64.to_le_bytes().to_vec();
+            args.extend(22u64.to_le_bytes());
+            let _ = peer.tx.send_bytes(&record(Header::request(GOOD_CALL, 0, ADD, 16), &args));
+            loop {
+                match peer.rx.recv() {
+                    Ok(grant) => {
+                        let bytes = grant.to_vec();
+                        drop(grant);
+                        let Ok((h, _)) = <Header as zerocopy::FromBytes>::read_from_prefix(&bytes) else { continue };
+                        if h.call == GOOD_CALL && h.kind == 2 {
+                            prop_assert_eq!(h.status, 0);
+                            prop_assert_eq!(&bytes[HEADER_LEN..], &42u64.to_le_bytes()[..]);
+                            prop_assert!(!session.is_closed());
+                            break;
+                        }
+                    }
+                    Err(_) => {
+                        // The session hung up on us.
+                        session.wait_closed();
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
 // --- decoders against arbitrary bytes --------------------------------------------------
 
 mod fuzz {
