@@ -79,9 +79,12 @@
 //! moves between threads under the session's control lock (leader/followers):
 //!
 //! - **A caller leads while it waits.** After sending its request, a caller that finds
-//!   nobody leading becomes the leader and reads the ring itself: its own reply is decoded
+//!   nobody reading becomes the leader and reads the ring itself: its own reply is decoded
 //!   in place, straight out of the ring, by the thread that wants it, with no wake-up of
-//!   any other thread. A single-threaded caller therefore never involves a second thread.
+//!   any other thread. Once its reply is in, it *lends* leadership back (keeps it without
+//!   reading) when the peer may send us something: its next call, or any other caller's,
+//!   takes over at once, again without waking anyone. A single-threaded caller therefore
+//!   never involves a second thread.
 //! - **Followers.** A caller that finds another thread leading spins on its call slot,
 //!   then sleeps on it. The leader copies any reply it reads for another caller into that
 //!   caller's slot (one copy) and wakes it only if it sleeps. When the leader is done, it
@@ -94,13 +97,14 @@
 //!   reply, who then gets it): a quick request costs no thread switch and no system call,
 //!   and the same hot thread goes back to reading. A caller leader that reads a request
 //!   copies it out and queues it for a worker, since it must go back to waiting.
-//! - **A long request does not stall the connection.** While a leader runs a request, the
-//!   ring is free: any caller of this process takes leadership over at once (this is also
-//!   how a method that calls back into the peer reads its own reply), and an idle worker
-//!   stands by, looking every 500 µs; when the same request is still running at two looks,
-//!   it takes over reading. So a method that blocks (say, waiting for a new tip) delays
-//!   other requests by at most a millisecond. The standby stops looking after a quiet tick,
-//!   so an idle session costs no CPU.
+//! - **Lent leadership does not stall the connection.** While leadership is lent (its
+//!   holder runs a request, or went back to its own work after a call), the ring is free:
+//!   any caller of this process takes over at once (this is also how a method that calls
+//!   back into the peer reads its own reply), and an idle worker stands by, looking every
+//!   500 µs; when the same loan is still out at two looks, it takes over reading. So a
+//!   method that blocks (say, waiting for a new tip) delays other requests by at most about
+//!   a millisecond, and so does a caller that went off to do something else. The standby
+//!   stops looking after a quiet tick, so an idle session costs no CPU.
 //! - **The pool** starts with one worker when the session exports a bootstrap object and
 //!   grows only when work (a queued request, vacant leadership that is needed, a missing
 //!   standby) finds no idle worker, up to [`SessionConfig::max_workers`]. This is what makes

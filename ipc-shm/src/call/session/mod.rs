@@ -278,8 +278,9 @@ struct Ctl {
     idle_parked: usize,
     /// Workers notified or started that have not looked at `Ctl` yet.
     wakeups_pending: usize,
-    /// The leader is running request number `Some(n)` instead of reading (see
-    /// `Shared::start_executing`); any caller, or the standby after a tick, may take over.
+    /// Leadership is lent (see `Shared::lend_lead`) under number `Some(n)`: its holder is not
+    /// reading (it runs a request, or went back to its own work after its call); any
+    /// caller, or the standby after a tick, may take over.
     executing: Option<u64>,
     /// Requests run by a leader so far.
     exec_seq: u64,

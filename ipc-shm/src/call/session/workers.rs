@@ -87,17 +87,21 @@ impl Shared {
         Ok(())
     }
 
-    /// Called by a worker leader once the arguments of the request it read are decoded.
-    /// Hands leadership to a waiting caller if there is one; else keeps it while running the
-    /// request, so that a quick request costs no thread switch, and makes sure an idle worker
-    /// stands by to take over reading should the request run long. Returns the request's
-    /// number while this thread keeps leadership.
-    pub(super) fn start_executing(self: &Arc<Self>) -> Option<u64> {
+    /// Stops reading without giving leadership away when that is cheaper: called by a
+    /// worker leader once the arguments of the request it read are decoded (it goes on to
+    /// run the request), and by a caller leader once its reply is in (it goes back to its
+    /// own work). Leadership goes to a waiting caller if there is one, and is given up when
+    /// nobody needs to read; else this thread keeps it *lent*, not reading: a quick request
+    /// then costs no thread switch, and the next call of this process (perhaps this
+    /// thread's) takes leadership over at once without waking anyone. A standby is recruited
+    /// to take over reading should nobody do so within a tick or two. Returns the number the
+    /// loan goes by, while this thread keeps it.
+    pub(super) fn lend_lead(self: &Arc<Self>) -> Option<u64> {
         let mut ctl = lock(&self.ctl);
         let follower = ctl.slots.entries.iter().any(|e| {
             e.busy && e.follower && e.slot.state.load(Ordering::Acquire) == PENDING
         });
-        if ctl.closed || follower {
+        if ctl.closed || follower || !self.reader_needed(&ctl) {
             ctl.leading = false;
             self.hand_on(&mut ctl);
             return None;
@@ -209,7 +213,7 @@ impl Shared {
     }
 
     /// Leads until a request comes in, then runs it. Returns the request's number if this
-    /// thread kept leadership while running it (see [`Self::start_executing`]).
+    /// thread kept leadership while running it (see [`Self::lend_lead`]).
     pub(super) fn lead_as_worker(self: &Arc<Self>) -> Option<u64> {
         let busy = Busy::enter();
         // SAFETY: we are the leader (set under `ctl` in `worker`, or kept through
