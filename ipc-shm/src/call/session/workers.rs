@@ -224,6 +224,13 @@ impl Shared {
             // The event borrows `rx`; a split message is gathered after it is gone.
             let (call, len, mut buf, then) = match self.next_event(rx, None, true) {
                 Ok(Event::Done) => continue,
+                Ok(Event::Delivered) => {
+                    // A caller of this process got its reply from us: stop reading, so
+                    // that its next call reads for itself (see `lend_lead`).
+                    self.lend_lead();
+                    drop(busy);
+                    return None;
+                }
                 Ok(Event::Request { call, object, method, args }) => {
                     // Built here, not in `serve`: the request's grant must not be an argument
                     // of a call that is still running when leadership moves on (see `RxCell`).
@@ -242,7 +249,12 @@ impl Shared {
                 break;
             }
             match then {
-                Then::Reply { slot, status } => self.complete(&slot, status, buf),
+                Then::Reply { slot, status } => {
+                    self.complete(&slot, status, buf);
+                    self.lend_lead();
+                    drop(busy);
+                    return None;
+                }
                 Then::Request { object, method } => {
                     return self.serve(object, &mut self.incoming(call, method, Args::Buffer(buf), Some(busy)));
                 }
