@@ -1,0 +1,36 @@
+//! The core of `bitcoin-wallet`: descriptor wallets on [`bdk_wallet`] with SQLite
+//! persistence, kept in step with the node by the `ChainNotifications` callbacks, and the
+//! operations front ends reach through the `Wallet` and `WalletLoader` interfaces.
+//!
+//! The IPC layer calls into this crate and nothing else of the wallet: [`WalletStore`] is
+//! the `WalletLoader` (create, load, list), [`Wallet`] is one wallet (addresses, balances,
+//! history, sending, change subscriptions) and its sync methods are the notifications.
+//!
+//! # Invariants
+//! - Nothing leaves a wallet before it is on disk: an address is persisted before it is
+//!   returned, a transaction is committed and persisted before it is handed out for
+//!   broadcasting. A `kill -9` at any moment never reuses an address or loses a spend.
+//! - A wallet's database is held by exactly one connection (SQLite's exclusive lock), so two
+//!   processes cannot both write one wallet.
+//! - Balances and coin selection share one rule for what is spendable ([`coins`]): the
+//!   trusted balance is exactly what `send_to_address` may spend.
+//! - The wallet reads the chain only through [`ChainSource`] and the notification methods.
+
+mod cli;
+mod coins;
+mod error;
+mod history;
+mod keys;
+mod notify;
+mod send;
+mod store;
+mod sync;
+mod wallet;
+
+pub use cli::{Args, normalize};
+pub use error::WalletError;
+pub use history::{Category, TransactionEntry};
+pub use notify::{ChangeType, Handler, TransactionChangedFn};
+pub use store::{DATABASE_FILE, DEFAULT_WALLET, WalletStore, chain_dir_name};
+pub use sync::{ChainSource, RemovalReason};
+pub use wallet::{Balances, Wallet};
