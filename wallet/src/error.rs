@@ -123,11 +123,12 @@ pub enum WalletError {
         /// The block's parent.
         prev_blockhash: BlockHash,
     },
-    /// The chain does not have a block it just named (it reorganised meanwhile).
+    /// The chain does not have a block it just named, or its tip dropped below a height it
+    /// just reported (it reorganised meanwhile).
     BlockNotFound {
         /// The block's height.
         height: u32,
-        /// The block's hash.
+        /// The block's hash; all zeros when the height itself is gone.
         hash: BlockHash,
     },
     /// The chain has no block in common with the wallet (a wallet of another chain).

@@ -31,6 +31,10 @@ pub use cli::{Args, normalize};
 pub use error::WalletError;
 pub use history::{Category, TransactionEntry};
 pub use notify::{ChangeType, Handler, TransactionChangedFn};
+pub use send::parse_address;
 pub use store::{DATABASE_FILE, DEFAULT_WALLET, WalletStore, chain_dir_name};
 pub use sync::{ChainSource, RemovalReason};
 pub use wallet::{Balances, Wallet};
+
+/// A block by height and hash (bdk's; the wallet's chain tip and fork points).
+pub use bdk_wallet::chain::BlockId;

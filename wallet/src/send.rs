@@ -22,12 +22,18 @@ impl Wallet {
     /// rate (`Chain::relay_min_fee`).
     pub fn send_to_address(
         &self,
-        address: &str,
+        address: &Address<NetworkUnchecked>,
         amount: Amount,
         fee_rate: FeeRate,
         min_fee_rate: FeeRate,
     ) -> Result<Transaction, WalletError> {
-        let script = self.parse_address(address)?.script_pubkey();
+        if !address.is_valid_for_network(self.network()) {
+            return Err(WalletError::WrongNetwork {
+                address: address.assume_checked_ref().to_string(),
+                expected: self.network(),
+            });
+        }
+        let script = address.assume_checked_ref().script_pubkey();
         if fee_rate < min_fee_rate {
             return Err(WalletError::FeeRateTooLow {
                 fee_rate,
@@ -62,22 +68,14 @@ impl Wallet {
             Ok(())
         })
     }
+}
 
-    /// Parses `address` and checks it belongs to the wallet's network.
-    fn parse_address(&self, address: &str) -> Result<Address, WalletError> {
-        let unchecked = Address::<NetworkUnchecked>::from_str(address).map_err(|err| {
-            WalletError::InvalidAddress {
-                address: address.to_owned(),
-                reason: err.to_string(),
-            }
-        })?;
-        unchecked
-            .require_network(self.network())
-            .map_err(|_| WalletError::WrongNetwork {
-                address: address.to_owned(),
-                expected: self.network(),
-            })
-    }
+/// Parses an address of any network; [`Wallet::send_to_address`] checks the network.
+pub fn parse_address(address: &str) -> Result<Address<NetworkUnchecked>, WalletError> {
+    Address::from_str(address).map_err(|err| WalletError::InvalidAddress {
+        address: address.to_owned(),
+        reason: err.to_string(),
+    })
 }
 
 /// Selects coins, builds, signs, finalises and verifies the payment.

@@ -2,7 +2,6 @@
 //! directory `DATADIR/<chain>/wallets/<name>/` holding one SQLite database, `wallet.sqlite`
 //! (bdk's tables plus the master key), private to the user (directories 0700, file 0600).
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
@@ -36,7 +35,8 @@ pub fn chain_dir_name(network: Network) -> &'static str {
 pub struct WalletStore {
     wallets_dir: PathBuf,
     network: Network,
-    loaded: Mutex<BTreeMap<String, Arc<Wallet>>>,
+    /// In load order.
+    loaded: Mutex<Vec<Arc<Wallet>>>,
 }
 
 impl WalletStore {
@@ -65,7 +65,7 @@ impl WalletStore {
     pub fn create_wallet(&self, name: &str) -> Result<Arc<Wallet>, WalletError> {
         check_name(name)?;
         let mut loaded = self.loaded();
-        if loaded.contains_key(name) {
+        if loaded.iter().any(|w| w.name() == name) {
             return Err(WalletError::AlreadyExists {
                 name: name.to_owned(),
             });
@@ -78,7 +78,7 @@ impl WalletStore {
             self.network,
         )?);
         tracing::info!(wallet = name, "created wallet");
-        loaded.insert(name.to_owned(), Arc::clone(&wallet));
+        loaded.push(Arc::clone(&wallet));
         Ok(wallet)
     }
 
@@ -86,7 +86,7 @@ impl WalletStore {
     pub fn load_wallet(&self, name: &str) -> Result<Arc<Wallet>, WalletError> {
         check_name(name)?;
         let mut loaded = self.loaded();
-        if loaded.contains_key(name) {
+        if loaded.iter().any(|w| w.name() == name) {
             return Err(WalletError::AlreadyLoaded {
                 name: name.to_owned(),
             });
@@ -99,7 +99,7 @@ impl WalletStore {
         }
         let wallet = Arc::new(Wallet::open(name, &path, self.network)?);
         tracing::info!(wallet = name, "loaded wallet");
-        loaded.insert(name.to_owned(), Arc::clone(&wallet));
+        loaded.push(Arc::clone(&wallet));
         Ok(wallet)
     }
 
@@ -114,17 +114,17 @@ impl WalletStore {
 
     /// The wallet `name` if it is loaded.
     pub fn get_wallet(&self, name: &str) -> Option<Arc<Wallet>> {
-        self.loaded().get(name).cloned()
+        self.loaded().iter().find(|w| w.name() == name).cloned()
     }
 
-    /// Every loaded wallet.
+    /// Every loaded wallet, in load order.
     pub fn get_wallets(&self) -> Vec<Arc<Wallet>> {
-        self.loaded().values().cloned().collect()
+        self.loaded().clone()
     }
 
-    /// Names of the loaded wallets, sorted (bitcoin-cli's `listwallets`).
+    /// Names of the loaded wallets, in load order (bitcoin-cli's `listwallets`).
     pub fn list_wallets(&self) -> Vec<String> {
-        self.loaded().keys().cloned().collect()
+        self.loaded().iter().map(|w| w.name().to_owned()).collect()
     }
 
     /// Names of the wallets on disk, loaded or not, sorted (bitcoin-cli's `listwalletdir`).
@@ -147,8 +147,8 @@ impl WalletStore {
         Ok(names)
     }
 
-    fn loaded(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Wallet>>> {
-        // A map insert cannot be left half-done by a panic.
+    fn loaded(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Wallet>>> {
+        // A push cannot be left half-done by a panic.
         self.loaded.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

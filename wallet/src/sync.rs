@@ -22,7 +22,8 @@
 use bdk_wallet::ChangeSet;
 use bdk_wallet::chain::{BlockId, local_chain};
 use bdk_wallet::rusqlite::Connection;
-use bitcoin::{Block, BlockHash, Transaction, Txid};
+use bitcoin::hashes::Hash;
+use bitcoin::{Block, BlockHash, Transaction};
 
 use crate::error::{WalletError, db_error};
 use crate::wallet::{State, Wallet};
@@ -36,14 +37,15 @@ pub trait ChainSource {
     /// Height of the active chain's tip, `None` while the node has no blocks.
     fn get_height(&self) -> Result<Option<u32>, Self::Error>;
 
-    /// Hash of the active chain's block at `height` (`height <= get_height()`).
-    fn get_block_hash(&self, height: u32) -> Result<BlockHash, Self::Error>;
+    /// Hash of the active chain's block at `height`, `None` above the tip.
+    fn get_block_hash(&self, height: u32) -> Result<Option<BlockHash>, Self::Error>;
 
     /// The block with this hash, active or not; `None` when the node does not have it.
     fn find_block(&self, hash: &BlockHash) -> Result<Option<Block>, Self::Error>;
 
-    /// Height of the highest block of `locator` that is in the active chain.
-    fn find_locator_fork(&self, locator: &[BlockHash]) -> Result<Option<u32>, Self::Error>;
+    /// The most recent block of `locator` (newest first) that is in the active chain;
+    /// `None` when no entry is.
+    fn find_locator_fork(&self, locator: &[BlockHash]) -> Result<Option<BlockId>, Self::Error>;
 }
 
 /// Why the node removed a transaction from its mempool (Bitcoin Core's
@@ -117,9 +119,10 @@ impl Wallet {
     /// an unconfirmed wallet transaction leave the balances.
     pub fn transaction_removed_from_mempool(
         &self,
-        txid: Txid,
+        tx: &Transaction,
         reason: RemovalReason,
     ) -> Result<(), WalletError> {
+        let txid = tx.compute_txid();
         if reason == RemovalReason::Block {
             return Ok(());
         }
@@ -150,22 +153,17 @@ impl Wallet {
     fn catch_up_once<C: ChainSource>(&self, chain: &C) -> Result<u32, WalletError> {
         let chain_err = |err: C::Error| WalletError::Chain(Box::new(err));
         let locator = self.locator()?;
-        let fork_height = chain
+        let fork = chain
             .find_locator_fork(&locator)
             .map_err(chain_err)?
             .ok_or(WalletError::NoCommonBlock)?;
-        let fork_hash = chain.get_block_hash(fork_height).map_err(chain_err)?;
-        let fork = BlockId {
-            height: fork_height,
-            hash: fork_hash,
-        };
         self.mutate(|state| {
-            match state.bdk.local_chain().get(fork_height) {
-                Some(cp) if cp.hash() == fork_hash => {}
+            match state.bdk.local_chain().get(fork.height) {
+                Some(cp) if cp.hash() == fork.hash => {}
                 // The locator holds only our blocks, so the fork must be one of them.
                 _ => return Err(WalletError::NoCommonBlock),
             }
-            if state.tip_height() > fork_height {
+            if state.tip_height() > fork.height {
                 self.rewind(state, fork)?;
             }
             Ok(())
@@ -175,10 +173,17 @@ impl Wallet {
         // other callers) and applied one by one; the database is written every
         // CATCH_UP_BATCH blocks and at the end.
         let tip = chain.get_height().map_err(chain_err)?.unwrap_or(0);
-        let mut height = fork_height;
+        let mut height = fork.height;
         while height < tip {
             height += 1;
-            let hash = chain.get_block_hash(height).map_err(chain_err)?;
+            let gone = WalletError::BlockNotFound {
+                height,
+                hash: BlockHash::all_zeros(),
+            };
+            let hash = chain
+                .get_block_hash(height)
+                .map_err(chain_err)?
+                .ok_or(gone)?;
             let block = chain
                 .find_block(&hash)
                 .map_err(chain_err)?

@@ -51,9 +51,9 @@ fn pay_bob(s: &Setup) -> (Transaction, Amount) {
     let rate = FeeRate::from_sat_per_vb(2).unwrap();
     let tx = s
         .alice
-        .send_to_address(&to.to_string(), btc(10), rate, MIN_RELAY)
+        .send_to_address(to.as_unchecked(), btc(10), rate, MIN_RELAY)
         .unwrap();
-    let fee = btc(50) - tx.output.iter().map(|o| o.value).sum();
+    let fee = s.chain.fee(&tx);
     // The fee pays for the transaction's weight at the rate asked, and not much more.
     let floor = rate.fee_wu(tx.weight()).unwrap();
     assert!(
@@ -142,7 +142,7 @@ fn paying_a_second_wallet_and_confirming() {
     let back = s.alice.get_new_address().unwrap();
     let tx2 = s
         .bob
-        .send_to_address(&back.to_string(), btc(3), MIN_RELAY, MIN_RELAY)
+        .send_to_address(back.as_unchecked(), btc(3), MIN_RELAY, MIN_RELAY)
         .unwrap();
     confirm(&mut s.chain, &[&s.alice, &s.bob], vec![tx2]);
     let bob = s.bob.get_balances().unwrap();
@@ -247,11 +247,11 @@ fn mempool_eviction_and_abandon() {
     assert_eq!(s.bob.get_balances().unwrap().untrusted_pending, btc(10));
     // Included in a block: the block's notification, not this one, decides.
     s.bob
-        .transaction_removed_from_mempool(tx.compute_txid(), RemovalReason::Block)
+        .transaction_removed_from_mempool(&tx, RemovalReason::Block)
         .unwrap();
     assert_eq!(s.bob.get_balances().unwrap().untrusted_pending, btc(10));
     s.bob
-        .transaction_removed_from_mempool(tx.compute_txid(), RemovalReason::Expiry)
+        .transaction_removed_from_mempool(&tx, RemovalReason::Expiry)
         .unwrap();
     assert_eq!(s.bob.get_balances().unwrap(), Balances::default());
     assert!(s.bob.list_transactions().unwrap().is_empty());
@@ -266,7 +266,7 @@ fn mempool_eviction_and_abandon() {
         balances(btc(50), Amount::ZERO, btc(5000))
     );
     let again = s.alice.send_to_address(
-        &s.bob.get_new_address().unwrap().to_string(),
+        s.bob.get_new_address().unwrap().as_unchecked(),
         btc(49),
         MIN_RELAY,
         MIN_RELAY,
@@ -397,7 +397,7 @@ fn subscribers_hear_about_changes() {
     let block = confirm(&mut s.chain, &[&s.alice, &s.bob], vec![tx.clone()]);
     s.bob.block_disconnected(&block, 102).unwrap();
     s.bob
-        .transaction_removed_from_mempool(txid, RemovalReason::Conflict)
+        .transaction_removed_from_mempool(&tx, RemovalReason::Conflict)
         .unwrap();
     assert_eq!(
         *heard.lock().unwrap(),

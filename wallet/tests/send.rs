@@ -4,28 +4,35 @@ mod util;
 
 use std::sync::Arc;
 
-use bitcoin::{Amount, FeeRate, Network};
+use bitcoin::address::NetworkUnchecked;
+use bitcoin::{Address, Amount, FeeRate, Network};
 use util::{MIN_RELAY, TestChain, btc, confirm, mine_to_wallet, store};
-use wallet::{Wallet, WalletError};
+use wallet::{Wallet, WalletError, parse_address};
 
-fn funded() -> (tempfile::TempDir, TestChain, Arc<Wallet>, String) {
+fn funded() -> (
+    tempfile::TempDir,
+    TestChain,
+    Arc<Wallet>,
+    Address<NetworkUnchecked>,
+) {
     let dir = tempfile::tempdir().unwrap();
     let store = store(dir.path());
     let alice = store.create_wallet("alice").unwrap();
     let other = store.create_wallet("other").unwrap();
     let mut chain = TestChain::new();
     mine_to_wallet(&mut chain, &alice, 101);
-    let to = other.get_new_address().unwrap().to_string();
+    let to = other.get_new_address().unwrap().into_unchecked();
     (dir, chain, alice, to)
 }
 
 #[test]
 fn rejections_name_the_problem() {
     let (_dir, _chain, alice, to) = funded();
-    let send =
-        |address: &str, amount, rate| alice.send_to_address(address, amount, rate, MIN_RELAY);
+    let send = |address: &Address<NetworkUnchecked>, amount, rate| {
+        alice.send_to_address(address, amount, rate, MIN_RELAY)
+    };
 
-    match send("not-an-address", btc(1), MIN_RELAY) {
+    match parse_address("not-an-address") {
         Err(e @ WalletError::InvalidAddress { .. }) => {
             assert!(
                 e.to_string()
@@ -36,11 +43,12 @@ fn rejections_name_the_problem() {
         other => panic!("expected InvalidAddress, got {other:?}"),
     }
     // A bech32 address with a broken checksum.
-    let mut broken = to.clone();
+    let text = to.assume_checked_ref().to_string();
+    let mut broken = text.clone();
     broken.pop();
-    broken.push(if to.ends_with('q') { 'p' } else { 'q' });
+    broken.push(if text.ends_with('q') { 'p' } else { 'q' });
     assert!(matches!(
-        send(&broken, btc(1), MIN_RELAY),
+        parse_address(&broken),
         Err(WalletError::InvalidAddress { .. })
     ));
 
@@ -49,7 +57,7 @@ fn rejections_name_the_problem() {
         "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4",
         "tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx",
     ] {
-        match send(foreign, btc(1), MIN_RELAY) {
+        match send(&parse_address(foreign).unwrap(), btc(1), MIN_RELAY) {
             Err(WalletError::WrongNetwork { address, expected }) => {
                 assert_eq!((address.as_str(), expected), (foreign, Network::Regtest))
             }
@@ -131,14 +139,14 @@ fn untrusted_coins_are_not_spent() {
     let bob = store(dir.path()).create_wallet("bob").unwrap();
     let tx = alice
         .send_to_address(
-            &bob.get_new_address().unwrap().to_string(),
+            bob.get_new_address().unwrap().as_unchecked(),
             btc(5),
             MIN_RELAY,
             MIN_RELAY,
         )
         .unwrap();
     bob.transaction_added_to_mempool(&tx).unwrap();
-    let back = alice.get_new_address().unwrap().to_string();
+    let back = alice.get_new_address().unwrap().into_unchecked();
     match bob.send_to_address(&back, btc(1), MIN_RELAY, MIN_RELAY) {
         Err(WalletError::InsufficientFunds { available, .. }) => {
             assert_eq!(available, Amount::ZERO)

@@ -9,7 +9,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the helpers
 
 use std::collections::HashMap;
-use std::fmt;
+use std::convert::Infallible;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -22,7 +22,7 @@ use bitcoin::{
     Address, Amount, Block, BlockHash, CompactTarget, FeeRate, Network, OutPoint, ScriptBuf,
     Sequence, Transaction, TxIn, TxMerkleNode, TxOut, Witness, absolute,
 };
-use wallet::{ChainSource, Wallet, WalletStore};
+use wallet::{BlockId, ChainSource, Wallet, WalletStore};
 
 /// Regtest's proof-of-work limit, as compact bits.
 const REGTEST_BITS: u32 = 0x207f_ffff;
@@ -59,17 +59,6 @@ pub(crate) struct TestChain {
     extra_nonce: i64,
 }
 
-#[derive(Debug)]
-pub(crate) struct NoSuchBlock(pub u32);
-
-impl fmt::Display for NoSuchBlock {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "no active block at height {}", self.0)
-    }
-}
-
-impl std::error::Error for NoSuchBlock {}
-
 impl Default for TestChain {
     fn default() -> Self {
         Self::new()
@@ -99,6 +88,16 @@ impl TestChain {
 
     pub(crate) fn block(&self, height: u32) -> &Block {
         &self.active[height as usize]
+    }
+
+    /// The fee of `tx`, whose inputs must be confirmed coins of the active chain.
+    pub(crate) fn fee(&self, tx: &Transaction) -> Amount {
+        let value_in: Amount = tx
+            .input
+            .iter()
+            .map(|input| self.utxos[&input.previous_output].value)
+            .sum();
+        value_in - tx.output.iter().map(|o| o.value).sum()
     }
 
     /// Mines a block on the tip paying the subsidy plus fees to `coinbase_to`, including
@@ -253,31 +252,27 @@ fn build_block(
 }
 
 impl ChainSource for TestChain {
-    type Error = NoSuchBlock;
+    type Error = Infallible;
 
-    fn get_height(&self) -> Result<Option<u32>, NoSuchBlock> {
+    fn get_height(&self) -> Result<Option<u32>, Infallible> {
         Ok(Some(self.height()))
     }
 
-    fn get_block_hash(&self, height: u32) -> Result<BlockHash, NoSuchBlock> {
-        self.active
-            .get(height as usize)
-            .map(Block::block_hash)
-            .ok_or(NoSuchBlock(height))
+    fn get_block_hash(&self, height: u32) -> Result<Option<BlockHash>, Infallible> {
+        Ok(self.active.get(height as usize).map(Block::block_hash))
     }
 
-    fn find_block(&self, hash: &BlockHash) -> Result<Option<Block>, NoSuchBlock> {
+    fn find_block(&self, hash: &BlockHash) -> Result<Option<Block>, Infallible> {
         Ok(self.all.get(hash).cloned())
     }
 
-    fn find_locator_fork(&self, locator: &[BlockHash]) -> Result<Option<u32>, NoSuchBlock> {
+    fn find_locator_fork(&self, locator: &[BlockHash]) -> Result<Option<BlockId>, Infallible> {
         Ok(locator.iter().find_map(|hash| {
-            let block = self.all.get(hash)?;
-            let height = self
-                .active
-                .iter()
-                .position(|b| b.block_hash() == block.block_hash())?;
-            Some(height as u32)
+            let height = self.active.iter().position(|b| b.block_hash() == *hash)?;
+            Some(BlockId {
+                height: height as u32,
+                hash: *hash,
+            })
         }))
     }
 }
