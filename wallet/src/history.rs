@@ -8,7 +8,9 @@ use std::fmt;
 use bdk_wallet::KeychainKind;
 use bdk_wallet::chain::ChainPosition;
 use bitcoin::constants::COINBASE_MATURITY;
-use bitcoin::{Address, Amount, BlockHash, SignedAmount, Txid};
+use bitcoin::{Address, Amount, BlockHash, SignedAmount, Transaction, Txid};
+
+use crate::BlockId;
 
 use crate::error::WalletError;
 use crate::wallet::Wallet;
@@ -67,7 +69,75 @@ pub struct TransactionEntry {
     pub block_height: Option<u32>,
 }
 
+/// One wallet transaction with what the wallet knows about it (the shape of Bitcoin Core's
+/// `interfaces::WalletTx`, from which front ends build their own views).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletTx {
+    /// The transaction.
+    pub tx: Transaction,
+    /// Sum of the outputs that pay to the wallet (change included).
+    pub credit: Amount,
+    /// Sum of the wallet's coins that the inputs spend.
+    pub debit: Amount,
+    /// The fee, known when every input spends a wallet coin.
+    pub fee: Option<Amount>,
+    /// One entry per output: whether it pays to the wallet.
+    pub txout_is_mine: Vec<bool>,
+    /// The block that confirms it; `None` while unconfirmed.
+    pub block: Option<BlockId>,
+    /// When the wallet first saw it in the mempool (UNIX seconds), else its block's time.
+    pub time: u64,
+}
+
 impl Wallet {
+    /// Every wallet transaction, oldest first: confirmed ones by height, then unconfirmed
+    /// ones in the order they were first seen.
+    pub fn get_wallet_txs(&self) -> Result<Vec<WalletTx>, WalletError> {
+        let state = self.lock()?;
+        let wallet = &state.bdk;
+        Ok(oldest_first(wallet)
+            .into_iter()
+            .map(|wtx| {
+                let tx = wtx.tx_node.tx.as_ref().clone();
+                let (debit, credit) = wallet.sent_and_received(&tx);
+                let all_inputs_mine = tx
+                    .input
+                    .iter()
+                    .all(|input| wallet.spk_index().txout(input.previous_output).is_some());
+                let fee = (all_inputs_mine && !tx.is_coinbase())
+                    .then(|| wallet.calculate_fee(&tx).ok())
+                    .flatten();
+                let txout_is_mine = tx
+                    .output
+                    .iter()
+                    .map(|out| wallet.is_mine(out.script_pubkey.clone()))
+                    .collect();
+                let (block, time) = match wtx.chain_position {
+                    ChainPosition::Confirmed { anchor, .. } => (
+                        Some(anchor.block_id),
+                        wtx.tx_node
+                            .first_seen
+                            .map_or(anchor.confirmation_time, |seen| {
+                                seen.min(anchor.confirmation_time)
+                            }),
+                    ),
+                    ChainPosition::Unconfirmed { first_seen, .. } => {
+                        (None, first_seen.unwrap_or(0))
+                    }
+                };
+                WalletTx {
+                    tx,
+                    credit,
+                    debit,
+                    fee,
+                    txout_is_mine,
+                    block,
+                    time,
+                }
+            })
+            .collect())
+    }
+
     /// Every entry, oldest first: confirmed transactions by height, then unconfirmed ones.
     pub fn list_transactions(&self) -> Result<Vec<TransactionEntry>, WalletError> {
         let state = self.lock()?;
@@ -75,14 +145,8 @@ impl Wallet {
         let tip = state.tip_height();
         let network = self.network();
 
-        let mut txs: Vec<_> = wallet.transactions().collect();
-        txs.sort_by_key(|tx| match tx.chain_position {
-            ChainPosition::Confirmed { anchor, .. } => (0, anchor.block_id.height, 0),
-            ChainPosition::Unconfirmed { first_seen, .. } => (1, 0, first_seen.unwrap_or(0)),
-        });
-
         let mut entries = Vec::new();
-        for wtx in txs {
+        for wtx in oldest_first(wallet) {
             let tx = &wtx.tx_node.tx;
             let txid = wtx.tx_node.txid;
             let (block_hash, block_height, confirmations) = match wtx.chain_position {
@@ -136,4 +200,14 @@ impl Wallet {
         }
         Ok(entries)
     }
+}
+
+/// The wallet's canonical transactions, oldest first.
+fn oldest_first(wallet: &bdk_wallet::Wallet) -> Vec<bdk_wallet::WalletTx<'_>> {
+    let mut txs: Vec<_> = wallet.transactions().collect();
+    txs.sort_by_key(|tx| match tx.chain_position {
+        ChainPosition::Confirmed { anchor, .. } => (0, anchor.block_id.height, 0),
+        ChainPosition::Unconfirmed { first_seen, .. } => (1, 0, first_seen.unwrap_or(0)),
+    });
+    txs
 }

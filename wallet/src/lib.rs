@@ -29,7 +29,7 @@ mod wallet;
 
 pub use cli::{Args, normalize};
 pub use error::WalletError;
-pub use history::{Category, TransactionEntry};
+pub use history::{Category, TransactionEntry, WalletTx};
 pub use notify::{ChangeType, Handler, TransactionChangedFn};
 pub use send::parse_address;
 pub use store::{DATABASE_FILE, DEFAULT_WALLET, WalletStore, chain_dir_name};

@@ -8,7 +8,6 @@ use std::str::FromStr;
 use bdk_wallet::SignOptions;
 use bdk_wallet::error::CreateTxError;
 use bitcoin::address::NetworkUnchecked;
-use bitcoin::secp256k1::Secp256k1;
 use bitcoin::{Address, Amount, FeeRate, OutPoint, Transaction, Txid};
 
 use crate::coins::{CoinClass, classify};
@@ -109,8 +108,7 @@ fn build_and_sign(
     })?;
 
     let sign_err = |reason: String| WalletError::Sign { reason };
-    let secp = Secp256k1::new();
-    psbt.sign(state.keys.master(), &secp)
+    psbt.sign(state.keys.master(), state.bdk.secp_ctx())
         .map_err(|(_, errors)| sign_err(format!("{errors:?}")))?;
     let finalized = state
         .bdk

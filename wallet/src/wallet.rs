@@ -57,8 +57,8 @@ pub(crate) struct State {
 
 impl State {
     /// A timestamp for a mempool event: the current UNIX time, but strictly later than every
-    /// earlier one, because bdk orders conflicting and evicted transactions by it and two
-    /// events in the same second must not tie.
+    /// earlier one (also of earlier runs), because bdk orders conflicting and evicted
+    /// transactions by it and two events in the same second must not tie.
     pub(crate) fn next_seen_time(&mut self) -> u64 {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -124,6 +124,14 @@ impl Wallet {
         keys: WalletKeys,
     ) -> Result<Self, WalletError> {
         let bdk = load_bdk(&mut conn, &keys, network, path)?;
+        // Continue the seen-time sequence where the last run left it (see next_seen_time).
+        let graph = bdk.tx_graph();
+        let last_seen_time = graph
+            .full_txs()
+            .flat_map(|node| [node.last_seen, graph.get_last_evicted(node.txid)])
+            .flatten()
+            .max()
+            .unwrap_or(0);
         Ok(Self {
             name: name.to_owned(),
             path: path.to_owned(),
@@ -132,7 +140,7 @@ impl Wallet {
                 bdk,
                 conn,
                 keys,
-                last_seen_time: 0,
+                last_seen_time,
             }),
             subscribers: Arc::default(),
         })
