@@ -36,7 +36,6 @@ pub struct Balances {
 }
 
 /// A loaded wallet. Cheap to share (`Arc<Wallet>`); every method takes `&self`.
-#[derive(Debug)]
 pub struct Wallet {
     name: String,
     path: PathBuf,
@@ -45,8 +44,18 @@ pub struct Wallet {
     subscribers: Arc<Subscribers>,
 }
 
+// Names the wallet; its state (keys, transactions) stays out of logs.
+impl std::fmt::Debug for Wallet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wallet")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .field("network", &self.network)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Everything behind the wallet's lock.
-#[derive(Debug)]
 pub(crate) struct State {
     pub(crate) bdk: PersistedWallet<Connection>,
     pub(crate) conn: Connection,
