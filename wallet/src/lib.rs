@@ -12,8 +12,8 @@
 //!   broadcasting. A `kill -9` at any moment never reuses an address or loses a spend.
 //! - A wallet's database is held by exactly one connection (SQLite's exclusive lock), so two
 //!   processes cannot both write one wallet.
-//! - Balances and coin selection share one rule for what is spendable ([`coins`]): the
-//!   trusted balance is exactly what `send_to_address` may spend.
+//! - Balances and coin selection share one rule for what is spendable: the trusted balance
+//!   is exactly what `send_to_address` may spend.
 //! - The wallet reads the chain only through [`ChainSource`] and the notification methods.
 
 mod cli;

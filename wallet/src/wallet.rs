@@ -181,7 +181,8 @@ impl Wallet {
         })
     }
 
-    /// Trusted, untrusted-pending and immature balances (see [`Balances`]).
+    /// Trusted, untrusted-pending and immature balances (see [`Balances`]; immature counts
+    /// coinbase outputs with fewer than 101 confirmations, as Bitcoin Core's wallet does).
     pub fn get_balances(&self) -> Result<Balances, WalletError> {
         let state = self.lock()?;
         let tip = state.tip_height();
@@ -197,7 +198,11 @@ impl Wallet {
         Ok(balances)
     }
 
-    /// Subscribes `callback` to transaction changes; see [`crate::notify`].
+    /// Subscribes `callback` to transaction changes (Core's `handleTransactionChanged`): after
+    /// each change it hears which canonical transactions are new, updated (confirmed,
+    /// unconfirmed by a reorg) or deleted (evicted, replaced, disconnected coinbase). It runs
+    /// on the thread that changed the wallet, after the wallet's lock is released, so it may
+    /// call back into the wallet. Dropping the handler unsubscribes.
     pub fn handle_transaction_changed(
         &self,
         callback: impl Fn(bitcoin::Txid, ChangeType) + Send + Sync + 'static,
