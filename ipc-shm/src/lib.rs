@@ -13,6 +13,7 @@
 //!
 //! This crate knows nothing about Bitcoin.
 
+pub mod call;
 mod error;
 pub mod handshake;
 mod mem;
