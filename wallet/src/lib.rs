@@ -23,18 +23,17 @@ mod history;
 mod keys;
 mod notify;
 mod send;
+mod service;
 mod store;
 mod sync;
 mod wallet;
 
 pub use cli::{Args, normalize};
 pub use error::WalletError;
-pub use history::{Category, TransactionEntry, WalletTx};
-pub use notify::{ChangeType, Handler, TransactionChangedFn};
+pub use history::{Category, TransactionEntry};
+pub use notify::Handler;
 pub use send::parse_address;
+pub use service::{WalletImpl, WalletInit, WalletLoaderImpl, interface_error};
 pub use store::{DATABASE_FILE, DEFAULT_WALLET, WalletStore, chain_dir_name};
-pub use sync::{ChainSource, RemovalReason};
-pub use wallet::{Balances, Wallet};
-
-/// A block by height and hash (bdk's; the wallet's chain tip and fork points).
-pub use bdk_wallet::chain::BlockId;
+pub use sync::ChainSource;
+pub use wallet::Wallet;

@@ -22,7 +22,8 @@ use bitcoin::{
     Address, Amount, Block, BlockHash, CompactTarget, FeeRate, Network, OutPoint, ScriptBuf,
     Sequence, Transaction, TxIn, TxMerkleNode, TxOut, Witness, absolute,
 };
-use wallet::{BlockId, ChainSource, Wallet, WalletStore};
+use interfaces::BlockRef;
+use wallet::{ChainSource, Wallet, WalletStore};
 
 /// Regtest's proof-of-work limit, as compact bits.
 const REGTEST_BITS: u32 = 0x207f_ffff;
@@ -266,10 +267,10 @@ impl ChainSource for TestChain {
         Ok(self.all.get(hash).cloned())
     }
 
-    fn find_locator_fork(&self, locator: &[BlockHash]) -> Result<Option<BlockId>, Infallible> {
+    fn find_locator_fork(&self, locator: &[BlockHash]) -> Result<Option<BlockRef>, Infallible> {
         Ok(locator.iter().find_map(|hash| {
             let height = self.active.iter().position(|b| b.block_hash() == *hash)?;
-            Some(BlockId {
+            Some(BlockRef {
                 height: height as u32,
                 hash: *hash,
             })
