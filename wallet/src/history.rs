@@ -12,6 +12,7 @@ use bitcoin::{Address, Amount, BlockHash, SignedAmount, Txid};
 
 use interfaces::{BlockRef, WalletTx};
 
+use crate::coins::spends_only_own_coins;
 use crate::error::WalletError;
 use crate::wallet::Wallet;
 
@@ -81,11 +82,7 @@ impl Wallet {
             .map(|wtx| {
                 let tx = wtx.tx_node.tx.as_ref().clone();
                 let (debit, credit) = wallet.sent_and_received(&tx);
-                let all_inputs_mine = tx
-                    .input
-                    .iter()
-                    .all(|input| wallet.spk_index().txout(input.previous_output).is_some());
-                let fee = (all_inputs_mine && !tx.is_coinbase())
+                let fee = spends_only_own_coins(wallet, &tx)
                     .then(|| wallet.calculate_fee(&tx).ok())
                     .flatten();
                 let txout_is_mine = tx
