@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use bitcoin::address::NetworkUnchecked;
 use bitcoin::{Address, Amount, Block, FeeRate, Network, Transaction, Txid};
 use interfaces::{
-    Balances, Chain, ChainNotifications, ErrorCode, Handler, Init, InterfaceError, RemovalReason,
-    TransactionChangedFn, WalletTx,
+    Balances, BlockRef, Chain, ChainNotifications, ErrorCode, Handler, Init, InterfaceError,
+    RemovalReason, TransactionChangedFn, WalletTx,
 };
 
 use crate::error::WalletError;
@@ -115,7 +115,10 @@ impl WalletLoaderImpl {
             .subscription
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(subscription);
-        let wallet = loader.store.load_or_create_wallet(default_wallet)?;
+        let wallet = match loader.store.load_wallet(default_wallet) {
+            Err(WalletError::NotFound { .. }) => loader.create(default_wallet)?,
+            other => other?,
+        };
         wallet.sync_with_chain(&*chain)?;
         Ok(loader)
     }
@@ -123,6 +126,18 @@ impl WalletLoaderImpl {
     /// The store of wallets, for the process's own use.
     pub fn store(&self) -> &WalletStore {
         &self.store
+    }
+
+    /// Creates wallet `name`, born at the chain's current tip (see [`Wallet::set_birthday`]).
+    fn create(&self, name: &str) -> Result<Arc<Wallet>, WalletError> {
+        let chain_err = |err: InterfaceError| WalletError::Chain(Box::new(err));
+        let wallet = self.store.create_wallet(name)?;
+        if let Some(height) = self.chain.get_height().map_err(chain_err)? {
+            if let Some(hash) = self.chain.get_block_hash(height).map_err(chain_err)? {
+                wallet.set_birthday(BlockRef { hash, height })?;
+            }
+        }
+        Ok(wallet)
     }
 
     fn wrap(&self, wallet: Arc<Wallet>) -> Arc<dyn interfaces::Wallet> {
@@ -142,7 +157,7 @@ impl WalletLoaderImpl {
 
 impl interfaces::WalletLoader for WalletLoaderImpl {
     fn create_wallet(&self, name: &str) -> Result<Arc<dyn interfaces::Wallet>, InterfaceError> {
-        let wallet = self.store.create_wallet(name).map_err(interface_error)?;
+        let wallet = self.create(name).map_err(interface_error)?;
         self.synced(wallet)
     }
 

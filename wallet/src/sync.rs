@@ -203,22 +203,23 @@ impl Wallet {
         Ok(locator)
     }
 
-    /// Removes the wallet's blocks above `fork` (which must be in the wallet's chain): the
-    /// removal is written to the database, then bdk's wallet is reloaded from it. See the
-    /// module documentation for why.
+    /// Makes `fork` the wallet's tip: its blocks above `fork` are removed and `fork` itself
+    /// recorded (a wallet born after `fork.height` may not have it), in the database, then
+    /// bdk's wallet is reloaded from it. See the module documentation for why.
     fn rewind(&self, state: &mut State, fork: BlockId) -> Result<(), WalletError> {
         self.persist(state)?;
-        let removed: local_chain::ChangeSet = state
+        let mut removed: local_chain::ChangeSet = state
             .bdk
             .checkpoints()
             .take_while(|cp| cp.height() > fork.height)
             .map(|cp| (cp.height(), None))
             .collect();
+        removed.blocks.insert(fork.height, Some(fork.hash));
         tracing::info!(
             wallet = self.name(),
             fork = %fork.hash,
             height = fork.height,
-            removed = removed.blocks.len(),
+            removed = removed.blocks.len() - 1,
             "rewinding wallet to fork point"
         );
         let changeset = ChangeSet {

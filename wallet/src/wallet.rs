@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bdk_wallet::chain::Merge;
+use bdk_wallet::chain::{BlockId, CheckPoint, Merge};
 use bdk_wallet::rusqlite::{Connection, TransactionBehavior};
-use bdk_wallet::{ChangeSet, KeychainKind, LoadParams, PersistedWallet};
+use bdk_wallet::{ChangeSet, KeychainKind, LoadParams, PersistedWallet, Update};
 use bitcoin::{Address, Network};
 
 use crate::coins::{CoinClass, classify};
@@ -160,6 +160,36 @@ impl Wallet {
         Ok(BlockRef {
             hash: tip.hash(),
             height: tip.height(),
+        })
+    }
+
+    /// Starts a new wallet's chain at `birth`, the chain's tip when the wallet was created,
+    /// instead of at genesis: its keys are fresh, so no earlier block can pay them, and
+    /// catch-up skips the whole history. Does nothing once the wallet has applied a block.
+    pub(crate) fn set_birthday(&self, birth: BlockRef) -> Result<(), WalletError> {
+        self.mutate(|state| {
+            let genesis = state.bdk.local_chain().genesis_hash();
+            if state.tip_height() > 0 || birth.height == 0 {
+                return Ok(());
+            }
+            let chain = CheckPoint::from_block_ids([
+                BlockId {
+                    height: 0,
+                    hash: genesis,
+                },
+                BlockId {
+                    height: birth.height,
+                    hash: birth.hash,
+                },
+            ])
+            .expect("heights 0 < birth.height are in order");
+            state
+                .bdk
+                .apply_update(Update {
+                    chain: Some(chain),
+                    ..Update::default()
+                })
+                .map_err(|_| WalletError::NoCommonBlock)
         })
     }
 

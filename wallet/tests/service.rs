@@ -16,7 +16,7 @@ use ipc_shm::call::{Dispatch, Session, SessionConfig};
 use ipc_shm::wait::WaitPolicy;
 use util::node::TestNode;
 use util::{btc, stranger};
-use wallet::WalletInit;
+use wallet::{WalletInit, WalletLoaderImpl};
 
 /// Aborts the process if a test hangs (a connection that never answers).
 struct Watchdog(#[allow(dead_code)] mpsc::Sender<()>);
@@ -239,4 +239,43 @@ fn a_dead_node_is_reported_as_disconnected() {
     let wallet = loader.get_default_wallet().unwrap();
     wallet_side.close();
     assert_eq!(wallet.get_balances(), Err(InterfaceError::Disconnected));
+}
+
+#[test]
+fn a_new_wallet_starts_at_the_chain_tip() {
+    let _watchdog = Watchdog::new();
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::new();
+    for _ in 0..20 {
+        node.mine(&stranger());
+    }
+    let loader = WalletLoaderImpl::start(util::store(dir.path()), node.clone(), "default").unwrap();
+    let wallet = loader.store().get_wallet("default").unwrap();
+    // Fresh keys cannot be in old blocks: none were fetched.
+    assert_eq!(node.blocks_served(), 0);
+    assert_eq!(wallet.last_block().unwrap().height, 20);
+    assert_eq!(
+        wallet.locator().unwrap().len(),
+        2,
+        "birth block and genesis"
+    );
+
+    // The birth block itself is reorganised away; the wallet follows without a rescan.
+    node.disconnect_to(18);
+    assert_eq!(wallet.last_block().unwrap().height, 18);
+    let address = wallet.get_new_address().unwrap();
+    for _ in 0..3 {
+        node.mine(&address.script_pubkey());
+    }
+    assert_eq!(wallet.last_block().unwrap().height, 21);
+    assert_eq!(wallet.get_balances().unwrap().immature, btc(150));
+    assert_eq!(node.blocks_served(), 0);
+
+    // A restart catches up the blocks it missed, from where it was.
+    drop((wallet, loader));
+    node.mine(&address.script_pubkey());
+    let loader = WalletLoaderImpl::start(util::store(dir.path()), node.clone(), "default").unwrap();
+    let wallet = loader.store().get_wallet("default").unwrap();
+    assert_eq!(node.blocks_served(), 1);
+    assert_eq!(wallet.get_balances().unwrap().immature, btc(200));
 }

@@ -4,7 +4,7 @@
 //! delivers them. It stands in for the node crate's chain state until that lands on main.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bitcoin::{Block, BlockHash, FeeRate, OutPoint, ScriptBuf, Transaction, TxOut, Txid};
@@ -24,6 +24,8 @@ pub(crate) struct TestNode {
     next_id: AtomicU64,
     /// When set, `broadcast_transaction` refuses everything (a node that rejects).
     pub(crate) refuse: AtomicBool,
+    /// How many full blocks `find_block` has handed out.
+    blocks_served: AtomicUsize,
 }
 
 impl TestNode {
@@ -34,11 +36,16 @@ impl TestNode {
             subscribers: Arc::default(),
             next_id: AtomicU64::new(0),
             refuse: AtomicBool::new(false),
+            blocks_served: AtomicUsize::new(0),
         })
     }
 
     pub(crate) fn with_chain<T>(&self, f: impl FnOnce(&TestChain) -> T) -> T {
         f(&self.chain.lock().unwrap())
+    }
+
+    pub(crate) fn blocks_served(&self) -> usize {
+        self.blocks_served.load(Ordering::SeqCst)
     }
 
     pub(crate) fn mempool(&self) -> Vec<Transaction> {
@@ -151,6 +158,9 @@ impl Chain for TestNode {
         hash: &BlockHash,
         what: BlockWhat,
     ) -> Result<Option<FoundBlock>, InterfaceError> {
+        if what == BlockWhat::Full {
+            self.blocks_served.fetch_add(1, Ordering::SeqCst);
+        }
         let chain = self.chain.lock().unwrap();
         Ok(self.found(&chain, hash, what))
     }
