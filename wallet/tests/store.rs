@@ -194,3 +194,37 @@ fn other_networks_keep_their_own_wallets() {
             .starts_with("tb1q")
     );
 }
+
+#[test]
+fn a_half_created_wallet_is_not_found_and_can_be_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    // What a crash before the creating transaction committed leaves: an empty database.
+    let wallet_dir = store.wallets_dir().join("alice");
+    std::fs::create_dir_all(&wallet_dir).unwrap();
+    std::fs::write(wallet_dir.join(DATABASE_FILE), b"").unwrap();
+    assert!(matches!(
+        store.load_wallet("alice"),
+        Err(WalletError::NotFound { .. })
+    ));
+    let alice = store.load_or_create_wallet("alice").unwrap();
+    assert!(alice.get_new_address().is_ok());
+}
+
+#[test]
+fn a_damaged_database_is_reported_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let wallet_dir = store.wallets_dir().join("alice");
+    std::fs::create_dir_all(&wallet_dir).unwrap();
+    let path = wallet_dir.join(DATABASE_FILE);
+    std::fs::write(&path, [0x42u8; 4096]).unwrap();
+    match store.load_wallet("alice") {
+        Err(e @ WalletError::Database { .. }) => {
+            let message = e.to_string();
+            assert!(message.contains(&path.display().to_string()), "{message}");
+        }
+        other => panic!("expected Database, got {other:?}"),
+    }
+    assert!(store.list_wallets().is_empty());
+}
