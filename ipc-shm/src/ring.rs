@@ -405,7 +405,7 @@ mod ends {
     /// The writing end of a ring.
     #[derive(Debug)]
     pub struct Producer {
-        core: ProducerCore,
+        pub(super) core: ProducerCore,
         spinner: Spinner,
         /// We sleep on this while the ring is full; the consumer rings it.
         space_bell: Bell,

@@ -1,9 +1,9 @@
 //! Encoding of arguments and results: straight into a ring record, and back out of one.
 //!
-//! The format is deliberately plain: integers in native byte order at their natural width
-//! (both ends share one machine), `bool` as one byte 0 or 1, sequences (`Vec`, `String`,
-//! slices) as a `u32` element count followed by the elements, `Option` as a `bool` then the
-//! value, tuples and arrays as their fields in order, objects as a `u64` id. Interfaces add
+//! The format is deliberately plain: integers little-endian at their natural width, `bool`
+//! as one byte 0 or 1, sequences (`Vec`, `String`, slices) as a `u32` element count followed
+//! by the elements, `Option` as a `bool` then the value, tuples and arrays as their fields in
+//! order, objects as a `u64` id. Interfaces add
 //! their own types by implementing [`Encode`] and [`Decode`], or write into the [`Encoder`]
 //! (an `io::Write`) and read from the [`Decoder`] (an `io::Read`) directly, e.g. with Bitcoin
 //! consensus encoding.
@@ -273,14 +273,14 @@ macro_rules! int {
                 size_of::<$t>()
             }
             fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), CallError> {
-                enc.put_raw(&self.to_ne_bytes())
+                enc.put_raw(&self.to_le_bytes())
             }
         }
         impl Decode for $t {
             fn decode(dec: &mut Decoder<'_>) -> Result<Self, CallError> {
                 let mut b = [0u8; size_of::<$t>()];
                 dec.get_raw(&mut b)?;
-                Ok(<$t>::from_ne_bytes(b))
+                Ok(<$t>::from_le_bytes(b))
             }
         }
     )*};

@@ -21,16 +21,23 @@ pub const BOOTSTRAP: ObjectId = 0;
 /// An implementation decodes the arguments of the method the call names, runs it, and
 /// replies:
 ///
-/// ```ignore
+/// ```
+/// use ipc_shm::call::{CallError, Dispatch, Incoming};
+///
+/// #[derive(Debug)]
+/// struct EchoServer;
+///
 /// impl Dispatch for EchoServer {
-///     fn interface_name(&self) -> &'static str { "Echo" }
+///     fn interface_name(&self) -> &'static str {
+///         "Echo"
+///     }
 ///     fn dispatch(&self, call: &mut Incoming<'_>) -> Result<(), CallError> {
 ///         match call.method() {
 ///             0 => {
 ///                 let data: Vec<u8> = call.args()?; // read in place from the ring
-///                 call.reply(&self.0.echo(&data))   // written in place into the ring
+///                 call.reply(&data) // written in place into the ring
 ///             }
-///             m => Err(CallError::UnknownMethod { interface: "Echo", method: m }),
+///             method => Err(CallError::UnknownMethod { interface: "Echo", method }),
 ///         }
 ///     }
 /// }

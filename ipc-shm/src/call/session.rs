@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 
 use zerocopy::IntoBytes;
@@ -29,11 +29,19 @@ pub struct SessionConfig {
     pub max_message_len: usize,
     /// A name for this side in logs (e.g. the process role).
     pub name: String,
+    /// How long a caller waiting for another thread to hand it its reply spins before it
+    /// sleeps. (Waiting in the transport follows the connection's policy.)
+    pub wait: WaitPolicy,
 }
 
 impl Default for SessionConfig {
     fn default() -> Self {
-        SessionConfig { max_workers: 64, max_message_len: 64 << 20, name: String::from("ipc-shm") }
+        SessionConfig {
+            max_workers: 64,
+            max_message_len: 64 << 20,
+            name: String::from("ipc-shm"),
+            wait: WaitPolicy::default(),
+        }
     }
 }
 
@@ -41,8 +49,15 @@ impl Default for SessionConfig {
 /// that has this many outstanding is flooding us; the connection is closed.
 const MAX_QUEUED_REQUESTS: usize = 4096;
 
+/// The most argument bytes queued requests may hold, as a multiple of the message limit.
+const QUEUED_MESSAGES: usize = 4;
+
 /// Reply and gather buffers larger than this are not kept for reuse.
 const KEEP_BUFFER: usize = 1 << 20;
+
+/// How often the standby looks at a leader that runs a request instead of reading; it takes
+/// over reading when the same request is still running at two consecutive looks.
+const STANDBY_TICK: std::time::Duration = std::time::Duration::from_micros(500);
 
 /// Reference count of the bootstrap export: it lives as long as the session.
 const PERMANENT: u64 = u64::MAX;
@@ -58,8 +73,9 @@ pub struct Session {
 
 impl Session {
     /// Two sessions connected to each other inside this process, over a pair of real
-    /// shared-memory rings of `ring_capacity` bytes. `a_bootstrap` is what `b` gets from
-    /// [`Session::bootstrap`] and the other way round. For tests and in-process benchmarks.
+    /// shared-memory rings of `ring_capacity` bytes whose waiters follow `wait`.
+    /// `a_bootstrap` is what `b` gets from [`Session::bootstrap`] and the other way round.
+    /// For tests and in-process benchmarks.
     pub fn pair(
         ring_capacity: usize,
         wait: WaitPolicy,
@@ -68,8 +84,8 @@ impl Session {
         config: &SessionConfig,
     ) -> Result<(Session, Session), crate::Error> {
         let (a, b) = Link::pair(ring_capacity, wait)?;
-        let a = Shared::start(a, a_bootstrap, config, wait);
-        let b = Shared::start(b, b_bootstrap, config, wait);
+        let a = Shared::start(a, a_bootstrap, config);
+        let b = Shared::start(b, b_bootstrap, config);
         Ok((Session { shared: a }, Session { shared: b }))
     }
 
@@ -148,15 +164,14 @@ pub(crate) struct Shared {
     work_cv: Condvar,
     /// `wait_closed` parks here.
     closed_cv: Condvar,
-    /// Bumped (under `ctl`) whenever leadership falls vacant, a job is queued or the session
-    /// closes: what spinning idle workers watch.
-    wake_seq: AtomicU32,
     closed: AtomicBool,
     exports: Mutex<Exports>,
     export_count: AtomicUsize,
     imports: Mutex<HashMap<ObjectId, Weak<Imported>>>,
     /// Releases not yet sent (dropped while this thread could not send).
     releases: Mutex<Vec<(ObjectId, u64)>>,
+    /// Whether `releases` may be non-empty: spares senders its lock.
+    releases_queued: AtomicBool,
 }
 
 impl std::fmt::Debug for Shared {
@@ -204,11 +219,22 @@ struct Ctl {
     leading: bool,
     slots: Slots,
     jobs: VecDeque<Job>,
+    /// Argument bytes held by `jobs`, at most `QUEUED_MESSAGES * max_message`.
+    queued_bytes: usize,
     /// Buffers for requests gathered out of the ring.
     buffers: Vec<Vec<u8>>,
     workers: usize,
-    idle_spinning: usize,
+    /// Workers sleeping on `work_cv` (the standby included).
     idle_parked: usize,
+    /// Workers notified or started that have not looked at `Ctl` yet.
+    wakeups_pending: usize,
+    /// The leader is running request number `Some(n)` instead of reading (see
+    /// `Shared::start_executing`); any caller, or the standby after a tick, may take over.
+    executing: Option<u64>,
+    /// Requests run by a leader so far.
+    exec_seq: u64,
+    /// An idle worker watches the executing leader (`Shared::stand_by`).
+    standby: bool,
     close_waiters: usize,
 }
 
@@ -219,6 +245,16 @@ enum Job {
     /// An export the peer released: dropped on a worker, because its `Drop` is user code
     /// that may block or call.
     Drop(Arc<dyn Dispatch>),
+}
+
+impl Job {
+    /// The peer-controlled bytes the job holds.
+    fn bytes(&self) -> usize {
+        match self {
+            Job::Call { args, .. } => args.len(),
+            Job::Drop(_) => 0,
+        }
+    }
 }
 
 /// Objects we export: id → object and the references the peer holds.
@@ -348,6 +384,25 @@ thread_local! {
     static DEFERRED: RefCell<Vec<Arc<Shared>>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Gives leadership up when dropped: a panic in a decoder run by a leader must not leave
+/// the session without a reader.
+struct LeadGuard<'s>(&'s Arc<Shared>);
+
+impl Drop for LeadGuard<'_> {
+    fn drop(&mut self) {
+        self.0.give_up_lead();
+    }
+}
+
+/// Frees a call slot when dropped.
+struct SlotGuard<'s>(&'s Shared, u64);
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.ctl).slots.free(self.1);
+    }
+}
+
 /// Marks the thread busy while alive; when the outermost one ends, queued releases go out.
 struct Busy(());
 
@@ -445,7 +500,7 @@ pub(crate) enum Args<'g> {
 }
 
 impl Shared {
-    pub(crate) fn start(link: Link, bootstrap: Option<Arc<dyn Dispatch>>, config: &SessionConfig, policy: WaitPolicy) -> Arc<Shared> {
+    pub(crate) fn start(link: Link, bootstrap: Option<Arc<dyn Dispatch>>, config: &SessionConfig) -> Arc<Shared> {
         let socket = link.socket();
         let mut map = HashMap::new();
         if let Some(object) = bootstrap {
@@ -456,7 +511,7 @@ impl Shared {
             name: config.name.clone(),
             max_message: config.max_message_len,
             max_workers: config.max_workers.max(1),
-            policy,
+            policy: config.wait,
             socket,
             tx: Mutex::new(Tx { sender: link.tx, spill: Vec::new(), exported: Vec::new(), releases: Vec::new() }),
             rx: RxCell(UnsafeCell::new(link.rx)),
@@ -465,20 +520,24 @@ impl Shared {
                 leading: false,
                 slots: Slots::default(),
                 jobs: VecDeque::new(),
+                queued_bytes: 0,
                 buffers: Vec::new(),
                 workers: 0,
-                idle_spinning: 0,
                 idle_parked: 0,
+                wakeups_pending: 0,
+                executing: None,
+                exec_seq: 0,
+                standby: false,
                 close_waiters: 0,
             }),
             work_cv: Condvar::new(),
             closed_cv: Condvar::new(),
-            wake_seq: AtomicU32::new(0),
             closed: AtomicBool::new(false),
             exports: Mutex::new(Exports { next: BOOTSTRAP + 1, map }),
             export_count: AtomicUsize::new(export_count),
             imports: Mutex::new(HashMap::new()),
             releases: Mutex::new(Vec::new()),
+            releases_queued: AtomicBool::new(false),
         });
         let mut ctl = lock(&shared.ctl);
         shared.hand_on(&mut ctl);
@@ -544,6 +603,7 @@ impl Shared {
 
     fn queue_release(self: &Arc<Self>, id: ObjectId, count: u64) {
         lock(&self.releases).push((id, count));
+        self.releases_queued.store(true, Ordering::Release);
         if Busy::active() {
             DEFERRED.with(|d| d.borrow_mut().push(self.clone()));
         } else {
@@ -552,7 +612,7 @@ impl Shared {
     }
 
     fn flush_releases(self: &Arc<Self>) {
-        if lock(&self.releases).is_empty() || self.closed.load(Ordering::Acquire) {
+        if !self.releases_queued.load(Ordering::Acquire) || self.closed.load(Ordering::Acquire) {
             return;
         }
         let _busy = Busy::enter();
@@ -564,11 +624,15 @@ impl Shared {
     }
 
     fn write_releases(&self, tx: &mut Tx) -> Result<(), Fatal> {
+        // SYNC: Acquire pairs with the Release store in `queue_release`, made after the push
+        // under the `releases` lock; a push that races past this check is flushed by its
+        // own thread (or its `Busy` guard) right after.
+        if !self.releases_queued.load(Ordering::Acquire) {
+            return Ok(());
+        }
         {
             let mut queued = lock(&self.releases);
-            if queued.is_empty() {
-                return Ok(());
-            }
+            self.releases_queued.store(false, Ordering::Relaxed);
             std::mem::swap(&mut *queued, &mut tx.releases);
         }
         for (id, count) in tx.releases.drain(..) {
@@ -693,11 +757,10 @@ impl Shared {
             }
             ctl.slots.alloc()
         };
-        let result = self
-            .send(Header::request(call, object, method, 0), len_hint, encode)
-            .and_then(|()| self.await_reply(call, &slot, decode));
-        lock(&self.ctl).slots.free(call);
-        result
+        // Frees the slot even if `encode` or `decode` panics.
+        let _slot = SlotGuard(self, call);
+        self.send(Header::request(call, object, method, 0), len_hint, encode)
+            .and_then(|()| self.await_reply(call, &slot, decode))
     }
 
     /// Waits for the reply to `call`: as the leader when nobody leads, else as a follower
@@ -713,8 +776,11 @@ impl Shared {
             if ctl.closed {
                 return Err(CallError::Disconnected);
             }
-            if !ctl.leading {
+            if !ctl.leading || ctl.executing.is_some() {
+                // Vacant, or held by a thread running a request (perhaps this one, calling
+                // back): either way the ring is free to read.
                 ctl.leading = true;
+                ctl.executing = None;
                 drop(ctl);
                 return self.lead_for(call, slot, decode);
             }
@@ -782,9 +848,11 @@ impl Shared {
         decode: impl FnOnce(&mut Decoder<'_>) -> Result<R, CallError>,
     ) -> Result<R, CallError> {
         let busy = Busy::enter();
+        let lead = LeadGuard(self);
         let mut decode = Some(decode);
         // SAFETY: we are the leader (`ctl.leading` was set for us under the lock) and every
-        // borrow of `rx` ends inside this loop, before `give_up_lead` below.
+        // borrow of `rx` ends inside this loop, before `lead` is dropped below (a panic in
+        // `decode` drops the grant first too: it was declared later).
         let rx = unsafe { self.rx.get() };
         let outcome = loop {
             if slot.state.load(Ordering::Acquire) != PENDING {
@@ -807,7 +875,7 @@ impl Shared {
                 break Some(Err(self.fail(f)));
             }
         };
-        self.give_up_lead();
+        drop(lead);
         drop(busy);
         match outcome {
             Some(result) => result,
@@ -977,31 +1045,42 @@ impl Shared {
             }
             return;
         }
-        if self.export_count.load(Ordering::Acquire) == 0 && ctl.close_waiters == 0 {
-            // Nobody can send us anything but replies, and no call is waiting for one.
-            return;
-        }
-        self.wake_worker(ctl);
+        self.recruit(ctl);
     }
 
-    /// Gets an idle worker going: one that spins sees `wake_seq` move, a parked one is
-    /// notified, and a new one is started when none is idle and the pool has room.
-    fn wake_worker(self: &Arc<Self>, ctl: &mut Ctl) {
-        self.wake_seq.fetch_add(1, Ordering::Release);
-        let wanted = ctl.jobs.len() + usize::from(!ctl.leading);
-        if ctl.idle_spinning >= wanted {
+    /// Whether someone must read even with no call waiting: the peer may send us requests
+    /// and releases while we export anything, and `wait_closed` must see a hang-up.
+    fn reader_needed(&self, ctl: &Ctl) -> bool {
+        self.export_count.load(Ordering::Acquire) != 0 || ctl.close_waiters != 0
+    }
+
+    /// Wakes or starts as many workers as there is work nobody is on its way to do: queued
+    /// jobs, vacant leadership that is needed, and a missing standby.
+    fn recruit(self: &Arc<Self>, ctl: &mut Ctl) {
+        if ctl.closed {
             return;
         }
-        if ctl.idle_parked > 0 {
+        let demand = ctl.jobs.len()
+            + usize::from(!ctl.leading && self.reader_needed(ctl))
+            + usize::from(ctl.executing.is_some() && !ctl.standby);
+        while ctl.wakeups_pending < demand && ctl.idle_parked > ctl.wakeups_pending {
             self.work_cv.notify_one();
-        } else if ctl.workers < self.max_workers {
+            ctl.wakeups_pending += 1;
+        }
+        while ctl.wakeups_pending < demand && ctl.workers < self.max_workers {
             let shared = self.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("{}-call", self.name))
                 .spawn(move || shared.worker());
             match spawned {
-                Ok(_) => ctl.workers += 1,
-                Err(e) => tracing::error!(session = %self.name, "cannot start a call worker: {e}"),
+                Ok(_) => {
+                    ctl.workers += 1;
+                    ctl.wakeups_pending += 1;
+                }
+                Err(e) => {
+                    tracing::error!(session = %self.name, "cannot start a call worker: {e}");
+                    break;
+                }
             }
         }
     }
@@ -1011,78 +1090,157 @@ impl Shared {
         if ctl.closed {
             return Ok(());
         }
-        if ctl.jobs.len() >= MAX_QUEUED_REQUESTS {
-            return Err(protocol(format!("peer has more than {MAX_QUEUED_REQUESTS} requests outstanding")));
+        let bytes = job.bytes();
+        if ctl.jobs.len() >= MAX_QUEUED_REQUESTS
+            || ctl.queued_bytes + bytes > QUEUED_MESSAGES.saturating_mul(self.max_message)
+        {
+            return Err(protocol(format!(
+                "peer has {} requests of {} bytes outstanding",
+                ctl.jobs.len() + 1,
+                ctl.queued_bytes + bytes
+            )));
         }
+        ctl.queued_bytes += bytes;
         ctl.jobs.push_back(job);
-        self.wake_worker(&mut ctl);
+        self.recruit(&mut ctl);
         Ok(())
     }
 
-    /// A worker thread: runs queued jobs, leads when leadership is vacant and needed, else
-    /// spins briefly and sleeps.
+    /// Called by a worker leader once the arguments of the request it read are decoded.
+    /// Hands leadership to a waiting caller if there is one; else keeps it while running the
+    /// request, so that a quick request costs no thread switch, and makes sure an idle worker
+    /// stands by to take over reading should the request run long. Returns the request's
+    /// number while this thread keeps leadership.
+    fn start_executing(self: &Arc<Self>) -> Option<u64> {
+        let mut ctl = lock(&self.ctl);
+        let follower = ctl.slots.entries.iter().any(|e| {
+            e.busy && e.follower && e.slot.state.load(Ordering::Acquire) == PENDING
+        });
+        if ctl.closed || follower {
+            ctl.leading = false;
+            self.hand_on(&mut ctl);
+            return None;
+        }
+        ctl.exec_seq += 1;
+        ctl.executing = Some(ctl.exec_seq);
+        self.recruit(&mut ctl);
+        ctl.executing
+    }
+
+    /// After running request `n` as the leader: whether this thread still leads (nobody
+    /// took over meanwhile).
+    fn finish_executing(&self, n: u64) -> bool {
+        let mut ctl = lock(&self.ctl);
+        if ctl.executing == Some(n) {
+            ctl.executing = None;
+            return true;
+        }
+        false
+    }
+
+    /// A worker thread: runs queued jobs, leads when leadership is vacant and needed, stands
+    /// by while a leader runs a request, else sleeps.
     fn worker(self: Arc<Self>) {
+        let mut ctl = lock(&self.ctl);
+        ctl.wakeups_pending = ctl.wakeups_pending.saturating_sub(1);
         loop {
-            let mut ctl = lock(&self.ctl);
-            let job = loop {
-                if ctl.closed {
-                    ctl.workers -= 1;
-                    return;
-                }
-                if let Some(job) = ctl.jobs.pop_front() {
-                    break Some(job);
-                }
-                let needed = self.export_count.load(Ordering::Acquire) != 0 || ctl.close_waiters != 0;
-                if !ctl.leading && needed {
-                    ctl.leading = true;
-                    break None;
-                }
-                let seen = self.wake_seq.load(Ordering::Acquire);
-                ctl.idle_spinning += 1;
+            if ctl.closed {
+                ctl.workers -= 1;
+                return;
+            }
+            if let Some(job) = ctl.jobs.pop_front() {
+                ctl.queued_bytes -= job.bytes();
+                self.recruit(&mut ctl);
                 drop(ctl);
-                let moved = || Ok((self.wake_seq.load(Ordering::Acquire) != seen).then_some(()));
-                let _ = Spinner::new(self.policy).spin(moved);
-                ctl = lock(&self.ctl);
-                ctl.idle_spinning -= 1;
-                // `wake_seq` only moves under `ctl`, so this check cannot miss a wake-up.
-                if self.wake_seq.load(Ordering::Acquire) != seen {
+                match job {
+                    Job::Call { call, object, method, args } => {
+                        self.serve(call, object, method, Args::Buffer(args), None);
+                    }
+                    Job::Drop(object) => drop(object),
+                }
+            } else if !ctl.leading && self.reader_needed(&ctl) {
+                ctl.leading = true;
+                drop(ctl);
+                self.lead_while_quick();
+            } else if ctl.executing.is_some() && !ctl.standby {
+                ctl.standby = true;
+                let (guard, take_over) = self.stand_by(ctl);
+                ctl = guard;
+                if !take_over {
                     continue;
                 }
+                drop(ctl);
+                self.lead_while_quick();
+            } else {
                 ctl.idle_parked += 1;
                 ctl = self.work_cv.wait(ctl).unwrap_or_else(PoisonError::into_inner);
                 ctl.idle_parked -= 1;
-            };
-            drop(ctl);
-            match job {
-                Some(Job::Call { call, object, method, args }) => {
-                    self.serve(call, object, method, Args::Buffer(args), None);
+                ctl.wakeups_pending = ctl.wakeups_pending.saturating_sub(1);
+                continue;
+            }
+            ctl = lock(&self.ctl);
+        }
+    }
+
+    /// Watches a leader that runs a request: every [`STANDBY_TICK`], takes over reading if
+    /// the same request is still running, and stops watching after a tick in which no
+    /// request ran. Returns whether this thread now leads.
+    fn stand_by<'c>(&self, mut ctl: MutexGuard<'c, Ctl>) -> (MutexGuard<'c, Ctl>, bool) {
+        let mut seen = ctl.exec_seq;
+        loop {
+            ctl.idle_parked += 1;
+            let (guard, timeout) =
+                self.work_cv.wait_timeout(ctl, STANDBY_TICK).unwrap_or_else(PoisonError::into_inner);
+            ctl = guard;
+            ctl.idle_parked -= 1;
+            if !timeout.timed_out() {
+                ctl.wakeups_pending = ctl.wakeups_pending.saturating_sub(1);
+            }
+            let vacant = !ctl.leading && self.reader_needed(&ctl);
+            if ctl.closed || !ctl.jobs.is_empty() || vacant {
+                // Other work first; whoever picks it up recruits a new standby if needed.
+                ctl.standby = false;
+                return (ctl, false);
+            }
+            match ctl.executing {
+                Some(_) if ctl.exec_seq == seen => {
+                    ctl.executing = None;
+                    ctl.standby = false;
+                    return (ctl, true);
                 }
-                Some(Job::Drop(object)) => drop(object),
-                None => self.lead_as_worker(),
+                None if ctl.exec_seq == seen => {
+                    ctl.standby = false;
+                    return (ctl, false);
+                }
+                _ => seen = ctl.exec_seq,
             }
         }
     }
 
-    /// Leads until a request comes in, then runs it (handing leadership on as soon as its
-    /// arguments are decoded).
-    fn lead_as_worker(self: &Arc<Self>) {
+    /// Leads, running each request read in place, for as long as nobody takes leadership
+    /// over while one runs.
+    fn lead_while_quick(self: &Arc<Self>) {
+        while let Some(n) = self.lead_as_worker() {
+            if !self.finish_executing(n) {
+                return;
+            }
+        }
+    }
+
+    /// Leads until a request comes in, then runs it. Returns the request's number if this
+    /// thread kept leadership while running it (see [`Self::start_executing`]).
+    fn lead_as_worker(self: &Arc<Self>) -> Option<u64> {
         let busy = Busy::enter();
-        // SAFETY: we are the leader (set under `ctl` in `worker`). Every borrow of `rx` ends
-        // before leadership is given up: in `ServerCall::release_ring` for a request in the
-        // ring (the grant is dropped first), else below.
+        // SAFETY: we are the leader (set under `ctl` in `worker`, or kept through
+        // `finish_executing`). Every borrow of `rx` ends before leadership is given up or
+        // lent out: `ServerCall::release_ring` drops the request's grant first, else below.
         let rx = unsafe { self.rx.get() };
         loop {
             // The event borrows `rx`; a split message is gathered after it is gone.
             let (call, len, mut buf, then) = match self.next_event(rx, None, true) {
                 Ok(Event::Done) => continue,
                 Ok(Event::Request { call, object, method, args }) => {
-                    let in_ring = matches!(args, Args::Ring { .. });
-                    if !in_ring {
-                        self.give_up_lead();
-                    }
-                    let lead = in_ring.then_some(busy);
-                    self.serve(call, object, method, args, lead);
-                    return;
+                    return self.serve(call, object, method, args, Some(busy));
                 }
                 Ok(Event::Partial { call, len, buf, then }) => (call, len, buf, then),
                 Ok(Event::Own { .. }) => unreachable!("workers have no call of their own"),
@@ -1098,28 +1256,34 @@ impl Shared {
             match then {
                 Then::Reply { slot, status } => self.complete(&slot, status, buf),
                 Then::Request { object, method } => {
-                    self.give_up_lead();
-                    drop(busy);
-                    self.serve(call, object, method, Args::Buffer(buf), None);
-                    return;
+                    return self.serve(call, object, method, Args::Buffer(buf), Some(busy));
                 }
             }
         }
         self.give_up_lead();
+        None
     }
 
-    /// Runs one request. `lead` is `Some` when the arguments are in the ring and this
-    /// thread leads until they are decoded.
-    fn serve(self: &Arc<Self>, call: u64, object: ObjectId, method: MethodId, args: Args<'_>, lead: Option<Busy>) {
+    /// Runs one request. `lead` is `Some` when this thread read it as the leader; it leads
+    /// until the arguments are decoded. Returns the request's number if this thread kept
+    /// leadership while running it.
+    fn serve(
+        self: &Arc<Self>,
+        call: u64,
+        object: ObjectId,
+        method: MethodId,
+        args: Args<'_>,
+        lead: Option<Busy>,
+    ) -> Option<u64> {
         let target = lock(&self.exports).map.get(&object).map(|e| e.object.clone());
         let mut incoming = Incoming {
-            inner: ServerCall { shared: self, call, method, args, lead, replied: false, interface: "" },
+            inner: ServerCall { shared: self, call, method, args, lead, exec: None, replied: false, interface: "" },
         };
         let result = match &target {
             None => {
                 incoming.inner.release_ring();
                 incoming.inner.reply_error(RemoteErrorKind::UnknownObject, &format!("no object {object}"));
-                return;
+                return incoming.inner.exec.take();
             }
             Some(target) => {
                 incoming.inner.interface = target.interface_name();
@@ -1130,6 +1294,7 @@ impl Shared {
             }
         };
         incoming.inner.finish(result);
+        incoming.inner.exec.take()
     }
 
     // --- closing ---------------------------------------------------------------------
@@ -1160,7 +1325,7 @@ impl Shared {
                 e.slot.cv.notify_one();
             }
             jobs = std::mem::take(&mut ctl.jobs);
-            self.wake_seq.fetch_add(1, Ordering::Release);
+            ctl.queued_bytes = 0;
             self.work_cv.notify_all();
             self.closed_cv.notify_all();
         }
@@ -1280,6 +1445,8 @@ pub(crate) struct ServerCall<'a> {
     args: Args<'a>,
     /// Held while this thread leads because the arguments are still in the ring.
     lead: Option<Busy>,
+    /// Set when this thread keeps leadership while the method runs.
+    exec: Option<u64>,
     replied: bool,
     interface: &'static str,
 }
@@ -1324,13 +1491,14 @@ impl ServerCall<'_> {
         result
     }
 
-    /// Drops the request record if it is still in the ring and hands leadership on.
+    /// Drops the request record if it is still in the ring, and stops reading: leadership
+    /// goes to a waiting caller, or is kept (not reading) while the method runs.
     fn release_ring(&mut self) {
         if let Args::Buffer(buf) = std::mem::replace(&mut self.args, Args::Taken) {
             self.shared.recycle_buffer(buf);
         }
         if let Some(busy) = self.lead.take() {
-            self.shared.give_up_lead();
+            self.exec = self.shared.start_executing();
             drop(busy);
         }
     }

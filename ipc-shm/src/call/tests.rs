@@ -198,10 +198,15 @@ fn config(name: &str) -> SessionConfig {
 
 /// A client session (no bootstrap) and a server session exporting a `Calc`.
 fn calc_pair(ring: usize) -> (Session, Session, Arc<World>) {
+    calc_pair_waiting(ring, WaitPolicy::default())
+}
+
+/// As `calc_pair`, with every waiter (rings, followers, idle workers) following `wait`.
+fn calc_pair_waiting(ring: usize, wait: WaitPolicy) -> (Session, Session, Arc<World>) {
     let world = Arc::new(World::default());
     let calc: Arc<dyn Dispatch> = Arc::new(Calc { world: world.clone() });
-    let (client, server) =
-        Session::pair(ring, WaitPolicy::default(), None, Some(calc), &config("test")).unwrap();
+    let cfg = SessionConfig { wait, ..config("test") };
+    let (client, server) = Session::pair(ring, wait, None, Some(calc), &cfg).unwrap();
     (client, server, world)
 }
 
@@ -273,6 +278,23 @@ fn calls_from_inside_a_decoder_are_refused() {
     assert_eq!(calc.call::<_, u64>(ADD, &(1u64, 1u64)).unwrap(), 2);
 }
 
+/// A decoder that panics while its thread reads the ring leaves the session working.
+#[test]
+fn a_panicking_decoder_does_not_stall_the_session() {
+    let _w = watchdog(60);
+    let (client, _server, _) = calc_pair(1 << 16);
+    let calc = client.bootstrap();
+    let panicking = calc.clone();
+    let outcome = std::thread::spawn(move || {
+        panicking.call_with(ADD, 16, |e| e.put(&(1u64, 2u64)), |_| -> Result<u64, CallError> { panic!("decoder") })
+    })
+    .join();
+    assert!(outcome.is_err(), "the panic reached its caller");
+    let listener: Arc<dyn Dispatch> = Arc::new(Listener { calc: calc.clone() });
+    assert_eq!(calc.call::<_, u64>(NOTIFY, &(listener, 2u32)).unwrap(), 45);
+    assert_eq!(calc.call::<_, u64>(ADD, &(1u64, 1u64)).unwrap(), 2);
+}
+
 #[test]
 fn callbacks_call_back_while_the_caller_waits() {
     let _w = watchdog(60);
@@ -307,6 +329,33 @@ fn eight_threads_share_one_session() {
     }
 }
 
+/// Every hand-over through the kernel: no waiter spins, so each wake-up must be delivered.
+#[test]
+fn eight_threads_share_one_session_without_spinning() {
+    let _w = watchdog(300);
+    let (client, _server, _) = calc_pair_waiting(1 << 12, WaitPolicy::PARK);
+    let calc = client.bootstrap();
+    let threads: Vec<_> = (0..8u64)
+        .map(|t| {
+            let calc = calc.clone();
+            std::thread::spawn(move || {
+                for i in 0..1_000u64 {
+                    let listener: Arc<dyn Dispatch> = Arc::new(Listener { calc: calc.clone() });
+                    let r: u64 = if i % 10 == 0 {
+                        calc.call(NOTIFY, &(listener, 1u32)).unwrap()
+                    } else {
+                        calc.call(ADD, &(i, t)).unwrap()
+                    };
+                    assert_eq!(r, if i % 10 == 0 { 44 } else { i + t });
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
 #[test]
 fn nested_callbacks_from_many_threads() {
     let _w = watchdog(300);
@@ -329,6 +378,25 @@ fn nested_callbacks_from_many_threads() {
     }
     // Each server-side handle is dropped after its reply went out; the releases follow.
     eventually("every listener is released", || client.exported_objects() == 0);
+}
+
+/// The server thread that reads a request runs it while still holding the ring; when the
+/// method blocks (here on a gate, not on a call), a standby worker takes over reading.
+#[test]
+fn a_blocking_method_does_not_stop_other_calls() {
+    let _w = watchdog(60);
+    let (client, _server, world) = calc_pair(1 << 16);
+    let calc = client.bootstrap();
+    let blocked = {
+        let calc = calc.clone();
+        std::thread::spawn(move || calc.call::<_, ()>(BLOCK, &()))
+    };
+    eventually("the call is blocked in the server", || world.gate.lock().unwrap().0 == 1);
+    for i in 0..100u64 {
+        assert_eq!(calc.call::<_, u64>(ADD, &(i, 1u64)).unwrap(), i + 1);
+    }
+    world.open_gate();
+    blocked.join().unwrap().unwrap();
 }
 
 #[test]
@@ -429,10 +497,40 @@ fn messages_over_the_session_limit_are_refused() {
 
 /// A server session exporting a `Calc`, and the raw rings of its peer.
 fn raw_peer() -> (Session, Link) {
-    let (a, b) = Link::pair(1 << 16, WaitPolicy::default()).unwrap();
-    let calc: Arc<dyn Dispatch> = Arc::new(Calc { world: Arc::default() });
-    let session = Session::from_shared(Shared::start(a, Some(calc), &config("raw"), WaitPolicy::default()));
+    raw_peer_with(Arc::default(), config("raw"))
+}
+
+fn raw_peer_with(world: Arc<World>, cfg: SessionConfig) -> (Session, Link) {
+    let (a, b) = Link::pair(1 << 20, WaitPolicy::default()).unwrap();
+    let calc: Arc<dyn Dispatch> = Arc::new(Calc { world });
+    let session = Session::from_shared(Shared::start(a, Some(calc), &cfg));
     (session, b)
+}
+
+/// Requests that no worker can take (the only one is blocked) are queued by a caller that
+/// reads them; a peer that queues more than the limit is disconnected, not buffered.
+#[test]
+fn a_flood_of_requests_is_bounded() {
+    let _w = watchdog(60);
+    let world = Arc::new(World::default());
+    let cfg = SessionConfig { max_workers: 1, max_message_len: 1 << 16, ..config("flood") };
+    let (session, mut peer) = raw_peer_with(world.clone(), cfg);
+    peer.tx.send_bytes(&record(Header::request(1, 0, BLOCK, 0), &[])).unwrap();
+    eventually("the only worker is blocked", || world.gate.lock().unwrap().0 == 1);
+    // A caller on the session's side now reads the ring (the peer never answers it).
+    let caller = {
+        let peer_calc = session.bootstrap();
+        std::thread::spawn(move || peer_calc.call::<_, u64>(ADD, &(1u64, 1u64)))
+    };
+    let big = vec![0u8; 60_000];
+    let mut args = (big.len() as u32).to_le_bytes().to_vec();
+    args.extend_from_slice(&big);
+    for call in 2..10 {
+        peer.tx.send_bytes(&record(Header::request(call, 0, ECHO, args.len() as u64), &args)).unwrap();
+    }
+    session.wait_closed();
+    assert!(matches!(caller.join().unwrap(), Err(CallError::Disconnected)));
+    world.open_gate();
 }
 
 fn record(header: Header, body: &[u8]) -> Vec<u8> {
@@ -453,11 +551,11 @@ fn bad_requests_get_error_replies() {
     let (session, mut peer) = raw_peer();
     let add = |body: &[u8]| record(Header::request(7, 0, ADD, body.len() as u64), body);
     // A good call, for reference.
-    let mut args = 2u64.to_ne_bytes().to_vec();
-    args.extend(3u64.to_ne_bytes());
+    let mut args = 2u64.to_le_bytes().to_vec();
+    args.extend(3u64.to_le_bytes());
     peer.tx.send_bytes(&add(&args)).unwrap();
     let (h, body) = read_reply(&mut peer);
-    assert_eq!((h.call, h.status, body), (7, 0, 5u64.to_ne_bytes().to_vec()));
+    assert_eq!((h.call, h.status, body), (7, 0, 5u64.to_le_bytes().to_vec()));
     // Short and long arguments, unknown method, unknown object.
     for (bytes, status) in [
         (add(&args[..12]), RemoteErrorKind::BadArguments),

@@ -1,7 +1,7 @@
 //! The records of the call protocol.
 //!
-//! Every record starts with the same 32-byte [`Header`] (native byte order: both ends share
-//! one machine), followed by a part of the message body:
+//! Every record starts with the same 32-byte [`Header`] (little-endian, like the rest of the
+//! protocol), followed by a part of the message body:
 //!
 //! | kind           | `call`  | `object`       | `method`  | `status` | `len`                 |
 //! |----------------|---------|----------------|-----------|----------|-----------------------|
@@ -47,6 +47,9 @@ pub(crate) struct Header {
 }
 
 const _: () = assert!(HEADER_LEN == 32);
+// The header is copied as native integers: the wire's little-endian order is the native one
+// on every target we build for.
+const _: () = assert!(cfg!(target_endian = "little"), "the call protocol is little-endian");
 
 /// A record whose header breaks the rules; the connection is closed with this as the
 /// logged reason.

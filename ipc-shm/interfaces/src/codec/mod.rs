@@ -17,7 +17,7 @@
 //! # Trust
 //!
 //! Every byte comes from the peer. Decoders check every length and count against the
-//! limits below *before* allocating, reserve at most [`PREALLOC_ITEMS`] items ahead of the
+//! limits below *before* allocating, reserve at most [`PREALLOC_ITEMS`] items (or [`PREALLOC_BYTES`] bytes) ahead of the
 //! data actually read, read blocks and transactions through a reader capped at their
 //! announced length, and reject unknown tags. No input makes a decoder panic.
 
@@ -46,6 +46,9 @@ pub const MAX_ADDRESS_BYTES: u32 = 128;
 pub const MAX_ITEMS: u32 = 1 << 20;
 /// Most items a decoder reserves space for before it has read them.
 pub const PREALLOC_ITEMS: usize = 1024;
+/// Most bytes a decoder reserves for a byte string before it has read them: a 1 MiB echo
+/// or block arrives without reallocating, a lying length costs at most this much.
+pub const PREALLOC_BYTES: usize = 1 << 20;
 
 /// A value that can be written to the wire.
 pub trait Encode {

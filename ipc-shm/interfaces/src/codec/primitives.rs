@@ -8,7 +8,8 @@ use zerocopy::little_endian::{I32, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 use super::{
-    Decode, DecodeError, Encode, LimitError, MAX_BYTES, MAX_ITEMS, MAX_STRING_BYTES, PREALLOC_ITEMS,
+    Decode, DecodeError, Encode, LimitError, MAX_BYTES, MAX_ITEMS, MAX_STRING_BYTES,
+    PREALLOC_BYTES, PREALLOC_ITEMS,
 };
 
 /// Maps a read failure to a decode error; running out of input is `UnexpectedEnd`.
@@ -60,14 +61,15 @@ pub(super) fn check_len(what: &'static str, len: usize, max: u32) -> Result<u32,
     }
 }
 
-/// Reads exactly `len` bytes into a new vector. The caller has bounded `len`; the vector
-/// grows only as bytes actually arrive, so a short input does not cost `len` bytes.
+/// Reads exactly `len` bytes into a new vector. The caller has bounded `len`; at most
+/// [`PREALLOC_BYTES`] are reserved up front and the vector grows only as bytes actually
+/// arrive, so a short input does not cost `len` bytes.
 pub(super) fn read_bytes<R: io::Read + ?Sized>(
     r: &mut R,
     len: u32,
     what: &'static str,
 ) -> Result<Vec<u8>, DecodeError> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity((len as usize).min(PREALLOC_BYTES));
     let got = io::Read::take(r, len.into())
         .read_to_end(&mut out)
         .map_err(|e| read_error(&e, what))?;
