@@ -2,9 +2,14 @@
 //! persistence, kept in step with the node by the `ChainNotifications` callbacks, and the
 //! operations front ends reach through the `Wallet` and `WalletLoader` interfaces.
 //!
-//! The IPC layer calls into this crate and nothing else of the wallet: [`WalletStore`] is
-//! the `WalletLoader` (create, load, list), [`Wallet`] is one wallet (addresses, balances,
-//! history, sending, change subscriptions) and its sync methods are the notifications.
+//! Two layers:
+//! - The interfaces, for the other processes: [`WalletInit`] hands out the
+//!   [`WalletLoaderImpl`] (`interfaces::WalletLoader`), which hands out [`WalletImpl`]s
+//!   (`interfaces::Wallet`) and keeps every loaded wallet subscribed to the chain's
+//!   notifications. They work the same on the node's `Chain` and on its proxy.
+//! - The wallet core underneath: [`WalletStore`] (create, load, list wallets on disk) and
+//!   [`Wallet`] (addresses, balances, history, sending, change subscriptions, the
+//!   notification methods and [`Wallet::sync_with_chain`]).
 //!
 //! # Invariants
 //! - Nothing leaves a wallet before it is on disk: an address is persisted before it is
@@ -12,8 +17,8 @@
 //!   broadcasting. A `kill -9` at any moment never reuses an address or loses a spend.
 //! - A wallet's database is held by exactly one connection (SQLite's exclusive lock), so two
 //!   processes cannot both write one wallet.
-//! - Balances and coin selection share one rule for what is spendable ([`coins`]): the
-//!   trusted balance is exactly what `send_to_address` may spend.
+//! - Balances and coin selection share one rule for what is spendable: the trusted balance
+//!   is exactly what `send_to_address` may spend.
 //! - The wallet reads the chain only through [`ChainSource`] and the notification methods.
 
 mod cli;

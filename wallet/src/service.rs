@@ -93,7 +93,7 @@ impl std::fmt::Debug for WalletLoaderImpl {
 impl WalletLoaderImpl {
     /// Subscribes to `chain`'s notifications, then loads (or creates) `default_wallet` and
     /// brings it to the chain's tip. Subscribing first means no block falls between the
-    /// catch-up and the notifications (see [`crate::sync`]).
+    /// catch-up and the notifications (see [`Wallet::sync_with_chain`]).
     pub fn start(
         store: WalletStore,
         chain: Arc<dyn Chain>,

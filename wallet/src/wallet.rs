@@ -206,7 +206,7 @@ impl Wallet {
 
     /// Trusted balance (spendable now: confirmed and mature, plus unconfirmed outputs of
     /// the wallet's own transactions), untrusted pending (unconfirmed, paid by others) and
-    /// immature (coinbase with fewer than 101 confirmations). See [`crate::coins`].
+    /// immature (coinbase with fewer than 101 confirmations, as Bitcoin Core's wallet counts).
     pub fn get_balances(&self) -> Result<Balances, WalletError> {
         let state = self.lock()?;
         let tip = state.tip_height();
@@ -222,7 +222,11 @@ impl Wallet {
         Ok(balances)
     }
 
-    /// Subscribes `callback` to transaction changes; see [`crate::notify`].
+    /// Subscribes `callback` to transaction changes (Core's `handleTransactionChanged`): after
+    /// each change it hears which canonical transactions are new, updated (confirmed,
+    /// unconfirmed by a reorg) or deleted (evicted, replaced, disconnected coinbase). It runs
+    /// on the thread that changed the wallet, after the wallet's lock is released, so it may
+    /// call back into the wallet. Dropping the handler unsubscribes.
     pub fn handle_transaction_changed(&self, callback: TransactionChangedFn) -> Handler {
         self.subscribers.subscribe(callback)
     }
