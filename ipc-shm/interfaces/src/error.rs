@@ -31,9 +31,11 @@ pub enum InterfaceError {
     /// A value received from the peer did not decode.
     Decode(DecodeError),
     /// The call layer failed the call for another reason: the peer does not know the
-    /// object, could not decode the arguments (an interface mismatch), or the message
-    /// exceeds the session's limit. The message says which.
+    /// object or could not decode the arguments (an interface mismatch), a message exceeds
+    /// the session's limit, or a reply had bytes left over.
     Call {
+        /// How the peer refused the call; `None` when it failed on this side.
+        remote: Option<RemoteErrorKind>,
         /// The call layer's description.
         message: String,
     },
@@ -73,7 +75,7 @@ impl fmt::Display for InterfaceError {
             InterfaceError::Remote { code, message } => write!(f, "{message} (code {code})"),
             InterfaceError::TooLarge(e) => write!(f, "value too large to send: {e}"),
             InterfaceError::Decode(e) => write!(f, "undecodable value from peer: {e}"),
-            InterfaceError::Call { message } => write!(f, "call failed: {message}"),
+            InterfaceError::Call { message, .. } => write!(f, "call failed: {message}"),
         }
     }
 }
@@ -111,6 +113,10 @@ impl From<CallError> for InterfaceError {
                 message,
             } => InterfaceError::remote(ErrorCode::METHOD_NOT_FOUND, message),
             other => InterfaceError::Call {
+                remote: match other {
+                    CallError::Remote { kind, .. } => Some(kind),
+                    _ => None,
+                },
                 message: other.to_string(),
             },
         }

@@ -201,7 +201,7 @@ fn calc_pair(ring: usize) -> (Session, Session, Arc<World>) {
     calc_pair_waiting(ring, WaitPolicy::default())
 }
 
-/// As `calc_pair`, with every waiter (rings, followers, idle workers) following `wait`.
+/// As `calc_pair`, with every waiter (rings, followers) following `wait`.
 fn calc_pair_waiting(ring: usize, wait: WaitPolicy) -> (Session, Session, Arc<World>) {
     let world = Arc::new(World::default());
     let calc: Arc<dyn Dispatch> = Arc::new(Calc { world: world.clone() });
@@ -210,20 +210,34 @@ fn calc_pair_waiting(ring: usize, wait: WaitPolicy) -> (Session, Session, Arc<Wo
     (client, server, world)
 }
 
+/// As `calc_pair`, over the socket transport.
+fn calc_pair_socket(ring: usize) -> (Session, Session, Arc<World>) {
+    let world = Arc::new(World::default());
+    let calc: Arc<dyn Dispatch> = Arc::new(Calc { world: world.clone() });
+    let (client, server) = Session::pair_socket(ring, None, Some(calc), &config("socket")).unwrap();
+    (client, server, world)
+}
+
+/// A pair over each transport.
+fn calc_pairs(ring: usize) -> [(Session, Session, Arc<World>); 2] {
+    [calc_pair(ring), calc_pair_socket(ring)]
+}
+
 // --- calls -----------------------------------------------------------------------------
 
 #[test]
 fn echo_and_add() {
     let _w = watchdog(60);
-    let (client, _server, _) = calc_pair(1 << 16);
-    let calc = client.bootstrap();
-    for len in [0usize, 1, 64, 1000, 30_000] {
-        let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
-        let back: Vec<u8> = calc.call(ECHO, &data).unwrap();
-        assert_eq!(back, data);
+    for (client, _server, _) in calc_pairs(1 << 16) {
+        let calc = client.bootstrap();
+        for len in [0usize, 1, 64, 1000, 30_000] {
+            let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let back: Vec<u8> = calc.call(ECHO, &data).unwrap();
+            assert_eq!(back, data);
+        }
+        let sum: u64 = calc.call(ADD, &(2u64, 3u64)).unwrap();
+        assert_eq!(sum, 5);
     }
-    let sum: u64 = calc.call(ADD, &(2u64, 3u64)).unwrap();
-    assert_eq!(sum, 5);
 }
 
 #[test]
@@ -298,34 +312,36 @@ fn a_panicking_decoder_does_not_stall_the_session() {
 #[test]
 fn callbacks_call_back_while_the_caller_waits() {
     let _w = watchdog(60);
-    let (client, _server, _) = calc_pair(1 << 16);
-    let calc = client.bootstrap();
-    for depth in [0u32, 1, 5, 20] {
-        let listener: Arc<dyn Dispatch> = Arc::new(Listener { calc: calc.clone() });
-        // notify → on_event → (notify → on_event →)* add: each level adds 1 to 42.
-        let r: u64 = calc.call(NOTIFY, &(listener, depth)).unwrap();
-        assert_eq!(r, 42 + 1 + u64::from(depth));
+    for (client, _server, _) in calc_pairs(1 << 16) {
+        let calc = client.bootstrap();
+        for depth in [0u32, 1, 5, 20] {
+            let listener: Arc<dyn Dispatch> = Arc::new(Listener { calc: calc.clone() });
+            // notify → on_event → (notify → on_event →)* add: each level adds 1 to 42.
+            let r: u64 = calc.call(NOTIFY, &(listener, depth)).unwrap();
+            assert_eq!(r, 42 + 1 + u64::from(depth));
+        }
     }
 }
 
 #[test]
 fn eight_threads_share_one_session() {
     let _w = watchdog(300);
-    let (client, _server, _) = calc_pair(1 << 16);
-    let calc = client.bootstrap();
-    let threads: Vec<_> = (0..8u64)
-        .map(|t| {
-            let calc = calc.clone();
-            std::thread::spawn(move || {
-                for i in 0..10_000u64 {
-                    let r: u64 = calc.call(ADD, &(i, t << 32)).unwrap();
-                    assert_eq!(r, i + (t << 32));
-                }
+    for (client, _server, _) in calc_pairs(1 << 16) {
+        let calc = client.bootstrap();
+        let threads: Vec<_> = (0..8u64)
+            .map(|t| {
+                let calc = calc.clone();
+                std::thread::spawn(move || {
+                    for i in 0..10_000u64 {
+                        let r: u64 = calc.call(ADD, &(i, t << 32)).unwrap();
+                        assert_eq!(r, i + (t << 32));
+                    }
+                })
             })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
     }
 }
 
@@ -402,23 +418,24 @@ fn a_blocking_method_does_not_stop_other_calls() {
 #[test]
 fn disconnect_fails_every_pending_call() {
     let _w = watchdog(120);
-    let (client, server, world) = calc_pair(1 << 16);
-    let calc = client.bootstrap();
-    let callers: Vec<_> = (0..8)
-        .map(|_| {
-            let calc = calc.clone();
-            std::thread::spawn(move || calc.call::<_, ()>(BLOCK, &()))
-        })
-        .collect();
-    eventually("8 calls are blocked in the server", || world.gate.lock().unwrap().0 == 8);
-    drop(server);
-    for c in callers {
-        assert!(matches!(c.join().unwrap(), Err(CallError::Disconnected)));
+    for (client, server, world) in calc_pairs(1 << 16) {
+        let calc = client.bootstrap();
+        let callers: Vec<_> = (0..8)
+            .map(|_| {
+                let calc = calc.clone();
+                std::thread::spawn(move || calc.call::<_, ()>(BLOCK, &()))
+            })
+            .collect();
+        eventually("8 calls are blocked in the server", || world.gate.lock().unwrap().0 == 8);
+        drop(server);
+        for c in callers {
+            assert!(matches!(c.join().unwrap(), Err(CallError::Disconnected)));
+        }
+        assert!(matches!(calc.call::<_, u64>(ADD, &(1u64, 1u64)), Err(CallError::Disconnected)));
+        client.wait_closed();
+        assert!(client.is_closed() && !calc.is_connected());
+        world.open_gate();
     }
-    assert!(matches!(calc.call::<_, u64>(ADD, &(1u64, 1u64)), Err(CallError::Disconnected)));
-    client.wait_closed();
-    assert!(client.is_closed() && !calc.is_connected());
-    world.open_gate();
 }
 
 #[test]
@@ -455,8 +472,8 @@ fn objects_are_released_when_the_last_handle_goes() {
 #[test]
 fn values_larger_than_a_record_are_split() {
     let _w = watchdog(120);
-    for ring in [1 << 16, 1 << 20] {
-        let (client, _server, _) = calc_pair(ring);
+    for (ring, socket) in [(1 << 16, false), (1 << 20, false), (1 << 16, true)] {
+        let (client, _server, _) = if socket { calc_pair_socket(ring) } else { calc_pair(ring) };
         let calc = client.bootstrap();
         let big: Vec<u8> = (0..4u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
         let back: Vec<u8> = calc.call(ECHO, &big).unwrap();

@@ -1,7 +1,9 @@
 //! Conformance of the interfaces across the ways a caller can reach them: the same suite
 //! runs against the test implementation in-process and through proxies over a real
-//! connection, and the transcripts must match line for line.
+//! connection (listener, handshake, shared-memory rings or the socket transport), and the
+//! transcripts must match line for line.
 
+mod differential;
 mod keys;
 mod robustness;
 mod suite;
@@ -15,7 +17,7 @@ use std::time::Duration;
 use interfaces::remote::{InitProxy, InitServer};
 use interfaces::{Init, InterfaceError};
 use ipc_shm::call::{Dispatch, Session, SessionConfig};
-use ipc_shm::wait::WaitPolicy;
+use ipc_shm::{Config, Endpoint, Listener, Transport, connect};
 
 use keys::Key;
 use world::{TestInit, World};
@@ -49,23 +51,55 @@ fn fresh() -> (Arc<World>, Arc<dyn Init>) {
 /// Rings smaller than the 1 MiB echo and the blocks, so long messages are split.
 const RING: usize = 1 << 18;
 
-/// `init` served over a pair of sessions on real shared-memory rings; returns the client's
-/// proxy and both sessions (server first).
-fn over_shm(init: Arc<dyn Init>) -> (Arc<dyn Init>, Session, Session) {
-    let server: Arc<dyn Dispatch> = Arc::new(InitServer::new(init));
-    let config = SessionConfig {
+/// The two ways a connection carries records.
+const TRANSPORTS: [Transport; 2] = [Transport::Shm, Transport::Socket];
+
+/// A client session connected to a server session serving `init`, over a real connection:
+/// a listener on a unix socket in a temporary directory, the versioned handshake, and for
+/// `Transport::Shm` memfd rings passed with `SCM_RIGHTS`.
+pub(crate) struct Remote {
+    pub(crate) proxy: Arc<dyn Init>,
+    pub(crate) server: Session,
+    pub(crate) client: Session,
+    _dir: tempfile::TempDir,
+}
+
+fn connected(init: Arc<dyn Init>, transport: Transport) -> Remote {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let endpoint = Endpoint::unix(dir.path().join("node.sock"));
+    let config = |name: &str| {
+        let mut config = Config::new(name);
+        config.transport = transport;
+        config.ring_capacity = RING;
+        config
+    };
+    let listener = Listener::bind(&endpoint, &config("conformance-server")).expect("listen");
+    let (accepted, connection) = std::thread::scope(|s| {
+        let accepted = s.spawn(|| listener.accept().expect("accept"));
+        let connection = connect(&endpoint, &config("conformance-client")).expect("connect");
+        (accepted.join().expect("the accepting thread"), connection)
+    });
+    assert_eq!(accepted.transport(), transport);
+    assert_eq!(connection.transport(), transport);
+    let sessions = SessionConfig {
         name: String::from("conformance"),
         ..SessionConfig::default()
     };
-    let (server, client) = Session::pair(RING, WaitPolicy::default(), Some(server), None, &config)
-        .expect("session pair");
+    let bootstrap: Arc<dyn Dispatch> = Arc::new(InitServer::new(init));
+    let server = Session::new(accepted, Some(bootstrap), &sessions);
+    let client = Session::new(connection, None, &sessions);
     let proxy: Arc<dyn Init> = Arc::new(InitProxy::new(client.bootstrap()));
-    (proxy, server, client)
+    Remote {
+        proxy,
+        server,
+        client,
+        _dir: dir,
+    }
 }
 
 fn in_process_transcript() -> Vec<String> {
     let (world, init) = fresh();
-    suite::run(&init, &world)
+    suite::run(&init, &|| world.disconnect_tip())
 }
 
 fn assert_same(expected: &[String], found: &[String], how: &str) {
@@ -100,19 +134,44 @@ fn shm_matches_in_process() {
     let _watchdog = Watchdog::new(Duration::from_secs(120));
     let expected = in_process_transcript();
     let (world, init) = fresh();
-    let (proxy, _server, _client) = over_shm(init);
-    let found = suite::run(&proxy, &world);
-    assert_same(&expected, &found, "over shm");
+    let remote = connected(init, Transport::Shm);
+    assert_same(
+        &expected,
+        &suite::run(&remote.proxy, &|| world.disconnect_tip()),
+        "over shm",
+    );
+}
+
+#[test]
+fn socket_matches_in_process() {
+    let _watchdog = Watchdog::new(Duration::from_secs(120));
+    let expected = in_process_transcript();
+    let (world, init) = fresh();
+    let remote = connected(init, Transport::Socket);
+    assert_same(
+        &expected,
+        &suite::run(&remote.proxy, &|| world.disconnect_tip()),
+        "over the socket transport",
+    );
 }
 
 #[test]
 fn disconnect_fails_every_later_call() {
     let _watchdog = Watchdog::new(Duration::from_secs(60));
-    let (_world, init) = fresh();
-    let (proxy, server, _client) = over_shm(init);
-    let chain = proxy.make_chain().expect("chain");
-    assert_eq!(chain.get_height(), Ok(Some(suite::START_BLOCKS)));
-    drop(server);
-    assert_eq!(chain.get_height(), Err(InterfaceError::Disconnected));
-    assert_eq!(proxy.make_node().err(), Some(InterfaceError::Disconnected));
+    for transport in TRANSPORTS {
+        let (_world, init) = fresh();
+        let remote = connected(init, transport);
+        let chain = remote.proxy.make_chain().expect("chain");
+        assert_eq!(chain.get_height(), Ok(Some(suite::START_BLOCKS)));
+        drop(remote.server);
+        assert_eq!(
+            chain.get_height(),
+            Err(InterfaceError::Disconnected),
+            "{transport:?}"
+        );
+        assert_eq!(
+            remote.proxy.make_node().err(),
+            Some(InterfaceError::Disconnected)
+        );
+    }
 }

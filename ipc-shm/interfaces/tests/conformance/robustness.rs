@@ -23,7 +23,7 @@ use proptest::prelude::*;
 
 use super::keys::Key;
 use super::suite::START_BLOCKS;
-use super::{Watchdog, fresh, over_shm};
+use super::{Remote, TRANSPORTS, Watchdog, connected, fresh};
 
 /// Waits until `done` holds, failing after 30 s: for effects the call layer completes
 /// asynchronously (releasing an object the peer dropped).
@@ -70,136 +70,151 @@ fn raw_make(
 #[test]
 fn servers_survive_arbitrary_arguments() {
     let _watchdog = Watchdog::new(Duration::from_secs(300));
-    let (_world, init) = fresh();
-    let (_proxy, _server, client) = over_shm(init);
-    let boot = client.bootstrap();
-    let no_args = |_: &mut ipc_shm::call::Encoder<'_>| Ok(());
-    let chain = raw_make(&boot, InitMethod::MakeChain, no_args);
-    let node = raw_make(&boot, InitMethod::MakeNode, no_args);
-    let echo = raw_make(&boot, InitMethod::MakeEcho, no_args);
-    let mining = raw_make(&boot, InitMethod::MakeMining, no_args);
-    let template = mining
-        .call_with(
-            MiningMethod::CreateNewBlock.id(),
-            8,
-            |enc| enc.put_raw(&[1, 0, 0, 0, 0x51]),
-            |dec| {
-                assert_eq!(dec.get::<u8>()?, 0);
-                dec.get_object()
-            },
-        )
-        .expect("template");
-    // A wallet loader built on the client's own chain proxy, exported back.
-    let loader = {
-        let chain_server: Arc<dyn Dispatch> = Arc::new(interfaces::remote::ChainServer::new(
-            Arc::new(ChainProxy::new(chain.clone())),
-        ));
-        raw_make(&boot, InitMethod::MakeWalletLoader, |enc| {
-            enc.put_object(chain_server)
-        })
-    };
-    let wallet = loader
-        .call_with(
-            WalletLoaderMethod::CreateWallet.id(),
-            9,
-            |enc| enc.put_raw(&[1, 0, 0, 0, b'w']),
-            |dec| {
-                assert_eq!(dec.get::<u8>()?, 0);
-                dec.get_object()
-            },
-        )
-        .expect("wallet");
-    let targets: Vec<(&str, RemoteObject, MethodId)> = vec![
-        ("Init", boot.clone(), 5),
-        (
-            "Chain",
-            chain.clone(),
-            ChainMethod::WaitForNotifications.id() + 1,
-        ),
-        (
-            "Node",
-            node.clone(),
-            NodeMethod::HandleNotifyBlockTip.id() + 1,
-        ),
-        ("Echo", echo.clone(), EchoMethod::Echo.id() + 1),
-        (
-            "Mining",
-            mining.clone(),
-            MiningMethod::CreateNewBlock.id() + 1,
-        ),
-        (
-            "BlockTemplate",
-            template.clone(),
-            BlockTemplateMethod::SubmitSolution.id() + 1,
-        ),
-        (
-            "WalletLoader",
-            loader.clone(),
-            WalletLoaderMethod::GetDefaultWallet.id() + 1,
-        ),
-        (
-            "Wallet",
-            wallet.clone(),
-            WalletMethod::HandleTransactionChanged.id() + 1,
-        ),
-    ];
-    let calls = AtomicUsize::new(0);
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
-        cases: 64,
-        ..ProptestConfig::default()
-    });
-    runner
-        .run(&proptest::collection::vec(any::<u8>(), 0..200), |bytes| {
-            for (name, object, methods) in &targets {
-                for method in 0..=*methods {
-                    // Skip the methods that would block or stop the world on a valid
-                    // argument, and those taking an object: a made-up object id is the call
-                    // layer's to police (it closes the connection).
-                    let skip = match *name {
-                        "Mining" => method == MiningMethod::WaitTipChanged.id(),
-                        "Node" => [
-                            NodeMethod::Shutdown,
-                            NodeMethod::GenerateToAddress,
-                            NodeMethod::HandleNotifyBlockTip,
-                        ]
-                        .iter()
-                        .any(|m| m.id() == method),
-                        "Init" => method == InitMethod::MakeWalletLoader.id(),
-                        "Chain" => method == ChainMethod::HandleNotifications.id(),
-                        "Wallet" => method == WalletMethod::HandleTransactionChanged.id(),
-                        _ => false,
-                    };
-                    if skip {
-                        continue;
-                    }
-                    calls.fetch_add(1, Ordering::Relaxed);
-                    match raw_call(object, method, &bytes) {
-                        Ok(_) | Err(CallError::Remote { .. }) => {}
-                        Err(e) => {
-                            return Err(TestCaseError::fail(format!(
-                                "{name} method {method}: {e}"
-                            )));
+    for transport in TRANSPORTS {
+        let (_world, init) = fresh();
+        let Remote {
+            proxy: _proxy,
+            server: _server,
+            client,
+            ..
+        } = connected(init, transport);
+        let boot = client.bootstrap();
+        let no_args = |_: &mut ipc_shm::call::Encoder<'_>| Ok(());
+        let chain = raw_make(&boot, InitMethod::MakeChain, no_args);
+        let node = raw_make(&boot, InitMethod::MakeNode, no_args);
+        let echo = raw_make(&boot, InitMethod::MakeEcho, no_args);
+        let mining = raw_make(&boot, InitMethod::MakeMining, no_args);
+        let template = mining
+            .call_with(
+                MiningMethod::CreateNewBlock.id(),
+                8,
+                |enc| enc.put_raw(&[1, 0, 0, 0, 0x51]),
+                |dec| {
+                    assert_eq!(dec.get::<u8>()?, 0);
+                    dec.get_object()
+                },
+            )
+            .expect("template");
+        // A wallet loader built on the client's own chain proxy, exported back.
+        let loader = {
+            let chain_server: Arc<dyn Dispatch> = Arc::new(interfaces::remote::ChainServer::new(
+                Arc::new(ChainProxy::new(chain.clone())),
+            ));
+            raw_make(&boot, InitMethod::MakeWalletLoader, |enc| {
+                enc.put_object(chain_server)
+            })
+        };
+        let wallet = loader
+            .call_with(
+                WalletLoaderMethod::CreateWallet.id(),
+                9,
+                |enc| enc.put_raw(&[1, 0, 0, 0, b'w']),
+                |dec| {
+                    assert_eq!(dec.get::<u8>()?, 0);
+                    dec.get_object()
+                },
+            )
+            .expect("wallet");
+        let targets: Vec<(&str, RemoteObject, MethodId)> = vec![
+            ("Init", boot.clone(), 5),
+            (
+                "Chain",
+                chain.clone(),
+                ChainMethod::WaitForNotifications.id() + 1,
+            ),
+            (
+                "Node",
+                node.clone(),
+                NodeMethod::HandleNotifyBlockTip.id() + 1,
+            ),
+            ("Echo", echo.clone(), EchoMethod::Echo.id() + 1),
+            (
+                "Mining",
+                mining.clone(),
+                MiningMethod::CreateNewBlock.id() + 1,
+            ),
+            (
+                "BlockTemplate",
+                template.clone(),
+                BlockTemplateMethod::SubmitSolution.id() + 1,
+            ),
+            (
+                "WalletLoader",
+                loader.clone(),
+                WalletLoaderMethod::GetDefaultWallet.id() + 1,
+            ),
+            (
+                "Wallet",
+                wallet.clone(),
+                WalletMethod::HandleTransactionChanged.id() + 1,
+            ),
+        ];
+        let calls = AtomicUsize::new(0);
+        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+            cases: 64,
+            ..ProptestConfig::default()
+        });
+        runner
+            .run(&proptest::collection::vec(any::<u8>(), 0..200), |bytes| {
+                for (name, object, methods) in &targets {
+                    for method in 0..=*methods {
+                        // Skip the methods that would block or stop the world on a valid
+                        // argument, and those taking an object: a made-up object id is the call
+                        // layer's to police (it closes the connection).
+                        let skip = match *name {
+                            "Mining" => method == MiningMethod::WaitTipChanged.id(),
+                            "Node" => [
+                                NodeMethod::Shutdown,
+                                NodeMethod::GenerateToAddress,
+                                NodeMethod::HandleNotifyBlockTip,
+                            ]
+                            .iter()
+                            .any(|m| m.id() == method),
+                            "Init" => method == InitMethod::MakeWalletLoader.id(),
+                            "Chain" => method == ChainMethod::HandleNotifications.id(),
+                            "Wallet" => method == WalletMethod::HandleTransactionChanged.id(),
+                            _ => false,
+                        };
+                        if skip {
+                            continue;
+                        }
+                        calls.fetch_add(1, Ordering::Relaxed);
+                        match raw_call(object, method, &bytes) {
+                            Ok(_) | Err(CallError::Remote { .. }) => {}
+                            Err(e) => {
+                                return Err(TestCaseError::fail(format!(
+                                    "{name} method {method}: {e}"
+                                )));
+                            }
                         }
                     }
                 }
-            }
-            Ok(())
-        })
-        .expect("every server answers every input");
-    // Still serving, with the right answers.
-    let chain = ChainProxy::new(chain);
-    assert_eq!(chain.get_height(), Ok(Some(START_BLOCKS)));
-    assert!(calls.load(Ordering::Relaxed) > 64 * 40);
+                Ok(())
+            })
+            .expect("every server answers every input");
+        // Still serving, with the right answers.
+        let chain = ChainProxy::new(chain);
+        assert_eq!(chain.get_height(), Ok(Some(START_BLOCKS)));
+        assert!(calls.load(Ordering::Relaxed) > 64 * 40);
+    }
 }
 
 /// An unknown method is reported like a method the implementation does not offer.
 #[test]
 fn unknown_method_is_method_not_found() {
     let _watchdog = Watchdog::new(Duration::from_secs(60));
-    let (_world, init) = fresh();
-    let (_proxy, _server, client) = over_shm(init);
-    let e = InterfaceError::from(raw_call(&client.bootstrap(), 77, &[]).expect_err("no method 77"));
-    assert_eq!(e.code(), Some(ErrorCode::METHOD_NOT_FOUND));
+    for transport in TRANSPORTS {
+        let (_world, init) = fresh();
+        let Remote {
+            proxy: _proxy,
+            server: _server,
+            client,
+            ..
+        } = connected(init, transport);
+        let e =
+            InterfaceError::from(raw_call(&client.bootstrap(), 77, &[]).expect_err("no method 77"));
+        assert_eq!(e.code(), Some(ErrorCode::METHOD_NOT_FOUND));
+    }
 }
 
 /// A peer that answers every call with the same bytes.
@@ -311,33 +326,40 @@ fn undecodable_reply_is_a_decode_error() {
 #[test]
 fn dropping_proxies_releases_objects_and_unsubscribes() {
     let _watchdog = Watchdog::new(Duration::from_secs(60));
-    let (world, init) = fresh();
-    let (proxy, server, _client) = over_shm(init);
-    assert_eq!(server.exported_objects(), 1, "the bootstrap object");
-    let node = proxy.make_node().expect("node");
-    let heard = Arc::new(AtomicUsize::new(0));
-    let counter = heard.clone();
-    let handler = node
-        .handle_notify_block_tip(Arc::new(move |_: &TipInfo| {
-            counter.fetch_add(1, Ordering::SeqCst);
-        }))
-        .expect("subscribe");
-    let miner = Key::new(1).script();
-    world.mine(&miner);
-    assert_eq!(heard.load(Ordering::SeqCst), 1);
-    assert_eq!(server.exported_objects(), 3, "bootstrap, node, handler");
-    drop(handler);
-    // The release travels to the server, which drops its handler on a worker thread.
-    eventually("the handler's release", || server.exported_objects() == 2);
-    eventually("the unsubscription", || world.subscribers() == 0);
-    world.mine(&miner);
-    assert_eq!(
-        heard.load(Ordering::SeqCst),
-        1,
-        "no notification after the handler was dropped"
-    );
-    drop(node);
-    eventually("the node's release", || server.exported_objects() == 1);
+    for transport in TRANSPORTS {
+        let (world, init) = fresh();
+        let Remote {
+            proxy,
+            server,
+            client: _client,
+            ..
+        } = connected(init, transport);
+        assert_eq!(server.exported_objects(), 1, "the bootstrap object");
+        let node = proxy.make_node().expect("node");
+        let heard = Arc::new(AtomicUsize::new(0));
+        let counter = heard.clone();
+        let handler = node
+            .handle_notify_block_tip(Arc::new(move |_: &TipInfo| {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }))
+            .expect("subscribe");
+        let miner = Key::new(1).script();
+        world.mine(&miner);
+        assert_eq!(heard.load(Ordering::SeqCst), 1);
+        assert_eq!(server.exported_objects(), 3, "bootstrap, node, handler");
+        drop(handler);
+        // The release travels to the server, which drops its handler on a worker thread.
+        eventually("the handler's release", || server.exported_objects() == 2);
+        eventually("the unsubscription", || world.subscribers() == 0);
+        world.mine(&miner);
+        assert_eq!(
+            heard.load(Ordering::SeqCst),
+            1,
+            "no notification after the handler was dropped"
+        );
+        drop(node);
+        eventually("the node's release", || server.exported_objects() == 1);
+    }
 }
 
 /// Notifications subscribed over a connection stop when the subscriber's side goes away:
@@ -345,61 +367,75 @@ fn dropping_proxies_releases_objects_and_unsubscribes() {
 #[test]
 fn subscriptions_end_with_the_connection() {
     let _watchdog = Watchdog::new(Duration::from_secs(60));
-    struct Quiet;
-    impl ChainNotifications for Quiet {}
-    let (world, init) = fresh();
-    let (proxy, server, client) = over_shm(init);
-    let chain = proxy.make_chain().expect("chain");
-    let _handler = chain
-        .handle_notifications(Arc::new(Quiet))
-        .expect("subscribe");
-    assert_eq!(server.exported_objects(), 3, "bootstrap, chain, handler");
-    drop(client);
-    eventually("the server noticing the hang-up", || {
-        server.exported_objects() == 0
-    });
-    // Mining still works on the node's side, with nobody left to notify.
-    world.mine(&Key::new(1).script());
+    for transport in TRANSPORTS {
+        struct Quiet;
+        impl ChainNotifications for Quiet {}
+        let (world, init) = fresh();
+        let Remote {
+            proxy,
+            server,
+            client,
+            ..
+        } = connected(init, transport);
+        let chain = proxy.make_chain().expect("chain");
+        let _handler = chain
+            .handle_notifications(Arc::new(Quiet))
+            .expect("subscribe");
+        assert_eq!(server.exported_objects(), 3, "bootstrap, chain, handler");
+        drop(client);
+        eventually("the server noticing the hang-up", || {
+            server.exported_objects() == 0
+        });
+        // Mining still works on the node's side, with nobody left to notify.
+        world.mine(&Key::new(1).script());
+    }
 }
 
 /// Many threads calling through one connection get the in-process answers.
 #[test]
 fn concurrent_callers_get_in_process_answers() {
     let _watchdog = Watchdog::new(Duration::from_secs(120));
-    let (_world, init) = fresh();
-    let direct_chain = init.make_chain().expect("chain");
-    let direct_node = init.make_node().expect("node");
-    let (proxy, _server, _client) = over_shm(init);
-    let chain = proxy.make_chain().expect("chain");
-    let node = proxy.make_node().expect("node");
-    std::thread::scope(|s| {
-        for t in 0..8u32 {
-            let (chain, node, direct_chain, direct_node) =
-                (&chain, &node, &direct_chain, &direct_node);
-            s.spawn(move || {
-                for i in 0..500u32 {
-                    let height = (t + i) % (START_BLOCKS + 2);
-                    assert_eq!(
-                        chain.get_block_hash(height),
-                        direct_chain.get_block_hash(height)
-                    );
-                    let hash = direct_chain
-                        .get_block_hash(height % START_BLOCKS)
-                        .expect("ok")
-                        .expect("block");
-                    assert_eq!(
-                        chain.find_block(&hash, interfaces::BlockWhat::Full),
-                        direct_chain.find_block(&hash, interfaces::BlockWhat::Full)
-                    );
-                    assert_eq!(node.get_tip_info(), direct_node.get_tip_info());
-                    assert_eq!(
-                        chain.estimate_fee_rate(i % 30),
-                        direct_chain.estimate_fee_rate(i % 30)
-                    );
-                }
-            });
-        }
-    });
+    for transport in TRANSPORTS {
+        let (_world, init) = fresh();
+        let direct_chain = init.make_chain().expect("chain");
+        let direct_node = init.make_node().expect("node");
+        let Remote {
+            proxy,
+            server: _server,
+            client: _client,
+            ..
+        } = connected(init, transport);
+        let chain = proxy.make_chain().expect("chain");
+        let node = proxy.make_node().expect("node");
+        std::thread::scope(|s| {
+            for t in 0..8u32 {
+                let (chain, node, direct_chain, direct_node) =
+                    (&chain, &node, &direct_chain, &direct_node);
+                s.spawn(move || {
+                    for i in 0..500u32 {
+                        let height = (t + i) % (START_BLOCKS + 2);
+                        assert_eq!(
+                            chain.get_block_hash(height),
+                            direct_chain.get_block_hash(height)
+                        );
+                        let hash = direct_chain
+                            .get_block_hash(height % START_BLOCKS)
+                            .expect("ok")
+                            .expect("block");
+                        assert_eq!(
+                            chain.find_block(&hash, interfaces::BlockWhat::Full),
+                            direct_chain.find_block(&hash, interfaces::BlockWhat::Full)
+                        );
+                        assert_eq!(node.get_tip_info(), direct_node.get_tip_info());
+                        assert_eq!(
+                            chain.estimate_fee_rate(i % 30),
+                            direct_chain.estimate_fee_rate(i % 30)
+                        );
+                    }
+                });
+            }
+        });
+    }
 }
 
 /// Calls blocked in the callee (`wait_tip_changed`) all return `Disconnected` when the
@@ -407,35 +443,42 @@ fn concurrent_callers_get_in_process_answers() {
 #[test]
 fn pending_calls_fail_on_disconnect() {
     let _watchdog = Watchdog::new(Duration::from_secs(60));
-    let (world, init) = fresh();
-    let (proxy, server, _client) = over_shm(init);
-    let mining = proxy.make_mining().expect("mining");
-    let tip = mining.get_tip().expect("tip").expect("blocks");
-    let started = Arc::new(AtomicUsize::new(0));
-    std::thread::scope(|s| {
-        let waiters: Vec<_> = (0..8)
-            .map(|_| {
-                let (mining, started) = (&mining, started.clone());
-                s.spawn(move || {
-                    started.fetch_add(1, Ordering::SeqCst);
-                    mining.wait_tip_changed(&tip.hash, Duration::from_secs(3600))
+    for transport in TRANSPORTS {
+        let (world, init) = fresh();
+        let Remote {
+            proxy,
+            server,
+            client: _client,
+            ..
+        } = connected(init, transport);
+        let mining = proxy.make_mining().expect("mining");
+        let tip = mining.get_tip().expect("tip").expect("blocks");
+        let started = Arc::new(AtomicUsize::new(0));
+        std::thread::scope(|s| {
+            let waiters: Vec<_> = (0..8)
+                .map(|_| {
+                    let (mining, started) = (&mining, started.clone());
+                    s.spawn(move || {
+                        started.fetch_add(1, Ordering::SeqCst);
+                        mining.wait_tip_changed(&tip.hash, Duration::from_secs(3600))
+                    })
                 })
-            })
-            .collect();
-        eventually("all eight waiters starting", || {
-            started.load(Ordering::SeqCst) == 8
+                .collect();
+            eventually("all eight waiters starting", || {
+                started.load(Ordering::SeqCst) == 8
+            });
+            server.close();
+            for waiter in waiters {
+                assert_eq!(
+                    waiter.join().expect("no panic"),
+                    Err(InterfaceError::Disconnected)
+                );
+            }
         });
-        server.close();
-        for waiter in waiters {
-            assert_eq!(
-                waiter.join().expect("no panic"),
-                Err(InterfaceError::Disconnected)
-            );
-        }
-    });
-    assert_eq!(mining.get_tip(), Err(InterfaceError::Disconnected));
-    // The node side is unharmed; its waiters are woken by its own shutdown.
-    Node::shutdown(&*world).expect("shutdown");
+        assert_eq!(mining.get_tip(), Err(InterfaceError::Disconnected));
+        // The node side is unharmed; its waiters are woken by its own shutdown.
+        Node::shutdown(&*world).expect("shutdown");
+    }
 }
 
 /// A transaction that does not decode is answered as bad arguments, and the connection
@@ -443,18 +486,27 @@ fn pending_calls_fail_on_disconnect() {
 #[test]
 fn undecodable_transaction_is_bad_arguments() {
     let _watchdog = Watchdog::new(Duration::from_secs(60));
-    let (_world, init) = fresh();
-    let (_proxy, _server, client) = over_shm(init);
-    let chain = raw_make(&client.bootstrap(), InitMethod::MakeChain, |_| Ok(()));
-    // A transaction announced as 5 bytes of garbage, then a fee rate.
-    let mut args = vec![5, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef, 0x00];
-    args.extend_from_slice(&0u64.to_le_bytes());
-    match raw_call(&chain, ChainMethod::BroadcastTransaction.id(), &args) {
-        Err(CallError::Remote {
-            kind: ipc_shm::call::RemoteErrorKind::BadArguments,
+    for transport in TRANSPORTS {
+        let (_world, init) = fresh();
+        let Remote {
+            proxy: _proxy,
+            server: _server,
+            client,
             ..
-        }) => {}
-        other => panic!("expected bad arguments, got {other:?}"),
+        } = connected(init, transport);
+        let chain = raw_make(&client.bootstrap(), InitMethod::MakeChain, |_| Ok(()));
+        // A transaction announced as 5 bytes of garbage, then a fee rate.
+        let mut args = vec![5, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef, 0x00];
+        args.extend_from_slice(&0u64.to_le_bytes());
+        let refused = raw_call(&chain, ChainMethod::BroadcastTransaction.id(), &args)
+            .map_err(InterfaceError::from);
+        match refused {
+            Err(InterfaceError::Call {
+                remote: Some(ipc_shm::call::RemoteErrorKind::BadArguments),
+                ..
+            }) => {}
+            other => panic!("expected bad arguments, got {other:?}"),
+        }
+        assert_eq!(ChainProxy::new(chain).get_height(), Ok(Some(START_BLOCKS)));
     }
-    assert_eq!(ChainProxy::new(chain).get_height(), Ok(Some(START_BLOCKS)));
 }

@@ -17,7 +17,7 @@ use interfaces::{
 };
 
 use super::keys::{Key, signed_tx};
-use super::world::{SUBSIDY, World, merkle_parent, solve};
+use super::world::{SUBSIDY, merkle_parent, solve};
 
 /// Blocks the world starts with, all paying to `Key::new(1)` (the first wallet's key).
 pub(crate) const START_BLOCKS: u32 = 12;
@@ -136,9 +136,19 @@ fn sum_merkle(
     node
 }
 
-/// Runs every method of every interface through `init`. `world` is the implementation
-/// behind it, used only to cause a reorganisation (which no interface method does).
-pub(crate) fn run(init: &Arc<dyn Init>, world: &World) -> Vec<String> {
+/// The txid of the coinbase of the active chain's block at `height`.
+fn coinbase_txid(chain: &Arc<dyn Chain>, height: u32) -> Txid {
+    let hash = chain.get_block_hash(height).expect("hash").expect("block");
+    let found = chain
+        .find_block(&hash, BlockWhat::Full)
+        .expect("find")
+        .expect("known");
+    found.block.expect("full block").txdata[0].compute_txid()
+}
+
+/// Runs every method of every interface through `init`. `reorg` makes the node behind it
+/// disconnect its tip (a reorganisation, which no interface method causes).
+pub(crate) fn run(init: &Arc<dyn Init>, reorg: &dyn Fn()) -> Vec<String> {
     let log = Transcript::default();
     let miner = Key::new(1);
     let other = Key::new(7);
@@ -223,13 +233,12 @@ pub(crate) fn run(init: &Arc<dyn Init>, world: &World) -> Vec<String> {
     .expect("fork");
     log.call("find_locator_fork([])", chain.find_locator_fork(&[]))
         .expect("fork");
-    let block1 = world.block_at(1);
     let coinbase1 = OutPoint {
-        txid: block1.txdata[0].compute_txid(),
+        txid: coinbase_txid(&chain, 1),
         vout: 0,
     };
     let coinbase2 = OutPoint {
-        txid: world.block_at(2).txdata[0].compute_txid(),
+        txid: coinbase_txid(&chain, 2),
         vout: 0,
     };
     let nowhere = OutPoint {
@@ -428,7 +437,7 @@ pub(crate) fn run(init: &Arc<dyn Init>, world: &World) -> Vec<String> {
     .expect("timeout");
     let tx3 = pay(
         OutPoint {
-            txid: world.block_at(3).txdata[0].compute_txid(),
+            txid: coinbase_txid(&chain, 3),
             vout: 0,
         },
         &other,
@@ -603,7 +612,7 @@ pub(crate) fn run(init: &Arc<dyn Init>, world: &World) -> Vec<String> {
         .get_block_hash(chain.get_height().expect("h").expect("h"))
         .expect("hash")
         .expect("tip");
-    world.disconnect_tip();
+    reorg();
     log.push(String::from("(node disconnected its tip)"));
     log.call(
         "find_block(old tip)",

@@ -99,11 +99,6 @@ impl World {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The active chain's block at `height`.
-    pub(crate) fn block_at(&self, height: u32) -> Arc<Block> {
-        self.lock().active[height as usize].clone()
-    }
-
     /// How many subscriptions (chain notifications and tip callbacks) are registered.
     pub(crate) fn subscribers(&self) -> usize {
         let state = self.lock();
