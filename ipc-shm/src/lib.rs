@@ -41,6 +41,8 @@
 #![cfg_attr(loom, allow(dead_code, unused_imports))]
 
 #[cfg(not(loom))]
+pub mod call;
+#[cfg(not(loom))]
 pub mod connect;
 mod error;
 #[cfg(not(loom))]
@@ -59,7 +61,9 @@ mod transport;
 pub mod wait;
 
 #[cfg(not(loom))]
-pub use connect::{ConnectError, Endpoint, Listener, SpawnedChild, accept_ipcfd, connect, spawn};
+pub use connect::{
+    ConnectError, Endpoint, Listener, Pending, SpawnedChild, accept_ipcfd, connect, spawn,
+};
 pub use error::{Error, ProtocolError};
 #[cfg(not(loom))]
 pub use transport::{

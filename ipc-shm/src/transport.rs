@@ -233,6 +233,15 @@ enum SendEnd {
 }
 
 impl Sender {
+    /// The connection socket, over either transport (the call layer shuts it down to hang
+    /// up, which wakes every thread waiting on either end, here and in the peer).
+    pub(crate) fn socket(&self) -> &Arc<OwnedFd> {
+        match &self.end {
+            SendEnd::Shm(p) => p.socket(),
+            SendEnd::Socket(s) => s.socket(),
+        }
+    }
+
     /// The longest payload one record can carry.
     pub fn max_record_len(&self) -> usize {
         match &self.end {
@@ -264,12 +273,7 @@ impl Sender {
     pub fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), Error> {
         match &mut self.end {
             SendEnd::Shm(p) => p.send_bytes(bytes),
-            SendEnd::Socket(s) => {
-                let mut grant = s.reserve(bytes.len())?;
-                grant.write_at(0, bytes);
-                grant.commit_len(bytes.len());
-                Ok(())
-            }
+            SendEnd::Socket(s) => s.send_bytes(bytes),
         }
     }
 
@@ -543,6 +547,8 @@ mod tests {
         assert_send::<Connection>();
         assert_send::<Sender>();
         assert_send::<Receiver>();
+        fn assert_sync<T: Sync>() {}
+        assert_sync::<crate::Listener>();
     }
 
     #[test]

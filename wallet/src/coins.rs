@@ -3,6 +3,7 @@
 
 use bdk_wallet::LocalOutput;
 use bdk_wallet::chain::ChainPosition;
+use bitcoin::Transaction;
 use bitcoin::constants::COINBASE_MATURITY;
 
 /// The class of one unspent output.
@@ -44,11 +45,7 @@ pub(crate) fn classify(
             let from_me = wallet
                 .tx_graph()
                 .get_tx(output.outpoint.txid)
-                .is_some_and(|tx| {
-                    tx.input
-                        .iter()
-                        .all(|input| wallet.spk_index().txout(input.previous_output).is_some())
-                });
+                .is_some_and(|tx| spends_only_own_coins(wallet, &tx));
             if from_me {
                 CoinClass::Trusted
             } else {
@@ -56,4 +53,13 @@ pub(crate) fn classify(
             }
         }
     }
+}
+
+/// Whether every input of `tx` spends one of the wallet's outputs (false for a coinbase).
+pub(crate) fn spends_only_own_coins(wallet: &bdk_wallet::Wallet, tx: &Transaction) -> bool {
+    !tx.is_coinbase()
+        && tx
+            .input
+            .iter()
+            .all(|input| wallet.spk_index().txout(input.previous_output).is_some())
 }

@@ -8,10 +8,11 @@ use std::fmt;
 use bdk_wallet::KeychainKind;
 use bdk_wallet::chain::ChainPosition;
 use bitcoin::constants::COINBASE_MATURITY;
-use bitcoin::{Address, Amount, BlockHash, SignedAmount, Transaction, Txid};
+use bitcoin::{Address, Amount, BlockHash, SignedAmount, Txid};
 
-use crate::BlockId;
+use interfaces::{BlockRef, WalletTx};
 
+use crate::coins::spends_only_own_coins;
 use crate::error::WalletError;
 use crate::wallet::Wallet;
 
@@ -69,29 +70,10 @@ pub struct TransactionEntry {
     pub block_height: Option<u32>,
 }
 
-/// One wallet transaction with what the wallet knows about it (the shape of Bitcoin Core's
-/// `interfaces::WalletTx`, from which front ends build their own views).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WalletTx {
-    /// The transaction.
-    pub tx: Transaction,
-    /// Sum of the outputs that pay to the wallet (change included).
-    pub credit: Amount,
-    /// Sum of the wallet's coins that the inputs spend.
-    pub debit: Amount,
-    /// The fee, known when every input spends a wallet coin.
-    pub fee: Option<Amount>,
-    /// One entry per output: whether it pays to the wallet.
-    pub txout_is_mine: Vec<bool>,
-    /// The block that confirms it; `None` while unconfirmed.
-    pub block: Option<BlockId>,
-    /// When the wallet first saw it in the mempool (UNIX seconds), else its block's time.
-    pub time: u64,
-}
-
 impl Wallet {
-    /// Every wallet transaction, oldest first: confirmed ones by height, then unconfirmed
-    /// ones in the order they were first seen.
+    /// Every wallet transaction with what the wallet knows about it (Core's
+    /// `interfaces::WalletTx`), oldest first: confirmed ones by height, then unconfirmed ones
+    /// in the order they were first seen.
     pub fn get_wallet_txs(&self) -> Result<Vec<WalletTx>, WalletError> {
         let state = self.lock()?;
         let wallet = &state.bdk;
@@ -100,11 +82,7 @@ impl Wallet {
             .map(|wtx| {
                 let tx = wtx.tx_node.tx.as_ref().clone();
                 let (debit, credit) = wallet.sent_and_received(&tx);
-                let all_inputs_mine = tx
-                    .input
-                    .iter()
-                    .all(|input| wallet.spk_index().txout(input.previous_output).is_some());
-                let fee = (all_inputs_mine && !tx.is_coinbase())
+                let fee = spends_only_own_coins(wallet, &tx)
                     .then(|| wallet.calculate_fee(&tx).ok())
                     .flatten();
                 let txout_is_mine = tx
@@ -114,7 +92,10 @@ impl Wallet {
                     .collect();
                 let (block, time) = match wtx.chain_position {
                     ChainPosition::Confirmed { anchor, .. } => (
-                        Some(anchor.block_id),
+                        Some(BlockRef {
+                            hash: anchor.block_id.hash,
+                            height: anchor.block_id.height,
+                        }),
                         wtx.tx_node
                             .first_seen
                             .map_or(anchor.confirmation_time, |seen| {

@@ -2,9 +2,14 @@
 //! persistence, kept in step with the node by the `ChainNotifications` callbacks, and the
 //! operations front ends reach through the `Wallet` and `WalletLoader` interfaces.
 //!
-//! The IPC layer calls into this crate and nothing else of the wallet: [`WalletStore`] is
-//! the `WalletLoader` (create, load, list), [`Wallet`] is one wallet (addresses, balances,
-//! history, sending, change subscriptions) and its sync methods are the notifications.
+//! Two layers:
+//! - The interfaces, for the other processes: [`WalletInit`] hands out the
+//!   [`WalletLoaderImpl`] (`interfaces::WalletLoader`), which hands out [`WalletImpl`]s
+//!   (`interfaces::Wallet`) and keeps every loaded wallet subscribed to the chain's
+//!   notifications. They work the same on the node's `Chain` and on its proxy.
+//! - The wallet core underneath: [`WalletStore`] (create, load, list wallets on disk) and
+//!   [`Wallet`] (addresses, balances, history, sending, change subscriptions, the
+//!   notification methods and [`Wallet::sync_with_chain`]).
 //!
 //! # Invariants
 //! - Nothing leaves a wallet before it is on disk: an address is persisted before it is
@@ -23,18 +28,17 @@ mod history;
 mod keys;
 mod notify;
 mod send;
+mod service;
 mod store;
 mod sync;
 mod wallet;
 
 pub use cli::{Args, normalize};
 pub use error::WalletError;
-pub use history::{Category, TransactionEntry, WalletTx};
-pub use notify::{ChangeType, Handler, TransactionChangedFn};
+pub use history::{Category, TransactionEntry};
+pub use notify::Handler;
 pub use send::parse_address;
+pub use service::{WalletImpl, WalletInit, WalletLoaderImpl, interface_error};
 pub use store::{DATABASE_FILE, DEFAULT_WALLET, WalletStore, chain_dir_name};
-pub use sync::{ChainSource, RemovalReason};
-pub use wallet::{Balances, Wallet};
-
-/// A block by height and hash (bdk's; the wallet's chain tip and fork points).
-pub use bdk_wallet::chain::BlockId;
+pub use sync::ChainSource;
+pub use wallet::Wallet;

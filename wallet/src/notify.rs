@@ -13,20 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use bdk_wallet::chain::{BlockId, ChainPosition};
 use bitcoin::Txid;
-
-/// How a transaction changed (Bitcoin Core's `ChangeType`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ChangeType {
-    /// The wallet sees the transaction for the first time.
-    New,
-    /// The transaction's confirmation changed.
-    Updated,
-    /// The transaction is no longer part of the wallet's view of the chain and mempool.
-    Deleted,
-}
-
-/// A callback told about each changed transaction.
-pub type TransactionChangedFn = dyn Fn(Txid, ChangeType) + Send + Sync;
+use interfaces::{ChangeType, InterfaceError, TransactionChangedFn};
 
 /// Where each canonical wallet transaction sits: `Some(block)` when confirmed.
 pub(crate) type Snapshot = BTreeMap<Txid, Option<BlockId>>;
@@ -68,7 +55,7 @@ pub(crate) fn diff(before: &Snapshot, after: &Snapshot) -> Vec<(Txid, ChangeType
 #[derive(Default)]
 pub(crate) struct Subscribers {
     next_id: AtomicU64,
-    list: Mutex<Vec<(u64, Arc<TransactionChangedFn>)>>,
+    list: Mutex<Vec<(u64, TransactionChangedFn)>>,
 }
 
 impl fmt::Debug for Subscribers {
@@ -80,7 +67,7 @@ impl fmt::Debug for Subscribers {
 }
 
 impl Subscribers {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(u64, Arc<TransactionChangedFn>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(u64, TransactionChangedFn)>> {
         // The list is a plain Vec that no panic can leave half-updated.
         self.list.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -90,7 +77,7 @@ impl Subscribers {
         !self.lock().is_empty()
     }
 
-    pub(crate) fn subscribe(self: &Arc<Self>, callback: Arc<TransactionChangedFn>) -> Handler {
+    pub(crate) fn subscribe(self: &Arc<Self>, callback: TransactionChangedFn) -> Handler {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.lock().push((id, callback));
         Handler {
@@ -108,7 +95,7 @@ impl Subscribers {
         let callbacks: Vec<_> = self.lock().iter().map(|(_, cb)| Arc::clone(cb)).collect();
         for (txid, change) in changes {
             for callback in &callbacks {
-                callback(*txid, *change);
+                callback(txid, *change);
             }
         }
     }
@@ -128,6 +115,13 @@ impl Handler {
         if let Some(subscribers) = self.subscribers.upgrade() {
             subscribers.lock().retain(|(id, _)| *id != self.id);
         }
+    }
+}
+
+impl interfaces::Handler for Handler {
+    fn disconnect(&self) -> Result<(), InterfaceError> {
+        Handler::disconnect(self);
+        Ok(())
     }
 }
 

@@ -24,12 +24,14 @@ use bdk_wallet::chain::{BlockId, local_chain};
 use bdk_wallet::rusqlite::Connection;
 use bitcoin::hashes::Hash;
 use bitcoin::{Block, BlockHash, Transaction};
+use interfaces::{BlockRef, BlockWhat, Chain, InterfaceError, RemovalReason};
 
 use crate::error::{WalletError, db_error};
 use crate::wallet::{State, Wallet};
 
-/// The blocks a wallet needs from the node to catch up: the subset of Bitcoin Core's
-/// `interfaces::Chain` that the wallet core calls (it becomes that trait when it lands).
+/// The blocks a wallet needs from the node to catch up: the part of [`interfaces::Chain`]
+/// that the wallet core calls. Every `interfaces::Chain` (the node's, or its proxy across
+/// a connection) is one; tests also use a chain of their own.
 pub trait ChainSource {
     /// The error of a call (for a remote chain: the connection failed).
     type Error: std::error::Error + Send + Sync + 'static;
@@ -45,26 +47,7 @@ pub trait ChainSource {
 
     /// The most recent block of `locator` (newest first) that is in the active chain;
     /// `None` when no entry is.
-    fn find_locator_fork(&self, locator: &[BlockHash]) -> Result<Option<BlockId>, Self::Error>;
-}
-
-/// Why the node removed a transaction from its mempool (Bitcoin Core's
-/// `MemPoolRemovalReason`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RemovalReason {
-    /// Expired from the mempool.
-    Expiry,
-    /// Evicted because the mempool is full.
-    SizeLimit,
-    /// Removed during a reorg.
-    Reorg,
-    /// Included in a block (the block's notification confirms it).
-    Block,
-    /// Conflicts with a transaction in a block.
-    Conflict,
-    /// Replaced by a transaction paying more (RBF).
-    Replaced,
+    fn find_locator_fork(&self, locator: &[BlockHash]) -> Result<Option<BlockRef>, Self::Error>;
 }
 
 /// How many catch-up attempts a chain that keeps reorganising gets before the error is
@@ -136,7 +119,7 @@ impl Wallet {
     /// Brings the wallet to the chain's tip: finds the last block the wallet and the chain
     /// share (`find_locator_fork` with the wallet's locator), undoes the wallet's blocks
     /// above it, and applies the chain's blocks from there. Returns the new tip height.
-    pub fn sync_with_chain<C: ChainSource>(&self, chain: &C) -> Result<u32, WalletError> {
+    pub fn sync_with_chain<C: ChainSource + ?Sized>(&self, chain: &C) -> Result<u32, WalletError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -150,7 +133,7 @@ impl Wallet {
         }
     }
 
-    fn catch_up_once<C: ChainSource>(&self, chain: &C) -> Result<u32, WalletError> {
+    fn catch_up_once<C: ChainSource + ?Sized>(&self, chain: &C) -> Result<u32, WalletError> {
         let chain_err = |err: C::Error| WalletError::Chain(Box::new(err));
         let locator = self.locator()?;
         let fork = chain
@@ -164,6 +147,10 @@ impl Wallet {
                 _ => return Err(WalletError::NoCommonBlock),
             }
             if state.tip_height() > fork.height {
+                let fork = BlockId {
+                    height: fork.height,
+                    hash: fork.hash,
+                };
                 self.rewind(state, fork)?;
             }
             Ok(())
@@ -216,22 +203,23 @@ impl Wallet {
         Ok(locator)
     }
 
-    /// Removes the wallet's blocks above `fork` (which must be in the wallet's chain): the
-    /// removal is written to the database, then bdk's wallet is reloaded from it. See the
-    /// module documentation for why.
+    /// Makes `fork` the wallet's tip: its blocks above `fork` are removed and `fork` itself
+    /// recorded (a wallet born after `fork.height` may not have it), in the database, then
+    /// bdk's wallet is reloaded from it. See the module documentation for why.
     fn rewind(&self, state: &mut State, fork: BlockId) -> Result<(), WalletError> {
         self.persist(state)?;
-        let removed: local_chain::ChangeSet = state
+        let mut removed: local_chain::ChangeSet = state
             .bdk
             .checkpoints()
             .take_while(|cp| cp.height() > fork.height)
             .map(|cp| (cp.height(), None))
             .collect();
+        removed.blocks.insert(fork.height, Some(fork.hash));
         tracing::info!(
             wallet = self.name(),
             fork = %fork.hash,
             height = fork.height,
-            removed = removed.blocks.len(),
+            removed = removed.blocks.len() - 1,
             "rewinding wallet to fork point"
         );
         let changeset = ChangeSet {
@@ -281,4 +269,24 @@ fn write_changeset(
     let db_tx = conn.transaction()?;
     changeset.persist_to_sqlite(&db_tx)?;
     db_tx.commit()
+}
+
+impl<C: Chain + ?Sized> ChainSource for C {
+    type Error = InterfaceError;
+
+    fn get_height(&self) -> Result<Option<u32>, InterfaceError> {
+        Chain::get_height(self)
+    }
+
+    fn get_block_hash(&self, height: u32) -> Result<Option<BlockHash>, InterfaceError> {
+        Chain::get_block_hash(self, height)
+    }
+
+    fn find_block(&self, hash: &BlockHash) -> Result<Option<Block>, InterfaceError> {
+        Ok(Chain::find_block(self, hash, BlockWhat::Full)?.and_then(|found| found.block))
+    }
+
+    fn find_locator_fork(&self, locator: &[BlockHash]) -> Result<Option<BlockRef>, InterfaceError> {
+        Chain::find_locator_fork(self, locator)
+    }
 }

@@ -13,27 +13,16 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bdk_wallet::chain::{BlockId, Merge};
+use bdk_wallet::chain::{BlockId, CheckPoint, Merge};
 use bdk_wallet::rusqlite::{Connection, TransactionBehavior};
-use bdk_wallet::{ChangeSet, KeychainKind, LoadParams, PersistedWallet};
-use bitcoin::{Address, Amount, Network};
+use bdk_wallet::{ChangeSet, KeychainKind, LoadParams, PersistedWallet, Update};
+use bitcoin::{Address, Network};
 
 use crate::coins::{CoinClass, classify};
 use crate::error::{WalletError, db_error};
 use crate::keys::WalletKeys;
-use crate::notify::{self, ChangeType, Handler, Subscribers, TransactionChangedFn};
-
-/// A wallet's balances, split as Bitcoin Core's `getbalances` splits them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Balances {
-    /// Spendable now: confirmed and mature, plus unconfirmed outputs of the wallet's own
-    /// transactions (change).
-    pub trusted: Amount,
-    /// Unconfirmed outputs paid to the wallet by others.
-    pub untrusted_pending: Amount,
-    /// Coinbase outputs with fewer than 101 confirmations.
-    pub immature: Amount,
-}
+use crate::notify::{self, Handler, Subscribers};
+use interfaces::{Balances, BlockRef, TransactionChangedFn};
 
 /// A loaded wallet. Cheap to share (`Arc<Wallet>`); every method takes `&self`.
 pub struct Wallet {
@@ -166,8 +155,42 @@ impl Wallet {
     }
 
     /// The wallet's chain tip: the last block it has applied.
-    pub fn last_block(&self) -> Result<BlockId, WalletError> {
-        Ok(self.lock()?.bdk.latest_checkpoint().block_id())
+    pub fn last_block(&self) -> Result<BlockRef, WalletError> {
+        let tip = self.lock()?.bdk.latest_checkpoint();
+        Ok(BlockRef {
+            hash: tip.hash(),
+            height: tip.height(),
+        })
+    }
+
+    /// Starts a new wallet's chain at `birth`, the chain's tip when the wallet was created,
+    /// instead of at genesis: its keys are fresh, so no earlier block can pay them, and
+    /// catch-up skips the whole history. Does nothing once the wallet has applied a block.
+    pub(crate) fn set_birthday(&self, birth: BlockRef) -> Result<(), WalletError> {
+        self.mutate(|state| {
+            let genesis = state.bdk.local_chain().genesis_hash();
+            if state.tip_height() > 0 || birth.height == 0 {
+                return Ok(());
+            }
+            let chain = CheckPoint::from_block_ids([
+                BlockId {
+                    height: 0,
+                    hash: genesis,
+                },
+                BlockId {
+                    height: birth.height,
+                    hash: birth.hash,
+                },
+            ])
+            .expect("heights 0 < birth.height are in order");
+            state
+                .bdk
+                .apply_update(Update {
+                    chain: Some(chain),
+                    ..Update::default()
+                })
+                .map_err(|_| WalletError::NoCommonBlock)
+        })
     }
 
     /// A fresh receiving address, persisted before it is returned: never handed out twice,
@@ -181,8 +204,9 @@ impl Wallet {
         })
     }
 
-    /// Trusted, untrusted-pending and immature balances (see [`Balances`]; immature counts
-    /// coinbase outputs with fewer than 101 confirmations, as Bitcoin Core's wallet does).
+    /// Trusted balance (spendable now: confirmed and mature, plus unconfirmed outputs of
+    /// the wallet's own transactions), untrusted pending (unconfirmed, paid by others) and
+    /// immature (coinbase with fewer than 101 confirmations, as Bitcoin Core's wallet counts).
     pub fn get_balances(&self) -> Result<Balances, WalletError> {
         let state = self.lock()?;
         let tip = state.tip_height();
@@ -203,11 +227,7 @@ impl Wallet {
     /// unconfirmed by a reorg) or deleted (evicted, replaced, disconnected coinbase). It runs
     /// on the thread that changed the wallet, after the wallet's lock is released, so it may
     /// call back into the wallet. Dropping the handler unsubscribes.
-    pub fn handle_transaction_changed(
-        &self,
-        callback: impl Fn(bitcoin::Txid, ChangeType) + Send + Sync + 'static,
-    ) -> Handler {
-        let callback: Arc<TransactionChangedFn> = Arc::new(callback);
+    pub fn handle_transaction_changed(&self, callback: TransactionChangedFn) -> Handler {
         self.subscribers.subscribe(callback)
     }
 

@@ -6,8 +6,9 @@ mod util;
 use std::sync::{Arc, Mutex};
 
 use bitcoin::{Amount, FeeRate, SignedAmount, Transaction};
+use interfaces::{Balances, ChangeType, RemovalReason};
 use util::{MIN_RELAY, TestChain, btc, confirm, mine_to_wallet, store};
-use wallet::{Balances, Category, ChangeType, RemovalReason, Wallet, WalletStore};
+use wallet::{Category, Wallet, WalletStore};
 
 /// A funded wallet "alice" (101 blocks mined to her) and an empty "bob".
 struct Setup {
@@ -386,11 +387,13 @@ fn subscribers_hear_about_changes() {
     let heard = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&heard);
     let bob = Arc::clone(&s.bob);
-    let handler = s.bob.handle_transaction_changed(move |txid, change| {
-        // A callback may call back into the wallet.
-        let balance = bob.get_balances().unwrap();
-        sink.lock().unwrap().push((txid, change, balance.trusted));
-    });
+    let handler = s
+        .bob
+        .handle_transaction_changed(Arc::new(move |txid, change| {
+            // A callback may call back into the wallet.
+            let balance = bob.get_balances().unwrap();
+            sink.lock().unwrap().push((*txid, change, balance.trusted));
+        }));
     let (tx, _) = pay_bob(&s);
     let txid = tx.compute_txid();
     s.bob.transaction_added_to_mempool(&tx).unwrap();

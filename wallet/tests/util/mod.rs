@@ -8,6 +8,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the helpers
 
+pub(crate) mod node;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::path::Path;
@@ -22,7 +24,8 @@ use bitcoin::{
     Address, Amount, Block, BlockHash, CompactTarget, FeeRate, Network, OutPoint, ScriptBuf,
     Sequence, Transaction, TxIn, TxMerkleNode, TxOut, Witness, absolute,
 };
-use wallet::{BlockId, ChainSource, Wallet, WalletStore};
+use interfaces::BlockRef;
+use wallet::{ChainSource, Wallet, WalletStore};
 
 /// Regtest's proof-of-work limit, as compact bits.
 const REGTEST_BITS: u32 = 0x207f_ffff;
@@ -51,8 +54,8 @@ pub(crate) fn stranger() -> ScriptBuf {
 pub(crate) struct TestChain {
     /// The active chain; index = height, `[0]` = regtest genesis.
     active: Vec<Block>,
-    /// Every block ever mined, active or stale.
-    all: HashMap<BlockHash, Block>,
+    /// Every block ever mined, active or stale, with its height.
+    all: HashMap<BlockHash, (u32, Block)>,
     /// Unspent outputs of the active chain.
     utxos: HashMap<OutPoint, TxOut>,
     /// Makes every coinbase unique, so blocks of competing branches differ.
@@ -69,7 +72,7 @@ impl TestChain {
     pub(crate) fn new() -> Self {
         let genesis = bitcoin::constants::genesis_block(Network::Regtest);
         let mut all = HashMap::new();
-        all.insert(genesis.block_hash(), genesis.clone());
+        all.insert(genesis.block_hash(), (0, genesis.clone()));
         Self {
             active: vec![genesis],
             all,
@@ -88,6 +91,21 @@ impl TestChain {
 
     pub(crate) fn block(&self, height: u32) -> &Block {
         &self.active[height as usize]
+    }
+
+    /// Any block ever mined, with its height and whether it is in the active chain.
+    pub(crate) fn lookup(&self, hash: &BlockHash) -> Option<(u32, &Block, bool)> {
+        let (height, block) = self.all.get(hash)?;
+        let active = self
+            .active
+            .get(*height as usize)
+            .is_some_and(|b| b.block_hash() == *hash);
+        Some((*height, block, active))
+    }
+
+    /// The unspent output at `outpoint` in the active chain.
+    pub(crate) fn utxo(&self, outpoint: &OutPoint) -> Option<&TxOut> {
+        self.utxos.get(outpoint)
     }
 
     /// The fee of `tx`, whose inputs must be confirmed coins of the active chain.
@@ -162,7 +180,8 @@ impl TestChain {
 
     fn push(&mut self, block: Block) {
         apply_to_utxos(&mut self.utxos, &block);
-        self.all.insert(block.block_hash(), block.clone());
+        self.all
+            .insert(block.block_hash(), (self.height() + 1, block.clone()));
         self.active.push(block);
     }
 
@@ -263,13 +282,13 @@ impl ChainSource for TestChain {
     }
 
     fn find_block(&self, hash: &BlockHash) -> Result<Option<Block>, Infallible> {
-        Ok(self.all.get(hash).cloned())
+        Ok(self.all.get(hash).map(|(_, block)| block.clone()))
     }
 
-    fn find_locator_fork(&self, locator: &[BlockHash]) -> Result<Option<BlockId>, Infallible> {
+    fn find_locator_fork(&self, locator: &[BlockHash]) -> Result<Option<BlockRef>, Infallible> {
         Ok(locator.iter().find_map(|hash| {
             let height = self.active.iter().position(|b| b.block_hash() == *hash)?;
-            Some(BlockId {
+            Some(BlockRef {
                 height: height as u32,
                 hash: *hash,
             })
