@@ -1,11 +1,24 @@
-//! `bitcoin-wallet`: opens (or creates) its wallet, then serves it to the node over IPC.
+//! `bitcoin-wallet`: serves its wallets to bitcoin-node over ipc-shm.
+//!
+//! Started by the node with `-ipcfd=N` (the default path), it serves its `Init` on that
+//! connection and exits when the connection closes. Started with `-ipcconnect=unix[:PATH]`,
+//! it connects to a running node, serves the same `Init`, and reconnects with backoff when
+//! the node goes away. Either way the node calls `Init::make_wallet_loader` with its `Chain`.
 
 use std::fs::OpenOptions;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bitcoin::Network;
-use wallet::{Args, WalletStore, chain_dir_name};
+use interfaces::remote::InitServer;
+use ipc_shm::call::{Dispatch, Session, SessionConfig};
+use ipc_shm::{Config, Connection, Endpoint, Transport};
+use wallet::{Args, WalletError, WalletInit, WalletStore, chain_dir_name};
+
+/// The longest wait between two attempts to reach a node that went away.
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(30);
 
 fn main() {
     if let Err(err) = run() {
@@ -20,29 +33,87 @@ fn run() -> anyhow::Result<()> {
     let datadir = args
         .datadir()
         .context("no -datadir given and $HOME is not set")?;
-    init_logging(&args, &datadir.join(chain_dir_name(network)))?;
+    let chain_dir = datadir.join(chain_dir_name(network));
+    init_logging(&args, &chain_dir)?;
 
     let store = WalletStore::open(&datadir, network)
         .with_context(|| format!("cannot open wallets in {}", datadir.display()))?;
-    let wallet = store
-        .load_or_create_wallet(&args.wallet)
-        .with_context(|| format!("cannot load wallet {:?}", args.wallet))?;
-    let tip = wallet.last_block()?;
-    tracing::info!(wallet = wallet.name(), height = tip.height, "wallet ready");
+    // Fail before talking to the node on what it cannot fix: a bad name, a database that
+    // is damaged or held by another process. A missing wallet is created once the node's
+    // chain is known (born at its tip).
+    match store.load_wallet(&args.wallet) {
+        Ok(_) | Err(WalletError::NotFound { .. }) => {}
+        Err(err) => {
+            return Err(err).with_context(|| format!("cannot load wallet {:?}", args.wallet));
+        }
+    }
+    let init = Arc::new(WalletInit::new(store, args.wallet.clone()));
+    let mut config = Config::new("bitcoin-wallet");
+    config.transport = args
+        .transport
+        .parse::<Transport>()
+        .context("invalid -transport")?;
 
     match (args.ipcfd, &args.ipcconnect) {
-        (Some(fd), _) => bail!("-ipcfd={fd}: serving the node over IPC is not implemented yet"),
-        (None, Some(target)) => {
-            bail!("-ipcconnect={target}: connecting to a node is not implemented yet")
+        (Some(fd), _) => {
+            let connection = ipc_shm::accept_ipcfd(fd, &config)
+                .with_context(|| format!("cannot accept the node's connection on -ipcfd={fd}"))?;
+            serve(connection, &init).wait_closed();
+            tracing::info!("the node closed the connection; exiting");
+            eprintln!(
+                "bitcoin-wallet: the node closed the connection (shut down or died); exiting"
+            );
+            Ok(())
+        }
+        (None, Some(spec)) => {
+            let endpoint = Endpoint::parse(spec, &chain_dir.join("node.sock"))
+                .with_context(|| format!("invalid -ipcconnect={spec}"))?;
+            follow_node(&endpoint, &config, &init)
         }
         (None, None) => bail!(
-            "no node to sync with: bitcoin-node starts the wallet with -ipcfd=N, or give -ipcconnect=unix[:PATH]"
+            "no node to serve: bitcoin-node starts the wallet with -ipcfd=N, or give -ipcconnect=unix[:PATH]"
         ),
     }
 }
 
+/// Serves the wallet's `Init` on `connection`.
+fn serve(connection: Connection, init: &Arc<WalletInit>) -> Session {
+    let server: Arc<dyn Dispatch> = Arc::new(InitServer::new(Arc::clone(init) as _));
+    let config = SessionConfig {
+        name: String::from("bitcoin-wallet"),
+        ..SessionConfig::default()
+    };
+    Session::new(connection, Some(server), &config)
+}
+
+/// Connect mode: serves the node at `endpoint`; when it goes away, retries with doubling
+/// delays up to [`MAX_RECONNECT_DELAY`]. Only a first connection that fails is an error.
+fn follow_node(endpoint: &Endpoint, config: &Config, init: &Arc<WalletInit>) -> anyhow::Result<()> {
+    let path = endpoint.path().display().to_string();
+    let connection = ipc_shm::connect(endpoint, config)
+        .with_context(|| format!("cannot connect to the node at {path}"))?;
+    let mut session = serve(connection, init);
+    loop {
+        tracing::info!(node = %path, "serving the node");
+        session.wait_closed();
+        tracing::warn!(node = %path, "the node went away; reconnecting");
+        eprintln!("bitcoin-wallet: the node at {path} went away; reconnecting");
+        let mut delay = Duration::from_millis(250);
+        session = loop {
+            std::thread::sleep(delay);
+            match ipc_shm::connect(endpoint, config) {
+                Ok(connection) => break serve(connection, init),
+                Err(err) => {
+                    tracing::info!(node = %path, error = %err, ?delay, "node not back yet");
+                    delay = (delay * 2).min(MAX_RECONNECT_DELAY);
+                }
+            }
+        };
+    }
+}
+
 /// Logs to stderr with `-printtoconsole`, else to `<datadir>/<chain>/wallet.log`.
-fn init_logging(args: &Args, chain_dir: &std::path::Path) -> anyhow::Result<()> {
+fn init_logging(args: &Args, chain_dir: &Path) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
@@ -51,7 +122,7 @@ fn init_logging(args: &Args, chain_dir: &std::path::Path) -> anyhow::Result<()> 
     } else {
         std::fs::create_dir_all(chain_dir)
             .with_context(|| format!("cannot create {}", chain_dir.display()))?;
-        let path = chain_dir.join("wallet.log");
+        let path: PathBuf = chain_dir.join("wallet.log");
         let file = OpenOptions::new()
             .create(true)
             .append(true)

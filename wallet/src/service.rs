@@ -7,11 +7,10 @@
 //! [`InterfaceError`] with Bitcoin Core's RPC error code. They work the same whether the
 //! `Chain` is the node's own object (in-process) or a proxy across a connection.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use bitcoin::address::NetworkUnchecked;
-use bitcoin::{Address, Amount, Block, FeeRate, Network, Transaction, Txid};
+use bitcoin::{Address, Amount, Block, FeeRate, Transaction, Txid};
 use interfaces::{
     Balances, BlockRef, Chain, ChainNotifications, ErrorCode, Handler, Init, InterfaceError,
     RemovalReason, TransactionChangedFn, WalletTx,
@@ -32,25 +31,23 @@ const FEE_ESTIMATE_TARGET: u32 = 6;
 /// `DEFAULT_MAX_RAW_TX_FEE_RATE`, 0.1 BTC/kvB.
 const MAX_FEE_RATE: FeeRate = FeeRate::from_sat_per_kwu(2_500_000);
 
-/// The wallet process's `Init`: hands the node (or a front end) the wallet loader, made
-/// once, on the chain the caller passes.
+/// The wallet process's `Init`: hands the node (or a front end) a wallet loader bound to
+/// the chain the caller passes. Each call binds a new loader to that chain over the same
+/// wallets (after a reconnection, the new connection's chain); the previous loader stays
+/// valid for whoever still holds it.
 #[derive(Debug)]
 pub struct WalletInit {
-    datadir: PathBuf,
-    network: Network,
+    store: Arc<WalletStore>,
     default_wallet: String,
-    loader: Mutex<Option<Arc<WalletLoaderImpl>>>,
 }
 
 impl WalletInit {
-    /// An `Init` that will open the wallets of `datadir` and load (or create)
-    /// `default_wallet` when the loader is made.
-    pub fn new(datadir: PathBuf, network: Network, default_wallet: String) -> Self {
+    /// An `Init` over the wallets of `store` that loads (or creates) `default_wallet` when
+    /// a loader is made.
+    pub fn new(store: WalletStore, default_wallet: String) -> Self {
         Self {
-            datadir,
-            network,
+            store: Arc::new(store),
             default_wallet,
-            loader: Mutex::default(),
         }
     }
 }
@@ -60,21 +57,15 @@ impl Init for WalletInit {
         &self,
         chain: Arc<dyn Chain>,
     ) -> Result<Arc<dyn interfaces::WalletLoader>, InterfaceError> {
-        let mut loader = self.loader.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(loader) = loader.as_ref() {
-            return Ok(Arc::clone(loader) as Arc<dyn interfaces::WalletLoader>);
-        }
-        let store = WalletStore::open(&self.datadir, self.network).map_err(interface_error)?;
-        let made =
-            WalletLoaderImpl::start(store, chain, &self.default_wallet).map_err(interface_error)?;
-        *loader = Some(Arc::clone(&made));
-        Ok(made)
+        let loader = WalletLoaderImpl::start(Arc::clone(&self.store), chain, &self.default_wallet)
+            .map_err(interface_error)?;
+        Ok(loader)
     }
 }
 
 /// The `WalletLoader`: the wallets of one data directory, synced with one chain.
 pub struct WalletLoaderImpl {
-    store: WalletStore,
+    store: Arc<WalletStore>,
     chain: Arc<dyn Chain>,
     default_wallet: String,
     /// Keeps the chain's notifications flowing to the loaded wallets; dropped with us.
@@ -92,10 +83,11 @@ impl std::fmt::Debug for WalletLoaderImpl {
 
 impl WalletLoaderImpl {
     /// Subscribes to `chain`'s notifications, then loads (or creates) `default_wallet` and
-    /// brings it to the chain's tip. Subscribing first means no block falls between the
-    /// catch-up and the notifications (see [`Wallet::sync_with_chain`]).
+    /// brings it and every other loaded wallet to the chain's tip. Subscribing first means
+    /// no block falls between the catch-up and the notifications (see
+    /// [`Wallet::sync_with_chain`]).
     pub fn start(
-        store: WalletStore,
+        store: Arc<WalletStore>,
         chain: Arc<dyn Chain>,
         default_wallet: &str,
     ) -> Result<Arc<Self>, WalletError> {
@@ -115,11 +107,15 @@ impl WalletLoaderImpl {
             .subscription
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(subscription);
-        let wallet = match loader.store.load_wallet(default_wallet) {
-            Err(WalletError::NotFound { .. }) => loader.create(default_wallet)?,
-            other => other?,
-        };
-        wallet.sync_with_chain(&*chain)?;
+        if loader.store.get_wallet(default_wallet).is_none() {
+            match loader.store.load_wallet(default_wallet) {
+                Err(WalletError::NotFound { .. }) => drop(loader.create(default_wallet)?),
+                other => drop(other?),
+            }
+        }
+        for wallet in loader.store.get_wallets() {
+            wallet.sync_with_chain(&*chain)?;
+        }
         Ok(loader)
     }
 

@@ -1,5 +1,7 @@
-//! The `bitcoin-wallet` binary: Core-style options, the default wallet created on first
-//! start, and one clear error line (non-zero exit) for what it cannot do yet.
+//! The `bitcoin-wallet` binary's options and its one clear error line (non-zero exit) for
+//! what it cannot do.
+
+mod util;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -14,7 +16,7 @@ fn run(datadir: &Path, args: &[&str]) -> Output {
 
 /// The single line the binary prints to stderr on failure.
 fn error_line(output: &Output) -> String {
-    assert!(!output.status.success());
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     let lines: Vec<_> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "expected one line, got {stderr:?}");
@@ -23,42 +25,43 @@ fn error_line(output: &Output) -> String {
 }
 
 #[test]
-fn first_start_creates_the_default_wallet_then_loads_it() {
+fn without_a_node_it_says_how_to_get_one() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("regtest/wallets/default/wallet.sqlite");
-    for _start in 0..2 {
-        let line = error_line(&run(dir.path(), &[]));
-        assert!(line.contains("no node to sync with"), "{line}");
-        assert!(db.is_file());
-    }
-    let log = std::fs::read_to_string(dir.path().join("regtest/wallet.log")).unwrap();
-    assert_eq!(log.matches("created wallet").count(), 1, "{log}");
-    assert_eq!(log.matches("loaded wallet").count(), 1, "{log}");
-}
-
-#[test]
-fn wallet_option_and_ipc_options() {
-    let dir = tempfile::tempdir().unwrap();
-    let line = error_line(&run(dir.path(), &["-wallet=alice", "-ipcfd=3"]));
+    let line = error_line(&run(dir.path(), &[]));
     assert!(
-        line.contains("-ipcfd=3") && line.contains("not implemented yet"),
+        line.contains("-ipcfd=N") && line.contains("-ipcconnect"),
         "{line}"
     );
-    assert!(
-        dir.path()
-            .join("regtest/wallets/alice/wallet.sqlite")
-            .is_file()
-    );
-    let line = error_line(&run(dir.path(), &["-wallet=alice", "-ipcconnect=unix"]));
-    assert!(line.contains("-ipcconnect=unix"), "{line}");
+    // The wallet is created only once a node's chain is known.
+    assert!(!dir.path().join("regtest/wallets/default").exists());
+    assert!(dir.path().join("regtest/wallet.log").is_file());
 }
 
 #[test]
-fn bad_arguments_fail_with_one_clear_line() {
+fn ipc_options_that_lead_nowhere() {
     let dir = tempfile::tempdir().unwrap();
-    let line = error_line(&run(dir.path(), &["-wallet=../escape"]));
+    // Descriptor 3 is not a socket inherited from a node.
+    let line = error_line(&run(dir.path(), &["-ipcfd=3"]));
+    assert!(line.contains("-ipcfd=3"), "{line}");
+    let line = error_line(&run(dir.path(), &["-ipcconnect=unix"]));
+    let socket = dir.path().join("regtest/node.sock");
+    assert!(line.contains(&socket.display().to_string()), "{line}");
+    let line = error_line(&run(dir.path(), &["-ipcconnect=tcp:1.2.3.4"]));
+    assert!(line.contains("-ipcconnect=tcp:1.2.3.4"), "{line}");
+}
+
+#[test]
+fn bad_wallets_fail_before_any_node_is_involved() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = error_line(&run(dir.path(), &["-wallet=../escape", "-ipcconnect=unix"]));
     assert!(line.contains("invalid wallet name \"../escape\""), "{line}");
     assert!(!dir.path().join("regtest/escape").exists());
+
+    // A wallet held by another process.
+    let store = util::store(dir.path());
+    store.create_wallet("alice").unwrap();
+    let line = error_line(&run(dir.path(), &["-wallet=alice", "-ipcconnect=unix"]));
+    assert!(line.contains("in use by another process"), "{line}");
 
     let output = run(dir.path(), &["-transport=pigeon"]);
     assert_eq!(output.status.code(), Some(2), "clap's usage error");

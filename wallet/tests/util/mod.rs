@@ -9,6 +9,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the helpers
 
 pub(crate) mod node;
+pub(crate) mod scenario;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
