@@ -33,12 +33,14 @@ const MAX_FEE_RATE: FeeRate = FeeRate::from_sat_per_kwu(2_500_000);
 
 /// The wallet process's `Init`: hands the node (or a front end) a wallet loader bound to
 /// the chain the caller passes. Each call binds a new loader to that chain over the same
-/// wallets (after a reconnection, the new connection's chain); the previous loader stays
-/// valid for whoever still holds it.
+/// wallets (after a reconnection, the new connection's chain). The latest loader is kept
+/// alive here, and with it its subscription to the chain's notifications, even when the
+/// caller drops its handle; an earlier one lives on only while someone holds it.
 #[derive(Debug)]
 pub struct WalletInit {
     store: Arc<WalletStore>,
     default_wallet: String,
+    current: Mutex<Option<Arc<WalletLoaderImpl>>>,
 }
 
 impl WalletInit {
@@ -48,6 +50,7 @@ impl WalletInit {
         Self {
             store: Arc::new(store),
             default_wallet,
+            current: Mutex::default(),
         }
     }
 }
@@ -59,6 +62,7 @@ impl Init for WalletInit {
     ) -> Result<Arc<dyn interfaces::WalletLoader>, InterfaceError> {
         let loader = WalletLoaderImpl::start(Arc::clone(&self.store), chain, &self.default_wallet)
             .map_err(interface_error)?;
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&loader));
         Ok(loader)
     }
 }

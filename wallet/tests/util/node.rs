@@ -53,15 +53,16 @@ impl TestNode {
     }
 
     fn each(&self, f: impl Fn(&dyn ChainNotifications) -> Result<(), InterfaceError>) {
-        let subscribers: Vec<_> = self
-            .subscribers
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(_, s)| s.clone())
-            .collect();
-        for subscriber in subscribers {
-            f(subscriber.as_ref()).expect("subscriber handles the notification");
+        let subscribers: Vec<_> = self.subscribers.lock().unwrap().clone();
+        for (id, subscriber) in subscribers {
+            match f(subscriber.as_ref()) {
+                Ok(()) => {}
+                // A subscriber in a process that went away: forget it, as the node does.
+                Err(InterfaceError::Disconnected) => {
+                    self.subscribers.lock().unwrap().retain(|(i, _)| *i != id);
+                }
+                Err(err) => panic!("subscriber failed a notification: {err}"),
+            }
         }
     }
 

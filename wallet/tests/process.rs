@@ -1,0 +1,145 @@
+//! `bitcoin-wallet` in its own process, reached the two ways Bitcoin Core's multiprocess
+//! wallet is: spawned by the node with `-ipcfd`, and connecting to a listening node with
+//! `-ipcconnect`, over real shared-memory connections.
+
+mod util;
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use interfaces::remote::InitProxy;
+use interfaces::{Chain, Init};
+use ipc_shm::call::{Session, SessionConfig};
+use ipc_shm::{Config, Endpoint, Listener};
+use util::node::TestNode;
+use util::scenario;
+
+const WALLET: &str = env!("CARGO_BIN_EXE_bitcoin-wallet");
+
+/// Aborts the process if a test hangs (a child that never answers or never exits).
+struct Watchdog(#[allow(dead_code)] mpsc::Sender<()>);
+
+impl Watchdog {
+    fn new() -> Self {
+        let (done, wait) = mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) =
+                wait.recv_timeout(Duration::from_secs(120))
+            {
+                eprintln!("watchdog: test still running after 120 s; aborting");
+                std::process::abort();
+            }
+        });
+        Watchdog(done)
+    }
+}
+
+/// The wallet's `Init` on the far side of `session`.
+fn init_of(session: &Session) -> Arc<dyn Init> {
+    Arc::new(InitProxy::new(session.bootstrap()))
+}
+
+fn serve_node(connection: ipc_shm::Connection) -> Session {
+    let config = SessionConfig {
+        name: String::from("test-node"),
+        ..SessionConfig::default()
+    };
+    Session::new(connection, None, &config)
+}
+
+#[test]
+fn spawned_with_ipcfd_serves_the_node_and_exits_with_it() {
+    let _watchdog = Watchdog::new();
+    let dir = tempfile::tempdir().unwrap();
+    let datadir = format!("-datadir={}", dir.path().display());
+    let node = TestNode::new();
+    let chain: Arc<dyn Chain> = node.clone();
+
+    let (mut child, connection) =
+        ipc_shm::spawn(WALLET, [datadir.as_str()], &Config::new("test-node")).unwrap();
+    let session = serve_node(connection);
+    let init = init_of(&session);
+    scenario::run(&init, &node);
+    let before = init
+        .make_wallet_loader(Arc::clone(&chain))
+        .unwrap()
+        .get_default_wallet()
+        .unwrap()
+        .get_balances()
+        .unwrap();
+
+    // The node goes away: the wallet process exits on its own, promptly.
+    drop(init);
+    session.close();
+    let status = child
+        .wait_timeout(Duration::from_secs(30))
+        .unwrap()
+        .expect("the wallet exits when its node goes away");
+    assert!(status.success(), "{status}");
+
+    // A new wallet process over the same datadir has the same balances.
+    let (mut child, connection) =
+        ipc_shm::spawn(WALLET, [datadir.as_str()], &Config::new("test-node")).unwrap();
+    let session = serve_node(connection);
+    let loader = init_of(&session).make_wallet_loader(chain).unwrap();
+    assert_eq!(
+        loader.get_default_wallet().unwrap().get_balances().unwrap(),
+        before
+    );
+    session.close();
+    assert!(
+        child
+            .wait_timeout(Duration::from_secs(30))
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[test]
+fn connecting_with_ipcconnect_survives_a_node_restart() {
+    let _watchdog = Watchdog::new();
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::new();
+    let chain: Arc<dyn Chain> = node.clone();
+    let socket = dir.path().join("node.sock");
+    let listener = Listener::bind(&Endpoint::unix(&socket), &Config::new("test-node")).unwrap();
+
+    let mut child = Command::new(WALLET)
+        .arg(format!("-datadir={}", dir.path().display()))
+        .arg(format!("-ipcconnect=unix:{}", socket.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let first = serve_node(listener.accept().unwrap());
+    let wallet = init_of(&first)
+        .make_wallet_loader(Arc::clone(&chain))
+        .unwrap()
+        .get_default_wallet()
+        .unwrap();
+    let address = wallet.get_new_address().unwrap().assume_checked();
+    node.mine(&address.script_pubkey());
+    assert_eq!(wallet.get_balances().unwrap().immature, util::btc(50));
+
+    // The node "restarts": the connection drops, the wallet comes back by itself.
+    drop(wallet);
+    first.close();
+    node.mine(&address.script_pubkey()); // missed while away
+    let second = serve_node(listener.accept().unwrap());
+    let wallet = init_of(&second)
+        .make_wallet_loader(chain)
+        .unwrap()
+        .get_default_wallet()
+        .unwrap();
+    assert_eq!(wallet.get_balances().unwrap().immature, util::btc(100));
+    assert_ne!(wallet.get_new_address().unwrap().assume_checked(), address);
+
+    drop(wallet);
+    child.kill().unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("went away; reconnecting"), "{stderr}");
+}
