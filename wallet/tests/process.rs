@@ -99,6 +99,16 @@ fn spawned_with_ipcfd_serves_the_node_and_exits_with_it() {
 
 #[test]
 fn connecting_with_ipcconnect_survives_a_node_restart() {
+    reconnects_over("shm");
+}
+
+#[test]
+fn connecting_over_the_socket_transport() {
+    reconnects_over("socket");
+}
+
+/// A wallet started with `-ipcconnect` and `-transport`: served, dropped, reconnected.
+fn reconnects_over(transport: &str) {
     let _watchdog = Watchdog::new();
     let dir = tempfile::tempdir().unwrap();
     let node = TestNode::new();
@@ -109,12 +119,15 @@ fn connecting_with_ipcconnect_survives_a_node_restart() {
     let mut child = Command::new(WALLET)
         .arg(format!("-datadir={}", dir.path().display()))
         .arg(format!("-ipcconnect=unix:{}", socket.display()))
+        .arg(format!("-transport={transport}"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
 
-    let first = serve_node(listener.accept().unwrap());
+    let connection = listener.accept().unwrap();
+    assert_eq!(connection.transport().to_string(), transport);
+    let first = serve_node(connection);
     let wallet = init_of(&first)
         .make_wallet_loader(Arc::clone(&chain))
         .unwrap()
