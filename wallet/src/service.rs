@@ -119,6 +119,7 @@ impl WalletLoaderImpl {
         }
         for wallet in loader.store.get_wallets() {
             wallet.sync_with_chain(&*chain)?;
+            resubmit(&wallet, &*chain)?;
         }
         Ok(loader)
     }
@@ -254,6 +255,33 @@ impl interfaces::Wallet for WalletImpl {
     ) -> Result<Box<dyn Handler>, InterfaceError> {
         Ok(Box::new(self.wallet.handle_transaction_changed(callback)))
     }
+}
+
+/// Hands the node every unconfirmed payment of `wallet` that its mempool lacks (Core's
+/// `ResubmitWalletTransactions` at start): one committed just before a crash, or dropped
+/// while the wallet was away. A payment the node refuses is abandoned, so its coins are
+/// spendable again.
+fn resubmit(wallet: &Wallet, chain: &dyn Chain) -> Result<(), WalletError> {
+    let chain_err = |err: InterfaceError| WalletError::Chain(Box::new(err));
+    // Oldest first, so a payment reaches the node before those spending its change.
+    for wtx in wallet.get_wallet_txs()? {
+        if wtx.block.is_some() || wtx.debit == Amount::ZERO {
+            continue;
+        }
+        let txid = wtx.tx.compute_txid();
+        if chain.is_in_mempool(&txid).map_err(chain_err)? {
+            continue;
+        }
+        match chain.broadcast_transaction(&wtx.tx, MAX_FEE_RATE) {
+            Ok(()) => tracing::info!(wallet = wallet.name(), %txid, "resubmitted payment"),
+            Err(InterfaceError::Remote { message, .. }) => {
+                tracing::warn!(wallet = wallet.name(), %txid, reason = %message, "node refuses payment; abandoning it");
+                wallet.abandon_transaction(txid)?;
+            }
+            Err(err) => return Err(chain_err(err)),
+        }
+    }
+    Ok(())
 }
 
 /// Delivers the chain's notifications to every loaded wallet.

@@ -156,3 +156,133 @@ fn reconnects_over(transport: &str) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("went away; reconnecting"), "{stderr}");
 }
+
+/// What the paying thread saw before the wallet process died.
+enum Seen {
+    Address(String),
+    Paid(bitcoin::Txid),
+}
+
+#[test]
+fn kill_9_while_paying_over_ipc_loses_and_reuses_nothing() {
+    let _watchdog = Watchdog::new();
+    let dir = tempfile::tempdir().unwrap();
+    let datadir = format!("-datadir={}", dir.path().display());
+    let node = TestNode::new();
+    let chain: Arc<dyn Chain> = node.clone();
+    let start = || {
+        let (child, connection) =
+            ipc_shm::spawn(WALLET, [datadir.as_str()], &Config::new("test-node")).unwrap();
+        let session = serve_node(connection);
+        let wallet = init_of(&session)
+            .make_wallet_loader(Arc::clone(&chain))
+            .unwrap()
+            .get_default_wallet()
+            .unwrap();
+        (child, session, wallet)
+    };
+
+    let (mut child, session, wallet) = start();
+    for _ in 0..101 {
+        let address = wallet.get_new_address().unwrap().assume_checked();
+        node.mine(&address.script_pubkey());
+    }
+    drop(wallet);
+    session.close();
+    child
+        .wait_timeout(Duration::from_secs(30))
+        .unwrap()
+        .expect("wallet exits");
+
+    let mut addresses = std::collections::HashSet::new();
+    let mut paid = Vec::new();
+    for round in 0..4 {
+        let (mut child, session, wallet) = start();
+        let (events, seen) = mpsc::channel();
+        let payer = std::thread::spawn(move || {
+            while let Ok(address) = wallet.get_new_address() {
+                let _ = events.send(Seen::Address(address.assume_checked_ref().to_string()));
+                match wallet.send_to_address(&address, util::btc(1), None) {
+                    Ok(txid) => {
+                        let _ = events.send(Seen::Paid(txid));
+                    }
+                    Err(_) => return,
+                }
+            }
+        });
+        // SIGKILL after a few payments, in the middle of the next one.
+        let mut payments = 0;
+        while payments < 2 + round {
+            match seen.recv().unwrap() {
+                Seen::Address(a) => assert!(addresses.insert(a), "address handed out twice"),
+                Seen::Paid(txid) => {
+                    paid.push(txid);
+                    payments += 1;
+                }
+            }
+        }
+        let status = Command::new("kill")
+            .args(["-9", &child.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        payer.join().unwrap();
+        for event in seen.try_iter() {
+            match event {
+                Seen::Address(a) => assert!(addresses.insert(a), "address handed out twice"),
+                Seen::Paid(txid) => paid.push(txid),
+            }
+        }
+        child
+            .wait_timeout(Duration::from_secs(30))
+            .unwrap()
+            .expect("killed");
+        drop(session);
+    }
+
+    // Restarted, the wallet knows every payment it reported; the node has them all (any
+    // committed but not broadcast before the kill was resubmitted on start), and they
+    // confirm together in one block whose every script and input is checked.
+    let (mut child, session, wallet) = start();
+    let known: std::collections::HashSet<_> = wallet
+        .list_transactions()
+        .unwrap()
+        .iter()
+        .map(|t| t.tx.compute_txid())
+        .collect();
+    assert!(
+        paid.iter().all(|txid| known.contains(txid)),
+        "a reported payment was lost"
+    );
+    let in_mempool = node.mempool().len();
+    assert!(
+        in_mempool >= paid.len(),
+        "{in_mempool} in mempool, {} reported",
+        paid.len()
+    );
+    node.mine(&util::stranger());
+    let balances = wallet.get_balances().unwrap();
+    assert_eq!(balances.untrusted_pending, bitcoin::Amount::ZERO);
+    assert!(
+        wallet
+            .list_transactions()
+            .unwrap()
+            .iter()
+            .all(|t| t.block.is_some())
+    );
+    // Every payment went to the wallet itself: only fees left it. 50 BTC of block 1,
+    // plus 50 matured at 102.
+    let fees: bitcoin::Amount = wallet
+        .list_transactions()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t.fee)
+        .sum();
+    assert_eq!(balances.trusted, util::btc(100) - fees);
+    drop(wallet);
+    session.close();
+    child
+        .wait_timeout(Duration::from_secs(30))
+        .unwrap()
+        .expect("wallet exits");
+}
