@@ -158,3 +158,53 @@ fn a_new_wallet_starts_at_the_chain_tip() {
     assert_eq!(node.blocks_served(), 1);
     assert_eq!(wallet.get_balances().unwrap().immature, btc(200));
 }
+
+#[test]
+fn payments_the_node_lacks_are_resubmitted_on_start() {
+    let _watchdog = Watchdog::new();
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::new();
+    let store = Arc::new(util::store(dir.path()));
+    let loader = WalletLoaderImpl::start(Arc::clone(&store), node.clone(), "default").unwrap();
+    let wallet = loader.store().get_wallet("default").unwrap();
+    for _ in 0..101 {
+        node.mine(&wallet.get_new_address().unwrap().script_pubkey());
+    }
+    let before = wallet.get_balances().unwrap();
+
+    // Committed but never broadcast, as when the process dies between the two.
+    let to = wallet.get_new_address().unwrap();
+    let first = wallet
+        .send_to_address(to.as_unchecked(), btc(1), util::MIN_RELAY, util::MIN_RELAY)
+        .unwrap();
+    let second = wallet
+        .send_to_address(to.as_unchecked(), btc(1), util::MIN_RELAY, util::MIN_RELAY)
+        .unwrap();
+    assert!(node.mempool().is_empty());
+    WalletLoaderImpl::start(Arc::clone(&store), node.clone(), "default").unwrap();
+    let mempool: Vec<_> = node.mempool().iter().map(|tx| tx.compute_txid()).collect();
+    assert_eq!(mempool, [first.compute_txid(), second.compute_txid()]);
+
+    // One the node refuses is abandoned: its coins come back.
+    node.mine(&stranger());
+    let confirmed = wallet.get_balances().unwrap();
+    assert!(
+        confirmed.trusted > before.trusted,
+        "block 2's coinbase matured"
+    );
+    let third = wallet
+        .send_to_address(to.as_unchecked(), btc(1), util::MIN_RELAY, util::MIN_RELAY)
+        .unwrap();
+    node.refuse.store(true, std::sync::atomic::Ordering::SeqCst);
+    WalletLoaderImpl::start(store, node.clone(), "default").unwrap();
+    assert!(node.mempool().is_empty());
+    assert_eq!(wallet.get_balances().unwrap(), confirmed);
+    assert!(
+        wallet
+            .get_wallet_txs()
+            .unwrap()
+            .iter()
+            .all(|t| t.tx.compute_txid() != third.compute_txid()),
+        "the refused payment is gone"
+    );
+}
