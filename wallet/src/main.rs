@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bitcoin::Network;
-use interfaces::remote::InitServer;
+use interfaces::Init;
+use interfaces::remote::{InitProxy, InitServer};
 use ipc_shm::call::{Dispatch, Session, SessionConfig};
 use ipc_shm::{Config, Connection, Endpoint, Transport};
 use wallet::{Args, WalletError, WalletInit, WalletStore, chain_dir_name};
@@ -86,14 +87,16 @@ fn serve(connection: Connection, init: &Arc<WalletInit>) -> Session {
     Session::new(connection, Some(server), &config)
 }
 
-/// Connect mode: serves the node at `endpoint`; when it goes away, retries with doubling
-/// delays up to [`MAX_RECONNECT_DELAY`]. Only a first connection that fails is an error.
+/// Connect mode: serves the node at `endpoint` and attaches to its chain; when the node goes
+/// away, retries with doubling delays up to [`MAX_RECONNECT_DELAY`]. Only a first
+/// connection that fails is an error.
 fn follow_node(endpoint: &Endpoint, config: &Config, init: &Arc<WalletInit>) -> anyhow::Result<()> {
     let path = endpoint.path().display().to_string();
     let connection = ipc_shm::connect(endpoint, config)
         .with_context(|| format!("cannot connect to the node at {path}"))?;
     let mut session = serve(connection, init);
     loop {
+        attach(&session, init);
         tracing::info!(node = %path, "serving the node");
         session.wait_closed();
         tracing::warn!(node = %path, "the node went away; reconnecting");
@@ -109,6 +112,20 @@ fn follow_node(endpoint: &Endpoint, config: &Config, init: &Arc<WalletInit>) -> 
                 }
             }
         };
+    }
+}
+
+/// Binds a wallet loader to the chain of the node at the other end of `session` (its
+/// bootstrap `Init::make_chain`), so the wallets follow that node even if it never calls
+/// our `Init`. A node that offers no chain is logged, not fatal: it may still call us.
+fn attach(session: &Session, init: &Arc<WalletInit>) {
+    let node = InitProxy::new(session.bootstrap());
+    let attached = node
+        .make_chain()
+        .and_then(|chain| init.make_wallet_loader(chain));
+    match attached {
+        Ok(_) => tracing::info!("following the node's chain"),
+        Err(err) => tracing::warn!(error = %err, "cannot follow the node's chain"),
     }
 }
 

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use interfaces::remote::InitProxy;
+use interfaces::remote::{InitProxy, InitServer};
 use interfaces::{Chain, Init};
-use ipc_shm::call::{Session, SessionConfig};
+use ipc_shm::call::{Dispatch, Session, SessionConfig};
 use ipc_shm::{Config, Endpoint, Listener};
-use util::node::TestNode;
+use util::node::{TestNode, TestNodeInit};
 use util::scenario;
 
 const WALLET: &str = env!("CARGO_BIN_EXE_bitcoin-wallet");
@@ -42,11 +42,17 @@ fn init_of(session: &Session) -> Arc<dyn Init> {
 }
 
 fn serve_node(connection: ipc_shm::Connection) -> Session {
+    serve_node_with(connection, None)
+}
+
+/// A session for the node's side, serving `init` as its bootstrap object if given.
+fn serve_node_with(connection: ipc_shm::Connection, init: Option<Arc<dyn Init>>) -> Session {
     let config = SessionConfig {
         name: String::from("test-node"),
         ..SessionConfig::default()
     };
-    Session::new(connection, None, &config)
+    let bootstrap = init.map(|init| Arc::new(InitServer::new(init)) as Arc<dyn Dispatch>);
+    Session::new(connection, bootstrap, &config)
 }
 
 #[test]
@@ -125,9 +131,16 @@ fn reconnects_over(transport: &str) {
         .spawn()
         .unwrap();
 
+    let (subscribed, wallet_subscribed) = mpsc::channel();
+    *node.on_subscribe.lock().unwrap() = Some(subscribed);
+    let node_init: Arc<dyn Init> = Arc::new(TestNodeInit(node.clone()));
     let connection = listener.accept().unwrap();
     assert_eq!(connection.transport().to_string(), transport);
-    let first = serve_node(connection);
+    let first = serve_node_with(connection, Some(Arc::clone(&node_init)));
+    // The wallet asks for the node's chain and subscribes to it by itself.
+    wallet_subscribed
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap();
     let wallet = init_of(&first)
         .make_wallet_loader(Arc::clone(&chain))
         .unwrap()
@@ -138,10 +151,14 @@ fn reconnects_over(transport: &str) {
     assert_eq!(wallet.get_balances().unwrap().immature, util::btc(50));
 
     // The node "restarts": the connection drops, the wallet comes back by itself.
+    while wallet_subscribed.try_recv().is_ok() {} // our own loader's subscription
     drop(wallet);
     first.close();
     node.mine(&address.script_pubkey()); // missed while away
-    let second = serve_node(listener.accept().unwrap());
+    let second = serve_node_with(listener.accept().unwrap(), Some(node_init));
+    wallet_subscribed
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap();
     let wallet = init_of(&second)
         .make_wallet_loader(chain)
         .unwrap()

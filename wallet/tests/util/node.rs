@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 
 use bitcoin::{Block, BlockHash, FeeRate, OutPoint, ScriptBuf, Transaction, TxOut, Txid};
 use interfaces::{
@@ -26,6 +26,8 @@ pub(crate) struct TestNode {
     pub(crate) refuse: AtomicBool,
     /// How many full blocks `find_block` has handed out.
     blocks_served: AtomicUsize,
+    /// Told of every new notification subscriber.
+    pub(crate) on_subscribe: Mutex<Option<mpsc::Sender<()>>>,
 }
 
 impl TestNode {
@@ -37,6 +39,7 @@ impl TestNode {
             next_id: AtomicU64::new(0),
             refuse: AtomicBool::new(false),
             blocks_served: AtomicUsize::new(0),
+            on_subscribe: Mutex::default(),
         })
     }
 
@@ -291,6 +294,9 @@ impl Chain for TestNode {
     ) -> Result<Box<dyn Handler>, InterfaceError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.subscribers.lock().unwrap().push((id, notifications));
+        if let Some(tell) = self.on_subscribe.lock().unwrap().as_ref() {
+            let _ = tell.send(());
+        }
         Ok(Box::new(Subscription {
             subscribers: Arc::clone(&self.subscribers),
             id,
@@ -300,5 +306,14 @@ impl Chain for TestNode {
     fn wait_for_notifications(&self) -> Result<(), InterfaceError> {
         // Notifications are delivered synchronously by the thread that caused them.
         Ok(())
+    }
+}
+
+/// The node's `Init` for a client: it offers the test node's chain.
+pub(crate) struct TestNodeInit(pub(crate) Arc<TestNode>);
+
+impl interfaces::Init for TestNodeInit {
+    fn make_chain(&self) -> Result<Arc<dyn Chain>, InterfaceError> {
+        Ok(Arc::clone(&self.0) as Arc<dyn Chain>)
     }
 }
