@@ -135,7 +135,8 @@ fn init_logging(args: &Args, chain_dir: &Path) -> anyhow::Result<()> {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if args.printtoconsole {
-        builder.with_writer(std::io::stderr).init();
+        let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        builder.with_ansi(colour).with_writer(std::io::stderr).init();
     } else {
         std::fs::create_dir_all(chain_dir)
             .with_context(|| format!("cannot create {}", chain_dir.display()))?;
