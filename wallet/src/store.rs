@@ -1,0 +1,187 @@
+//! The wallets of one data directory, Bitcoin Core's `WalletLoader`: each wallet is a
+//! directory `DATADIR/<chain>/wallets/<name>/` holding one SQLite database, `wallet.sqlite`
+//! (bdk's tables plus the master key), private to the user (directories 0700, file 0600).
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bitcoin::Network;
+
+use crate::error::WalletError;
+use crate::wallet::Wallet;
+
+/// The file name of a wallet's database inside its directory.
+pub const DATABASE_FILE: &str = "wallet.sqlite";
+
+/// The name of the wallet created on first start when `-wallet` is not given.
+pub const DEFAULT_WALLET: &str = "default";
+
+/// The sub-directory of the data directory for a network, as Bitcoin Core names it.
+pub fn chain_dir_name(network: Network) -> &'static str {
+    match network {
+        Network::Bitcoin => "",
+        Network::Testnet => "testnet3",
+        Network::Testnet4 => "testnet4",
+        Network::Signet => "signet",
+        _ => "regtest",
+    }
+}
+
+/// The wallets directory of one data directory and network, and the wallets loaded from it.
+#[derive(Debug)]
+pub struct WalletStore {
+    wallets_dir: PathBuf,
+    network: Network,
+    /// In load order.
+    loaded: Mutex<Vec<Arc<Wallet>>>,
+}
+
+impl WalletStore {
+    /// Opens (creating if needed) `datadir/<chain>/wallets/`.
+    pub fn open(datadir: &Path, network: Network) -> Result<Self, WalletError> {
+        let wallets_dir = datadir.join(chain_dir_name(network)).join("wallets");
+        create_private_dir(&wallets_dir)?;
+        Ok(Self {
+            wallets_dir,
+            network,
+            loaded: Mutex::default(),
+        })
+    }
+
+    /// The directory holding the wallets.
+    pub fn wallets_dir(&self) -> &Path {
+        &self.wallets_dir
+    }
+
+    /// The network of every wallet of this store.
+    pub fn network(&self) -> Network {
+        self.network
+    }
+
+    /// Creates wallet `name` with a fresh key and loads it.
+    pub fn create_wallet(&self, name: &str) -> Result<Arc<Wallet>, WalletError> {
+        check_name(name)?;
+        let mut loaded = self.loaded();
+        if loaded.iter().any(|w| w.name() == name) {
+            return Err(WalletError::AlreadyExists {
+                name: name.to_owned(),
+            });
+        }
+        let dir = self.wallets_dir.join(name);
+        create_private_dir(&dir)?;
+        let wallet = Arc::new(Wallet::create(
+            name,
+            &dir.join(DATABASE_FILE),
+            self.network,
+        )?);
+        tracing::info!(wallet = name, "created wallet");
+        loaded.push(Arc::clone(&wallet));
+        Ok(wallet)
+    }
+
+    /// Loads the existing wallet `name`.
+    pub fn load_wallet(&self, name: &str) -> Result<Arc<Wallet>, WalletError> {
+        check_name(name)?;
+        let mut loaded = self.loaded();
+        if loaded.iter().any(|w| w.name() == name) {
+            return Err(WalletError::AlreadyLoaded {
+                name: name.to_owned(),
+            });
+        }
+        let path = self.wallets_dir.join(name).join(DATABASE_FILE);
+        if !path.is_file() {
+            return Err(WalletError::NotFound {
+                name: name.to_owned(),
+            });
+        }
+        let wallet = Arc::new(Wallet::open(name, &path, self.network)?);
+        tracing::info!(wallet = name, "loaded wallet");
+        loaded.push(Arc::clone(&wallet));
+        Ok(wallet)
+    }
+
+    /// Loads wallet `name` if it exists on disk, creates it otherwise: what the wallet
+    /// process does on start with `-wallet` (or [`DEFAULT_WALLET`]).
+    pub fn load_or_create_wallet(&self, name: &str) -> Result<Arc<Wallet>, WalletError> {
+        match self.load_wallet(name) {
+            Err(WalletError::NotFound { .. }) => self.create_wallet(name),
+            other => other,
+        }
+    }
+
+    /// The wallet `name` if it is loaded.
+    pub fn get_wallet(&self, name: &str) -> Option<Arc<Wallet>> {
+        self.loaded().iter().find(|w| w.name() == name).cloned()
+    }
+
+    /// Every loaded wallet, in load order.
+    pub fn get_wallets(&self) -> Vec<Arc<Wallet>> {
+        self.loaded().clone()
+    }
+
+    /// Names of the loaded wallets, in load order (bitcoin-cli's `listwallets`).
+    pub fn list_wallets(&self) -> Vec<String> {
+        self.loaded().iter().map(|w| w.name().to_owned()).collect()
+    }
+
+    /// Names of the wallets on disk, loaded or not, sorted (bitcoin-cli's `listwalletdir`).
+    pub fn list_wallet_dir(&self) -> Result<Vec<String>, WalletError> {
+        let io_err = |source| WalletError::Io {
+            path: self.wallets_dir.clone(),
+            source,
+        };
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&self.wallets_dir).map_err(io_err)? {
+            let entry = entry.map_err(io_err)?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if check_name(&name).is_ok() && entry.path().join(DATABASE_FILE).is_file() {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn loaded(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Wallet>>> {
+        // A push cannot be left half-done by a panic.
+        self.loaded.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Accepts names that are safe as one directory name on every file system we run on.
+fn check_name(name: &str) -> Result<(), WalletError> {
+    let valid = (1..=64).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(WalletError::InvalidName {
+            name: name.to_owned(),
+        })
+    }
+}
+
+/// `mkdir -p` with mode 0700 for the directories it creates.
+fn create_private_dir(path: &Path) -> Result<(), WalletError> {
+    match fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+    {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        Err(source) => Err(WalletError::Io {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}

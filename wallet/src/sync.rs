@@ -1,0 +1,292 @@
+//! Keeping the wallet in step with the node: blocks connected and disconnected, mempool
+//! additions and removals (the `ChainNotifications` callbacks), and catching up from the
+//! wallet's last block on start.
+//!
+//! # Disconnected blocks
+//!
+//! bdk's chain only drops a block when a block of the same height replaces it, so a
+//! disconnect alone would leave balances counting a block that is gone until the next block
+//! arrives, or forever after an `invalidateblock`. The wallet does what Bitcoin Core's does
+//! and moves balances back at once: it writes the removal of the disconnected checkpoints
+//! straight to the database and reloads bdk's wallet from it. Transactions of the removed
+//! blocks keep their (now stale) anchors; bdk then treats them as unconfirmed, except
+//! coinbase transactions, which disappear. A reload costs a read of the wallet database;
+//! reorgs are rare enough for that.
+//!
+//! # Ordering against live notifications
+//!
+//! Subscribe to notifications first, then call [`Wallet::sync_with_chain`]: a block
+//! announced during the catch-up either does not connect yet ([`WalletError::BlockDoesNotConnect`],
+//! which the catch-up then covers) or is already applied (a duplicate, ignored).
+
+use bdk_wallet::ChangeSet;
+use bdk_wallet::chain::{BlockId, local_chain};
+use bdk_wallet::rusqlite::Connection;
+use bitcoin::hashes::Hash;
+use bitcoin::{Block, BlockHash, Transaction};
+use interfaces::{BlockRef, BlockWhat, Chain, InterfaceError, RemovalReason};
+
+use crate::error::{WalletError, db_error};
+use crate::wallet::{State, Wallet};
+
+/// The blocks a wallet needs from the node to catch up: the part of [`interfaces::Chain`]
+/// that the wallet core calls. Every `interfaces::Chain` (the node's, or its proxy across
+/// a connection) is one; tests also use a chain of their own.
+pub trait ChainSource {
+    /// The error of a call (for a remote chain: the connection failed).
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Height of the active chain's tip, `None` while the node has no blocks.
+    fn get_height(&self) -> Result<Option<u32>, Self::Error>;
+
+    /// Hash of the active chain's block at `height`, `None` above the tip.
+    fn get_block_hash(&self, height: u32) -> Result<Option<BlockHash>, Self::Error>;
+
+    /// The block with this hash, active or not; `None` when the node does not have it.
+    fn find_block(&self, hash: &BlockHash) -> Result<Option<Block>, Self::Error>;
+
+    /// The most recent block of `locator` (newest first) that is in the active chain;
+    /// `None` when no entry is.
+    fn find_locator_fork(&self, locator: &[BlockHash]) -> Result<Option<BlockRef>, Self::Error>;
+}
+
+/// How many catch-up attempts a chain that keeps reorganising gets before the error is
+/// returned to the caller.
+const CATCH_UP_ATTEMPTS: usize = 8;
+
+/// Catch-up writes the database every this many blocks, so a crash during a long catch-up
+/// keeps most of the work.
+const CATCH_UP_BATCH: u32 = 500;
+
+impl Wallet {
+    /// Applies a block the node connected at `height`. A block already applied is ignored;
+    /// a block whose parent the wallet does not have is [`WalletError::BlockDoesNotConnect`].
+    /// A block replacing one the wallet has (a reorg whose disconnects were not seen) moves
+    /// the wallet to the new branch.
+    pub fn block_connected(&self, block: &Block, height: u32) -> Result<(), WalletError> {
+        self.mutate(|state| connect(state, block, height))
+    }
+
+    /// Undoes a block the node disconnected from its tip at `height`. A block the wallet
+    /// does not have is ignored.
+    pub fn block_disconnected(&self, block: &Block, height: u32) -> Result<(), WalletError> {
+        let hash = block.block_hash();
+        self.mutate(|state| {
+            let have = state.bdk.local_chain().get(height).map(|cp| cp.hash());
+            if height == 0 || have != Some(hash) {
+                tracing::debug!(%hash, height, "ignoring disconnect of a block the wallet does not have");
+                return Ok(());
+            }
+            self.rewind(
+                state,
+                BlockId {
+                    height: height - 1,
+                    hash: block.header.prev_blockhash,
+                },
+            )
+        })
+    }
+
+    /// Records a transaction the node accepted to its mempool (ignored unless it pays to or
+    /// spends from the wallet).
+    pub fn transaction_added_to_mempool(&self, tx: &Transaction) -> Result<(), WalletError> {
+        self.mutate(|state| {
+            let seen = state.next_seen_time();
+            state.bdk.apply_unconfirmed_txs([(tx.clone(), seen)]);
+            Ok(())
+        })
+    }
+
+    /// Records that the node dropped a transaction from its mempool. Inclusion in a block
+    /// changes nothing here (the block's notification confirms it); any other reason makes
+    /// an unconfirmed wallet transaction leave the balances.
+    pub fn transaction_removed_from_mempool(
+        &self,
+        tx: &Transaction,
+        reason: RemovalReason,
+    ) -> Result<(), WalletError> {
+        let txid = tx.compute_txid();
+        if reason == RemovalReason::Block {
+            return Ok(());
+        }
+        self.mutate(|state| {
+            let seen = state.next_seen_time();
+            state.bdk.apply_evicted_txs([(txid, seen)]);
+            Ok(())
+        })
+    }
+
+    /// Brings the wallet to the chain's tip: finds the last block the wallet and the chain
+    /// share (`find_locator_fork` with the wallet's locator), undoes the wallet's blocks
+    /// above it, and applies the chain's blocks from there. Returns the new tip height.
+    pub fn sync_with_chain<C: ChainSource + ?Sized>(&self, chain: &C) -> Result<u32, WalletError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.catch_up_once(chain) {
+                // The chain reorganised under us; the next locator finds the new fork.
+                Err(
+                    WalletError::BlockDoesNotConnect { .. } | WalletError::BlockNotFound { .. },
+                ) if attempt < CATCH_UP_ATTEMPTS => {}
+                result => return result,
+            }
+        }
+    }
+
+    fn catch_up_once<C: ChainSource + ?Sized>(&self, chain: &C) -> Result<u32, WalletError> {
+        let chain_err = |err: C::Error| WalletError::Chain(Box::new(err));
+        let locator = self.locator()?;
+        let fork = chain
+            .find_locator_fork(&locator)
+            .map_err(chain_err)?
+            .ok_or(WalletError::NoCommonBlock)?;
+        self.mutate(|state| {
+            match state.bdk.local_chain().get(fork.height) {
+                Some(cp) if cp.hash() == fork.hash => {}
+                // The locator holds only our blocks, so the fork must be one of them.
+                _ => return Err(WalletError::NoCommonBlock),
+            }
+            if state.tip_height() > fork.height {
+                let fork = BlockId {
+                    height: fork.height,
+                    hash: fork.hash,
+                };
+                self.rewind(state, fork)?;
+            }
+            Ok(())
+        })?;
+
+        // Blocks are fetched outside the lock (a remote call must not stall the wallet's
+        // other callers) and applied one by one; the database is written every
+        // CATCH_UP_BATCH blocks and at the end.
+        let tip = chain.get_height().map_err(chain_err)?.unwrap_or(0);
+        let mut height = fork.height;
+        while height < tip {
+            height += 1;
+            let gone = WalletError::BlockNotFound {
+                height,
+                hash: BlockHash::all_zeros(),
+            };
+            let hash = chain
+                .get_block_hash(height)
+                .map_err(chain_err)?
+                .ok_or(gone)?;
+            let block = chain
+                .find_block(&hash)
+                .map_err(chain_err)?
+                .ok_or(WalletError::BlockNotFound { height, hash })?;
+            let persist = height == tip || height % CATCH_UP_BATCH == 0;
+            self.change(persist, |state| connect(state, &block, height))?;
+        }
+        tracing::info!(wallet = self.name(), height, "wallet synced with chain");
+        Ok(height)
+    }
+
+    /// A block locator of the wallet's chain, as Bitcoin Core builds one: the last ten
+    /// blocks, then exponentially sparser, always ending with the genesis block.
+    pub fn locator(&self) -> Result<Vec<BlockHash>, WalletError> {
+        let state = self.lock()?;
+        let chain = state.bdk.local_chain();
+        let mut locator = Vec::new();
+        let mut height = i64::from(chain.tip().height());
+        let mut step = 1;
+        while height > 0 {
+            if let Some(cp) = chain.get(height as u32) {
+                locator.push(cp.hash());
+            }
+            if locator.len() >= 10 {
+                step *= 2;
+            }
+            height -= step;
+        }
+        locator.push(chain.genesis_hash());
+        Ok(locator)
+    }
+
+    /// Makes `fork` the wallet's tip: its blocks above `fork` are removed and `fork` itself
+    /// recorded (a wallet born after `fork.height` may not have it), in the database, then
+    /// bdk's wallet is reloaded from it. See the module documentation for why.
+    fn rewind(&self, state: &mut State, fork: BlockId) -> Result<(), WalletError> {
+        self.persist(state)?;
+        let mut removed: local_chain::ChangeSet = state
+            .bdk
+            .checkpoints()
+            .take_while(|cp| cp.height() > fork.height)
+            .map(|cp| (cp.height(), None))
+            .collect();
+        removed.blocks.insert(fork.height, Some(fork.hash));
+        tracing::info!(
+            wallet = self.name(),
+            fork = %fork.hash,
+            height = fork.height,
+            removed = removed.blocks.len() - 1,
+            "rewinding wallet to fork point"
+        );
+        let changeset = ChangeSet {
+            local_chain: removed,
+            ..ChangeSet::default()
+        };
+        write_changeset(&mut state.conn, &changeset).map_err(|err| db_error(self.path(), err))?;
+        self.reload(state)
+    }
+}
+
+/// Applies one connected block under the lock (shared by live notifications and catch-up).
+fn connect(state: &mut State, block: &Block, height: u32) -> Result<(), WalletError> {
+    let hash = block.block_hash();
+    let chain = state.bdk.local_chain();
+    if chain.get(height).is_some_and(|cp| cp.hash() == hash) {
+        return Ok(());
+    }
+    let prev_blockhash = block.header.prev_blockhash;
+    let parent_known = height
+        .checked_sub(1)
+        .and_then(|h| chain.get(h))
+        .is_some_and(|cp| cp.hash() == prev_blockhash);
+    let does_not_connect = WalletError::BlockDoesNotConnect {
+        height,
+        hash,
+        prev_blockhash,
+    };
+    if !parent_known {
+        return Err(does_not_connect);
+    }
+    let parent = BlockId {
+        height: height - 1,
+        hash: prev_blockhash,
+    };
+    state
+        .bdk
+        .apply_block_connected_to(block, height, parent)
+        .map_err(|_| does_not_connect)
+}
+
+/// Writes a changeset in one SQLite transaction.
+fn write_changeset(
+    conn: &mut Connection,
+    changeset: &ChangeSet,
+) -> bdk_wallet::rusqlite::Result<()> {
+    let db_tx = conn.transaction()?;
+    changeset.persist_to_sqlite(&db_tx)?;
+    db_tx.commit()
+}
+
+impl<C: Chain + ?Sized> ChainSource for C {
+    type Error = InterfaceError;
+
+    fn get_height(&self) -> Result<Option<u32>, InterfaceError> {
+        Chain::get_height(self)
+    }
+
+    fn get_block_hash(&self, height: u32) -> Result<Option<BlockHash>, InterfaceError> {
+        Chain::get_block_hash(self, height)
+    }
+
+    fn find_block(&self, hash: &BlockHash) -> Result<Option<Block>, InterfaceError> {
+        Ok(Chain::find_block(self, hash, BlockWhat::Full)?.and_then(|found| found.block))
+    }
+
+    fn find_locator_fork(&self, locator: &[BlockHash]) -> Result<Option<BlockRef>, InterfaceError> {
+        Chain::find_locator_fork(self, locator)
+    }
+}
