@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 use clap::error::ErrorKind;
 
-use crate::backend::{LinkOptions, NodeLink};
+use crate::backend::{LinkOptions, Mode, NodeLink};
 use crate::commands::{CliError, Command, Context};
 use crate::options::Options;
 
@@ -75,6 +75,7 @@ fn run(options: &Options) -> Result<(), CliError> {
     let ctx = Context {
         init: link.init.clone(),
         rpcwallet: options.rpcwallet.clone(),
+        spawned_node: matches!(link.mode, Mode::Spawned { .. }),
     };
     match command {
         Some(command) => {

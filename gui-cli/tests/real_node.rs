@@ -98,6 +98,49 @@ fn spawn_mode_from_an_empty_datadir_over_both_transports() {
     }
 }
 
+/// The scenario, in spawn mode with the real node and wallet from an empty datadir:
+/// each command starts `bitcoin-node`, which starts `bitcoin-wallet`, and both are gone when
+/// it returns.
+#[test]
+fn wallet_scenario_in_spawn_mode() {
+    if node_exe().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let datadir = format!("-datadir={}", dir.path().display());
+    let cli = |args: &[&str]| -> String {
+        let mut all = vec![datadir.as_str()];
+        all.extend_from_slice(args);
+        let out = run(gui_exe(), &all);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        assert_eq!(
+            processes_mentioning(&dir.path().display().to_string()),
+            Vec::<String>::new()
+        );
+        String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
+    };
+    let mine = cli(&["getnewaddress"]);
+    assert!(mine.starts_with("bcrt1"), "{mine}");
+    cli(&["generatetoaddress", "101", &mine]);
+    assert_eq!(cli(&["getbalance"]), "50.00000000");
+
+    assert_eq!(cli(&["createwallet", "w2"]), "{\n  \"name\": \"w2\"\n}");
+    let theirs = cli(&["-rpcwallet=w2", "getnewaddress"]);
+    let txid = cli(&["sendtoaddress", &theirs, "1.5"]);
+    assert_eq!(txid.len(), 64, "{txid}");
+    cli(&["generatetoaddress", "1", &mine]);
+    assert_eq!(cli(&["-rpcwallet=w2", "getbalance"]), "1.50000000");
+    // 50 matured at 101 and 50 more at 102, less 1.5 and the fee.
+    let ours: f64 = cli(&["getbalance"]).parse().unwrap();
+    assert!(ours > 98.49 && ours < 98.5, "{ours}");
+    let history = cli(&["-rpcwallet=w2", "listtransactions"]);
+    assert!(
+        history.contains("\"category\": \"receive\"") && history.contains(&txid),
+        "{history}"
+    );
+}
+
 #[test]
 fn connect_mode_to_a_bound_node_over_both_transports() {
     let Some(node) = node_exe() else { return };

@@ -6,11 +6,12 @@ mod shapes;
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bitcoin::address::NetworkUnchecked;
 use bitcoin::consensus::encode::{deserialize_hex, serialize_hex};
 use bitcoin::{Address, Amount, BlockHash, FeeRate, Transaction, Txid};
-use interfaces::{ErrorCode, Init, InterfaceError, Node, Wallet};
+use interfaces::{ErrorCode, Init, InterfaceError, Node, Wallet, WalletLoader};
 
 pub(crate) use self::args::{parse_address, parse_send_amount};
 use self::args::{
@@ -278,15 +279,15 @@ impl Command {
                     .to_string(),
             ),
             Command::CreateWallet(name) => {
-                let wallet = ctx.node()?.wallet_loader()?.create_wallet(name)?;
+                let wallet = ctx.wallet_loader()?.create_wallet(name)?;
                 wallet_name_json(wallet.as_ref())
             }
             Command::LoadWallet(name) => {
-                let wallet = ctx.node()?.wallet_loader()?.load_wallet(name)?;
+                let wallet = ctx.wallet_loader()?.load_wallet(name)?;
                 wallet_name_json(wallet.as_ref())
             }
             Command::ListWallets => {
-                let names = ctx.node()?.wallet_loader()?.list_wallets()?;
+                let names = ctx.wallet_loader()?.list_wallets()?;
                 Ok(Output::Json(Json::Array(
                     names.into_iter().map(Json::Str).collect(),
                 )))
@@ -348,12 +349,22 @@ impl Command {
     }
 }
 
+/// How long wallet access waits for the wallet process of a node we just spawned: the node
+/// starts `bitcoin-wallet` and attaches it a moment after it serves us (Core's
+/// `bitcoin-cli -rpcwait` waits out a starting node the same way).
+const WALLET_ATTACH_WAIT: Duration = Duration::from_secs(10);
+
 /// The node's interfaces, reached through its `Init`, and the wallet `-rpcwallet` selects.
 #[derive(Clone)]
 pub(crate) struct Context {
     pub(crate) init: Arc<dyn Init>,
     /// `-rpcwallet`; `None` is the node's default wallet.
     pub(crate) rpcwallet: Option<String>,
+    /// We just spawned the node for this command (or UI). Its wallet process may still be
+    /// attaching, so wallet access waits for it (up to [`WALLET_ATTACH_WAIT`]) instead of
+    /// failing at once; and only the default wallet is loaded at start, so `-rpcwallet=NAME`
+    /// loads NAME when it is not loaded yet.
+    pub(crate) spawned_node: bool,
 }
 
 impl fmt::Debug for Context {
@@ -369,11 +380,36 @@ impl Context {
         self.init.make_node()
     }
 
+    /// The wallet process's loader; see [`Context::spawned_node`].
+    pub(crate) fn wallet_loader(&self) -> Result<Arc<dyn WalletLoader>, InterfaceError> {
+        let node = self.node()?;
+        let deadline = Instant::now() + WALLET_ATTACH_WAIT;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match node.wallet_loader() {
+                Err(e)
+                    if self.spawned_node
+                        && e.code() == Some(ErrorCode::WALLET_NOT_FOUND)
+                        && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
     /// The `-rpcwallet` wallet, else the default wallet (also when others are loaded).
     pub(crate) fn wallet(&self) -> Result<Arc<dyn Wallet>, InterfaceError> {
-        let loader = self.node()?.wallet_loader()?;
+        let loader = self.wallet_loader()?;
         match &self.rpcwallet {
-            Some(name) => loader.get_wallet(name),
+            Some(name) => match loader.get_wallet(name) {
+                Err(e) if self.spawned_node && e.code() == Some(ErrorCode::WALLET_NOT_FOUND) => {
+                    loader.load_wallet(name)
+                }
+                outcome => outcome,
+            },
             None => loader.get_default_wallet(),
         }
     }

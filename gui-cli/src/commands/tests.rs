@@ -25,6 +25,7 @@ pub(crate) fn start() -> (testnode::TestNode, Context, (Session, Session)) {
         Context {
             init,
             rpcwallet: None,
+            spawned_node: false,
         },
         sessions,
     )
@@ -231,6 +232,26 @@ fn wallet_commands_go_to_the_default_wallet_unless_rpcwallet_says_otherwise() {
         run(&missing, &["getbalance"]).unwrap_err().to_string(),
         "error code: -18: Requested wallet does not exist or is not loaded"
     );
+}
+
+#[test]
+fn a_just_spawned_node_s_wallet_is_waited_for() {
+    let (node, ctx, _sessions) = start();
+    // A node we did not just start answers at once that it has no wallet.
+    assert_eq!(
+        ctx.wallet().err().and_then(|e| e.code()),
+        Some(ErrorCode::WALLET_NOT_FOUND)
+    );
+    // One we just started attaches its wallet process a moment later; whichever comes first,
+    // the wallet is reached.
+    let starting = Context {
+        spawned_node: true,
+        ..ctx.clone()
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| node.attach_wallets(Amount::from_int_btc(1)));
+        assert_eq!(plain(&starting, &["getbalance"]), "1.00000000");
+    });
 }
 
 #[test]

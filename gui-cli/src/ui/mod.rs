@@ -194,7 +194,7 @@ fn snapshot(ctx: &Context) -> Result<Snapshot, InterfaceError> {
     let tip = node.get_tip_info()?;
     let mempool = node.get_mempool_info()?;
     let describe = |e: InterfaceError| CliError::from(e).to_string();
-    let (wallet, wallets) = match node.wallet_loader() {
+    let (wallet, wallets) = match ctx.wallet_loader() {
         Ok(loader) => (
             ctx.wallet().and_then(|w| {
                 let txs = w.list_transactions()?;
@@ -259,8 +259,7 @@ fn perform(action: Action, ctx: Context, events: Sender<Event>) {
                 Action::Mine(n) => mine_to_wallet(&ctx, n)
                     .map(|tip| Event::Done(Ok(format!("mined {n} block(s), tip {tip}")))),
                 Action::SwitchWallet(name) => ctx
-                    .node()
-                    .and_then(|node| node.wallet_loader())
+                    .wallet_loader()
                     .and_then(|loader| loader.get_wallet(&name))
                     .map(|_| Event::WalletSwitched(name)),
             };
