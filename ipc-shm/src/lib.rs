@@ -22,7 +22,11 @@ mod mem;
 pub mod ring;
 #[cfg(not(loom))]
 mod segment;
+#[cfg(not(loom))]
+pub mod shared_words;
 mod sync;
 pub mod wait;
 
 pub use error::{Error, ProtocolError};
+#[cfg(not(loom))]
+pub use shared_words::SharedWords;
