@@ -12,11 +12,38 @@
 //! closes the connection, never a panic.
 //!
 //! This crate knows nothing about Bitcoin.
+//!
+//! # Example
+//!
+//! A parent spawns `bitcoin-node` from beside its own executable; the child, started with
+//! `-ipcfd=N`, accepts the connection and echoes one record:
+//!
+//! ```no_run
+//! use ipc_shm::{Config, Transport};
+//!
+//! # fn parent() -> Result<(), ipc_shm::Error> {
+//! let mut config = Config::new("bitcoin-gui");
+//! config.transport = "shm".parse::<Transport>().expect("a transport");
+//! let (_child, connection) = ipc_shm::spawn("bitcoin-node", ["-regtest"], &config)?;
+//! let (mut tx, mut rx) = connection.split();
+//! tx.send_bytes(b"ping")?;
+//! assert_eq!(rx.recv()?.to_vec(), b"ping");
+//! # Ok(()) }
+//! # fn child(ipcfd: i32) -> Result<(), ipc_shm::Error> {
+//! let connection = ipc_shm::accept_ipcfd(ipcfd, &Config::new("bitcoin-node"))?;
+//! let (mut tx, mut rx) = connection.split();
+//! let request = rx.recv()?.to_vec();
+//! tx.send_bytes(&request)?;
+//! # Ok(()) }
+//! ```
 
 // Under loom only the index protocol is modelled; the system-call layers sit idle.
 #![cfg_attr(loom, allow(dead_code, unused_imports))]
 
+#[cfg(not(loom))]
+pub mod connect;
 mod error;
+#[cfg(not(loom))]
 pub mod handshake;
 mod mem;
 pub mod ring;
@@ -24,9 +51,22 @@ pub mod ring;
 mod segment;
 #[cfg(not(loom))]
 pub mod shared_words;
+#[cfg(not(loom))]
+mod socket;
 mod sync;
+#[cfg(not(loom))]
+mod sys;
+#[cfg(not(loom))]
+mod transport;
 pub mod wait;
 
+#[cfg(not(loom))]
+pub use connect::{ConnectError, Endpoint, Listener, SpawnedChild, accept_ipcfd, connect, spawn};
 pub use error::{Error, ProtocolError};
 #[cfg(not(loom))]
 pub use shared_words::SharedWords;
+#[cfg(not(loom))]
+pub use transport::{
+    Config, Connection, ParseTransportError, PeerInfo, ReadGrant, Receiver, Sender, Transport,
+    WriteGrant,
+};

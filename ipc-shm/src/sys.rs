@@ -1,0 +1,155 @@
+//! The few socket and process calls the connection layer needs, wrapped once so that the
+//! rest of the crate is safe code: passing descriptors with `SCM_RIGHTS`, reading the
+//! peer's credentials, adopting an inherited descriptor, and keeping one across `exec`.
+//!
+//! Every `unsafe` block of the connection layer lives here.
+
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+use nix::sys::socket::{
+    ControlMessage, ControlMessageOwned, MsgFlags, SockType, UnixAddr, getsockopt, recvmsg,
+    sendmsg, sockopt,
+};
+
+use crate::error::Error;
+
+/// The most descriptors the kernel passes in one message (`SCM_MAX_FD`). Our control buffer
+/// has room for that many, so the kernel never truncates a peer's `SCM_RIGHTS` message:
+/// every descriptor it sends lands in our table and is closed by us, none is lost unseen.
+const SCM_MAX_FD: usize = 253;
+
+/// Turns the error of a call on the connection socket into ours: the errors that mean the
+/// peer has gone become [`Error::Disconnected`], the rest stay I/O errors.
+pub(crate) fn socket_error(e: Errno) -> Error {
+    match e {
+        Errno::EPIPE | Errno::ECONNRESET | Errno::ENOTCONN | Errno::ECONNABORTED => {
+            Error::Disconnected
+        }
+        e => Error::from(e),
+    }
+}
+
+/// Sends `bytes` with `fds` attached to them. Returns how many bytes the kernel took (on a
+/// stream socket possibly fewer than `bytes.len()`; the descriptors go with the first byte).
+/// Never raises `SIGPIPE` and never blocks.
+pub(crate) fn send_with_fds(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> Result<usize, Errno> {
+    let raw: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
+    sendmsg::<UnixAddr>(
+        sock.as_raw_fd(),
+        &[IoSlice::new(bytes)],
+        &[ControlMessage::ScmRights(&raw)],
+        MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
+        None,
+    )
+}
+
+/// Receives into `buf` without blocking, together with any descriptors attached. At most
+/// `keep - fds.len()` descriptors are appended to `fds`; any beyond are closed at once and
+/// counted in `dropped`. Received descriptors are close-on-exec (`MSG_CMSG_CLOEXEC`). Returns
+/// the bytes read (0 at end of stream).
+pub(crate) fn recv_with_fds(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    keep: usize,
+    fds: &mut Vec<OwnedFd>,
+    dropped: &mut usize,
+) -> Result<usize, Errno> {
+    let mut space = nix::cmsg_space!([RawFd; SCM_MAX_FD]);
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg = recvmsg::<UnixAddr>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT,
+    )?;
+    // `cmsgs` fails only on MSG_CTRUNC, which our SCM_MAX_FD-sized buffer rules out for
+    // SCM_RIGHTS; no other control message is enabled on our sockets.
+    for cmsg in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(raw) = cmsg {
+            for fd in raw {
+                // SAFETY: the kernel has just installed `fd` in our descriptor table for this
+                // message; no other owner of it exists, so taking ownership is sound and
+                // guarantees it is closed exactly once.
+                let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+                if fds.len() < keep {
+                    fds.push(fd);
+                } else {
+                    *dropped += 1;
+                }
+            }
+        }
+    }
+    Ok(msg.bytes)
+}
+
+/// The credentials of the process at the other end of a unix socket, as the kernel recorded
+/// them when the connection was made (`SO_PEERCRED`): they cannot be forged by the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PeerCredentials {
+    pub(crate) pid: u32,
+    pub(crate) uid: u32,
+}
+
+pub(crate) fn peer_credentials(sock: BorrowedFd<'_>) -> Result<PeerCredentials, Error> {
+    let cred = getsockopt(&sock, sockopt::PeerCredentials)?;
+    Ok(PeerCredentials { pid: cred.pid() as u32, uid: cred.uid() })
+}
+
+/// Takes ownership of a unix stream socket this process inherited across `exec` under the
+/// number `fd` (Bitcoin Core's `-ipcfd=N`), after checking that it is one, and marks it
+/// close-on-exec so that our own children do not inherit it (a stray copy in a grandchild
+/// would keep the connection open after we die and hide our death from the peer).
+///
+/// A descriptor that survived `exec` is necessarily *not* close-on-exec, while everything
+/// Rust's standard library and this crate open is; and adopting sets the flag. So requiring
+/// the flag to be clear both recognises an inherited descriptor and makes a second adoption
+/// of the same one fail.
+pub(crate) fn adopt_inherited_socket(fd: RawFd) -> Result<OwnedFd, Error> {
+    let invalid = |why: &str| {
+        Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("-ipcfd={fd}: {why}")))
+    };
+    if fd < 0 {
+        return Err(invalid("not a descriptor number"));
+    }
+    // SAFETY: borrowed only for the checks below, which are harmless on any descriptor
+    // number; an unused number makes `fcntl` fail with EBADF, which we report.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let flags = fcntl(borrowed, FcntlArg::F_GETFD).map_err(|_| invalid("no such open descriptor"))?;
+    if FdFlag::from_bits_retain(flags).contains(FdFlag::FD_CLOEXEC) {
+        return Err(invalid("descriptor is close-on-exec, so it was not inherited (or is already in use)"));
+    }
+    let is_unix_stream = getsockopt(&borrowed, sockopt::SockType) == Ok(SockType::Stream)
+        && nix::sys::socket::getsockname::<UnixAddr>(fd).is_ok();
+    if !is_unix_stream {
+        return Err(invalid("not a unix stream socket"));
+    }
+    fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+    // SAFETY: the descriptor is open, and was inherited (not close-on-exec, checked above):
+    // our parent handed it to this process for this connection alone, and no earlier
+    // adoption took it (that would have set the flag).
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Makes the child started by `cmd` inherit `fd` under the same number, although the
+/// parent keeps it close-on-exec (so that no other child of the parent ever inherits it).
+pub(crate) fn inherit_in_child(cmd: &mut Command, fd: BorrowedFd<'_>) {
+    let raw = fd.as_raw_fd();
+    // SAFETY: the closure runs in the forked child before `exec`, where only
+    // async-signal-safe work is allowed: it makes one `fcntl` system call and allocates
+    // nothing. The parent keeps `fd` open until `spawn` returns, so in the child (a copy of
+    // the parent's table) `raw` names the same socket.
+    unsafe {
+        cmd.pre_exec(move || {
+            // SAFETY: see above: `raw` is open in the child for the duration of this call.
+            let fd = BorrowedFd::borrow_raw(raw);
+            fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty()))?;
+            Ok(())
+        });
+    }
+}
+
