@@ -1,16 +1,19 @@
 //! `transport_roundtrip`: a payload to the peer process and back, per transport.
 //!
-//! Ids: `floor` (a cache line bounced between two processes, 64 B only), `unix_socketpair`
-//! (plain blocking read/write), `iceoryx2` (its request-response API). Parameter: payload
-//! bytes. After each case, a separate loop times single round trips for percentiles.
+//! Ids: `floor` (a cache line bounced between two processes, 64 B only), `shm` and `socket`
+//! (an `ipc_shm::Connection` over each transport, 4 MiB rings), `unix_socketpair` (plain
+//! blocking read/write), `iceoryx2` (its request-response API). Parameter: payload bytes.
+//! After each case, a separate loop times single round trips for percentiles.
 
 use std::hint::black_box;
 
+use benches::conn::{self, Mode, Setup};
 use benches::floor::Floor;
 use benches::socketpair::SocketPair;
 use benches::stats::report_percentiles;
 use benches::{PAYLOAD_SIZES, payload, peer};
 use criterion::{BenchmarkId, Criterion, Throughput};
+use ipc_shm::Transport;
 
 const GROUP: &str = "transport_roundtrip";
 
@@ -28,6 +31,14 @@ fn transport_roundtrip(c: &mut Criterion) -> anyhow::Result<()> {
     for size in PAYLOAD_SIZES {
         let data = payload(size);
         group.throughput(Throughput::Bytes(size as u64));
+
+        for (id, transport) in [("shm", Transport::Shm), ("socket", Transport::Socket)] {
+            let mut client = conn::Client::spawn(Setup::new(transport, Mode::Echo))?;
+            group.bench_with_input(BenchmarkId::new(id, size), &data, |b, data| {
+                b.iter(|| client.round_trip(black_box(data)).expect("connection round trip"))
+            });
+            report_percentiles(GROUP, id, size, || client.round_trip(&data))?;
+        }
 
         let mut pair = SocketPair::spawn()?;
         group.bench_with_input(BenchmarkId::new("unix_socketpair", size), &data, |b, data| {

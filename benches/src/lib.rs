@@ -8,6 +8,8 @@
 //! Each client here has the same shape: `spawn` a peer, then `round_trip` a payload (sent
 //! to the peer, echoed back, copied out on our side) as often as criterion likes.
 
+pub mod conn;
+pub mod cpu;
 pub mod floor;
 pub mod peer;
 pub mod socketpair;
@@ -21,6 +23,7 @@ pub const PAYLOAD_SIZES: [usize; 4] = [64, 1024, 64 << 10, 1 << 20];
 /// closes the connection or dies.
 pub fn serve(role: &str) -> anyhow::Result<()> {
     match role {
+        conn::ROLE => conn::serve(),
         floor::ROLE => floor::serve(),
         socketpair::ROLE => socketpair::serve(),
         _ => anyhow::bail!("unknown bench peer role {role:?}"),

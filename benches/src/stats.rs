@@ -51,7 +51,6 @@ fn budget() -> Duration {
 /// spent (a tenth of the calls first, untimed, to warm up).
 pub fn percentiles(mut round_trip: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<Percentiles> {
     let (max_samples, budget) = if smoke() { (20, Duration::from_millis(50)) } else { (MAX_SAMPLES, budget()) };
-    let mut hist = Histogram::<u64>::new(3).context("make a histogram")?;
     let warm_until = Instant::now() + budget / 10;
     for _ in 0..max_samples / 10 {
         round_trip()?;
@@ -60,15 +59,25 @@ pub fn percentiles(mut round_trip: impl FnMut() -> anyhow::Result<()>) -> anyhow
         }
     }
     let deadline = Instant::now() + budget;
-    for _ in 0..max_samples {
+    let mut timed = 0;
+    sample(|| {
+        if timed == max_samples || (timed > 0 && Instant::now() > deadline) {
+            return Ok(None);
+        }
+        timed += 1;
         let start = Instant::now();
         round_trip()?;
-        let ns = start.elapsed().as_nanos() as u64;
-        hist.record(ns.max(1)).context("record a sample")?;
-        if Instant::now() > deadline {
-            break;
-        }
+        Ok(Some(start.elapsed()))
+    })
+}
+
+/// Summarises the durations `next` yields until it yields `None`.
+pub fn sample(mut next: impl FnMut() -> anyhow::Result<Option<Duration>>) -> anyhow::Result<Percentiles> {
+    let mut hist = Histogram::<u64>::new(3).context("make a histogram")?;
+    while let Some(took) = next()? {
+        hist.record((took.as_nanos() as u64).max(1)).context("record a sample")?;
     }
+    anyhow::ensure!(!hist.is_empty(), "no samples");
     Ok(Percentiles {
         samples: hist.len(),
         p50: hist.value_at_quantile(0.50),
@@ -87,6 +96,12 @@ pub fn report_percentiles(
     round_trip: impl FnMut() -> anyhow::Result<()>,
 ) -> anyhow::Result<Percentiles> {
     let p = percentiles(round_trip)?;
+    print_and_record(group, id, parameter, &p)?;
+    Ok(p)
+}
+
+/// Prints percentiles and records them.
+pub fn print_and_record(group: &str, id: &str, parameter: usize, p: &Percentiles) -> anyhow::Result<()> {
     println!(
         "{group}/{id}/{parameter}: p50 {} p99 {} p99.9 {} max {} mean {} ({} round trips)",
         fmt_ns(p.p50 as f64),
@@ -108,8 +123,7 @@ pub fn report_percentiles(
             ("mean_ns", p.mean),
             ("samples", p.samples as f64),
         ],
-    )?;
-    Ok(p)
+    )
 }
 
 /// Appends one result line to the `BENCH_RESULTS` file, if one is named.

@@ -1,0 +1,47 @@
+//! CPU time of a process, from `/proc`: what an idle connection costs.
+
+use std::time::Duration;
+
+use anyhow::Context;
+
+/// CPU time (user + system) used so far by all threads of process `pid`.
+///
+/// Reads the nanosecond run time of each thread from `/proc/PID/task/TID/schedstat`; on a
+/// kernel without schedstats, falls back to the clock ticks of `/proc/PID/stat`.
+pub fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    match schedstat_ns(pid) {
+        Ok(ns) => Ok(Duration::from_nanos(ns)),
+        Err(_) => stat_ticks(pid),
+    }
+}
+
+fn schedstat_ns(pid: u32) -> anyhow::Result<u64> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let path = task?.path().join("schedstat");
+        // A thread may exit between the listing and the read: it no longer runs, skip it.
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        let ns: u64 = text.split_whitespace().next().context("empty schedstat")?.parse()?;
+        total += ns;
+    }
+    Ok(total)
+}
+
+fn stat_ticks(pid: u32) -> anyhow::Result<Duration> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name may contain spaces and parentheses: fields start after the last ')'.
+    let rest = text.rsplit_once(')').context("malformed stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat, i.e. 11 and 12 after the name.
+    let utime: u64 = fields.get(11).context("no utime")?.parse()?;
+    let stime: u64 = fields.get(12).context("no stime")?.parse()?;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)?.unwrap_or(100) as u64;
+    Ok(Duration::from_nanos((utime + stime) * 1_000_000_000 / hz))
+}
+
+/// The CPU a process last ran on (field 39 of `/proc/PID/stat`).
+pub fn last_cpu(pid: u32) -> anyhow::Result<u32> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let rest = text.rsplit_once(')').context("malformed stat")?.1;
+    Ok(rest.split_whitespace().nth(36).context("no processor field")?.parse()?)
+}
