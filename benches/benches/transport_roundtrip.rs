@@ -10,7 +10,8 @@ use std::hint::black_box;
 use benches::conn::{self, Mode, Setup};
 use benches::floor::Floor;
 use benches::socketpair::SocketPair;
-use benches::stats::report_percentiles;
+use benches::cpu::{last_cpu, voluntary_switches};
+use benches::stats::{record, report_percentiles};
 use benches::{PAYLOAD_SIZES, payload, peer};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use ipc_shm::Transport;
@@ -26,6 +27,10 @@ fn transport_roundtrip(c: &mut Criterion) -> anyhow::Result<()> {
         b.iter(|| floor.round_trip().expect("floor round trip"))
     });
     report_percentiles(GROUP, "floor", 64, || floor.round_trip())?;
+    // Where the two spinning processes ran: on different CPUs unless the machine is busy.
+    let (mine, theirs) = (last_cpu(std::process::id())?, last_cpu(floor.peer_pid())?);
+    println!("{GROUP}/floor: client on cpu {mine}, peer on cpu {theirs}");
+    record(GROUP, "floor_cpus", 64, &[("client_cpu", mine.into()), ("peer_cpu", theirs.into())])?;
     drop(floor);
 
     for size in PAYLOAD_SIZES {
@@ -37,7 +42,12 @@ fn transport_roundtrip(c: &mut Criterion) -> anyhow::Result<()> {
             group.bench_with_input(BenchmarkId::new(id, size), &data, |b, data| {
                 b.iter(|| client.round_trip(black_box(data)).expect("connection round trip"))
             });
-            report_percentiles(GROUP, id, size, || client.round_trip(&data))?;
+            let pids = [std::process::id(), client.peer_pid()];
+            let before = switches(pids)?;
+            let p = report_percentiles(GROUP, id, size, || client.round_trip(&data))?;
+            let per_trip = (switches(pids)? - before) as f64 / p.calls as f64;
+            println!("{GROUP}/{id}/{size}: {per_trip:.3} voluntary context switches per round trip");
+            record(GROUP, &format!("{id}_switches"), size, &[("per_round_trip", per_trip)])?;
         }
 
         let mut pair = SocketPair::spawn()?;
@@ -55,6 +65,11 @@ fn transport_roundtrip(c: &mut Criterion) -> anyhow::Result<()> {
     }
     group.finish();
     Ok(())
+}
+
+/// Voluntary context switches of both processes: how many waits ended parked.
+fn switches(pids: [u32; 2]) -> anyhow::Result<u64> {
+    Ok(voluntary_switches(pids[0])? + voluntary_switches(pids[1])?)
 }
 
 fn main() {

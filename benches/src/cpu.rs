@@ -45,3 +45,16 @@ pub fn last_cpu(pid: u32) -> anyhow::Result<u32> {
     let rest = text.rsplit_once(')').context("malformed stat")?.1;
     Ok(rest.split_whitespace().nth(36).context("no processor field")?.parse()?)
 }
+
+/// Voluntary context switches of all threads of process `pid` so far: each is a thread
+/// going to sleep (for a waiter on a ring, a park), so their rate shows how often waits
+/// end in the kernel instead of in the spin window.
+pub fn voluntary_switches(pid: u32) -> anyhow::Result<u64> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let Ok(text) = std::fs::read_to_string(task?.path().join("status")) else { continue };
+        let line = text.lines().find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"));
+        total += line.context("no voluntary_ctxt_switches")?.trim().parse::<u64>()?;
+    }
+    Ok(total)
+}

@@ -23,6 +23,8 @@ pub const MAX_SAMPLES: u64 = 20_000;
 pub struct Percentiles {
     /// Round trips timed.
     pub samples: u64,
+    /// Round trips made, warm-up included.
+    pub calls: u64,
     /// Median.
     pub p50: u64,
     /// 99th percentile.
@@ -52,15 +54,17 @@ fn budget() -> Duration {
 pub fn percentiles(mut round_trip: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<Percentiles> {
     let (max_samples, budget) = if smoke() { (20, Duration::from_millis(50)) } else { (MAX_SAMPLES, budget()) };
     let warm_until = Instant::now() + budget / 10;
+    let mut warm = 0;
     for _ in 0..max_samples / 10 {
         round_trip()?;
+        warm += 1;
         if Instant::now() > warm_until {
             break;
         }
     }
     let deadline = Instant::now() + budget;
     let mut timed = 0;
-    sample(|| {
+    let mut p = sample(|| {
         if timed == max_samples || (timed > 0 && Instant::now() > deadline) {
             return Ok(None);
         }
@@ -68,7 +72,9 @@ pub fn percentiles(mut round_trip: impl FnMut() -> anyhow::Result<()>) -> anyhow
         let start = Instant::now();
         round_trip()?;
         Ok(Some(start.elapsed()))
-    })
+    })?;
+    p.calls += warm;
+    Ok(p)
 }
 
 /// Summarises the durations `next` yields until it yields `None`.
@@ -80,6 +86,7 @@ pub fn sample(mut next: impl FnMut() -> anyhow::Result<Option<Duration>>) -> any
     anyhow::ensure!(!hist.is_empty(), "no samples");
     Ok(Percentiles {
         samples: hist.len(),
+        calls: hist.len(),
         p50: hist.value_at_quantile(0.50),
         p99: hist.value_at_quantile(0.99),
         p999: hist.value_at_quantile(0.999),
