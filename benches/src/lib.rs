@@ -12,6 +12,7 @@ pub mod conn;
 pub mod cpu;
 pub mod floor;
 pub mod peer;
+pub mod report;
 pub mod socketpair;
 pub mod stats;
 
