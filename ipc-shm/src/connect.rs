@@ -152,12 +152,31 @@ impl Listener {
     /// An error concerns that client only (except an `Error::Io` from `accept(2)` itself,
     /// such as running out of descriptors): the listener keeps serving. Clients that hang up
     /// without a byte, as another process checking whether we are alive does, are skipped.
+    ///
+    /// A silent client holds this call up until its deadline; a server that must keep
+    /// serving others uses [`Listener::accept_pending`] and runs each handshake on its own
+    /// thread (several threads may also call `accept` at once).
     pub fn accept(&self) -> Result<Connection, Error> {
         loop {
-            let (stream, _) = self.listener.accept()?;
-            match handshake::accept(OwnedFd::from(stream), &self.config) {
-                Err(e) if handshake::is_probe(&e) => continue,
-                result => return result,
+            if let Some(connection) = self.accept_pending()?.handshake()? {
+                return Ok(connection);
+            }
+        }
+    }
+
+    /// Takes the next client off the queue without running its handshake, so that a
+    /// server can run [`Pending::handshake`] on another thread: a slow or silent client then
+    /// holds up only itself (for at most [`Config::handshake_timeout`]), never the clients
+    /// queued behind it.
+    pub fn accept_pending(&self) -> Result<Pending, Error> {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    return Ok(Pending { socket: OwnedFd::from(stream), config: self.config.clone() });
+                }
+                // The client left while queued: nothing to report.
+                Err(e) if e.raw_os_error() == Some(nix::libc::ECONNABORTED) => continue,
+                Err(e) => return Err(e.into()),
             }
         }
     }
@@ -165,6 +184,25 @@ impl Listener {
     /// The socket path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// A client taken off a [`Listener`]'s queue whose handshake has not run yet.
+#[derive(Debug)]
+pub struct Pending {
+    socket: OwnedFd,
+    config: Config,
+}
+
+impl Pending {
+    /// Runs the acceptor's side of the handshake, within the listener's deadline. `None`
+    /// means the client was only probing whether anybody listens (it connected and left
+    /// without a byte): nothing to report.
+    pub fn handshake(self) -> Result<Option<Connection>, Error> {
+        match handshake::accept(self.socket, &self.config) {
+            Err(e) if handshake::is_probe(&e) => Ok(None),
+            result => result.map(Some),
+        }
     }
 }
 

@@ -238,12 +238,13 @@ fn read_hello(wire: &Wire<'_>, creds: &PeerCredentials, config: &Config) -> Resu
         return Err(HandshakeError::BadMagic { what: "hello", found: first8(bytes) }.into());
     }
     wire.read_part(bytes, 8..12, "hello")?;
-    let len = bytes.len();
-    wire.read_part(bytes, 12..len, "hello")?;
-    let version = hello.version.get();
+    // Checked before reading on: another version's hello may have another length.
+    let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
     if version != PROTOCOL_VERSION {
         return Err(HandshakeError::UnsupportedVersion { found: version, supported: PROTOCOL_VERSION }.into());
     }
+    let len = bytes.len();
+    wire.read_part(bytes, 12..len, "hello")?;
     let code = hello.transport.get();
     let transport =
         Transport::from_code(code).ok_or(HandshakeError::BadTransport { found: code.into() })?;

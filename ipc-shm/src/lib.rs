@@ -61,7 +61,9 @@ mod transport;
 pub mod wait;
 
 #[cfg(not(loom))]
-pub use connect::{ConnectError, Endpoint, Listener, SpawnedChild, accept_ipcfd, connect, spawn};
+pub use connect::{
+    ConnectError, Endpoint, Listener, Pending, SpawnedChild, accept_ipcfd, connect, spawn,
+};
 pub use error::{Error, ProtocolError};
 #[cfg(not(loom))]
 pub use shared_words::SharedWords;

@@ -6,18 +6,18 @@
 //! records. It exists as a baseline for benchmarks and as a fallback; it offers the same
 //! interface as the rings.
 //!
-//! The sender assembles a frame in a buffer it owns and writes it with one `send` when the
-//! record is committed. The receiver reads as much as the socket holds into a buffer it
+//! The sender assembles a record in a buffer it owns and writes it, after its header, with
+//! one vectored `sendmsg` when the record is committed (`send_bytes` skips the buffer). The receiver reads as much as the socket holds into a buffer it
 //! owns and hands out frames from it, so a stream of small records costs few system calls.
 //! Neither buffer grows beyond one frame of the largest allowed size.
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::socket::{MsgFlags, recv, send};
+use nix::sys::socket::{MsgFlags, UnixAddr, recv, sendmsg};
 
 use crate::error::{Error, ProtocolError};
 use crate::ring::{RECORD_HEADER_LEN, max_record_len};
@@ -39,7 +39,7 @@ fn wait(sock: &OwnedFd, events: PollFlags) -> Result<(), Errno> {
 #[derive(Debug)]
 pub(crate) struct FrameSender {
     sock: Arc<OwnedFd>,
-    /// The frame being assembled: header, then payload.
+    /// The payload being assembled.
     buf: Vec<u8>,
     max: usize,
     /// Set when a send failed: every later reservation fails the same way, as on a ring
@@ -60,14 +60,26 @@ impl FrameSender {
     /// Starts a frame with room for `len` payload bytes. Never waits: the wait, if any,
     /// happens when the frame is written at commit.
     pub(crate) fn reserve(&mut self, len: usize) -> Result<FrameGrant<'_>, Error> {
+        self.check(len)?;
+        self.buf.resize(len, 0);
+        Ok(FrameGrant { sender: self, len, cursor: 0 })
+    }
+
+    /// Sends `bytes` as one frame, straight from the caller's slice.
+    pub(crate) fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.check(bytes.len())?;
+        self.failed = write_frame(&self.sock, bytes).err();
+        Ok(())
+    }
+
+    fn check(&self, len: usize) -> Result<(), Error> {
         if len > self.max {
             return Err(Error::TooLarge { len, max: self.max });
         }
-        if let Some(e) = self.failed {
-            return Err(socket_error(e));
+        match self.failed {
+            Some(e) => Err(socket_error(e)),
+            None => Ok(()),
         }
-        self.buf.resize(RECORD_HEADER_LEN + len, 0);
-        Ok(FrameGrant { sender: self, len, cursor: 0 })
     }
 
     /// Like [`Self::reserve`], but `None` when the socket cannot take more bytes now.
@@ -80,28 +92,29 @@ impl FrameSender {
         self.reserve(len).map(Some)
     }
 
-    /// Writes the frame assembled in the buffer with a payload of `len` bytes.
-    fn write_frame(&mut self, len: usize) {
-        self.buf[0..4].copy_from_slice(&(len as u32).to_le_bytes());
-        self.buf[4..8].copy_from_slice(&0u32.to_le_bytes());
-        let mut bytes = &self.buf[..RECORD_HEADER_LEN + len];
-        while !bytes.is_empty() {
-            match send(self.sock.as_raw_fd(), bytes, MsgFlags::MSG_NOSIGNAL) {
-                Ok(n) => bytes = &bytes[n..],
-                Err(Errno::EINTR) => {}
-                Err(Errno::EAGAIN) => {
-                    if let Err(e) = wait(&self.sock, PollFlags::POLLOUT) {
-                        self.failed = Some(e);
-                        return;
-                    }
-                }
-                Err(e) => {
-                    self.failed = Some(e);
-                    return;
-                }
-            }
+}
+
+/// Writes one frame: its header, then `payload`, with as few system calls as the socket
+/// allows (one, unless the socket buffer fills up).
+fn write_frame(sock: &OwnedFd, payload: &[u8]) -> Result<(), Errno> {
+    let mut header = [0u8; RECORD_HEADER_LEN];
+    header[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    let total = RECORD_HEADER_LEN + payload.len();
+    let mut done = 0;
+    while done < total {
+        let (head, body) = match done.checked_sub(RECORD_HEADER_LEN) {
+            None => (&header[done..], payload),
+            Some(into_payload) => (&[][..], &payload[into_payload..]),
+        };
+        let iov = [IoSlice::new(head), IoSlice::new(body)];
+        match sendmsg::<UnixAddr>(sock.as_raw_fd(), &iov, &[], MsgFlags::MSG_NOSIGNAL, None) {
+            Ok(n) => done += n,
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => wait(sock, PollFlags::POLLOUT)?,
+            Err(e) => return Err(e),
         }
     }
+    Ok(())
 }
 
 /// A frame being written. Mirrors [`crate::ring::WriteGrant`].
@@ -124,15 +137,15 @@ impl FrameGrant<'_> {
             bytes.len(),
             self.len
         );
-        let at = RECORD_HEADER_LEN + offset;
-        self.sender.buf[at..at + bytes.len()].copy_from_slice(bytes);
+        self.sender.buf[offset..offset + bytes.len()].copy_from_slice(bytes);
     }
 
     /// Writes the frame with the first `len` bytes as payload. A failure (the peer has gone)
     /// is reported by the next reservation, as with a ring.
     pub(crate) fn commit_len(self, len: usize) {
         assert!(len <= self.len, "committed {len} bytes of a {}-byte reservation", self.len);
-        self.sender.write_frame(len);
+        let sender = self.sender;
+        sender.failed = write_frame(&sender.sock, &sender.buf[..len]).err();
     }
 
     pub(crate) fn position(&self) -> usize {

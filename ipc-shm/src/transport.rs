@@ -264,12 +264,7 @@ impl Sender {
     pub fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), Error> {
         match &mut self.end {
             SendEnd::Shm(p) => p.send_bytes(bytes),
-            SendEnd::Socket(s) => {
-                let mut grant = s.reserve(bytes.len())?;
-                grant.write_at(0, bytes);
-                grant.commit_len(bytes.len());
-                Ok(())
-            }
+            SendEnd::Socket(s) => s.send_bytes(bytes),
         }
     }
 
@@ -543,6 +538,8 @@ mod tests {
         assert_send::<Connection>();
         assert_send::<Sender>();
         assert_send::<Receiver>();
+        fn assert_sync<T: Sync>() {}
+        assert_sync::<crate::Listener>();
     }
 
     #[test]

@@ -89,6 +89,13 @@ fn the_listener_refuses_every_bad_hello_distinctly_and_keeps_serving() {
         HandshakeError::UnsupportedVersion { found: 99, supported: PROTOCOL_VERSION }
     );
     assert_eq!((reply.status, reply.detail, reply.version), (3, PROTOCOL_VERSION.into(), PROTOCOL_VERSION));
+    // Recognised from magic and version alone, whatever length that version's hello has.
+    let (server, reply) = accept_one(&listener, || raw_client(&path, &hello(2, 0, cap, cap)[..12], false));
+    assert_eq!(
+        handshake_error(server),
+        HandshakeError::UnsupportedVersion { found: 2, supported: PROTOCOL_VERSION }
+    );
+    assert_eq!(reply.status, 3);
 
     // Silence: the deadline, not the client, ends the wait.
     let (server, reply) = accept_one(&listener, || {
@@ -270,4 +277,68 @@ fn ring_sizes_are_the_smaller_of_both_sides() {
             assert_eq!(max, agreed / 2 - 8, "{transport} {client_capacity}");
         }
     }
+}
+
+/// With two threads in `accept`, a client that says nothing does not hold up the next one.
+#[test]
+fn a_silent_client_does_not_hold_up_others_when_two_threads_accept() {
+    let _dog = util::watchdog("two acceptors", Duration::from_secs(60));
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = util::config(Transport::Shm);
+    config.handshake_timeout = Duration::from_secs(30);
+    let (listener, path) = listener(dir.path(), &config);
+    std::thread::scope(|s| {
+        let first = s.spawn(|| listener.accept());
+        let second = s.spawn(|| listener.accept());
+        let mut silent = UnixStream::connect(&path).unwrap();
+        // Served by the other thread, well within its own (shorter) deadline.
+        let mut client_config = util::config(Transport::Shm);
+        client_config.handshake_timeout = Duration::from_secs(5);
+        let good = ipc_shm::connect(&Endpoint::unix(&path), &client_config).unwrap();
+        let (mut tx, _rx) = good.split();
+        tx.send_bytes(b"first").unwrap();
+        // The silent client gives up after one byte; its acceptor reports it.
+        silent.write_all(b"B").unwrap();
+        drop(silent);
+        let (served, failed): (Vec<_>, Vec<_>) =
+            [first.join().unwrap(), second.join().unwrap()].into_iter().partition(Result::is_ok);
+        let failed = failed.into_iter().map(|r| r.unwrap_err()).collect::<Vec<_>>();
+        assert!(matches!(failed[..], [Error::Handshake(HandshakeError::Truncated { received: 1, .. })]), "{failed:?}");
+        let served = served.into_iter().map(Result::unwrap).collect::<Vec<_>>();
+        let [connection] = <[Connection; 1]>::try_from(served).unwrap();
+        let (_stx, mut srx) = connection.split();
+        assert_eq!(srx.recv().unwrap().to_vec(), b"first");
+    });
+}
+
+/// One accept loop that hands each handshake to its own thread (`accept_pending`): a client
+/// that says nothing holds up only itself.
+#[test]
+fn a_silent_client_does_not_hold_up_a_single_accept_loop() {
+    let _dog = util::watchdog("pending handshakes", Duration::from_secs(60));
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = util::config(Transport::Shm);
+    config.handshake_timeout = Duration::from_secs(30);
+    let (listener, path) = listener(dir.path(), &config);
+    let silent = UnixStream::connect(&path).unwrap();
+    std::thread::scope(|s| {
+        let server = s.spawn(|| {
+            let mut handshakes = Vec::new();
+            for _ in 0..2 {
+                let pending = listener.accept_pending().unwrap();
+                handshakes.push(s.spawn(move || pending.handshake()));
+            }
+            handshakes
+        });
+        // Queued behind the silent client, and served while it is still silent.
+        let good = ipc_shm::connect(&Endpoint::unix(&path), &util::config(Transport::Shm)).unwrap();
+        let (mut tx, _rx) = good.split();
+        tx.send_bytes(b"served").unwrap();
+        drop(silent);
+        let results: Vec<_> = server.join().unwrap().into_iter().map(|h| h.join().unwrap()).collect();
+        let served: Vec<Connection> = results.into_iter().filter_map(|r| r.ok().flatten()).collect();
+        let [connection] = <[Connection; 1]>::try_from(served).unwrap();
+        let (_stx, mut srx) = connection.split();
+        assert_eq!(srx.recv().unwrap().to_vec(), b"served");
+    });
 }
