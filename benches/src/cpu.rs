@@ -46,15 +46,28 @@ pub fn last_cpu(pid: u32) -> anyhow::Result<u32> {
     Ok(rest.split_whitespace().nth(36).context("no processor field")?.parse()?)
 }
 
-/// Voluntary context switches of all threads of process `pid` so far: each is a thread
-/// going to sleep (for a waiter on a ring, a park), so their rate shows how often waits
-/// end in the kernel instead of in the spin window.
-pub fn voluntary_switches(pid: u32) -> anyhow::Result<u64> {
-    let mut total = 0u64;
+/// Context switches of all threads of process `pid` so far: voluntary (a thread went to
+/// sleep: for a waiter on a ring, a park) and involuntary (it was preempted, or yielded and
+/// another task took the CPU). Their rates show whether waits end in the spin window.
+pub fn context_switches(pid: u32) -> anyhow::Result<Switches> {
+    let mut total = Switches::default();
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
         let Ok(text) = std::fs::read_to_string(task?.path().join("status")) else { continue };
-        let line = text.lines().find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"));
-        total += line.context("no voluntary_ctxt_switches")?.trim().parse::<u64>()?;
+        let field = |name: &str| -> anyhow::Result<u64> {
+            let line = text.lines().find_map(|l| l.strip_prefix(name));
+            Ok(line.with_context(|| format!("no {name}"))?.trim().parse()?)
+        };
+        total.voluntary += field("voluntary_ctxt_switches:")?;
+        total.involuntary += field("nonvoluntary_ctxt_switches:")?;
     }
     Ok(total)
+}
+
+/// Context-switch counts, see [`context_switches`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Switches {
+    /// The thread gave up the CPU to wait.
+    pub voluntary: u64,
+    /// The CPU was taken from the thread (preemption, or a yield that let another task run).
+    pub involuntary: u64,
 }

@@ -252,8 +252,10 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
     let _ = writeln!(out, "## Percentiles (single round trips, hdrhistogram)\n");
     let _ = writeln!(
         out,
-        "\"switches\" is the voluntary context switches of both processes per round trip: near 0 \
-         means waits ended while spinning, near 1 or more means a waiter parked.\n"
+        "\"switches\" are the context switches of both processes per round trip, voluntary / \
+         involuntary: voluntary ones are waiters parking (near 0 means waits ended while \
+         spinning); involuntary ones are preemptions and yields that handed the CPU to another \
+         task.\n"
     );
     let _ = writeln!(out, "| case | p50 | p99 | p99.9 | max | samples | switches |\n| --- | --- | --- | --- | --- | --- | --- |");
     for (group, ids) in ROUND_TRIP_CASES.iter().chain([("wake_from_idle", &["shm", "socket"][..])].iter()) {
@@ -261,7 +263,11 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
             for size in PAYLOAD_SIZES {
                 let v = |k: &str| inputs.value(group, id, size, k);
                 let Some(p50) = v("p50_ns") else { continue };
-                let switches = inputs.value(group, &format!("{id}_switches"), size, "per_round_trip");
+                let key = format!("{id}_switches");
+                let switches = inputs.value(group, &key, size, "per_round_trip").map(|v| {
+                    let invol = inputs.value(group, &key, size, "involuntary").unwrap_or(f64::NAN);
+                    format!("{v:.3} / {invol:.3}")
+                });
                 let _ = writeln!(
                     out,
                     "| {group}/{id}/{} | {} | {} | {} | {} | {} | {} |",
@@ -271,13 +277,18 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
                     cell(v("p999_ns").map(fmt_ns)),
                     cell(v("max_ns").map(fmt_ns)),
                     cell(v("samples").map(|s| format!("{s:.0}"))),
-                    cell(switches.map(|s| format!("{s:.3}"))),
+                    cell(switches),
                 );
             }
         }
     }
 
     let _ = writeln!(out, "\n## Stream (one way, batch drain)\n");
+    let _ = writeln!(
+        out,
+        "records/s and bytes/s from streaming for about a second in chunks of 100,000 records; \
+         the last column is criterion's estimate (an iteration streams 1,000 records, a sample ends with a round trip) divided down to one record.\n"
+    );
     let _ = writeln!(out, "| transport | record | records/s | bytes/s | criterion per record |\n| --- | --- | --- | --- | --- |");
     for id in ["shm", "socket"] {
         for size in [64, 1024] {
@@ -289,7 +300,7 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
                 size_label(size),
                 rps / 1e6,
                 bps / f64::from(1 << 20),
-                cell(inputs.estimate("stream", id, size).map(fmt_ns))
+                cell(inputs.estimate("stream", id, size).map(|ns| fmt_ns(ns / 1000.0)))
             );
         }
     }
