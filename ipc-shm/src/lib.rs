@@ -41,6 +41,8 @@
 #![cfg_attr(loom, allow(dead_code, unused_imports))]
 
 #[cfg(not(loom))]
+pub mod call;
+#[cfg(not(loom))]
 pub mod connect;
 mod error;
 #[cfg(not(loom))]

@@ -523,6 +523,11 @@ mod ends {
     }
 
     impl Producer {
+        /// The connection socket this ring's waiters watch.
+        pub(crate) fn socket(&self) -> &Arc<OwnedFd> {
+            self.liveness.socket()
+        }
+
         /// The longest payload one record can carry.
         pub fn max_record_len(&self) -> usize {
             self.core.max_record_len()

@@ -233,6 +233,15 @@ enum SendEnd {
 }
 
 impl Sender {
+    /// The connection socket, over either transport (the call layer shuts it down to hang
+    /// up, which wakes every thread waiting on either end, here and in the peer).
+    pub(crate) fn socket(&self) -> &Arc<OwnedFd> {
+        match &self.end {
+            SendEnd::Shm(p) => p.socket(),
+            SendEnd::Socket(s) => s.socket(),
+        }
+    }
+
     /// The longest payload one record can carry.
     pub fn max_record_len(&self) -> usize {
         match &self.end {

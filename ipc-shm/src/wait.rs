@@ -186,6 +186,11 @@ impl Liveness {
         Liveness { socket }
     }
 
+    /// The connection socket itself (the call layer shuts it down to hang up).
+    pub(crate) fn socket(&self) -> &Arc<OwnedFd> {
+        &self.socket
+    }
+
     /// Whether the peer has closed the connection, without blocking. Data on the socket is a
     /// protocol error: the shared-memory transport sends nothing there after the handshake.
     pub(crate) fn check(&self) -> Result<bool, Error> {

@@ -1,0 +1,300 @@
+//! Codecs for `bitcoin` types: hashes and amounts as fixed-width fields, headers, blocks
+//! and transactions in consensus encoding, addresses as their string form.
+
+use std::io;
+
+use bitcoin::address::NetworkUnchecked;
+use bitcoin::consensus::{Decodable, Encodable};
+use bitcoin::hashes::Hash;
+use bitcoin::io::FromStd;
+use bitcoin::{
+    Address, Amount, Block, BlockHash, FeeRate, OutPoint, Script, ScriptBuf, Transaction,
+    TxMerkleNode, TxOut, Txid, Work, block,
+};
+use zerocopy::IntoBytes;
+use zerocopy::little_endian::{U32, U64};
+
+use super::primitives::{check_len, read_bytes, read_error, read_len, read_wire, write_prefixed};
+use super::{
+    Decode, DecodeError, Encode, LimitError, MAX_ADDRESS_BYTES, MAX_BLOCK_BYTES, MAX_TX_BYTES,
+};
+
+/// 32-byte hashes, in their internal byte order.
+macro_rules! hash_codec {
+    ($ty:ty, $what:literal) => {
+        impl Encode for $ty {
+            fn encoded_len(&self) -> Result<usize, LimitError> {
+                Ok(32)
+            }
+
+            fn encode<W: io::Write + ?Sized>(&self, w: &mut W) -> io::Result<()> {
+                w.write_all(self.as_byte_array())
+            }
+        }
+
+        impl Decode for $ty {
+            fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+                Ok(<$ty>::from_byte_array(read_wire(r, $what)?))
+            }
+        }
+    };
+}
+
+hash_codec!(BlockHash, "block hash");
+hash_codec!(Txid, "txid");
+hash_codec!(TxMerkleNode, "merkle node");
+
+/// An outpoint: txid, then output index.
+impl Encode for OutPoint {
+    fn encoded_len(&self) -> Result<usize, LimitError> {
+        Ok(36)
+    }
+
+    fn encode<W: io::Write + ?Sized>(&self, w: &mut W) -> io::Result<()> {
+        self.txid.encode(w)?;
+        self.vout.encode(w)
+    }
+}
+
+impl Decode for OutPoint {
+    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+        Ok(OutPoint {
+            txid: Txid::decode(r)?,
+            vout: u32::decode(r)?,
+        })
+    }
+}
+
+/// An amount in satoshis.
+impl Encode for Amount {
+    fn encoded_len(&self) -> Result<usize, LimitError> {
+        Ok(8)
+    }
+
+    fn encode<W: io::Write + ?Sized>(&self, w: &mut W) -> io::Result<()> {
+        w.write_all(U64::new(self.to_sat()).as_bytes())
+    }
+}
+
+impl Decode for Amount {
+    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+        Ok(Amount::from_sat(read_wire::<U64, _>(r, "amount")?.get()))
+    }
+}
+
+/// A fee rate in satoshis per 1000 weight units (its exact internal unit).
+impl Encode for FeeRate {
+    fn encoded_len(&self) -> Result<usize, LimitError> {
+        Ok(8)
+    }
+
+    fn encode<W: io::Write + ?Sized>(&self, w: &mut W) -> io::Result<()> {
+        w.write_all(U64::new(self.to_sat_per_kwu()).as_bytes())
+    }
+}
+
+impl Decode for FeeRate {
+    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+        Ok(FeeRate::from_sat_per_kwu(
+            read_wire::<U64, _>(r, "fee rate")?.get(),
+        ))
+    }
+}
+
+/// Chain work: 32 bytes, big-endian.
+impl Encode for Work {
+    fn encoded_len(&self) -> Result<usize, LimitError> {
+        Ok(32)
+    }
+
+    fn encode<W: io::Write + ?Sized>(&self, w: &mut W) -> io::Result<()> {
+        w.write_all(&self.to_be_bytes())
+    }
+}
+
+impl Decode for Work {
+    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+        Ok(Work::from_be_bytes(read_wire(r, "chain work")?))
+    }
+}
+
+/// A block version, as the `i32` of the header.
+impl Encode for block::Version {
+    fn encoded_len(&self) -> Result<usize, LimitError> {
+        Ok(4)
+    }
+
+    fn encode<W: io::Write + ?Sized>(&self, w: &mut W) -> io::Result<()> {
+        self.to_consensus().encode(w)
+    }
+}
+
+impl Decode for block::Version {
+    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+        Ok(block::Version::from_consensus(i32::decode(r)?))
+    }
+}
+
+/// Writes `value` in consensus encoding.
+fn consensus_write<T, W>(value: &T, w: &mut W) -> io::Result<()>
+where
+    T: Encodable + ?Sized,
+    W: io::Write + ?Sized,
+{
+    value
+        .consensus_encode(&mut FromStd::new(w))
+        .map(drop)
+        .map_err(io::Error::from)
+}
+
+/// Reads a consensus-encoded value that must occupy exactly `len` bytes of `r`. The
+/// decoder cannot read past `len`, and bytes it leaves unread are an error.
+fn consensus_read<T, R>(r: &mut R, len: u32, what: &'static str) -> Result<T, DecodeError>
+where
+    T: Decodable,
+    R: io::Read + ?Sized,
+{
+    let mut limited = FromStd::new(io::Read::take(r, len.into()));
+    let value = T::consensus_decode_from_finite_reader(&mut limited).map_err(|e| match e {
+        bitcoin::consensus::encode::Error::Io(io) => read_error(&io.into(), what),
+        other => DecodeError::Consensus {
+            what,
+            reason: other.to_string(),
+        },
+    })?;
+    match limited.into_inner().limit() {
+        0 => Ok(value),
+        left => Err(DecodeError::TrailingBytes { len: left }),
+    }
+}
+
+/// A header: its 80 bytes of consensus encoding.
+impl Encode for block::Header {
+    fn encoded_len(&self) -> Result<usize, LimitError> {
+        Ok(block::Header::SIZE)
+    }
+
+    fn encode<W: io::Write + ?Sized>(&self, w: &mut W) -> io::Result<()> {
+        consensus_write(self, w)
+    }
+}
+
+impl Decode for block::Header {
+    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+        consensus_read(r, block::Header::SIZE as u32, "block header")
+    }
+}
+
+/// A transaction: `u32` length, then its consensus encoding (with witnesses).
+impl Encode for Transaction {
+    fn encoded_len(&self) -> Result<usize, LimitError> {
+        Ok(4 + check_len("transaction", self.total_size(), MAX_TX_BYTES)? as usize)
+    }
+
+    fn encode<W: io::Write + ?Sized>(&self, w: &mut W) -> io::Result<()> {
+        w.write_all(U32::new(self.total_size() as u32).as_bytes())?;
+        consensus_write(self, w)
+    }
+}
+
+impl Decode for Transaction {
+    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+        let len = read_len(r, "transaction", MAX_TX_BYTES)?;
+        consensus_read(r, len, "transaction")
+    }
+}
+
+/// A block: `u32` length, then its consensus encoding.
+impl Encode for Block {
+    fn encoded_len(&self) -> Result<usize, LimitError> {
+        Ok(4 + check_len("block", self.total_size(), MAX_BLOCK_BYTES)? as usize)
+    }
+
+    fn encode<W: io::Write + ?Sized>(&self, w: &mut W) -> io::Result<()> {
+        w.write_all(U32::new(self.total_size() as u32).as_bytes())?;
+        consensus_write(self, w)
+    }
+}
+
+impl Decode for Block {
+    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+        let len = read_len(r, "block", MAX_BLOCK_BYTES)?;
+        consensus_read(r, len, "block")
+    }
+}
+
+/// A script: `u32` length, then its bytes, no longer than a transaction.
+impl Encode for Script {
+    fn encoded_len(&self) -> Result<usize, LimitError> {
+        Ok(4 + check_len("script", self.len(), MAX_TX_BYTES)? as usize)
+    }
+
+    fn encode<W: io::Write + ?Sized>(&self, w: &mut W) -> io::Result<()> {
+        write_prefixed(w, self.as_bytes())
+    }
+}
+
+impl Encode for ScriptBuf {
+    fn encoded_len(&self) -> Result<usize, LimitError> {
+        self.as_script().encoded_len()
+    }
+
+    fn encode<W: io::Write + ?Sized>(&self, w: &mut W) -> io::Result<()> {
+        self.as_script().encode(w)
+    }
+}
+
+impl Decode for ScriptBuf {
+    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+        let len = read_len(r, "script", MAX_TX_BYTES)?;
+        Ok(ScriptBuf::from_bytes(read_bytes(r, len, "script")?))
+    }
+}
+
+/// An output: value, then script.
+impl Encode for TxOut {
+    fn encoded_len(&self) -> Result<usize, LimitError> {
+        Ok(8 + self.script_pubkey.encoded_len()?)
+    }
+
+    fn encode<W: io::Write + ?Sized>(&self, w: &mut W) -> io::Result<()> {
+        self.value.encode(w)?;
+        self.script_pubkey.encode(w)
+    }
+}
+
+impl Decode for TxOut {
+    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+        Ok(TxOut {
+            value: Amount::decode(r)?,
+            script_pubkey: ScriptBuf::decode(r)?,
+        })
+    }
+}
+
+/// An address: its string form (which names its network), `u32` length first. The
+/// receiver checks the network.
+impl Encode for Address<NetworkUnchecked> {
+    fn encoded_len(&self) -> Result<usize, LimitError> {
+        let len = self.assume_checked_ref().to_string().len();
+        Ok(4 + check_len("address", len, MAX_ADDRESS_BYTES)? as usize)
+    }
+
+    fn encode<W: io::Write + ?Sized>(&self, w: &mut W) -> io::Result<()> {
+        write_prefixed(w, self.assume_checked_ref().to_string().as_bytes())
+    }
+}
+
+impl Decode for Address<NetworkUnchecked> {
+    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+        let len = read_len(r, "address", MAX_ADDRESS_BYTES)?;
+        let bytes = read_bytes(r, len, "address")?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| DecodeError::InvalidUtf8 { what: "address" })?;
+        text.parse().map_err(
+            |e: bitcoin::address::ParseError| DecodeError::InvalidAddress {
+                reason: e.to_string(),
+            },
+        )
+    }
+}

@@ -1,0 +1,91 @@
+//! Encoding of interface arguments and results.
+//!
+//! A value is written with [`Encode`] to any [`io::Write`] (on the shared-memory path, the
+//! ring region reserved for the message) and read back with [`Decode`] from any
+//! [`io::Read`] (the ring view). [`Encode::encoded_len`] gives the exact length first, so
+//! the caller can reserve it before encoding.
+//!
+//! # Format
+//!
+//! Fixed-size parts are zerocopy structs of explicit-width little-endian fields, written
+//! and read as their bytes. Variable parts are a `u32` length or count followed by the
+//! items. Blocks, headers and transactions are Bitcoin consensus encoding; blocks and
+//! transactions are preceded by their `u32` length. `Option<T>` is a tag byte (0 or 1)
+//! then `T`; `bool` is one byte, 0 or 1. Method arguments are tuples, encoded as their
+//! fields in order.
+//!
+//! # Trust
+//!
+//! Every byte comes from the peer. Decoders check every length and count against the
+//! limits below *before* allocating, reserve at most [`PREALLOC_ITEMS`] items (or [`PREALLOC_BYTES`] bytes) ahead of the
+//! data actually read, read blocks and transactions through a reader capped at their
+//! announced length, and reject unknown tags. No input makes a decoder panic.
+
+mod bitcoin_types;
+mod error;
+mod primitives;
+#[cfg(test)]
+mod tests;
+mod values;
+
+use std::io;
+
+pub use error::{DecodeError, LimitError};
+
+/// Longest transaction accepted: a transaction cannot be larger than a block.
+pub const MAX_TX_BYTES: u32 = MAX_BLOCK_BYTES;
+/// Longest block accepted: a block's size never exceeds its weight, at most 4,000,000.
+pub const MAX_BLOCK_BYTES: u32 = 4_000_000;
+/// Longest byte string accepted ([`Echo::echo`](crate::Echo::echo) payloads, scripts).
+pub const MAX_BYTES: u32 = 64 << 20;
+/// Longest text string accepted (wallet names, error messages), in bytes.
+pub const MAX_STRING_BYTES: u32 = 4096;
+/// Longest address string accepted; BIP 173 caps a segwit address at 90 characters.
+pub const MAX_ADDRESS_BYTES: u32 = 128;
+/// Most items accepted in a list.
+pub const MAX_ITEMS: u32 = 1 << 20;
+/// Most items a decoder reserves space for before it has read them.
+pub const PREALLOC_ITEMS: usize = 1024;
+/// Most bytes a decoder reserves for a byte string before it has read them: a 1 MiB echo
+/// or block arrives without reallocating, a lying length costs at most this much.
+pub const PREALLOC_BYTES: usize = 1 << 20;
+
+/// A value that can be written to the wire.
+pub trait Encode {
+    /// The exact number of bytes [`encode`](Encode::encode) writes, or the limit the value
+    /// exceeds (the peer would refuse it, so it must not be sent).
+    fn encoded_len(&self) -> Result<usize, LimitError>;
+
+    /// Writes the value. The caller has checked [`encoded_len`](Encode::encoded_len) first; the
+    /// only errors are the writer's.
+    fn encode<W: io::Write + ?Sized>(&self, w: &mut W) -> io::Result<()>;
+}
+
+/// A value that can be read from bytes the peer wrote.
+pub trait Decode: Sized {
+    /// Reads one value, consuming exactly the bytes its encoding occupies.
+    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError>;
+}
+
+/// Encodes `value` into a new vector.
+pub fn encode_to_vec<T: Encode + ?Sized>(value: &T) -> Result<Vec<u8>, LimitError> {
+    let len = value.encoded_len()?;
+    let mut out = Vec::with_capacity(len);
+    value
+        .encode(&mut out)
+        .expect("writing to a Vec does not fail");
+    debug_assert_eq!(out.len(), len, "encoded_len disagrees with encode");
+    Ok(out)
+}
+
+/// Decodes one `T` that must occupy all of `bytes`.
+pub fn decode_from_slice<T: Decode>(mut bytes: &[u8]) -> Result<T, DecodeError> {
+    let value = T::decode(&mut bytes)?;
+    if bytes.is_empty() {
+        Ok(value)
+    } else {
+        Err(DecodeError::TrailingBytes {
+            len: bytes.len() as u64,
+        })
+    }
+}

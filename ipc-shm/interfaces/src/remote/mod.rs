@@ -1,0 +1,255 @@
+//! Proxies and servers: the interfaces carried over an [`ipc_shm::call`] session.
+//!
+//! For each interface `X` there is an `XProxy`, which implements the trait by calling an
+//! object the peer exports, and an `XServer`, which the owning process exports: a
+//! [`Dispatch`] that decodes each request, calls an `Arc<dyn X>` and replies. Each
+//! interface numbers its methods with an `XMethod` enum; the numbers are the wire ids.
+//!
+//! # Wire format
+//!
+//! Arguments are the method's parameters as a tuple in [`codec`](crate::codec) encoding
+//! (no parameters: an empty body). An interface argument is an object id written by the
+//! call layer ([`Encoder::put_object`]). A reply body is the method's outcome: tag `0` and
+//! the result (a value in codec encoding, or an object id), or tag `1` and the
+//! [`InterfaceError`] (Core error code and message). The application's errors thus travel
+//! inside successful calls, apart from the call layer's own failures (disconnection,
+//! unknown object or method, undecodable arguments).
+//!
+//! # Objects
+//!
+//! An interface returned by a method (`Init::make_chain`) or passed to one
+//! (`Chain::handle_notifications`) is exported as its server and arrives as a proxy. The
+//! receiver's proxy holds the only handle; dropping it releases the server on the other
+//! side, which drops the implementation it wraps. That is how dropping a [`Handler`]
+//! proxy unsubscribes.
+//!
+//! [`Handler`]: crate::Handler
+
+mod chain;
+mod echo;
+mod handler;
+mod init;
+mod mining;
+mod node;
+mod wallet;
+
+use std::io;
+use std::sync::Arc;
+
+use ipc_shm::call::{CallError, Decoder, Dispatch, Encoder, Incoming, MethodId, RemoteObject};
+
+use crate::InterfaceError;
+use crate::codec::{Decode, DecodeError, Encode};
+
+pub use chain::{
+    ChainMethod, ChainNotificationsMethod, ChainNotificationsProxy, ChainNotificationsServer,
+    ChainProxy, ChainServer,
+};
+pub use echo::{EchoMethod, EchoProxy, EchoServer};
+pub use handler::{HandlerMethod, HandlerProxy, HandlerServer};
+pub use init::{InitMethod, InitProxy, InitServer};
+pub use mining::{
+    BlockTemplateMethod, BlockTemplateProxy, BlockTemplateServer, MiningMethod, MiningProxy,
+    MiningServer,
+};
+pub use node::{NodeMethod, NodeProxy, NodeServer, NotifyBlockTipMethod};
+pub use wallet::{
+    TransactionChangedMethod, WalletLoaderMethod, WalletLoaderProxy, WalletLoaderServer,
+    WalletMethod, WalletProxy, WalletServer,
+};
+
+/// Declares an interface's method ids: a `#[repr(u32)]` enum with conversions from and to
+/// the wire id.
+macro_rules! methods {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $id:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u32)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant = $id,)+
+        }
+
+        impl $name {
+            /// The method with this wire id, if any.
+            pub fn from_id(id: ipc_shm::call::MethodId) -> Option<Self> {
+                match id {
+                    $($id => Some(Self::$variant),)+
+                    _ => None,
+                }
+            }
+
+            /// The method's wire id.
+            pub fn id(self) -> ipc_shm::call::MethodId {
+                self as ipc_shm::call::MethodId
+            }
+        }
+    };
+}
+pub(crate) use methods;
+
+/// Why reading a reply failed: our codec refused the bytes, or the call layer did.
+enum ReadError {
+    Decode(DecodeError),
+    Call(CallError),
+}
+
+impl From<DecodeError> for ReadError {
+    fn from(e: DecodeError) -> Self {
+        ReadError::Decode(e)
+    }
+}
+
+impl From<CallError> for ReadError {
+    fn from(e: CallError) -> Self {
+        ReadError::Call(e)
+    }
+}
+
+/// Calls `method` on `object` with `args` and decodes a value result.
+fn call<A, R>(object: &RemoteObject, method: MethodId, args: &A) -> Result<R, InterfaceError>
+where
+    A: Encode + ?Sized,
+    R: Decode,
+{
+    call_reading(object, method, args, |dec| Ok(R::decode(dec)?))
+}
+
+/// Calls `method` on `object` with `args` and returns the object it replies with.
+fn call_object<A>(
+    object: &RemoteObject,
+    method: MethodId,
+    args: &A,
+) -> Result<RemoteObject, InterfaceError>
+where
+    A: Encode + ?Sized,
+{
+    call_reading(object, method, args, |dec| Ok(dec.get_object()?))
+}
+
+/// Calls `method` on `object` with `args`; `read` decodes a successful result.
+fn call_reading<A, R>(
+    object: &RemoteObject,
+    method: MethodId,
+    args: &A,
+    read: impl FnOnce(&mut Decoder<'_>) -> Result<R, ReadError>,
+) -> Result<R, InterfaceError>
+where
+    A: Encode + ?Sized,
+{
+    let len = args.encoded_len()?;
+    call_with(
+        object,
+        method,
+        len,
+        |enc| args.encode(enc).map_err(call_error),
+        read,
+    )
+}
+
+/// Calls `method` on `object`, writing the arguments with `write` (`len` bytes) and
+/// decoding a successful result with `read`.
+fn call_with<R>(
+    object: &RemoteObject,
+    method: MethodId,
+    len: usize,
+    write: impl FnOnce(&mut Encoder<'_>) -> Result<(), CallError>,
+    read: impl FnOnce(&mut Decoder<'_>) -> Result<R, ReadError>,
+) -> Result<R, InterfaceError> {
+    // The call layer's decode error carries a fixed reason only; keep ours to report it.
+    let mut undecodable = None;
+    let outcome = object.call_with(method, len, write, |dec| {
+        let result = match read_tag(dec) {
+            Ok(0) => read(dec).map(Ok),
+            Ok(_) => InterfaceError::decode(dec)
+                .map(Err)
+                .map_err(ReadError::Decode),
+            Err(e) => Err(ReadError::Decode(e)),
+        };
+        result.map_err(|e| match e {
+            ReadError::Decode(e) => {
+                undecodable = Some(e);
+                CallError::decode("reply does not decode")
+            }
+            ReadError::Call(e) => e,
+        })
+    });
+    match (outcome, undecodable) {
+        (Ok(result), _) => result,
+        (Err(_), Some(e)) => Err(InterfaceError::Decode(e)),
+        (Err(e), None) => Err(e.into()),
+    }
+}
+
+/// Reads the outcome tag of a reply: 0 for a result, 1 for an error.
+fn read_tag<R: io::Read + ?Sized>(r: &mut R) -> Result<u8, DecodeError> {
+    let mut tag = [0];
+    r.read_exact(&mut tag)
+        .map_err(|_| DecodeError::UnexpectedEnd { what: "result tag" })?;
+    match tag[0] {
+        t @ (0 | 1) => Ok(t),
+        t => Err(DecodeError::InvalidValue {
+            what: "result tag",
+            value: t.into(),
+        }),
+    }
+}
+
+/// Recovers the call layer's error from a write into an [`Encoder`] (which reports it as
+/// an `io::Error`).
+fn call_error(e: io::Error) -> CallError {
+    match e.into_inner() {
+        Some(inner) => match inner.downcast::<CallError>() {
+            Ok(call) => *call,
+            Err(other) => CallError::failed(other),
+        },
+        None => CallError::failed("write into the message failed"),
+    }
+}
+
+/// Server side: decodes a request's arguments. Arguments that do not decode are logged
+/// and answered as bad arguments.
+fn args<A: Decode>(call: &mut Incoming<'_>, interface: &'static str) -> Result<A, CallError> {
+    let method = call.method();
+    call.args_with(|dec| {
+        A::decode(dec).map_err(|e| {
+            tracing::warn!(interface, method, error = %e, "arguments do not decode");
+            CallError::decode("arguments do not decode")
+        })
+    })
+}
+
+/// Server side: decodes a request whose only argument is an object.
+fn object_arg(call: &mut Incoming<'_>) -> Result<RemoteObject, CallError> {
+    call.args_with(|dec| dec.get_object())
+}
+
+/// Server side: replies with a method's outcome. A result too large to send is replied
+/// as that error instead.
+fn reply<T: Encode>(
+    call: &mut Incoming<'_>,
+    outcome: Result<T, InterfaceError>,
+) -> Result<(), CallError> {
+    match outcome.encoded_len() {
+        Ok(len) => call.reply_with(len, |enc| outcome.encode(enc).map_err(call_error)),
+        Err(limit) => reply::<()>(call, Err(InterfaceError::TooLarge(limit))),
+    }
+}
+
+/// Server side: replies with an interface object, exported as `server`, or the error.
+fn reply_object(
+    call: &mut Incoming<'_>,
+    outcome: Result<Arc<dyn Dispatch>, InterfaceError>,
+) -> Result<(), CallError> {
+    match outcome {
+        Ok(server) => call.reply_with(9, |enc| {
+            enc.put_raw(&[0])?;
+            enc.put_object(server)
+        }),
+        Err(e) => reply::<()>(call, Err(e)),
+    }
+}
+
+/// The error for a method id the interface does not have.
+fn unknown_method(interface: &'static str, method: MethodId) -> CallError {
+    CallError::UnknownMethod { interface, method }
+}

@@ -1,0 +1,487 @@
+//! Encoding of arguments and results: straight into a ring record, and back out of one.
+//!
+//! The format is deliberately plain: integers little-endian at their natural width, `bool`
+//! as one byte 0 or 1, sequences (`Vec`, `String`, slices) as a `u32` element count followed
+//! by the elements, `Option` as a `bool` then the value, tuples and arrays as their fields in
+//! order, objects as a `u64` id. Interfaces add
+//! their own types by implementing [`Encode`] and [`Decode`], or write into the [`Encoder`]
+//! (an `io::Write`) and read from the [`Decoder`] (an `io::Read`) directly, e.g. with Bitcoin
+//! consensus encoding.
+//!
+//! A decoder never trusts a length it reads: every count is checked against the bytes left
+//! in the message before anything is allocated for it.
+
+use std::io;
+use std::sync::Arc;
+
+use super::error::CallError;
+use super::object::{Dispatch, RemoteObject};
+use super::session::Shared;
+
+/// Writes a message body: the first part straight into the reserved ring record, anything
+/// beyond it into a spill buffer that is sent as continuation records.
+pub struct Encoder<'a> {
+    direct: Option<&'a mut dyn io::Write>,
+    /// Bytes still free in `direct`.
+    room: usize,
+    spill: &'a mut Vec<u8>,
+    /// Bytes written so far.
+    len: usize,
+    max: usize,
+    session: Option<&'a Arc<Shared>>,
+    /// Ids exported while encoding, un-exported if the message is never sent.
+    exported: Option<&'a mut Vec<u64>>,
+}
+
+impl std::fmt::Debug for Encoder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encoder").field("len", &self.len).field("room", &self.room).finish()
+    }
+}
+
+impl<'a> Encoder<'a> {
+    /// An encoder that appends to `out`, outside any session (objects cannot be written).
+    pub fn new(out: &'a mut Vec<u8>) -> Encoder<'a> {
+        Encoder { direct: None, room: 0, spill: out, len: 0, max: usize::MAX, session: None, exported: None }
+    }
+
+    pub(crate) fn for_record(
+        direct: &'a mut dyn io::Write,
+        room: usize,
+        spill: &'a mut Vec<u8>,
+        max: usize,
+        session: &'a Arc<Shared>,
+        exported: &'a mut Vec<u64>,
+    ) -> Encoder<'a> {
+        Encoder {
+            direct: Some(direct),
+            room,
+            spill,
+            len: 0,
+            max,
+            session: Some(session),
+            exported: Some(exported),
+        }
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing has been written yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Encodes `value`.
+    pub fn put<T: Encode + ?Sized>(&mut self, value: &T) -> Result<(), CallError> {
+        value.encode(self)
+    }
+
+    /// Writes `bytes` as they are (no length prefix).
+    pub fn put_raw(&mut self, bytes: &[u8]) -> Result<(), CallError> {
+        if bytes.len() > self.max - self.len {
+            return Err(CallError::TooLarge { len: (self.len + bytes.len()) as u64, max: self.max as u64 });
+        }
+        let (now, rest) = bytes.split_at(bytes.len().min(self.room));
+        if !now.is_empty() {
+            let direct = self.direct.as_mut().expect("room is only non-zero with a direct record");
+            // The direct writer is a ring grant with exactly `room` bytes left: it cannot fail.
+            direct.write_all(now).map_err(|_| CallError::decode("ring record shorter than reserved"))?;
+            self.room -= now.len();
+        }
+        self.spill.extend_from_slice(rest);
+        self.len += bytes.len();
+        Ok(())
+    }
+
+    /// Exports `object` to the peer for as long as the peer holds a handle to it and writes
+    /// its id. The peer decodes it as a [`RemoteObject`].
+    pub fn put_object(&mut self, object: Arc<dyn Dispatch>) -> Result<(), CallError> {
+        let session = self.session.ok_or(CallError::decode("objects can only be sent within a session"))?;
+        let id = session.export(object);
+        if let Some(exported) = self.exported.as_mut() {
+            exported.push(id);
+        }
+        self.put(&id)
+    }
+
+    /// Bytes written directly into the ring record.
+    pub(crate) fn direct_len(&self) -> usize {
+        self.len - self.spill.len()
+    }
+}
+
+impl io::Write for Encoder<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.put_raw(buf).map_err(io::Error::other)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Reads a message body, in place from a ring record or from a buffer the parts of a
+/// longer message were gathered into. Never reads past the end of the body.
+pub struct Decoder<'a> {
+    src: Source<'a>,
+    remaining: usize,
+    session: Option<&'a Arc<Shared>>,
+}
+
+enum Source<'a> {
+    Slice(&'a [u8]),
+    Read(&'a mut dyn io::Read),
+}
+
+impl std::fmt::Debug for Decoder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoder").field("remaining", &self.remaining).finish()
+    }
+}
+
+impl<'a> Decoder<'a> {
+    /// A decoder over `bytes`, outside any session (objects cannot be read).
+    pub fn new(bytes: &'a [u8]) -> Decoder<'a> {
+        Decoder { remaining: bytes.len(), src: Source::Slice(bytes), session: None }
+    }
+
+    pub(crate) fn from_slice(bytes: &'a [u8], session: &'a Arc<Shared>) -> Decoder<'a> {
+        Decoder { remaining: bytes.len(), src: Source::Slice(bytes), session: Some(session) }
+    }
+
+    /// `src` must yield at least `len` bytes (a ring record whose header has been read).
+    pub(crate) fn from_reader(src: &'a mut dyn io::Read, len: usize, session: &'a Arc<Shared>) -> Decoder<'a> {
+        Decoder { src: Source::Read(src), remaining: len, session: Some(session) }
+    }
+
+    /// Bytes left in the body.
+    pub fn remaining(&self) -> usize {
+        self.remaining
+    }
+
+    /// Decodes a `T`.
+    pub fn get<T: Decode>(&mut self) -> Result<T, CallError> {
+        T::decode(self)
+    }
+
+    /// Fills `out` with the next bytes of the body.
+    pub fn get_raw(&mut self, out: &mut [u8]) -> Result<(), CallError> {
+        if out.len() > self.remaining {
+            return Err(CallError::decode("message ends early"));
+        }
+        match &mut self.src {
+            Source::Slice(s) => {
+                let (head, tail) = s.split_at(out.len());
+                out.copy_from_slice(head);
+                *s = tail;
+            }
+            Source::Read(r) => r.read_exact(out).map_err(|_| CallError::decode("message ends early"))?,
+        }
+        self.remaining -= out.len();
+        Ok(())
+    }
+
+    /// Reads a `u32` count of items that each take at least one byte, checked against
+    /// what is left.
+    pub fn get_len(&mut self) -> Result<usize, CallError> {
+        let n = self.get::<u32>()? as usize;
+        if n > self.remaining {
+            return Err(CallError::decode("length exceeds the message"));
+        }
+        Ok(n)
+    }
+
+    /// Reads an object id the peer exported and returns a handle to that object.
+    pub fn get_object(&mut self) -> Result<RemoteObject, CallError> {
+        let id = self.get::<u64>()?;
+        let session = self.session.ok_or(CallError::decode("objects can only be received within a session"))?;
+        session.import(id)
+    }
+
+    /// Checks that the whole body was consumed.
+    pub fn finish(&self) -> Result<(), CallError> {
+        if self.remaining != 0 {
+            return Err(CallError::decode("trailing bytes after the value"));
+        }
+        Ok(())
+    }
+}
+
+impl io::Read for Decoder<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(self.remaining);
+        self.get_raw(&mut buf[..n]).map_err(io::Error::other)?;
+        Ok(n)
+    }
+}
+
+/// A value that can be written into a message.
+pub trait Encode {
+    /// The encoded length, or a close estimate: the sender reserves this much in the ring
+    /// up front. Too little costs an extra copy, too much costs nothing but ring space.
+    fn encoded_len(&self) -> usize;
+
+    /// Writes the value.
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), CallError>;
+
+    /// Writes the elements of a slice (without the count). Overridden by `u8` to write
+    /// bytes in bulk.
+    #[doc(hidden)]
+    fn encode_slice(items: &[Self], enc: &mut Encoder<'_>) -> Result<(), CallError>
+    where
+        Self: Sized,
+    {
+        items.iter().try_for_each(|item| item.encode(enc))
+    }
+
+    /// The encoded length of the elements of a slice (without the count).
+    #[doc(hidden)]
+    fn slice_encoded_len(items: &[Self]) -> usize
+    where
+        Self: Sized,
+    {
+        items.iter().map(Encode::encoded_len).sum()
+    }
+}
+
+/// A value that can be read from a message.
+pub trait Decode: Sized {
+    /// Reads the value.
+    fn decode(dec: &mut Decoder<'_>) -> Result<Self, CallError>;
+
+    /// Reads `n` elements, `n` already checked against the bytes left. Overridden by `u8`
+    /// to read bytes in bulk.
+    #[doc(hidden)]
+    fn decode_vec(n: usize, dec: &mut Decoder<'_>) -> Result<Vec<Self>, CallError> {
+        // Grow with what actually decodes, not with what the peer announced.
+        let mut out = Vec::with_capacity(n.min(1024));
+        for _ in 0..n {
+            out.push(Self::decode(dec)?);
+        }
+        Ok(out)
+    }
+}
+
+macro_rules! int {
+    ($($t:ty),*) => {$(
+        impl Encode for $t {
+            fn encoded_len(&self) -> usize {
+                size_of::<$t>()
+            }
+            fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), CallError> {
+                enc.put_raw(&self.to_le_bytes())
+            }
+        }
+        impl Decode for $t {
+            fn decode(dec: &mut Decoder<'_>) -> Result<Self, CallError> {
+                let mut b = [0u8; size_of::<$t>()];
+                dec.get_raw(&mut b)?;
+                Ok(<$t>::from_le_bytes(b))
+            }
+        }
+    )*};
+}
+int!(u16, u32, u64, i8, i16, i32, i64);
+
+impl Encode for u8 {
+    fn encoded_len(&self) -> usize {
+        1
+    }
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), CallError> {
+        enc.put_raw(&[*self])
+    }
+    fn encode_slice(items: &[u8], enc: &mut Encoder<'_>) -> Result<(), CallError> {
+        enc.put_raw(items)
+    }
+    fn slice_encoded_len(items: &[u8]) -> usize {
+        items.len()
+    }
+}
+
+impl Decode for u8 {
+    fn decode(dec: &mut Decoder<'_>) -> Result<Self, CallError> {
+        let mut b = [0u8];
+        dec.get_raw(&mut b)?;
+        Ok(b[0])
+    }
+    fn decode_vec(n: usize, dec: &mut Decoder<'_>) -> Result<Vec<u8>, CallError> {
+        let mut out = vec![0; n];
+        dec.get_raw(&mut out)?;
+        Ok(out)
+    }
+}
+
+impl Encode for bool {
+    fn encoded_len(&self) -> usize {
+        1
+    }
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), CallError> {
+        enc.put_raw(&[u8::from(*self)])
+    }
+}
+
+impl Decode for bool {
+    fn decode(dec: &mut Decoder<'_>) -> Result<Self, CallError> {
+        match u8::decode(dec)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(CallError::decode("bool is neither 0 nor 1")),
+        }
+    }
+}
+
+impl Encode for () {
+    fn encoded_len(&self) -> usize {
+        0
+    }
+    fn encode(&self, _: &mut Encoder<'_>) -> Result<(), CallError> {
+        Ok(())
+    }
+}
+
+impl Decode for () {
+    fn decode(_: &mut Decoder<'_>) -> Result<Self, CallError> {
+        Ok(())
+    }
+}
+
+impl<const N: usize> Encode for [u8; N] {
+    fn encoded_len(&self) -> usize {
+        N
+    }
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), CallError> {
+        enc.put_raw(self)
+    }
+}
+
+impl<const N: usize> Decode for [u8; N] {
+    fn decode(dec: &mut Decoder<'_>) -> Result<Self, CallError> {
+        let mut b = [0u8; N];
+        dec.get_raw(&mut b)?;
+        Ok(b)
+    }
+}
+
+fn put_len(enc: &mut Encoder<'_>, n: usize) -> Result<(), CallError> {
+    let n = u32::try_from(n).map_err(|_| CallError::TooLarge { len: n as u64, max: u32::MAX.into() })?;
+    enc.put(&n)
+}
+
+impl<T: Encode> Encode for [T] {
+    fn encoded_len(&self) -> usize {
+        4 + T::slice_encoded_len(self)
+    }
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), CallError> {
+        put_len(enc, self.len())?;
+        T::encode_slice(self, enc)
+    }
+}
+
+impl<T: Encode> Encode for Vec<T> {
+    fn encoded_len(&self) -> usize {
+        self.as_slice().encoded_len()
+    }
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), CallError> {
+        self.as_slice().encode(enc)
+    }
+}
+
+impl<T: Decode> Decode for Vec<T> {
+    fn decode(dec: &mut Decoder<'_>) -> Result<Self, CallError> {
+        let n = dec.get_len()?;
+        T::decode_vec(n, dec)
+    }
+}
+
+impl Encode for str {
+    fn encoded_len(&self) -> usize {
+        self.as_bytes().encoded_len()
+    }
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), CallError> {
+        self.as_bytes().encode(enc)
+    }
+}
+
+impl Encode for String {
+    fn encoded_len(&self) -> usize {
+        self.as_str().encoded_len()
+    }
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), CallError> {
+        self.as_str().encode(enc)
+    }
+}
+
+impl Decode for String {
+    fn decode(dec: &mut Decoder<'_>) -> Result<Self, CallError> {
+        String::from_utf8(Vec::<u8>::decode(dec)?).map_err(|_| CallError::decode("string is not UTF-8"))
+    }
+}
+
+impl<T: Encode> Encode for Option<T> {
+    fn encoded_len(&self) -> usize {
+        1 + self.as_ref().map_or(0, Encode::encoded_len)
+    }
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), CallError> {
+        enc.put(&self.is_some())?;
+        self.as_ref().map_or(Ok(()), |v| v.encode(enc))
+    }
+}
+
+impl<T: Decode> Decode for Option<T> {
+    fn decode(dec: &mut Decoder<'_>) -> Result<Self, CallError> {
+        if dec.get::<bool>()? { Ok(Some(dec.get()?)) } else { Ok(None) }
+    }
+}
+
+impl<T: Encode + ?Sized> Encode for &T {
+    fn encoded_len(&self) -> usize {
+        (**self).encoded_len()
+    }
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), CallError> {
+        (**self).encode(enc)
+    }
+}
+
+impl Encode for Arc<dyn Dispatch> {
+    fn encoded_len(&self) -> usize {
+        8
+    }
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), CallError> {
+        enc.put_object(self.clone())
+    }
+}
+
+impl Decode for RemoteObject {
+    fn decode(dec: &mut Decoder<'_>) -> Result<Self, CallError> {
+        dec.get_object()
+    }
+}
+
+macro_rules! tuple {
+    ($($n:tt $t:ident),+) => {
+        impl<$($t: Encode),+> Encode for ($($t,)+) {
+            fn encoded_len(&self) -> usize {
+                0 $(+ self.$n.encoded_len())+
+            }
+            fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), CallError> {
+                $(self.$n.encode(enc)?;)+
+                Ok(())
+            }
+        }
+        impl<$($t: Decode),+> Decode for ($($t,)+) {
+            fn decode(dec: &mut Decoder<'_>) -> Result<Self, CallError> {
+                Ok(($(dec.get::<$t>()?,)+))
+            }
+        }
+    };
+}
+tuple!(0 A);
+tuple!(0 A, 1 B);
+tuple!(0 A, 1 B, 2 C);
+tuple!(0 A, 1 B, 2 C, 3 D);
+tuple!(0 A, 1 B, 2 C, 3 D, 4 E);
+tuple!(0 A, 1 B, 2 C, 3 D, 4 E, 5 F);

@@ -1,0 +1,152 @@
+//! Making a call: send the request, then wait for the reply as the leader or a follower.
+
+use super::*;
+
+impl Shared {
+    pub(crate) fn call<R>(
+        self: &Arc<Self>,
+        object: ObjectId,
+        method: MethodId,
+        len_hint: usize,
+        encode: impl FnOnce(&mut Encoder<'_>) -> Result<(), CallError>,
+        decode: impl FnOnce(&mut Decoder<'_>) -> Result<R, CallError>,
+    ) -> Result<R, CallError> {
+        if Busy::active() {
+            return Err(CallError::Reentrant);
+        }
+        let (call, slot) = {
+            let mut ctl = lock(&self.ctl);
+            if ctl.closed {
+                return Err(CallError::Disconnected);
+            }
+            ctl.slots.alloc()
+        };
+        // Frees the slot even if `encode` or `decode` panics.
+        let _slot = SlotGuard(self, call);
+        self.send(Header::request(call, object, method, 0), len_hint, encode)
+            .and_then(|()| self.await_reply(call, &slot, decode))
+    }
+
+    /// Waits for the reply to `call`: as the leader when nobody leads, else as a follower
+    /// until the reply is handed over or leadership is.
+    pub(super) fn await_reply<R>(
+        self: &Arc<Self>,
+        call: u64,
+        slot: &Arc<Slot>,
+        decode: impl FnOnce(&mut Decoder<'_>) -> Result<R, CallError>,
+    ) -> Result<R, CallError> {
+        {
+            let mut ctl = lock(&self.ctl);
+            if ctl.closed {
+                return Err(CallError::Disconnected);
+            }
+            if !ctl.leading || ctl.executing.is_some() {
+                // Vacant, or held by a thread running a request (perhaps this one, calling
+                // back): either way the ring is free to read.
+                ctl.leading = true;
+                ctl.executing = None;
+                drop(ctl);
+                return self.lead_for(call, slot, decode);
+            }
+            if let Some(e) = ctl.slots.entry(call) {
+                e.follower = true;
+            }
+        }
+        match self.wait_slot(slot) {
+            READY => self.take_reply(slot, decode),
+            LEAD => {
+                slot.state.store(PENDING, Ordering::Relaxed);
+                self.lead_for(call, slot, decode)
+            }
+            _ => Err(CallError::Disconnected),
+        }
+    }
+
+    /// Spins, then sleeps, until `slot` leaves `PENDING`; returns the new state.
+    pub(super) fn wait_slot(&self, slot: &Slot) -> u8 {
+        let ready = || {
+            let s = slot.state.load(Ordering::Acquire);
+            Ok((s != PENDING).then_some(s))
+        };
+        if let Ok(Some(s)) = Spinner::new(self.policy).spin(ready) {
+            return s;
+        }
+        let mut ctl = lock(&self.ctl);
+        // SYNC: pairs with `Slot::set`; see there.
+        slot.parked.store(true, Ordering::SeqCst);
+        let state = loop {
+            let s = slot.state.load(Ordering::SeqCst);
+            if s != PENDING {
+                break s;
+            }
+            ctl = slot.cv.wait(ctl).unwrap_or_else(PoisonError::into_inner);
+        };
+        slot.parked.store(false, Ordering::Relaxed);
+        state
+    }
+
+    /// Decodes a reply another thread copied into `slot`.
+    pub(super) fn take_reply<R>(
+        self: &Arc<Self>,
+        slot: &Slot,
+        decode: impl FnOnce(&mut Decoder<'_>) -> Result<R, CallError>,
+    ) -> Result<R, CallError> {
+        let mut reply = lock(&slot.reply);
+        let len = reply.body.len();
+        let result = {
+            let mut dec = Decoder::from_slice(&reply.body, self);
+            finish_reply(reply.status, len, &mut dec, decode)
+        };
+        if reply.body.capacity() > KEEP_BUFFER {
+            reply.body = Vec::new();
+        }
+        result
+    }
+
+    /// Leads until the reply to `call` is in: decodes it in place when it comes as one
+    /// record, then hands leadership on.
+    pub(super) fn lead_for<R>(
+        self: &Arc<Self>,
+        call: u64,
+        slot: &Arc<Slot>,
+        decode: impl FnOnce(&mut Decoder<'_>) -> Result<R, CallError>,
+    ) -> Result<R, CallError> {
+        let busy = Busy::enter();
+        let lead = LeadGuard(self);
+        let mut decode = Some(decode);
+        // SAFETY: we are the leader (`ctl.leading` was set for us under the lock) and every
+        // borrow of `rx` ends inside this loop, before `lead` is dropped below (a panic in
+        // `decode` drops the grant first too: it was declared later).
+        let rx = unsafe { self.rx.get() };
+        let outcome = loop {
+            if slot.state.load(Ordering::Acquire) != PENDING {
+                break None;
+            }
+            // The event borrows `rx`; a split message is gathered after it is gone.
+            let (part_call, len, buf, then) = match self.next_event(rx, Some(call), false) {
+                Ok(Event::Done) => continue,
+                Ok(Event::Own { grant, status, len }) => {
+                    let mut src = GrantReader { grant: &grant, pos: HEADER_LEN };
+                    let mut dec = Decoder::from_reader(&mut src, len, self);
+                    let decode = decode.take().expect("the reply is decoded once");
+                    break Some(finish_reply(status, len, &mut dec, decode));
+                }
+                Ok(Event::Partial { call, len, buf, then }) => (call, len, buf, then),
+                Ok(Event::Request { .. }) => unreachable!("callers queue requests for workers"),
+                Err(f) => break Some(Err(self.fail(f))),
+            };
+            if let Err(f) = self.finish_partial(rx, part_call, len, buf, then) {
+                break Some(Err(self.fail(f)));
+            }
+        };
+        drop(lead);
+        drop(busy);
+        match outcome {
+            Some(result) => result,
+            None => match slot.state.load(Ordering::Acquire) {
+                READY => self.take_reply(slot, decode.take().expect("the reply is decoded once")),
+                _ => Err(CallError::Disconnected),
+            },
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! Guards: threads that must not send or call right now, and clean-up on unwinding.
+
+use super::*;
+
+thread_local! {
+    /// How many send locks or receiving rings this thread holds. While non-zero, dropped
+    /// handles queue their release instead of sending it, and calls fail as `Reentrant`.
+    pub(super) static BUSY: Cell<u32> = const { Cell::new(0) };
+    /// Sessions with releases queued while this thread was busy.
+    pub(super) static DEFERRED: RefCell<Vec<Arc<Shared>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Gives leadership up when dropped: a panic in a decoder run by a leader must not leave
+/// the session without a reader.
+pub(super) struct LeadGuard<'s>(pub(super) &'s Arc<Shared>);
+
+impl Drop for LeadGuard<'_> {
+    fn drop(&mut self) {
+        self.0.give_up_lead();
+    }
+}
+
+/// Frees a call slot when dropped.
+pub(super) struct SlotGuard<'s>(pub(super) &'s Shared, pub(super) u64);
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.ctl).slots.free(self.1);
+    }
+}
+
+/// Marks the thread busy while alive; when the outermost one ends, queued releases go out.
+pub(super) struct Busy(());
+
+impl Busy {
+    pub(super) fn enter() -> Busy {
+        BUSY.with(|b| b.set(b.get() + 1));
+        Busy(())
+    }
+
+    pub(super) fn active() -> bool {
+        BUSY.with(Cell::get) != 0
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let depth = BUSY.with(|b| {
+            b.set(b.get() - 1);
+            b.get()
+        });
+        if depth == 0 {
+            let deferred = DEFERRED.with(|d| std::mem::take(&mut *d.borrow_mut()));
+            for shared in deferred {
+                shared.flush_releases();
+            }
+        }
+    }
+}

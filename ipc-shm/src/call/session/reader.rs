@@ -1,0 +1,214 @@
+//! The leader's reading: validate each record, hand replies to their callers, and queue or
+//! return requests.
+
+use super::*;
+
+/// `io::Read` over a ring record from `pos` on.
+pub(super) struct GrantReader<'g, 'r> {
+    pub(super) grant: &'g RxGrant<'r>,
+    pub(super) pos: usize,
+}
+
+impl io::Read for GrantReader<'_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(self.grant.len().saturating_sub(self.pos));
+        if !self.grant.read_at(self.pos, &mut buf[..n]) {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// What the leader found in the next record.
+pub(super) enum Event<'g> {
+    /// Dealt with: a reply handed to its caller, a release, a request queued for a worker.
+    Done,
+    /// The reply to the leader's own call, single-record, still in the ring.
+    Own { grant: RxGrant<'g>, status: u16, len: usize },
+    /// A request for the leader to run (worker leaders only).
+    Request { call: u64, object: ObjectId, method: MethodId, args: Args<'g> },
+    /// The first part of a message split over several records, copied into `buf`; the
+    /// leader gathers the rest with [`Shared::gather`].
+    Partial { call: u64, len: usize, buf: Vec<u8>, then: Then },
+}
+
+/// What a gathered message is.
+pub(super) enum Then {
+    Reply { slot: Arc<Slot>, status: u16 },
+    Request { object: ObjectId, method: MethodId },
+}
+
+/// The arguments of a request being served.
+pub(crate) enum Args<'g> {
+    /// In the ring; this thread leads.
+    Ring { grant: RxGrant<'g>, len: usize },
+    /// Copied out of the ring.
+    Buffer(Vec<u8>),
+    /// Already decoded.
+    Taken,
+}
+
+impl Shared {
+    /// Reads and validates the next record, and deals with what the leader need not see.
+    pub(super) fn next_event<'g>(self: &Arc<Self>, rx: &'g mut Receiver, own: Option<u64>, run_requests: bool) -> Result<Event<'g>, Fatal> {
+        let grant = rx.recv()?;
+        let header = grant.read_obj::<Header>(0).ok_or_else(|| protocol("record shorter than a header"))?;
+        let record = header.parse(grant.len(), self.max_message as u64).map_err(|e| protocol(e.0))?;
+        match record {
+            Record::Response { call, status, len, more } => {
+                let len = len as usize;
+                if !more && own == Some(call) {
+                    return Ok(Event::Own { grant, status, len });
+                }
+                let slot = if own == Some(call) {
+                    None
+                } else {
+                    let mut ctl = lock(&self.ctl);
+                    match ctl.slots.entry(call) {
+                        Some(e) => Some(e.slot.clone()),
+                        None => return Err(protocol(format!("response to call {call:#x}, which does not exist"))),
+                    }
+                };
+                let slot = match slot {
+                    Some(s) => s,
+                    // Our own call, split over several records.
+                    None => self.own_slot(call)?,
+                };
+                let mut buf = std::mem::take(&mut lock(&slot.reply).body);
+                buf.clear();
+                copy_part(&grant, &mut buf);
+                drop(grant);
+                if more {
+                    return Ok(Event::Partial { call, len, buf, then: Then::Reply { slot, status } });
+                }
+                self.complete(&slot, status, buf);
+                Ok(Event::Done)
+            }
+            Record::Request { call, object, method, len, more } => {
+                let len = len as usize;
+                if run_requests && !more {
+                    return Ok(Event::Request { call, object, method, args: Args::Ring { grant, len } });
+                }
+                let mut buf = self.take_buffer();
+                copy_part(&grant, &mut buf);
+                drop(grant);
+                if more {
+                    return Ok(Event::Partial { call, len, buf, then: Then::Request { object, method } });
+                }
+                if run_requests {
+                    return Ok(Event::Request { call, object, method, args: Args::Buffer(buf) });
+                }
+                self.queue_job(Job::Call { call, object, method, args: buf })?;
+                Ok(Event::Done)
+            }
+            Record::Release { object, count } => {
+                drop(grant);
+                if let Some(gone) = self.release_export(object, count)? {
+                    self.queue_job(Job::Drop(gone))?;
+                }
+                Ok(Event::Done)
+            }
+            Record::Continuation { .. } => Err(protocol("continuation record without a message")),
+        }
+    }
+
+    pub(super) fn own_slot(&self, call: u64) -> Result<Arc<Slot>, Fatal> {
+        let mut ctl = lock(&self.ctl);
+        ctl.slots.entry(call).map(|e| e.slot.clone()).ok_or_else(|| protocol("reply to a finished call"))
+    }
+
+    /// Reads the continuation records of `call` into `buf` until it holds `len` bytes.
+    pub(super) fn gather(&self, rx: &mut Receiver, call: u64, len: usize, buf: &mut Vec<u8>) -> Result<(), Fatal> {
+        loop {
+            let grant = rx.recv()?;
+            let header = grant.read_obj::<Header>(0).ok_or_else(|| protocol("record shorter than a header"))?;
+            let Record::Continuation { call: c, more } =
+                header.parse(grant.len(), self.max_message as u64).map_err(|e| protocol(e.0))?
+            else {
+                return Err(protocol("message interrupted before its last part"));
+            };
+            if c != call {
+                return Err(protocol("continuation of another call"));
+            }
+            if buf.len() + (grant.len() - HEADER_LEN) > len {
+                return Err(protocol("message longer than announced"));
+            }
+            copy_part(&grant, buf);
+            if !more {
+                break;
+            }
+        }
+        if buf.len() != len {
+            return Err(protocol("message shorter than announced"));
+        }
+        Ok(())
+    }
+
+    /// Gathers the rest of a split message, then delivers it (caller leaders only: a worker
+    /// leader runs a gathered request itself).
+    pub(super) fn finish_partial(self: &Arc<Self>, rx: &mut Receiver, call: u64, len: usize, mut buf: Vec<u8>, then: Then) -> Result<(), Fatal> {
+        self.gather(rx, call, len, &mut buf)?;
+        match then {
+            Then::Reply { slot, status } => {
+                self.complete(&slot, status, buf);
+                Ok(())
+            }
+            Then::Request { object, method } => self.queue_job(Job::Call { call, object, method, args: buf }),
+        }
+    }
+
+    /// Hands a reply to its caller.
+    pub(super) fn complete(&self, slot: &Slot, status: u16, body: Vec<u8>) {
+        {
+            let mut reply = lock(&slot.reply);
+            reply.status = status;
+            reply.body = body;
+        }
+        slot.set(READY, &self.ctl);
+    }
+
+    pub(super) fn take_buffer(&self) -> Vec<u8> {
+        lock(&self.ctl).buffers.pop().unwrap_or_default()
+    }
+
+    pub(super) fn recycle_buffer(&self, mut buf: Vec<u8>) {
+        if buf.capacity() <= KEEP_BUFFER {
+            buf.clear();
+            let mut ctl = lock(&self.ctl);
+            if ctl.buffers.len() < 16 {
+                ctl.buffers.push(buf);
+            }
+        }
+    }
+}
+
+/// Appends the body part of `grant` (after the header) to `buf`.
+pub(super) fn copy_part(grant: &RxGrant<'_>, buf: &mut Vec<u8>) {
+    let part = grant.len() - HEADER_LEN;
+    let start = buf.len();
+    buf.resize(start + part, 0);
+    let copied = grant.read_at(HEADER_LEN, &mut buf[start..]);
+    debug_assert!(copied, "the header was parsed against the record length");
+}
+
+/// Decodes a reply body: the result when `status` is OK, else the peer's error.
+pub(super) fn finish_reply<R>(
+    status: u16,
+    len: usize,
+    dec: &mut Decoder<'_>,
+    decode: impl FnOnce(&mut Decoder<'_>) -> Result<R, CallError>,
+) -> Result<R, CallError> {
+    if status == STATUS_OK {
+        let value = decode(dec)?;
+        dec.finish()?;
+        return Ok(value);
+    }
+    let mut message = vec![0; len.min(MAX_ERROR_MESSAGE)];
+    dec.get_raw(&mut message)?;
+    let message = String::from_utf8_lossy(&message).into_owned();
+    match RemoteErrorKind::from_status(status) {
+        Some(kind) => Err(CallError::Remote { kind, message }),
+        None => Err(CallError::Remote { kind: RemoteErrorKind::Failed, message: format!("unknown status {status}: {message}") }),
+    }
+}

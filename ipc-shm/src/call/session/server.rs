@@ -1,0 +1,133 @@
+//! The server's side of one call, behind [`Incoming`](super::super::Incoming).
+
+use super::*;
+
+/// The server's side of one call.
+pub(crate) struct ServerCall<'a> {
+    pub(super) shared: &'a Arc<Shared>,
+    pub(super) call: u64,
+    pub(super) method: MethodId,
+    pub(super) args: Args<'a>,
+    /// Held while this thread leads because the arguments are still in the ring.
+    pub(super) lead: Option<Busy>,
+    /// Set when this thread keeps leadership while the method runs.
+    pub(super) exec: Option<u64>,
+    pub(super) replied: bool,
+    pub(super) interface: &'static str,
+}
+
+impl std::fmt::Debug for ServerCall<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerCall")
+            .field("call", &self.call)
+            .field("interface", &self.interface)
+            .field("method", &self.method)
+            .finish()
+    }
+}
+
+impl ServerCall<'_> {
+    pub(crate) fn method(&self) -> MethodId {
+        self.method
+    }
+
+    pub(crate) fn args_with<A>(
+        &mut self,
+        decode: impl FnOnce(&mut Decoder<'_>) -> Result<A, CallError>,
+    ) -> Result<A, CallError> {
+        let shared = self.shared;
+        let result = match std::mem::replace(&mut self.args, Args::Taken) {
+            Args::Ring { grant, len } => {
+                let mut src = GrantReader { grant: &grant, pos: HEADER_LEN };
+                let mut dec = Decoder::from_reader(&mut src, len, shared);
+                decode(&mut dec).and_then(|v| dec.finish().map(|()| v))
+            }
+            Args::Buffer(buf) => {
+                let result = {
+                    let mut dec = Decoder::from_slice(&buf, shared);
+                    decode(&mut dec).and_then(|v| dec.finish().map(|()| v))
+                };
+                shared.recycle_buffer(buf);
+                result
+            }
+            Args::Taken => decode(&mut Decoder::new(&[])),
+        };
+        self.release_ring();
+        result
+    }
+
+    /// Drops the request record if it is still in the ring, and stops reading: leadership
+    /// goes to a waiting caller, or is kept (not reading) while the method runs.
+    pub(super) fn release_ring(&mut self) {
+        if let Args::Buffer(buf) = std::mem::replace(&mut self.args, Args::Taken) {
+            self.shared.recycle_buffer(buf);
+        }
+        if let Some(busy) = self.lead.take() {
+            self.exec = self.shared.start_executing();
+            drop(busy);
+        }
+    }
+
+    pub(crate) fn reply_with(
+        &mut self,
+        len_hint: usize,
+        encode: impl FnOnce(&mut Encoder<'_>) -> Result<(), CallError>,
+    ) -> Result<(), CallError> {
+        self.release_ring();
+        if self.replied {
+            return Err(CallError::failed("call answered twice"));
+        }
+        self.replied = true;
+        self.shared.send(Header::response(self.call, STATUS_OK, 0), len_hint, encode)
+    }
+
+    pub(super) fn reply_error(&mut self, kind: RemoteErrorKind, message: &str) {
+        self.release_ring();
+        self.replied = true;
+        let mut end = message.len().min(MAX_ERROR_MESSAGE);
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        let message = &message.as_bytes()[..end];
+        // A failure to send means the connection is gone; the caller learns that itself.
+        let _ = self.shared.send(Header::response(self.call, kind.status(), 0), message.len(), |enc| {
+            enc.put_raw(message)
+        });
+    }
+
+    /// Answers the call if `dispatch` did not.
+    pub(super) fn finish(&mut self, result: Result<(), CallError>) {
+        self.release_ring();
+        match (result, self.replied) {
+            (Ok(()), false) => {
+                let _ = self.reply_with(0, |_| Ok(()));
+            }
+            (Ok(()), true) => {}
+            (Err(e), false) => {
+                let kind = match e {
+                    CallError::UnknownMethod { .. } => RemoteErrorKind::UnknownMethod,
+                    CallError::Decode { .. } => RemoteErrorKind::BadArguments,
+                    _ => RemoteErrorKind::Failed,
+                };
+                if kind != RemoteErrorKind::Failed {
+                    tracing::warn!(session = %self.shared.name, interface = self.interface, method = self.method, "rejected call: {e}");
+                }
+                let message = match e {
+                    CallError::Failed { message } => message,
+                    e => e.to_string(),
+                };
+                self.reply_error(kind, &message);
+            }
+            (Err(e), true) => {
+                tracing::warn!(session = %self.shared.name, interface = self.interface, method = self.method, "error after replying: {e}");
+            }
+        }
+    }
+}
+
+impl Drop for ServerCall<'_> {
+    fn drop(&mut self) {
+        // A panic in `dispatch` unwinds through here with the arguments possibly unread.
+        self.release_ring();
+    }
+}

@@ -1,0 +1,105 @@
+//! Call slots: where a waiting caller learns the outcome of its call.
+
+use super::*;
+
+pub(super) const PENDING: u8 = 0;
+/// The reply is in `Slot::reply`.
+pub(super) const READY: u8 = 1;
+/// The waiting caller has been made the leader.
+pub(super) const LEAD: u8 = 2;
+/// The session closed.
+pub(super) const CLOSED: u8 = 3;
+
+/// Where a waiting caller learns the outcome of its call. Slots are reused, so a call
+/// allocates nothing once the session has warmed up.
+pub(super) struct Slot {
+    pub(super) state: AtomicU8,
+    /// The caller sleeps on `cv` (under `ctl`); whoever changes `state` must notify.
+    pub(super) parked: AtomicBool,
+    pub(super) cv: Condvar,
+    pub(super) reply: Mutex<Reply>,
+}
+
+pub(super) struct Reply {
+    pub(super) status: u16,
+    pub(super) body: Vec<u8>,
+}
+
+pub(super) struct SlotEntry {
+    pub(super) slot: Arc<Slot>,
+    pub(super) generation: u32,
+    pub(super) busy: bool,
+    /// The caller waits for another thread to read its reply.
+    pub(super) follower: bool,
+}
+
+/// Call ids are `generation << 32 | index`: a stale or forged id does not match a slot.
+#[derive(Default)]
+pub(super) struct Slots {
+    pub(super) entries: Vec<SlotEntry>,
+    pub(super) free: Vec<u32>,
+}
+
+impl Slots {
+    pub(super) fn alloc(&mut self) -> (u64, Arc<Slot>) {
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.entries.push(SlotEntry {
+                    slot: Arc::new(Slot {
+                        state: AtomicU8::new(PENDING),
+                        parked: AtomicBool::new(false),
+                        cv: Condvar::new(),
+                        reply: Mutex::new(Reply { status: 0, body: Vec::new() }),
+                    }),
+                    generation: 0,
+                    busy: false,
+                    follower: false,
+                });
+                (self.entries.len() - 1) as u32
+            }
+        };
+        let e = &mut self.entries[index as usize];
+        e.busy = true;
+        e.follower = false;
+        e.slot.state.store(PENDING, Ordering::Relaxed);
+        (u64::from(e.generation) << 32 | u64::from(index), e.slot.clone())
+    }
+
+    pub(super) fn entry(&mut self, call: u64) -> Option<&mut SlotEntry> {
+        let e = self.entries.get_mut((call & 0xffff_ffff) as usize)?;
+        (e.busy && u64::from(e.generation) == call >> 32).then_some(e)
+    }
+
+    pub(super) fn free(&mut self, call: u64) {
+        if let Some(e) = self.entry(call) {
+            e.busy = false;
+            e.generation = e.generation.wrapping_add(1);
+            self.free.push((call & 0xffff_ffff) as u32);
+        }
+    }
+
+    /// A caller waiting as a follower, taken off the follower list.
+    pub(super) fn take_follower(&mut self) -> Option<Arc<Slot>> {
+        let e = self.entries.iter_mut().find(|e| {
+            e.busy && e.follower && e.slot.state.load(Ordering::Acquire) == PENDING
+        })?;
+        e.follower = false;
+        Some(e.slot.clone())
+    }
+}
+
+impl Slot {
+    /// Publishes a new state and wakes the caller if it sleeps.
+    pub(super) fn set(&self, state: u8, ctl: &Mutex<Ctl>) {
+        // SYNC: SeqCst store then SeqCst load of `parked` pairs with the SeqCst store of
+        // `parked` then load of `state` in `Shared::wait_slot`: either the caller sees the
+        // new state before sleeping, or we see it parked and notify it (under `ctl`, which
+        // it holds from its check until it sleeps).
+        self.state.store(state, Ordering::SeqCst);
+        if self.parked.load(Ordering::SeqCst) {
+            let _ctl = lock(ctl);
+            self.cv.notify_one();
+        }
+    }
+}

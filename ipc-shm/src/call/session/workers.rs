@@ -1,0 +1,280 @@
+//! Leadership and the worker pool: who reads next, who runs requests, who stands by.
+
+use super::*;
+
+impl Shared {
+    /// Gives leadership up and hands it on.
+    pub(super) fn give_up_lead(self: &Arc<Self>) {
+        let mut ctl = lock(&self.ctl);
+        debug_assert!(ctl.leading);
+        ctl.leading = false;
+        self.hand_on(&mut ctl);
+    }
+
+    /// With nobody leading: makes a waiting caller the leader, or, when the peer may send
+    /// us requests or releases, an idle worker (a new one if none is idle).
+    pub(super) fn hand_on(self: &Arc<Self>, ctl: &mut Ctl) {
+        if ctl.closed || ctl.leading {
+            return;
+        }
+        if let Some(slot) = ctl.slots.take_follower() {
+            ctl.leading = true;
+            // SYNC: as in `Slot::set`, without re-locking `ctl` (we hold it).
+            slot.state.store(LEAD, Ordering::SeqCst);
+            if slot.parked.load(Ordering::SeqCst) {
+                slot.cv.notify_one();
+            }
+            return;
+        }
+        self.recruit(ctl);
+    }
+
+    /// Whether someone must read even with no call waiting: the peer may send us requests
+    /// and releases while we export anything, and `wait_closed` must see a hang-up.
+    pub(super) fn reader_needed(&self, ctl: &Ctl) -> bool {
+        self.export_count.load(Ordering::Acquire) != 0 || ctl.close_waiters != 0
+    }
+
+    /// Wakes or starts as many workers as there is work nobody is on its way to do: queued
+    /// jobs, vacant leadership that is needed, and a missing standby.
+    pub(super) fn recruit(self: &Arc<Self>, ctl: &mut Ctl) {
+        if ctl.closed {
+            return;
+        }
+        let demand = ctl.jobs.len()
+            + usize::from(!ctl.leading && self.reader_needed(ctl))
+            + usize::from(ctl.executing.is_some() && !ctl.standby);
+        while ctl.wakeups_pending < demand && ctl.idle_parked > ctl.wakeups_pending {
+            self.work_cv.notify_one();
+            ctl.wakeups_pending += 1;
+        }
+        while ctl.wakeups_pending < demand && ctl.workers < self.max_workers {
+            let shared = self.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("{}-call", self.name))
+                .spawn(move || shared.worker());
+            match spawned {
+                Ok(_) => {
+                    ctl.workers += 1;
+                    ctl.wakeups_pending += 1;
+                }
+                Err(e) => {
+                    tracing::error!(session = %self.name, "cannot start a call worker: {e}");
+                    break;
+                }
+            }
+        }
+    }
+
+    pub(super) fn queue_job(self: &Arc<Self>, job: Job) -> Result<(), Fatal> {
+        let mut ctl = lock(&self.ctl);
+        if ctl.closed {
+            return Ok(());
+        }
+        let bytes = job.bytes();
+        if ctl.jobs.len() >= MAX_QUEUED_REQUESTS
+            || ctl.queued_bytes + bytes > QUEUED_MESSAGES.saturating_mul(self.max_message)
+        {
+            return Err(protocol(format!(
+                "peer has {} requests of {} bytes outstanding",
+                ctl.jobs.len() + 1,
+                ctl.queued_bytes + bytes
+            )));
+        }
+        ctl.queued_bytes += bytes;
+        ctl.jobs.push_back(job);
+        self.recruit(&mut ctl);
+        Ok(())
+    }
+
+    /// Called by a worker leader once the arguments of the request it read are decoded.
+    /// Hands leadership to a waiting caller if there is one; else keeps it while running the
+    /// request, so that a quick request costs no thread switch, and makes sure an idle worker
+    /// stands by to take over reading should the request run long. Returns the request's
+    /// number while this thread keeps leadership.
+    pub(super) fn start_executing(self: &Arc<Self>) -> Option<u64> {
+        let mut ctl = lock(&self.ctl);
+        let follower = ctl.slots.entries.iter().any(|e| {
+            e.busy && e.follower && e.slot.state.load(Ordering::Acquire) == PENDING
+        });
+        if ctl.closed || follower {
+            ctl.leading = false;
+            self.hand_on(&mut ctl);
+            return None;
+        }
+        ctl.exec_seq += 1;
+        ctl.executing = Some(ctl.exec_seq);
+        self.recruit(&mut ctl);
+        ctl.executing
+    }
+
+    /// After running request `n` as the leader: whether this thread still leads (nobody
+    /// took over meanwhile).
+    pub(super) fn finish_executing(&self, n: u64) -> bool {
+        let mut ctl = lock(&self.ctl);
+        if ctl.executing == Some(n) {
+            ctl.executing = None;
+            return true;
+        }
+        false
+    }
+
+    /// A worker thread: runs queued jobs, leads when leadership is vacant and needed, stands
+    /// by while a leader runs a request, else sleeps.
+    pub(super) fn worker(self: Arc<Self>) {
+        let mut ctl = lock(&self.ctl);
+        ctl.wakeups_pending = ctl.wakeups_pending.saturating_sub(1);
+        loop {
+            if ctl.closed {
+                ctl.workers -= 1;
+                return;
+            }
+            if let Some(job) = ctl.jobs.pop_front() {
+                ctl.queued_bytes -= job.bytes();
+                self.recruit(&mut ctl);
+                drop(ctl);
+                match job {
+                    Job::Call { call, object, method, args } => {
+                        self.serve(call, object, method, Args::Buffer(args), None);
+                    }
+                    Job::Drop(object) => drop(object),
+                }
+            } else if !ctl.leading && self.reader_needed(&ctl) {
+                ctl.leading = true;
+                drop(ctl);
+                self.lead_while_quick();
+            } else if ctl.executing.is_some() && !ctl.standby {
+                ctl.standby = true;
+                let (guard, take_over) = self.stand_by(ctl);
+                ctl = guard;
+                if !take_over {
+                    continue;
+                }
+                drop(ctl);
+                self.lead_while_quick();
+            } else {
+                ctl.idle_parked += 1;
+                ctl = self.work_cv.wait(ctl).unwrap_or_else(PoisonError::into_inner);
+                ctl.idle_parked -= 1;
+                ctl.wakeups_pending = ctl.wakeups_pending.saturating_sub(1);
+                continue;
+            }
+            ctl = lock(&self.ctl);
+        }
+    }
+
+    /// Watches a leader that runs a request: every [`STANDBY_TICK`], takes over reading if
+    /// the same request is still running, and stops watching after a tick in which no
+    /// request ran. Returns whether this thread now leads.
+    pub(super) fn stand_by<'c>(&self, mut ctl: MutexGuard<'c, Ctl>) -> (MutexGuard<'c, Ctl>, bool) {
+        let mut seen = ctl.exec_seq;
+        loop {
+            ctl.idle_parked += 1;
+            let (guard, timeout) =
+                self.work_cv.wait_timeout(ctl, STANDBY_TICK).unwrap_or_else(PoisonError::into_inner);
+            ctl = guard;
+            ctl.idle_parked -= 1;
+            if !timeout.timed_out() {
+                ctl.wakeups_pending = ctl.wakeups_pending.saturating_sub(1);
+            }
+            let vacant = !ctl.leading && self.reader_needed(&ctl);
+            if ctl.closed || !ctl.jobs.is_empty() || vacant {
+                // Other work first; whoever picks it up recruits a new standby if needed.
+                ctl.standby = false;
+                return (ctl, false);
+            }
+            match ctl.executing {
+                Some(_) if ctl.exec_seq == seen => {
+                    ctl.executing = None;
+                    ctl.standby = false;
+                    return (ctl, true);
+                }
+                None if ctl.exec_seq == seen => {
+                    ctl.standby = false;
+                    return (ctl, false);
+                }
+                _ => seen = ctl.exec_seq,
+            }
+        }
+    }
+
+    /// Leads, running each request read in place, for as long as nobody takes leadership
+    /// over while one runs.
+    pub(super) fn lead_while_quick(self: &Arc<Self>) {
+        while let Some(n) = self.lead_as_worker() {
+            if !self.finish_executing(n) {
+                return;
+            }
+        }
+    }
+
+    /// Leads until a request comes in, then runs it. Returns the request's number if this
+    /// thread kept leadership while running it (see [`Self::start_executing`]).
+    pub(super) fn lead_as_worker(self: &Arc<Self>) -> Option<u64> {
+        let busy = Busy::enter();
+        // SAFETY: we are the leader (set under `ctl` in `worker`, or kept through
+        // `finish_executing`). Every borrow of `rx` ends before leadership is given up or
+        // lent out: `ServerCall::release_ring` drops the request's grant first, else below.
+        let rx = unsafe { self.rx.get() };
+        loop {
+            // The event borrows `rx`; a split message is gathered after it is gone.
+            let (call, len, mut buf, then) = match self.next_event(rx, None, true) {
+                Ok(Event::Done) => continue,
+                Ok(Event::Request { call, object, method, args }) => {
+                    return self.serve(call, object, method, args, Some(busy));
+                }
+                Ok(Event::Partial { call, len, buf, then }) => (call, len, buf, then),
+                Ok(Event::Own { .. }) => unreachable!("workers have no call of their own"),
+                Err(f) => {
+                    self.fail(f);
+                    break;
+                }
+            };
+            if let Err(f) = self.gather(rx, call, len, &mut buf) {
+                self.fail(f);
+                break;
+            }
+            match then {
+                Then::Reply { slot, status } => self.complete(&slot, status, buf),
+                Then::Request { object, method } => {
+                    return self.serve(call, object, method, Args::Buffer(buf), Some(busy));
+                }
+            }
+        }
+        self.give_up_lead();
+        None
+    }
+
+    /// Runs one request. `lead` is `Some` when this thread read it as the leader; it leads
+    /// until the arguments are decoded. Returns the request's number if this thread kept
+    /// leadership while running it.
+    pub(super) fn serve(
+        self: &Arc<Self>,
+        call: u64,
+        object: ObjectId,
+        method: MethodId,
+        args: Args<'_>,
+        lead: Option<Busy>,
+    ) -> Option<u64> {
+        let target = lock(&self.exports).map.get(&object).map(|e| e.object.clone());
+        let mut incoming = Incoming {
+            inner: ServerCall { shared: self, call, method, args, lead, exec: None, replied: false, interface: "" },
+        };
+        let result = match &target {
+            None => {
+                incoming.inner.release_ring();
+                incoming.inner.reply_error(RemoteErrorKind::UnknownObject, &format!("no object {object}"));
+                return incoming.inner.exec.take();
+            }
+            Some(target) => {
+                incoming.inner.interface = target.interface_name();
+                catch_unwind(AssertUnwindSafe(|| target.dispatch(&mut incoming))).unwrap_or_else(|_| {
+                    tracing::error!(session = %self.name, interface = incoming.inner.interface, method, "method panicked");
+                    Err(CallError::failed("method panicked"))
+                })
+            }
+        };
+        incoming.inner.finish(result);
+        incoming.inner.exec.take()
+    }
+}

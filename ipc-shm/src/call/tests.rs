@@ -1,0 +1,665 @@
+//! Tests of the call layer over real shared-memory rings inside this process, with a small
+//! test interface: `Calc` (served by one side) and `Listener` callbacks (served by the
+//! other).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use super::link::Link;
+use super::session::Shared;
+use super::wire::{HEADER_LEN, Header};
+use super::*;
+use crate::wait::WaitPolicy;
+
+// --- test interface --------------------------------------------------------------------
+
+const ECHO: MethodId = 0;
+const ADD: MethodId = 1;
+const NOTIFY: MethodId = 2;
+const SUBSCRIBE: MethodId = 3;
+const BLOCK: MethodId = 4;
+const FAIL: MethodId = 5;
+const PANIC: MethodId = 6;
+const LEN: MethodId = 7;
+
+/// `Listener::on_event(depth) -> u64`.
+const ON_EVENT: MethodId = 0;
+/// `Subscription::fire() -> u64`.
+const FIRE: MethodId = 0;
+
+/// Counts live test objects, and holds `BLOCK` callers until opened.
+#[derive(Debug, Default)]
+struct World {
+    live: AtomicUsize,
+    gate: Mutex<(usize, bool)>,
+    gate_cv: Condvar,
+}
+
+impl World {
+    fn open_gate(&self) {
+        self.gate.lock().unwrap().1 = true;
+        self.gate_cv.notify_all();
+    }
+}
+
+#[derive(Debug)]
+struct Calc {
+    world: Arc<World>,
+}
+
+impl Dispatch for Calc {
+    fn interface_name(&self) -> &'static str {
+        "Calc"
+    }
+
+    fn dispatch(&self, call: &mut Incoming<'_>) -> Result<(), CallError> {
+        match call.method() {
+            ECHO => {
+                let v: Vec<u8> = call.args()?;
+                call.reply(&v)
+            }
+            ADD => {
+                let (a, b): (u64, u64) = call.args()?;
+                call.reply(&a.wrapping_add(b))
+            }
+            NOTIFY => {
+                // Calls the caller back while the caller is still waiting for this reply.
+                let (listener, depth): (RemoteObject, u32) = call.args()?;
+                let r: u64 = listener.call(ON_EVENT, &depth)?;
+                call.reply(&(r + 1))
+            }
+            SUBSCRIBE => {
+                let listener: RemoteObject = call.args()?;
+                self.world.live.fetch_add(1, Ordering::SeqCst);
+                let sub: Arc<dyn Dispatch> = Arc::new(Subscription { listener, world: self.world.clone() });
+                call.reply(&sub)
+            }
+            BLOCK => {
+                call.args::<()>()?;
+                let mut gate = self.world.gate.lock().unwrap();
+                gate.0 += 1;
+                while !gate.1 {
+                    gate = self.world.gate_cv.wait(gate).unwrap();
+                }
+                Ok(())
+            }
+            FAIL => {
+                call.args::<()>()?;
+                Err(CallError::failed("no luck"))
+            }
+            PANIC => panic!("test method panics"),
+            LEN => {
+                let v: Vec<u8> = call.args()?;
+                call.reply(&(v.len() as u64))
+            }
+            method => Err(CallError::UnknownMethod { interface: "Calc", method }),
+        }
+    }
+}
+
+/// Returned by `SUBSCRIBE`; holds the caller's listener until released.
+#[derive(Debug)]
+struct Subscription {
+    listener: RemoteObject,
+    world: Arc<World>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.world.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Dispatch for Subscription {
+    fn interface_name(&self) -> &'static str {
+        "Subscription"
+    }
+
+    fn dispatch(&self, call: &mut Incoming<'_>) -> Result<(), CallError> {
+        match call.method() {
+            FIRE => {
+                call.args::<()>()?;
+                let r: u64 = self.listener.call(ON_EVENT, &0u32)?;
+                call.reply(&r)
+            }
+            method => Err(CallError::UnknownMethod { interface: "Subscription", method }),
+        }
+    }
+}
+
+/// The caller's callback: at depth 0 it calls `Calc::add` on the peer; deeper, it calls
+/// `Calc::notify` again, which calls it back once more.
+#[derive(Debug)]
+struct Listener {
+    calc: RemoteObject,
+}
+
+impl Dispatch for Listener {
+    fn interface_name(&self) -> &'static str {
+        "Listener"
+    }
+
+    fn dispatch(&self, call: &mut Incoming<'_>) -> Result<(), CallError> {
+        match call.method() {
+            ON_EVENT => {
+                let depth: u32 = call.args()?;
+                let r: u64 = if depth == 0 {
+                    self.calc.call(ADD, &(40u64, 2u64))?
+                } else {
+                    let again: Arc<dyn Dispatch> = Arc::new(Listener { calc: self.calc.clone() });
+                    self.calc.call(NOTIFY, &(again, depth - 1))?
+                };
+                call.reply(&r)
+            }
+            method => Err(CallError::UnknownMethod { interface: "Listener", method }),
+        }
+    }
+}
+
+// --- helpers ---------------------------------------------------------------------------
+
+/// Aborts the test process if not dropped within `secs`: a hang fails loudly.
+struct Watchdog(Option<mpsc::Sender<()>>);
+
+fn watchdog(secs: u64) -> Watchdog {
+    let (tx, rx) = mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(Duration::from_secs(secs)) {
+            eprintln!("watchdog: test did not finish within {secs} s");
+            std::process::abort();
+        }
+    });
+    Watchdog(Some(tx))
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Waits (yielding) until `cond` holds, for at most 20 s. For effects that happen on
+/// another thread after a round trip (an object dropped on a worker).
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::yield_now();
+    }
+}
+
+fn config(name: &str) -> SessionConfig {
+    SessionConfig { name: name.into(), ..SessionConfig::default() }
+}
+
+/// A client session (no bootstrap) and a server session exporting a `Calc`.
+fn calc_pair(ring: usize) -> (Session, Session, Arc<World>) {
+    calc_pair_waiting(ring, WaitPolicy::default())
+}
+
+/// As `calc_pair`, with every waiter (rings, followers) following `wait`.
+fn calc_pair_waiting(ring: usize, wait: WaitPolicy) -> (Session, Session, Arc<World>) {
+    let world = Arc::new(World::default());
+    let calc: Arc<dyn Dispatch> = Arc::new(Calc { world: world.clone() });
+    let cfg = SessionConfig { wait, ..config("test") };
+    let (client, server) = Session::pair(ring, wait, None, Some(calc), &cfg).unwrap();
+    (client, server, world)
+}
+
+/// As `calc_pair`, over the socket transport.
+fn calc_pair_socket(ring: usize) -> (Session, Session, Arc<World>) {
+    let world = Arc::new(World::default());
+    let calc: Arc<dyn Dispatch> = Arc::new(Calc { world: world.clone() });
+    let (client, server) = Session::pair_socket(ring, None, Some(calc), &config("socket")).unwrap();
+    (client, server, world)
+}
+
+/// A pair over each transport.
+fn calc_pairs(ring: usize) -> [(Session, Session, Arc<World>); 2] {
+    [calc_pair(ring), calc_pair_socket(ring)]
+}
+
+// --- calls -----------------------------------------------------------------------------
+
+#[test]
+fn echo_and_add() {
+    let _w = watchdog(60);
+    for (client, _server, _) in calc_pairs(1 << 16) {
+        let calc = client.bootstrap();
+        for len in [0usize, 1, 64, 1000, 30_000] {
+            let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let back: Vec<u8> = calc.call(ECHO, &data).unwrap();
+            assert_eq!(back, data);
+        }
+        let sum: u64 = calc.call(ADD, &(2u64, 3u64)).unwrap();
+        assert_eq!(sum, 5);
+    }
+}
+
+#[test]
+fn remote_errors_are_typed() {
+    let _w = watchdog(60);
+    let (client, server, _) = calc_pair(1 << 16);
+    let calc = client.bootstrap();
+    let err = calc.call::<_, ()>(FAIL, &()).unwrap_err();
+    assert!(
+        matches!(&err, CallError::Remote { kind: RemoteErrorKind::Failed, message } if message == "no luck"),
+        "{err}"
+    );
+    let err = calc.call::<_, ()>(99, &()).unwrap_err();
+    assert!(matches!(err, CallError::Remote { kind: RemoteErrorKind::UnknownMethod, .. }), "{err}");
+    // Missing, extra and mistyped arguments.
+    let err = calc.call::<_, u64>(ADD, &1u64).unwrap_err();
+    assert!(matches!(err, CallError::Remote { kind: RemoteErrorKind::BadArguments, .. }), "{err}");
+    let err = calc.call::<_, u64>(ADD, &(1u64, 2u64, 3u8)).unwrap_err();
+    assert!(matches!(err, CallError::Remote { kind: RemoteErrorKind::BadArguments, .. }), "{err}");
+    let err = calc.call::<_, Vec<u8>>(ECHO, &u32::MAX).unwrap_err();
+    assert!(matches!(err, CallError::Remote { kind: RemoteErrorKind::BadArguments, .. }), "{err}");
+    // A result of the wrong type is caught on our side.
+    let err = calc.call::<_, u32>(ADD, &(1u64, 2u64)).unwrap_err();
+    assert!(matches!(err, CallError::Decode { .. }), "{err}");
+    // A panicking method is a failure, and the session goes on.
+    let err = calc.call::<_, ()>(PANIC, &()).unwrap_err();
+    assert!(matches!(err, CallError::Remote { kind: RemoteErrorKind::Failed, .. }), "{err}");
+    assert_eq!(calc.call::<_, u64>(ADD, &(1u64, 1u64)).unwrap(), 2);
+    // An object the peer never exported.
+    let ghost = client.shared().import(12345).unwrap();
+    let err = ghost.call::<_, ()>(ECHO, &()).unwrap_err();
+    assert!(matches!(err, CallError::Remote { kind: RemoteErrorKind::UnknownObject, .. }), "{err}");
+    drop(ghost);
+    // The ghost's release of an unknown object was a protocol violation: the server hung up.
+    server.wait_closed();
+    assert!(matches!(calc.call::<_, u64>(ADD, &(1u64, 1u64)), Err(CallError::Disconnected)));
+}
+
+#[test]
+fn calls_from_inside_a_decoder_are_refused() {
+    let _w = watchdog(60);
+    let (client, _server, _) = calc_pair(1 << 16);
+    let calc = client.bootstrap();
+    let inner = calc.clone();
+    let err = calc
+        .call_with(ADD, 16, |e| e.put(&(1u64, 2u64)), |d| {
+            let _: u64 = d.get()?;
+            inner.call::<_, u64>(ADD, &(1u64, 1u64))
+        })
+        .unwrap_err();
+    assert!(matches!(err, CallError::Reentrant), "{err}");
+    assert_eq!(calc.call::<_, u64>(ADD, &(1u64, 1u64)).unwrap(), 2);
+}
+
+/// A decoder that panics while its thread reads the ring leaves the session working.
+#[test]
+fn a_panicking_decoder_does_not_stall_the_session() {
+    let _w = watchdog(60);
+    let (client, _server, _) = calc_pair(1 << 16);
+    let calc = client.bootstrap();
+    let panicking = calc.clone();
+    let outcome = std::thread::spawn(move || {
+        panicking.call_with(ADD, 16, |e| e.put(&(1u64, 2u64)), |_| -> Result<u64, CallError> { panic!("decoder") })
+    })
+    .join();
+    assert!(outcome.is_err(), "the panic reached its caller");
+    let listener: Arc<dyn Dispatch> = Arc::new(Listener { calc: calc.clone() });
+    assert_eq!(calc.call::<_, u64>(NOTIFY, &(listener, 2u32)).unwrap(), 45);
+    assert_eq!(calc.call::<_, u64>(ADD, &(1u64, 1u64)).unwrap(), 2);
+}
+
+#[test]
+fn callbacks_call_back_while_the_caller_waits() {
+    let _w = watchdog(60);
+    for (client, _server, _) in calc_pairs(1 << 16) {
+        let calc = client.bootstrap();
+        for depth in [0u32, 1, 5, 20] {
+            let listener: Arc<dyn Dispatch> = Arc::new(Listener { calc: calc.clone() });
+            // notify → on_event → (notify → on_event →)* add: each level adds 1 to 42.
+            let r: u64 = calc.call(NOTIFY, &(listener, depth)).unwrap();
+            assert_eq!(r, 42 + 1 + u64::from(depth));
+        }
+    }
+}
+
+#[test]
+fn eight_threads_share_one_session() {
+    let _w = watchdog(300);
+    for (client, _server, _) in calc_pairs(1 << 16) {
+        let calc = client.bootstrap();
+        let threads: Vec<_> = (0..8u64)
+            .map(|t| {
+                let calc = calc.clone();
+                std::thread::spawn(move || {
+                    for i in 0..10_000u64 {
+                        let r: u64 = calc.call(ADD, &(i, t << 32)).unwrap();
+                        assert_eq!(r, i + (t << 32));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+    }
+}
+
+/// Every hand-over through the kernel: no waiter spins, so each wake-up must be delivered.
+#[test]
+fn eight_threads_share_one_session_without_spinning() {
+    let _w = watchdog(300);
+    let (client, _server, _) = calc_pair_waiting(1 << 12, WaitPolicy::PARK);
+    let calc = client.bootstrap();
+    let threads: Vec<_> = (0..8u64)
+        .map(|t| {
+            let calc = calc.clone();
+            std::thread::spawn(move || {
+                for i in 0..1_000u64 {
+                    let listener: Arc<dyn Dispatch> = Arc::new(Listener { calc: calc.clone() });
+                    let r: u64 = if i % 10 == 0 {
+                        calc.call(NOTIFY, &(listener, 1u32)).unwrap()
+                    } else {
+                        calc.call(ADD, &(i, t)).unwrap()
+                    };
+                    assert_eq!(r, if i % 10 == 0 { 44 } else { i + t });
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+#[test]
+fn nested_callbacks_from_many_threads() {
+    let _w = watchdog(300);
+    let (client, _server, _) = calc_pair(1 << 16);
+    let calc = client.bootstrap();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let calc = calc.clone();
+            std::thread::spawn(move || {
+                for i in 0..200u32 {
+                    let listener: Arc<dyn Dispatch> = Arc::new(Listener { calc: calc.clone() });
+                    let r: u64 = calc.call(NOTIFY, &(listener, i % 4)).unwrap();
+                    assert_eq!(r, 43 + u64::from(i % 4));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    // Each server-side handle is dropped after its reply went out; the releases follow.
+    eventually("every listener is released", || client.exported_objects() == 0);
+}
+
+/// The server thread that reads a request runs it while still holding the ring; when the
+/// method blocks (here on a gate, not on a call), a standby worker takes over reading.
+#[test]
+fn a_blocking_method_does_not_stop_other_calls() {
+    let _w = watchdog(60);
+    let (client, _server, world) = calc_pair(1 << 16);
+    let calc = client.bootstrap();
+    let blocked = {
+        let calc = calc.clone();
+        std::thread::spawn(move || calc.call::<_, ()>(BLOCK, &()))
+    };
+    eventually("the call is blocked in the server", || world.gate.lock().unwrap().0 == 1);
+    for i in 0..100u64 {
+        assert_eq!(calc.call::<_, u64>(ADD, &(i, 1u64)).unwrap(), i + 1);
+    }
+    world.open_gate();
+    blocked.join().unwrap().unwrap();
+}
+
+#[test]
+fn disconnect_fails_every_pending_call() {
+    let _w = watchdog(120);
+    for (client, server, world) in calc_pairs(1 << 16) {
+        let calc = client.bootstrap();
+        let callers: Vec<_> = (0..8)
+            .map(|_| {
+                let calc = calc.clone();
+                std::thread::spawn(move || calc.call::<_, ()>(BLOCK, &()))
+            })
+            .collect();
+        eventually("8 calls are blocked in the server", || world.gate.lock().unwrap().0 == 8);
+        drop(server);
+        for c in callers {
+            assert!(matches!(c.join().unwrap(), Err(CallError::Disconnected)));
+        }
+        assert!(matches!(calc.call::<_, u64>(ADD, &(1u64, 1u64)), Err(CallError::Disconnected)));
+        client.wait_closed();
+        assert!(client.is_closed() && !calc.is_connected());
+        world.open_gate();
+    }
+}
+
+#[test]
+fn objects_are_released_when_the_last_handle_goes() {
+    let _w = watchdog(60);
+    let (client, server, world) = calc_pair(1 << 16);
+    let calc = client.bootstrap();
+    let listener: Arc<dyn Dispatch> = Arc::new(Listener { calc: calc.clone() });
+    let sub: RemoteObject = calc.call(SUBSCRIBE, &listener).unwrap();
+    drop(listener);
+    assert_eq!(client.exported_objects(), 1, "the listener");
+    assert_eq!(client.imported_objects(), 1, "the subscription");
+    assert_eq!(server.exported_objects(), 2, "calc and the subscription");
+    assert_eq!(server.imported_objects(), 1, "the listener");
+    assert_eq!(world.live.load(Ordering::SeqCst), 1);
+
+    // The subscription calls the listener, which calls calc: three objects, two sides.
+    assert_eq!(sub.call::<_, u64>(FIRE, &()).unwrap(), 42);
+    let again = sub.clone();
+    drop(sub);
+    assert_eq!(again.call::<_, u64>(FIRE, &()).unwrap(), 42, "a clone keeps it alive");
+    drop(again);
+
+    // The release travels before this call, and is handled when the server reads it.
+    assert_eq!(calc.call::<_, u64>(ADD, &(1u64, 1u64)).unwrap(), 2);
+    assert_eq!(server.exported_objects(), 1);
+    assert_eq!(client.imported_objects(), 0);
+    eventually("the subscription is dropped", || world.live.load(Ordering::SeqCst) == 0);
+    // Dropping it dropped its listener handle, which released the listener.
+    eventually("the listener is released", || client.exported_objects() == 0);
+    eventually("the server holds no handle", || server.imported_objects() == 0);
+}
+
+#[test]
+fn values_larger_than_a_record_are_split() {
+    let _w = watchdog(120);
+    for (ring, socket) in [(1 << 16, false), (1 << 20, false), (1 << 16, true)] {
+        let (client, _server, _) = if socket { calc_pair_socket(ring) } else { calc_pair(ring) };
+        let calc = client.bootstrap();
+        let big: Vec<u8> = (0..4u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+        let back: Vec<u8> = calc.call(ECHO, &big).unwrap();
+        assert!(back == big, "4 MiB echo over a {ring}-byte ring");
+        let n: u64 = calc.call(LEN, &big).unwrap();
+        assert_eq!(n, big.len() as u64);
+        // Split replies read by another thread than the caller's (a follower's reply).
+        let threads: Vec<_> = (0..3)
+            .map(|_| {
+                let (calc, big) = (calc.clone(), big[..1 << 20].to_vec());
+                std::thread::spawn(move || {
+                    for _ in 0..3 {
+                        let back: Vec<u8> = calc.call(ECHO, &big).unwrap();
+                        assert!(back == big);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+    }
+}
+
+#[test]
+fn messages_over_the_session_limit_are_refused() {
+    let _w = watchdog(60);
+    let calc: Arc<dyn Dispatch> = Arc::new(Calc { world: Arc::default() });
+    let cfg = SessionConfig { max_message_len: 1 << 16, ..config("small") };
+    let (client, _server) = Session::pair(1 << 16, WaitPolicy::default(), None, Some(calc), &cfg).unwrap();
+    let calc = client.bootstrap();
+    let err = calc.call::<_, Vec<u8>>(ECHO, &vec![0u8; 1 << 17]).unwrap_err();
+    assert!(matches!(err, CallError::TooLarge { .. }), "{err}");
+    assert_eq!(calc.call::<_, Vec<u8>>(ECHO, &vec![7u8; 100]).unwrap(), vec![7u8; 100]);
+}
+
+// --- hostile peers ---------------------------------------------------------------------
+
+/// A server session exporting a `Calc`, and the raw rings of its peer.
+fn raw_peer() -> (Session, Link) {
+    raw_peer_with(Arc::default(), config("raw"))
+}
+
+fn raw_peer_with(world: Arc<World>, cfg: SessionConfig) -> (Session, Link) {
+    let (a, b) = Link::pair(1 << 20, WaitPolicy::default()).unwrap();
+    let calc: Arc<dyn Dispatch> = Arc::new(Calc { world });
+    let session = Session::from_shared(Shared::start(a, Some(calc), &cfg));
+    (session, b)
+}
+
+/// Requests that no worker can take (the only one is blocked) are queued by a caller that
+/// reads them; a peer that queues more than the limit is disconnected, not buffered.
+#[test]
+fn a_flood_of_requests_is_bounded() {
+    let _w = watchdog(60);
+    let world = Arc::new(World::default());
+    let cfg = SessionConfig { max_workers: 1, max_message_len: 1 << 16, ..config("flood") };
+    let (session, mut peer) = raw_peer_with(world.clone(), cfg);
+    peer.tx.send_bytes(&record(Header::request(1, 0, BLOCK, 0), &[])).unwrap();
+    eventually("the only worker is blocked", || world.gate.lock().unwrap().0 == 1);
+    // A caller on the session's side now reads the ring (the peer never answers it).
+    let caller = {
+        let peer_calc = session.bootstrap();
+        std::thread::spawn(move || peer_calc.call::<_, u64>(ADD, &(1u64, 1u64)))
+    };
+    let big = vec![0u8; 60_000];
+    let mut args = (big.len() as u32).to_le_bytes().to_vec();
+    args.extend_from_slice(&big);
+    for call in 2..10 {
+        peer.tx.send_bytes(&record(Header::request(call, 0, ECHO, args.len() as u64), &args)).unwrap();
+    }
+    session.wait_closed();
+    assert!(matches!(caller.join().unwrap(), Err(CallError::Disconnected)));
+    world.open_gate();
+}
+
+fn record(header: Header, body: &[u8]) -> Vec<u8> {
+    let mut r = zerocopy::IntoBytes::as_bytes(&header).to_vec();
+    r.extend_from_slice(body);
+    r
+}
+
+fn read_reply(peer: &mut Link) -> (Header, Vec<u8>) {
+    let bytes = peer.rx.recv().unwrap().to_vec();
+    let header: Header = zerocopy::FromBytes::read_from_prefix(&bytes).unwrap().0;
+    (header, bytes[HEADER_LEN..].to_vec())
+}
+
+#[test]
+fn bad_requests_get_error_replies() {
+    let _w = watchdog(60);
+    let (session, mut peer) = raw_peer();
+    let add = |body: &[u8]| record(Header::request(7, 0, ADD, body.len() as u64), body);
+    // A good call, for reference.
+    let mut args = 2u64.to_le_bytes().to_vec();
+    args.extend(3u64.to_le_bytes());
+    peer.tx.send_bytes(&add(&args)).unwrap();
+    let (h, body) = read_reply(&mut peer);
+    assert_eq!((h.call, h.status, body), (7, 0, 5u64.to_le_bytes().to_vec()));
+    // Short and long arguments, unknown method, unknown object.
+    for (bytes, status) in [
+        (add(&args[..12]), RemoteErrorKind::BadArguments),
+        (add(&[args.as_slice(), &[0]].concat()), RemoteErrorKind::BadArguments),
+        (record(Header::request(7, 0, 1000, 0), &[]), RemoteErrorKind::UnknownMethod),
+        (record(Header::request(7, 9, ADD, 16), &args), RemoteErrorKind::UnknownObject),
+    ] {
+        peer.tx.send_bytes(&bytes).unwrap();
+        let (h, body) = read_reply(&mut peer);
+        assert_eq!(h.status, status.status(), "{}", String::from_utf8_lossy(&body));
+        assert!(!body.is_empty() && body.len() <= MAX_ERROR_MESSAGE);
+    }
+    assert!(!session.is_closed());
+}
+
+#[test]
+fn protocol_violations_close_the_connection() {
+    let mut bad: Vec<(&str, Vec<u8>)> = vec![
+        ("short record", vec![1, 2, 3]),
+        ("unknown kind", record(Header { kind: 9, ..Header::release(1, 1) }, &[])),
+        ("unknown flags", record(Header { flags: 0x80, ..Header::request(1, 0, ADD, 0) }, &[])),
+        ("length disagrees", record(Header::request(1, 0, ADD, 100), &[0; 16])),
+        ("response to no call", record(Header::response(77, 0, 0), &[])),
+        ("continuation alone", record(Header::continuation(1), &[1])),
+        ("release of unknown object", record(Header::release(5, 1), &[])),
+        ("release of the bootstrap", record(Header::release(0, 1), &[])),
+        ("oversized message", record(Header { flags: 1, ..Header::request(1, 0, ECHO, u64::MAX) }, &[0; 8])),
+    ];
+    // A split message interrupted by another record.
+    let mut split = record(Header { flags: 1, ..Header::request(3, 0, ECHO, 100) }, &[0; 8]);
+    split.truncate(HEADER_LEN + 8);
+    bad.push(("interrupted split", split));
+    for (what, bytes) in bad {
+        let _w = watchdog(60);
+        let (session, mut peer) = raw_peer();
+        peer.tx.send_bytes(&bytes).unwrap();
+        if what == "interrupted split" {
+            peer.tx.send_bytes(&record(Header::request(4, 0, ADD, 0), &[])).unwrap();
+        }
+        session.wait_closed();
+        // The peer sees the hang-up.
+        assert!(matches!(peer.rx.recv().map(|_| ()), Err(crate::Error::Disconnected)), "{what}");
+    }
+}
+
+// --- decoders against arbitrary bytes --------------------------------------------------
+
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::super::codec::{Decode, Decoder, Encode, Encoder};
+    use super::super::wire::{HEADER_LEN, Header};
+
+    type Composite = (Vec<u8>, String, Option<u64>, Vec<Vec<u16>>, (u32, bool), [u8; 4]);
+
+    proptest! {
+        #[test]
+        fn record_headers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..96), max in any::<u64>()) {
+            if let Ok((header, _)) = <Header as zerocopy::FromBytes>::read_from_prefix(&bytes) {
+                let _ = header.parse(bytes.len(), max);
+            }
+            prop_assert!(bytes.len() >= HEADER_LEN || <Header as zerocopy::FromBytes>::read_from_prefix(&bytes).is_err());
+        }
+
+        #[test]
+        fn bodies_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let mut dec = Decoder::new(&bytes);
+            if let Ok(v) = Composite::decode(&mut dec) {
+                // What decodes re-encodes to the bytes it came from.
+                let used = bytes.len() - dec.remaining();
+                let mut out = Vec::new();
+                v.encode(&mut Encoder::new(&mut out)).unwrap();
+                prop_assert_eq!(&out[..], &bytes[..used]);
+            }
+            let _ = Decoder::new(&bytes).get::<Vec<String>>();
+            let _ = Decoder::new(&bytes).get::<Option<Vec<bool>>>();
+            prop_assert!(Decoder::new(&bytes).get_object().is_err());
+        }
+
+        #[test]
+        fn values_round_trip(v in any::<(Vec<u8>, String, Option<u64>, Vec<Vec<u16>>, (u32, bool), [u8; 4])>()) {
+            let mut out = Vec::new();
+            v.encode(&mut Encoder::new(&mut out)).unwrap();
+            prop_assert_eq!(out.len(), v.encoded_len());
+            let mut dec = Decoder::new(&out);
+            prop_assert_eq!(Composite::decode(&mut dec).unwrap(), v);
+            prop_assert!(dec.finish().is_ok());
+        }
+    }
+}
