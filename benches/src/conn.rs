@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use ipc_shm::wait::WaitPolicy;
-use ipc_shm::{Config, Error, Receiver, Sender, SpawnedChild, Transport};
+use ipc_shm::{Config, Connection, Error, Receiver, Sender, SpawnedChild, Transport};
 
 use crate::peer::{PEER_ARG, arg};
 
@@ -77,15 +77,7 @@ pub struct Client {
 impl Client {
     /// Starts a peer and connects to it.
     pub fn spawn(setup: Setup) -> anyhow::Result<Client> {
-        let exe = std::env::current_exe().context("find the bench executable")?;
-        let args = [
-            format!("{PEER_ARG}{ROLE}"),
-            format!("--mode={}", setup.mode.as_str()),
-            format!("--ring-capacity={}", setup.ring_capacity),
-            format!("--spin-ns={}", setup.spin.as_nanos()),
-        ];
-        let (child, connection) = ipc_shm::spawn(&exe, args, &setup.config("bench-client"))
-            .with_context(|| format!("spawn a {} peer", setup.transport))?;
+        let (child, connection) = spawn(ROLE, setup)?;
         let (sender, receiver) = connection.split();
         Ok(Client { sender, receiver, reply: Vec::new(), child })
     }
@@ -123,21 +115,12 @@ impl Client {
 /// The peer: accepts the connection on `-ipcfd=N` and serves in its `--mode` until the
 /// client closes it.
 pub(crate) fn serve() -> anyhow::Result<()> {
-    let fd: i32 = std::env::args()
-        .find_map(|a| a.strip_prefix("-ipcfd=").map(str::to_owned))
-        .context("no -ipcfd argument")?
-        .parse()
-        .context("bad -ipcfd")?;
-    let ring_capacity = arg("ring-capacity").context("no --ring-capacity")?.parse()?;
-    let spin = Duration::from_nanos(arg("spin-ns").context("no --spin-ns")?.parse()?);
     let mode = match arg("mode").as_deref() {
         Some("echo") => Mode::Echo,
         Some("sink") => Mode::Sink,
         other => bail!("bad --mode {other:?}"),
     };
-    // The transport is the initiator's choice; the rest must match for the rings to agree.
-    let setup = Setup { transport: Transport::Shm, ring_capacity, spin, mode };
-    let connection = ipc_shm::accept_ipcfd(fd, &setup.config("bench-peer"))?;
+    let connection = accept(mode)?;
     let (mut sender, mut receiver) = connection.split();
     let served = match mode {
         Mode::Echo => echo(&mut sender, &mut receiver),
@@ -148,6 +131,34 @@ pub(crate) fn serve() -> anyhow::Result<()> {
         Err(e) => Err(e.into()),
         Ok(never) => match never {},
     }
+}
+
+/// The peer's side of [`spawn`]: accepts the connection on `-ipcfd=N` with the ring
+/// capacity and spin window the client passed.
+pub(crate) fn accept(mode: Mode) -> anyhow::Result<Connection> {
+    let fd: i32 = std::env::args()
+        .find_map(|a| a.strip_prefix("-ipcfd=").map(str::to_owned))
+        .context("no -ipcfd argument")?
+        .parse()
+        .context("bad -ipcfd")?;
+    let ring_capacity = arg("ring-capacity").context("no --ring-capacity")?.parse()?;
+    let spin = Duration::from_nanos(arg("spin-ns").context("no --spin-ns")?.parse()?);
+    // The transport is the initiator's choice; the rest must match for the rings to agree.
+    let setup = Setup { transport: Transport::Shm, ring_capacity, spin, mode };
+    Ok(ipc_shm::accept_ipcfd(fd, &setup.config("bench-peer"))?)
+}
+
+/// Starts the bench binary as the peer `role` and connects to it as `setup` says.
+pub(crate) fn spawn(role: &str, setup: Setup) -> anyhow::Result<(SpawnedChild, Connection)> {
+    let exe = std::env::current_exe().context("find the bench executable")?;
+    let args = [
+        format!("{PEER_ARG}{role}"),
+        format!("--mode={}", setup.mode.as_str()),
+        format!("--ring-capacity={}", setup.ring_capacity),
+        format!("--spin-ns={}", setup.spin.as_nanos()),
+    ];
+    ipc_shm::spawn(&exe, args, &setup.config("bench-client"))
+        .with_context(|| format!("spawn a {} peer", setup.transport))
 }
 
 fn echo(sender: &mut Sender, receiver: &mut Receiver) -> Result<std::convert::Infallible, Error> {

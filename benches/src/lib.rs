@@ -10,6 +10,7 @@
 
 pub mod conn;
 pub mod cpu;
+pub mod echo;
 pub mod floor;
 pub mod peer;
 pub mod report;
@@ -25,6 +26,7 @@ pub const PAYLOAD_SIZES: [usize; 4] = [64, 1024, 64 << 10, 1 << 20];
 pub fn serve(role: &str) -> anyhow::Result<()> {
     match role {
         conn::ROLE => conn::serve(),
+        echo::ROLE => echo::serve(),
         floor::ROLE => floor::serve(),
         socketpair::ROLE => socketpair::serve(),
         _ => anyhow::bail!("unknown bench peer role {role:?}"),
