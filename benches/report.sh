@@ -10,8 +10,10 @@ cd "$(dirname "$0")/.."
 
 target_dir=${CARGO_TARGET_DIR:-target}
 criterion_dir="$target_dir/criterion"
-results=$(mktemp)
-trap 'rm -f "$results"' EXIT
+# Kept after the run: `cargo run --release -p benches --bin bench-report -- RESULTS
+# CRITERION_DIR docs` renders the report again without measuring again.
+results="$target_dir/bench-results.tsv"
+rm -f "$results"
 export BENCH_RESULTS="$results"
 
 groups=(transport_roundtrip stream wake_from_idle echo_roundtrip)

@@ -10,6 +10,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use benches::conn::{Client, Mode, Setup};
+use benches::cpu::write_syscalls;
 use benches::stats::{record, smoke};
 use benches::{payload, peer};
 use criterion::{BenchmarkId, Criterion, Throughput};
@@ -44,6 +45,7 @@ fn stream(c: &mut Criterion) -> anyhow::Result<()> {
 fn rate(client: &mut Client, id: &str, data: &[u8]) -> anyhow::Result<()> {
     let (chunk, budget) = if smoke() { (1_000, Duration::ZERO) } else { (100_000, Duration::from_secs(1)) };
     client.stream(data, chunk)?;
+    let writes_before = write_syscalls(std::process::id())?;
     let start = Instant::now();
     let mut sent = 0u64;
     while sent == 0 || start.elapsed() < budget {
@@ -51,15 +53,21 @@ fn rate(client: &mut Client, id: &str, data: &[u8]) -> anyhow::Result<()> {
         sent += chunk;
     }
     let secs = start.elapsed().as_secs_f64();
+    let writes = (write_syscalls(std::process::id())? - writes_before) as f64 / sent as f64;
     let records = sent as f64 / secs;
     let bytes = records * data.len() as f64;
     println!(
-        "{GROUP}/{id}/{}: {:.2} M records/s, {:.1} MiB/s ({sent} records)",
+        "{GROUP}/{id}/{}: {:.2} M records/s, {:.1} MiB/s ({sent} records), {writes:.3} write syscalls per record by the sender",
         data.len(),
         records / 1e6,
         bytes / (1 << 20) as f64
     );
-    record(GROUP, id, data.len(), &[("records_per_s", records), ("bytes_per_s", bytes)])
+    record(
+        GROUP,
+        id,
+        data.len(),
+        &[("records_per_s", records), ("bytes_per_s", bytes), ("writes_per_record", writes)],
+    )
 }
 
 fn main() {
