@@ -315,17 +315,22 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
         "records/s and bytes/s from streaming for about a second in chunks of 100,000 records; \
          the last column is criterion's estimate (an iteration streams 1,000 records, a sample ends with a round trip) divided down to one record.\n"
     );
-    let _ = writeln!(out, "| transport | record | records/s | bytes/s | criterion per record |\n| --- | --- | --- | --- | --- |");
+    let _ = writeln!(
+        out,
+        "| transport | record | records/s | bytes/s | sender write syscalls per record | criterion per record |\n| --- | --- | --- | --- | --- | --- |"
+    );
     for id in ["shm", "socket"] {
         for size in [64, 1024] {
             let Some(rps) = inputs.value("stream", id, size, "records_per_s") else { continue };
             let bps = inputs.value("stream", id, size, "bytes_per_s").unwrap_or(0.0);
+            let writes = inputs.value("stream", id, size, "writes_per_record");
             let _ = writeln!(
                 out,
-                "| {id} | {} | {:.2} M | {:.1} MiB/s | {} |",
+                "| {id} | {} | {:.2} M | {:.1} MiB/s | {} | {} |",
                 size_label(size),
                 rps / 1e6,
                 bps / f64::from(1 << 20),
+                cell(writes.map(|w| format!("{w:.3}"))),
                 cell(inputs.estimate("stream", id, size).map(|ns| fmt_ns(ns / 1000.0)))
             );
         }
