@@ -1,7 +1,11 @@
 //! Calls between objects across a connection: the layer Bitcoin interfaces are built on.
 //!
-//! A [`Session`] runs over one connection. Each side may export objects (anything that
-//! implements [`Dispatch`]); the other side calls them through a [`RemoteObject`] handle.
+//! A [`Session`] runs over one connection ([`Session::new`] with a
+//! [`Connection`](crate::Connection) from [`spawn`](crate::spawn),
+//! [`accept_ipcfd`](crate::accept_ipcfd), [`connect`](fn@crate::connect) or a
+//! [`Listener`](crate::Listener); shared memory and socket transport alike). Each side may
+//! export objects (anything that implements [`Dispatch`]); the other side calls them through
+//! a [`RemoteObject`] handle.
 //! Object 0 is each side's *bootstrap* object, given when the session starts
 //! ([`Session::bootstrap`]); every other object travels as an argument or a result
 //! ([`Encoder::put_object`], [`Decoder::get_object`]) and lives until the last handle to it
@@ -75,9 +79,12 @@
 //! moves between threads under the session's control lock (leader/followers):
 //!
 //! - **A caller leads while it waits.** After sending its request, a caller that finds
-//!   nobody leading becomes the leader and reads the ring itself: its own reply is decoded
+//!   nobody reading becomes the leader and reads the ring itself: its own reply is decoded
 //!   in place, straight out of the ring, by the thread that wants it, with no wake-up of
-//!   any other thread. A single-threaded caller therefore never involves a second thread.
+//!   any other thread. Once its reply is in, it *lends* leadership back (keeps it without
+//!   reading) when the peer may send us something: its next call, or any other caller's,
+//!   takes over at once, again without waking anyone. A single-threaded caller therefore
+//!   never involves a second thread.
 //! - **Followers.** A caller that finds another thread leading spins on its call slot,
 //!   then sleeps on it. The leader copies any reply it reads for another caller into that
 //!   caller's slot (one copy) and wakes it only if it sleeps. When the leader is done, it
@@ -90,13 +97,14 @@
 //!   reply, who then gets it): a quick request costs no thread switch and no system call,
 //!   and the same hot thread goes back to reading. A caller leader that reads a request
 //!   copies it out and queues it for a worker, since it must go back to waiting.
-//! - **A long request does not stall the connection.** While a leader runs a request, the
-//!   ring is free: any caller of this process takes leadership over at once (this is also
-//!   how a method that calls back into the peer reads its own reply), and an idle worker
-//!   stands by, looking every 500 µs; when the same request is still running at two looks,
-//!   it takes over reading. So a method that blocks (say, waiting for a new tip) delays
-//!   other requests by at most a millisecond. The standby stops looking after a quiet tick,
-//!   so an idle session costs no CPU.
+//! - **Lent leadership does not stall the connection.** While leadership is lent (its
+//!   holder runs a request, or went back to its own work after a call), the ring is free:
+//!   any caller of this process takes over at once (this is also how a method that calls
+//!   back into the peer reads its own reply), and an idle worker stands by, looking every
+//!   500 µs; when the same loan is still out at two looks, it takes over reading. So a
+//!   method that blocks (say, waiting for a new tip) delays other requests by at most about
+//!   a millisecond, and so does a caller that went off to do something else. The standby
+//!   stops looking after a quiet tick, so an idle session costs no CPU.
 //! - **The pool** starts with one worker when the session exports a bootstrap object and
 //!   grows only when work (a queued request, vacant leadership that is needed, a missing
 //!   standby) finds no idle worker, up to [`SessionConfig::max_workers`]. This is what makes
@@ -104,12 +112,15 @@
 //!   depth) blocks only its own thread, and the peer's nested request is read by the next
 //!   leader and run by another worker. Workers that are not needed sleep on a condition
 //!   variable.
-//! - **Never block while reading.** A leader never takes the send lock: a release of a
-//!   handle dropped while leading is queued and sent later, and a released export is
-//!   dropped on a worker (its `Drop` is user code). So a full ring in one direction can
-//!   never stop the reading of the other, and two sessions writing to each other cannot
-//!   deadlock. A call made from inside an encoder or decoder fails as
-//!   [`CallError::Reentrant`] instead of deadlocking.
+//! - **Never block while reading.** A thread never takes the send lock while it reads: a
+//!   release of a handle dropped meanwhile is queued and sent later, and a released export
+//!   is dropped on a worker (its `Drop` is user code). A leader that runs a request (and so
+//!   may send its reply into a full ring) is not reading, and anyone may take over. So a
+//!   full ring in one direction never stops the reading of the other, and two sessions
+//!   writing to each other cannot deadlock. A call made from inside an encoder or decoder
+//!   fails as [`CallError::Reentrant`] instead of deadlocking. (The one way to stall is to
+//!   have all [`SessionConfig::max_workers`] blocked at once: then nobody is left to read
+//!   until one returns.)
 //! - **Disconnect.** When the peer hangs up or breaks the protocol, the leader (or a sender)
 //!   closes the session: every waiting call slot is failed with
 //!   [`CallError::Disconnected`], sleeping threads are woken, the connection is shut down

@@ -498,6 +498,36 @@ fn values_larger_than_a_record_are_split() {
     }
 }
 
+/// With the smallest ring every message of a few KiB is split, and several threads split
+/// theirs at once, in both directions, with callbacks in between.
+#[test]
+fn the_smallest_ring_splits_everything() {
+    let _w = watchdog(120);
+    for (client, _server, _) in [calc_pair(4096), calc_pair_socket(4096)] {
+        let calc = client.bootstrap();
+        let threads: Vec<_> = (0..4u32)
+            .map(|t| {
+                let calc = calc.clone();
+                std::thread::spawn(move || {
+                    for i in 0..200u32 {
+                        let len = ((i * 7919 + t * 104_729) % 9000) as usize;
+                        let data: Vec<u8> = (0..len).map(|j| (j as u32 ^ i ^ t) as u8).collect();
+                        let back: Vec<u8> = calc.call(ECHO, &data).unwrap();
+                        assert!(back == data);
+                        if i % 50 == 0 {
+                            let listener: Arc<dyn Dispatch> = Arc::new(Listener { calc: calc.clone() });
+                            assert_eq!(calc.call::<_, u64>(NOTIFY, &(listener, 2u32)).unwrap(), 45);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+    }
+}
+
 #[test]
 fn messages_over_the_session_limit_are_refused() {
     let _w = watchdog(60);
@@ -615,6 +645,71 @@ fn protocol_violations_close_the_connection() {
         session.wait_closed();
         // The peer sees the hang-up.
         assert!(matches!(peer.rx.recv().map(|_| ()), Err(crate::Error::Disconnected)), "{what}");
+    }
+}
+
+/// Any sequence of records from the peer is answered, ignored or ends the connection; the
+/// session never panics, and while it stays open it still answers a good call.
+mod arbitrary_records {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const GOOD_CALL: u64 = 0xdead_beef;
+
+    fn a_record() -> impl Strategy<Value = Vec<u8>> {
+        let method = prop_oneof![Just(ECHO), Just(ADD), Just(NOTIFY), Just(SUBSCRIBE), Just(FAIL), Just(LEN), 7u32..20];
+        let body = proptest::collection::vec(any::<u8>(), 0..48);
+        // Mostly well-formed requests with arbitrary arguments, so that the arguments reach
+        // the decoders; otherwise anything at all in the header.
+        // Never BLOCK (it would hold a worker for good) nor PANIC (noise in the output).
+        let request = (method.clone(), 0u64..3, body.clone())
+            .prop_map(|(method, object, body)| record(Header::request(1, object, method, body.len() as u64), &body));
+        let anything = (1u8..6, 0u8..3, 0u16..6, method, 0u64..4, 0u64..3, any::<bool>(), body).prop_map(
+            |(kind, flags, status, method, call, object, honest_len, body)| {
+                let len = if honest_len { body.len() as u64 } else { body.len() as u64 * 2 + 1 };
+                record(Header { kind, flags, status, method, call, object, len }, &body)
+            },
+        );
+        prop_oneof![4 => request, 1 => anything]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn are_answered_ignored_or_end_the_connection(records in proptest::collection::vec(a_record(), 1..6)) {
+            let _w = watchdog(60);
+            let (session, mut peer) = raw_peer();
+            for r in &records {
+                if peer.tx.send_bytes(r).is_err() {
+                    break;
+                }
+            }
+            let mut args = 20u64.to_le_bytes().to_vec();
+            args.extend(22u64.to_le_bytes());
+            let _ = peer.tx.send_bytes(&record(Header::request(GOOD_CALL, 0, ADD, 16), &args));
+            loop {
+                match peer.rx.recv() {
+                    Ok(grant) => {
+                        let bytes = grant.to_vec();
+                        drop(grant);
+                        let Ok((h, _)) = <Header as zerocopy::FromBytes>::read_from_prefix(&bytes) else { continue };
+                        if h.call == GOOD_CALL && h.kind == 2 {
+                            prop_assert_eq!(h.status, 0);
+                            prop_assert_eq!(&bytes[HEADER_LEN..], &42u64.to_le_bytes()[..]);
+                            prop_assert!(!session.is_closed());
+                            break;
+                        }
+                    }
+                    Err(_) => {
+                        // The session hung up on us.
+                        session.wait_closed();
+                        break;
+                    }
+                }
+            }
+        }
     }
 }
 

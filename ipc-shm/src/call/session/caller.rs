@@ -124,7 +124,7 @@ impl Shared {
             }
             // The event borrows `rx`; a split message is gathered after it is gone.
             let (part_call, len, buf, then) = match self.next_event(rx, Some(call), false) {
-                Ok(Event::Done) => continue,
+                Ok(Event::Done | Event::Delivered) => continue,
                 Ok(Event::Own { grant, status, len }) => {
                     let mut src = GrantReader { grant: &grant, pos: HEADER_LEN };
                     let mut dec = Decoder::from_reader(&mut src, len, self);

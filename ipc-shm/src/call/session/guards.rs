@@ -10,13 +10,13 @@ thread_local! {
     pub(super) static DEFERRED: RefCell<Vec<Arc<Shared>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Gives leadership up when dropped: a panic in a decoder run by a leader must not leave
-/// the session without a reader.
+/// Ends a caller's turn as the leader when dropped (see `Shared::lend_lead`), also when
+/// a decoder it runs panics: the session must not be left without a reader.
 pub(super) struct LeadGuard<'s>(pub(super) &'s Arc<Shared>);
 
 impl Drop for LeadGuard<'_> {
     fn drop(&mut self) {
-        self.0.give_up_lead();
+        self.0.lend_lead();
     }
 }
 

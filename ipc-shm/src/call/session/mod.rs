@@ -252,7 +252,9 @@ impl RxCell {
     /// # Safety
     ///
     /// The caller must be the leader, and must end every use of the returned reference
-    /// (including grants borrowed from it) before it gives leadership up.
+    /// (including grants borrowed from it) before it gives leadership up. A grant must not
+    /// be passed by value to a function that is still running when leadership moves on (a
+    /// reference passed as an argument is asserted live for the whole call).
     #[allow(clippy::mut_from_ref, reason = "exclusivity is the leadership invariant")]
     unsafe fn get(&self) -> &mut Receiver {
         // SAFETY: exclusive by the caller's contract; the cell lives as long as `self`.
@@ -276,8 +278,9 @@ struct Ctl {
     idle_parked: usize,
     /// Workers notified or started that have not looked at `Ctl` yet.
     wakeups_pending: usize,
-    /// The leader is running request number `Some(n)` instead of reading (see
-    /// `Shared::start_executing`); any caller, or the standby after a tick, may take over.
+    /// Leadership is lent (see `Shared::lend_lead`) under number `Some(n)`: its holder is not
+    /// reading (it runs a request, or went back to its own work after its call); any
+    /// caller, or the standby after a tick, may take over.
     executing: Option<u64>,
     /// Requests run by a leader so far.
     exec_seq: u64,
@@ -386,8 +389,14 @@ impl Shared {
     fn fail(&self, why: Fatal) -> CallError {
         match &why {
             Fatal::Transport(crate::Error::Disconnected) => self.close("peer disconnected"),
-            Fatal::Transport(e) => self.close(&format!("transport error: {e}")),
-            Fatal::Protocol(reason) => self.close(&format!("protocol violation: {reason}")),
+            Fatal::Transport(e) => {
+                tracing::warn!(session = %self.name, "closing the connection: transport error: {e}");
+                self.close("transport error");
+            }
+            Fatal::Protocol(reason) => {
+                tracing::warn!(session = %self.name, "closing the connection: protocol violation: {reason}");
+                self.close("protocol violation");
+            }
         }
         CallError::Disconnected
     }

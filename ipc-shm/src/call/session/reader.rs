@@ -22,8 +22,10 @@ impl io::Read for GrantReader<'_, '_> {
 
 /// What the leader found in the next record.
 pub(super) enum Event<'g> {
-    /// Dealt with: a reply handed to its caller, a release, a request queued for a worker.
+    /// Dealt with: a release, a request queued for a worker.
     Done,
+    /// A reply copied into its caller's slot (never the leader's own call).
+    Delivered,
     /// The reply to the leader's own call, single-record, still in the ring.
     Own { grant: RxGrant<'g>, status: u16, len: usize },
     /// A request for the leader to run (worker leaders only).
@@ -83,7 +85,7 @@ impl Shared {
                     return Ok(Event::Partial { call, len, buf, then: Then::Reply { slot, status } });
                 }
                 self.complete(&slot, status, buf);
-                Ok(Event::Done)
+                Ok(Event::Delivered)
             }
             Record::Request { call, object, method, len, more } => {
                 let len = len as usize;

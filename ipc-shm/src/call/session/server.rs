@@ -63,7 +63,7 @@ impl ServerCall<'_> {
             self.shared.recycle_buffer(buf);
         }
         if let Some(busy) = self.lead.take() {
-            self.exec = self.shared.start_executing();
+            self.exec = self.shared.lend_lead();
             drop(busy);
         }
     }

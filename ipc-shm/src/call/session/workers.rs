@@ -87,17 +87,21 @@ impl Shared {
         Ok(())
     }
 
-    /// Called by a worker leader once the arguments of the request it read are decoded.
-    /// Hands leadership to a waiting caller if there is one; else keeps it while running the
-    /// request, so that a quick request costs no thread switch, and makes sure an idle worker
-    /// stands by to take over reading should the request run long. Returns the request's
-    /// number while this thread keeps leadership.
-    pub(super) fn start_executing(self: &Arc<Self>) -> Option<u64> {
+    /// Stops reading without giving leadership away when that is cheaper: called by a
+    /// worker leader once the arguments of the request it read are decoded (it goes on to
+    /// run the request), and by a caller leader once its reply is in (it goes back to its
+    /// own work). Leadership goes to a waiting caller if there is one, and is given up when
+    /// nobody needs to read; else this thread keeps it *lent*, not reading: a quick request
+    /// then costs no thread switch, and the next call of this process (perhaps this
+    /// thread's) takes leadership over at once without waking anyone. A standby is recruited
+    /// to take over reading should nobody do so within a tick or two. Returns the number the
+    /// loan goes by, while this thread keeps it.
+    pub(super) fn lend_lead(self: &Arc<Self>) -> Option<u64> {
         let mut ctl = lock(&self.ctl);
         let follower = ctl.slots.entries.iter().any(|e| {
             e.busy && e.follower && e.slot.state.load(Ordering::Acquire) == PENDING
         });
-        if ctl.closed || follower {
+        if ctl.closed || follower || !self.reader_needed(&ctl) {
             ctl.leading = false;
             self.hand_on(&mut ctl);
             return None;
@@ -135,7 +139,7 @@ impl Shared {
                 drop(ctl);
                 match job {
                     Job::Call { call, object, method, args } => {
-                        self.serve(call, object, method, Args::Buffer(args), None);
+                        self.serve(object, &mut self.incoming(call, method, Args::Buffer(args), None));
                     }
                     Job::Drop(object) => drop(object),
                 }
@@ -209,7 +213,7 @@ impl Shared {
     }
 
     /// Leads until a request comes in, then runs it. Returns the request's number if this
-    /// thread kept leadership while running it (see [`Self::start_executing`]).
+    /// thread kept leadership while running it (see [`Self::lend_lead`]).
     pub(super) fn lead_as_worker(self: &Arc<Self>) -> Option<u64> {
         let busy = Busy::enter();
         // SAFETY: we are the leader (set under `ctl` in `worker`, or kept through
@@ -220,8 +224,18 @@ impl Shared {
             // The event borrows `rx`; a split message is gathered after it is gone.
             let (call, len, mut buf, then) = match self.next_event(rx, None, true) {
                 Ok(Event::Done) => continue,
+                Ok(Event::Delivered) => {
+                    // A caller of this process got its reply from us: stop reading, so
+                    // that its next call reads for itself (see `lend_lead`).
+                    self.lend_lead();
+                    drop(busy);
+                    return None;
+                }
                 Ok(Event::Request { call, object, method, args }) => {
-                    return self.serve(call, object, method, args, Some(busy));
+                    // Built here, not in `serve`: the request's grant must not be an argument
+                    // of a call that is still running when leadership moves on (see `RxCell`).
+                    let mut incoming = self.incoming(call, method, args, Some(busy));
+                    return self.serve(object, &mut incoming);
                 }
                 Ok(Event::Partial { call, len, buf, then }) => (call, len, buf, then),
                 Ok(Event::Own { .. }) => unreachable!("workers have no call of their own"),
@@ -235,9 +249,14 @@ impl Shared {
                 break;
             }
             match then {
-                Then::Reply { slot, status } => self.complete(&slot, status, buf),
+                Then::Reply { slot, status } => {
+                    self.complete(&slot, status, buf);
+                    self.lend_lead();
+                    drop(busy);
+                    return None;
+                }
                 Then::Request { object, method } => {
-                    return self.serve(call, object, method, Args::Buffer(buf), Some(busy));
+                    return self.serve(object, &mut self.incoming(call, method, Args::Buffer(buf), Some(busy)));
                 }
             }
         }
@@ -245,21 +264,24 @@ impl Shared {
         None
     }
 
-    /// Runs one request. `lead` is `Some` when this thread read it as the leader; it leads
-    /// until the arguments are decoded. Returns the request's number if this thread kept
-    /// leadership while running it.
-    pub(super) fn serve(
-        self: &Arc<Self>,
+    /// One incoming call, as `serve` runs it. `lead` is `Some` when this thread read the
+    /// request as the leader; it leads until the arguments are decoded.
+    pub(super) fn incoming<'a>(
+        self: &'a Arc<Self>,
         call: u64,
-        object: ObjectId,
         method: MethodId,
-        args: Args<'_>,
+        args: Args<'a>,
         lead: Option<Busy>,
-    ) -> Option<u64> {
-        let target = lock(&self.exports).map.get(&object).map(|e| e.object.clone());
-        let mut incoming = Incoming {
+    ) -> Incoming<'a> {
+        Incoming {
             inner: ServerCall { shared: self, call, method, args, lead, exec: None, replied: false, interface: "" },
-        };
+        }
+    }
+
+    /// Runs one request on the object it names. Returns the request's number if this
+    /// thread kept leadership while running it.
+    pub(super) fn serve(&self, object: ObjectId, incoming: &mut Incoming<'_>) -> Option<u64> {
+        let target = lock(&self.exports).map.get(&object).map(|e| e.object.clone());
         let result = match &target {
             None => {
                 incoming.inner.release_ring();
@@ -268,7 +290,8 @@ impl Shared {
             }
             Some(target) => {
                 incoming.inner.interface = target.interface_name();
-                catch_unwind(AssertUnwindSafe(|| target.dispatch(&mut incoming))).unwrap_or_else(|_| {
+                catch_unwind(AssertUnwindSafe(|| target.dispatch(incoming))).unwrap_or_else(|_| {
+                    let method = incoming.inner.method;
                     tracing::error!(session = %self.name, interface = incoming.inner.interface, method, "method panicked");
                     Err(CallError::failed("method panicked"))
                 })

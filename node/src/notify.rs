@@ -1,0 +1,469 @@
+//! Chain notifications, delivered in order to each subscriber on its own thread (Core's
+//! validation interface queue, with one queue per subscriber).
+//!
+//! The chain state publishes while it holds its own lock, so events are numbered in the
+//! order they happened. Each subscriber has a bounded queue and a delivery thread that calls
+//! it for one event at a time, in that order. Subscribers therefore run outside the chain
+//! state's lock and may call back into it (the wallet's `block_connected` asks
+//! `get_height`) without deadlock, and a slow subscriber delays only itself.
+//!
+//! # Slow subscribers
+//!
+//! Publishing never blocks. A subscriber that falls more than [`MAX_QUEUED_EVENTS`] events
+//! or [`MAX_QUEUED_BYTES`] bytes (blocks and transactions counted at their serialized size)
+//! behind is dropped: its queue is discarded, it receives nothing more, and the reason is
+//! logged. Memory held for subscribers is thus bounded however a peer behaves.
+//!
+//! # Invariants
+//!
+//! - A subscriber receives exactly the events published after [`Notifier::subscribe`]
+//!   returned and before it was unsubscribed (or dropped for falling behind), in
+//!   publication order, one at a time.
+//! - Once [`Subscription::disconnect`] (or drop) returns, no further event is handed to the
+//!   callback; one handed over just before may still be running (as with Core's
+//!   `UnregisterValidationInterface`). Unsubscribing never waits for a callback, so it cannot
+//!   deadlock with one (a wallet may disconnect from inside its notification handler, or
+//!   while holding a lock its handler takes).
+//! - [`Notifier::sync`] returns once every subscriber has handled every event published
+//!   before the call (or was dropped).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::thread::{self, ThreadId};
+
+use bitcoin::{Block, BlockHash, Transaction};
+
+use crate::chainstate::TipInfo;
+
+/// Most events a subscriber may have waiting before it is dropped.
+pub const MAX_QUEUED_EVENTS: usize = 100_000;
+/// Most bytes of blocks and transactions a subscriber may have waiting before it is dropped.
+pub const MAX_QUEUED_BYTES: usize = 256 << 20;
+
+/// Why a transaction left the mempool (Core's `MemPoolRemovalReason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemovalReason {
+    /// It was included in a connected block.
+    Block,
+    /// A transaction in a connected block spent one of the same outputs.
+    Conflict,
+    /// It is no longer valid after a reorganisation.
+    Reorg,
+}
+
+/// One chain event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChainEvent {
+    /// A transaction entered the mempool.
+    TransactionAddedToMempool(Arc<Transaction>),
+    /// A transaction left the mempool.
+    TransactionRemovedFromMempool(Arc<Transaction>, RemovalReason),
+    /// A block was connected to the active chain at `height`.
+    BlockConnected {
+        /// The block.
+        block: Arc<Block>,
+        /// Its height.
+        height: u32,
+    },
+    /// A block was disconnected from the active chain; it was at `height`.
+    BlockDisconnected {
+        /// The block.
+        block: Arc<Block>,
+        /// Its former height.
+        height: u32,
+    },
+    /// The active tip changed (after a whole connect or reorganisation step); the new tip.
+    UpdatedBlockTip(TipInfo),
+    /// The chain state up to this locator's first block is on disk. Every change is
+    /// durable when it is made, so this follows every tip change.
+    ChainStateFlushed(Vec<BlockHash>),
+}
+
+impl ChainEvent {
+    /// Bytes the event stands for in a subscriber's queue budget.
+    fn weight(&self) -> usize {
+        64 + match self {
+            Self::TransactionAddedToMempool(tx) | Self::TransactionRemovedFromMempool(tx, _) => {
+                tx.total_size()
+            }
+            Self::BlockConnected { block, .. } | Self::BlockDisconnected { block, .. } => {
+                block.total_size()
+            }
+            Self::UpdatedBlockTip(_) => 0,
+            Self::ChainStateFlushed(locator) => locator.len() * 32,
+        }
+    }
+}
+
+/// A subscriber callback.
+pub type Callback = Arc<dyn Fn(&ChainEvent) + Send + Sync>;
+
+/// What a subscriber's delivery thread works through.
+#[derive(Default)]
+struct Queue {
+    events: VecDeque<(u64, ChainEvent)>,
+    bytes: usize,
+    /// Sequence number of the last event handled (or skipped); `None` before the first.
+    done: Option<u64>,
+    /// Unsubscribed or dropped: the thread ends and the callback is never called again.
+    closed: bool,
+}
+
+struct Subscriber {
+    id: u64,
+    /// Sequence number of the first event it receives.
+    from: u64,
+    queue: Mutex<Queue>,
+    /// Signals new events and closing to the thread, and progress to `sync` waiters.
+    changed: Condvar,
+    callback: Callback,
+    /// Set once the delivery thread has started.
+    thread: std::sync::OnceLock<ThreadId>,
+}
+
+impl Subscriber {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Closes the queue: no event is handed to the callback after this returns.
+    fn close(&self) {
+        {
+            let mut q = self.queue();
+            q.closed = true;
+            q.events.clear();
+            q.bytes = 0;
+        }
+        self.changed.notify_all();
+    }
+
+    /// The delivery loop of this subscriber's thread.
+    fn run(self: Arc<Self>) {
+        loop {
+            let (seq, ev) = {
+                let mut q = self.queue();
+                loop {
+                    if q.closed {
+                        return;
+                    }
+                    if let Some(item) = q.events.pop_front() {
+                        q.bytes -= item.1.weight();
+                        break item;
+                    }
+                    q = self.changed.wait(q).unwrap_or_else(PoisonError::into_inner);
+                }
+            };
+            // Handed over under the queue lock, after checking `closed`.
+            (self.callback)(&ev);
+            self.queue().done = Some(seq);
+            self.changed.notify_all();
+        }
+    }
+}
+
+struct Shared {
+    subscribers: Mutex<BTreeMap<u64, Arc<Subscriber>>>,
+    next_id: AtomicU64,
+    /// Sequence number of the next published event.
+    next_event: AtomicU64,
+}
+
+impl Shared {
+    fn list(&self) -> MutexGuard<'_, BTreeMap<u64, Arc<Subscriber>>> {
+        self.subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The notification fan-out: numbers events and queues them for every subscriber.
+pub struct Notifier {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Notifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Notifier")
+            .field("subscribers", &self.shared.list().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Notifier {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Notifier {
+    /// A notifier without subscribers.
+    pub fn new() -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                subscribers: Mutex::default(),
+                next_id: AtomicU64::new(0),
+                next_event: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Registers `callback` for every event published from now on, on a new delivery
+    /// thread. Dropping the returned [`Subscription`] unsubscribes.
+    pub fn subscribe(&self, callback: Callback) -> std::io::Result<Subscription> {
+        // Relaxed: ids only need to be unique.
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut list = self.shared.list();
+        // Read under the list lock, which `publish` holds while numbering and queueing: the
+        // subscriber gets exactly the events numbered from here on.
+        let from = self.shared.next_event.load(Ordering::Relaxed);
+        let sub = Arc::new(Subscriber {
+            id,
+            from,
+            queue: Mutex::default(),
+            changed: Condvar::new(),
+            callback,
+            thread: std::sync::OnceLock::new(),
+        });
+        let runner = Arc::clone(&sub);
+        let handle = thread::Builder::new()
+            .name(format!("notify-{id}"))
+            .spawn(move || runner.run())?;
+        let _ = sub.thread.set(handle.thread().id());
+        list.insert(id, sub);
+        Ok(Subscription {
+            id,
+            shared: Arc::downgrade(&self.shared),
+        })
+    }
+
+    /// Queues an event for every subscriber, after every event published before it. Never
+    /// blocks; a subscriber too far behind is dropped (see the module docs).
+    pub fn publish(&self, event: ChainEvent) {
+        let mut list = self.shared.list();
+        // Relaxed: numbering happens under the list lock.
+        let seq = self.shared.next_event.fetch_add(1, Ordering::Relaxed);
+        let weight = event.weight();
+        let mut overflowed = Vec::new();
+        for sub in list.values() {
+            let mut q = sub.queue();
+            if q.events.len() >= MAX_QUEUED_EVENTS || q.bytes + weight > MAX_QUEUED_BYTES {
+                overflowed.push(sub.id);
+                continue;
+            }
+            q.bytes += weight;
+            q.events.push_back((seq, event.clone()));
+            drop(q);
+            sub.changed.notify_all();
+        }
+        for id in overflowed {
+            if let Some(sub) = list.remove(&id) {
+                tracing::warn!(
+                    subscriber = id,
+                    "notification subscriber dropped: more than {MAX_QUEUED_EVENTS} events or \
+                     {MAX_QUEUED_BYTES} bytes undelivered"
+                );
+                sub.close();
+            }
+        }
+    }
+
+    /// Blocks until every subscriber has handled every event published before this call.
+    /// A subscriber's own thread skips waiting for itself (it would wait forever).
+    pub fn sync(&self) {
+        let target = match self.shared.next_event.load(Ordering::Relaxed) {
+            0 => return,
+            n => n - 1,
+        };
+        let subs: Vec<Arc<Subscriber>> = self.shared.list().values().cloned().collect();
+        for sub in subs {
+            if sub.thread.get() == Some(&thread::current().id()) || sub.from > target {
+                continue;
+            }
+            // Every event from `from` on was queued to it, so `done` reaches `target` unless
+            // the subscriber is closed first.
+            let mut q = sub.queue();
+            while !q.closed && q.done.is_none_or(|d| d < target) {
+                q = sub.changed.wait(q).unwrap_or_else(PoisonError::into_inner);
+            }
+        }
+    }
+}
+
+impl Drop for Notifier {
+    fn drop(&mut self) {
+        // Ends every delivery thread; each finishes the call it is in, if any.
+        let subs: Vec<Arc<Subscriber>> = std::mem::take(&mut *self.shared.list())
+            .into_values()
+            .collect();
+        for sub in subs {
+            sub.close();
+        }
+    }
+}
+
+/// A registered subscriber; dropping it (or [`Subscription::disconnect`]) unsubscribes.
+pub struct Subscription {
+    id: u64,
+    shared: Weak<Shared>,
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl Subscription {
+    /// Unsubscribes now: no event is handed to the callback after it returns.
+    pub fn disconnect(self) {}
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let sub = shared.list().remove(&self.id);
+        if let Some(sub) = sub {
+            sub.close();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::hashes::Hash;
+    use std::sync::atomic::AtomicBool;
+
+    fn tip(height: u32) -> ChainEvent {
+        ChainEvent::UpdatedBlockTip(TipInfo {
+            hash: BlockHash::all_zeros(),
+            height,
+            time: 0,
+            median_time_past: 0,
+            chain_work: bitcoin::Work::from_be_bytes([0; 32]),
+        })
+    }
+
+    fn recorder(n: &Notifier) -> (Arc<Mutex<Vec<u32>>>, Subscription) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = Arc::clone(&seen);
+        let sub = n
+            .subscribe(Arc::new(move |ev| {
+                if let ChainEvent::UpdatedBlockTip(t) = ev {
+                    s.lock().unwrap().push(t.height);
+                }
+            }))
+            .unwrap();
+        (seen, sub)
+    }
+
+    #[test]
+    fn events_arrive_in_order_only_after_subscribing_and_stop_at_disconnect() {
+        let n = Notifier::new();
+        let (early, _early_sub) = recorder(&n);
+        n.publish(tip(0));
+        let (seen, sub) = recorder(&n);
+        for height in 1..100 {
+            n.publish(tip(height));
+        }
+        n.sync();
+        assert_eq!(*seen.lock().unwrap(), (1..100).collect::<Vec<_>>());
+        assert_eq!(*early.lock().unwrap(), (0..100).collect::<Vec<_>>());
+        sub.disconnect();
+        n.publish(tip(1000));
+        n.sync();
+        assert_eq!(seen.lock().unwrap().len(), 99);
+    }
+
+    #[test]
+    fn a_callback_may_unsubscribe_itself_and_sync_from_a_callback_returns() {
+        let n = Arc::new(Notifier::new());
+        let slot: Arc<Mutex<Option<Subscription>>> = Arc::default();
+        let calls = Arc::new(AtomicU64::new(0));
+        let (s, c, n2) = (Arc::clone(&slot), Arc::clone(&calls), Arc::downgrade(&n));
+        let sub = n
+            .subscribe(Arc::new(move |_| {
+                c.fetch_add(1, Ordering::SeqCst);
+                if let Some(n) = n2.upgrade() {
+                    n.sync();
+                }
+                drop(s.lock().unwrap().take());
+            }))
+            .unwrap();
+        *slot.lock().unwrap() = Some(sub);
+        n.publish(tip(1));
+        n.publish(tip(2));
+        n.sync();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_stuck_subscriber_delays_nobody_and_is_dropped_when_too_far_behind() {
+        let n = Notifier::new();
+        let release = Arc::new((Mutex::new(false), Condvar::new()));
+        let entered = Arc::new(AtomicBool::new(false));
+        let (r, e) = (Arc::clone(&release), Arc::clone(&entered));
+        let _stuck = n
+            .subscribe(Arc::new(move |_| {
+                e.store(true, Ordering::SeqCst);
+                let (m, cv) = &*r;
+                let mut go = m.lock().unwrap();
+                while !*go {
+                    go = cv.wait(go).unwrap();
+                }
+            }))
+            .unwrap();
+        let (seen, _sub) = recorder(&n);
+        for h in 0..=MAX_QUEUED_EVENTS as u32 + 1 {
+            n.publish(tip(h));
+        }
+        // The healthy subscriber got everything although the other never returned; the
+        // stuck one was dropped once its queue overflowed, so sync does not wait for it.
+        n.sync();
+        assert_eq!(seen.lock().unwrap().len(), MAX_QUEUED_EVENTS + 2);
+        assert!(entered.load(Ordering::SeqCst));
+        assert_eq!(n.shared.list().len(), 1);
+        let (m, cv) = &*release;
+        *m.lock().unwrap() = true;
+        cv.notify_all();
+    }
+
+    #[test]
+    fn disconnect_does_not_wait_for_a_callback_blocked_by_the_disconnecting_thread() {
+        // Watchdog: a deadlock here must fail the run, not hang it.
+        thread::spawn(|| {
+            thread::sleep(std::time::Duration::from_secs(60));
+            eprintln!("watchdog: disconnect deadlocked");
+            std::process::abort();
+        });
+        let n = Notifier::new();
+        let wallet_lock = Arc::new(Mutex::new(()));
+        let entered = Arc::new((Mutex::new(false), Condvar::new()));
+        let (l, e) = (Arc::clone(&wallet_lock), Arc::clone(&entered));
+        let sub = n
+            .subscribe(Arc::new(move |_| {
+                *e.0.lock().unwrap() = true;
+                e.1.notify_all();
+                drop(l.lock().unwrap()); // the handler needs the wallet's lock
+            }))
+            .unwrap();
+        let held = wallet_lock.lock().unwrap(); // the wallet unloads, holding its lock
+        n.publish(tip(1));
+        let mut started = entered.0.lock().unwrap();
+        while !*started {
+            started = entered.1.wait(started).unwrap();
+        }
+        drop(started);
+        sub.disconnect(); // returns although the handler is stuck on `held`
+        drop(held);
+        n.publish(tip(2));
+        n.sync();
+    }
+}

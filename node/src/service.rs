@@ -1,0 +1,601 @@
+//! The node's implementations of the process interfaces (Core's `node/interfaces.cpp`):
+//! [`Init`], [`Echo`], [`Chain`], [`Node`], [`Mining`] and [`BlockTemplate`], all over one
+//! [`NodeContext`]. They run in-process as they are, and the IPC layer serves them to the
+//! wallet and front ends unchanged.
+//!
+//! # Locking
+//!
+//! The chain state sits behind one mutex. Notifications are delivered on the notifier's own
+//! thread, never under that mutex, so a subscriber may call back (`block_connected` →
+//! `get_height`). `wait_tip_changed` takes the tip-watch mutex and then the chain mutex; no
+//! code takes them in the other order.
+
+use std::fmt;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use bitcoin::address::NetworkUnchecked;
+use bitcoin::{
+    Address, Block, BlockHash, FeeRate, Network, OutPoint, Script, Transaction, TxMerkleNode, Txid,
+    block,
+};
+use interfaces::{
+    BlockRef, BlockTemplate, BlockWhat, Chain, ChainNotifications, Coin, Echo, ErrorCode,
+    FoundBlock, FoundTransaction, Handler, Init, InterfaceError, MempoolInfo, Mining, Node,
+    NotifyBlockTipFn, RemovalReason, TipInfo, WalletLoader,
+};
+
+use crate::chainstate::{self, ChainError, ChainState};
+use crate::mempool::MempoolError;
+use crate::mining;
+use crate::notify::{self, ChainEvent, Notifier, Subscription};
+use crate::validation::TxError;
+
+/// Wakes `wait_tip_changed` callers and records a shutdown request.
+#[derive(Debug, Default)]
+struct TipWatch {
+    /// Bumped on every tip change; waiters wake on any change and re-read the chain.
+    changes: u64,
+    shutdown: bool,
+}
+
+/// Everything the node's interface implementations share (Core's `NodeContext`).
+pub struct NodeContext {
+    chain: Mutex<ChainState>,
+    notifier: Arc<Notifier>,
+    watch: Mutex<TipWatch>,
+    watch_changed: Condvar,
+    wallet_loader: Mutex<Option<Arc<dyn WalletLoader>>>,
+    /// Keeps `watch` informed of tip changes.
+    _tip_subscription: Subscription,
+    this: Weak<NodeContext>,
+}
+
+impl fmt::Debug for NodeContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NodeContext")
+            .field("watch", &self.watch)
+            .finish_non_exhaustive()
+    }
+}
+
+fn internal(what: impl fmt::Display) -> InterfaceError {
+    InterfaceError::remote(ErrorCode::INTERNAL_ERROR, what.to_string())
+}
+
+impl From<ChainError> for InterfaceError {
+    fn from(e: ChainError) -> Self {
+        match e {
+            ChainError::Invalid(e) => InterfaceError::remote(ErrorCode::VERIFY_ERROR, e.reason()),
+            ChainError::Store(e) => {
+                InterfaceError::remote(ErrorCode::DATABASE_ERROR, e.to_string())
+            }
+        }
+    }
+}
+
+/// Core's mapping of a mempool rejection to an RPC error: missing inputs are
+/// `RPC_VERIFY_ERROR`, an already confirmed transaction `RPC_VERIFY_ALREADY_IN_CHAIN`, every
+/// other rejection `RPC_VERIFY_REJECTED`; the message is Core's reject reason.
+impl From<MempoolError> for InterfaceError {
+    fn from(e: MempoolError) -> Self {
+        let code = match &e {
+            MempoolError::Consensus(TxError::InputsMissingOrSpent(_)) => ErrorCode::VERIFY_ERROR,
+            MempoolError::AlreadyKnown => ErrorCode::VERIFY_ALREADY_IN_CHAIN,
+            MempoolError::Store(_) => ErrorCode::DATABASE_ERROR,
+            _ => ErrorCode::VERIFY_REJECTED,
+        };
+        InterfaceError::remote(code, e.reason())
+    }
+}
+
+impl NodeContext {
+    /// Wraps an opened chain state. Fails only when the thread delivering tip changes to
+    /// `wait_tip_changed` cannot be started.
+    pub fn new(chain: ChainState) -> std::io::Result<Arc<Self>> {
+        let notifier = chain.notifier();
+        let me: Arc<std::sync::OnceLock<Weak<Self>>> = Arc::default();
+        let weak = Arc::clone(&me);
+        let tip_subscription = notifier.subscribe(Arc::new(move |ev| {
+            if let (ChainEvent::UpdatedBlockTip(_), Some(ctx)) =
+                (ev, weak.get().and_then(Weak::upgrade))
+            {
+                ctx.update_watch(|w| w.changes += 1);
+            }
+        }))?;
+        let ctx = Arc::new_cyclic(|this: &Weak<Self>| NodeContext {
+            chain: Mutex::new(chain),
+            notifier,
+            watch: Mutex::default(),
+            watch_changed: Condvar::new(),
+            wallet_loader: Mutex::new(None),
+            _tip_subscription: tip_subscription,
+            this: this.clone(),
+        });
+        let _ = me.set(Arc::downgrade(&ctx));
+        Ok(ctx)
+    }
+
+    /// The chain state, locked. Poisoning (a panic while it was held) is reported as an
+    /// internal error rather than propagated.
+    pub fn lock_chain(&self) -> Result<MutexGuard<'_, ChainState>, InterfaceError> {
+        self.chain
+            .lock()
+            .map_err(|_| internal("chain state unavailable after an earlier failure"))
+    }
+
+    fn update_watch(&self, f: impl FnOnce(&mut TipWatch)) {
+        f(&mut self.watch.lock().unwrap_or_else(PoisonError::into_inner));
+        self.watch_changed.notify_all();
+    }
+
+    /// Attaches (or, with `None`, detaches) the wallet process's loader that
+    /// [`Node::wallet_loader`] hands out.
+    pub fn set_wallet_loader(&self, loader: Option<Arc<dyn WalletLoader>>) {
+        *self
+            .wallet_loader
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = loader;
+    }
+
+    /// Asks the node to shut down: [`NodeContext::wait_for_shutdown`] returns and
+    /// `wait_tip_changed` callers get `None`.
+    pub fn request_shutdown(&self) {
+        self.update_watch(|w| w.shutdown = true);
+    }
+
+    /// Whether a shutdown was requested.
+    pub fn shutdown_requested(&self) -> bool {
+        self.watch
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .shutdown
+    }
+
+    /// Blocks until [`NodeContext::request_shutdown`] (or [`Node::shutdown`]) is called.
+    pub fn wait_for_shutdown(&self) {
+        let mut w = self.watch.lock().unwrap_or_else(PoisonError::into_inner);
+        while !w.shutdown {
+            w = self
+                .watch_changed
+                .wait(w)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn arc(&self) -> Result<Arc<Self>, InterfaceError> {
+        self.this
+            .upgrade()
+            .ok_or_else(|| internal("node context is shutting down"))
+    }
+
+    fn found_block(
+        chain: &ChainState,
+        hash: &BlockHash,
+        what: BlockWhat,
+    ) -> Result<Option<FoundBlock>, InterfaceError> {
+        let Some(entry) = chain.entry(hash) else {
+            return Ok(None);
+        };
+        let block = match what {
+            BlockWhat::Header => None,
+            BlockWhat::Full => chain.block(hash)?,
+        };
+        Ok(Some(FoundBlock {
+            header: entry.header,
+            height: entry.height,
+            median_time_past: chain.median_time_past(hash),
+            in_active_chain: chain.is_active(hash),
+            block,
+        }))
+    }
+}
+
+fn tip_info(t: &chainstate::TipInfo) -> TipInfo {
+    TipInfo {
+        height: t.height,
+        hash: t.hash,
+        time: t.time,
+        median_time_past: t.median_time_past,
+        chain_work: t.chain_work,
+    }
+}
+
+fn removal_reason(r: notify::RemovalReason) -> RemovalReason {
+    match r {
+        notify::RemovalReason::Block => RemovalReason::Block,
+        notify::RemovalReason::Conflict => RemovalReason::Conflict,
+        notify::RemovalReason::Reorg => RemovalReason::Reorg,
+    }
+}
+
+/// A subscription handed out as a [`Handler`].
+struct SubscriptionHandler(Mutex<Option<Subscription>>);
+
+impl Handler for SubscriptionHandler {
+    fn disconnect(&self) -> Result<(), InterfaceError> {
+        let sub = self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+        drop(sub); // no event is handed over after this; see `notify`
+        Ok(())
+    }
+}
+
+fn handler(sub: Subscription) -> Box<dyn Handler> {
+    Box::new(SubscriptionHandler(Mutex::new(Some(sub))))
+}
+
+/// Forwards one event to a [`ChainNotifications`] subscriber.
+fn forward(n: &dyn ChainNotifications, ev: &ChainEvent) -> Result<(), InterfaceError> {
+    match ev {
+        ChainEvent::TransactionAddedToMempool(tx) => n.transaction_added_to_mempool(tx),
+        ChainEvent::TransactionRemovedFromMempool(tx, r) => {
+            n.transaction_removed_from_mempool(tx, removal_reason(*r))
+        }
+        ChainEvent::BlockConnected { block, height } => n.block_connected(block, *height),
+        ChainEvent::BlockDisconnected { block, height } => n.block_disconnected(block, *height),
+        ChainEvent::UpdatedBlockTip(_) => n.updated_block_tip(),
+        ChainEvent::ChainStateFlushed(locator) => n.chain_state_flushed(locator),
+    }
+}
+
+impl Chain for NodeContext {
+    fn get_height(&self) -> Result<Option<u32>, InterfaceError> {
+        Ok(Some(self.lock_chain()?.height()))
+    }
+
+    fn get_block_hash(&self, height: u32) -> Result<Option<BlockHash>, InterfaceError> {
+        Ok(self.lock_chain()?.block_hash(height))
+    }
+
+    fn have_block_on_disk(&self, height: u32) -> Result<bool, InterfaceError> {
+        let chain = self.lock_chain()?;
+        Ok(chain
+            .block_hash(height)
+            .is_some_and(|h| chain.have_block(&h)))
+    }
+
+    fn find_block(
+        &self,
+        hash: &BlockHash,
+        what: BlockWhat,
+    ) -> Result<Option<FoundBlock>, InterfaceError> {
+        let chain = self.lock_chain()?;
+        Self::found_block(&chain, hash, what)
+    }
+
+    fn find_ancestor_by_height(
+        &self,
+        hash: &BlockHash,
+        ancestor_height: u32,
+        what: BlockWhat,
+    ) -> Result<Option<FoundBlock>, InterfaceError> {
+        let chain = self.lock_chain()?;
+        match chain.ancestor(hash, ancestor_height) {
+            Some(a) => Self::found_block(&chain, &a, what),
+            None => Ok(None),
+        }
+    }
+
+    fn find_locator_fork(&self, locator: &[BlockHash]) -> Result<Option<BlockRef>, InterfaceError> {
+        let chain = self.lock_chain()?;
+        Ok(chain.find_locator_fork(locator).and_then(|height| {
+            Some(BlockRef {
+                hash: chain.block_hash(height)?,
+                height,
+            })
+        }))
+    }
+
+    fn find_coins(&self, outpoints: &[OutPoint]) -> Result<Vec<Option<Coin>>, InterfaceError> {
+        let chain = self.lock_chain()?;
+        let confirmed = chain.coins(outpoints)?;
+        Ok(outpoints
+            .iter()
+            .zip(confirmed)
+            .map(|(op, c)| match c {
+                Some(c) => Some(Coin {
+                    txout: c.output,
+                    height: Some(c.height),
+                    is_coinbase: c.is_coinbase,
+                }),
+                None => chain.mempool().output(op).map(|o| Coin {
+                    txout: o.clone(),
+                    height: None,
+                    is_coinbase: false,
+                }),
+            })
+            .collect())
+    }
+
+    fn is_in_mempool(&self, txid: &Txid) -> Result<bool, InterfaceError> {
+        Ok(self.lock_chain()?.mempool().contains(txid))
+    }
+
+    fn broadcast_transaction(
+        &self,
+        tx: &Transaction,
+        max_fee_rate: FeeRate,
+    ) -> Result<(), InterfaceError> {
+        self.lock_chain()?
+            .broadcast_transaction(tx.clone(), max_fee_rate)?;
+        Ok(())
+    }
+
+    fn estimate_fee_rate(&self, _target: u32) -> Result<Option<FeeRate>, InterfaceError> {
+        Ok(None) // no fee estimator on regtest
+    }
+
+    fn relay_min_fee(&self) -> Result<FeeRate, InterfaceError> {
+        Ok(self.lock_chain()?.mempool().min_relay_fee())
+    }
+
+    fn is_initial_block_download(&self) -> Result<bool, InterfaceError> {
+        Ok(self.lock_chain()?.is_initial_block_download())
+    }
+
+    fn handle_notifications(
+        &self,
+        notifications: Arc<dyn ChainNotifications>,
+    ) -> Result<Box<dyn Handler>, InterfaceError> {
+        let sub = self.notifier.subscribe(Arc::new(move |ev| {
+            if let Err(e) = forward(notifications.as_ref(), ev) {
+                tracing::warn!(error = %e, "chain notification subscriber failed");
+            }
+        }));
+        Ok(handler(sub.map_err(internal)?))
+    }
+
+    fn wait_for_notifications(&self) -> Result<(), InterfaceError> {
+        self.notifier.sync();
+        Ok(())
+    }
+}
+
+impl Node for NodeContext {
+    fn get_tip_info(&self) -> Result<TipInfo, InterfaceError> {
+        Ok(tip_info(&self.lock_chain()?.tip()))
+    }
+
+    fn get_block_hash(&self, height: u32) -> Result<Option<BlockHash>, InterfaceError> {
+        Chain::get_block_hash(self, height)
+    }
+
+    fn get_block(&self, hash: &BlockHash) -> Result<Option<FoundBlock>, InterfaceError> {
+        let chain = self.lock_chain()?;
+        Ok(Self::found_block(&chain, hash, BlockWhat::Full)?.filter(|f| f.block.is_some()))
+    }
+
+    fn get_mempool_info(&self) -> Result<MempoolInfo, InterfaceError> {
+        let info = self.lock_chain()?.mempool().info();
+        Ok(MempoolInfo {
+            size: info.size as u64,
+            bytes: info.bytes,
+            usage: info.usage,
+            total_fee: info.total_fee,
+            mempool_min_fee: info.min_relay_fee,
+            min_relay_tx_fee: info.min_relay_fee,
+        })
+    }
+
+    fn get_raw_transaction(&self, txid: &Txid) -> Result<Option<FoundTransaction>, InterfaceError> {
+        let chain = self.lock_chain()?;
+        let Some((tx, block)) = chain.transaction(txid)? else {
+            return Ok(None);
+        };
+        let block = block.and_then(|hash| {
+            Some(BlockRef {
+                hash,
+                height: chain.entry(&hash)?.height,
+            })
+        });
+        Ok(Some(FoundTransaction { tx, block }))
+    }
+
+    fn send_raw_transaction(
+        &self,
+        tx: &Transaction,
+        max_fee_rate: FeeRate,
+    ) -> Result<Txid, InterfaceError> {
+        Ok(self
+            .lock_chain()?
+            .broadcast_transaction(tx.clone(), max_fee_rate)?
+            .compute_txid())
+    }
+
+    fn generate_to_address(
+        &self,
+        n: u32,
+        address: &Address<NetworkUnchecked>,
+    ) -> Result<Vec<BlockHash>, InterfaceError> {
+        let address = address
+            .clone()
+            .require_network(Network::Regtest)
+            .map_err(|_| {
+                InterfaceError::remote(ErrorCode::INVALID_ADDRESS_OR_KEY, "Error: Invalid address")
+            })?;
+        // One block per lock, so other callers interleave with a long run; a shutdown
+        // request ends it early with the blocks mined so far.
+        let script = address.script_pubkey();
+        let mut hashes = Vec::with_capacity(n.min(1_000) as usize);
+        for _ in 0..n {
+            if self.shutdown_requested() {
+                break;
+            }
+            hashes.extend(self.lock_chain()?.generate_to_script(1, &script)?);
+        }
+        Ok(hashes)
+    }
+
+    fn wallet_loader(&self) -> Result<Arc<dyn WalletLoader>, InterfaceError> {
+        self.wallet_loader
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| {
+                InterfaceError::remote(ErrorCode::WALLET_NOT_FOUND, "no wallet process is attached")
+            })
+    }
+
+    fn shutdown(&self) -> Result<(), InterfaceError> {
+        tracing::info!("shutdown requested through the Node interface");
+        self.request_shutdown();
+        Ok(())
+    }
+
+    fn handle_notify_block_tip(
+        &self,
+        callback: NotifyBlockTipFn,
+    ) -> Result<Box<dyn Handler>, InterfaceError> {
+        let sub = self.notifier.subscribe(Arc::new(move |ev| {
+            if let ChainEvent::UpdatedBlockTip(tip) = ev {
+                callback(&tip_info(tip));
+            }
+        }));
+        Ok(handler(sub.map_err(internal)?))
+    }
+}
+
+impl Mining for NodeContext {
+    fn get_tip(&self) -> Result<Option<BlockRef>, InterfaceError> {
+        let tip = self.lock_chain()?.tip();
+        Ok(Some(BlockRef {
+            hash: tip.hash,
+            height: tip.height,
+        }))
+    }
+
+    fn wait_tip_changed(
+        &self,
+        current: &BlockHash,
+        timeout: Duration,
+    ) -> Result<Option<BlockRef>, InterfaceError> {
+        let deadline = Instant::now().checked_add(timeout);
+        let mut watch = self.watch.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if watch.shutdown {
+                return Ok(None);
+            }
+            // The chain is the truth; the watch only wakes us (lock order: watch, chain).
+            let tip = self.lock_chain()?.tip();
+            let now = Instant::now();
+            if tip.hash != *current || deadline.is_some_and(|d| now >= d) {
+                return Ok(Some(BlockRef {
+                    hash: tip.hash,
+                    height: tip.height,
+                }));
+            }
+            watch = match deadline {
+                Some(d) => {
+                    self.watch_changed
+                        .wait_timeout(watch, d - now)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+                None => self
+                    .watch_changed
+                    .wait(watch)
+                    .unwrap_or_else(PoisonError::into_inner),
+            };
+        }
+    }
+
+    fn create_new_block(
+        &self,
+        coinbase_script: &Script,
+    ) -> Result<Arc<dyn BlockTemplate>, InterfaceError> {
+        let template = self.lock_chain()?.create_new_block(coinbase_script);
+        Ok(Arc::new(Template {
+            ctx: self.arc()?,
+            template,
+        }))
+    }
+}
+
+/// A block template handed to a miner; solutions go to the chain state it came from.
+struct Template {
+    ctx: Arc<NodeContext>,
+    template: mining::BlockTemplate,
+}
+
+impl BlockTemplate for Template {
+    fn get_block_header(&self) -> Result<block::Header, InterfaceError> {
+        Ok(self.template.header())
+    }
+
+    fn get_block(&self) -> Result<Block, InterfaceError> {
+        Ok(self.template.block().clone())
+    }
+
+    fn get_coinbase_tx(&self) -> Result<Transaction, InterfaceError> {
+        Ok(self.template.coinbase_tx().clone())
+    }
+
+    fn get_coinbase_merkle_path(&self) -> Result<Vec<TxMerkleNode>, InterfaceError> {
+        Ok(self.template.coinbase_merkle_path())
+    }
+
+    fn submit_solution(
+        &self,
+        version: block::Version,
+        time: u32,
+        nonce: u32,
+        coinbase: &Transaction,
+    ) -> Result<bool, InterfaceError> {
+        let result = self.ctx.lock_chain()?.submit_solution(
+            &self.template,
+            version,
+            time,
+            nonce,
+            coinbase.clone(),
+        );
+        match result {
+            Ok(_) => Ok(true),
+            Err(ChainError::Invalid(e)) => {
+                tracing::info!(reason = %e.reason(), "submitted block solution rejected");
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// `Echo` of the node process.
+#[derive(Debug)]
+struct NodeEcho;
+
+impl Echo for NodeEcho {
+    fn echo(&self, data: &[u8]) -> Result<Vec<u8>, InterfaceError> {
+        Ok(data.to_vec())
+    }
+}
+
+/// The node process's [`Init`]: hands out its `Echo`, `Chain`, `Node` and `Mining`.
+#[derive(Debug, Clone)]
+pub struct NodeInit {
+    ctx: Arc<NodeContext>,
+}
+
+impl NodeInit {
+    /// The `Init` serving `ctx`.
+    pub fn new(ctx: Arc<NodeContext>) -> Self {
+        Self { ctx }
+    }
+}
+
+impl Init for NodeInit {
+    fn make_echo(&self) -> Result<Arc<dyn Echo>, InterfaceError> {
+        Ok(Arc::new(NodeEcho))
+    }
+
+    fn make_chain(&self) -> Result<Arc<dyn Chain>, InterfaceError> {
+        Ok(self.ctx.clone())
+    }
+
+    fn make_node(&self) -> Result<Arc<dyn Node>, InterfaceError> {
+        Ok(self.ctx.clone())
+    }
+
+    fn make_mining(&self) -> Result<Arc<dyn Mining>, InterfaceError> {
+        Ok(self.ctx.clone())
+    }
+}

@@ -1,0 +1,429 @@
+//! Real `bitcoin-node` processes and real `kill -9`: command line errors, the data
+//! directory lock, clean shutdown on SIGTERM, and a crash loop that kills a process
+//! while it connects blocks and checks the state it leaves.
+
+mod util;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use bitcoin::BlockHash;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use node::chainstate::ChainState;
+use util::*;
+
+const NODE: &str = env!("CARGO_BIN_EXE_bitcoin-node");
+
+fn node(datadir: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(NODE);
+    c.arg(format!("-datadir={}", datadir.display())).args(extra);
+    c
+}
+
+/// Starts a node and waits for its "ready" log line on stderr.
+fn start_node(datadir: &Path) -> Child {
+    let mut child = node(datadir, &["-nowallet", "-printtoconsole"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("node exited before it was ready")
+            .unwrap();
+        if line.contains("bitcoin-node ready") {
+            break;
+        }
+    }
+    // Keep draining stderr so the node never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    child
+}
+
+#[test]
+fn unsupported_chain_and_bad_options_fail_with_one_line_and_touch_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let datadir = dir.path().join("d");
+    for args in [
+        &["-chain=main"][..],
+        &["-bogus"],
+        &["-ipcfd=notanumber"],
+        &["-debug=nosuch"],
+        &["-transport=tcp"],
+    ] {
+        let out = node(&datadir, args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("Error: "), "{err}");
+        assert!(!datadir.exists(), "{args:?} created the data directory");
+    }
+    let out = node(&datadir, &["-chain=main"]).output().unwrap();
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        "Error: chain \"main\" is not supported yet (only regtest)\n"
+    );
+}
+
+#[test]
+fn a_second_node_on_the_same_datadir_fails_and_sigterm_shuts_down_cleanly() {
+    watchdog(60);
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = start_node(dir.path());
+    let out = node(dir.path(), &["-nowallet"]).output().unwrap();
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        format!(
+            "Error: cannot obtain a lock on data directory {}; bitcoin-node is probably already running\n",
+            dir.path().join("regtest").display()
+        )
+    );
+    kill(Pid::from_raw(first.id() as i32), Signal::SIGTERM).unwrap();
+    assert!(first.wait().unwrap().success());
+    let log = std::fs::read_to_string(dir.path().join("regtest/debug.log")).unwrap();
+    assert!(log.contains("shutdown done"), "{log}");
+    // The lock is released: the chain state opens again.
+    assert_eq!(
+        ChainState::open(&dir.path().join("regtest"))
+            .unwrap()
+            .height(),
+        0
+    );
+}
+
+/// Environment variable that turns [`crash_child`] into the process the crash loop kills.
+const CHILD_ENV: &str = "NODE_CRASH_CHILD_DIR";
+
+/// In the crash loop's child process: mines forever, spending a mature coinbase in every
+/// block once there is one, and prints `connected HEIGHT HASH` after each block is
+/// reported connected. Without the environment variable this test does nothing.
+#[test]
+fn crash_child() {
+    let Some(dir) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
+    let keys = Keys::new();
+    let mut chain = ChainState::open(Path::new(&dir)).unwrap();
+    loop {
+        let height = chain.height() + 1;
+        if height > 101 {
+            let (op, prev) = coinbase_output(&chain, height - 101);
+            if chain.coins(&[op]).unwrap()[0].is_some() {
+                let tx = keys.spend(
+                    &[(op, prev.clone())],
+                    vec![out(prev.value.to_sat() - 1_000, &keys.tr)],
+                );
+                let _ = chain.process_transaction(tx);
+            }
+        }
+        let script = if height % 2 == 0 {
+            &keys.tr
+        } else {
+            &keys.wpkh
+        };
+        let hash = chain.generate_to_script(1, script).unwrap()[0];
+        println!("connected {height} {hash}");
+    }
+}
+
+#[test]
+fn kill_9_while_connecting_blocks_leaves_a_consistent_chain_state() {
+    watchdog(300);
+    let dir = tempfile::tempdir().unwrap();
+    let chain_dir = dir.path().join("regtest");
+    let exe = std::env::current_exe().unwrap();
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut reported: Vec<(u32, BlockHash)> = Vec::new();
+    for iteration in 0..12 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        // The first run mines past maturity so later runs spend coinbases.
+        let blocks = if iteration == 0 {
+            110
+        } else {
+            1 + (seed % 25) as usize
+        };
+        let mut child = Command::new(&exe)
+            .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, &chain_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut seen = 0;
+        while seen < blocks {
+            let line = lines.next().expect("child exited").unwrap();
+            if let Some(rest) = line.strip_prefix("connected ") {
+                let (h, hash) = rest.split_once(' ').unwrap();
+                reported.push((h.parse().unwrap(), hash.parse().unwrap()));
+                seen += 1;
+            }
+        }
+        child.kill().unwrap(); // SIGKILL, while the child is busy with the next block
+        child.wait().unwrap();
+
+        let chain = ChainState::open(&chain_dir).unwrap();
+        let (last_h, _) = *reported.last().unwrap();
+        assert!(
+            chain.height() >= last_h,
+            "iteration {iteration}: lost a reported block"
+        );
+        for (h, hash) in &reported {
+            assert_eq!(
+                chain.block_hash(*h),
+                Some(*hash),
+                "iteration {iteration}: reported block {h} replaced"
+            );
+        }
+        assert_eq!(
+            sorted_coins(&chain),
+            recompute_utxos(&chain),
+            "iteration {iteration}: UTXO set != chain"
+        );
+    }
+}
+
+/// A call session to a node over `connection`, and the node's `Init` through it.
+fn client(connection: ipc_shm::Connection) -> (ipc_shm::call::Session, Arc<dyn interfaces::Init>) {
+    let config = ipc_shm::call::SessionConfig {
+        name: "test-client".into(),
+        ..Default::default()
+    };
+    let session = ipc_shm::call::Session::new(connection, None, &config);
+    let init: Arc<dyn interfaces::Init> =
+        Arc::new(interfaces::remote::InitProxy::new(session.bootstrap()));
+    (session, init)
+}
+
+fn regtest_address(keys: &Keys) -> bitcoin::Address<bitcoin::address::NetworkUnchecked> {
+    bitcoin::Address::p2wpkh(&keys.pk, bitcoin::Network::Regtest)
+        .as_unchecked()
+        .clone()
+}
+
+#[test]
+fn two_clients_at_once_through_ipcbind_shm_and_socket() {
+    watchdog(120);
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = node(
+        dir.path(),
+        &[
+            "-nowallet",
+            "-printtoconsole",
+            "-ipcbind=unix",
+            "-debug=ipc",
+        ],
+    )
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut lines = BufReader::new(node.stderr.take().unwrap()).lines();
+    while !lines
+        .next()
+        .expect("node exited early")
+        .unwrap()
+        .contains("bitcoin-node ready")
+    {}
+    std::thread::spawn(move || for _ in lines {});
+
+    let endpoint = ipc_shm::Endpoint::unix(dir.path().join("regtest/node.sock"));
+    let mut socket_config = ipc_shm::Config::new("test-socket-client");
+    socket_config.transport = ipc_shm::Transport::Socket;
+    let (_s1, gui) =
+        client(ipc_shm::connect(&endpoint, &ipc_shm::Config::new("test-shm-client")).unwrap());
+    let (_s2, miner) = client(ipc_shm::connect(&endpoint, &socket_config).unwrap());
+    let gui_node = gui.make_node().unwrap();
+    let tips = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let t = Arc::clone(&tips);
+    let _handler = gui_node
+        .handle_notify_block_tip(Arc::new(move |tip| t.lock().unwrap().push(tip.height)))
+        .unwrap();
+
+    // The second client mines; the first sees the tip move and the blocks.
+    let keys = Keys::new();
+    let hashes = miner
+        .make_node()
+        .unwrap()
+        .generate_to_address(3, &regtest_address(&keys))
+        .unwrap();
+    let chain = gui.make_chain().unwrap();
+    chain.wait_for_notifications().unwrap();
+    assert_eq!(*tips.lock().unwrap(), vec![1, 2, 3]);
+    assert_eq!(gui_node.get_tip_info().unwrap().hash, hashes[2]);
+    let found = chain
+        .find_block(&hashes[0], interfaces::BlockWhat::Full)
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.block.unwrap().block_hash(), hashes[0]);
+    let template = miner
+        .make_mining()
+        .unwrap()
+        .create_new_block(&keys.wpkh)
+        .unwrap();
+    assert_eq!(
+        template.get_block_header().unwrap().prev_blockhash,
+        hashes[2]
+    );
+
+    // Node::shutdown from a client ends the node cleanly.
+    gui_node.shutdown().unwrap();
+    assert!(node.wait().unwrap().success());
+}
+
+#[test]
+fn a_node_spawned_with_ipcfd_serves_its_parent_and_exits_when_the_parent_goes() {
+    watchdog(120);
+    let dir = tempfile::tempdir().unwrap();
+    let datadir = format!("-datadir={}", dir.path().display());
+    let (mut child, connection) = ipc_shm::spawn(
+        NODE,
+        [datadir.as_str(), "-nowallet"],
+        &ipc_shm::Config::new("test-parent"),
+    )
+    .unwrap();
+    let (session, init) = client(connection);
+    let node = init.make_node().unwrap();
+    assert_eq!(node.get_tip_info().unwrap().height, 0);
+    let keys = Keys::new();
+    node.generate_to_address(2, &regtest_address(&keys))
+        .unwrap();
+    assert_eq!(init.make_chain().unwrap().get_height().unwrap(), Some(2));
+    drop((node, init));
+    drop(session);
+    let status = child
+        .wait_timeout(std::time::Duration::from_secs(60))
+        .unwrap()
+        .expect("node exited");
+    assert!(status.success());
+    // Its state is on disk.
+    assert_eq!(
+        ChainState::open(&dir.path().join("regtest"))
+            .unwrap()
+            .height(),
+        2
+    );
+}
+
+#[test]
+fn without_a_working_wallet_the_node_logs_it_and_keeps_serving() {
+    watchdog(120);
+    let dir = tempfile::tempdir().unwrap();
+    // No -nowallet: the node tries to spawn bitcoin-wallet, which is missing or refuses.
+    let mut node = node(dir.path(), &["-printtoconsole", "-ipcbind=unix"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(node.stderr.take().unwrap()).lines();
+    let mut log = Vec::new();
+    loop {
+        let line = lines.next().expect("node exited early").unwrap();
+        let ready = line.contains("bitcoin-node ready");
+        log.push(line);
+        if ready {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    assert!(
+        log.iter()
+            .any(|l| l.contains("cannot start bitcoin-wallet")),
+        "{log:#?}"
+    );
+    let endpoint = ipc_shm::Endpoint::unix(dir.path().join("regtest/node.sock"));
+    let (_session, init) =
+        client(ipc_shm::connect(&endpoint, &ipc_shm::Config::new("test-client")).unwrap());
+    let n = init.make_node().unwrap();
+    assert_eq!(
+        n.wallet_loader().err().unwrap().code(),
+        Some(interfaces::ErrorCode::WALLET_NOT_FOUND)
+    );
+    assert_eq!(n.get_tip_info().unwrap().height, 0);
+    kill(Pid::from_raw(node.id() as i32), Signal::SIGTERM).unwrap();
+    assert!(node.wait().unwrap().success());
+}
+
+/// Starts `bitcoin-node -ipcbind=unix` on `datadir` and waits until it is ready.
+fn start_bound_node(datadir: &Path) -> Child {
+    let mut child = node(datadir, &["-nowallet", "-printtoconsole", "-ipcbind=unix"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    while !lines
+        .next()
+        .expect("node exited early")
+        .unwrap()
+        .contains("bitcoin-node ready")
+    {}
+    std::thread::spawn(move || for _ in lines {});
+    child
+}
+
+#[test]
+fn kill_9_of_the_real_node_while_a_client_mines_loses_no_reported_block() {
+    watchdog(300);
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Keys::new();
+    let address = regtest_address(&keys);
+    let mut reported: Vec<BlockHash> = Vec::new();
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    for iteration in 0..8 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let blocks = 1 + (seed % 20) as usize;
+        let mut node = start_bound_node(dir.path());
+        let endpoint = ipc_shm::Endpoint::unix(dir.path().join("regtest/node.sock"));
+        let (session, init) =
+            client(ipc_shm::connect(&endpoint, &ipc_shm::Config::new("test-miner")).unwrap());
+        let node_if = init.make_node().unwrap();
+        // Mine until `blocks` were reported, then kill -9 while the next one is under way.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let addr = address.clone();
+        let miner = std::thread::spawn(move || {
+            while let Ok(hashes) = node_if.generate_to_address(1, &addr) {
+                if tx.send(hashes[0]).is_err() {
+                    break;
+                }
+            }
+        });
+        for _ in 0..blocks {
+            reported.push(rx.recv().expect("the miner stopped early"));
+        }
+        node.kill().unwrap();
+        node.wait().unwrap();
+        drop(rx);
+        miner.join().unwrap();
+        drop((init, session));
+
+        let chain = ChainState::open(&dir.path().join("regtest")).unwrap();
+        assert!(
+            chain.height() as usize >= reported.len(),
+            "iteration {iteration}: a reported block is gone"
+        );
+        for (i, hash) in reported.iter().enumerate() {
+            assert_eq!(
+                chain.block_hash(i as u32 + 1),
+                Some(*hash),
+                "iteration {iteration}: block {} differs",
+                i + 1
+            );
+        }
+        assert_eq!(
+            sorted_coins(&chain),
+            recompute_utxos(&chain),
+            "iteration {iteration}"
+        );
+        // Blocks connected after the last report count as reported from here on.
+        reported = (1..=chain.height())
+            .map(|h| chain.block_hash(h).unwrap())
+            .collect();
+    }
+}
