@@ -64,8 +64,14 @@ pub(crate) struct Spinner {
 /// One wait in this many spins for the full window (see the module docs).
 const PROBE_EVERY: u32 = 16;
 
-/// Spins of `spin_loop` before the back-off starts yielding: 1 + 2 + … + 2^6.
+/// Steps of the exponential back-off: 1 + 2 + … + 2^6 `spin_loop`s.
 const SPIN_STEPS: u32 = 6;
+
+/// How long a waiter keeps its CPU (spinning in bursts of 2^6 `spin_loop`s) before it starts
+/// yielding: longer than an ordinary round trip through shared memory, short against the
+/// spin window. Yielding right after the back-off steps handed the CPU to other work in the
+/// middle of ordinary round trips whenever the machine was busy.
+const PURE_SPIN: Duration = Duration::from_micros(5);
 
 impl Spinner {
     pub(crate) fn new(policy: WaitPolicy) -> Self {
@@ -100,6 +106,10 @@ impl Spinner {
                     std::hint::spin_loop();
                 }
                 step += 1;
+            } else if start.elapsed() < PURE_SPIN.min(budget) {
+                for _ in 0..(1u32 << SPIN_STEPS) {
+                    std::hint::spin_loop();
+                }
             } else {
                 std::thread::yield_now();
             }
