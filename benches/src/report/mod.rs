@@ -358,7 +358,30 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
     }
     let _ = writeln!(
         out,
-        "\n## How to run\n\n- This report: `{command}` (a few minutes; rewrites this file and the plot).\n\
+        "\n## Reading the figures\n\n\
+         - A busy machine shows up as involuntary context switches in the percentile table: \
+         every waiter that loses its CPU to other work pays a scheduler round (about 10 µs \
+         here), on shm as on the socket, and the floor degrades the same way. Compare runs \
+         by the load average above.\n\
+         - shm parks (voluntary switches) once a round trip outlasts the 50 µs spin window: \
+         at 1 MiB each side copies for longer than that, so each wait ends in the kernel. \
+         iceoryx2's peers spin without limit, which wins at large payloads and costs a full \
+         CPU per waiting process when idle.\n\
+         - The shm echo peer copies each record out of its receiving ring and into its \
+         sending ring; with the client's copy in and copy out that is four copies of the \
+         payload per round trip (iceoryx2's server answers from the loaned request: three).\n\
+         - Two fixes came out of these diagnostics (see `git log ipc-shm/src/ring.rs \
+         ipc-shm/src/wait.rs`): a parked peer is woken once per park, not at every commit \
+         (doorbell writes per 64 B record went from 0.17 to 0.002, and the stream from about \
+         1 M to 7 M records/s under the same heavy load), and a waiter keeps its CPU for 5 µs \
+         before yielding (the old back-off yielded within a fraction of a round trip, and on \
+         a busy machine lost the CPU twice per round trip)."
+    );
+    let _ = writeln!(
+        out,
+        "\n## How to run\n\n- This report: `{command}` (a few minutes; rewrites this file and the plot). \
+         Re-render without measuring again: `cargo run --release -p benches --bin \
+         bench-report -- target/bench-results.tsv target/criterion docs`.\n\
          - The full suite, for people: `cargo bench -p benches` (each group alone: `cargo bench -p benches --bench NAME`).\n\
          - Smoke mode, as in CI (each benchmark once): `cargo bench -p benches -- --test`."
     );
