@@ -325,7 +325,9 @@ impl Drop for Reaped {
 /// Waits for a log line containing `needle`; panics if the node's log ends first.
 fn wait_for_line(lines: &std::sync::mpsc::Receiver<String>, needle: &str) -> String {
     loop {
-        let line = lines.recv().unwrap_or_else(|_| panic!("the node's log ended before {needle:?}"));
+        let line = lines
+            .recv()
+            .unwrap_or_else(|_| panic!("the node's log ended before {needle:?}"));
         if line.contains(needle) {
             return line;
         }
@@ -336,12 +338,21 @@ fn wait_for_line(lines: &std::sync::mpsc::Receiver<String>, needle: &str) -> Str
 fn children_named(pid: u32, name: &str) -> Vec<u32> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
         // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
-        let Some((head, tail)) = stat.rsplit_once(')') else { continue };
+        let Some((head, tail)) = stat.rsplit_once(')') else {
+            continue;
+        };
         let comm = head.split_once('(').map(|(_, c)| c).unwrap_or("");
-        let ppid = tail.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok());
+        let ppid = tail
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok());
         if ppid == Some(pid) && comm == name {
             found.push(child);
         }
@@ -380,15 +391,23 @@ fn the_wallet_child_killed_is_reaped_and_the_node_keeps_serving() {
         client(ipc_shm::connect(&endpoint, &ipc_shm::Config::new("test-client")).unwrap());
     let n = init.make_node().unwrap();
     let wallets = n.wallet_loader().unwrap().list_wallets().unwrap();
-    assert!(!wallets.is_empty(), "the spawned wallet loads its default wallet");
+    assert!(
+        !wallets.is_empty(),
+        "the spawned wallet loads its default wallet"
+    );
 
     let wallet_pids = children_named(node.0.id(), "bitcoin-wallet");
-    let [wallet] = wallet_pids[..] else { panic!("one wallet child expected, found {wallet_pids:?}") };
+    let [wallet] = wallet_pids[..] else {
+        panic!("one wallet child expected, found {wallet_pids:?}")
+    };
     kill(Pid::from_raw(wallet as i32), Signal::SIGKILL).unwrap();
 
     // The node notices, reaps the child (no zombie), and goes on serving without a wallet.
     wait_for_line(&lines, "bitcoin-wallet exited");
-    assert!(!Path::new(&format!("/proc/{wallet}")).exists(), "bitcoin-wallet {wallet} was not reaped");
+    assert!(
+        !Path::new(&format!("/proc/{wallet}")).exists(),
+        "bitcoin-wallet {wallet} was not reaped"
+    );
     assert_eq!(
         n.wallet_loader().err().unwrap().code(),
         Some(interfaces::ErrorCode::WALLET_NOT_FOUND)
@@ -476,4 +495,68 @@ fn kill_9_of_the_real_node_while_a_client_mines_loses_no_reported_block() {
             .map(|h| chain.block_hash(h).unwrap())
             .collect();
     }
+}
+
+#[test]
+fn a_wallet_that_connects_is_reached_through_the_node_until_it_goes() {
+    watchdog(120);
+    let wallet_binary = Path::new(NODE).with_file_name("bitcoin-wallet");
+    assert!(
+        wallet_binary.exists(),
+        "{} is missing: run cargo test --workspace",
+        wallet_binary.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = node(
+        dir.path(),
+        &["-nowallet", "-printtoconsole", "-ipcbind=unix"],
+    )
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut node = Reaped(child);
+    let (line_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if line_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    wait_for_line(&lines, "bitcoin-node ready");
+    let mut wallet = Reaped(
+        Command::new(&wallet_binary)
+            .arg(format!("-datadir={}", dir.path().display()))
+            .arg("-ipcconnect=unix")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_line(&lines, "bitcoin-wallet attached (connected)");
+    let endpoint = ipc_shm::Endpoint::unix(dir.path().join("regtest/node.sock"));
+    let (_session, init) =
+        client(ipc_shm::connect(&endpoint, &ipc_shm::Config::new("test-client")).unwrap());
+    let n = init.make_node().unwrap();
+    let loader = n.wallet_loader().unwrap();
+    assert!(
+        !loader.list_wallets().unwrap().is_empty(),
+        "the connected wallet loads its default wallet"
+    );
+    let address = loader
+        .get_default_wallet()
+        .unwrap()
+        .get_new_address()
+        .unwrap();
+    assert!(address.is_valid_for_network(bitcoin::Network::Regtest));
+
+    kill(Pid::from_raw(wallet.0.id() as i32), Signal::SIGKILL).unwrap();
+    let _ = wallet.0.wait();
+    wait_for_line(&lines, "bitcoin-wallet detached (disconnected)");
+    assert_eq!(
+        n.wallet_loader().err().unwrap().code(),
+        Some(interfaces::ErrorCode::WALLET_NOT_FOUND)
+    );
+    kill(Pid::from_raw(node.0.id() as i32), Signal::SIGTERM).unwrap();
+    assert!(node.0.wait().unwrap().success());
 }
