@@ -322,6 +322,22 @@ impl Drop for Reaped {
     }
 }
 
+/// Starts a node whose stderr log lines arrive on the returned channel; the node is killed
+/// and reaped when the guard drops.
+fn logged_node(datadir: &Path, args: &[&str]) -> (Reaped, std::sync::mpsc::Receiver<String>) {
+    let mut child = node(datadir, args).stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (line_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if line_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (Reaped(child), lines)
+}
+
 /// Waits for a log line containing `needle`; panics if the node's log ends first.
 fn wait_for_line(lines: &std::sync::mpsc::Receiver<String>, needle: &str) -> String {
     loop {
@@ -371,20 +387,7 @@ fn the_wallet_child_killed_is_reaped_and_the_node_keeps_serving() {
     );
     let dir = tempfile::tempdir().unwrap();
     // No -nowallet: the node spawns bitcoin-wallet with -ipcfd.
-    let mut child = node(dir.path(), &["-printtoconsole", "-ipcbind=unix"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let node = Reaped(child);
-    let (line_tx, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            if line_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (node, lines) = logged_node(dir.path(), &["-printtoconsole", "-ipcbind=unix"]);
     wait_for_line(&lines, "bitcoin-wallet attached");
     let endpoint = ipc_shm::Endpoint::unix(dir.path().join("regtest/node.sock"));
     let (_session, init) =
