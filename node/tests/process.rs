@@ -510,23 +510,10 @@ fn a_wallet_that_connects_is_reached_through_the_node_until_it_goes() {
         wallet_binary.display()
     );
     let dir = tempfile::tempdir().unwrap();
-    let mut child = node(
+    let (mut node, lines) = logged_node(
         dir.path(),
         &["-nowallet", "-printtoconsole", "-ipcbind=unix"],
-    )
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut node = Reaped(child);
-    let (line_tx, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            if line_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    );
     wait_for_line(&lines, "bitcoin-node ready");
     let mut wallet = Reaped(
         Command::new(&wallet_binary)
