@@ -1,1 +1,40 @@
 //! Shared set-up for the criterion benchmarks in `benches/benches/`.
+//!
+//! Every benchmark measures two processes. A bench binary starts its peers by re-executing
+//! itself with [`peer::PEER_ARG`]; the first thing each bench's `main` does is
+//! [`peer::role`], and a binary started as a peer serves ([`serve`]) instead of running
+//! criterion. Peers die with their parent and are killed and reaped on drop.
+//!
+//! Each client here has the same shape: `spawn` a peer, then `round_trip` a payload (sent
+//! to the peer, echoed back, copied out on our side) as often as criterion likes.
+
+pub mod conn;
+pub mod cpu;
+pub mod echo;
+pub mod floor;
+pub mod peer;
+pub mod report;
+pub mod socketpair;
+pub mod stats;
+
+/// Payload sizes of the round-trip groups: a cache line, a small message, a large message,
+/// a block-sized one.
+pub const PAYLOAD_SIZES: [usize; 4] = [64, 1024, 64 << 10, 1 << 20];
+
+/// Serves as the peer named `role` (one of the roles this library knows), until the parent
+/// closes the connection or dies.
+pub fn serve(role: &str) -> anyhow::Result<()> {
+    match role {
+        conn::ROLE => conn::serve(),
+        echo::ROLE => echo::serve(),
+        floor::ROLE => floor::serve(),
+        socketpair::ROLE => socketpair::serve(),
+        _ => anyhow::bail!("unknown bench peer role {role:?}"),
+    }
+}
+
+/// The payload of `len` bytes used by every round trip: not all zeros, so that nothing can
+/// special-case it.
+pub fn payload(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 131 + 7) as u8).collect()
+}

@@ -52,6 +52,8 @@ pub mod ring;
 #[cfg(not(loom))]
 mod segment;
 #[cfg(not(loom))]
+pub mod shared_words;
+#[cfg(not(loom))]
 mod socket;
 mod sync;
 #[cfg(not(loom))]
@@ -65,6 +67,8 @@ pub use connect::{
     ConnectError, Endpoint, Listener, Pending, SpawnedChild, accept_ipcfd, connect, spawn,
 };
 pub use error::{Error, ProtocolError};
+#[cfg(not(loom))]
+pub use shared_words::SharedWords;
 #[cfg(not(loom))]
 pub use transport::{
     Config, Connection, ParseTransportError, PeerInfo, ReadGrant, Receiver, Sender, Transport,

@@ -14,8 +14,8 @@
 //! |     24 | `data_offset`     | producer   | where data starts, [`DATA_OFFSET`]               |
 //! |    128 | `write`           | producer   | bytes ever committed (monotonic)                 |
 //! |    256 | `read`            | consumer   | bytes ever released (monotonic)                  |
-//! |    384 | `consumer_parked` | consumer   | non-zero while the consumer sleeps on its bell   |
-//! |    512 | `producer_parked` | producer   | non-zero while the producer sleeps on its bell   |
+//! |    384 | `consumer_parked` | consumer   | park generation (non-zero) while it sleeps       |
+//! |    512 | `producer_parked` | producer   | park generation (non-zero) while it sleeps       |
 //!
 //! Positions are byte counts that only grow; the byte a position refers to is at
 //! `data_offset + (pos & (capacity - 1))`. `write - read` is the number of committed bytes
@@ -100,6 +100,27 @@ fn encode_header(len: u32, flags: u32) -> u64 {
     u64::from(len) | (u64::from(flags) << 32)
 }
 
+/// The next park generation: never 0, which means "not parked".
+fn next_generation(generation: &mut u64) -> u64 {
+    *generation = generation.wrapping_add(1).max(1);
+    *generation
+}
+
+/// Whether the peer, whose parked word reads `parked`, must be woken: it is parked, and not
+/// already woken for this park. A doorbell stays rung until the woken side reads it, so one
+/// ring per park is enough; ringing on every commit while the peer is still waking up (tens
+/// of microseconds) cost a system call per record and throttled a fast producer to a
+/// fraction of its rate. The word is the peer's to write: any value is safe here, a bogus
+/// one costs at most a missed or a spurious wake-up of the peer itself.
+#[inline]
+fn needs_wake(parked: u64, woken: &mut u64) -> bool {
+    if parked == 0 || parked == *woken {
+        return false;
+    }
+    *woken = parked;
+    true
+}
+
 /// Writes a fresh ring header. The segment is newly created and zero-filled, so the
 /// positions and flags are already 0.
 pub(crate) fn init_header(region: &Region, capacity: usize) {
@@ -139,6 +160,10 @@ pub(crate) struct ProducerCore {
     write: u64,
     /// The consumer's position as last loaded (a lower bound of the real one).
     cached_read: u64,
+    /// The generation of our latest park, published in our parked word.
+    park_generation: u64,
+    /// The consumer's park generation we last reported as needing a wake-up.
+    consumer_woken: u64,
 }
 
 /// Where a reserved record goes.
@@ -162,7 +187,14 @@ impl ProducerCore {
 
     /// Starts producing into a ring whose header [`init_header`] already wrote.
     pub(crate) fn attach(region: Region, capacity: usize) -> Self {
-        ProducerCore { region, capacity: capacity as u64, write: 0, cached_read: 0 }
+        ProducerCore {
+            region,
+            capacity: capacity as u64,
+            write: 0,
+            cached_read: 0,
+            park_generation: 0,
+            consumer_woken: 0,
+        }
     }
 
     fn mask(&self) -> u64 {
@@ -219,7 +251,8 @@ impl ProducerCore {
     }
 
     /// Publishes a reserved record with its first `used` bytes as the payload. Returns whether
-    /// the consumer is parked and must be woken.
+    /// the consumer is parked and must be woken: once per park of the consumer, since a
+    /// doorbell rung stays rung until the woken side reads it (see [`needs_wake`]).
     pub(crate) fn commit(&mut self, res: Reservation, used: usize) -> bool {
         assert!(used <= res.len, "committed {used} bytes of a {}-byte reservation", res.len);
         let header_at = res.payload - RECORD_HEADER_LEN;
@@ -231,7 +264,8 @@ impl ProducerCore {
         // SYNC: this SeqCst fence pairs with the one in `ConsumerCore::set_parked`. Either the
         // consumer sees our new `write` after raising its flag, or we see its flag here.
         fence(Ordering::SeqCst);
-        self.region.atomic_u64(OFF_CONSUMER_PARKED).load(Ordering::Relaxed) != 0
+        let parked = self.region.atomic_u64(OFF_CONSUMER_PARKED).load(Ordering::Relaxed);
+        needs_wake(parked, &mut self.consumer_woken)
     }
 
     /// Whether a payload of `len` bytes would fit now (reloads the consumer's position).
@@ -244,10 +278,11 @@ impl ProducerCore {
         Ok(self.write + needed - self.cached_read <= self.capacity)
     }
 
-    /// Raises or lowers our parked flag. Raising is followed by a SeqCst fence that pairs
-    /// with the one in `ConsumerCore::publish`.
-    pub(crate) fn set_parked(&self, parked: bool) {
-        self.region.atomic_u64(OFF_PRODUCER_PARKED).store(u64::from(parked), Ordering::Relaxed);
+    /// Raises (with a new generation) or lowers our parked word. Raising is followed by a
+    /// SeqCst fence that pairs with the one in `ConsumerCore::publish`.
+    pub(crate) fn set_parked(&mut self, parked: bool) {
+        let word = if parked { next_generation(&mut self.park_generation) } else { 0 };
+        self.region.atomic_u64(OFF_PRODUCER_PARKED).store(word, Ordering::Relaxed);
         if parked {
             // SYNC: pairs with the SeqCst fence in `ConsumerCore::publish`: either we see the
             // consumer's new `read` in `has_room`, or it sees our flag and rings our bell.
@@ -271,6 +306,10 @@ pub(crate) struct ConsumerCore {
     published: u64,
     /// The producer's position as last loaded and validated.
     cached_write: u64,
+    /// The generation of our latest park, published in our parked word.
+    park_generation: u64,
+    /// The producer's park generation we last reported as needing a wake-up.
+    producer_woken: u64,
 }
 
 /// A committed record, located and validated.
@@ -286,7 +325,15 @@ pub(crate) struct Record {
 impl ConsumerCore {
     /// Wraps a segment whose header has been checked with [`validate_header`].
     pub(crate) fn new(region: Region, capacity: usize) -> Self {
-        ConsumerCore { region, capacity: capacity as u64, read: 0, published: 0, cached_write: 0 }
+        ConsumerCore {
+            region,
+            capacity: capacity as u64,
+            read: 0,
+            published: 0,
+            cached_write: 0,
+            park_generation: 0,
+            producer_woken: 0,
+        }
     }
 
     fn mask(&self) -> u64 {
@@ -372,13 +419,15 @@ impl ConsumerCore {
         self.region.atomic_u64(OFF_READ).store(self.read, Ordering::Release);
         // SYNC: pairs with the SeqCst fence in `ProducerCore::set_parked`.
         fence(Ordering::SeqCst);
-        self.region.atomic_u64(OFF_PRODUCER_PARKED).load(Ordering::Relaxed) != 0
+        let parked = self.region.atomic_u64(OFF_PRODUCER_PARKED).load(Ordering::Relaxed);
+        needs_wake(parked, &mut self.producer_woken)
     }
 
-    /// Raises or lowers our parked flag; raising is followed by a SeqCst fence that pairs
-    /// with the one in `ProducerCore::commit`.
-    pub(crate) fn set_parked(&self, parked: bool) {
-        self.region.atomic_u64(OFF_CONSUMER_PARKED).store(u64::from(parked), Ordering::Relaxed);
+    /// Raises (with a new generation) or lowers our parked word; raising is followed by a
+    /// SeqCst fence that pairs with the one in `ProducerCore::commit`.
+    pub(crate) fn set_parked(&mut self, parked: bool) {
+        let word = if parked { next_generation(&mut self.park_generation) } else { 0 };
+        self.region.atomic_u64(OFF_CONSUMER_PARKED).store(word, Ordering::Relaxed);
         if parked {
             // SYNC: pairs with the SeqCst fence in `ProducerCore::commit`: either we see the
             // producer's new `write` in the re-check that follows, or it sees our flag.

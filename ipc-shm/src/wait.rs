@@ -10,7 +10,10 @@
 //!
 //! The spin budget adapts: it doubles (up to [`WaitPolicy::spin`]) whenever spinning ended a
 //! wait, and halves whenever the waiter had to park anyway, so a connection that sees long
-//! gaps stops burning CPU on it.
+//! gaps stops burning CPU on it. Every [`PROBE_EVERY`]th wait spins for the whole window
+//! whatever the budget: without that, a budget that collapsed during a burst of long gaps
+//! (or while the machine was busy) would stay below the connection's real round-trip time
+//! for good, since a wait longer than the budget always parks and parking only shrinks it.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
@@ -54,14 +57,25 @@ impl Default for WaitPolicy {
 pub(crate) struct Spinner {
     policy: WaitPolicy,
     budget: Duration,
+    /// Waits so far, to pick the probing ones.
+    waits: u32,
 }
 
-/// Spins of `spin_loop` before the back-off starts yielding: 1 + 2 + … + 2^6.
+/// One wait in this many spins for the full window (see the module docs).
+const PROBE_EVERY: u32 = 16;
+
+/// Steps of the exponential back-off: 1 + 2 + … + 2^6 `spin_loop`s.
 const SPIN_STEPS: u32 = 6;
+
+/// How long a waiter keeps its CPU (spinning in bursts of 2^6 `spin_loop`s) before it starts
+/// yielding: longer than an ordinary round trip through shared memory, short against the
+/// spin window. Yielding right after the back-off steps handed the CPU to other work in the
+/// middle of ordinary round trips whenever the machine was busy.
+const PURE_SPIN: Duration = Duration::from_micros(5);
 
 impl Spinner {
     pub(crate) fn new(policy: WaitPolicy) -> Self {
-        Spinner { policy, budget: policy.spin }
+        Spinner { policy, budget: policy.spin, waits: 0 }
     }
 
     /// Calls `ready` with growing pauses until it yields `Some` or the budget is spent.
@@ -74,11 +88,16 @@ impl Spinner {
             return ready();
         }
         let start = Instant::now();
+        self.waits = self.waits.wrapping_add(1);
+        let probe = self.policy.adaptive && self.waits % PROBE_EVERY == 0;
+        let budget = if probe { self.policy.spin } else { self.budget };
         let mut step = 0u32;
         loop {
             if let Some(v) = ready()? {
                 if self.policy.adaptive {
-                    self.budget = (self.budget * 2).min(self.policy.spin);
+                    // A probe that succeeded late lifts the budget to twice what it took.
+                    let needed = start.elapsed() * 2;
+                    self.budget = (self.budget * 2).max(needed).min(self.policy.spin);
                 }
                 return Ok(Some(v));
             }
@@ -87,10 +106,14 @@ impl Spinner {
                     std::hint::spin_loop();
                 }
                 step += 1;
+            } else if start.elapsed() < PURE_SPIN.min(budget) {
+                for _ in 0..(1u32 << SPIN_STEPS) {
+                    std::hint::spin_loop();
+                }
             } else {
                 std::thread::yield_now();
             }
-            if step > SPIN_STEPS / 2 && start.elapsed() >= self.budget {
+            if step > SPIN_STEPS / 2 && start.elapsed() >= budget {
                 if self.policy.adaptive {
                     self.budget = (self.budget / 2).max(self.policy.spin / 64);
                 }
@@ -244,6 +267,29 @@ mod tests {
         let r = s.spin(|| { n += 1; Ok((n == 3).then_some(7)) }).unwrap();
         assert_eq!(r, Some(7));
         assert_eq!(s.budget, Duration::from_micros(200), "a successful spin doubles it back");
+    }
+
+    #[test]
+    fn a_collapsed_budget_recovers_through_probes() {
+        let window = Duration::from_micros(400);
+        let mut s = Spinner::new(WaitPolicy::spin_for(window));
+        for _ in 0..(PROBE_EVERY - 1) {
+            let r: Option<()> = s.spin(|| Ok(None)).unwrap();
+            assert!(r.is_none());
+        }
+        assert_eq!(s.budget, window / 64, "long gaps shrink the budget to its floor");
+        // Now every wait ends after 20 µs: longer than the collapsed budget, so only the probe
+        // (the 16th wait) can catch one by spinning; from then on the budget covers them.
+        let mut caught = 0;
+        for _ in 0..(2 * PROBE_EVERY) {
+            let begun = Instant::now();
+            let gap = Duration::from_micros(20);
+            if s.spin(|| Ok((begun.elapsed() >= gap).then_some(()))).unwrap().is_some() {
+                caught += 1;
+            }
+        }
+        assert!(s.budget >= Duration::from_micros(40), "budget {:?} did not recover", s.budget);
+        assert!(caught > PROBE_EVERY, "only {caught} waits were caught by spinning");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use interfaces::remote::{InitProxy, InitServer};
-use interfaces::{Chain, Init, InterfaceError};
+use interfaces::{Chain, Init, InterfaceError, WalletLoader};
 use ipc_shm::call::{Dispatch, Session, SessionConfig};
 use ipc_shm::{Config, Connection, Endpoint, Listener, Transport};
 
@@ -21,6 +21,8 @@ use crate::service::{NodeContext, NodeInit};
 
 /// The name this process gives itself in handshakes and logs.
 const NAME: &str = "bitcoin-node";
+/// The name a wallet process gives in the handshake.
+const WALLET: &str = "bitcoin-wallet";
 
 /// An IPC setup failure.
 #[derive(Debug)]
@@ -169,11 +171,27 @@ pub fn serve_ipcbind(
                     .name("ipc-client".into())
                     .spawn(move || match pending.handshake() {
                         Ok(Some(connection)) => {
-                            tracing::debug!(target: "node::ipc", "client connected");
+                            let peer = connection.peer().name().to_owned();
+                            tracing::debug!(target: "node::ipc", %peer, "client connected");
                             let session = serve(connection, &ctx);
+                            // A wallet that connects (bitcoin-wallet -ipcconnect) is attached
+                            // like a spawned one, so front ends reach it through the node.
+                            let loader = (peer == WALLET)
+                                .then(|| attach_wallet(&session, &ctx))
+                                .and_then(|attached| {
+                                    attached
+                                        .inspect(|_| tracing::info!(target: "node::ipc", "bitcoin-wallet attached (connected)"))
+                                        .inspect_err(|e| tracing::warn!(target: "node::ipc", "{e}"))
+                                        .ok()
+                                });
+                            let weak = Arc::downgrade(&ctx);
                             drop(ctx);
                             clients.run(&session);
-                            tracing::debug!(target: "node::ipc", "client disconnected");
+                            if let (Some(loader), Some(ctx)) = (loader, weak.upgrade()) {
+                                ctx.unset_wallet_loader(&loader);
+                                tracing::info!(target: "node::ipc", "bitcoin-wallet detached (disconnected)");
+                            }
+                            tracing::debug!(target: "node::ipc", %peer, "client disconnected");
                         }
                         Ok(None) => {
                             tracing::debug!(target: "node::ipc", "client left before the handshake")
@@ -196,6 +214,21 @@ pub fn serve_ipcbind(
 /// attaches the returned loader to [`NodeContext`] (`Node::wallet_loader`). A thread waits
 /// for the wallet's connection to close, then detaches the loader, reaps the child and
 /// logs how it ended; the node keeps serving without a wallet.
+/// Hands the wallet process at the other end of `session` our `Chain` (its
+/// `Init::make_wallet_loader`, as in Bitcoin Core) and registers the loader it returns, so
+/// that front ends reach its wallets through `Node::wallet_loader`.
+fn attach_wallet(
+    session: &Session,
+    ctx: &Arc<NodeContext>,
+) -> Result<Arc<dyn WalletLoader>, IpcError> {
+    let chain: Arc<dyn Chain> = Arc::clone(ctx) as Arc<dyn Chain>;
+    let loader = InitProxy::new(session.bootstrap())
+        .make_wallet_loader(chain)
+        .map_err(IpcError::Wallet)?;
+    ctx.set_wallet_loader(Some(Arc::clone(&loader)));
+    Ok(loader)
+}
+
 pub fn spawn_wallet(
     datadir: &Path,
     ctx: &Arc<NodeContext>,
@@ -206,12 +239,7 @@ pub fn spawn_wallet(
         ipc_shm::spawn("bitcoin-wallet", args, config).map_err(IpcError::Transport)?;
     let pid = child.pid();
     let session = serve(connection, ctx);
-    let wallet_init = InitProxy::new(session.bootstrap());
-    let chain: Arc<dyn Chain> = Arc::clone(ctx) as Arc<dyn Chain>;
-    let loader = wallet_init
-        .make_wallet_loader(chain)
-        .map_err(IpcError::Wallet)?;
-    ctx.set_wallet_loader(Some(loader));
+    let loader = attach_wallet(&session, ctx)?;
     tracing::info!(target: "node::ipc", pid, "bitcoin-wallet attached");
     let ctx = Arc::downgrade(ctx);
     thread::Builder::new()
@@ -219,9 +247,9 @@ pub fn spawn_wallet(
         .spawn(move || {
             session.wait_closed();
             if let Some(ctx) = ctx.upgrade() {
-                ctx.set_wallet_loader(None);
+                ctx.unset_wallet_loader(&loader);
             }
-            drop(wallet_init);
+            drop(loader);
             drop(session);
             match child.wait() {
                 Ok(status) => {

@@ -138,6 +138,18 @@ impl NodeContext {
             .unwrap_or_else(PoisonError::into_inner) = loader;
     }
 
+    /// Forgets `loader` if it is still the one [`Node::wallet_loader`] hands out: a wallet
+    /// process that went away must not take a newer wallet's registration with it.
+    pub fn unset_wallet_loader(&self, loader: &Arc<dyn WalletLoader>) {
+        let mut current = self
+            .wallet_loader
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, loader)) {
+            *current = None;
+        }
+    }
+
     /// Asks the node to shut down: [`NodeContext::wait_for_shutdown`] returns and
     /// `wait_tip_changed` callers get `None`.
     pub fn request_shutdown(&self) {

@@ -311,42 +311,114 @@ fn a_node_spawned_with_ipcfd_serves_its_parent_and_exits_when_the_parent_goes() 
     );
 }
 
-#[test]
-fn without_a_working_wallet_the_node_logs_it_and_keeps_serving() {
-    watchdog(120);
-    let dir = tempfile::tempdir().unwrap();
-    // No -nowallet: the node tries to spawn bitcoin-wallet, which is missing or refuses.
-    let mut node = node(dir.path(), &["-printtoconsole", "-ipcbind=unix"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(node.stderr.take().unwrap()).lines();
-    let mut log = Vec::new();
+/// Kills and reaps a child process when the test ends, whether it passed or not, so that a
+/// failing assertion never leaves a node running.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a node whose stderr log lines arrive on the returned channel; the node is killed
+/// and reaped when the guard drops.
+fn logged_node(datadir: &Path, args: &[&str]) -> (Reaped, std::sync::mpsc::Receiver<String>) {
+    let mut child = node(datadir, args).stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (line_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if line_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (Reaped(child), lines)
+}
+
+/// Waits for a log line containing `needle`; panics if the node's log ends first.
+fn wait_for_line(lines: &std::sync::mpsc::Receiver<String>, needle: &str) -> String {
     loop {
-        let line = lines.next().expect("node exited early").unwrap();
-        let ready = line.contains("bitcoin-node ready");
-        log.push(line);
-        if ready {
-            break;
+        let line = lines
+            .recv()
+            .unwrap_or_else(|_| panic!("the node's log ended before {needle:?}"));
+        if line.contains(needle) {
+            return line;
         }
     }
-    std::thread::spawn(move || for _ in lines {});
+}
+
+/// The children of `pid` named `name`, from `/proc`.
+fn children_named(pid: u32, name: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
+        let Some((head, tail)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let comm = head.split_once('(').map(|(_, c)| c).unwrap_or("");
+        let ppid = tail
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(pid) && comm == name {
+            found.push(child);
+        }
+    }
+    found
+}
+
+#[test]
+fn the_wallet_child_killed_is_reaped_and_the_node_keeps_serving() {
+    watchdog(120);
+    let wallet_binary = Path::new(NODE).with_file_name("bitcoin-wallet");
     assert!(
-        log.iter()
-            .any(|l| l.contains("cannot start bitcoin-wallet")),
-        "{log:#?}"
+        wallet_binary.exists(),
+        "{} is missing: run the workspace's tests (cargo test --workspace)",
+        wallet_binary.display()
     );
+    let dir = tempfile::tempdir().unwrap();
+    // No -nowallet: the node spawns bitcoin-wallet with -ipcfd.
+    let (node, lines) = logged_node(dir.path(), &["-printtoconsole", "-ipcbind=unix"]);
+    wait_for_line(&lines, "bitcoin-wallet attached");
     let endpoint = ipc_shm::Endpoint::unix(dir.path().join("regtest/node.sock"));
     let (_session, init) =
         client(ipc_shm::connect(&endpoint, &ipc_shm::Config::new("test-client")).unwrap());
     let n = init.make_node().unwrap();
+    let wallets = n.wallet_loader().unwrap().list_wallets().unwrap();
+    assert!(
+        !wallets.is_empty(),
+        "the spawned wallet loads its default wallet"
+    );
+
+    let wallet_pids = children_named(node.0.id(), "bitcoin-wallet");
+    let [wallet] = wallet_pids[..] else {
+        panic!("one wallet child expected, found {wallet_pids:?}")
+    };
+    kill(Pid::from_raw(wallet as i32), Signal::SIGKILL).unwrap();
+
+    // The node notices, reaps the child (no zombie), and goes on serving without a wallet.
+    wait_for_line(&lines, "bitcoin-wallet exited");
+    assert!(
+        !Path::new(&format!("/proc/{wallet}")).exists(),
+        "bitcoin-wallet {wallet} was not reaped"
+    );
     assert_eq!(
         n.wallet_loader().err().unwrap().code(),
         Some(interfaces::ErrorCode::WALLET_NOT_FOUND)
     );
     assert_eq!(n.get_tip_info().unwrap().height, 0);
-    kill(Pid::from_raw(node.id() as i32), Signal::SIGTERM).unwrap();
-    assert!(node.wait().unwrap().success());
+    let mut node = node;
+    kill(Pid::from_raw(node.0.id() as i32), Signal::SIGTERM).unwrap();
+    assert!(node.0.wait().unwrap().success());
 }
 
 /// Starts `bitcoin-node -ipcbind=unix` on `datadir` and waits until it is ready.
@@ -426,4 +498,55 @@ fn kill_9_of_the_real_node_while_a_client_mines_loses_no_reported_block() {
             .map(|h| chain.block_hash(h).unwrap())
             .collect();
     }
+}
+
+#[test]
+fn a_wallet_that_connects_is_reached_through_the_node_until_it_goes() {
+    watchdog(120);
+    let wallet_binary = Path::new(NODE).with_file_name("bitcoin-wallet");
+    assert!(
+        wallet_binary.exists(),
+        "{} is missing: run cargo test --workspace",
+        wallet_binary.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (mut node, lines) = logged_node(
+        dir.path(),
+        &["-nowallet", "-printtoconsole", "-ipcbind=unix"],
+    );
+    wait_for_line(&lines, "bitcoin-node ready");
+    let mut wallet = Reaped(
+        Command::new(&wallet_binary)
+            .arg(format!("-datadir={}", dir.path().display()))
+            .arg("-ipcconnect=unix")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_line(&lines, "bitcoin-wallet attached (connected)");
+    let endpoint = ipc_shm::Endpoint::unix(dir.path().join("regtest/node.sock"));
+    let (_session, init) =
+        client(ipc_shm::connect(&endpoint, &ipc_shm::Config::new("test-client")).unwrap());
+    let n = init.make_node().unwrap();
+    let loader = n.wallet_loader().unwrap();
+    assert!(
+        !loader.list_wallets().unwrap().is_empty(),
+        "the connected wallet loads its default wallet"
+    );
+    let address = loader
+        .get_default_wallet()
+        .unwrap()
+        .get_new_address()
+        .unwrap();
+    assert!(address.is_valid_for_network(bitcoin::Network::Regtest));
+
+    kill(Pid::from_raw(wallet.0.id() as i32), Signal::SIGKILL).unwrap();
+    let _ = wallet.0.wait();
+    wait_for_line(&lines, "bitcoin-wallet detached (disconnected)");
+    assert_eq!(
+        n.wallet_loader().err().unwrap().code(),
+        Some(interfaces::ErrorCode::WALLET_NOT_FOUND)
+    );
+    kill(Pid::from_raw(node.0.id() as i32), Signal::SIGTERM).unwrap();
+    assert!(node.0.wait().unwrap().success());
 }

@@ -470,3 +470,30 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn each_park_is_woken_once() {
+    let mut p = pair(CAP);
+    let commit = |p: &mut Pair| {
+        let res = p.producer.try_reserve(8).unwrap().unwrap();
+        p.producer.commit(res, 8)
+    };
+    assert!(!commit(&mut p), "nobody is parked");
+    p.consumer.set_parked(true);
+    assert!(commit(&mut p), "the first commit after a park wakes the consumer");
+    assert!(!commit(&mut p), "its doorbell is still rung: no second ring for the same park");
+    p.consumer.set_parked(false);
+    p.consumer.set_parked(true);
+    assert!(commit(&mut p), "a new park is woken again");
+    // Symmetrically for a producer parked on a full ring.
+    while p.pop().unwrap().is_some() {}
+    p.producer.set_parked(true);
+    p.push(&[1; 8]);
+    let record = p.consumer.try_peek().unwrap().unwrap();
+    p.consumer.release(record);
+    assert!(p.consumer.publish(), "the first release after a park wakes the producer");
+    p.push(&[2; 8]);
+    let record = p.consumer.try_peek().unwrap().unwrap();
+    p.consumer.release(record);
+    assert!(!p.consumer.publish(), "no second ring for the same park");
+}

@@ -1,0 +1,55 @@
+//! `echo_roundtrip`: `Echo::echo` through the call layer, ids `in_process` (the trait
+//! object called directly), `shm` and `socket` (an `EchoProxy` to a peer process).
+//! Parameter: payload bytes. After each case, a separate loop times single calls for
+//! percentiles.
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use benches::conn::{Mode, Setup};
+use benches::echo::{Mirror, RemoteEcho};
+use benches::stats::report_percentiles;
+use benches::{PAYLOAD_SIZES, payload, peer};
+use criterion::{BenchmarkId, Criterion, Throughput};
+use interfaces::Echo;
+use ipc_shm::Transport;
+
+const GROUP: &str = "echo_roundtrip";
+
+fn echo_roundtrip(c: &mut Criterion) -> anyhow::Result<()> {
+    let mut group = c.benchmark_group(GROUP);
+    let local: Arc<dyn Echo> = Arc::new(Mirror);
+    for size in PAYLOAD_SIZES {
+        let data = payload(size);
+        group.throughput(Throughput::Bytes(size as u64));
+        group.bench_with_input(BenchmarkId::new("in_process", size), &data, |b, data| {
+            b.iter(|| local.echo(black_box(data)).expect("in-process echo"))
+        });
+        report_percentiles(GROUP, "in_process", size, || Ok(local.echo(&data).map(drop)?))?;
+        for (id, transport) in [("shm", Transport::Shm), ("socket", Transport::Socket)] {
+            let remote = RemoteEcho::spawn(Setup::new(transport, Mode::Echo))?;
+            group.bench_with_input(BenchmarkId::new(id, size), &data, |b, data| {
+                b.iter(|| remote.echo(black_box(data)).expect("remote echo"))
+            });
+            report_percentiles(GROUP, id, size, || remote.echo(&data).map(drop))?;
+        }
+    }
+    group.finish();
+    Ok(())
+}
+
+fn main() {
+    if let Some(role) = peer::role() {
+        if let Err(e) = peer::arm_watchdog().and_then(|()| benches::serve(&role)) {
+            eprintln!("bench peer {role}: {e:#}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let mut c = Criterion::default().configure_from_args();
+    if let Err(e) = echo_roundtrip(&mut c) {
+        eprintln!("{GROUP}: {e:#}");
+        std::process::exit(1);
+    }
+    c.final_summary();
+}

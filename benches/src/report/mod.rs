@@ -1,0 +1,482 @@
+//! `bench-report`: turns one quick pass of the suite into `docs/benchmarks.md` and a PNG.
+//!
+//! Inputs are criterion's estimates (`<criterion dir>/<group>/<id>/<param>/new/estimates.json`)
+//! and the result lines the benches append to `BENCH_RESULTS` (see [`crate::stats`]). Every
+//! ratio in the report compares figures taken in the same run.
+
+mod chart;
+mod font;
+mod png;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context;
+
+pub use chart::{Series, render};
+
+use crate::PAYLOAD_SIZES;
+use crate::stats::fmt_ns;
+
+/// One result line: `group id parameter key=value...`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    /// Criterion group.
+    pub group: String,
+    /// Case id.
+    pub id: String,
+    /// Parameter (payload bytes), 0 where none.
+    pub param: usize,
+    /// The figures.
+    pub values: BTreeMap<String, f64>,
+}
+
+/// Parses the results file. Malformed lines are skipped with a warning: a partial run
+/// still makes a partial report.
+pub fn parse_results(text: &str) -> Vec<Line> {
+    let mut lines = Vec::new();
+    for raw in text.lines().filter(|l| !l.trim().is_empty()) {
+        let mut parts = raw.splitn(4, '\t');
+        let (Some(group), Some(id), Some(param), Some(rest)) = (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            eprintln!("bench-report: skipping malformed line {raw:?}");
+            continue;
+        };
+        let Ok(param) = param.parse() else {
+            eprintln!("bench-report: skipping line with parameter {param:?}");
+            continue;
+        };
+        let values = rest
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('=').and_then(|(k, v)| Some((k.to_owned(), v.parse().ok()?))))
+            .collect();
+        lines.push(Line { group: group.to_owned(), id: id.to_owned(), param, values });
+    }
+    lines
+}
+
+/// Criterion's point estimate of the time per iteration in nanoseconds: the slope of the
+/// linear regression where criterion computed one, else the mean.
+pub fn criterion_estimate(criterion_dir: &Path, group: &str, id: &str, param: usize) -> Option<f64> {
+    let path = criterion_dir.join(group).join(id).join(param.to_string()).join("new/estimates.json");
+    let json = std::fs::read_to_string(path).ok()?;
+    point_estimate(&json, "slope").or_else(|| point_estimate(&json, "mean"))
+}
+
+/// The `point_estimate` inside the object `"key": {...}` of criterion's estimates file.
+fn point_estimate(json: &str, key: &str) -> Option<f64> {
+    let start = json.find(&format!("\"{key}\":"))? + key.len() + 3;
+    let rest = json[start..].trim_start();
+    if rest.starts_with("null") {
+        return None;
+    }
+    let at = rest.find("\"point_estimate\":")? + "\"point_estimate\":".len();
+    let number: String = rest[at..]
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E'))
+        .collect();
+    number.parse().ok()
+}
+
+/// Everything the report needs, gathered.
+#[derive(Debug)]
+pub struct Inputs {
+    /// Result lines of this run.
+    pub lines: Vec<Line>,
+    /// Criterion estimates by `(group, id, param)`, in nanoseconds.
+    pub estimates: BTreeMap<(String, String, usize), f64>,
+    /// Free-form machine description lines.
+    pub machine: Vec<String>,
+}
+
+impl Inputs {
+    fn value(&self, group: &str, id: &str, param: usize, key: &str) -> Option<f64> {
+        self.lines
+            .iter()
+            .rev()
+            .find(|l| l.group == group && l.id == id && l.param == param)
+            .and_then(|l| l.values.get(key).copied())
+    }
+
+    fn estimate(&self, group: &str, id: &str, param: usize) -> Option<f64> {
+        self.estimates.get(&(group.to_owned(), id.to_owned(), param)).copied()
+    }
+}
+
+/// The round-trip groups and their ids, as the report lays them out.
+pub const ROUND_TRIP_CASES: [(&str, &[&str]); 2] = [
+    ("transport_roundtrip", &["floor", "shm", "socket", "unix_socketpair", "iceoryx2"]),
+    ("echo_roundtrip", &["in_process", "shm", "socket"]),
+];
+
+/// Reads criterion's estimates for every case the report knows.
+pub fn gather_estimates(criterion_dir: &Path) -> BTreeMap<(String, String, usize), f64> {
+    let mut out = BTreeMap::new();
+    let mut cases: Vec<(&str, &str, usize)> = Vec::new();
+    for (group, ids) in ROUND_TRIP_CASES {
+        for id in ids {
+            cases.extend(PAYLOAD_SIZES.iter().map(|&s| (group, *id, s)));
+        }
+    }
+    for id in ["shm", "socket"] {
+        cases.extend([64, 1024].map(|s| ("stream", id, s)));
+        cases.push(("wake_from_idle", id, 64));
+    }
+    for (group, id, param) in cases {
+        if let Some(ns) = criterion_estimate(criterion_dir, group, id, param) {
+            out.insert((group.to_owned(), id.to_owned(), param), ns);
+        }
+    }
+    out
+}
+
+fn size_label(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} B"),
+    }
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    }
+}
+
+fn cell(v: Option<String>) -> String {
+    v.unwrap_or_else(|| "–".to_owned())
+}
+
+/// One row of the targets table: the figure from criterion's estimates and, where there is
+/// one, from the medians of the percentile loops, each with its verdict.
+fn target(
+    out: &mut String,
+    what: &str,
+    measured: Option<f64>,
+    median: Option<f64>,
+    unit: &str,
+    met: impl Fn(f64) -> bool,
+) {
+    let show = |v: Option<f64>| match v {
+        Some(v) => format!("{v:.2}{unit} ({})", if met(v) { "**met**" } else { "**missed**" }),
+        None => "–".to_owned(),
+    };
+    let _ = writeln!(out, "| {what} | {} | {} |", show(measured), show(median));
+}
+
+/// Writes the Markdown report. `plot_name` is the PNG's file name, beside the report.
+pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
+    let tr = "transport_roundtrip";
+    let est = |id: &str, p: usize| inputs.estimate(tr, id, p);
+    let mut out = String::new();
+    let _ = writeln!(out, "# Benchmarks\n");
+    let _ = writeln!(
+        out,
+        "Generated by `{command}` from one quick pass of the suite (criterion with \
+         `--warm-up-time 1 --measurement-time 2`, then a separate loop of up to 20,000 timed \
+         round trips per case for the percentiles). Do not edit by hand: run the command again. \
+         Every ratio below compares figures taken in this one run.\n"
+    );
+    let _ = writeln!(out, "## Machine\n");
+    for line in &inputs.machine {
+        let _ = writeln!(out, "- {line}");
+    }
+    if let (Some(a), Some(b)) = (
+        inputs.value(tr, "floor_cpus", 64, "client_cpu"),
+        inputs.value(tr, "floor_cpus", 64, "peer_cpu"),
+    ) {
+        let shared = if a == b { "the same CPU: they were sharing one" } else { "different CPUs" };
+        let _ = writeln!(
+            out,
+            "- Processes are not pinned. At the end of the floor measurement the client last ran \
+             on CPU {a} and the peer on CPU {b} ({shared})."
+        );
+    }
+
+    let _ = writeln!(out, "\n## Targets\n");
+    let _ = writeln!(
+        out,
+        "Each target as a ratio, from criterion's estimates (means, which the preemptions of a \
+         busy machine inflate) and from the medians (p50) of the percentile loops.\n"
+    );
+    let _ = writeln!(out, "| target | from criterion | from p50 |\n| --- | --- | --- |");
+    let p50 = |group: &str, id: &str, p: usize| inputs.value(group, id, p, "p50_ns");
+    let both = |num: &str, den: &str, p: usize| {
+        (ratio(est(num, p), est(den, p)), ratio(p50(tr, num, p), p50(tr, den, p)))
+    };
+    let (a, b) = both("shm", "floor", 64);
+    target(&mut out, "shm round trip ≤ 2× floor at 64 B (shm/floor)", a, b, "×", |v| v <= 2.0);
+    let (a, b) = both("socket", "shm", 64);
+    target(&mut out, "socket/shm ≥ 10× at 64 B", a, b, "×", |v| v >= 10.0);
+    let (a, b) = both("socket", "shm", 65536);
+    target(&mut out, "socket/shm ≥ 5× at 64 KiB", a, b, "×", |v| v >= 5.0);
+    let (a, b) = both("iceoryx2", "shm", 64);
+    target(&mut out, "shm ≤ iceoryx2 at 64 B (iceoryx2/shm ≥ 1)", a, b, "×", |v| v >= 1.0);
+    let stream = inputs.value("stream", "shm", 64, "records_per_s").map(|r| r / 1e6);
+    let stream_criterion = inputs.estimate("stream", "shm", 64).map(|ns| 1e6 / ns);
+    target(&mut out, "stream ≥ 10 M records/s at 64 B over shm (p50 column: the 1-second run)", stream_criterion, stream, " M/s", |v| v >= 10.0);
+    let idle = ["shm", "socket"]
+        .iter()
+        .filter_map(|id| {
+            let key = format!("idle_cpu_{id}");
+            Some(inputs.value("wake_from_idle", &key, 0, "client_pct")? + inputs.value("wake_from_idle", &key, 0, "peer_pct")?)
+        })
+        .reduce(f64::max);
+    target(&mut out, "idle connected pair < 1% of a core (worst transport, both processes, /proc)", None, idle, "%", |v| v < 1.0);
+    let echo = ratio(inputs.estimate("echo_roundtrip", "shm", 64), est("shm", 64));
+    let echo_p50 = ratio(p50("echo_roundtrip", "shm", 64), p50(tr, "shm", 64));
+    target(&mut out, "Echo::echo over shm ≤ 2× raw shm round trip at 64 B", echo, echo_p50, "×", |v| v <= 2.0);
+    let echo_socket = ratio(inputs.estimate("echo_roundtrip", "socket", 64), inputs.estimate("echo_roundtrip", "shm", 64));
+    let echo_socket_p50 = ratio(p50("echo_roundtrip", "socket", 64), p50("echo_roundtrip", "shm", 64));
+    target(&mut out, "Echo::echo socket/shm ≥ 10× at 64 B", echo_socket, echo_socket_p50, "×", |v| v >= 10.0);
+
+    let _ = writeln!(out, "\n## Round trips (criterion estimate per round trip)\n");
+    let ids = ["floor", "shm", "socket", "unix_socketpair", "iceoryx2"];
+    let _ = writeln!(
+        out,
+        "| payload | {} | socket/shm | unix_socketpair/shm | iceoryx2/shm | shm/floor |",
+        ids.join(" | ")
+    );
+    let _ = writeln!(out, "|{}", " --- |".repeat(ids.len() + 5));
+    for size in PAYLOAD_SIZES {
+        let times: Vec<String> = ids.iter().map(|id| cell(est(id, size).map(fmt_ns))).collect();
+        let r = |id: &str| cell(ratio(est(id, size), est("shm", size)).map(|v| format!("{v:.2}×")));
+        let floor = cell(ratio(est("shm", size), est("floor", size)).map(|v| format!("{v:.2}×")));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {floor} |",
+            size_label(size),
+            times.join(" | "),
+            r("socket"),
+            r("unix_socketpair"),
+            r("iceoryx2")
+        );
+    }
+    if inputs.estimates.keys().any(|k| k.0 == "echo_roundtrip") {
+        let _ = writeln!(out, "\n`echo_roundtrip` (`Echo::echo` through the call layer):\n");
+        let _ = writeln!(out, "| payload | in_process | shm | socket | socket/shm | in_process/shm |\n| --- | --- | --- | --- | --- | --- |");
+        for size in PAYLOAD_SIZES {
+            let e = |id: &str| inputs.estimate("echo_roundtrip", id, size);
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} |",
+                size_label(size),
+                cell(e("in_process").map(fmt_ns)),
+                cell(e("shm").map(fmt_ns)),
+                cell(e("socket").map(fmt_ns)),
+                cell(ratio(e("socket"), e("shm")).map(|v| format!("{v:.2}×"))),
+                cell(ratio(e("in_process"), e("shm")).map(|v| format!("{v:.3}×"))),
+            );
+        }
+    }
+    let _ = writeln!(out, "\n![round-trip latency vs payload size]({plot_name})\n");
+
+    let _ = writeln!(out, "## Percentiles (single round trips, hdrhistogram)\n");
+    let _ = writeln!(
+        out,
+        "\"switches\" are the context switches of both processes per round trip, voluntary / \
+         involuntary: voluntary ones are waiters parking (near 0 means waits ended while \
+         spinning); involuntary ones are preemptions and yields that handed the CPU to another \
+         task.\n"
+    );
+    let _ = writeln!(out, "| case | p50 | p99 | p99.9 | max | samples | switches |\n| --- | --- | --- | --- | --- | --- | --- |");
+    for (group, ids) in ROUND_TRIP_CASES.iter().chain([("wake_from_idle", &["shm", "socket"][..])].iter()) {
+        for id in *ids {
+            for size in PAYLOAD_SIZES {
+                let v = |k: &str| inputs.value(group, id, size, k);
+                let Some(p50) = v("p50_ns") else { continue };
+                let key = format!("{id}_switches");
+                let switches = inputs.value(group, &key, size, "per_round_trip").map(|v| {
+                    let invol = inputs.value(group, &key, size, "involuntary").unwrap_or(f64::NAN);
+                    format!("{v:.3} / {invol:.3}")
+                });
+                let _ = writeln!(
+                    out,
+                    "| {group}/{id}/{} | {} | {} | {} | {} | {} | {} |",
+                    size_label(size),
+                    fmt_ns(p50),
+                    cell(v("p99_ns").map(fmt_ns)),
+                    cell(v("p999_ns").map(fmt_ns)),
+                    cell(v("max_ns").map(fmt_ns)),
+                    cell(v("samples").map(|s| format!("{s:.0}"))),
+                    cell(switches),
+                );
+            }
+        }
+    }
+
+    let _ = writeln!(out, "\n## Stream (one way, batch drain)\n");
+    let _ = writeln!(
+        out,
+        "records/s and bytes/s from streaming for about a second in chunks of 100,000 records; \
+         the last column is criterion's estimate (an iteration streams 1,000 records, a sample ends with a round trip) divided down to one record.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| transport | record | records/s | bytes/s | sender write syscalls per record | criterion per record |\n| --- | --- | --- | --- | --- | --- |"
+    );
+    for id in ["shm", "socket"] {
+        for size in [64, 1024] {
+            let Some(rps) = inputs.value("stream", id, size, "records_per_s") else { continue };
+            let bps = inputs.value("stream", id, size, "bytes_per_s").unwrap_or(0.0);
+            let writes = inputs.value("stream", id, size, "writes_per_record");
+            let _ = writeln!(
+                out,
+                "| {id} | {} | {:.2} M | {:.1} MiB/s | {} | {} |",
+                size_label(size),
+                rps / 1e6,
+                bps / f64::from(1 << 20),
+                cell(writes.map(|w| format!("{w:.3}"))),
+                cell(inputs.estimate("stream", id, size).map(|ns| fmt_ns(ns / 1000.0)))
+            );
+        }
+    }
+
+    let _ = writeln!(out, "\n## Wake from idle and idle CPU\n");
+    let _ = writeln!(
+        out,
+        "First round trip (64 B) after 50 ms of idling, and the CPU time of the connected, idle \
+         pair over 2 s (percent of one core).\n"
+    );
+    let _ = writeln!(out, "| transport | criterion | p50 | max | idle CPU client | idle CPU peer |\n| --- | --- | --- | --- | --- | --- |");
+    for id in ["shm", "socket"] {
+        let key = format!("idle_cpu_{id}");
+        let pct = |k: &str| inputs.value("wake_from_idle", &key, 0, k).map(|v| format!("{v:.3}%"));
+        let _ = writeln!(
+            out,
+            "| {id} | {} | {} | {} | {} | {} |",
+            cell(inputs.estimate("wake_from_idle", id, 64).map(fmt_ns)),
+            cell(inputs.value("wake_from_idle", id, 64, "p50_ns").map(fmt_ns)),
+            cell(inputs.value("wake_from_idle", id, 64, "max_ns").map(fmt_ns)),
+            cell(pct("client_pct")),
+            cell(pct("peer_pct")),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n## Reading the figures\n\n\
+         - A busy machine shows up as involuntary context switches in the percentile table: \
+         every waiter that loses its CPU to other work pays a scheduler round (about 10 µs \
+         here), on shm as on the socket, and the floor degrades the same way. Compare runs \
+         by the load average above.\n\
+         - shm parks (voluntary switches) once a round trip outlasts the 50 µs spin window: \
+         at 1 MiB each side copies for longer than that, so each wait ends in the kernel. \
+         iceoryx2's peers spin without limit, which wins at large payloads and costs a full \
+         CPU per waiting process when idle.\n\
+         - The shm echo peer copies each record out of its receiving ring and into its \
+         sending ring; with the client's copy in and copy out that is four copies of the \
+         payload per round trip (iceoryx2's server answers from the loaned request: three).\n\
+         - Two fixes came out of these diagnostics (see `git log ipc-shm/src/ring.rs \
+         ipc-shm/src/wait.rs`): a parked peer is woken once per park, not at every commit \
+         (doorbell writes per 64 B record went from 0.17 to 0.002, and the stream from about \
+         1 M to 7 M records/s under the same heavy load), and a waiter keeps its CPU for 5 µs \
+         before yielding (the old back-off yielded within a fraction of a round trip, and on \
+         a busy machine lost the CPU twice per round trip)."
+    );
+    let _ = writeln!(
+        out,
+        "\n## How to run\n\n- This report: `{command}` (a few minutes; rewrites this file and the plot). \
+         Re-render without measuring again: `cargo run --release -p benches --bin \
+         bench-report -- target/bench-results.tsv target/criterion docs`.\n\
+         - The full suite, for people: `cargo bench -p benches` (each group alone: `cargo bench -p benches --bench NAME`).\n\
+         - Smoke mode, as in CI (each benchmark once): `cargo bench -p benches -- --test`."
+    );
+    out
+}
+
+/// The chart's series: one line per round-trip case with criterion estimates.
+pub fn series(inputs: &Inputs) -> Vec<Series> {
+    let mut out = Vec::new();
+    for (group, ids) in ROUND_TRIP_CASES {
+        for id in ids {
+            let points: Vec<(f64, f64)> = PAYLOAD_SIZES
+                .iter()
+                .filter_map(|&s| Some((s as f64, inputs.estimate(group, id, s)?)))
+                .collect();
+            if points.is_empty() {
+                continue;
+            }
+            let name = if group == "echo_roundtrip" { format!("echo {id}") } else { (*id).to_owned() };
+            out.push(Series { name, points });
+        }
+    }
+    out
+}
+
+/// Describes this machine from `/proc` and `/sys`.
+pub fn machine() -> Vec<String> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, m)| m.trim().to_owned()))
+        .unwrap_or_else(|| "unknown".to_owned());
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let siblings = std::fs::read_to_string("/sys/devices/system/cpu/cpu0/topology/thread_siblings_list")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".to_owned());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_owned()).unwrap_or_default();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    vec![
+        format!(
+            "CPU: {model}, {cpus} logical CPUs ({})",
+            if siblings == "0" {
+                "CPU 0 has no SMT sibling: as far as this guest can tell, each CPU is a core of its own".to_owned()
+            } else {
+                format!("CPU 0 shares its physical core with CPUs {siblings}")
+            }
+        ),
+        format!("Kernel: Linux {kernel}"),
+        format!(
+            "Load average (1, 5, 15 min) when the report was written: {}. The machine is shared: \
+             other work running at the same time inflates every figure, most of all the \
+             spinning transports (floor, shm, iceoryx2), which need both CPUs at once.",
+            load.join(", ")
+        ),
+    ]
+}
+
+/// Reads the inputs, writes the report and the plot into `docs_dir`.
+pub fn write(results: &Path, criterion_dir: &Path, docs_dir: &Path, command: &str) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(results).with_context(|| format!("read {}", results.display()))?;
+    let inputs = Inputs { lines: parse_results(&text), estimates: gather_estimates(criterion_dir), machine: machine() };
+    anyhow::ensure!(!inputs.estimates.is_empty(), "no criterion estimates under {}", criterion_dir.display());
+    let plot_name = "benchmarks-roundtrip.png";
+    let ticks: Vec<(f64, String)> = PAYLOAD_SIZES.iter().map(|&s| (s as f64, size_label(s).replace(' ', ""))).collect();
+    let png = render("round trip vs payload (log-log)", "payload bytes", &ticks, &series(&inputs));
+    std::fs::write(docs_dir.join(plot_name), png).context("write the plot")?;
+    std::fs::write(docs_dir.join("benchmarks.md"), markdown(&inputs, plot_name, command)).context("write the report")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_result_lines_and_skips_garbage() {
+        let lines = parse_results("g\tshm\t64\tp50_ns=700 p99_ns=1200.5\nnot a line\ng\tx\tNaN?\ta=1\n");
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].values["p99_ns"], 1200.5);
+    }
+
+    #[test]
+    fn reads_criterion_point_estimates() {
+        let json = r#"{"mean":{"confidence_interval":{"confidence_level":0.95,"lower_bound":1.0,"upper_bound":3.0},"point_estimate":2.5,"standard_error":0.1},"slope":null}"#;
+        assert_eq!(point_estimate(json, "slope"), None);
+        assert_eq!(point_estimate(json, "mean"), Some(2.5));
+        let json = r#"{"slope":{"confidence_interval":{"lower_bound":1e2},"point_estimate":1.5e2}}"#;
+        assert_eq!(point_estimate(json, "slope"), Some(150.0));
+    }
+
+    #[test]
+    fn chart_is_a_png() {
+        let s = vec![Series { name: "shm".into(), points: vec![(64.0, 700.0), (1024.0, 900.0)] }];
+        let png = render("t", "x", &[(64.0, "64B".into())], &s);
+        assert!(png.starts_with(b"\x89PNG"));
+    }
+}
