@@ -120,6 +120,12 @@ fn wallet_scenario_in_spawn_mode() {
         );
         String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
     };
+    wallet_scenario(&cli);
+}
+
+/// The wallet scenario through `cli` (one `bitcoin-gui` run per call, returning its
+/// trimmed stdout): mine to the default wallet, mature it, pay a second wallet, confirm.
+fn wallet_scenario(cli: &dyn Fn(&[&str]) -> String) {
     let mine = cli(&["getnewaddress"]);
     assert!(mine.starts_with("bcrt1"), "{mine}");
     cli(&["generatetoaddress", "101", &mine]);
@@ -141,6 +147,93 @@ fn wallet_scenario_in_spawn_mode() {
     );
 }
 
+/// The same scenario against `bitcoin-node -ipcbind=unix` with a separately started
+/// `bitcoin-wallet -ipcconnect=unix`, over both transports.
+#[test]
+fn wallet_scenario_in_connect_mode_over_both_transports() {
+    let Some(node_exe) = node_exe() else { return };
+    for transport in ["shm", "socket"] {
+        let dir = tempfile::tempdir().unwrap();
+        let datadir = format!("-datadir={}", dir.path().display());
+        let transport_opt = format!("-transport={transport}");
+        let node = Command::new(&node_exe)
+            .args([
+                &datadir,
+                "-nowallet",
+                "-printtoconsole",
+                "-ipcbind=unix",
+                &transport_opt,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Killed when the test ends, however it ends.
+        let mut node = KillOnDrop(node);
+        let log = Log::follow(node.0.stderr.take().unwrap());
+        log.wait_for("bitcoin-node ready");
+        let _wallet = KillOnDrop(
+            Command::new(gui_exe().with_file_name("bitcoin-wallet"))
+                .args([datadir.as_str(), "-ipcconnect=unix", &transport_opt])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        log.wait_for("bitcoin-wallet attached");
+
+        let cli = |args: &[&str]| -> String {
+            let mut all = vec![datadir.as_str(), "-ipcconnect", transport_opt.as_str()];
+            all.extend_from_slice(args);
+            let (ok, stdout, stderr) = gui(&all);
+            assert!(ok, "{transport} {args:?}: {stderr}");
+            stdout.trim_end().to_owned()
+        };
+        wallet_scenario(&cli);
+        assert_eq!(cli(&["stop"]), "bitcoin-node stopping");
+    }
+}
+
+/// A child process killed and reaped when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A child's stderr, read on a thread; lines arrive on a channel.
+struct Log(mpsc::Receiver<String>);
+
+impl Log {
+    fn follow(stderr: std::process::ChildStderr) -> Log {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Log(rx)
+    }
+
+    /// Waits (at most 30 s) for a line containing `needle`.
+    fn wait_for(&self, needle: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.0.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return,
+                Ok(_) => {}
+                Err(_) => panic!("no {needle:?} in the log within 30 s"),
+            }
+        }
+    }
+}
+
 #[test]
 fn connect_mode_to_a_bound_node_over_both_transports() {
     let Some(node) = node_exe() else { return };
@@ -154,18 +247,12 @@ fn connect_mode_to_a_bound_node_over_both_transports() {
             "-ipcbind=unix",
         ])
         .stdin(Stdio::null())
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    while !lines
-        .next()
-        .expect("node exited early")
-        .unwrap()
-        .contains("bitcoin-node ready")
-    {}
-    // Keep draining stderr so the node never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    // Keeps draining stderr, so the node never blocks on a full pipe.
+    Log::follow(child.stderr.take().unwrap()).wait_for("bitcoin-node ready");
 
     for (i, transport) in ["shm", "socket"].iter().enumerate() {
         let t = format!("-transport={transport}");
