@@ -60,10 +60,9 @@ fn run() -> anyhow::Result<()> {
             let connection = ipc_shm::accept_ipcfd(fd, &config)
                 .with_context(|| format!("cannot accept the node's connection on -ipcfd={fd}"))?;
             serve(connection, &init).wait_closed();
-            tracing::info!("the node closed the connection; exiting");
-            eprintln!(
-                "bitcoin-wallet: the node closed the connection (shut down or died); exiting"
-            );
+            // The node closing its child's connection is how it shuts the wallet down: the
+            // log records it, the terminal the node shares with us stays quiet.
+            tracing::info!("the node closed the connection (shut down or died); exiting");
             Ok(())
         }
         (None, Some(spec)) => {
