@@ -415,6 +415,68 @@ fn a_blocking_method_does_not_stop_other_calls() {
     blocked.join().unwrap().unwrap();
 }
 
+/// An export whose `Drop` (run on a worker) blocks until the gate opens.
+#[derive(Debug)]
+struct HeldOnDrop {
+    world: Arc<World>,
+}
+
+impl Drop for HeldOnDrop {
+    fn drop(&mut self) {
+        let mut gate = self.world.gate.lock().unwrap();
+        while !gate.1 {
+            gate = self.world.gate_cv.wait(gate).unwrap();
+        }
+    }
+}
+
+impl Dispatch for HeldOnDrop {
+    fn interface_name(&self) -> &'static str {
+        "HeldOnDrop"
+    }
+
+    fn dispatch(&self, call: &mut Incoming<'_>) -> Result<(), CallError> {
+        Err(CallError::UnknownMethod { interface: "HeldOnDrop", method: call.method() })
+    }
+}
+
+/// Regression: a standby whose tick ran out while another thread held the control lock
+/// and notified it (the only worker asleep, so the notification woke nobody) left the
+/// count of pending wake-ups one too high for good. When the standby then went off to run
+/// a job that blocks, no new standby was recruited (one seemed on its way), and with the
+/// leader lent to a blocked method nobody read the ring again: the peer's calls hung.
+#[test]
+fn a_standby_that_times_out_while_notified_is_replaced() {
+    let _w = watchdog(120);
+    let (client, server, world) = calc_pair(1 << 16);
+    let calc = client.bootstrap();
+    let mut blocked = Vec::new();
+    let mut object: Arc<dyn Dispatch> = Arc::new(HeldOnDrop { world: world.clone() });
+    let mut stalled = false;
+    for attempt in 1..=40 {
+        // A blocking method keeps leadership lent; a standby watches it.
+        let calc_b = calc.clone();
+        blocked.push(std::thread::spawn(move || calc_b.call::<_, ()>(BLOCK, &())));
+        eventually("the call is blocked in the server", || world.gate.lock().unwrap().0 == attempt);
+        match server.shared().stall_standby_then_drop(object) {
+            Ok(()) => {
+                stalled = true;
+                break;
+            }
+            Err(back) => object = back,
+        }
+    }
+    assert!(stalled, "the standby took over reading every time before it could be stalled");
+    // The standby went off to drop the object (and blocks there); someone must still read.
+    for i in 0..10u64 {
+        assert_eq!(calc.call::<_, u64>(ADD, &(i, 1u64)).unwrap(), i + 1);
+    }
+    world.open_gate();
+    for b in blocked {
+        b.join().unwrap().unwrap();
+    }
+}
+
 #[test]
 fn disconnect_fails_every_pending_call() {
     let _w = watchdog(120);

@@ -174,13 +174,18 @@ impl Shared {
         let mut seen = ctl.exec_seq;
         loop {
             ctl.idle_parked += 1;
-            let (guard, timeout) =
+            let (guard, _) =
                 self.work_cv.wait_timeout(ctl, STANDBY_TICK).unwrap_or_else(PoisonError::into_inner);
             ctl = guard;
             ctl.idle_parked -= 1;
-            if !timeout.timed_out() {
-                ctl.wakeups_pending = ctl.wakeups_pending.saturating_sub(1);
-            }
+            // Counted as a wake-up even when the tick ran out: a `recruit` that ran between
+            // our time-out and our taking `ctl` back saw us parked and notified, and with no
+            // other thread asleep on `work_cv` that notification woke nobody. Keeping it
+            // pending would leave `wakeups_pending` too high for good, and later work (a
+            // vacant leadership, a missing standby) would wait for a thread that never
+            // comes. We look at `Ctl` now, which is all a notified thread owes; a count too
+            // low only costs a spare wake-up.
+            ctl.wakeups_pending = ctl.wakeups_pending.saturating_sub(1);
             let vacant = !ctl.leading && self.reader_needed(&ctl);
             if ctl.closed || !ctl.jobs.is_empty() || vacant {
                 // Other work first; whoever picks it up recruits a new standby if needed.
@@ -299,5 +304,30 @@ impl Shared {
         };
         incoming.inner.finish(result);
         incoming.inner.exec.take()
+    }
+}
+
+#[cfg(test)]
+impl Shared {
+    /// For a regression test: waits until a standby watches lent leadership as the only
+    /// worker asleep, then keeps `ctl` locked past its tick, so that its wait runs out while
+    /// it cannot take `ctl` back, and queues dropping `object` for a worker (the notification
+    /// that wakes nobody). Gives `object` back if the standby took over reading first.
+    pub(crate) fn stall_standby_then_drop(self: &Arc<Self>, object: Arc<dyn Dispatch>) -> Result<(), Arc<dyn Dispatch>> {
+        loop {
+            let mut ctl = lock(&self.ctl);
+            if ctl.standby && ctl.idle_parked == 1 && ctl.wakeups_pending == 0 {
+                // Not synchronisation: the time-out of the standby's wait is what is tested.
+                std::thread::sleep(4 * STANDBY_TICK);
+                ctl.jobs.push_back(Job::Drop(object));
+                self.recruit(&mut ctl);
+                return Ok(());
+            }
+            if !ctl.standby && ctl.executing.is_none() {
+                return Err(object);
+            }
+            drop(ctl);
+            std::thread::yield_now();
+        }
     }
 }
