@@ -153,14 +153,8 @@ impl fmt::Display for ProtocolError {
 }
 
 impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Handshake(e) => Some(e),
-            Error::Connect(e) => e.source(),
-            Error::Io(e) => Some(e),
-            _ => None,
-        }
-    }
+    // No `source`: every message already names its cause in one line, and a chain printer
+    // (anyhow's `{:#}`) would print the cause twice.
 }
 
 impl std::error::Error for ProtocolError {}
@@ -440,11 +434,5 @@ impl fmt::Display for ConnectError {
     }
 }
 
-impl std::error::Error for ConnectError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ConnectError::Io { source, .. } | ConnectError::Spawn { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
+/// No `source`, for the reason given at `Error`'s.
+impl std::error::Error for ConnectError {}
