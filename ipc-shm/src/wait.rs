@@ -93,6 +93,10 @@ impl Spinner {
         let budget = if probe { self.policy.spin } else { self.budget };
         let mut step = 0u32;
         loop {
+            // Decided before the look, so that the last look comes after the budget ran out:
+            // a pause that overran it (a preemption) must not turn a wait that has already
+            // ended into a park.
+            let expired = step > SPIN_STEPS / 2 && start.elapsed() >= budget;
             if let Some(v) = ready()? {
                 if self.policy.adaptive {
                     // A probe that succeeded late lifts the budget to twice what it took.
@@ -100,6 +104,12 @@ impl Spinner {
                     self.budget = (self.budget * 2).max(needed).min(self.policy.spin);
                 }
                 return Ok(Some(v));
+            }
+            if expired {
+                if self.policy.adaptive {
+                    self.budget = (self.budget / 2).max(self.policy.spin / 64);
+                }
+                return Ok(None);
             }
             if step <= SPIN_STEPS {
                 for _ in 0..(1u32 << step) {
@@ -112,12 +122,6 @@ impl Spinner {
                 }
             } else {
                 std::thread::yield_now();
-            }
-            if step > SPIN_STEPS / 2 && start.elapsed() >= budget {
-                if self.policy.adaptive {
-                    self.budget = (self.budget / 2).max(self.policy.spin / 64);
-                }
-                return Ok(None);
             }
         }
     }
@@ -280,6 +284,8 @@ mod tests {
         assert_eq!(s.budget, window / 64, "long gaps shrink the budget to its floor");
         // Now every wait ends after 20 µs: longer than the collapsed budget, so only the probe
         // (the 16th wait) can catch one by spinning; from then on the budget covers them.
+        // Deterministic whatever the scheduler does: a spin gives up only after one last look
+        // taken past its budget, and every budget here is past the 20 µs gap by then.
         let mut caught = 0;
         for _ in 0..(2 * PROBE_EVERY) {
             let begun = Instant::now();
