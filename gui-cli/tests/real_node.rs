@@ -15,17 +15,18 @@ use std::time::Duration;
 
 use util::{ADDRESS, gui, gui_exe, run};
 
-/// `bitcoin-node` beside `bitcoin-gui`, if it was built.
-fn node_exe() -> Option<PathBuf> {
+/// `bitcoin-node` beside `bitcoin-gui` (with `bitcoin-wallet`). A test that needs them fails
+/// when they are not built: passing without running would prove nothing.
+fn node_exe() -> PathBuf {
     let node = gui_exe().with_file_name("bitcoin-node");
-    if node.exists() {
-        return Some(node);
+    for exe in [&node, &node.with_file_name("bitcoin-wallet")] {
+        assert!(
+            exe.exists(),
+            "{} is not built: run the workspace's tests (cargo test --workspace)",
+            exe.display()
+        );
     }
-    eprintln!(
-        "{} is not built (cargo test --workspace builds it): this test cannot run",
-        node.display()
-    );
-    None
+    node
 }
 
 /// Processes whose command line mentions `needle` (our unique datadir).
@@ -46,14 +47,7 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
 
 #[test]
 fn spawn_mode_from_an_empty_datadir_over_both_transports() {
-    let node = gui_exe().with_file_name("bitcoin-node");
-    if !node.exists() {
-        eprintln!(
-            "{} is not built (cargo test --workspace builds it): spawn mode cannot run",
-            node.display()
-        );
-        return;
-    }
+    node_exe();
     for transport in ["shm", "socket"] {
         let dir = tempfile::tempdir().unwrap();
         let datadir = format!("-datadir={}", dir.path().display());
@@ -103,9 +97,7 @@ fn spawn_mode_from_an_empty_datadir_over_both_transports() {
 /// it returns.
 #[test]
 fn wallet_scenario_in_spawn_mode() {
-    if node_exe().is_none() {
-        return;
-    }
+    node_exe();
     let dir = tempfile::tempdir().unwrap();
     let datadir = format!("-datadir={}", dir.path().display());
     let cli = |args: &[&str]| -> String {
@@ -151,7 +143,7 @@ fn wallet_scenario(cli: &dyn Fn(&[&str]) -> String) {
 /// `bitcoin-wallet -ipcconnect=unix`, over both transports.
 #[test]
 fn wallet_scenario_in_connect_mode_over_both_transports() {
-    let Some(node_exe) = node_exe() else { return };
+    let node_exe = node_exe();
     for transport in ["shm", "socket"] {
         let dir = tempfile::tempdir().unwrap();
         let datadir = format!("-datadir={}", dir.path().display());
@@ -236,7 +228,7 @@ impl Log {
 
 #[test]
 fn connect_mode_to_a_bound_node_over_both_transports() {
-    let Some(node) = node_exe() else { return };
+    let node = node_exe();
     let dir = tempfile::tempdir().unwrap();
     let datadir = format!("-datadir={}", dir.path().display());
     let mut child = Command::new(node)

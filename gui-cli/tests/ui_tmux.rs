@@ -60,12 +60,13 @@ impl Drop for Tmux {
     }
 }
 
-/// Starts `bitcoin-gui` connected to `served` in a fresh tmux server; `None` without tmux.
-fn start_ui(served: &ServedNode, name: &str) -> Option<Tmux> {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("tmux is not installed (.ci/run installs it): the terminal UI test cannot run");
-        return None;
-    }
+/// Starts `bitcoin-gui` connected to `served` in a fresh tmux server. Without tmux the test
+/// fails: a UI test that passes without a terminal would prove nothing.
+fn start_ui(served: &ServedNode, name: &str) -> Tmux {
+    assert!(
+        Command::new("tmux").arg("-V").output().is_ok(),
+        "tmux is not installed: the terminal UI tests need it (apt-get install tmux; .ci/run does)"
+    );
     let tmux = Tmux {
         socket: format!("bitcoin-gui-{name}-{}", std::process::id()),
     };
@@ -87,7 +88,7 @@ fn start_ui(served: &ServedNode, name: &str) -> Option<Tmux> {
         "30",
         &command,
     ]);
-    Some(tmux)
+    tmux
 }
 
 /// What the shell prints when bitcoin-gui has exited, followed by the status.
@@ -109,9 +110,7 @@ impl Tmux {
 #[test]
 fn ui_follows_the_node_and_exits_cleanly() {
     let served = ServedNode::start();
-    let Some(tmux) = start_ui(&served, "follow") else {
-        return;
-    };
+    let tmux = start_ui(&served, "follow");
     tmux.wait_for("the overview", |t| t.screen().contains("Height       0"));
     let screen = tmux.screen();
     assert!(
@@ -161,9 +160,7 @@ fn ui_follows_the_node_and_exits_cleanly() {
 #[test]
 fn ui_says_so_when_the_node_goes_away() {
     let served = ServedNode::start();
-    let Some(tmux) = start_ui(&served, "gone") else {
-        return;
-    };
+    let tmux = start_ui(&served, "gone");
     tmux.wait_for("the overview", |t| t.screen().contains("Height       0"));
     served.disconnect_all();
     tmux.wait_for("the disconnect", |t| {
