@@ -71,13 +71,7 @@ fn rate(client: &mut Client, id: &str, data: &[u8]) -> anyhow::Result<()> {
 }
 
 fn main() {
-    if let Some(role) = peer::role() {
-        if let Err(e) = peer::arm_watchdog().and_then(|()| benches::serve(&role)) {
-            eprintln!("bench peer {role}: {e:#}");
-            std::process::exit(1);
-        }
-        return;
-    }
+    peer::serve_if_peer(benches::serve);
     let mut c = Criterion::default().configure_from_args();
     if let Err(e) = stream(&mut c) {
         eprintln!("{GROUP}: {e:#}");

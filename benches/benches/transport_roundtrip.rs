@@ -77,17 +77,10 @@ fn switches(pids: [u32; 2]) -> anyhow::Result<Switches> {
 }
 
 fn main() {
-    if let Some(role) = peer::role() {
-        let served = peer::arm_watchdog().and_then(|()| match role.as_str() {
-            iceoryx::ROLE => iceoryx::serve(),
-            other => benches::serve(other),
-        });
-        if let Err(e) = served {
-            eprintln!("bench peer {role}: {e:#}");
-            std::process::exit(1);
-        }
-        return;
-    }
+    peer::serve_if_peer(|role| match role {
+        iceoryx::ROLE => iceoryx::serve(),
+        other => benches::serve(other),
+    });
     let mut c = Criterion::default().configure_from_args();
     if let Err(e) = transport_roundtrip(&mut c) {
         eprintln!("transport_roundtrip: {e:#}");

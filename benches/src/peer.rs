@@ -97,3 +97,15 @@ pub fn spin_until<T>(what: &str, mut ready: impl FnMut() -> Option<T>) -> anyhow
         }
     }
 }
+
+/// When this process was started as a bench peer, serves its role with `serve` and exits
+/// (status 1, with the reason on stderr, if serving failed); otherwise returns, and the
+/// caller goes on to run its benchmarks.
+pub fn serve_if_peer(serve: impl FnOnce(&str) -> anyhow::Result<()>) {
+    let Some(role) = role() else { return };
+    if let Err(e) = arm_watchdog().and_then(|()| serve(&role)) {
+        eprintln!("bench peer {role}: {e:#}");
+        std::process::exit(1);
+    }
+    std::process::exit(0);
+}
