@@ -64,10 +64,9 @@ mod real {
         #[inline]
         pub(crate) fn read(&self, offset: usize, out: &mut [u8]) {
             self.check(offset, out.len());
-            // SAFETY: the range is inside the mapping (checked above; `new`'s invariant keeps
-            // it mapped) and `out` is our own memory, so the two cannot overlap. The peer may
-            // write the source concurrently; we copy through a raw pointer and never form a
-            // reference to it, and the caller validates what it copied.
+            // SAFETY: in bounds (checked above) of a mapping `new`'s invariant keeps alive; `out`
+            // is ours, so no overlap. The peer may write the source meanwhile: we copy through a
+            // raw pointer, never a reference, and the caller validates what it copied.
             unsafe {
                 std::ptr::copy_nonoverlapping(
                     self.base.as_ptr().add(offset),

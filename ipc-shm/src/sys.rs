@@ -139,10 +139,9 @@ pub(crate) fn adopt_inherited_socket(fd: RawFd) -> Result<OwnedFd, Error> {
 /// parent keeps it close-on-exec (so that no other child of the parent ever inherits it).
 pub(crate) fn inherit_in_child(cmd: &mut Command, fd: BorrowedFd<'_>) {
     let raw = fd.as_raw_fd();
-    // SAFETY: the closure runs in the forked child before `exec`, where only
-    // async-signal-safe work is allowed: it makes one `fcntl` system call and allocates
-    // nothing. The parent keeps `fd` open until `spawn` returns, so in the child (a copy of
-    // the parent's table) `raw` names the same socket.
+    // SAFETY: the closure runs in the forked child before `exec`: one `fcntl`, no allocation,
+    // so async-signal-safe. The parent keeps `fd` open until `spawn` returns, so in the child
+    // (a copy of the parent's descriptor table) `raw` names the same socket.
     unsafe {
         cmd.pre_exec(move || {
             // SAFETY: see above: `raw` is open in the child for the duration of this call.
