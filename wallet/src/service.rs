@@ -199,6 +199,15 @@ impl std::fmt::Debug for WalletImpl {
     }
 }
 
+impl WalletImpl {
+    /// Answers reflect every block the node has connected, as a caller who just mined expects.
+    fn block_until_synced(&self) -> Result<(), InterfaceError> {
+        self.wallet
+            .block_until_synced(&*self.chain)
+            .map_err(interface_error)
+    }
+}
+
 impl interfaces::Wallet for WalletImpl {
     fn get_wallet_name(&self) -> Result<String, InterfaceError> {
         Ok(self.wallet.name().to_owned())
@@ -210,10 +219,12 @@ impl interfaces::Wallet for WalletImpl {
     }
 
     fn get_balances(&self) -> Result<Balances, InterfaceError> {
+        self.block_until_synced()?;
         self.wallet.get_balances().map_err(interface_error)
     }
 
     fn list_transactions(&self) -> Result<Vec<WalletTx>, InterfaceError> {
+        self.block_until_synced()?;
         self.wallet.get_wallet_txs().map_err(interface_error)
     }
 
@@ -225,6 +236,8 @@ impl interfaces::Wallet for WalletImpl {
         amount: Amount,
         fee_rate: Option<FeeRate>,
     ) -> Result<Txid, InterfaceError> {
+        // Coins of the latest blocks are spendable, and coins they spent are not.
+        self.block_until_synced()?;
         let minimum = self.chain.relay_min_fee()?;
         let fee_rate = match fee_rate {
             Some(rate) => rate,

@@ -133,6 +133,30 @@ impl Wallet {
         }
     }
 
+    /// Makes sure the wallet has seen every block of the chain's current tip before it
+    /// answers (Core's `BlockUntilSyncedToCurrentChain`): a caller that has just mined or
+    /// submitted a block must see its effect, although the notification for it may still be
+    /// on its way. Costs two calls when the wallet is in step; when it is behind, it catches
+    /// up itself rather than waiting for the notifications, so a slow subscriber elsewhere
+    /// on the node cannot stall it. The notifications then arrive as duplicates and are
+    /// ignored.
+    pub fn block_until_synced<C: ChainSource + ?Sized>(
+        &self,
+        chain: &C,
+    ) -> Result<(), WalletError> {
+        let chain_err = |err: C::Error| WalletError::Chain(Box::new(err));
+        let ours = self.last_block()?;
+        let Some(height) = chain.get_height().map_err(chain_err)? else {
+            return Ok(());
+        };
+        if height == ours.height
+            && chain.get_block_hash(height).map_err(chain_err)? == Some(ours.hash)
+        {
+            return Ok(());
+        }
+        self.sync_with_chain(chain).map(drop)
+    }
+
     fn catch_up_once<C: ChainSource + ?Sized>(&self, chain: &C) -> Result<u32, WalletError> {
         let chain_err = |err: C::Error| WalletError::Chain(Box::new(err));
         let locator = self.locator()?;
