@@ -48,11 +48,6 @@ pub(crate) struct FrameSender {
 }
 
 impl FrameSender {
-    /// The connection socket the frames travel on.
-    pub(crate) fn socket(&self) -> &Arc<OwnedFd> {
-        &self.sock
-    }
-
     /// Frames records of at most `max_record_len(capacity)` bytes onto `sock`.
     pub(crate) fn new(sock: Arc<OwnedFd>, capacity: usize) -> Self {
         FrameSender { sock, buf: Vec::new(), max: max_record_len(capacity), failed: None }

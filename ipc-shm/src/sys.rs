@@ -34,6 +34,14 @@ pub(crate) fn socket_error(e: Errno) -> Error {
     }
 }
 
+/// Shuts a connection socket down in both directions: the peer, and our own threads
+/// waiting on either end (parked on a ring, or blocked on the socket transport), see a
+/// hang-up at once.
+pub(crate) fn hang_up(socket: BorrowedFd<'_>) {
+    // ENOTCONN when the peer already went: nothing left to do.
+    let _ = nix::sys::socket::shutdown(socket.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+}
+
 /// Sends `bytes` with `fds` attached to them. Returns how many bytes the kernel took (on a
 /// stream socket possibly fewer than `bytes.len()`; the descriptors go with the first byte).
 /// Never raises `SIGPIPE` and never blocks.

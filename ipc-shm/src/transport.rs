@@ -7,7 +7,7 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -184,9 +184,10 @@ pub struct Connection {
 impl Connection {
     pub(crate) fn over_shm(producer: ring::Producer, consumer: ring::Consumer, peer: PeerInfo) -> Self {
         let peer = Arc::new(peer);
+        let socket = producer.socket().clone();
         Connection {
-            sender: Sender { end: SendEnd::Shm(producer) },
-            receiver: Receiver { end: RecvEnd::Shm(consumer), peer: peer.clone(), logged: false },
+            sender: Sender { end: SendEnd::Shm(producer), socket: socket.clone() },
+            receiver: Receiver { end: RecvEnd::Shm(consumer), socket, peer: peer.clone(), logged: false },
             transport: Transport::Shm,
             peer,
         }
@@ -195,10 +196,10 @@ impl Connection {
     pub(crate) fn over_socket(sock: Arc<OwnedFd>, tx_capacity: usize, rx_capacity: usize, peer: PeerInfo) -> Self {
         let peer = Arc::new(peer);
         let tx = FrameSender::new(sock.clone(), tx_capacity);
-        let rx = FrameReceiver::new(sock, rx_capacity);
+        let rx = FrameReceiver::new(sock.clone(), rx_capacity);
         Connection {
-            sender: Sender { end: SendEnd::Socket(tx) },
-            receiver: Receiver { end: RecvEnd::Socket(rx), peer: peer.clone(), logged: false },
+            sender: Sender { end: SendEnd::Socket(tx), socket: sock.clone() },
+            receiver: Receiver { end: RecvEnd::Socket(rx), socket: sock, peer: peer.clone(), logged: false },
             transport: Transport::Socket,
             peer,
         }
@@ -224,6 +225,8 @@ impl Connection {
 #[derive(Debug)]
 pub struct Sender {
     end: SendEnd,
+    /// The connection socket, shut down on a protocol violation ([`close_on_violation`]).
+    socket: Arc<OwnedFd>,
 }
 
 #[derive(Debug)]
@@ -236,10 +239,7 @@ impl Sender {
     /// The connection socket, over either transport (the call layer shuts it down to hang
     /// up, which wakes every thread waiting on either end, here and in the peer).
     pub(crate) fn socket(&self) -> &Arc<OwnedFd> {
-        match &self.end {
-            SendEnd::Shm(p) => p.socket(),
-            SendEnd::Socket(s) => s.socket(),
-        }
+        &self.socket
     }
 
     /// The longest payload one record can carry.
@@ -253,28 +253,29 @@ impl Sender {
     /// Reserves a record of `len` bytes, waiting for room (for a full ring; on the socket
     /// transport the wait happens at commit). Write through the grant, then commit it.
     pub fn reserve(&mut self, len: usize) -> Result<WriteGrant<'_>, Error> {
-        Ok(WriteGrant {
-            grant: match &mut self.end {
-                SendEnd::Shm(p) => Grant::Shm(p.reserve(len)?),
-                SendEnd::Socket(s) => Grant::Socket(s.reserve(len)?),
-            },
-        })
+        let grant = match &mut self.end {
+            SendEnd::Shm(p) => p.reserve(len).map(Grant::Shm),
+            SendEnd::Socket(s) => s.reserve(len).map(Grant::Socket),
+        };
+        grant.map(|grant| WriteGrant { grant }).map_err(|e| close_on_violation(&self.socket, e))
     }
 
     /// Reserves a record of `len` bytes if there is room now.
     pub fn try_reserve(&mut self, len: usize) -> Result<Option<WriteGrant<'_>>, Error> {
-        Ok(match &mut self.end {
-            SendEnd::Shm(p) => p.try_reserve(len)?.map(|g| WriteGrant { grant: Grant::Shm(g) }),
-            SendEnd::Socket(s) => s.try_reserve(len)?.map(|g| WriteGrant { grant: Grant::Socket(g) }),
-        })
+        let grant = match &mut self.end {
+            SendEnd::Shm(p) => p.try_reserve(len).map(|g| g.map(Grant::Shm)),
+            SendEnd::Socket(s) => s.try_reserve(len).map(|g| g.map(Grant::Socket)),
+        };
+        grant.map(|g| g.map(|grant| WriteGrant { grant })).map_err(|e| close_on_violation(&self.socket, e))
     }
 
     /// Sends `bytes` as one record.
     pub fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        match &mut self.end {
+        let sent = match &mut self.end {
             SendEnd::Shm(p) => p.send_bytes(bytes),
             SendEnd::Socket(s) => s.send_bytes(bytes),
-        }
+        };
+        sent.map_err(|e| close_on_violation(&self.socket, e))
     }
 
     /// Sends a fixed-layout value as one record.
@@ -367,6 +368,8 @@ impl io::Write for WriteGrant<'_> {
 #[derive(Debug)]
 pub struct Receiver {
     end: RecvEnd,
+    /// The connection socket, shut down on a protocol violation ([`close_on_violation`]).
+    socket: Arc<OwnedFd>,
     peer: Arc<PeerInfo>,
     /// Whether the end of the connection has been logged.
     logged: bool,
@@ -396,7 +399,7 @@ impl Receiver {
                 r.recv().map(|frame| ReadGrant { view: View::Socket(FrameView::new(r, frame)) })
             }
         };
-        result.map_err(|e| note_end(&self.peer, &mut self.logged, e))
+        result.map_err(|e| note_end(&self.peer, &self.socket, &mut self.logged, e))
     }
 
     /// The next record if one is there, without waiting.
@@ -407,7 +410,7 @@ impl Receiver {
                 .next(Fetch::NoWait)
                 .map(|f| f.map(|f| ReadGrant { view: View::Socket(FrameView::new(r, f)) })),
         };
-        result.map_err(|e| note_end(&self.peer, &mut self.logged, e))
+        result.map_err(|e| note_end(&self.peer, &self.socket, &mut self.logged, e))
     }
 
     /// Waits for at least one record, then hands `f` every record already received, up to
@@ -417,7 +420,7 @@ impl Receiver {
             RecvEnd::Shm(c) => c.recv_batch(max, |g| f(ReadGrant { view: View::Shm(g) })),
             RecvEnd::Socket(r) => socket_batch(r, max, f),
         };
-        result.map_err(|e| note_end(&self.peer, &mut self.logged, e))
+        result.map_err(|e| note_end(&self.peer, &self.socket, &mut self.logged, e))
     }
 
     /// Receives a record that must hold exactly one `T`.
@@ -428,7 +431,10 @@ impl Receiver {
         drop(grant);
         match value {
             Some(v) if len == size_of::<T>() => Ok(v),
-            _ => Err(ProtocolError::UnexpectedLength { len: len as u64, expected: size_of::<T>() as u64 }.into()),
+            _ => {
+                let e = ProtocolError::UnexpectedLength { len: len as u64, expected: size_of::<T>() as u64 };
+                Err(close_on_violation(&self.socket, e.into()))
+            }
         }
     }
 }
@@ -454,9 +460,22 @@ fn socket_batch(
     Ok(seen)
 }
 
-/// Logs, once, why the connection ended.
+/// Closes the connection when `e` says the peer broke the protocol: a peer that scribbled on
+/// shared state is not trusted with another record. Shutting the socket down wakes every
+/// thread waiting on either end of this connection, here and in the peer, with
+/// [`Error::Disconnected`]. Other errors pass through untouched.
 #[cold]
-fn note_end(peer: &PeerInfo, logged: &mut bool, e: Error) -> Error {
+fn close_on_violation(socket: &OwnedFd, e: Error) -> Error {
+    if matches!(e, Error::Protocol(_)) {
+        crate::sys::hang_up(socket.as_fd());
+    }
+    e
+}
+
+/// Logs, once, why the connection ended, and closes it after a protocol violation.
+#[cold]
+fn note_end(peer: &PeerInfo, socket: &OwnedFd, logged: &mut bool, e: Error) -> Error {
+    let e = close_on_violation(socket, e);
     if !*logged {
         *logged = true;
         match &e {

@@ -1,10 +1,11 @@
 //! A peer written by hand from `docs/protocol.md` corrupts what it controls: its ring's
 //! header, its descriptors, record lengths and positions, frames, the socket. Each yields a
-//! typed error on our side, never a crash.
+//! typed error on our side, never a crash, and a violation after the handshake closes the
+//! connection: the peer reads the hang-up.
 
 mod util;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
@@ -103,6 +104,13 @@ fn too_few_or_too_many_descriptors_are_refused_and_extras_closed() {
     assert_eq!(util::open_memfds_named(&name), 0, "every descriptor received was closed");
 }
 
+/// Asserts that our side closed the connection: the hostile peer reads end-of-file.
+fn assert_hung_up(stream: &mut UnixStream) {
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut byte = [0u8; 1];
+    assert_eq!(stream.read(&mut byte).unwrap(), 0, "the connection is closed");
+}
+
 /// A connection whose peer ring we can scribble on after the handshake.
 fn connected() -> (Connection, (UnixStream, HandRing)) {
     let (server, kept) = against(shm_client(HandRing::new("hostile", CAP, true), |_| {}));
@@ -112,11 +120,13 @@ fn connected() -> (Connection, (UnixStream, HandRing)) {
 #[test]
 fn a_record_length_beyond_the_ring_is_a_protocol_error() {
     let _dog = util::watchdog("record length", Duration::from_secs(60));
-    let (connection, (_stream, ring)) = connected();
+    let (connection, (mut stream, ring)) = connected();
     let (_tx, mut rx) = connection.split();
     ring.write_u64(DATA_OFFSET, 5000); // length 5000, flags 0
     ring.write_u64(OFF_WRITE, 16);
     assert!(matches!(protocol_error(rx.recv()), ProtocolError::BadRecordLength { len: 5000, .. }));
+    assert_hung_up(&mut stream);
+    assert!(rx.recv().is_err(), "nothing more is read from a closed connection");
 }
 
 #[test]
@@ -143,13 +153,14 @@ fn unknown_record_flags_are_a_protocol_error() {
 fn a_producer_position_out_of_range_is_a_protocol_error() {
     let _dog = util::watchdog("position", Duration::from_secs(60));
     for bad in [3, CAP + 8, u64::MAX] {
-        let (connection, (_stream, ring)) = connected();
+        let (connection, (mut stream, ring)) = connected();
         let (_tx, mut rx) = connection.split();
         ring.write_u64(OFF_WRITE, bad);
         assert!(
             matches!(protocol_error(rx.recv()), ProtocolError::BadPosition { which: "producer", found, .. } if found == bad),
             "write position {bad}"
         );
+        assert_hung_up(&mut stream);
     }
 }
 
@@ -171,6 +182,7 @@ fn bytes_on_the_socket_of_a_shm_connection_are_a_protocol_error() {
     let (_tx, mut rx) = connection.split();
     stream.write_all(b"?").unwrap();
     assert_eq!(protocol_error(rx.recv()), ProtocolError::UnexpectedSocketData);
+    assert_hung_up(&mut stream);
 }
 
 #[test]
@@ -188,6 +200,7 @@ fn malformed_frames_on_the_socket_transport_are_protocol_errors() {
         frame.extend_from_slice(&[0; 4]);
         stream.write_all(&frame).unwrap();
         assert_eq!(protocol_error(rx.recv()), ProtocolError::BadFrame { reason });
+        assert_hung_up(&mut stream);
     }
     // A well-formed frame of the largest size is fine.
     let (server, mut stream) = against(|path| util::hand_hello(path, CAP, 1));

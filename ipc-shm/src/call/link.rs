@@ -1,7 +1,7 @@
 //! The seam between the call layer and the transport: a connection's two ends, and the
 //! socket to shut down to hang up.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
 use crate::ring::PreparedRings;
@@ -30,8 +30,7 @@ impl Link {
     /// Shuts the connection socket down: the peer and our own threads waiting on either
     /// end (parked on a ring, or blocked on the socket transport) see a hang-up.
     pub(crate) fn hang_up(socket: &OwnedFd) {
-        // ENOTCONN when the peer already went: nothing left to do.
-        let _ = nix::sys::socket::shutdown(socket.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+        crate::sys::hang_up(socket.as_fd());
     }
 
     pub(crate) fn socket(&self) -> Arc<OwnedFd> {
