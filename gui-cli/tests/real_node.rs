@@ -7,27 +7,10 @@
 
 mod util;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::path::Path;
 
-use util::{ADDRESS, gui, gui_exe, run};
-
-/// `bitcoin-node` beside `bitcoin-gui` (with `bitcoin-wallet`). A test that needs them fails
-/// when they are not built: passing without running would prove nothing.
-fn node_exe() -> PathBuf {
-    let node = gui_exe().with_file_name("bitcoin-node");
-    for exe in [&node, &node.with_file_name("bitcoin-wallet")] {
-        assert!(
-            exe.exists(),
-            "{} is not built: run the workspace's tests (cargo test --workspace)",
-            exe.display()
-        );
-    }
-    node
-}
+use util::bound::{BoundNode, node_exe};
+use util::{ADDRESS, gui_exe, run};
 
 /// Processes whose command line mentions `needle` (our unique datadir).
 fn processes_mentioning(needle: &str) -> Vec<String> {
@@ -143,139 +126,35 @@ fn wallet_scenario(cli: &dyn Fn(&[&str]) -> String) {
 /// `bitcoin-wallet -ipcconnect=unix`, over both transports.
 #[test]
 fn wallet_scenario_in_connect_mode_over_both_transports() {
-    let node_exe = node_exe();
     for transport in ["shm", "socket"] {
-        let dir = tempfile::tempdir().unwrap();
-        let datadir = format!("-datadir={}", dir.path().display());
-        let transport_opt = format!("-transport={transport}");
-        let node = Command::new(&node_exe)
-            .args([
-                &datadir,
-                "-nowallet",
-                "-printtoconsole",
-                "-ipcbind=unix",
-                &transport_opt,
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Killed when the test ends, however it ends.
-        let mut node = KillOnDrop(node);
-        let log = Log::follow(node.0.stderr.take().unwrap());
-        log.wait_for("bitcoin-node ready");
-        let _wallet = KillOnDrop(
-            Command::new(gui_exe().with_file_name("bitcoin-wallet"))
-                .args([datadir.as_str(), "-ipcconnect=unix", &transport_opt])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        log.wait_for("bitcoin-wallet attached");
-
-        let cli = |args: &[&str]| -> String {
-            let mut all = vec![datadir.as_str(), "-ipcconnect", transport_opt.as_str()];
-            all.extend_from_slice(args);
-            let (ok, stdout, stderr) = gui(&all);
-            assert!(ok, "{transport} {args:?}: {stderr}");
-            stdout.trim_end().to_owned()
-        };
-        wallet_scenario(&cli);
-        assert_eq!(cli(&["stop"]), "bitcoin-node stopping");
-    }
-}
-
-/// A child process killed and reaped when dropped.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A child's stderr, read on a thread; lines arrive on a channel.
-struct Log(mpsc::Receiver<String>);
-
-impl Log {
-    fn follow(stderr: std::process::ChildStderr) -> Log {
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Log(rx)
-    }
-
-    /// Waits (at most 30 s) for a line containing `needle`.
-    fn wait_for(&self, needle: &str) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.0.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return,
-                Ok(_) => {}
-                Err(_) => panic!("no {needle:?} in the log within 30 s"),
-            }
-        }
+        let node = BoundNode::start(transport, true);
+        wallet_scenario(&|args| node.cli(args));
+        assert_eq!(node.cli(&["stop"]), "bitcoin-node stopping");
+        assert!(node.wait_exit().success());
     }
 }
 
 #[test]
 fn connect_mode_to_a_bound_node_over_both_transports() {
-    let node = node_exe();
-    let dir = tempfile::tempdir().unwrap();
-    let datadir = format!("-datadir={}", dir.path().display());
-    let mut child = Command::new(node)
-        .args([
-            datadir.as_str(),
-            "-nowallet",
-            "-printtoconsole",
-            "-ipcbind=unix",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Keeps draining stderr, so the node never blocks on a full pipe.
-    Log::follow(child.stderr.take().unwrap()).wait_for("bitcoin-node ready");
-
+    let mut node = BoundNode::start("shm", false);
     for (i, transport) in ["shm", "socket"].iter().enumerate() {
         let t = format!("-transport={transport}");
-        let (ok, mined, stderr) = gui(&[
-            &datadir,
-            "-ipcconnect",
-            &t,
-            "generatetoaddress",
-            "1",
-            ADDRESS,
-        ]);
-        assert!(ok, "{transport}: {stderr}");
+        let [datadir, connect, _] = &node.options()[..] else {
+            unreachable!("three options")
+        };
+        let client = |args: &[&str]| {
+            let mut all = vec![datadir.as_str(), connect.as_str(), t.as_str()];
+            all.extend_from_slice(args);
+            let (ok, stdout, stderr) = util::gui(&all);
+            assert!(ok, "{transport} {args:?}: {stderr}");
+            stdout
+        };
+        let mined = client(&["generatetoaddress", "1", ADDRESS]);
         assert_eq!(mined.lines().count(), 3, "{mined}");
-        let (_, height, _) = gui(&[&datadir, "-ipcconnect", &t, "getblockcount"]);
-        assert_eq!(height, format!("{}\n", i + 1));
+        assert_eq!(client(&["getblockcount"]), format!("{}\n", i + 1));
         // Leaving does not stop the node.
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the node keeps running"
-        );
+        assert!(node.is_running(), "the node keeps running");
     }
-    let (ok, stdout, _) = gui(&[&datadir, "-ipcconnect", "stop"]);
-    assert!(ok);
-    assert_eq!(stdout, "bitcoin-node stopping\n");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait());
-    });
-    let status = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the node stops")
-        .unwrap();
-    assert!(status.success(), "{status}");
+    assert_eq!(node.cli(&["stop"]), "bitcoin-node stopping");
+    assert!(node.wait_exit().success());
 }

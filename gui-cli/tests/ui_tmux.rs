@@ -1,6 +1,8 @@
-//! The interactive UI in a real terminal (tmux): it starts, shows the chain, follows a
-//! block mined by another client without a key press, and `q` or Ctrl-C exits restoring the
-//! terminal.
+//! The interactive UI in a real terminal (tmux): it starts, shows the chain and the
+//! wallet's balance, follows a block mined by another client without a key press, and `q`
+//! or Ctrl-C exits restoring the terminal. One test runs against the real `bitcoin-node`
+//! and `bitcoin-wallet` processes; the others against an in-process node that can hang up
+//! on its clients while staying alive.
 
 mod util;
 
@@ -8,6 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bitcoin::Address;
+use util::bound::BoundNode;
 use util::{ADDRESS, ServedNode, gui_exe};
 
 /// A tmux server of our own (`-L`), killed when the test ends.
@@ -60,9 +63,9 @@ impl Drop for Tmux {
     }
 }
 
-/// Starts `bitcoin-gui` connected to `served` in a fresh tmux server. Without tmux the test
-/// fails: a UI test that passes without a terminal would prove nothing.
-fn start_ui(served: &ServedNode, name: &str) -> Tmux {
+/// Starts `bitcoin-gui options…` in a fresh tmux server. Without tmux the test fails: a UI
+/// test that passes without a terminal would prove nothing.
+fn start_ui(options: Vec<String>, name: &str) -> Tmux {
     assert!(
         Command::new("tmux").arg("-V").output().is_ok(),
         "tmux is not installed: the terminal UI tests need it (apt-get install tmux; .ci/run does)"
@@ -71,7 +74,7 @@ fn start_ui(served: &ServedNode, name: &str) -> Tmux {
         socket: format!("bitcoin-gui-{name}-{}", std::process::id()),
     };
     let mut command = vec![gui_exe().display().to_string()];
-    command.extend(served.options("shm"));
+    command.extend(options);
     // The shell reports the exit status on the restored screen and keeps the pane open
     // (tmux drops a dead pane's last output), so what bitcoin-gui left behind can be read.
     let command = format!("{}; echo \"{EXITED} $?\"; exec cat", command.join(" "));
@@ -107,10 +110,38 @@ impl Tmux {
     }
 }
 
+/// The real processes: `bitcoin-node -ipcbind` with a `bitcoin-wallet` attached, the UI
+/// in connect mode, and another `bitcoin-gui` mining to the wallet.
+#[test]
+fn ui_shows_the_real_wallet_balance_and_q_quits() {
+    let node = BoundNode::start("shm", true);
+    let address = node.cli(&["getnewaddress"]);
+    node.cli(&["generatetoaddress", "101", &address]);
+    let tmux = start_ui(node.options(), "real");
+    tmux.wait_for("the overview", |t| t.screen().contains("Height       101"));
+    tmux.wait_for("the balance", |t| t.screen().contains("Balance      50.00000000 BTC"));
+    let screen = tmux.screen();
+    assert!(screen.contains("shm | unix:"), "{screen}");
+
+    // Another client mines; the new block and the coinbase it matures show up unasked.
+    node.cli(&["generatetoaddress", "1", &address]);
+    tmux.wait_for("the new height", |t| t.screen().contains("Height       102"));
+    tmux.wait_for("the new balance", |t| t.screen().contains("Balance      100.00000000 BTC"));
+
+    tmux.cmd(&["send-keys", "-t", "ui", "q"]);
+    assert_eq!(tmux.wait_exit(), "0");
+    assert_eq!(
+        tmux.format("#{alternate_on}"),
+        "0",
+        "the terminal is restored"
+    );
+    assert!(!tmux.screen().contains("panicked"), "{}", tmux.screen());
+}
+
 #[test]
 fn ui_follows_the_node_and_exits_cleanly() {
     let served = ServedNode::start();
-    let tmux = start_ui(&served, "follow");
+    let tmux = start_ui(served.options("shm"), "follow");
     tmux.wait_for("the overview", |t| t.screen().contains("Height       0"));
     let screen = tmux.screen();
     assert!(
@@ -160,7 +191,7 @@ fn ui_follows_the_node_and_exits_cleanly() {
 #[test]
 fn ui_says_so_when_the_node_goes_away() {
     let served = ServedNode::start();
-    let tmux = start_ui(&served, "gone");
+    let tmux = start_ui(served.options("shm"), "gone");
     tmux.wait_for("the overview", |t| t.screen().contains("Height       0"));
     served.disconnect_all();
     tmux.wait_for("the disconnect", |t| {

@@ -1,8 +1,10 @@
-//! Helpers for the tests that drive the `bitcoin-gui` binary: run it with a watchdog, and
-//! serve a [`testnode::TestNode`] on a unix socket for `-ipcconnect`.
+//! Helpers for the tests that drive the `bitcoin-gui` binary: run it with a watchdog, serve
+//! a [`testnode::TestNode`] on a unix socket for `-ipcconnect`, or start the real
+//! `bitcoin-node` and `bitcoin-wallet` binaries side by side ([`bound::BoundNode`]).
 
 #![allow(dead_code)]
 
+pub(crate) mod bound;
 pub(crate) mod testnode;
 
 use std::path::{Path, PathBuf};
