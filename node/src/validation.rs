@@ -9,19 +9,13 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::LazyLock;
 
 use bitcoin::blockdata::script::Builder;
-use bitcoin::consensus::serialize;
 use bitcoin::hashes::Hash;
-use bitcoin::key::XOnlyPublicKey;
 use bitcoin::pow::CompactTarget;
-use bitcoin::secp256k1::{self, Secp256k1, VerifyOnly};
-use bitcoin::sighash::{Annex, Prevouts, SighashCache};
-use bitcoin::taproot::TAPROOT_ANNEX_PREFIX;
 use bitcoin::{
     Amount, Block, Network, OutPoint, ScriptBuf, Target, Transaction, TxMerkleNode, TxOut, Txid,
-    Weight, Witness, WitnessCommitment,
+    Weight, WitnessCommitment,
 };
 
 use crate::store::Coin;
@@ -42,28 +36,6 @@ pub const MAX_FUTURE_BLOCK_TIME: u32 = 2 * 60 * 60;
 pub const MEDIAN_TIME_SPAN: usize = 11;
 /// Core's `LOCKTIME_THRESHOLD`: lock times below it are heights, above it Unix times.
 const LOCKTIME_THRESHOLD: u32 = 500_000_000;
-
-/// Script verification flags of libbitcoinconsensus (values of Core's `SCRIPT_VERIFY_*`).
-mod flags {
-    pub(super) const P2SH: u32 = 1 << 0;
-    pub(super) const DERSIG: u32 = 1 << 2;
-    pub(super) const NULLDUMMY: u32 = 1 << 4;
-    pub(super) const CHECKLOCKTIMEVERIFY: u32 = 1 << 9;
-    pub(super) const CHECKSEQUENCEVERIFY: u32 = 1 << 10;
-    pub(super) const WITNESS: u32 = 1 << 11;
-}
-
-/// The flags every input is verified with by libbitcoinconsensus. TAPROOT is checked by
-/// [`verify_taproot_key_spend`] because the libbitcoinconsensus that `bitcoin` 0.32 links
-/// (Core 25.1) predates its Taproot support.
-const SCRIPT_FLAGS: u32 = flags::P2SH
-    | flags::DERSIG
-    | flags::NULLDUMMY
-    | flags::CHECKLOCKTIMEVERIFY
-    | flags::CHECKSEQUENCEVERIFY
-    | flags::WITNESS;
-
-static SECP: LazyLock<Secp256k1<VerifyOnly>> = LazyLock::new(Secp256k1::verification_only);
 
 /// Proof-of-work target bits of every regtest block (regtest never retargets).
 pub fn regtest_bits() -> CompactTarget {
@@ -678,69 +650,12 @@ pub fn check_tx_inputs(
 }
 
 /// Verifies every input script of `tx` against the outputs it spends (`spent`, one per input,
-/// in order) with libbitcoinconsensus, and Taproot key-path spends against BIP341 (which needs
-/// all spent outputs for the signature hash).
+/// in order) with libbitcoinconsensus, Taproot included ([`interfaces::script`]).
 pub fn verify_scripts(tx: &Transaction, spent: &[TxOut]) -> Result<(), TxError> {
-    let bytes = serialize(tx);
-    for (input, prev) in spent.iter().enumerate() {
-        prev.script_pubkey
-            .verify_with_flags(input, prev.value, &bytes, SCRIPT_FLAGS)
-            .map_err(|e| TxError::Script {
-                input,
-                detail: consensus_error_text(&e),
-            })?;
-        if prev.script_pubkey.is_p2tr() {
-            verify_taproot_spend(tx, spent, input).map_err(|detail| TxError::Script {
-                input,
-                detail: detail.into(),
-            })?;
-        }
-    }
-    Ok(())
-}
-
-/// The error code libbitcoinconsensus returned (e.g. `ERR_SCRIPT`), prefixed with its name:
-/// the library gives no finer script error.
-fn consensus_error_text(e: &bitcoin::consensus::validation::BitcoinconsensusError) -> String {
-    let debug = format!("{e:?}");
-    let code = debug
-        .trim_start_matches("BitcoinconsensusError(")
-        .trim_end_matches(')');
-    format!("libbitcoinconsensus {code}")
-}
-
-/// BIP341 check of input `input`, spending the P2TR output `spent[input]`. Key-path spends
-/// are verified; script-path spends are refused because no Tapscript interpreter is linked.
-fn verify_taproot_spend(
-    tx: &Transaction,
-    spent: &[TxOut],
-    input: usize,
-) -> Result<(), &'static str> {
-    let witness: &Witness = &tx.input[input].witness;
-    let mut elements: Vec<&[u8]> = witness.iter().collect();
-    let annex = match elements.as_slice() {
-        [.., last] if elements.len() >= 2 && last.first() == Some(&TAPROOT_ANNEX_PREFIX) => {
-            let a = Annex::new(last).map_err(|_| "invalid annex")?;
-            elements.pop();
-            Some(a)
-        }
-        _ => None,
-    };
-    let sig = match elements.as_slice() {
-        [] => return Err("Witness program was passed an empty witness"),
-        [sig] => *sig,
-        _ => return Err("taproot script-path spends are not supported by this node"),
-    };
-    let sig =
-        bitcoin::taproot::Signature::from_slice(sig).map_err(|_| "Invalid Schnorr signature")?;
-    let program = &spent[input].script_pubkey.as_bytes()[2..];
-    let key = XOnlyPublicKey::from_slice(program).map_err(|_| "Invalid Schnorr signature")?;
-    let hash = SighashCache::new(tx)
-        .taproot_signature_hash(input, &Prevouts::All(spent), annex, None, sig.sighash_type)
-        .map_err(|_| "Invalid Schnorr signature hash type")?;
-    let msg = secp256k1::Message::from_digest(hash.to_byte_array());
-    SECP.verify_schnorr(&sig.signature, &msg, &key)
-        .map_err(|_| "Invalid Schnorr signature")
+    interfaces::script::verify_scripts(tx, spent).map_err(|e| TxError::Script {
+        input: e.input,
+        detail: format!("libbitcoinconsensus {:?}", e.code),
+    })
 }
 
 #[cfg(test)]

@@ -427,3 +427,92 @@ fn restart_connects_a_block_stored_before_a_crash_and_remembers_invalid_blocks()
         matches!(err, node::chainstate::ChainError::Invalid(ref e) if e.reason() == "duplicate-invalid")
     );
 }
+
+/// A Taproot output committing to one script leaf, `OP_TRUE` (anyone who reveals it may
+/// spend), with the witness that spends it through the script path.
+fn op_true_leaf(keys: &Keys) -> (bitcoin::ScriptBuf, bitcoin::Witness) {
+    use bitcoin::opcodes::OP_TRUE;
+    use bitcoin::taproot::{LeafVersion, TaprootBuilder};
+    let leaf = bitcoin::ScriptBuf::builder()
+        .push_opcode(OP_TRUE)
+        .into_script();
+    let internal = keys.keypair.x_only_public_key().0;
+    let info = TaprootBuilder::new()
+        .add_leaf(0, leaf.clone())
+        .unwrap()
+        .finalize(&keys.secp, internal)
+        .unwrap();
+    let output = bitcoin::ScriptBuf::new_p2tr(&keys.secp, internal, info.merkle_root());
+    let control = info
+        .control_block(&(leaf.clone(), LeafVersion::TapScript))
+        .unwrap();
+    let witness = bitcoin::Witness::from_slice(&[leaf.to_bytes(), control.serialize()]);
+    (output, witness)
+}
+
+/// Taproot script-path spends are verified by Core's interpreter like any other script: a
+/// valid one connects, one whose control block does not commit to the output is refused.
+#[test]
+fn taproot_script_path_spends_are_verified() {
+    let keys = Keys::new();
+    let (_dir, mut chain) = fixture();
+    let (op, prev) = coinbase_output(&chain, 1);
+    let (tr_script, witness) = op_true_leaf(&keys);
+    let fund = keys.spend(
+        &[(op, prev.clone())],
+        vec![
+            out(1_000_000_000, &tr_script),
+            out(1_000_000_000, &tr_script),
+            out(prev.value.to_sat() - 2_000_010_000, &keys.wpkh),
+        ],
+    );
+    let funded = txid(&fund);
+    chain
+        .process_block(block_with(
+            &chain,
+            &keys,
+            vec![fund],
+            Amount::from_sat(10_000),
+        ))
+        .unwrap();
+
+    let spend = |vout: u32, witness: bitcoin::Witness| {
+        let mut tx = Keys::unsigned(
+            &[OutPoint { txid: funded, vout }],
+            vec![out(999_990_000, &keys.wpkh)],
+        );
+        tx.input[0].witness = witness;
+        tx
+    };
+    chain
+        .process_block(block_with(
+            &chain,
+            &keys,
+            vec![spend(0, witness.clone())],
+            Amount::from_sat(10_000),
+        ))
+        .unwrap();
+    assert_eq!(chain.height(), 112);
+
+    // The same leaf with a control block naming another internal key.
+    let mut forged = witness.to_vec();
+    forged[1][1] ^= 1;
+    let tip = chain.tip();
+    let block = block_with(
+        &chain,
+        &keys,
+        vec![spend(1, bitcoin::Witness::from_slice(&forged))],
+        Amount::from_sat(10_000),
+    );
+    match chain.process_block(block) {
+        Err(node::chainstate::ChainError::Invalid(e)) => {
+            assert!(
+                e.reason()
+                    .starts_with("mandatory-script-verify-flag-failed ("),
+                "{e}"
+            )
+        }
+        other => panic!("a forged control block was accepted: {other:?}"),
+    }
+    assert_eq!(chain.tip(), tip);
+}

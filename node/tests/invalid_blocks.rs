@@ -385,7 +385,7 @@ fn mandatory_script_verify_flag_failed_for_p2wpkh_and_p2tr() {
     expect_reject_prefix(
         &mut chain,
         block,
-        "mandatory-script-verify-flag-failed (Invalid Schnorr signature)",
+        "mandatory-script-verify-flag-failed (libbitcoinconsensus ERR_SCRIPT)",
     );
     // P2TR signed for other prevouts (the sighash commits to all spent amounts).
     let mut tx = Keys::unsigned(&[op2], vec![out(prev2.value.to_sat() - 1_000, &keys.wpkh)]);
@@ -396,7 +396,7 @@ fn mandatory_script_verify_flag_failed_for_p2wpkh_and_p2tr() {
     expect_reject_prefix(
         &mut chain,
         block,
-        "mandatory-script-verify-flag-failed (Invalid Schnorr signature)",
+        "mandatory-script-verify-flag-failed (libbitcoinconsensus ERR_SCRIPT)",
     );
 }
 

@@ -156,7 +156,7 @@ fn mandatory_script_verify_flag_failed() {
     tx.input[0].witness = bitcoin::Witness::from_slice(&[sig]);
     assert_eq!(
         reject(&mut chain, tx).reason(),
-        "mandatory-script-verify-flag-failed (Invalid Schnorr signature)"
+        "mandatory-script-verify-flag-failed (libbitcoinconsensus ERR_SCRIPT)"
     );
     let mut tx = simple(&chain, &keys, 1, 1_000); // P2WPKH, witness dropped
     tx.input[0].witness = bitcoin::Witness::new();

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use bdk_wallet::SignOptions;
 use bdk_wallet::error::CreateTxError;
 use bitcoin::address::NetworkUnchecked;
-use bitcoin::{Address, Amount, FeeRate, OutPoint, Transaction, Txid};
+use bitcoin::{Address, Amount, FeeRate, OutPoint, Transaction, TxOut, Txid};
 
 use crate::coins::{CoinClass, classify};
 use crate::error::WalletError;
@@ -120,7 +120,13 @@ fn build_and_sign(
     let tx = psbt.extract_tx().map_err(|err| sign_err(err.to_string()))?;
     // Never hand out a transaction the node would reject for its scripts.
     let graph = state.bdk.tx_graph();
-    tx.verify(|outpoint| graph.get_txout(*outpoint).cloned())
+    let spent = tx
+        .input
+        .iter()
+        .map(|input| graph.get_txout(input.previous_output).cloned())
+        .collect::<Option<Vec<TxOut>>>()
+        .ok_or_else(|| sign_err("a spent output is unknown to the wallet".to_owned()))?;
+    interfaces::script::verify_scripts(&tx, &spent)
         .map_err(|err| sign_err(format!("signature check failed: {err}")))?;
     Ok(tx)
 }

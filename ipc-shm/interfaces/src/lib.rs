@@ -24,6 +24,7 @@ mod init;
 mod mining;
 mod node;
 pub mod remote;
+pub mod script;
 mod wallet;
 
 pub use chain::{BlockRef, BlockWhat, Chain, ChainNotifications, Coin, FoundBlock, RemovalReason};

@@ -126,13 +126,20 @@ impl TestChain {
         let mut fees = Amount::ZERO;
         let mut created = HashMap::new();
         for tx in &txs {
-            tx.verify(|outpoint| {
-                created
-                    .get(outpoint)
-                    .or_else(|| self.utxos.get(outpoint))
-                    .cloned()
-            })
-            .unwrap_or_else(|err| panic!("invalid transaction {}: {err}", tx.compute_txid()));
+            let spent: Vec<TxOut> = tx
+                .input
+                .iter()
+                .map(|input| {
+                    let outpoint = &input.previous_output;
+                    created
+                        .get(outpoint)
+                        .or_else(|| self.utxos.get(outpoint))
+                        .cloned()
+                        .unwrap_or_else(|| panic!("{outpoint} is not in the UTXO set"))
+                })
+                .collect();
+            interfaces::script::verify_scripts(tx, &spent)
+                .unwrap_or_else(|err| panic!("invalid transaction {}: {err}", tx.compute_txid()));
             let mut value_in = Amount::ZERO;
             for input in &tx.input {
                 let prevout = created

@@ -264,7 +264,12 @@ impl Chain for TestNode {
                     .ok_or_else(|| rejected("bad-txns-inputs-missingorspent"))?
                     .value;
             }
-            tx.verify(|op| prevout(op))
+            let spent: Vec<_> = tx
+                .input
+                .iter()
+                .filter_map(|i| prevout(&i.previous_output))
+                .collect();
+            interfaces::script::verify_scripts(tx, &spent)
                 .map_err(|e| rejected(&format!("mandatory-script-verify-flag-failed ({e})")))?;
             let fee = value_in - tx.output.iter().map(|o| o.value).sum();
             if fee < MIN_RELAY.fee_vb(tx.vsize() as u64).unwrap() {

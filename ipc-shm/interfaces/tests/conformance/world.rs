@@ -468,7 +468,12 @@ impl State {
         let fee = value_in
             .checked_sub(value_out)
             .ok_or("bad-txns-in-belowout")?;
-        tx.verify(|outpoint| spent.get(outpoint).cloned())
+        let prevouts: Vec<TxOut> = tx
+            .input
+            .iter()
+            .map(|input| spent[&input.previous_output].clone())
+            .collect();
+        interfaces::script::verify_scripts(tx, &prevouts)
             .map_err(|_| "mandatory-script-verify-flag-failed (Signature must be zero for failed CHECK(MULTI)SIG operation)")?;
         Ok(fee)
     }
