@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -209,11 +210,6 @@ pub fn serve_ipcbind(
     Ok(())
 }
 
-/// Spawns `bitcoin-wallet` (beside this executable) on the same data directory with
-/// `-ipcfd`, gives it the node's `Chain` through its `Init::make_wallet_loader`, and
-/// attaches the returned loader to [`NodeContext`] (`Node::wallet_loader`). A thread waits
-/// for the wallet's connection to close, then detaches the loader, reaps the child and
-/// logs how it ended; the node keeps serving without a wallet.
 /// Hands the wallet process at the other end of `session` our `Chain` (its
 /// `Init::make_wallet_loader`, as in Bitcoin Core) and registers the loader it returns, so
 /// that front ends reach its wallets through `Node::wallet_loader`.
@@ -229,37 +225,81 @@ fn attach_wallet(
     Ok(loader)
 }
 
+/// Spawns `bitcoin-wallet` (beside this executable) on the same data directory with
+/// `-ipcfd`, gives it the node's `Chain` through its `Init::make_wallet_loader`, and
+/// attaches the returned loader to [`NodeContext`] (`Node::wallet_loader`). A thread waits
+/// for the wallet's connection to close, then detaches the loader, reaps the child and
+/// logs how it ended; the node keeps serving without a wallet. Shutdown stops it with
+/// [`WalletChild::stop`].
 pub fn spawn_wallet(
     datadir: &Path,
     ctx: &Arc<NodeContext>,
     config: &Config,
-) -> Result<(), IpcError> {
+) -> Result<WalletChild, IpcError> {
     let args = [format!("-datadir={}", datadir.display())];
     let (mut child, connection) =
         ipc_shm::spawn("bitcoin-wallet", args, config).map_err(IpcError::Transport)?;
     let pid = child.pid();
-    let session = serve(connection, ctx);
+    let session = Arc::new(serve(connection, ctx));
     let loader = attach_wallet(&session, ctx)?;
     tracing::info!(target: "node::ipc", pid, "bitcoin-wallet attached");
-    let ctx = Arc::downgrade(ctx);
-    thread::Builder::new()
-        .name("wallet-child".into())
-        .spawn(move || {
-            session.wait_closed();
-            if let Some(ctx) = ctx.upgrade() {
-                ctx.unset_wallet_loader(&loader);
-            }
-            drop(loader);
-            drop(session);
-            match child.wait() {
-                Ok(status) => {
-                    tracing::warn!(target: "node::ipc", pid, %status, "bitcoin-wallet exited")
+    let stopping = Arc::new(AtomicBool::new(false));
+    let reaper = {
+        let ctx = Arc::downgrade(ctx);
+        let session = Arc::clone(&session);
+        let stopping = Arc::clone(&stopping);
+        thread::Builder::new()
+            .name("wallet-child".into())
+            .spawn(move || {
+                session.wait_closed();
+                if let Some(ctx) = ctx.upgrade() {
+                    ctx.unset_wallet_loader(&loader);
                 }
-                Err(e) => {
-                    tracing::warn!(target: "node::ipc", pid, "cannot reap bitcoin-wallet: {e}")
+                drop(loader);
+                drop(session);
+                // The wallet exits once its connection is closed; one that does not within
+                // REAP_GRACE is killed when `child` is dropped.
+                match child.wait_timeout(ipc_shm::connect::REAP_GRACE) {
+                    Ok(Some(status)) if stopping.load(Ordering::Relaxed) => {
+                        tracing::info!(target: "node::ipc", pid, %status, "bitcoin-wallet stopped")
+                    }
+                    Ok(Some(status)) => {
+                        tracing::warn!(target: "node::ipc", pid, %status, "bitcoin-wallet exited")
+                    }
+                    Ok(None) => tracing::warn!(target: "node::ipc", pid, "bitcoin-wallet did not exit; killing it"),
+                    Err(e) => {
+                        tracing::warn!(target: "node::ipc", pid, "cannot reap bitcoin-wallet: {e}")
+                    }
                 }
-            }
-        })
-        .map_err(IpcError::Thread)?;
-    Ok(())
+            })
+            .map_err(IpcError::Thread)?
+    };
+    Ok(WalletChild {
+        session,
+        reaper,
+        stopping,
+    })
+}
+
+/// The `bitcoin-wallet` the node spawned, for shutdown to stop.
+#[derive(Debug)]
+pub struct WalletChild {
+    session: Arc<Session>,
+    /// Waits for the connection to close, then reaps the child.
+    reaper: thread::JoinHandle<()>,
+    /// Set by [`WalletChild::stop`]: the exit is expected, not worth a warning.
+    stopping: Arc<AtomicBool>,
+}
+
+impl WalletChild {
+    /// Hangs up on the wallet, which flushes and exits when its connection closes, and
+    /// returns once the process has been reaped (killed if it takes longer than
+    /// [`ipc_shm::connect::REAP_GRACE`]), so the node never leaves its wallet running behind it.
+    pub fn stop(self) {
+        self.stopping.store(true, Ordering::Relaxed);
+        self.session.close();
+        if self.reaper.join().is_err() {
+            tracing::error!(target: "node::ipc", "the wallet reaper thread panicked");
+        }
+    }
 }

@@ -72,12 +72,16 @@ fn run(args: &Args) -> anyhow::Result<()> {
     for spec in &args.ipcbind {
         ipc::serve_ipcbind(spec, &chain_dir, &ctx, &ipc_config, &clients)?;
     }
-    if !args.nowallet
-        && let Err(e) = ipc::spawn_wallet(&args.datadir()?, &ctx, &ipc_config)
-    {
-        // The node is useful without a wallet; front ends get WALLET_NOT_FOUND.
-        tracing::error!("cannot start bitcoin-wallet, continuing without a wallet: {e}");
-    }
+    let wallet = if args.nowallet {
+        None
+    } else {
+        ipc::spawn_wallet(&args.datadir()?, &ctx, &ipc_config)
+            // The node is useful without a wallet; front ends get WALLET_NOT_FOUND.
+            .inspect_err(|e| {
+                tracing::error!("cannot start bitcoin-wallet, continuing without a wallet: {e}")
+            })
+            .ok()
+    };
     tracing::info!("bitcoin-node ready");
 
     // A signal and `Node::shutdown` end the node the same way.
@@ -96,6 +100,11 @@ fn run(args: &Args) -> anyhow::Result<()> {
         .context("cannot start the signal thread")?;
     ctx.wait_for_shutdown();
     tracing::info!("shutting down");
+    // The wallet goes first, as in Core: it flushes while the chain is still served, and the
+    // node never exits leaving it running.
+    if let Some(wallet) = wallet {
+        wallet.stop();
+    }
     // Connected clients may still hold the context; save what a drop would save.
     ctx.lock_chain()
         .map_err(|e| anyhow::anyhow!("{e}"))?

@@ -421,6 +421,33 @@ fn the_wallet_child_killed_is_reaped_and_the_node_keeps_serving() {
     assert!(node.0.wait().unwrap().success());
 }
 
+/// Shutdown stops the wallet the node spawned before the node exits: once the node's exit
+/// status is in, the wallet process is already gone, and the log says it was stopped.
+#[test]
+fn sigint_stops_and_reaps_the_spawned_wallet_before_the_node_exits() {
+    watchdog(120);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut node, lines) = logged_node(dir.path(), &["-printtoconsole"]);
+    wait_for_line(&lines, "bitcoin-wallet attached");
+    let wallet_pids = children_named(node.0.id(), "bitcoin-wallet");
+    let [wallet] = wallet_pids[..] else {
+        panic!("one wallet child expected, found {wallet_pids:?}")
+    };
+    kill(Pid::from_raw(node.0.id() as i32), Signal::SIGINT).unwrap();
+    assert!(node.0.wait().unwrap().success());
+    // A wallet left running would now belong to init and still be listed.
+    assert!(
+        !Path::new(&format!("/proc/{wallet}")).exists(),
+        "bitcoin-wallet {wallet} outlived the node"
+    );
+    let log: Vec<String> = lines.iter().collect();
+    assert!(
+        log.iter().any(|l| l.contains("bitcoin-wallet stopped")),
+        "{log:#?}"
+    );
+    assert!(log.iter().any(|l| l.contains("shutdown done")), "{log:#?}");
+}
+
 /// Starts `bitcoin-node -ipcbind=unix` on `datadir` and waits until it is ready.
 fn start_bound_node(datadir: &Path) -> Child {
     let mut child = node(datadir, &["-nowallet", "-printtoconsole", "-ipcbind=unix"])
