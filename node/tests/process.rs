@@ -212,7 +212,7 @@ fn regtest_address(keys: &Keys) -> bitcoin::Address<bitcoin::address::NetworkUnc
 fn two_clients_at_once_through_ipcbind_shm_and_socket() {
     watchdog(120);
     let dir = tempfile::tempdir().unwrap();
-    let mut node = node(
+    let (mut node, lines) = logged_node(
         dir.path(),
         &[
             "-nowallet",
@@ -220,25 +220,20 @@ fn two_clients_at_once_through_ipcbind_shm_and_socket() {
             "-ipcbind=unix",
             "-debug=ipc",
         ],
-    )
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut lines = BufReader::new(node.stderr.take().unwrap()).lines();
-    while !lines
-        .next()
-        .expect("node exited early")
-        .unwrap()
-        .contains("bitcoin-node ready")
-    {}
-    std::thread::spawn(move || for _ in lines {});
+    );
+    wait_for_line(&lines, "bitcoin-node ready");
+    assert_eq!(
+        children_named(node.0.id(), "bitcoin-wallet"),
+        Vec::<u32>::new(),
+        "-nowallet spawns no wallet"
+    );
 
     let endpoint = ipc_shm::Endpoint::unix(dir.path().join("regtest/node.sock"));
     let mut socket_config = ipc_shm::Config::new("test-socket-client");
     socket_config.transport = ipc_shm::Transport::Socket;
     let (_s1, gui) =
         client(ipc_shm::connect(&endpoint, &ipc_shm::Config::new("test-shm-client")).unwrap());
-    let (_s2, miner) = client(ipc_shm::connect(&endpoint, &socket_config).unwrap());
+    let (s2, miner) = client(ipc_shm::connect(&endpoint, &socket_config).unwrap());
     let gui_node = gui.make_node().unwrap();
     let tips = Arc::new(std::sync::Mutex::new(Vec::new()));
     let t = Arc::clone(&tips);
@@ -272,9 +267,24 @@ fn two_clients_at_once_through_ipcbind_shm_and_socket() {
         hashes[2]
     );
 
+    // The miner leaves; with -debug=ipc the node logs each client coming and going.
+    drop((template, miner, s2));
+    let mut log = Vec::new();
+    while !log
+        .last()
+        .is_some_and(|l: &String| l.contains("client disconnected peer=test-socket-client"))
+    {
+        log.push(lines.recv().expect("the node's log ended early"));
+    }
+    let connected = log
+        .iter()
+        .filter(|l| l.contains("client connected"))
+        .count();
+    assert_eq!(connected, 2, "{log:#?}");
+
     // Node::shutdown from a client ends the node cleanly.
     gui_node.shutdown().unwrap();
-    assert!(node.wait().unwrap().success());
+    assert!(node.0.wait().unwrap().success());
 }
 
 #[test]
@@ -282,9 +292,10 @@ fn a_node_spawned_with_ipcfd_serves_its_parent_and_exits_when_the_parent_goes() 
     watchdog(120);
     let dir = tempfile::tempdir().unwrap();
     let datadir = format!("-datadir={}", dir.path().display());
+    // Spawned, and also listening for other clients, as Core's node can be.
     let (mut child, connection) = ipc_shm::spawn(
         NODE,
-        [datadir.as_str(), "-nowallet"],
+        [datadir.as_str(), "-nowallet", "-ipcbind=unix"],
         &ipc_shm::Config::new("test-parent"),
     )
     .unwrap();
@@ -295,6 +306,12 @@ fn a_node_spawned_with_ipcfd_serves_its_parent_and_exits_when_the_parent_goes() 
     node.generate_to_address(2, &regtest_address(&keys))
         .unwrap();
     assert_eq!(init.make_chain().unwrap().get_height().unwrap(), Some(2));
+    // The node answered the parent, so its -ipcbind socket is up.
+    let endpoint = ipc_shm::Endpoint::unix(dir.path().join("regtest/node.sock"));
+    let (_bound, other) =
+        client(ipc_shm::connect(&endpoint, &ipc_shm::Config::new("test-bound")).unwrap());
+    assert_eq!(other.make_chain().unwrap().get_height().unwrap(), Some(2));
+    // When the parent goes, the node shuts down, also with a bound client still connected.
     drop((node, init));
     drop(session);
     let status = child
