@@ -423,7 +423,8 @@ impl Receiver {
         result.map_err(|e| note_end(&self.peer, &self.socket, &mut self.logged, e))
     }
 
-    /// Receives a record that must hold exactly one `T`.
+    /// Receives a record that must hold exactly one `T`. A record of another length is
+    /// consumed and reported as [`ProtocolError::UnexpectedLength`]; the connection stays open.
     pub fn recv_obj<T: FromBytes + IntoBytes>(&mut self) -> Result<T, Error> {
         let grant = self.recv()?;
         let value = grant.read_obj::<T>(0);
@@ -431,10 +432,9 @@ impl Receiver {
         drop(grant);
         match value {
             Some(v) if len == size_of::<T>() => Ok(v),
-            _ => {
-                let e = ProtocolError::UnexpectedLength { len: len as u64, expected: size_of::<T>() as u64 };
-                Err(close_on_violation(&self.socket, e.into()))
-            }
+            // A well-formed record of another length: the caller's expectation failed, not
+            // the transport, so the connection stays open (unlike `close_on_violation`).
+            _ => Err(ProtocolError::UnexpectedLength { len: len as u64, expected: size_of::<T>() as u64 }.into()),
         }
     }
 }
