@@ -120,6 +120,11 @@ impl Wallet {
     /// share (`find_locator_fork` with the wallet's locator), undoes the wallet's blocks
     /// above it, and applies the chain's blocks from there. Returns the new tip height.
     pub fn sync_with_chain<C: ChainSource + ?Sized>(&self, chain: &C) -> Result<u32, WalletError> {
+        // One catch-up at a time; a second caller then finds the wallet (nearly) in step.
+        let _one_at_a_time = self
+            .catching_up
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut attempt = 0;
         loop {
             attempt += 1;

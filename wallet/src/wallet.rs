@@ -30,6 +30,10 @@ pub struct Wallet {
     path: PathBuf,
     network: Network,
     state: Mutex<State>,
+    /// Held for a whole catch-up ([`Wallet::sync_with_chain`]): the notification thread and
+    /// callers may each start one, and two at once would rewind under each other's locator.
+    /// Taken before `state`, never while holding it.
+    pub(crate) catching_up: Mutex<()>,
     subscribers: Arc<Subscribers>,
 }
 
@@ -140,6 +144,7 @@ impl Wallet {
                 keys,
                 last_seen_time,
             }),
+            catching_up: Mutex::default(),
             subscribers: Arc::default(),
         })
     }
@@ -331,7 +336,7 @@ fn load_bdk(
         path: path.to_owned(),
         reason,
     };
-    LoadParams::new()
+    let mut wallet = LoadParams::new()
         .descriptor(KeychainKind::External, Some(keys.external_descriptor()))
         .descriptor(KeychainKind::Internal, Some(keys.internal_descriptor()))
         .check_network(network)
@@ -340,5 +345,28 @@ fn load_bdk(
             bdk_wallet::LoadWithPersistError::Persist(err) => db_error(path, err),
             bdk_wallet::LoadWithPersistError::InvalidChangeSet(err) => corrupt(err.to_string()),
         })?
-        .ok_or_else(|| corrupt("the key is stored but the wallet data is missing".to_owned()))
+        .ok_or_else(|| corrupt("the key is stored but the wallet data is missing".to_owned()))?;
+    restore_first_seen(&mut wallet, conn).map_err(|err| db_error(path, err))?;
+    Ok(wallet)
+}
+
+/// Puts back the first-seen time of every transaction, which a transaction's `time` in the
+/// history comes from. bdk_chain 0.23's `TxGraph::apply_changeset` skips the persisted
+/// first-seen times, so a reloaded wallet would date each transaction by when it was *last*
+/// seen and its history would change across a restart. A seen time only ever lowers
+/// first-seen (and never raises last-seen), so applying them again restores them exactly.
+fn restore_first_seen(
+    wallet: &mut PersistedWallet<Connection>,
+    conn: &mut Connection,
+) -> bdk_wallet::rusqlite::Result<()> {
+    let first_seen = {
+        let db_tx = conn.transaction()?;
+        ChangeSet::from_sqlite(&db_tx)?.tx_graph.first_seen
+    };
+    let seen: Vec<_> = first_seen
+        .into_iter()
+        .filter_map(|(txid, at)| Some((wallet.get_tx(txid)?.tx_node.tx.clone(), at)))
+        .collect();
+    wallet.apply_unconfirmed_txs(seen);
+    Ok(())
 }
