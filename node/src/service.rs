@@ -46,6 +46,8 @@ pub struct NodeContext {
     watch: Mutex<TipWatch>,
     watch_changed: Condvar,
     wallet_loader: Mutex<Option<Arc<dyn WalletLoader>>>,
+    /// Signals a change of `wallet_loader` (attached or detached).
+    wallet_changed: Condvar,
     /// Keeps `watch` informed of tip changes.
     _tip_subscription: Subscription,
     this: Weak<NodeContext>,
@@ -109,6 +111,7 @@ impl NodeContext {
             watch: Mutex::default(),
             watch_changed: Condvar::new(),
             wallet_loader: Mutex::new(None),
+            wallet_changed: Condvar::new(),
             _tip_subscription: tip_subscription,
             this: this.clone(),
         });
@@ -136,6 +139,7 @@ impl NodeContext {
             .wallet_loader
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = loader;
+        self.wallet_changed.notify_all();
     }
 
     /// Forgets `loader` if it is still the one [`Node::wallet_loader`] hands out: a wallet
@@ -147,7 +151,27 @@ impl NodeContext {
             .unwrap_or_else(PoisonError::into_inner);
         if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, loader)) {
             *current = None;
+            self.wallet_changed.notify_all();
         }
+    }
+
+    /// Waits at most `timeout` until a wallet process is attached (`attached`) or none is;
+    /// returns the loader attached then. For whoever starts a wallet process next to a node
+    /// in the same program and must know when the node can hand its wallets out.
+    pub fn wait_for_wallet_loader(
+        &self,
+        attached: bool,
+        timeout: Duration,
+    ) -> Option<Arc<dyn WalletLoader>> {
+        let current = self
+            .wallet_loader
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (current, _) = self
+            .wallet_changed
+            .wait_timeout_while(current, timeout, |l| l.is_some() != attached)
+            .unwrap_or_else(PoisonError::into_inner);
+        current.clone()
     }
 
     /// Asks the node to shut down: [`NodeContext::wait_for_shutdown`] returns and
