@@ -2,9 +2,9 @@
 //! commitment, proof of work ground against the regtest target) whose transactions are
 //! checked with Bitcoin Core's script interpreter before they go into a block.
 //!
-//! `TestChain` plays the node's chain state for the wallet's [`ChainSource`] until the node
-//! crate's chain state lands; it keeps every block it ever mined, so stale branches stay
-//! findable as on a real node.
+//! `TestChain` is a small chain for the wallet core's own tests through its [`ChainSource`];
+//! it keeps every block it ever mined, so stale branches stay findable as on a real node.
+//! The wallet against the real node is tested in `tests/real_node.rs`.
 
 #![allow(dead_code)] // each test binary uses a different part of the helpers
 

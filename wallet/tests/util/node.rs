@@ -1,7 +1,9 @@
 //! `TestNode`: the node's side of `interfaces::Chain` over a [`TestChain`], with a mempool
 //! that checks every transaction's scripts with libbitcoinconsensus and refuses double
 //! spends, and `ChainNotifications` delivered in order on the mining thread, as the node
-//! delivers them. It stands in for the node crate's chain state until that lands on main.
+//! delivers them. It keeps the wallet's unit-level tests small and gives them hooks the real
+//! node has no reason to offer (refusing every payment, counting blocks served); the
+//! end-to-end behaviour is tested against the real node in `tests/real_node.rs`.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
