@@ -204,6 +204,13 @@ impl Pending {
             result => result.map(Some),
         }
     }
+
+    /// Turns the client away because the server already has `limit` connections: it gets
+    /// [`Refusal::TooManyConnections`](crate::handshake::Refusal::TooManyConnections) at
+    /// once instead of waiting, and the refusal is logged.
+    pub fn refuse_too_many(self, limit: usize) {
+        handshake::refuse_too_many(self.socket, limit as u64);
+    }
 }
 
 impl AsFd for Listener {

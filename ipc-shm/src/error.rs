@@ -283,6 +283,11 @@ pub enum Refusal {
         /// The acceptor's deadline, in milliseconds.
         after_ms: u64,
     },
+    /// The acceptor already has as many connections as it allows (status 8).
+    TooManyConnections {
+        /// Its limit.
+        limit: u64,
+    },
     /// A status code this version does not know.
     Other {
         /// The status code.
@@ -343,6 +348,9 @@ impl fmt::Display for Refusal {
             Refusal::BadTransport { found } => write!(f, "unknown transport code {found}"),
             Refusal::Timeout { after_ms } => {
                 write!(f, "our hello did not arrive within its {after_ms} ms deadline")
+            }
+            Refusal::TooManyConnections { limit } => {
+                write!(f, "it already has its maximum of {limit} connections")
             }
             Refusal::Other { status, detail } => write!(f, "status {status} (detail {detail})"),
         }

@@ -55,6 +55,7 @@ mod status {
     pub(super) const BAD_RING_SIZE: u32 = 5;
     pub(super) const BAD_TRANSPORT: u32 = 6;
     pub(super) const TIMEOUT: u32 = 7;
+    pub(super) const TOO_MANY_CONNECTIONS: u32 = 8;
 }
 
 /// The initiator's first message. Fixed layout, little-endian, no padding.
@@ -104,6 +105,7 @@ impl Refusal {
             status::BAD_RING_SIZE => Refusal::BadRingSize { capacity: detail },
             status::BAD_TRANSPORT => Refusal::BadTransport { found: detail },
             status::TIMEOUT => Refusal::Timeout { after_ms: detail },
+            status::TOO_MANY_CONNECTIONS => Refusal::TooManyConnections { limit: detail },
             status => Refusal::Other { status, detail },
         }
     }
@@ -209,6 +211,22 @@ pub(crate) fn accept(sock: OwnedFd, config: &Config) -> Result<Connection, Error
     let peer = PeerInfo::new(creds.pid, creds.uid, name);
     let deadline = wire.deadline;
     establish(sock, Role::Acceptor, terms, config, peer, deadline)
+}
+
+/// Refuses a client without reading its hello because the acceptor is at its connection
+/// limit: one reply (status 8, the limit as detail), sent without waiting, and the socket is
+/// closed. The initiator reads the reply even if its hello found the socket closed.
+pub(crate) fn refuse_too_many(sock: OwnedFd, limit: u64) {
+    let creds = peer_credentials(sock.as_fd());
+    let _ = send(
+        sock.as_raw_fd(),
+        refusal(status::TOO_MANY_CONNECTIONS, limit).as_bytes(),
+        MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
+    );
+    match creds {
+        Ok(c) => tracing::warn!("refused a connection from pid {} uid {}: at the limit of {limit} connections", c.pid, c.uid),
+        Err(_) => tracing::warn!("refused a connection: at the limit of {limit} connections"),
+    }
 }
 
 /// Whether a failed accept was a client that connected and left without a byte: what a
@@ -556,6 +574,7 @@ mod tests {
             let (status, detail) = Refusal::for_error(&error).expect("refusable");
             assert_eq!(Refusal::from_wire(status, detail), refusal, "{error}");
         }
+        assert_eq!(Refusal::from_wire(8, 64), Refusal::TooManyConnections { limit: 64 });
         assert_eq!(Refusal::from_wire(99, 1), Refusal::Other { status: 99, detail: 1 });
     }
 }

@@ -52,19 +52,60 @@ impl fmt::Display for IpcError {
 
 impl std::error::Error for IpcError {}
 
-/// Counts the open client sessions, so that shutdown can give them a moment to take their
-/// last replies (`Node::shutdown`'s own among them) before the process exits.
-#[derive(Debug, Default)]
+/// `-ipcmaxconnections` when not given.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 64;
+
+/// The node's clients: counts open sessions, so that shutdown can give them a moment to take
+/// their last replies (`Node::shutdown`'s own among them) before the process exits, and
+/// admits `-ipcbind` clients up to a limit (`-ipcmaxconnections`). A client holds its place
+/// from the moment it is accepted, through its handshake, until its session closes, so a
+/// flood of connections that never finish their hello cannot take more than the limit.
+#[derive(Debug)]
 pub struct Clients {
     open: Mutex<usize>,
     changed: Condvar,
+    limit: usize,
+}
+
+impl Default for Clients {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_CONNECTIONS)
+    }
+}
+
+/// One client's place among the [`Clients`]; freed when dropped.
+struct Place(Arc<Clients>);
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.0.add(-1);
+    }
 }
 
 impl Clients {
+    /// Clients of which at most `limit` (at least one) are admitted at once.
+    pub fn new(limit: u32) -> Self {
+        Self {
+            open: Mutex::default(),
+            changed: Condvar::new(),
+            limit: usize::try_from(limit).unwrap_or(usize::MAX).max(1),
+        }
+    }
+
     fn add(&self, delta: isize) {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         *open = open.saturating_add_signed(delta);
         self.changed.notify_all();
+    }
+
+    /// Takes a place for a new client, unless the limit is reached.
+    fn admit(self: &Arc<Self>) -> Option<Place> {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if *open >= self.limit {
+            return None;
+        }
+        *open += 1;
+        Some(Place(Arc::clone(self)))
     }
 
     /// Waits until every client has disconnected or `grace` has passed; returns how many
@@ -86,7 +127,8 @@ impl Clients {
         *open
     }
 
-    /// Runs `session` until it closes, counted as open meanwhile.
+    /// Runs `session` until it closes, counted as open meanwhile (the `-ipcfd` parent, which
+    /// is never refused).
     fn run(&self, session: &Session) {
         self.add(1);
         session.wait_closed();
@@ -166,7 +208,10 @@ pub fn serve_ipcbind(
                     }
                 };
                 let Some(ctx) = ctx.upgrade() else { return };
-                let clients = Arc::clone(&clients);
+                let Some(place) = clients.admit() else {
+                    pending.refuse_too_many(clients.limit);
+                    continue;
+                };
                 // The handshake runs off the accept loop so a silent client holds up nobody.
                 let spawned = thread::Builder::new()
                     .name("ipc-client".into())
@@ -187,7 +232,8 @@ pub fn serve_ipcbind(
                                 });
                             let weak = Arc::downgrade(&ctx);
                             drop(ctx);
-                            clients.run(&session);
+                            session.wait_closed();
+                            drop(place);
                             if let (Some(loader), Some(ctx)) = (loader, weak.upgrade()) {
                                 ctx.unset_wallet_loader(&loader);
                                 tracing::info!(target: "node::ipc", "bitcoin-wallet detached (disconnected)");

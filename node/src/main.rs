@@ -65,7 +65,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let ctx = NodeContext::new(chain).context("cannot start the notification thread")?;
     tracing::info!(height = tip.height, hash = %tip.hash, datadir = %chain_dir.display(), "chain state loaded");
     let ipc_config = ipc::transport_config(args.transport.into());
-    let clients = Arc::new(ipc::Clients::default());
+    let clients = Arc::new(ipc::Clients::new(args.ipcmaxconnections));
     if let Some(fd) = args.ipcfd {
         ipc::serve_ipcfd(fd, &ctx, &ipc_config, &clients)?;
     }

@@ -367,30 +367,13 @@ fn wait_for_line(lines: &std::sync::mpsc::Receiver<String>, needle: &str) -> Str
     }
 }
 
-/// The children of `pid` named `name`, from `/proc`.
+/// The children of `pid` named `name`.
 fn children_named(pid: u32, name: &str) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
-            continue;
-        };
-        // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
-        let Some((head, tail)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let comm = head.split_once('(').map(|(_, c)| c).unwrap_or("");
-        let ppid = tail
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse::<u32>().ok());
-        if ppid == Some(pid) && comm == name {
-            found.push(child);
-        }
-    }
-    found
+    children_of(pid)
+        .into_iter()
+        .filter(|(_, comm)| comm == name)
+        .map(|(child, _)| child)
+        .collect()
 }
 
 #[test]
@@ -463,6 +446,155 @@ fn sigint_stops_and_reaps_the_spawned_wallet_before_the_node_exits() {
         "{log:#?}"
     );
     assert!(log.iter().any(|l| l.contains("shutdown done")), "{log:#?}");
+}
+
+/// Over `-ipcmaxconnections`, a client is refused at once with the limit in the error
+/// (not left waiting), and a place frees when a client leaves.
+#[test]
+fn clients_over_ipcmaxconnections_are_refused_clearly_until_one_leaves() {
+    use ipc_shm::handshake::{HandshakeError, Refusal};
+    watchdog(120);
+    let dir = tempfile::tempdir().unwrap();
+    let (_node, lines) = logged_node(
+        dir.path(),
+        &[
+            "-nowallet",
+            "-printtoconsole",
+            "-ipcbind=unix",
+            "-ipcmaxconnections=2",
+            "-debug=ipc",
+        ],
+    );
+    wait_for_line(&lines, "bitcoin-node ready");
+    let endpoint = ipc_shm::Endpoint::unix(dir.path().join("regtest/node.sock"));
+    let connect = || ipc_shm::connect(&endpoint, &ipc_shm::Config::new("test-client"));
+    let first = client(connect().unwrap());
+    let second = client(connect().unwrap());
+    match connect() {
+        Err(ipc_shm::Error::Handshake(HandshakeError::Refused(refusal))) => {
+            assert_eq!(refusal, Refusal::TooManyConnections { limit: 2 });
+            assert_eq!(
+                refusal.to_string(),
+                "it already has its maximum of 2 connections"
+            );
+        }
+        other => panic!("a third client was not refused: {other:?}"),
+    }
+    wait_for_line(&lines, "at the limit of 2 connections");
+    // The two admitted clients are served as before.
+    assert_eq!(
+        second.1.make_chain().unwrap().get_height().unwrap(),
+        Some(0)
+    );
+
+    drop(first);
+    wait_for_line(&lines, "client disconnected");
+    let third = client(connect().unwrap());
+    assert_eq!(third.1.make_chain().unwrap().get_height().unwrap(), Some(0));
+}
+
+/// Open file descriptors and resident memory (KiB) of process `pid`.
+fn fds_and_rss(pid: u32) -> (usize, u64) {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    (fds, rss)
+}
+
+/// A thousand bad handshakes against `-ipcbind` (garbage, half a hello, a wrong version,
+/// connect-and-leave) and one that stays silent: the node answers each, keeps serving a real
+/// client throughout, and ends with the file descriptors it started with and bounded memory.
+#[test]
+fn a_thousand_bad_handshakes_leave_the_node_serving_with_its_fds_back() {
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+    watchdog(180);
+    let dir = tempfile::tempdir().unwrap();
+    let (node, lines) = logged_node(
+        dir.path(),
+        &[
+            "-nowallet",
+            "-printtoconsole",
+            "-ipcbind=unix",
+            "-debug=ipc",
+        ],
+    );
+    wait_for_line(&lines, "bitcoin-node ready");
+    let path = dir.path().join("regtest/node.sock");
+    let endpoint = ipc_shm::Endpoint::unix(&path);
+    let (_session, init) =
+        client(ipc_shm::connect(&endpoint, &ipc_shm::Config::new("test-real")).unwrap());
+    let chain = init.make_chain().unwrap();
+    assert_eq!(chain.get_height().unwrap(), Some(0));
+    let pid = node.0.id();
+    let (fds_before, rss_before) = fds_and_rss(pid);
+
+    // A hello that stops after its magic and version, and one of another version.
+    let mut hello_start = b"BSHMHELO".to_vec();
+    hello_start.extend_from_slice(&ipc_shm::handshake::PROTOCOL_VERSION.to_le_bytes());
+    let mut other_version = b"BSHMHELO".to_vec();
+    other_version.extend_from_slice(&99u32.to_le_bytes());
+    let silent = UnixStream::connect(&path).unwrap();
+    const BAD: usize = 1000;
+    for i in 0..BAD {
+        let mut stream = UnixStream::connect(&path).unwrap();
+        // The node may already have answered and closed: a failed write is fine.
+        let _ = match i % 4 {
+            0 => stream.write_all(&[0xa5u8 ^ i as u8; 48]),
+            1 => stream.write_all(&hello_start),
+            2 => stream.write_all(&other_version),
+            _ => Ok(()),
+        };
+        drop(stream);
+        if i % 100 == 0 {
+            assert_eq!(
+                chain.get_height().unwrap(),
+                Some(0),
+                "served during the flood"
+            );
+        }
+    }
+    // Each bad connection ends in one line once the node has closed the socket: the node's
+    // verdict on its handshake (the transport's own "refused a connection" warning comes
+    // before it), or, when the flood outran the handshake threads and every place was
+    // taken, the refusal at the connection limit. The silent one ends when the handshake
+    // deadline (5 s) frees its place.
+    let outcomes = [
+        "client handshake failed",
+        "client left before the handshake",
+        "at the limit of",
+    ];
+    let (mut ended, mut silence_ended) = (0, false);
+    while ended < BAD || !silence_ended {
+        let line = lines.recv().expect("the node's log ended early");
+        if line.contains("did not complete the handshake within") {
+            silence_ended = true;
+        } else if outcomes.iter().any(|o| line.contains(o)) {
+            ended += 1;
+        }
+    }
+    drop(silent);
+    assert_eq!(
+        chain.get_height().unwrap(),
+        Some(0),
+        "served after the flood"
+    );
+    let (fds_after, rss_after) = fds_and_rss(pid);
+    eprintln!(
+        "after {BAD} bad handshakes: fds {fds_before} -> {fds_after}, rss {rss_before} -> {rss_after} KiB"
+    );
+    assert_eq!(fds_after, fds_before, "file descriptors leaked");
+    // Threads come and go per handshake; their stacks are returned, allocator arenas may stay.
+    assert!(
+        rss_after < rss_before + 32 * 1024,
+        "rss grew from {rss_before} to {rss_after} KiB"
+    );
 }
 
 /// Starts `bitcoin-node -ipcbind=unix` on `datadir` and waits until it is ready.

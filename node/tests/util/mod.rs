@@ -277,8 +277,34 @@ pub fn watchdog(secs: u64) {
     std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_secs(secs));
         eprintln!("watchdog: test still running after {secs} s");
+        // Aborting runs no destructor, so the guards that kill our nodes would not run.
+        for child in children_of(std::process::id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.0 as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
         std::process::abort();
     });
+}
+
+/// The child processes of `pid` with their names, from `/proc`.
+pub fn children_of(pid: u32) -> Vec<(u32, String)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let child = entry.file_name().to_string_lossy().parse::<u32>().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).ok()?;
+            // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
+            let (head, tail) = stat.rsplit_once(')')?;
+            let comm = head.split_once('(').map(|(_, c)| c)?;
+            let ppid = tail.split_whitespace().nth(1)?.parse::<u32>().ok()?;
+            (ppid == pid).then(|| (child, comm.to_owned()))
+        })
+        .collect()
 }
 
 /// The stored UTXO set, sorted.
