@@ -49,7 +49,10 @@ fn main() -> ExitCode {
 fn run(options: &Options) -> Result<(), CliError> {
     options.validate().map_err(CliError::Other)?;
     if options.printtoconsole && !options.command.is_empty() {
+        // A line that cannot be written is dropped: reporting it would `eprintln!` to the
+        // same broken stderr, which panics the logging thread.
         tracing_subscriber::fmt()
+            .log_internal_errors(false)
             .with_writer(std::io::stderr)
             .with_ansi(false)
             .init();

@@ -145,6 +145,10 @@ fn init_logging(chain_dir: &Path, args: &Args) -> anyhow::Result<()> {
         }
     }
     tracing_subscriber::fmt()
+        // A log line that cannot be written (stderr's reader has gone) is dropped. Reporting
+        // it would `eprintln!` to that same stderr, which panics and takes down whichever
+        // thread was logging: the signal thread, and with it SIGTERM, was one.
+        .log_internal_errors(false)
         .with_writer(writer)
         .with_ansi(false)
         .with_env_filter(filter)

@@ -597,6 +597,32 @@ fn a_thousand_bad_handshakes_leave_the_node_serving_with_its_fds_back() {
     );
 }
 
+/// A node logging to a stderr whose reader has gone (a front end that started it with
+/// `-printtoconsole` and died) still shuts down cleanly on SIGTERM: a log line it cannot
+/// write must not take down the thread that wrote it.
+#[test]
+fn sigterm_works_after_the_reader_of_stderr_has_gone() {
+    watchdog(60);
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = node(dir.path(), &["-nowallet", "-printtoconsole"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(node.stderr.take().unwrap()).lines();
+    while !lines
+        .next()
+        .expect("node exited early")
+        .unwrap()
+        .contains("bitcoin-node ready")
+    {}
+    drop(lines);
+    let mut node = Reaped(node);
+    kill(Pid::from_raw(node.0.id() as i32), Signal::SIGTERM).unwrap();
+    assert!(node.0.wait().unwrap().success());
+    let log = std::fs::read_to_string(dir.path().join("regtest/debug.log")).unwrap();
+    assert!(log.contains("shutdown done"), "{log}");
+}
+
 /// Starts `bitcoin-node -ipcbind=unix` on `datadir` and waits until it is ready.
 fn start_bound_node(datadir: &Path) -> Child {
     let mut child = node(datadir, &["-nowallet", "-printtoconsole", "-ipcbind=unix"])

@@ -132,7 +132,11 @@ fn attach(session: &Session, init: &Arc<WalletInit>) {
 fn init_logging(args: &Args, chain_dir: &Path) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // A line that cannot be written is dropped: reporting it would `eprintln!` to a stderr
+    // whose reader may be gone, which panics the logging thread.
+    let builder = tracing_subscriber::fmt()
+        .log_internal_errors(false)
+        .with_env_filter(filter);
     if args.printtoconsole {
         let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
         builder.with_ansi(colour).with_writer(std::io::stderr).init();
