@@ -96,6 +96,10 @@ fn wallet_scenario_in_spawn_mode() {
         String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
     };
     wallet_scenario(&cli);
+    // Each run starts a new wallet process, which loads only the default wallet: w2 loads
+    // on request, with what it received.
+    assert_eq!(cli(&["loadwallet", "w2"]), "{\n  \"name\": \"w2\"\n}");
+    assert_eq!(cli(&["-rpcwallet=w2", "getbalance"]), "1.50000000");
 }
 
 /// The wallet scenario through `cli` (one `bitcoin-gui` run per call, returning its

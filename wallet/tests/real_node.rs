@@ -93,10 +93,16 @@ impl Harness {
     /// Starts `bitcoin-wallet -ipcconnect=unix` and waits until the node hands out its
     /// wallets.
     fn start_wallet(&mut self) {
+        self.start_wallet_with(&[]);
+    }
+
+    /// [`Harness::start_wallet`] with more options.
+    fn start_wallet_with(&mut self, options: &[&str]) {
         assert!(self.wallet.is_none(), "a wallet process is running");
         let child = Command::new(WALLET)
             .arg(format!("-datadir={}", self.datadir().display()))
             .arg("-ipcconnect=unix")
+            .args(options)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -318,6 +324,29 @@ fn a_restarted_wallet_has_the_same_balances_history_and_fresh_addresses() {
             addresses.insert(Harness::address(&**wallet)),
             "an address was handed out twice"
         );
+    }
+}
+
+/// `-wallet=NAME` chooses the default wallet: created on the first start, loaded on later
+/// ones, and the one front ends get without naming a wallet.
+#[test]
+fn the_wallet_option_chooses_the_default_wallet() {
+    let _watchdog = Watchdog::new();
+    let mut h = Harness::start();
+    let default_address = Harness::address(&*h.default_wallet());
+    h.kill_wallet("-TERM");
+    for _ in 0..2 {
+        h.start_wallet_with(&["-wallet=alice"]);
+        let alice = h.default_wallet();
+        assert_eq!(alice.get_wallet_name().unwrap(), "alice");
+        assert_ne!(Harness::address(&*alice), default_address);
+        assert!(
+            h.loader()
+                .list_wallets()
+                .unwrap()
+                .contains(&"alice".to_owned())
+        );
+        h.kill_wallet("-TERM");
     }
 }
 
