@@ -518,6 +518,57 @@ impl<'a> Wire<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+
+    /// Arbitrary bytes, or arbitrary bytes after a valid magic and version, so that the cases
+    /// also reach the checks past the first gate.
+    fn wire_bytes(magic: [u8; 8]) -> impl Strategy<Value = Vec<u8>> {
+        let mut prefix = magic.to_vec();
+        prefix.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..200),
+            proptest::collection::vec(any::<u8>(), 0..200).prop_map(move |rest| {
+                let mut bytes = prefix.clone();
+                bytes.extend(rest);
+                bytes
+            }),
+        ]
+    }
+
+    /// A socket pair whose `peer` end has sent `bytes` and shut its writing side.
+    fn fed(bytes: &[u8]) -> (OwnedFd, UnixStream) {
+        let (ours, mut peer) = UnixStream::pair().unwrap();
+        peer.write_all(bytes).unwrap();
+        peer.shutdown(std::net::Shutdown::Write).unwrap();
+        (OwnedFd::from(ours), peer)
+    }
+
+    fn fuzz_config() -> Config {
+        let mut config = Config::new("fuzz");
+        config.handshake_timeout = std::time::Duration::from_secs(5);
+        config
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(crate::fuzz_cases(256)))]
+
+        /// Whatever a client sends as its hello, the acceptor answers with an error, never a
+        /// panic or a hang (the bytes end; a complete hello then lacks its ring message).
+        #[test]
+        fn arbitrary_hellos_are_refused_without_panicking(bytes in wire_bytes(HELLO_MAGIC)) {
+            let (ours, _peer) = fed(&bytes);
+            prop_assert!(accept(ours, &fuzz_config()).is_err());
+        }
+
+        /// Whatever an acceptor sends as its reply, the initiator reports an error.
+        #[test]
+        fn arbitrary_replies_are_refused_without_panicking(bytes in wire_bytes(REPLY_MAGIC)) {
+            let (ours, _peer) = fed(&bytes);
+            prop_assert!(initiate(ours, &fuzz_config(), None).is_err());
+        }
+    }
 
     #[test]
     fn messages_have_their_documented_sizes() {

@@ -62,6 +62,16 @@ mod sys;
 mod transport;
 pub mod wait;
 
+/// How many cases a property test runs: `default`, or `PROPTEST_CASES` when set, so that
+/// `PROPTEST_CASES=100000 cargo test` is the long fuzzing run (docs/reliability.md).
+#[cfg(test)]
+pub(crate) fn fuzz_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(default)
+}
+
 #[cfg(not(loom))]
 pub use connect::{
     ConnectError, Endpoint, Listener, Pending, SpawnedChild, accept_ipcfd, connect, spawn,

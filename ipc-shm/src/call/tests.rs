@@ -737,7 +737,7 @@ mod arbitrary_records {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: crate::fuzz_cases(64), ..ProptestConfig::default() })]
 
         #[test]
         fn are_answered_ignored_or_end_the_connection(records in proptest::collection::vec(a_record(), 1..6)) {

@@ -409,7 +409,7 @@ fn unsealed_or_missized_segments_are_refused() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(crate::fuzz_cases(256)))]
 
     /// Any interleaving of pushes and pops behaves like a queue of byte strings, and the ring
     /// never holds more than its capacity.

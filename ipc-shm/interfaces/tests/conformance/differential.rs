@@ -180,7 +180,7 @@ fn apply(init: &Arc<dyn Init>, op: &Op) -> String {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: crate::fuzz_cases(24), ..ProptestConfig::default() })]
 
     #[test]
     fn random_calls_match_in_process(ops in proptest::collection::vec(op(), 1..40), which in 0..2usize) {

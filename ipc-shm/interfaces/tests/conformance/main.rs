@@ -10,6 +10,15 @@ mod suite;
 mod wallet;
 mod world;
 
+/// How many cases a property test runs: `default`, or `PROPTEST_CASES` when set (the long
+/// fuzzing run of docs/reliability.md).
+fn fuzz_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(default)
+}
+
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;

@@ -151,7 +151,7 @@ fn servers_survive_arbitrary_arguments() {
         ];
         let calls = AtomicUsize::new(0);
         let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
-            cases: 64,
+            cases: crate::fuzz_cases(64),
             ..ProptestConfig::default()
         });
         runner
@@ -241,7 +241,7 @@ impl Dispatch for Garbage {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: crate::fuzz_cases(48), ..ProptestConfig::default() })]
 
     /// Proxies given arbitrary replies return an error or a value, never panic.
     #[test]
