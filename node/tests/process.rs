@@ -623,6 +623,101 @@ fn sigterm_works_after_the_reader_of_stderr_has_gone() {
     assert!(log.contains("shutdown done"), "{log}");
 }
 
+/// A call record as docs/protocol.md lays it out: the 32-byte header, then the body.
+fn call_record(kind: u8, method: u32, call: u64, object: u64, body: &[u8]) -> Vec<u8> {
+    let mut record = vec![kind, 0, 0, 0];
+    record.extend_from_slice(&method.to_le_bytes());
+    record.extend_from_slice(&call.to_le_bytes());
+    record.extend_from_slice(&object.to_le_bytes());
+    record.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    record.extend_from_slice(body);
+    record
+}
+
+/// Clients that complete the handshake and then send garbage: a request for an object that
+/// does not exist gets an error reply; a record the protocol does not know, or random bytes,
+/// make the node hang up on that client alone with a logged reason, while a well-behaved
+/// client is served throughout and the node's memory stays bounded.
+#[test]
+fn clients_sending_garbage_are_dropped_alone_while_others_are_served() {
+    watchdog(180);
+    let dir = tempfile::tempdir().unwrap();
+    let (node, lines) = logged_node(
+        dir.path(),
+        &["-nowallet", "-printtoconsole", "-ipcbind=unix"],
+    );
+    wait_for_line(&lines, "bitcoin-node ready");
+    let endpoint = ipc_shm::Endpoint::unix(dir.path().join("regtest/node.sock"));
+    let hostile = || {
+        ipc_shm::connect(&endpoint, &ipc_shm::Config::new("test-hostile"))
+            .unwrap()
+            .split()
+    };
+    let (_session, init) =
+        client(ipc_shm::connect(&endpoint, &ipc_shm::Config::new("test-good")).unwrap());
+    let chain = init.make_chain().unwrap();
+    let (_, rss_before) = fds_and_rss(node.0.id());
+    let mut slowest = std::time::Duration::ZERO;
+    let mut served = |chain: &dyn interfaces::Chain| {
+        let start = std::time::Instant::now();
+        assert_eq!(chain.get_height().unwrap(), Some(0));
+        slowest = slowest.max(start.elapsed());
+    };
+
+    // A request for an object nobody exported: an error reply, and the connection stays.
+    let (mut tx, mut rx) = hostile();
+    tx.send_bytes(&call_record(1, 7, 1, 0xdead_beef, b"garbage"))
+        .unwrap();
+    let reply = rx.recv().unwrap().to_vec();
+    assert_eq!(reply[0], 2, "a response");
+    assert_ne!(
+        u16::from_le_bytes([reply[2], reply[3]]),
+        0,
+        "an error status"
+    );
+    served(&*chain);
+    // A record of a kind the protocol does not have: the node hangs up on this client.
+    tx.send_bytes(&call_record(9, 0, 0, 0, &[])).unwrap();
+    assert!(matches!(rx.recv(), Err(ipc_shm::Error::Disconnected)));
+    wait_for_line(&lines, "closing the connection: protocol violation");
+    served(&*chain);
+
+    // Random records on fresh connections, from a fixed seed: each ends in replies or a
+    // hang-up, never a stuck node.
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut random_byte = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed as u8
+    };
+    for round in 0..50 {
+        let (mut tx, mut rx) = hostile();
+        for _ in 0..4 {
+            let len = usize::from(random_byte()) % 96;
+            let record: Vec<u8> = (0..len).map(|_| random_byte()).collect();
+            if tx.send_bytes(&record).is_err() {
+                break;
+            }
+        }
+        drop(tx);
+        // Replies (to any record that happened to be a request), then the hang-up.
+        while rx.recv().is_ok() {}
+        if round % 10 == 0 {
+            served(&*chain);
+        }
+    }
+    served(&*chain);
+    let (_, rss_after) = fds_and_rss(node.0.id());
+    eprintln!(
+        "garbage from 52 clients: slowest call of the good client {slowest:?}; rss {rss_before} -> {rss_after} KiB"
+    );
+    assert!(
+        rss_after < rss_before + 32 * 1024,
+        "rss grew from {rss_before} to {rss_after} KiB"
+    );
+}
+
 /// Starts `bitcoin-node -ipcbind=unix` on `datadir` and waits until it is ready.
 fn start_bound_node(datadir: &Path) -> Child {
     let mut child = node(datadir, &["-nowallet", "-printtoconsole", "-ipcbind=unix"])
