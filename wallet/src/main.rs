@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bitcoin::Network;
+use clap::error::ErrorKind;
 use interfaces::Init;
 use interfaces::remote::{InitProxy, InitServer};
 use ipc_shm::call::{Dispatch, Session, SessionConfig};
@@ -28,35 +29,66 @@ fn main() {
     }
 }
 
+/// Where the node is, as the options say.
+enum NodeAt {
+    /// Inherited from the node that spawned us (`-ipcfd=N`).
+    Inherited(i32),
+    /// Listening at an address (`-ipcconnect`).
+    Listening(Endpoint),
+}
+
 fn run() -> anyhow::Result<()> {
-    let args = Args::parse_core(std::env::args_os());
+    let args = match Args::try_parse_core(std::env::args_os()) {
+        Ok(args) => args,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            e.exit()
+        }
+        // One line, like every other error: clap's own message without its usage hint.
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            bail!("{}", first.trim_start_matches("error: "));
+        }
+    };
     let network = Network::Regtest;
     let datadir = args
         .datadir()
         .context("no -datadir given and $HOME is not set")?;
     let chain_dir = datadir.join(chain_dir_name(network));
-    init_logging(&args, &chain_dir)?;
 
-    let store = WalletStore::open(&datadir, network)
-        .with_context(|| format!("cannot open wallets in {}", datadir.display()))?;
-    // Fail before talking to the node on what it cannot fix: a bad name, a database that
-    // is damaged or held by another process. A missing wallet is created once the node's
-    // chain is known (born at its tip).
-    match store.load_wallet(&args.wallet) {
-        Ok(_) | Err(WalletError::NotFound { .. }) => {}
-        Err(err) => {
-            return Err(err).with_context(|| format!("cannot load wallet {:?}", args.wallet));
-        }
-    }
-    let init = Arc::new(WalletInit::new(store, args.wallet.clone()));
+    // What the options alone get wrong is reported before anything is written to the datadir.
     let mut config = Config::new("bitcoin-wallet");
     config.transport = args
         .transport
         .parse::<Transport>()
         .context("invalid -transport")?;
+    let node = match (args.ipcfd, &args.ipcconnect) {
+        (Some(fd), _) => NodeAt::Inherited(fd),
+        (None, Some(spec)) => NodeAt::Listening(
+            Endpoint::parse(spec, &chain_dir.join("node.sock"))
+                .with_context(|| format!("invalid -ipcconnect={spec}"))?,
+        ),
+        (None, None) => bail!(
+            "no node to serve: bitcoin-node starts the wallet with -ipcfd=N, or give -ipcconnect=unix[:PATH]"
+        ),
+    };
+    let cannot_load = || format!("cannot load wallet {:?}", args.wallet);
+    wallet::check_wallet_name(&args.wallet).with_context(cannot_load)?;
 
-    match (args.ipcfd, &args.ipcconnect) {
-        (Some(fd), _) => {
+    init_logging(&args, &chain_dir)?;
+    let store = WalletStore::open(&datadir, network)
+        .with_context(|| format!("cannot open wallets in {}", datadir.display()))?;
+    // Fail before talking to the node on what it cannot fix: a database that is damaged or
+    // held by another process. A missing wallet is created once the node's chain is known
+    // (born at its tip).
+    match store.load_wallet(&args.wallet) {
+        Ok(_) | Err(WalletError::NotFound { .. }) => {}
+        Err(err) => return Err(err).with_context(cannot_load),
+    }
+    let init = Arc::new(WalletInit::new(store, args.wallet.clone()));
+
+    match node {
+        NodeAt::Inherited(fd) => {
             let connection = ipc_shm::accept_ipcfd(fd, &config)
                 .with_context(|| format!("cannot accept the node's connection on -ipcfd={fd}"))?;
             serve(connection, &init).wait_closed();
@@ -65,14 +97,7 @@ fn run() -> anyhow::Result<()> {
             tracing::info!("the node closed the connection (shut down or died); exiting");
             Ok(())
         }
-        (None, Some(spec)) => {
-            let endpoint = Endpoint::parse(spec, &chain_dir.join("node.sock"))
-                .with_context(|| format!("invalid -ipcconnect={spec}"))?;
-            follow_node(&endpoint, &config, &init)
-        }
-        (None, None) => bail!(
-            "no node to serve: bitcoin-node starts the wallet with -ipcfd=N, or give -ipcconnect=unix[:PATH]"
-        ),
+        NodeAt::Listening(endpoint) => follow_node(&endpoint, &config, &init),
     }
 }
 
@@ -139,7 +164,10 @@ fn init_logging(args: &Args, chain_dir: &Path) -> anyhow::Result<()> {
         .with_env_filter(filter);
     if args.printtoconsole {
         let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
-        builder.with_ansi(colour).with_writer(std::io::stderr).init();
+        builder
+            .with_ansi(colour)
+            .with_writer(std::io::stderr)
+            .init();
     } else {
         std::fs::create_dir_all(chain_dir)
             .with_context(|| format!("cannot create {}", chain_dir.display()))?;

@@ -63,7 +63,7 @@ impl WalletStore {
 
     /// Creates wallet `name` with a fresh key and loads it.
     pub fn create_wallet(&self, name: &str) -> Result<Arc<Wallet>, WalletError> {
-        check_name(name)?;
+        check_wallet_name(name)?;
         let mut loaded = self.loaded();
         if loaded.iter().any(|w| w.name() == name) {
             return Err(WalletError::AlreadyExists {
@@ -84,7 +84,7 @@ impl WalletStore {
 
     /// Loads the existing wallet `name`.
     pub fn load_wallet(&self, name: &str) -> Result<Arc<Wallet>, WalletError> {
-        check_name(name)?;
+        check_wallet_name(name)?;
         let mut loaded = self.loaded();
         if loaded.iter().any(|w| w.name() == name) {
             return Err(WalletError::AlreadyLoaded {
@@ -139,7 +139,7 @@ impl WalletStore {
             let Ok(name) = entry.file_name().into_string() else {
                 continue;
             };
-            if check_name(&name).is_ok() && entry.path().join(DATABASE_FILE).is_file() {
+            if check_wallet_name(&name).is_ok() && entry.path().join(DATABASE_FILE).is_file() {
                 names.push(name);
             }
         }
@@ -154,7 +154,9 @@ impl WalletStore {
 }
 
 /// Accepts names that are safe as one directory name on every file system we run on.
-fn check_name(name: &str) -> Result<(), WalletError> {
+/// Checks that `name` can name a wallet: 1 to 64 of `A-Z a-z 0-9 . _ -`, not `.` or `..`
+/// (it becomes a directory under `wallets/`).
+pub fn check_wallet_name(name: &str) -> Result<(), WalletError> {
     let valid = (1..=64).contains(&name.len())
         && name != "."
         && name != ".."
