@@ -67,6 +67,20 @@ fn unsupported_chain_and_bad_options_fail_with_one_line_and_touch_nothing() {
         String::from_utf8(out.stderr).unwrap(),
         "Error: chain \"main\" is not supported yet (only regtest)\n"
     );
+    // A data directory that cannot be created (a file stands in its way).
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"in the way").unwrap();
+    let out = node(&file, &["-nowallet"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "Error: cannot create data directory {}",
+            file.join("regtest").display()
+        )),
+        "{err}"
+    );
 }
 
 #[test]
