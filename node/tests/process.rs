@@ -732,6 +732,83 @@ fn clients_sending_garbage_are_dropped_alone_while_others_are_served() {
     );
 }
 
+/// A `ChainNotifications` whose `block_connected` never returns until the gate opens: a
+/// client that stopped reading.
+struct Stuck(std::sync::Mutex<std::sync::mpsc::Receiver<()>>);
+
+impl interfaces::ChainNotifications for Stuck {
+    fn block_connected(
+        &self,
+        _: &bitcoin::Block,
+        _: u32,
+    ) -> Result<(), interfaces::InterfaceError> {
+        let _ = self.0.lock().unwrap().recv();
+        Ok(())
+    }
+}
+
+/// A `ChainNotifications` that reports each connected block's height.
+struct Heard(std::sync::Mutex<std::sync::mpsc::Sender<u32>>);
+
+impl interfaces::ChainNotifications for Heard {
+    fn block_connected(
+        &self,
+        _: &bitcoin::Block,
+        height: u32,
+    ) -> Result<(), interfaces::InterfaceError> {
+        let _ = self.0.lock().unwrap().send(height);
+        Ok(())
+    }
+}
+
+/// Over real IPC, a client whose notification handler stops returning holds up nobody:
+/// another client mines, and a third hears every block, in order, while the first is stuck
+/// (the node queues per subscriber; a subscriber too far behind is dropped, see notify.rs).
+#[test]
+fn a_subscriber_that_stops_reading_stalls_nobody() {
+    watchdog(120);
+    let dir = tempfile::tempdir().unwrap();
+    let (_node, lines) = logged_node(
+        dir.path(),
+        &["-nowallet", "-printtoconsole", "-ipcbind=unix"],
+    );
+    wait_for_line(&lines, "bitcoin-node ready");
+    let endpoint = ipc_shm::Endpoint::unix(dir.path().join("regtest/node.sock"));
+    let connect =
+        |name: &str| client(ipc_shm::connect(&endpoint, &ipc_shm::Config::new(name)).unwrap());
+
+    let (release, gate) = std::sync::mpsc::channel::<()>();
+    let (_s1, stuck) = connect("test-stuck");
+    let _stuck = stuck
+        .make_chain()
+        .unwrap()
+        .handle_notifications(Arc::new(Stuck(std::sync::Mutex::new(gate))))
+        .unwrap();
+    let (heard_tx, heard) = std::sync::mpsc::channel();
+    let (_s2, live) = connect("test-live");
+    let _live = live
+        .make_chain()
+        .unwrap()
+        .handle_notifications(Arc::new(Heard(std::sync::Mutex::new(heard_tx))))
+        .unwrap();
+
+    let (_s3, miner) = connect("test-miner");
+    let mined = miner
+        .make_node()
+        .unwrap()
+        .generate_to_address(20, &regtest_address(&Keys::new()))
+        .unwrap();
+    assert_eq!(mined.len(), 20);
+    for height in 1..=20 {
+        let got = heard
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the live subscriber hears every block");
+        assert_eq!(got, height);
+    }
+    // The stuck client is released only now, so the test ends cleanly.
+    drop(release);
+}
+
 /// Starts `bitcoin-node -ipcbind=unix` on `datadir` and waits until it is ready.
 fn start_bound_node(datadir: &Path) -> Child {
     let mut child = node(datadir, &["-nowallet", "-printtoconsole", "-ipcbind=unix"])
