@@ -15,6 +15,10 @@ use nix::unistd::Pid;
 use node::chainstate::ChainState;
 use util::*;
 
+/// The peer written by hand from docs/protocol.md that ipc-shm's own tests use.
+#[path = "../../ipc-shm/tests/util/hand.rs"]
+mod hand;
+
 const NODE: &str = env!("CARGO_BIN_EXE_bitcoin-node");
 
 fn node(datadir: &Path, extra: &[&str]) -> Command {
@@ -807,6 +811,67 @@ fn a_subscriber_that_stops_reading_stalls_nobody() {
     }
     // The stuck client is released only now, so the test ends cleanly.
     drop(release);
+}
+
+/// Clients that complete a real handshake and then scribble on the ring they write to the
+/// node (a record longer than the ring, a position out of range, unknown record flags) are
+/// dropped alone: the node hangs up on each with the error logged and keeps serving others.
+#[test]
+fn clients_scribbling_on_their_ring_are_dropped_alone() {
+    use std::io::Read;
+    watchdog(120);
+    const CAP: u64 = 4096;
+    let dir = tempfile::tempdir().unwrap();
+    let (_node, lines) = logged_node(
+        dir.path(),
+        &["-nowallet", "-printtoconsole", "-ipcbind=unix"],
+    );
+    wait_for_line(&lines, "bitcoin-node ready");
+    let path = dir.path().join("regtest/node.sock");
+    let (_session, init) = client(
+        ipc_shm::connect(
+            &ipc_shm::Endpoint::unix(&path),
+            &ipc_shm::Config::new("test-good"),
+        )
+        .unwrap(),
+    );
+    let chain = init.make_chain().unwrap();
+    let scribbles: [(&str, &[(u64, u64)]); 3] = [
+        (
+            "a record longer than the ring",
+            &[(hand::DATA_OFFSET, 5000), (hand::OFF_WRITE, 16)],
+        ),
+        ("a position out of range", &[(hand::OFF_WRITE, u64::MAX)]),
+        (
+            "unknown record flags",
+            &[(hand::DATA_OFFSET, 4 | (6 << 32)), (hand::OFF_WRITE, 16)],
+        ),
+    ];
+    for (what, writes) in scribbles {
+        let ring = hand::HandRing::new("hostile", CAP, true);
+        let mut stream = hand::hand_hello(&path, CAP, 0);
+        ring.send(&stream, &[]);
+        hand::skip_fds(&mut stream);
+        for &(offset, value) in writes {
+            ring.write_u64(offset, value);
+        }
+        // Wakes the node's reader if it has parked on the doorbell.
+        ring.data_bell.write(1).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        assert_eq!(
+            stream.read(&mut [0u8; 1]).unwrap(),
+            0,
+            "{what}: the node hangs up"
+        );
+        wait_for_line(&lines, "closing the connection");
+        assert_eq!(
+            chain.get_height().unwrap(),
+            Some(0),
+            "{what}: others are served"
+        );
+    }
 }
 
 /// Starts `bitcoin-node -ipcbind=unix` on `datadir` and waits until it is ready.
