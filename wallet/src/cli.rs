@@ -16,6 +16,14 @@ pub struct Args {
     #[arg(long)]
     pub datadir: Option<PathBuf>,
 
+    /// Chain to use; only regtest is supported
+    #[arg(long, value_name = "CHAIN", default_value = "regtest")]
+    pub chain: String,
+
+    /// Same as -chain=regtest
+    #[arg(long)]
+    pub regtest: bool,
+
     /// Wallet to load, created on first start if it does not exist
     #[arg(long, default_value = DEFAULT_WALLET)]
     pub wallet: String,

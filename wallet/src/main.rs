@@ -57,6 +57,9 @@ fn run() -> anyhow::Result<()> {
     let chain_dir = datadir.join(chain_dir_name(network));
 
     // What the options alone get wrong is reported before anything is written to the datadir.
+    if !args.regtest && args.chain != "regtest" {
+        bail!("chain {:?} is not supported yet (only regtest)", args.chain);
+    }
     let mut config = Config::new("bitcoin-wallet");
     config.transport = args
         .transport

@@ -63,6 +63,13 @@ fn bad_wallets_fail_before_any_node_is_involved() {
         "nothing written for a bad name"
     );
 
+    let line = error_line(&run(dir.path(), &["-chain=main", "-ipcconnect=unix"]));
+    assert_eq!(
+        line,
+        "bitcoin-wallet: chain \"main\" is not supported yet (only regtest)"
+    );
+    assert!(!dir.path().join("regtest").exists());
+
     // A wallet held by another process.
     let store = util::store(dir.path());
     store.create_wallet("alice").unwrap();
