@@ -133,6 +133,14 @@ pub enum WalletError {
     },
     /// The chain has no block in common with the wallet (a wallet of another chain).
     NoCommonBlock,
+    /// During a catch-up, the wallet's own chain changed under it (a notification or another
+    /// catch-up rewound it): the fork found is no longer the wallet's block. Retried.
+    ForkMoved {
+        /// The fork's height.
+        height: u32,
+        /// The fork's hash.
+        hash: BlockHash,
+    },
     /// The chain source failed (for the IPC chain: the node went away).
     Chain(Box<dyn StdError + Send + Sync>),
     /// A thread panicked while changing the wallet; its in-memory state may be half-updated.
@@ -206,6 +214,10 @@ impl fmt::Display for WalletError {
                 write!(f, "the chain has no block {hash} (height {height})")
             }
             Self::NoCommonBlock => write!(f, "the chain has no block in common with the wallet"),
+            Self::ForkMoved { height, hash } => write!(
+                f,
+                "the wallet's chain changed during a catch-up: block {hash} at height {height} is no longer its own"
+            ),
             Self::Chain(err) => write!(f, "chain: {err}"),
             Self::Poisoned => write!(
                 f,

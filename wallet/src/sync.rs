@@ -18,6 +18,12 @@
 //! Subscribe to notifications first, then call [`Wallet::sync_with_chain`]: a block
 //! announced during the catch-up either does not connect yet ([`WalletError::BlockDoesNotConnect`],
 //! which the catch-up then covers) or is already applied (a duplicate, ignored).
+//!
+//! Catch-ups themselves may run at once (the notification thread's and a caller's): each
+//! checks under the wallet's lock that its fork is still the wallet's block and starts over
+//! with a fresh locator when it is not ([`WalletError::ForkMoved`]). No lock is held across a
+//! catch-up, so a transaction-changed callback that calls back into the wallet cannot
+//! deadlock with one.
 
 use bdk_wallet::ChangeSet;
 use bdk_wallet::chain::{BlockId, local_chain};
@@ -120,18 +126,17 @@ impl Wallet {
     /// share (`find_locator_fork` with the wallet's locator), undoes the wallet's blocks
     /// above it, and applies the chain's blocks from there. Returns the new tip height.
     pub fn sync_with_chain<C: ChainSource + ?Sized>(&self, chain: &C) -> Result<u32, WalletError> {
-        // One catch-up at a time; a second caller then finds the wallet (nearly) in step.
-        let _one_at_a_time = self
-            .catching_up
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut attempt = 0;
         loop {
             attempt += 1;
             match self.catch_up_once(chain) {
-                // The chain reorganised under us; the next locator finds the new fork.
+                // The chain reorganised under us, or the wallet's chain changed under us (a
+                // notification, or another caller's catch-up, got there first): the next
+                // locator finds the fork anew. Catch-ups may run at once; they converge.
                 Err(
-                    WalletError::BlockDoesNotConnect { .. } | WalletError::BlockNotFound { .. },
+                    WalletError::BlockDoesNotConnect { .. }
+                    | WalletError::BlockNotFound { .. }
+                    | WalletError::ForkMoved { .. },
                 ) if attempt < CATCH_UP_ATTEMPTS => {}
                 result => return result,
             }
@@ -172,8 +177,14 @@ impl Wallet {
         self.mutate(|state| {
             match state.bdk.local_chain().get(fork.height) {
                 Some(cp) if cp.hash() == fork.hash => {}
-                // The locator holds only our blocks, so the fork must be one of them.
-                _ => return Err(WalletError::NoCommonBlock),
+                // The locator held only our blocks, so the fork was one of them; it is gone
+                // if the wallet's chain changed since the locator was taken.
+                _ => {
+                    return Err(WalletError::ForkMoved {
+                        height: fork.height,
+                        hash: fork.hash,
+                    });
+                }
             }
             if state.tip_height() > fork.height {
                 let fork = BlockId {

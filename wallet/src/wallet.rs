@@ -30,10 +30,6 @@ pub struct Wallet {
     path: PathBuf,
     network: Network,
     state: Mutex<State>,
-    /// Held for a whole catch-up ([`Wallet::sync_with_chain`]): the notification thread and
-    /// callers may each start one, and two at once would rewind under each other's locator.
-    /// Taken before `state`, never while holding it.
-    pub(crate) catching_up: Mutex<()>,
     subscribers: Arc<Subscribers>,
 }
 
@@ -144,7 +140,6 @@ impl Wallet {
                 keys,
                 last_seen_time,
             }),
-            catching_up: Mutex::default(),
             subscribers: Arc::default(),
         })
     }
