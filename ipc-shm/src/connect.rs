@@ -315,6 +315,12 @@ impl SpawnedChild {
         self.child.wait()
     }
 
+    /// Kills the child (SIGKILL) and reaps it.
+    pub fn kill(&mut self) -> io::Result<ExitStatus> {
+        self.child.kill()?;
+        self.child.wait()
+    }
+
     /// Waits at most `timeout` for the child to exit; reaps it if it did.
     pub fn wait_timeout(&mut self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
         if let Some(status) = self.child.try_wait()? {

@@ -291,20 +291,21 @@ pub fn spawn_wallet(
     tracing::info!(target: "node::ipc", pid, "bitcoin-wallet attached");
     let stopping = Arc::new(AtomicBool::new(false));
     let reaper = {
-        let ctx = Arc::downgrade(ctx);
-        let session = Arc::clone(&session);
+        let weak_ctx = Arc::downgrade(ctx);
+        let watched = Arc::clone(&session);
         let stopping = Arc::clone(&stopping);
+        let attached = Arc::clone(&loader);
         thread::Builder::new()
             .name("wallet-child".into())
             .spawn(move || {
-                session.wait_closed();
-                if let Some(ctx) = ctx.upgrade() {
-                    ctx.unset_wallet_loader(&loader);
+                watched.wait_closed();
+                if let Some(ctx) = weak_ctx.upgrade() {
+                    ctx.unset_wallet_loader(&attached);
                 }
-                drop(loader);
-                drop(session);
-                // The wallet exits once its connection is closed; one that does not within
-                // REAP_GRACE is killed when `child` is dropped.
+                drop(attached);
+                drop(watched);
+                // The wallet exits once its connection is closed; one that has not within
+                // REAP_GRACE is killed.
                 match child.wait_timeout(ipc_shm::connect::REAP_GRACE) {
                     Ok(Some(status)) if stopping.load(Ordering::Relaxed) => {
                         tracing::info!(target: "node::ipc", pid, %status, "bitcoin-wallet stopped")
@@ -312,13 +313,24 @@ pub fn spawn_wallet(
                     Ok(Some(status)) => {
                         tracing::warn!(target: "node::ipc", pid, %status, "bitcoin-wallet exited")
                     }
-                    Ok(None) => tracing::warn!(target: "node::ipc", pid, "bitcoin-wallet did not exit; killing it"),
+                    Ok(None) => {
+                        tracing::warn!(target: "node::ipc", pid, "bitcoin-wallet did not exit within {:?}; killing it", ipc_shm::connect::REAP_GRACE);
+                        if let Err(e) = child.kill() {
+                            tracing::warn!(target: "node::ipc", pid, "cannot kill bitcoin-wallet: {e}");
+                        }
+                    }
                     Err(e) => {
                         tracing::warn!(target: "node::ipc", pid, "cannot reap bitcoin-wallet: {e}")
                     }
                 }
             })
-            .map_err(IpcError::Thread)?
+            .map_err(|e| {
+                // Nobody would detach the wallet when it goes: detach it now, and hang up so
+                // that it exits before its `SpawnedChild` (dropped with the closure) reaps it.
+                ctx.unset_wallet_loader(&loader);
+                session.close();
+                IpcError::Thread(e)
+            })?
     };
     Ok(WalletChild {
         session,
