@@ -229,7 +229,9 @@ impl interfaces::Wallet for WalletImpl {
     }
 
     /// Builds, signs and commits the payment, then broadcasts it; a payment the node
-    /// refuses is abandoned so its coins are free again, and the node's error returned.
+    /// refuses is abandoned so its coins are free again, and the node's error returned. One
+    /// whose broadcast got no answer is kept (the node may have it) and resubmitted at the
+    /// next start if the node lacks it.
     fn send_to_address(
         &self,
         address: &Address<NetworkUnchecked>,
@@ -252,14 +254,23 @@ impl interfaces::Wallet for WalletImpl {
             .send_to_address(address, amount, fee_rate, minimum)
             .map_err(interface_error)?;
         let txid = tx.compute_txid();
-        if let Err(err) = self.chain.broadcast_transaction(&tx, MAX_FEE_RATE) {
-            tracing::warn!(%txid, error = %err, "node refused the payment; abandoning it");
-            if let Err(abandon) = self.wallet.abandon_transaction(txid) {
-                tracing::error!(%txid, error = %abandon, "cannot abandon refused payment");
+        match self.chain.broadcast_transaction(&tx, MAX_FEE_RATE) {
+            Ok(()) => Ok(txid),
+            // The node answered no: the payment will never confirm, so its coins are freed.
+            Err(err @ InterfaceError::Remote { .. }) => {
+                tracing::warn!(%txid, error = %err, "node refused the payment; abandoning it");
+                if let Err(abandon) = self.wallet.abandon_transaction(txid) {
+                    tracing::error!(%txid, error = %abandon, "cannot abandon refused payment");
+                }
+                Err(err)
             }
-            return Err(err);
+            // No answer (the node went away mid-call): it may have the payment. Keep it; the
+            // next start resubmits it if the node lacks it, or abandons it if refused then.
+            Err(err) => {
+                tracing::warn!(%txid, error = %err, "payment committed; its broadcast got no answer");
+                Err(err)
+            }
         }
-        Ok(txid)
     }
 
     fn handle_transaction_changed(
