@@ -1,7 +1,8 @@
 //! `kill -9` of `bitcoin-gui` at random moments while it mines through the `bitcoin-node` it
 //! spawned (which spawned `bitcoin-wallet`): each time, the orphaned node notices that its
 //! parent is gone, stops its wallet and exits; nothing is left running, and the next start
-//! finds nothing in its way and every block still there.
+//! finds nothing in its way (no lock, no socket) and every block still there. Segments are
+//! unnamed memfds, so there is no file to leave behind; they go with the last process.
 //!
 //! This test makes its process a child subreaper, so the orphans are reparented to it and
 //! their exits can be waited for (`waitpid`) instead of polled; it therefore runs alone in
@@ -114,13 +115,4 @@ fn kill_9_of_bitcoin_gui_leaves_nothing_behind_and_loses_no_block() {
          {height} blocks mined across the rounds"
     );
     assert!(height > 0, "no round got as far as mining");
-    let leftovers: Vec<_> = std::fs::read_dir("/dev/shm")
-        .map(|d| d.flatten().map(|e| e.file_name()).collect())
-        .unwrap_or_default();
-    assert!(
-        leftovers
-            .iter()
-            .all(|name| !name.to_string_lossy().contains("ipc-shm")),
-        "{leftovers:?}"
-    );
 }

@@ -223,6 +223,8 @@ pub(crate) fn refuse_too_many(sock: OwnedFd, limit: u64) {
         refusal(status::TOO_MANY_CONNECTIONS, limit).as_bytes(),
         MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
     );
+    // Closed before the log line, so whoever reads the log finds the descriptor gone.
+    drop(sock);
     match creds {
         Ok(c) => tracing::warn!("refused a connection from pid {} uid {}: at the limit of {limit} connections", c.pid, c.uid),
         Err(_) => tracing::warn!("refused a connection: at the limit of {limit} connections"),

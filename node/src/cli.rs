@@ -88,8 +88,8 @@ pub struct Args {
     /// Serve the connection on this inherited file descriptor (set by a spawning parent).
     #[arg(long, value_name = "FD")]
     pub ipcfd: Option<i32>,
-    /// Most IPC clients served at once, counting those still in their handshake; more are
-    /// refused with a clear error instead of waiting.
+    /// Most IPC connections at once, counting clients still in their handshake and the
+    /// spawning parent's; more clients are refused with a clear error instead of waiting.
     #[arg(long, value_name = "N", default_value_t = crate::ipc::DEFAULT_MAX_CONNECTIONS,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub ipcmaxconnections: u32,

@@ -42,9 +42,14 @@ impl Watchdog {
         let (done, wait) = mpsc::channel::<()>();
         std::thread::spawn(move || {
             if let Err(mpsc::RecvTimeoutError::Timeout) =
-                wait.recv_timeout(Duration::from_secs(180))
+                wait.recv_timeout(Duration::from_secs(300))
             {
-                eprintln!("watchdog: test still running after 180 s; aborting");
+                eprintln!("watchdog: test still running after 300 s; aborting");
+                // Aborting runs no destructor: kill the wallet processes we started, which
+                // would otherwise keep trying to reconnect.
+                let _ = Command::new("pkill")
+                    .args(["-KILL", "-P", &std::process::id().to_string()])
+                    .status();
                 std::process::abort();
             }
         });
