@@ -9,6 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 target_dir=${CARGO_TARGET_DIR:-target}
+# Absolute: cargo runs each bench from its package's directory, not from here.
+case "$target_dir" in /*) ;; *) target_dir="$PWD/$target_dir" ;; esac
 criterion_dir="$target_dir/criterion"
 # Kept after the run: `cargo run --release -p benches --bin bench-report -- RESULTS
 # CRITERION_DIR docs` renders the report again without measuring again.
