@@ -82,7 +82,7 @@ impl Options {
     /// Checks what clap cannot: only regtest is supported.
     pub(crate) fn validate(&self) -> anyhow::Result<()> {
         if !self.regtest && self.chain != "regtest" {
-            bail!("chain {:?} is not supported (only regtest)", self.chain);
+            bail!("chain {:?} is not supported yet (only regtest)", self.chain);
         }
         Ok(())
     }
@@ -213,7 +213,7 @@ mod tests {
         let o = parse(&["-chain=main"]).unwrap();
         assert_eq!(
             o.validate().unwrap_err().to_string(),
-            "chain \"main\" is not supported (only regtest)"
+            "chain \"main\" is not supported yet (only regtest)"
         );
     }
 

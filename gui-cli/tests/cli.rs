@@ -101,6 +101,10 @@ fn errors_are_one_line_and_nonzero() {
         ),
         (&["-transport=tcp", "getblockcount"], ""),
         (
+            &["-chain=main", "getblockcount"],
+            "error: chain \"main\" is not supported yet (only regtest)\n",
+        ),
+        (
             &[],
             "error: no command given and not on a terminal (see --help)\n",
         ),
