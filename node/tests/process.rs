@@ -473,17 +473,7 @@ fn clients_over_ipcmaxconnections_are_refused_clearly_until_one_leaves() {
     use ipc_shm::handshake::{HandshakeError, Refusal};
     watchdog(120);
     let dir = tempfile::tempdir().unwrap();
-    let (_node, lines) = logged_node(
-        dir.path(),
-        &[
-            "-nowallet",
-            "-printtoconsole",
-            "-ipcbind=unix",
-            "-ipcmaxconnections=2",
-            "-debug=ipc",
-        ],
-    );
-    wait_for_line(&lines, "bitcoin-node ready");
+    let (_node, lines) = bound_node(dir.path(), &["-ipcmaxconnections=2", "-debug=ipc"]);
     let endpoint = ipc_shm::Endpoint::unix(dir.path().join("regtest/node.sock"));
     let connect = || ipc_shm::connect(&endpoint, &ipc_shm::Config::new("test-client"));
     let first = client(connect().unwrap());
@@ -534,16 +524,7 @@ fn a_thousand_bad_handshakes_leave_the_node_serving_with_its_fds_back() {
     use std::os::unix::net::UnixStream;
     watchdog(180);
     let dir = tempfile::tempdir().unwrap();
-    let (node, lines) = logged_node(
-        dir.path(),
-        &[
-            "-nowallet",
-            "-printtoconsole",
-            "-ipcbind=unix",
-            "-debug=ipc",
-        ],
-    );
-    wait_for_line(&lines, "bitcoin-node ready");
+    let (node, lines) = bound_node(dir.path(), &["-debug=ipc"]);
     let path = dir.path().join("regtest/node.sock");
     let endpoint = ipc_shm::Endpoint::unix(&path);
     let (_session, init) =
@@ -660,11 +641,7 @@ fn call_record(kind: u8, method: u32, call: u64, object: u64, body: &[u8]) -> Ve
 fn clients_sending_garbage_are_dropped_alone_while_others_are_served() {
     watchdog(180);
     let dir = tempfile::tempdir().unwrap();
-    let (node, lines) = logged_node(
-        dir.path(),
-        &["-nowallet", "-printtoconsole", "-ipcbind=unix"],
-    );
-    wait_for_line(&lines, "bitcoin-node ready");
+    let (node, lines) = bound_node(dir.path(), &[]);
     let endpoint = ipc_shm::Endpoint::unix(dir.path().join("regtest/node.sock"));
     let hostile = || {
         ipc_shm::connect(&endpoint, &ipc_shm::Config::new("test-hostile"))
@@ -774,11 +751,7 @@ impl interfaces::ChainNotifications for Heard {
 fn a_subscriber_that_stops_reading_stalls_nobody() {
     watchdog(120);
     let dir = tempfile::tempdir().unwrap();
-    let (_node, lines) = logged_node(
-        dir.path(),
-        &["-nowallet", "-printtoconsole", "-ipcbind=unix"],
-    );
-    wait_for_line(&lines, "bitcoin-node ready");
+    let (_node, _lines) = bound_node(dir.path(), &[]);
     let endpoint = ipc_shm::Endpoint::unix(dir.path().join("regtest/node.sock"));
     let connect =
         |name: &str| client(ipc_shm::connect(&endpoint, &ipc_shm::Config::new(name)).unwrap());
@@ -824,11 +797,7 @@ fn clients_scribbling_on_their_ring_are_dropped_alone() {
     watchdog(120);
     const CAP: u64 = 4096;
     let dir = tempfile::tempdir().unwrap();
-    let (_node, lines) = logged_node(
-        dir.path(),
-        &["-nowallet", "-printtoconsole", "-ipcbind=unix"],
-    );
-    wait_for_line(&lines, "bitcoin-node ready");
+    let (_node, lines) = bound_node(dir.path(), &[]);
     let path = dir.path().join("regtest/node.sock");
     let (_session, init) = client(
         ipc_shm::connect(
@@ -874,6 +843,16 @@ fn clients_scribbling_on_their_ring_are_dropped_alone() {
             "{what}: others are served"
         );
     }
+}
+
+/// [`logged_node`] with `-nowallet -printtoconsole -ipcbind=unix` and `extra`, once it says
+/// it is ready.
+fn bound_node(datadir: &Path, extra: &[&str]) -> (Reaped, std::sync::mpsc::Receiver<String>) {
+    let mut args = vec!["-nowallet", "-printtoconsole", "-ipcbind=unix"];
+    args.extend_from_slice(extra);
+    let (node, lines) = logged_node(datadir, &args);
+    wait_for_line(&lines, "bitcoin-node ready");
+    (node, lines)
 }
 
 /// Starts `bitcoin-node -ipcbind=unix` on `datadir` and waits until it is ready.

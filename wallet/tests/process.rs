@@ -14,27 +14,9 @@ use interfaces::{Chain, Init};
 use ipc_shm::call::{Dispatch, Session, SessionConfig};
 use ipc_shm::{Config, Endpoint, Listener};
 use util::node::{TestNode, TestNodeInit};
-use util::scenario;
+use util::{Watchdog, scenario};
 
 const WALLET: &str = env!("CARGO_BIN_EXE_bitcoin-wallet");
-
-/// Aborts the process if a test hangs (a child that never answers or never exits).
-struct Watchdog(#[allow(dead_code)] mpsc::Sender<()>);
-
-impl Watchdog {
-    fn new() -> Self {
-        let (done, wait) = mpsc::channel::<()>();
-        std::thread::spawn(move || {
-            if let Err(mpsc::RecvTimeoutError::Timeout) =
-                wait.recv_timeout(Duration::from_secs(120))
-            {
-                eprintln!("watchdog: test still running after 120 s; aborting");
-                std::process::abort();
-            }
-        });
-        Watchdog(done)
-    }
-}
 
 /// The wallet's `Init` on the far side of `session`.
 fn init_of(session: &Session) -> Arc<dyn Init> {
@@ -57,7 +39,7 @@ fn serve_node_with(connection: ipc_shm::Connection, init: Option<Arc<dyn Init>>)
 
 #[test]
 fn spawned_with_ipcfd_serves_the_node_and_exits_with_it() {
-    let _watchdog = Watchdog::new();
+    let _watchdog = Watchdog::new(Duration::from_secs(120));
     let dir = tempfile::tempdir().unwrap();
     let datadir = format!("-datadir={}", dir.path().display());
     let node = TestNode::new();
@@ -115,7 +97,7 @@ fn connecting_over_the_socket_transport() {
 
 /// A wallet started with `-ipcconnect` and `-transport`: served, dropped, reconnected.
 fn reconnects_over(transport: &str) {
-    let _watchdog = Watchdog::new();
+    let _watchdog = Watchdog::new(Duration::from_secs(120));
     let dir = tempfile::tempdir().unwrap();
     let node = TestNode::new();
     let chain: Arc<dyn Chain> = node.clone();
@@ -182,7 +164,7 @@ enum Seen {
 
 #[test]
 fn kill_9_while_paying_over_ipc_loses_and_reuses_nothing() {
-    let _watchdog = Watchdog::new();
+    let _watchdog = Watchdog::new(Duration::from_secs(120));
     let dir = tempfile::tempdir().unwrap();
     let datadir = format!("-datadir={}", dir.path().display());
     let node = TestNode::new();

@@ -27,35 +27,12 @@ use node::chainstate::ChainState;
 use node::ipc::Clients;
 use node::service::NodeContext;
 use node::validation;
-use util::{btc, stranger};
+use util::{Watchdog, btc, stranger};
 
 const WALLET: &str = env!("CARGO_BIN_EXE_bitcoin-wallet");
 
 /// How long the wallet process may take to attach, or to exit once killed.
 const ATTACH: Duration = Duration::from_secs(30);
-
-/// Aborts the test process if a test hangs (a wallet that never attaches or answers).
-struct Watchdog(#[allow(dead_code)] mpsc::Sender<()>);
-
-impl Watchdog {
-    fn new() -> Self {
-        let (done, wait) = mpsc::channel::<()>();
-        std::thread::spawn(move || {
-            if let Err(mpsc::RecvTimeoutError::Timeout) =
-                wait.recv_timeout(Duration::from_secs(300))
-            {
-                eprintln!("watchdog: test still running after 300 s; aborting");
-                // Aborting runs no destructor: kill the wallet processes we started, which
-                // would otherwise keep trying to reconnect.
-                let _ = Command::new("pkill")
-                    .args(["-KILL", "-P", &std::process::id().to_string()])
-                    .status();
-                std::process::abort();
-            }
-        });
-        Watchdog(done)
-    }
-}
 
 /// The node (in this process) and the wallet process attached to it.
 struct Harness {
@@ -248,7 +225,7 @@ fn script_of(address: &Address<NetworkUnchecked>) -> ScriptBuf {
 /// next block confirms it again.
 #[test]
 fn a_reorg_moves_balances_back_and_the_next_block_confirms_again() {
-    let _watchdog = Watchdog::new();
+    let _watchdog = Watchdog::new(Duration::from_secs(300));
     let h = Harness::start();
     let ours = h.default_wallet();
     h.mine(101, &script_of(&Harness::address(&*ours)));
@@ -300,7 +277,7 @@ fn a_reorg_moves_balances_back_and_the_next_block_confirms_again() {
 /// never hands out an address twice.
 #[test]
 fn a_restarted_wallet_has_the_same_balances_history_and_fresh_addresses() {
-    let _watchdog = Watchdog::new();
+    let _watchdog = Watchdog::new(Duration::from_secs(300));
     let mut h = Harness::start();
     let ours = h.default_wallet();
     let mut addresses = HashSet::new();
@@ -347,7 +324,7 @@ fn a_restarted_wallet_has_the_same_balances_history_and_fresh_addresses() {
 /// ones, and the one front ends get without naming a wallet.
 #[test]
 fn the_wallet_option_chooses_the_default_wallet() {
-    let _watchdog = Watchdog::new();
+    let _watchdog = Watchdog::new(Duration::from_secs(300));
     let mut h = Harness::start();
     let default_address = Harness::address(&*h.default_wallet());
     h.kill_wallet("-TERM");
@@ -370,7 +347,7 @@ fn the_wallet_option_chooses_the_default_wallet() {
 /// reaches the node.
 #[test]
 fn refused_payments_say_why_with_cores_codes() {
-    let _watchdog = Watchdog::new();
+    let _watchdog = Watchdog::new(Duration::from_secs(300));
     let h = Harness::start();
     let ours = h.default_wallet();
     h.mine(101, &script_of(&Harness::address(&*ours)));
@@ -415,7 +392,7 @@ enum Seen {
 /// once mined the balance is exactly what the fees leave.
 #[test]
 fn kill_9_while_paying_loses_nothing_and_reuses_no_address() {
-    let _watchdog = Watchdog::new();
+    let _watchdog = Watchdog::new(Duration::from_secs(300));
     let mut h = Harness::start();
     let ours = h.default_wallet();
     let mut addresses = HashSet::new();

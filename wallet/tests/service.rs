@@ -13,26 +13,8 @@ use interfaces::{Chain, Init, InterfaceError};
 use ipc_shm::call::{Dispatch, Session, SessionConfig};
 use ipc_shm::wait::WaitPolicy;
 use util::node::TestNode;
-use util::{btc, scenario, stranger};
+use util::{Watchdog, btc, scenario, stranger};
 use wallet::{WalletInit, WalletLoaderImpl};
-
-/// Aborts the process if a test hangs (a connection that never answers).
-struct Watchdog(#[allow(dead_code)] mpsc::Sender<()>);
-
-impl Watchdog {
-    fn new() -> Self {
-        let (done, wait) = mpsc::channel::<()>();
-        std::thread::spawn(move || {
-            if let Err(mpsc::RecvTimeoutError::Timeout) =
-                wait.recv_timeout(Duration::from_secs(120))
-            {
-                eprintln!("watchdog: test still running after 120 s; aborting");
-                std::process::abort();
-            }
-        });
-        Watchdog(done)
-    }
-}
 
 fn wallet_init(dir: &std::path::Path) -> Arc<dyn Init> {
     Arc::new(WalletInit::new(util::store(dir), "default".to_owned()))
@@ -55,7 +37,7 @@ fn over_shm(init: Arc<dyn Init>) -> (Arc<dyn Init>, Session, Session) {
 
 #[test]
 fn in_process() {
-    let _watchdog = Watchdog::new();
+    let _watchdog = Watchdog::new(Duration::from_secs(120));
     let dir = tempfile::tempdir().unwrap();
     let node = TestNode::new();
     scenario::run(&wallet_init(dir.path()), &node);
@@ -63,7 +45,7 @@ fn in_process() {
 
 #[test]
 fn over_shared_memory() {
-    let _watchdog = Watchdog::new();
+    let _watchdog = Watchdog::new(Duration::from_secs(120));
     let dir = tempfile::tempdir().unwrap();
     let node = TestNode::new();
     let (proxy, _wallet_side, _node_side) = over_shm(wallet_init(dir.path()));
@@ -72,7 +54,7 @@ fn over_shared_memory() {
 
 #[test]
 fn transaction_changes_reach_a_subscriber_across_the_connection() {
-    let _watchdog = Watchdog::new();
+    let _watchdog = Watchdog::new(Duration::from_secs(120));
     let dir = tempfile::tempdir().unwrap();
     let node = TestNode::new();
     let (proxy, _wallet_side, _node_side) = over_shm(wallet_init(dir.path()));
@@ -105,7 +87,7 @@ fn transaction_changes_reach_a_subscriber_across_the_connection() {
 
 #[test]
 fn a_dead_node_is_reported_as_disconnected() {
-    let _watchdog = Watchdog::new();
+    let _watchdog = Watchdog::new(Duration::from_secs(120));
     let dir = tempfile::tempdir().unwrap();
     let node = TestNode::new();
     let (proxy, wallet_side, _node_side) = over_shm(wallet_init(dir.path()));
@@ -118,7 +100,7 @@ fn a_dead_node_is_reported_as_disconnected() {
 
 #[test]
 fn a_new_wallet_starts_at_the_chain_tip() {
-    let _watchdog = Watchdog::new();
+    let _watchdog = Watchdog::new(Duration::from_secs(120));
     let dir = tempfile::tempdir().unwrap();
     let node = TestNode::new();
     for _ in 0..20 {
@@ -161,7 +143,7 @@ fn a_new_wallet_starts_at_the_chain_tip() {
 
 #[test]
 fn payments_the_node_lacks_are_resubmitted_on_start() {
-    let _watchdog = Watchdog::new();
+    let _watchdog = Watchdog::new(Duration::from_secs(120));
     let dir = tempfile::tempdir().unwrap();
     let node = TestNode::new();
     let store = Arc::new(util::store(dir.path()));

@@ -28,6 +28,27 @@ use bitcoin::{
 use interfaces::BlockRef;
 use wallet::{ChainSource, Wallet, WalletStore};
 
+/// Aborts the test process if a test outlives `limit` (a connection that never answers, a
+/// process that never exits), first killing the processes it started: aborting runs no
+/// destructor, and a wallet left running would keep trying to reach its node.
+pub(crate) struct Watchdog(#[allow(dead_code)] std::sync::mpsc::Sender<()>);
+
+impl Watchdog {
+    pub(crate) fn new(limit: std::time::Duration) -> Self {
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(limit) {
+                eprintln!("watchdog: test still running after {limit:?}; aborting");
+                let _ = std::process::Command::new("pkill")
+                    .args(["-KILL", "-P", &std::process::id().to_string()])
+                    .status();
+                std::process::abort();
+            }
+        });
+        Watchdog(done)
+    }
+}
+
 /// Regtest's proof-of-work limit, as compact bits.
 const REGTEST_BITS: u32 = 0x207f_ffff;
 
