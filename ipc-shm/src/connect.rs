@@ -353,8 +353,7 @@ impl Drop for SpawnedChild {
             Ok(Some(status)) => tracing::debug!("child {pid} exited: {status}"),
             Ok(None) => {
                 tracing::warn!("child {pid} still running {REAP_GRACE:?} after the connection closed; killing it");
-                let _ = self.child.kill();
-                let _ = self.child.wait();
+                let _ = self.kill();
             }
             Err(e) => tracing::warn!("cannot wait for child {pid}: {e}"),
         }

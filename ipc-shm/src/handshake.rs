@@ -218,11 +218,8 @@ pub(crate) fn accept(sock: OwnedFd, config: &Config) -> Result<Connection, Error
 /// closed. The initiator reads the reply even if its hello found the socket closed.
 pub(crate) fn refuse_too_many(sock: OwnedFd, limit: u64) {
     let creds = peer_credentials(sock.as_fd());
-    let _ = send(
-        sock.as_raw_fd(),
-        refusal(status::TOO_MANY_CONNECTIONS, limit).as_bytes(),
-        MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
-    );
+    let _ = Wire::new(sock.as_fd(), Duration::ZERO)
+        .send_once(refusal(status::TOO_MANY_CONNECTIONS, limit).as_bytes());
     // Closed before the log line, so whoever reads the log finds the descriptor gone.
     drop(sock);
     match creds {
