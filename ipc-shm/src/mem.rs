@@ -91,24 +91,14 @@ mod real {
             }
         }
 
-        /// Reads the 8-byte little-endian word at an 8-aligned `offset`.
-        #[inline]
-        pub(crate) fn read_u64(&self, offset: usize) -> u64 {
-            self.check(offset, 8);
-            debug_assert_eq!(offset % 8, 0);
-            // SAFETY: in bounds and 8-aligned (base is aligned, offset is a multiple of 8).
-            // A volatile read makes exactly one load, so the value we validate is the value
-            // we use even if the peer rewrites the word right after.
-            let word = unsafe { std::ptr::read_volatile(self.base.as_ptr().add(offset).cast::<u64>()) };
-            u64::from_le(word)
-        }
-
-        /// Writes the 8-byte little-endian word at an 8-aligned `offset`.
-        #[inline]
+        /// Writes the 8-byte little-endian word at an 8-aligned `offset` (tests play a
+        /// scribbling peer with it).
+        #[cfg(test)]
         pub(crate) fn write_u64(&self, offset: usize, value: u64) {
             self.check(offset, 8);
             debug_assert_eq!(offset % 8, 0);
-            // SAFETY: in bounds, 8-aligned and writable (see `read_u64`).
+            // SAFETY: in bounds (checked above), 8-aligned (base is aligned, offset is a multiple
+            // of 8) and writable (`new`'s invariant).
             unsafe {
                 std::ptr::write_volatile(self.base.as_ptr().add(offset).cast::<u64>(), value.to_le());
             }
@@ -146,6 +136,11 @@ mod model {
     struct Inner {
         header: Vec<AtomicU64>,
         data: Vec<UnsafeCell<u64>>,
+        /// The data words as record headers, which the ring accesses only atomically.
+        /// Keeping them apart from `data` is faithful because the producer clears a header
+        /// slot atomically before the consumer can reach it; were a clear missing, the
+        /// consumer would read a stale header here and the model's assertions would fail.
+        slots: Vec<AtomicU64>,
         data_offset: usize,
     }
 
@@ -154,7 +149,8 @@ mod model {
         pub(crate) fn new_model(data_offset: usize, data_len: usize) -> Self {
             let header = (0..crate::ring::HEADER_WORDS_USED).map(|_| AtomicU64::new(0)).collect();
             let data = (0..data_len / 8).map(|_| UnsafeCell::new(0)).collect();
-            Region { inner: Arc::new(Inner { header, data, data_offset }) }
+            let slots = (0..data_len / 8).map(|_| AtomicU64::new(0)).collect();
+            Region { inner: Arc::new(Inner { header, data, slots, data_offset }) }
         }
 
         pub(crate) fn len(&self) -> usize {
@@ -191,18 +187,11 @@ mod model {
             }
         }
 
-        pub(crate) fn read_u64(&self, offset: usize) -> u64 {
-            let mut b = [0; 8];
-            self.read(offset, &mut b);
-            u64::from_le_bytes(b)
-        }
-
-        pub(crate) fn write_u64(&self, offset: usize, value: u64) {
-            self.write(offset, &value.to_le_bytes());
-        }
-
         pub(crate) fn atomic_u64(&self, offset: usize) -> &AtomicU64 {
-            &self.inner.header[offset / 8]
+            match offset.checked_sub(self.inner.data_offset) {
+                Some(at) => &self.inner.slots[at / 8],
+                None => &self.inner.header[offset / 8],
+            }
         }
     }
 }

@@ -12,30 +12,41 @@
 //! |      8 | `version`         | producer   | layout version, [`RING_VERSION`]                 |
 //! |     16 | `capacity`        | producer   | data bytes, a power of two                       |
 //! |     24 | `data_offset`     | producer   | where data starts, [`DATA_OFFSET`]               |
-//! |    128 | `write`           | producer   | bytes ever committed (monotonic)                 |
-//! |    256 | `read`            | consumer   | bytes ever released (monotonic)                  |
-//! |    384 | `consumer_parked` | consumer   | park generation (non-zero) while it sleeps       |
-//! |    512 | `producer_parked` | producer   | park generation (non-zero) while it sleeps       |
+//! |    128 | `read`            | consumer   | bytes ever released (monotonic)                  |
+//! |    256 | `consumer_parked` | consumer   | park generation (non-zero) while it sleeps       |
+//! |    384 | `producer_parked` | producer   | park generation (non-zero) while it sleeps       |
 //!
 //! Positions are byte counts that only grow; the byte a position refers to is at
-//! `data_offset + (pos & (capacity - 1))`. `write - read` is the number of committed bytes
-//! not yet released, never more than `capacity`.
+//! `data_offset + (pos & (capacity - 1))`. The producer's position is never published: the
+//! record headers themselves say how far it got.
 //!
 //! # Records
 //!
 //! A record is an 8-byte header — payload length (`u32`), flags (`u32`) — followed by the
-//! payload, padded to a multiple of 8 so every header is 8-aligned. A record never wraps:
-//! when it does not fit before the end of the data area, the producer fills the rest with a
-//! *padding record* (flag bit 0, length = the bytes after its header up to the end) and
-//! starts the record at offset 0. The longest payload is `capacity / 2 - 8`, which always
-//! fits in an empty ring whatever the position.
+//! payload, padded to a multiple of 8 so every header is 8-aligned. Flag bit 0 is set in
+//! every header, so a header word of 0 means "nothing here yet"; flag bit 1 marks a
+//! *padding record*. A record never wraps: when it does not fit before the end of the data
+//! area, the producer fills the rest with a padding record (length = the bytes after its
+//! header up to the end) and starts the record at offset 0. The longest payload is
+//! `capacity / 2 - 8`, which always fits in an empty ring whatever the position.
+//!
+//! # Publishing by header
+//!
+//! The consumer finds the next record by polling its header slot, not a position word, so a
+//! record crosses from one core to the other in the cache lines that hold it and nothing
+//! else. That needs one invariant from the producer: **a header slot holds 0 before the
+//! consumer can reach it.** Before the producer publishes a record (a Release store of its
+//! header) it stores 0 into the slot just after it, and before it publishes a padding
+//! record it stores 0 into slot 0. So the producer keeps 8 bytes of room beyond every
+//! record: `write + span + 8 - read <= capacity`. Without that zero the consumer could take
+//! old payload bytes of an earlier lap for a header.
 //!
 //! # Trust
 //!
-//! The consumer validates everything the producer wrote (positions, record headers) and
-//! the producer validates the consumer's position. A violation is a [`ProtocolError`]. Each
-//! side keeps its own position and the capacity in private memory and only *publishes*
-//! them; it never re-reads them from the segment.
+//! The consumer validates every record header it reads and the producer validates the
+//! consumer's position. A violation is a [`ProtocolError`]. Each side keeps its own
+//! position and the capacity in private memory and only *publishes* them; it never
+//! re-reads them from the segment.
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -51,7 +62,7 @@ use crate::wait::{Bell, Doorbell, Liveness, Spinner, WaitPolicy, Wake, park};
 /// `b"BSHMRNG1"` read as a little-endian `u64`.
 pub const RING_MAGIC: u64 = u64::from_le_bytes(*b"BSHMRNG1");
 /// The layout version this crate writes and accepts.
-pub const RING_VERSION: u64 = 1;
+pub const RING_VERSION: u64 = 2;
 /// Where the data area starts in a segment.
 pub const DATA_OFFSET: usize = 4096;
 /// The smallest ring capacity.
@@ -65,14 +76,18 @@ const OFF_MAGIC: usize = 0;
 const OFF_VERSION: usize = 8;
 const OFF_CAPACITY: usize = 16;
 const OFF_DATA_OFFSET: usize = 24;
-const OFF_WRITE: usize = 128;
-const OFF_READ: usize = 256;
-const OFF_CONSUMER_PARKED: usize = 384;
-const OFF_PRODUCER_PARKED: usize = 512;
+const OFF_READ: usize = 128;
+const OFF_CONSUMER_PARKED: usize = 256;
+const OFF_PRODUCER_PARKED: usize = 384;
 #[cfg(loom)]
 pub(crate) const HEADER_WORDS_USED: usize = OFF_PRODUCER_PARKED / 8 + 1;
 
-const FLAG_PADDING: u32 = 1;
+/// Set in every header, so that a published header is never 0.
+const FLAG_RECORD: u32 = 1;
+/// Marks a padding record (together with [`FLAG_RECORD`]).
+const FLAG_PADDING: u32 = 2;
+/// Room the producer keeps free after every record for the next header slot's zero.
+const NEXT_SLOT: u64 = RECORD_HEADER_LEN as u64;
 
 /// The segment length that holds a ring of `capacity` data bytes.
 pub const fn segment_len(capacity: usize) -> usize {
@@ -156,7 +171,7 @@ pub(crate) fn validate_header(region: &Region, capacity: usize) -> Result<(), Pr
 pub(crate) struct ProducerCore {
     region: Region,
     capacity: u64,
-    /// Our committed position; the published `write` is always equal to it.
+    /// Our position: everything below it is published (records and padding).
     write: u64,
     /// The consumer's position as last loaded (a lower bound of the real one).
     cached_read: u64,
@@ -223,15 +238,27 @@ impl ProducerCore {
         Ok(())
     }
 
+    /// Bytes a record of `len` bytes takes from our position: padding to the end of the
+    /// data area if it does not fit before it, the record, and the next header slot.
+    fn needed(&self, len: usize) -> (u64, u64) {
+        let span = record_span(len);
+        let to_end = self.capacity - (self.write & self.mask());
+        let pad = if span <= to_end { 0 } else { to_end };
+        (pad, pad + span + NEXT_SLOT)
+    }
+
+    /// Stores 0 into the header slot at stream position `pos`, which we are about to make
+    /// reachable (see "Publishing by header" in the module docs).
+    fn clear_slot(&self, pos: u64) {
+        // Relaxed: the Release store of the header that makes the slot reachable publishes it.
+        self.region.atomic_u64(DATA_OFFSET + (pos & self.mask()) as usize).store(0, Ordering::Relaxed);
+    }
+
     /// Reserves room for a payload of `len` bytes, or `None` when the ring is too full.
     /// `len` must not exceed `max_record_len` (checked by the caller).
     pub(crate) fn try_reserve(&mut self, len: usize) -> Result<Option<Reservation>, ProtocolError> {
         debug_assert!(len <= self.max_record_len());
-        let span = record_span(len);
-        let offset = self.write & self.mask();
-        let to_end = self.capacity - offset;
-        let pad = if span <= to_end { 0 } else { to_end };
-        let needed = pad + span;
+        let (pad, needed) = self.needed(len);
         if self.write + needed - self.cached_read > self.capacity {
             self.refresh_read()?;
             if self.write + needed - self.cached_read > self.capacity {
@@ -239,13 +266,18 @@ impl ProducerCore {
             }
         }
         if pad != 0 {
-            // The padding record is published together with the record that follows it.
-            self.region.write_u64(
-                DATA_OFFSET + offset as usize,
-                encode_header((pad - RECORD_HEADER_LEN as u64) as u32, FLAG_PADDING),
-            );
+            // The padding goes out now, with slot 0 cleared first; the consumer skips it and
+            // waits at slot 0 for the record. A grant dropped uncommitted leaves both valid.
+            let header_at = DATA_OFFSET + (self.write & self.mask()) as usize;
+            self.clear_slot(self.write + pad);
+            // SYNC: Release pairs with the Acquire load of a header in `ConsumerCore::try_peek`:
+            // the cleared slot 0 is visible before the padding that leads the consumer to it.
+            self.region
+                .atomic_u64(header_at)
+                .store(encode_header((pad - RECORD_HEADER_LEN as u64) as u32, FLAG_RECORD | FLAG_PADDING), Ordering::Release);
+            self.write += pad;
         }
-        let pos = self.write + pad;
+        let pos = self.write;
         let payload = DATA_OFFSET + (pos & self.mask()) as usize + RECORD_HEADER_LEN;
         Ok(Some(Reservation { pos, payload, len }))
     }
@@ -255,14 +287,16 @@ impl ProducerCore {
     /// doorbell rung stays rung until the woken side reads it (see [`needs_wake`]).
     pub(crate) fn commit(&mut self, res: Reservation, used: usize) -> bool {
         assert!(used <= res.len, "committed {used} bytes of a {}-byte reservation", res.len);
-        let header_at = res.payload - RECORD_HEADER_LEN;
-        self.region.write_u64(header_at, encode_header(used as u32, 0));
-        self.write = res.pos + record_span(used);
-        // SYNC: Release pairs with the Acquire load of `write` in `ConsumerCore::refresh_write`:
-        // the record header and payload written above are visible before the new position.
-        self.region.atomic_u64(OFF_WRITE).store(self.write, Ordering::Release);
+        let end = res.pos + record_span(used);
+        // The reservation kept room for this slot (`needed`).
+        self.clear_slot(end);
+        // SYNC: Release pairs with the Acquire load of a header in `ConsumerCore::try_peek`:
+        // the payload written through the grant and the cleared next slot are visible before
+        // the header that publishes them.
+        self.region.atomic_u64(res.payload - RECORD_HEADER_LEN).store(encode_header(used as u32, FLAG_RECORD), Ordering::Release);
+        self.write = end;
         // SYNC: this SeqCst fence pairs with the one in `ConsumerCore::set_parked`. Either the
-        // consumer sees our new `write` after raising its flag, or we see its flag here.
+        // consumer sees our header after raising its flag, or we see its flag here.
         fence(Ordering::SeqCst);
         let parked = self.region.atomic_u64(OFF_CONSUMER_PARKED).load(Ordering::Relaxed);
         needs_wake(parked, &mut self.consumer_woken)
@@ -271,10 +305,7 @@ impl ProducerCore {
     /// Whether a payload of `len` bytes would fit now (reloads the consumer's position).
     pub(crate) fn has_room(&mut self, len: usize) -> Result<bool, ProtocolError> {
         self.refresh_read()?;
-        let offset = self.write & self.mask();
-        let span = record_span(len);
-        let to_end = self.capacity - offset;
-        let needed = if span <= to_end { span } else { to_end + span };
+        let (_, needed) = self.needed(len);
         Ok(self.write + needed - self.cached_read <= self.capacity)
     }
 
@@ -304,8 +335,6 @@ pub(crate) struct ConsumerCore {
     read: u64,
     /// What we last published as `read`.
     published: u64,
-    /// The producer's position as last loaded and validated.
-    cached_write: u64,
     /// The generation of our latest park, published in our parked word.
     park_generation: u64,
     /// The producer's park generation we last reported as needing a wake-up.
@@ -330,7 +359,6 @@ impl ConsumerCore {
             capacity: capacity as u64,
             read: 0,
             published: 0,
-            cached_write: 0,
             park_generation: 0,
             producer_woken: 0,
         }
@@ -340,42 +368,26 @@ impl ConsumerCore {
         self.capacity - 1
     }
 
-    /// Loads the producer's position and checks it against everything we know.
-    fn refresh_write(&mut self) -> Result<(), ProtocolError> {
-        // SYNC: Acquire pairs with the Release store of `write` in `ProducerCore::commit`:
-        // the records below `write` are fully written once we see it.
-        let write = self.region.atomic_u64(OFF_WRITE).load(Ordering::Acquire);
-        if write < self.cached_write || write > self.read + self.capacity || write % 8 != 0 {
-            return Err(ProtocolError::BadPosition {
-                which: "producer",
-                found: write,
-                min: self.cached_write,
-                max: self.read + self.capacity,
-            });
-        }
-        self.cached_write = write;
-        Ok(())
-    }
-
-    /// Locates the next committed record, skipping padding. Does not release anything.
+    /// Locates the next published record, skipping padding. Does not release anything.
     pub(crate) fn try_peek(&mut self) -> Result<Option<Record>, ProtocolError> {
         let mut pos = self.read;
         loop {
-            if pos == self.cached_write {
-                self.refresh_write()?;
-                if pos == self.cached_write {
-                    return Ok(None);
-                }
-            }
             let offset = pos & self.mask();
             let to_end = self.capacity - offset;
-            let available = self.cached_write - pos;
-            let header = self.region.read_u64(DATA_OFFSET + offset as usize);
+            // What the producer may have written from `pos` on: not past the end of the data
+            // area, nor into bytes we have not released.
+            let limit = to_end.min(self.read + self.capacity - pos);
+            // SYNC: Acquire pairs with the Release stores of headers in `ProducerCore::commit`
+            // and `ProducerCore::try_reserve`: the payload and the cleared next slot are
+            // visible once we see the header.
+            let header = self.region.atomic_u64(DATA_OFFSET + offset as usize).load(Ordering::Acquire);
+            if header == 0 {
+                return Ok(None);
+            }
             let (len, flags) = (header as u32, (header >> 32) as u32);
             match flags {
-                0 => {
+                FLAG_RECORD => {
                     let span = record_span(len as usize);
-                    let limit = available.min(to_end);
                     if len as usize > max_record_len(self.capacity as usize) || span > limit {
                         return Err(ProtocolError::BadRecordLength { len: len.into(), available: limit });
                     }
@@ -387,11 +399,13 @@ impl ConsumerCore {
                         end: pos + span,
                     }));
                 }
-                FLAG_PADDING => {
-                    if u64::from(len) + RECORD_HEADER_LEN as u64 != to_end || to_end > available {
+                f if f == FLAG_RECORD | FLAG_PADDING => {
+                    // Padding runs exactly to the end; after one, `limit` is below a whole
+                    // ring, so a second one in a row is refused and this loop ends.
+                    if u64::from(len) + RECORD_HEADER_LEN as u64 != to_end || to_end > limit {
                         return Err(ProtocolError::BadRecordLength {
                             len: len.into(),
-                            available: to_end - RECORD_HEADER_LEN as u64,
+                            available: limit.saturating_sub(RECORD_HEADER_LEN as u64),
                         });
                     }
                     pos += to_end;
@@ -403,7 +417,7 @@ impl ConsumerCore {
 
     /// Marks `record` consumed. The producer learns of it at the next [`Self::publish`].
     pub(crate) fn release(&mut self, record: Record) {
-        debug_assert!(record.end > self.read && record.end <= self.cached_write);
+        debug_assert!(record.end > self.read && record.end <= self.read + self.capacity);
         self.read = record.end;
     }
 
@@ -430,7 +444,7 @@ impl ConsumerCore {
         self.region.atomic_u64(OFF_CONSUMER_PARKED).store(word, Ordering::Relaxed);
         if parked {
             // SYNC: pairs with the SeqCst fence in `ProducerCore::commit`: either we see the
-            // producer's new `write` in the re-check that follows, or it sees our flag.
+            // producer's new header in the re-check that follows, or it sees our flag.
             fence(Ordering::SeqCst);
         }
     }

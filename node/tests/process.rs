@@ -810,13 +810,16 @@ fn clients_scribbling_on_their_ring_are_dropped_alone() {
     let scribbles: [(&str, &[(u64, u64)]); 3] = [
         (
             "a record longer than the ring",
-            &[(hand::DATA_OFFSET, 5000), (hand::OFF_WRITE, 16)],
+            &[(hand::DATA_OFFSET, 5000 | hand::FLAG_RECORD << 32)],
         ),
-        ("a position out of range", &[(hand::OFF_WRITE, u64::MAX)]),
         (
-            "unknown record flags",
-            &[(hand::DATA_OFFSET, 4 | (6 << 32)), (hand::OFF_WRITE, 16)],
+            "padding around the whole ring",
+            &[(
+                hand::DATA_OFFSET,
+                (CAP - 8) | (hand::FLAG_RECORD | hand::FLAG_PADDING) << 32,
+            )],
         ),
+        ("unknown record flags", &[(hand::DATA_OFFSET, 4 | (6 << 32))]),
     ];
     for (what, writes) in scribbles {
         let ring = hand::HandRing::new("hostile", CAP, true);

@@ -16,7 +16,14 @@ use nix::sys::socket::{ControlMessage, MsgFlags, UnixAddr, sendmsg};
 pub const HELLO_LEN: usize = 72;
 pub const REPLY_LEN: usize = 80;
 pub const DATA_OFFSET: u64 = 4096;
-pub const OFF_WRITE: u64 = 128;
+/// A record header's flags: every header has bit 0; padding adds bit 1.
+pub const FLAG_RECORD: u64 = 1;
+pub const FLAG_PADDING: u64 = 2;
+
+/// A record header: length, then flags.
+pub fn record_header(len: u32, flags: u64) -> u64 {
+    u64::from(len) | flags << 32
+}
 
 /// A hello as `docs/protocol.md` lays it out.
 pub fn hello(version: u32, transport: u32, to_acceptor: u64, to_initiator: u64) -> Vec<u8> {
@@ -115,7 +122,7 @@ impl HandRing {
             data_bell: EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK).unwrap(),
         };
         ring.write_u64(0, u64::from_le_bytes(*b"BSHMRNG1"));
-        ring.write_u64(8, 1);
+        ring.write_u64(8, 2);
         ring.write_u64(16, capacity);
         ring.write_u64(24, DATA_OFFSET);
         ring
