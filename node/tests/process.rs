@@ -819,7 +819,10 @@ fn clients_scribbling_on_their_ring_are_dropped_alone() {
                 (CAP - 8) | (hand::FLAG_RECORD | hand::FLAG_PADDING) << 32,
             )],
         ),
-        ("unknown record flags", &[(hand::DATA_OFFSET, 4 | (6 << 32))]),
+        (
+            "unknown record flags",
+            &[(hand::DATA_OFFSET, 4 | (6 << 32))],
+        ),
     ];
     for (what, writes) in scribbles {
         let ring = hand::HandRing::new("hostile", CAP, true);
