@@ -382,6 +382,13 @@ impl ConsumerCore {
             // visible once we see the header.
             let header = self.region.atomic_u64(DATA_OFFSET + offset as usize).load(Ordering::Acquire);
             if header == 0 {
+                // Also wait on the line after the header's, where a record longer than the
+                // rest of its line goes on: both lines then cross over together instead of
+                // one after the other when the record arrives.
+                let next_line = (offset as usize | 63) + 1;
+                if next_line < self.capacity as usize {
+                    std::hint::black_box(self.region.atomic_u64(DATA_OFFSET + next_line).load(Ordering::Relaxed));
+                }
                 return Ok(None);
             }
             let (len, flags) = (header as u32, (header >> 32) as u32);
