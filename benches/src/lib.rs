@@ -5,14 +5,17 @@
 //! [`peer::role`], and a binary started as a peer serves ([`serve`]) instead of running
 //! criterion. Peers die with their parent and are killed and reaped on drop.
 //!
-//! Each client here has the same shape: `spawn` a peer, then `round_trip` a payload (sent
-//! to the peer, echoed back, copied out on our side) as often as criterion likes.
+//! Each client here has the same shape: `spawn` a peer, then `round_trip` a payload (sent to
+//! the peer, echoed back, copied out on our side) as often as criterion likes. The interface
+//! groups ([`echo`]) hold a proxy to an object the peer serves ([`remote`]) and call it as the
+//! processes of the project do.
 
 pub mod conn;
 pub mod cpu;
 pub mod echo;
 pub mod floor;
 pub mod peer;
+pub mod remote;
 pub mod report;
 pub mod socketpair;
 pub mod stats;

@@ -1,0 +1,74 @@
+//! An interface served by a peer process through a call session: the client holds a proxy
+//! to the peer's bootstrap object, the peer serves one `Dispatch` until the client hangs up.
+
+use std::sync::Arc;
+
+use ipc_shm::SpawnedChild;
+use ipc_shm::call::{Dispatch, RemoteObject, Session, SessionConfig};
+
+use crate::conn::{self, Mode, Setup};
+
+/// A proxy `P` to the object a spawned peer serves, with the session and the child it lives
+/// on.
+pub struct Remote<P> {
+    proxy: P,
+    // Dropped in this order: the proxy, then the session (closing the connection), then the
+    // child, which exits once the connection closes and is reaped.
+    _session: Session,
+    child: SpawnedChild,
+}
+
+impl<P> std::fmt::Debug for Remote<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("peer", &self.child.pid())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P> Remote<P> {
+    /// Starts the peer `role` with `args`, connects to it as `setup` says (its mode is
+    /// ignored) and wraps the peer's bootstrap object with `proxy`.
+    pub fn spawn(
+        role: &str,
+        setup: Setup,
+        args: &[String],
+        proxy: impl FnOnce(RemoteObject) -> P,
+    ) -> anyhow::Result<Remote<P>> {
+        let (child, connection) = conn::spawn(
+            role,
+            Setup {
+                mode: Mode::Echo,
+                ..setup
+            },
+            args,
+        )?;
+        let session = Session::new(connection, None, &SessionConfig::default());
+        let proxy = proxy(session.bootstrap());
+        Ok(Remote {
+            proxy,
+            _session: session,
+            child,
+        })
+    }
+
+    /// The proxy to the peer's object.
+    #[inline]
+    pub fn proxy(&self) -> &P {
+        &self.proxy
+    }
+
+    /// The peer's process id.
+    pub fn peer_pid(&self) -> u32 {
+        self.child.pid()
+    }
+}
+
+/// The peer's side of [`Remote::spawn`]: serves `server` as the session's bootstrap object
+/// until the client hangs up.
+pub(crate) fn serve(server: Arc<dyn Dispatch>) -> anyhow::Result<()> {
+    let connection = conn::accept(Mode::Echo)?;
+    let session = Session::new(connection, Some(server), &SessionConfig::default());
+    session.wait_closed();
+    Ok(())
+}
