@@ -7,14 +7,15 @@
 //!
 //! Each client here has the same shape: `spawn` a peer, then `round_trip` a payload (sent to
 //! the peer, echoed back, copied out on our side) as often as criterion likes. The interface
-//! groups ([`echo`], [`big_block`]) hold a proxy to an object the peer serves ([`remote`]) and
-//! call it as the processes of the project do.
+//! groups ([`echo`], [`big_block`], [`notifications`]) hold a proxy to an object the peer
+//! serves ([`remote`]) and call it as the processes of the project do.
 
 pub mod big_block;
 pub mod conn;
 pub mod cpu;
 pub mod echo;
 pub mod floor;
+pub mod notifications;
 pub mod peer;
 pub mod remote;
 pub mod report;
@@ -33,6 +34,7 @@ pub fn serve(role: &str) -> anyhow::Result<()> {
         conn::ROLE => conn::serve(),
         echo::ROLE => echo::serve(),
         floor::ROLE => floor::serve(),
+        notifications::ROLE => notifications::serve(),
         socketpair::ROLE => socketpair::serve(),
         _ => anyhow::bail!("unknown bench peer role {role:?}"),
     }
