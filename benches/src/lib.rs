@@ -7,8 +7,8 @@
 //!
 //! Each client here has the same shape: `spawn` a peer, then `round_trip` a payload (sent to
 //! the peer, echoed back, copied out on our side) as often as criterion likes. The interface
-//! groups ([`echo`], [`big_block`], [`notifications`]) hold a proxy to an object the peer
-//! serves ([`remote`]) and call it as the processes of the project do.
+//! groups ([`echo`], [`big_block`], [`notifications`], [`regtest`]) hold a proxy to an object
+//! the peer serves ([`remote`]) and call it as the processes of the project do.
 
 pub mod big_block;
 pub mod conn;
@@ -17,6 +17,7 @@ pub mod echo;
 pub mod floor;
 pub mod notifications;
 pub mod peer;
+pub mod regtest;
 pub mod remote;
 pub mod report;
 pub mod socketpair;
@@ -35,6 +36,7 @@ pub fn serve(role: &str) -> anyhow::Result<()> {
         echo::ROLE => echo::serve(),
         floor::ROLE => floor::serve(),
         notifications::ROLE => notifications::serve(),
+        regtest::ROLE => regtest::serve(),
         socketpair::ROLE => socketpair::serve(),
         _ => anyhow::bail!("unknown bench peer role {role:?}"),
     }
