@@ -14,7 +14,7 @@ use benches::big_block::{self, BigBlock, OneBlock, fetch};
 use benches::conn::{Mode, Setup};
 use benches::stats::{record, report_percentiles};
 use benches::{FirstError, peer};
-use bitcoin::Block;
+use bitcoin::{Block, BlockHash};
 use criterion::{Criterion, Throughput};
 use interfaces::Chain;
 use ipc_shm::Transport;
@@ -68,17 +68,16 @@ fn find_block(c: &mut Criterion) -> anyhow::Result<()> {
 
     for (id, transport) in [("shm", Transport::Shm), ("socket", Transport::Socket)] {
         let remote = big_block::spawn(Setup::new(transport, Mode::Echo))?;
+        let find = |hash: &BlockHash| remote.call(|chain| fetch(chain, hash));
         // Once, untimed: the peer serves the very block we hold.
         anyhow::ensure!(
-            fetch(remote.proxy(), &hash)? == big.block,
+            find(&hash)? == big.block,
             "the {id} peer served another block"
         );
         let mut errors = FirstError::default();
-        group.bench_function(id, |b| {
-            b.iter(|| errors.note(fetch(remote.proxy(), black_box(&hash))))
-        });
+        group.bench_function(id, |b| b.iter(|| errors.note(find(black_box(&hash)))));
         errors.check(&format!("find_block over {id}"))?;
-        report_percentiles(GROUP, id, 0, || fetch(remote.proxy(), &hash).map(drop))?;
+        report_percentiles(GROUP, id, 0, || find(&hash).map(drop))?;
     }
     group.finish();
     Ok(())

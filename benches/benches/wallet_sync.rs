@@ -13,11 +13,12 @@
 
 use std::time::{Duration, Instant};
 
+use benches::FirstError;
 use benches::conn::{Mode, Setup};
 use benches::cpu::{Switches, total_context_switches};
+use benches::peer::{self, CallWatchdog};
 use benches::regtest::{MinedChain, sync};
 use benches::stats::{print_and_record, record, sample, smoke};
-use benches::{FirstError, peer};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
 use interfaces::Chain;
@@ -46,12 +47,13 @@ fn wallet_sync(c: &mut Criterion) -> anyhow::Result<()> {
     // The chain state is locked by whoever has it open: this process first, then each peer.
     let me = std::process::id();
     let node = mined.node()?;
-    case(&mut group, &mined, "in_process", node.as_ref(), &[me])?;
+    case(&mut group, &mined, "in_process", node.as_ref(), &[me], None)?;
     drop(node);
     for (id, transport) in [("shm", Transport::Shm), ("socket", Transport::Socket)] {
         let remote = mined.spawn_node(Setup::new(transport, Mode::Echo))?;
         let pids = [me, remote.peer_pid()];
-        case(&mut group, &mined, id, remote.proxy(), &pids)?;
+        let watchdog = Some(remote.watchdog());
+        case(&mut group, &mined, id, remote.proxy(), &pids, watchdog)?;
     }
     group.finish();
     Ok(())
@@ -59,17 +61,20 @@ fn wallet_sync(c: &mut Criterion) -> anyhow::Result<()> {
 
 /// Benchmarks catch-ups through `chain` as case `id`, then times a few on their own and
 /// records them with the context switches of `pids` (this process and the peer, if any)
-/// per block.
+/// per block. Every catch-up through a peer is watched by its `watchdog`.
 fn case(
     group: &mut BenchmarkGroup<'_, WallTime>,
     mined: &MinedChain,
     id: &str,
     chain: &dyn Chain,
     pids: &[u32],
+    watchdog: Option<&CallWatchdog>,
 ) -> anyhow::Result<()> {
     // Once, untimed: a catch-up reaches the tip and finds every block's coinbase.
     let (wallet, _datadir) = mined.fresh_wallet()?;
+    let watch = watchdog.map(CallWatchdog::watch);
     sync(&wallet, chain, mined.blocks())?;
+    drop(watch);
     let found = wallet.list_transactions()?.len();
     anyhow::ensure!(
         found == mined.blocks() as usize,
@@ -82,7 +87,7 @@ fn case(
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                let timed = errors.note(timed_sync(mined, chain, &[]));
+                let timed = errors.note(timed_sync(mined, chain, &[], watchdog));
                 total += timed.map(|(took, _)| took).unwrap_or_default();
             }
             total
@@ -97,7 +102,7 @@ fn case(
             return Ok(None);
         }
         left -= 1;
-        let (took, s) = timed_sync(mined, chain, pids)?;
+        let (took, s) = timed_sync(mined, chain, pids, watchdog)?;
         switches += s;
         Ok(Some(took))
     })?;
@@ -121,12 +126,15 @@ fn timed_sync(
     mined: &MinedChain,
     chain: &dyn Chain,
     pids: &[u32],
+    watchdog: Option<&CallWatchdog>,
 ) -> anyhow::Result<(Duration, Switches)> {
     let (wallet, datadir) = mined.fresh_wallet()?;
     let before = total_context_switches(pids)?;
+    let watch = watchdog.map(CallWatchdog::watch);
     let start = Instant::now();
     sync(&wallet, chain, mined.blocks())?;
     let took = start.elapsed();
+    drop(watch);
     let switches = total_context_switches(pids)?.since(before);
     drop((wallet, datadir));
     Ok((took, switches))

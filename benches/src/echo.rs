@@ -36,7 +36,7 @@ impl RemoteEcho {
     /// One call.
     #[inline]
     pub fn echo(&self, data: &[u8]) -> anyhow::Result<Vec<u8>> {
-        self.0.proxy().echo(data).context("Echo::echo")
+        self.0.call(|proxy| proxy.echo(data)).context("Echo::echo")
     }
 }
 

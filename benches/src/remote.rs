@@ -7,13 +7,16 @@ use ipc_shm::SpawnedChild;
 use ipc_shm::call::{Dispatch, RemoteObject, Session, SessionConfig};
 
 use crate::conn::{self, Mode, Setup};
+use crate::peer::CallWatchdog;
 
 /// A proxy `P` to the object a spawned peer serves, with the session and the child it lives
 /// on.
 pub struct Remote<P> {
+    // Dropped in this order: the watchdog (it never kills a reaped child's pid), the proxy,
+    // then the session (closing the connection), then the child, which exits once the
+    // connection closes and is reaped.
+    watchdog: CallWatchdog,
     proxy: P,
-    // Dropped in this order: the proxy, then the session (closing the connection), then the
-    // child, which exits once the connection closes and is reaped.
     _session: Session,
     child: SpawnedChild,
 }
@@ -46,16 +49,32 @@ impl<P> Remote<P> {
         let session = Session::new(connection, None, &SessionConfig::default());
         let proxy = proxy(session.bootstrap());
         Ok(Remote {
+            watchdog: CallWatchdog::arm(child.pid())?,
             proxy,
             _session: session,
             child,
         })
     }
 
-    /// The proxy to the peer's object.
+    /// The proxy to the peer's object. Calls made through it directly are not watched: see
+    /// [`Remote::call`].
     #[inline]
     pub fn proxy(&self) -> &P {
         &self.proxy
+    }
+
+    /// Runs `f` on the proxy as a call that must come back within
+    /// [`HANG_LIMIT`](crate::peer::HANG_LIMIT), or the peer is killed.
+    #[inline]
+    pub fn call<T>(&self, f: impl FnOnce(&P) -> T) -> T {
+        let _watch = self.watchdog.watch();
+        f(&self.proxy)
+    }
+
+    /// The watchdog of the calls to the peer, for calls made through [`Remote::proxy`] by
+    /// code that takes any `Chain` (guard them with [`CallWatchdog::watch`]).
+    pub fn watchdog(&self) -> &CallWatchdog {
+        &self.watchdog
     }
 
     /// The peer's process id.
