@@ -18,7 +18,7 @@ results="$target_dir/bench-results.tsv"
 rm -f "$results"
 export BENCH_RESULTS="$results"
 
-groups=(transport_roundtrip stream wake_from_idle echo_roundtrip)
+groups=(transport_roundtrip stream wake_from_idle echo_roundtrip find_block notifications wallet_sync)
 for group in "${groups[@]}"; do
     # Only this run's estimates may go into the report.
     rm -rf "${criterion_dir:?}/$group"

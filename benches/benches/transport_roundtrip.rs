@@ -10,7 +10,7 @@ use std::hint::black_box;
 use benches::conn::{self, Mode, Setup};
 use benches::floor::Floor;
 use benches::socketpair::SocketPair;
-use benches::cpu::{Switches, context_switches, last_cpu};
+use benches::cpu::{last_cpu, total_context_switches};
 use benches::stats::{record, report_percentiles};
 use benches::{PAYLOAD_SIZES, payload, peer};
 use criterion::{BenchmarkId, Criterion, Throughput};
@@ -43,12 +43,10 @@ fn transport_roundtrip(c: &mut Criterion) -> anyhow::Result<()> {
                 b.iter(|| client.round_trip(black_box(data)).expect("connection round trip"))
             });
             let pids = [std::process::id(), client.peer_pid()];
-            let before = switches(pids)?;
+            // Of both processes: voluntary ones are waits that ended parked.
+            let before = total_context_switches(&pids)?;
             let p = report_percentiles(GROUP, id, size, || client.round_trip(&data))?;
-            let after = switches(pids)?;
-            let per_trip = |a: u64, b: u64| (a - b) as f64 / p.calls as f64;
-            let (vol, invol) =
-                (per_trip(after.voluntary, before.voluntary), per_trip(after.involuntary, before.involuntary));
+            let (vol, invol) = total_context_switches(&pids)?.since(before).per(p.calls as f64);
             println!("{GROUP}/{id}/{size}: context switches per round trip: {vol:.3} voluntary, {invol:.3} involuntary");
             record(GROUP, &format!("{id}_switches"), size, &[("per_round_trip", vol), ("involuntary", invol)])?;
         }
@@ -68,12 +66,6 @@ fn transport_roundtrip(c: &mut Criterion) -> anyhow::Result<()> {
     }
     group.finish();
     Ok(())
-}
-
-/// Context switches of both processes: voluntary ones are waits that ended parked.
-fn switches(pids: [u32; 2]) -> anyhow::Result<Switches> {
-    let (a, b) = (context_switches(pids[0])?, context_switches(pids[1])?);
-    Ok(Switches { voluntary: a.voluntary + b.voluntary, involuntary: a.involuntary + b.involuntary })
 }
 
 fn main() {

@@ -77,7 +77,7 @@ pub struct Client {
 impl Client {
     /// Starts a peer and connects to it.
     pub fn spawn(setup: Setup) -> anyhow::Result<Client> {
-        let (child, connection) = spawn(ROLE, setup)?;
+        let (child, connection) = spawn(ROLE, setup, &[])?;
         let (sender, receiver) = connection.split();
         Ok(Client { sender, receiver, reply: Vec::new(), child })
     }
@@ -148,8 +148,9 @@ pub(crate) fn accept(mode: Mode) -> anyhow::Result<Connection> {
     Ok(ipc_shm::accept_ipcfd(fd, &setup.config("bench-peer"))?)
 }
 
-/// Starts the bench binary as the peer `role` and connects to it as `setup` says.
-pub(crate) fn spawn(role: &str, setup: Setup) -> anyhow::Result<(SpawnedChild, Connection)> {
+/// Starts the bench binary as the peer `role` (with `extra` arguments of its own) and
+/// connects to it as `setup` says.
+pub(crate) fn spawn(role: &str, setup: Setup, extra: &[String]) -> anyhow::Result<(SpawnedChild, Connection)> {
     let exe = std::env::current_exe().context("find the bench executable")?;
     let args = [
         format!("{PEER_ARG}{role}"),
@@ -157,7 +158,7 @@ pub(crate) fn spawn(role: &str, setup: Setup) -> anyhow::Result<(SpawnedChild, C
         format!("--ring-capacity={}", setup.ring_capacity),
         format!("--spin-ns={}", setup.spin.as_nanos()),
     ];
-    ipc_shm::spawn(&exe, args, &setup.config("bench-client"))
+    ipc_shm::spawn(&exe, args.iter().chain(extra), &setup.config("bench-client"))
         .with_context(|| format!("spawn a {} peer", setup.transport))
 }
 

@@ -63,6 +63,15 @@ pub fn context_switches(pid: u32) -> anyhow::Result<Switches> {
     Ok(total)
 }
 
+/// [`context_switches`] of several processes, added up.
+pub fn total_context_switches(pids: &[u32]) -> anyhow::Result<Switches> {
+    let mut total = Switches::default();
+    for &pid in pids {
+        total += context_switches(pid)?;
+    }
+    Ok(total)
+}
+
 /// Context-switch counts, see [`context_switches`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Switches {
@@ -70,6 +79,28 @@ pub struct Switches {
     pub voluntary: u64,
     /// The CPU was taken from the thread (preemption, or a yield that let another task run).
     pub involuntary: u64,
+}
+
+impl Switches {
+    /// The switches made since the count `earlier` was taken.
+    pub fn since(self, earlier: Switches) -> Switches {
+        Switches {
+            voluntary: self.voluntary.saturating_sub(earlier.voluntary),
+            involuntary: self.involuntary.saturating_sub(earlier.involuntary),
+        }
+    }
+
+    /// Both counts divided by `n`: switches per round trip, per block, ...
+    pub fn per(self, n: f64) -> (f64, f64) {
+        (self.voluntary as f64 / n, self.involuntary as f64 / n)
+    }
+}
+
+impl std::ops::AddAssign for Switches {
+    fn add_assign(&mut self, other: Switches) {
+        self.voluntary += other.voluntary;
+        self.involuntary += other.involuntary;
+    }
 }
 
 /// Write system calls made so far by process `pid` (`syscw` of `/proc/PID/io`). Ringing a

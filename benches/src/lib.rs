@@ -5,14 +5,20 @@
 //! [`peer::role`], and a binary started as a peer serves ([`serve`]) instead of running
 //! criterion. Peers die with their parent and are killed and reaped on drop.
 //!
-//! Each client here has the same shape: `spawn` a peer, then `round_trip` a payload (sent
-//! to the peer, echoed back, copied out on our side) as often as criterion likes.
+//! Each client here has the same shape: `spawn` a peer, then `round_trip` a payload (sent to
+//! the peer, echoed back, copied out on our side) as often as criterion likes. The interface
+//! groups ([`echo`], [`big_block`], [`notifications`], [`regtest`]) hold a proxy to an object
+//! the peer serves ([`remote`]) and call it as the processes of the project do.
 
+pub mod big_block;
 pub mod conn;
 pub mod cpu;
 pub mod echo;
 pub mod floor;
+pub mod notifications;
 pub mod peer;
+pub mod regtest;
+pub mod remote;
 pub mod report;
 pub mod socketpair;
 pub mod stats;
@@ -25,9 +31,12 @@ pub const PAYLOAD_SIZES: [usize; 4] = [64, 1024, 64 << 10, 1 << 20];
 /// closes the connection or dies.
 pub fn serve(role: &str) -> anyhow::Result<()> {
     match role {
+        big_block::ROLE => big_block::serve(),
         conn::ROLE => conn::serve(),
         echo::ROLE => echo::serve(),
         floor::ROLE => floor::serve(),
+        notifications::ROLE => notifications::serve(),
+        regtest::ROLE => regtest::serve(),
         socketpair::ROLE => socketpair::serve(),
         _ => anyhow::bail!("unknown bench peer role {role:?}"),
     }
@@ -37,4 +46,31 @@ pub fn serve(role: &str) -> anyhow::Result<()> {
 /// special-case it.
 pub fn payload(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 131 + 7) as u8).collect()
+}
+
+/// The first error of a timed loop. Criterion's closures cannot return one, so a case notes
+/// each result here instead of panicking inside the loop, and fails once the loop is over.
+#[derive(Debug, Default)]
+pub struct FirstError(Option<anyhow::Error>);
+
+impl FirstError {
+    /// The value of `result`, or `None` after keeping its error (the first one only).
+    #[inline]
+    pub fn note<T>(&mut self, result: anyhow::Result<T>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.0.get_or_insert(e);
+                None
+            }
+        }
+    }
+
+    /// The error kept, if any, with `what` as its context.
+    pub fn check(self, what: &str) -> anyhow::Result<()> {
+        match self.0 {
+            Some(e) => Err(e.context(what.to_owned())),
+            None => Ok(()),
+        }
+    }
 }

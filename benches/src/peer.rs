@@ -2,6 +2,8 @@
 
 use std::os::fd::OwnedFd;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -108,4 +110,137 @@ pub fn serve_if_peer(serve: impl FnOnce(&str) -> anyhow::Result<()>) {
         std::process::exit(1);
     }
     std::process::exit(0);
+}
+
+/// Watches the calls made to one peer and kills the peer when a call has been waiting for
+/// [`HANG_LIMIT`]: the call then fails with a disconnection instead of hanging the bench.
+/// (A peer that dies is noticed by the connection itself; this is for one that stops
+/// answering while alive.) Dropping it stops the watching thread.
+#[derive(Debug)]
+pub struct CallWatchdog {
+    shared: Arc<WatchState>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Debug, Default)]
+struct WatchState {
+    /// Bumped when a call starts and again when it ends: odd while one is in flight.
+    calls: AtomicU64,
+    stop: AtomicBool,
+}
+
+/// How often the watchdog looks.
+const WATCH_TICK: Duration = Duration::from_millis(250);
+
+impl CallWatchdog {
+    /// Starts watching the calls to the peer with process id `pid`.
+    pub fn arm(pid: u32) -> anyhow::Result<CallWatchdog> {
+        CallWatchdog::with_limit(pid, HANG_LIMIT)
+    }
+
+    /// As [`CallWatchdog::arm`], with a limit other than [`HANG_LIMIT`].
+    pub fn with_limit(pid: u32, limit: Duration) -> anyhow::Result<CallWatchdog> {
+        let shared = Arc::new(WatchState::default());
+        let watched = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("call-watchdog".into())
+            .spawn(move || watch(&watched, pid, limit))
+            .context("start the call watchdog")?;
+        Ok(CallWatchdog {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Marks one call as in flight until the returned guard is dropped.
+    #[inline]
+    pub fn watch(&self) -> CallGuard<'_> {
+        // Relaxed: the watchdog only compares successive values of this one counter.
+        self.shared.calls.fetch_add(1, Ordering::Relaxed);
+        CallGuard(&self.shared.calls)
+    }
+}
+
+impl Drop for CallWatchdog {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
+}
+
+/// One call in flight, see [`CallWatchdog::watch`].
+#[derive(Debug)]
+pub struct CallGuard<'a>(&'a AtomicU64);
+
+impl Drop for CallGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn watch(state: &WatchState, pid: u32, limit: Duration) {
+    // The in-flight call seen at the last look, and since when.
+    let mut seen: Option<(u64, Instant)> = None;
+    while !state.stop.load(Ordering::Relaxed) {
+        std::thread::park_timeout(WATCH_TICK);
+        let calls = state.calls.load(Ordering::Relaxed);
+        seen = match seen {
+            _ if calls % 2 == 0 => None,
+            Some((c, since)) if c == calls => {
+                if since.elapsed() > limit {
+                    eprintln!("bench: no answer from peer {pid} within {limit:?}; killing it");
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid as i32),
+                        Signal::SIGKILL,
+                    );
+                    return;
+                }
+                Some((c, since))
+            }
+            _ => Some((calls, Instant::now())),
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in peer: a process that lives for a minute unless killed.
+    fn sleeper() -> Child {
+        Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .expect("start sleep")
+    }
+
+    #[test]
+    fn a_call_that_outlives_the_limit_kills_the_peer_and_quick_ones_do_not() {
+        let limit = Duration::from_millis(300);
+        let mut quick = sleeper();
+        let watchdog = CallWatchdog::with_limit(quick.id(), limit).expect("arm");
+        let start = Instant::now();
+        while start.elapsed() < 3 * limit {
+            drop(watchdog.watch());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        drop(watchdog);
+        assert!(
+            quick.try_wait().expect("poll").is_none(),
+            "a peer answering in time was killed"
+        );
+        let _ = quick.kill();
+        let _ = quick.wait();
+
+        let mut hung = sleeper();
+        let watchdog = CallWatchdog::with_limit(hung.id(), limit).expect("arm");
+        let call = watchdog.watch();
+        let status = hung.wait().expect("reap");
+        // Killed: `sleep` would have exited successfully after its minute.
+        assert!(!status.success(), "{status}");
+        drop(call);
+    }
 }

@@ -57,9 +57,14 @@ pub fn parse_results(text: &str) -> Vec<Line> {
 }
 
 /// Criterion's point estimate of the time per iteration in nanoseconds: the slope of the
-/// linear regression where criterion computed one, else the mean.
+/// linear regression where criterion computed one, else the mean. Parameter 0 stands for a
+/// case without one (`group/id/new/`).
 pub fn criterion_estimate(criterion_dir: &Path, group: &str, id: &str, param: usize) -> Option<f64> {
-    let path = criterion_dir.join(group).join(id).join(param.to_string()).join("new/estimates.json");
+    let mut path = criterion_dir.join(group).join(id);
+    if param != 0 {
+        path.push(param.to_string());
+    }
+    let path = path.join("new/estimates.json");
     let json = std::fs::read_to_string(path).ok()?;
     point_estimate(&json, "slope").or_else(|| point_estimate(&json, "mean"))
 }
@@ -111,6 +116,13 @@ pub const ROUND_TRIP_CASES: [(&str, &[&str]); 2] = [
     ("echo_roundtrip", &["in_process", "shm", "socket"]),
 ];
 
+/// The interface groups and their ids: cases without a parameter.
+pub const INTERFACE_CASES: [(&str, &[&str]); 3] = [
+    ("find_block", &["memcpy", "decode", "in_process", "shm", "socket"]),
+    ("notifications", &["in_process", "shm", "socket"]),
+    ("wallet_sync", &["in_process", "shm", "socket"]),
+];
+
 /// Reads criterion's estimates for every case the report knows.
 pub fn gather_estimates(criterion_dir: &Path) -> BTreeMap<(String, String, usize), f64> {
     let mut out = BTreeMap::new();
@@ -119,6 +131,9 @@ pub fn gather_estimates(criterion_dir: &Path) -> BTreeMap<(String, String, usize
         for id in ids {
             cases.extend(PAYLOAD_SIZES.iter().map(|&s| (group, *id, s)));
         }
+    }
+    for (group, ids) in INTERFACE_CASES {
+        cases.extend(ids.iter().map(|id| (group, *id, 0)));
     }
     for id in ["shm", "socket"] {
         cases.extend([64, 1024].map(|s| ("stream", id, s)));
@@ -233,6 +248,10 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
     let echo_socket = ratio(inputs.estimate("echo_roundtrip", "socket", 64), inputs.estimate("echo_roundtrip", "shm", 64));
     let echo_socket_p50 = ratio(p50("echo_roundtrip", "socket", 64), p50("echo_roundtrip", "shm", 64));
     target(&mut out, "Echo::echo socket/shm ≥ 10× at 64 B", echo_socket, echo_socket_p50, "×", |v| v >= 10.0);
+    let fb = |id: &str| inputs.estimate("find_block", id, 0);
+    let fb_p50 = |id: &str| p50("find_block", id, 0);
+    let (a, b) = (ratio(fb("shm"), fb("memcpy")), ratio(fb_p50("shm"), fb_p50("memcpy")));
+    target(&mut out, "Chain::find_block of the 1.38 MB block over shm ≤ 2× its memcpy", a, b, "×", |v| v <= 2.0);
 
     let _ = writeln!(out, "\n## Round trips (criterion estimate per round trip)\n");
     let ids = ["floor", "shm", "socket", "unix_socketpair", "iceoryx2"];
@@ -356,6 +375,7 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
             cell(pct("peer_pct")),
         );
     }
+    interfaces(&mut out, inputs);
     let _ = writeln!(
         out,
         "\n## Reading the figures\n\n\
@@ -383,9 +403,148 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
          Re-render without measuring again: `cargo run --release -p benches --bin \
          bench-report -- target/bench-results.tsv target/criterion docs`.\n\
          - The full suite, for people: `cargo bench -p benches` (each group alone: `cargo bench -p benches --bench NAME`).\n\
-         - Smoke mode, as in CI (each benchmark once): `cargo bench -p benches -- --test`."
+         - Smoke mode, as in CI (each benchmark once): `cargo bench -p benches -- --test`.\n\
+         - The interface groups: `find_block` reads the mainnet block from `../shared/data` \
+         beside the checkout (or the file `$BITCOIN_SHM_BLOCK` names) and falls back to a \
+         generated 1.4 MB regtest block without it; `wallet_sync` first mines its 1,000 blocks \
+         into a temporary directory (untimed, about a second). Each alone: `cargo bench -p \
+         benches --bench find_block` (or `notifications`, `wallet_sync`) `-- --warm-up-time 1 \
+         --measurement-time 2 --noplot`."
     );
     out
+}
+
+/// A ratio as a cell, with `digits` decimals.
+fn times(v: Option<f64>, digits: usize) -> String {
+    cell(v.map(|v| format!("{v:.digits$}×")))
+}
+
+/// The sections of the interface groups: `find_block`, `notifications`, `wallet_sync`.
+fn interfaces(out: &mut String, inputs: &Inputs) {
+    let fb = "find_block";
+    let est = |group: &str, id: &str| inputs.estimate(group, id, 0);
+    let val = |group: &str, id: &str, key: &str| inputs.value(group, id, 0, key);
+
+    let _ = writeln!(out, "\n## Chain::find_block\n");
+    match (val(fb, "block", "bytes"), val(fb, "block", "transactions"), val(fb, "block", "mainnet")) {
+        (Some(bytes), Some(txs), Some(mainnet)) => {
+            let which = if mainnet > 0.0 {
+                "the mainnet block of `shared/data`"
+            } else {
+                "a generated regtest block (the mainnet block's file was not found)"
+            };
+            let _ = writeln!(
+                out,
+                "The whole block (`BlockWhat::Full`), {which}: {bytes:.0} bytes, {txs:.0} \
+                 transactions. `in_process` calls the serving `Chain` directly (a clone of the \
+                 block); `shm` and `socket` call it in a peer process (encoded into the \
+                 connection there, decoded here); `memcpy` copies the block's bytes into a \
+                 buffer, the floor; `decode` decodes them into a `Block`, which every receiver \
+                 of a `FoundBlock` pays on top of the copies (so no transport can come closer \
+                 to memcpy than decode/memcpy). Criterion's estimate per call, the p50 of single \
+                 calls, and each against memcpy.\n"
+            );
+        }
+        _ => {
+            let _ = writeln!(out, "No `find_block` results in this run.\n");
+        }
+    }
+    let _ = writeln!(out, "| id | criterion | GB/s | p50 | p99 | /memcpy | p50/memcpy p50 |\n| --- | --- | --- | --- | --- | --- | --- |");
+    let bytes = val(fb, "block", "bytes");
+    for id in ["memcpy", "decode", "in_process", "shm", "socket"] {
+        let _ = writeln!(
+            out,
+            "| {id} | {} | {} | {} | {} | {} | {} |",
+            cell(est(fb, id).map(fmt_ns)),
+            cell(ratio(bytes, est(fb, id)).map(|b| format!("{b:.2}"))),
+            cell(val(fb, id, "p50_ns").map(fmt_ns)),
+            cell(val(fb, id, "p99_ns").map(fmt_ns)),
+            times(ratio(est(fb, id), est(fb, "memcpy")), 2),
+            times(ratio(val(fb, id, "p50_ns"), val(fb, "memcpy", "p50_ns")), 2),
+        );
+    }
+    if let Some(r) = ratio(est(fb, "shm"), est(fb, "memcpy")) {
+        let verdict = if r <= 2.0 { "**met**" } else { "**missed**" };
+        let _ = writeln!(
+            out,
+            "\nshm/memcpy {r:.2}× (target ≤ 2×: {verdict}); socket/shm {}.",
+            times(ratio(est(fb, "socket"), est(fb, "shm")), 2)
+        );
+    }
+
+    let nt = "notifications";
+    let _ = writeln!(out, "\n## Chain notifications (node → wallet)\n");
+    let per_round = val(nt, "events", "per_round");
+    if let (Some(tx), Some(block), Some(per_round)) = (val(nt, "events", "tx_bytes"), val(nt, "events", "block_bytes"), per_round) {
+        let _ = writeln!(
+            out,
+            "Rounds of {} `transaction_added_to_mempool` ({tx:.0} bytes each), then the \
+             `block_connected` of the block holding them ({block:.0} bytes). This process is the \
+             node: its notifier queues the events and its delivery thread calls the subscriber \
+             one at a time, as `bitcoin-node` calls a wallet; the subscriber (in this process, \
+             or behind a proxy in a peer process) returns at once. Notifications per second \
+             from criterion's estimate (per round, divided by {per_round:.0}) and from a run \
+             of about a second.\n",
+            per_round - 1.0
+        );
+    }
+    let _ = writeln!(out, "| transport | notifications/s (criterion) | notifications/s (1 s run) | per notification | /shm (time) | switches per notification |\n| --- | --- | --- | --- | --- | --- |");
+    let per_notification = |id: &str| Some(est(nt, id)? / per_round?);
+    for id in ["in_process", "shm", "socket"] {
+        let _ = writeln!(
+            out,
+            "| {id} | {} | {} | {} | {} | {} |",
+            cell(per_notification(id).map(|ns| format!("{:.0} k", 1e6 / ns))),
+            cell(val(nt, id, "notifications_per_s").map(|r| format!("{:.0} k", r / 1e3))),
+            cell(per_notification(id).map(fmt_ns)),
+            times(ratio(per_notification(id), per_notification("shm")), 2),
+            switches(val(nt, id, "voluntary_switches"), val(nt, id, "involuntary_switches")),
+        );
+    }
+
+    let ws = "wallet_sync";
+    let _ = writeln!(out, "\n## Wallet catch-up\n");
+    if let (Some(blocks), Some(mining)) = (val(ws, "chain", "blocks"), val(ws, "chain", "mining_s")) {
+        let _ = writeln!(
+            out,
+            "`Wallet::sync_with_chain` of a wallet {blocks:.0} regtest blocks behind, each \
+             paying it a coinbase (mined once through the node's own mining path, \
+             {mining:.1} s, untimed), through the node's `Chain`: in this process, or served by \
+             a peer process. Each catch-up starts from a fresh copy of the wallet (untimed). \
+             Criterion's estimate per catch-up (ten samples), then separately timed \
+             catch-ups.\n"
+        );
+    }
+    let _ = writeln!(out, "| transport | criterion | per block | p50 | max | catch-ups | /shm | switches per block |\n| --- | --- | --- | --- | --- | --- | --- | --- |");
+    let blocks = val(ws, "chain", "blocks");
+    for id in ["in_process", "shm", "socket"] {
+        let key = format!("{id}_switches");
+        let _ = writeln!(
+            out,
+            "| {id} | {} | {} | {} | {} | {} | {} | {} |",
+            cell(est(ws, id).map(fmt_ns)),
+            cell(ratio(est(ws, id), blocks).map(fmt_ns)),
+            cell(val(ws, id, "p50_ns").map(fmt_ns)),
+            cell(val(ws, id, "max_ns").map(fmt_ns)),
+            cell(val(ws, id, "samples").map(|s| format!("{s:.0}"))),
+            times(ratio(est(ws, id), est(ws, "shm")), 2),
+            switches(val(ws, &key, "per_block"), val(ws, &key, "involuntary")),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n\"switches\" are context switches of the processes involved, voluntary / involuntary, \
+         as in the percentile table: involuntary ones mean more threads wanted to run than \
+         there were CPUs, and a preempted waiter on shm costs a scheduler round."
+    );
+}
+
+/// Voluntary / involuntary context switches as a cell.
+fn switches(voluntary: Option<f64>, involuntary: Option<f64>) -> String {
+    match (voluntary, involuntary) {
+        (Some(v), Some(i)) => format!("{v:.3} / {i:.3}"),
+        _ => "–".to_owned(),
+    }
 }
 
 /// The chart's series: one line per round-trip case with criterion estimates.
@@ -471,6 +630,37 @@ mod tests {
         assert_eq!(point_estimate(json, "mean"), Some(2.5));
         let json = r#"{"slope":{"confidence_interval":{"lower_bound":1e2},"point_estimate":1.5e2}}"#;
         assert_eq!(point_estimate(json, "slope"), Some(150.0));
+    }
+
+    #[test]
+    fn interface_groups_render_with_their_targets() {
+        let lines = parse_results(
+            "find_block\tblock\t0\tbytes=1381000 transactions=2500 mainnet=1\n\
+             find_block\tshm\t0\tp50_ns=900000\n\
+             find_block\tmemcpy\t0\tp50_ns=100000\n\
+             notifications\tevents\t0\ttx_bytes=370 block_bytes=3900 per_round=11\n\
+             notifications\tshm\t0\tnotifications_per_s=250000 voluntary_switches=0.1 involuntary_switches=2\n\
+             wallet_sync\tchain\t0\tblocks=1000 mining_s=4.5\n\
+             wallet_sync\tshm\t0\tp50_ns=300000000 max_ns=310000000 samples=5\n",
+        );
+        let mut estimates = BTreeMap::new();
+        for (group, id, ns) in [
+            ("find_block", "memcpy", 100_000.0),
+            ("find_block", "shm", 150_000.0),
+            ("find_block", "socket", 600_000.0),
+            ("notifications", "shm", 44_000.0),
+            ("wallet_sync", "shm", 300e6),
+            ("wallet_sync", "socket", 450e6),
+        ] {
+            estimates.insert((group.to_owned(), id.to_owned(), 0), ns);
+        }
+        let md = markdown(&Inputs { lines, estimates, machine: Vec::new() }, "p.png", "report.sh");
+        assert!(md.contains("| Chain::find_block of the 1.38 MB block over shm ≤ 2× its memcpy | 1.50× (**met**) | 9.00× (**missed**) |"));
+        assert!(md.contains("shm/memcpy 1.50× (target ≤ 2×: **met**); socket/shm 4.00×."));
+        assert!(md.contains("the mainnet block of `shared/data`: 1381000 bytes, 2500 transactions"));
+        // 44 µs a round of 11: 4 µs a notification, 250 k/s.
+        assert!(md.contains("| shm | 250 k | 250 k | 4.00 µs | 1.00× | 0.100 / 2.000 |"), "{md}");
+        assert!(md.contains("| socket | 450.00 ms | 450.00 µs | – | – | – | 1.50× | – |"), "{md}");
     }
 
     #[test]
