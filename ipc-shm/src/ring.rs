@@ -190,7 +190,12 @@ pub(crate) struct Reservation {
     payload: usize,
     /// Payload bytes reserved.
     len: usize,
+    /// How many of them share the header's cache line (see [`WriteGrant`]).
+    head: usize,
 }
+
+/// Bytes of a cache line.
+const LINE: usize = 64;
 
 impl ProducerCore {
     /// Writes a fresh header into `region` and starts producing into it.
@@ -279,17 +284,25 @@ impl ProducerCore {
         }
         let pos = self.write;
         let payload = DATA_OFFSET + (pos & self.mask()) as usize + RECORD_HEADER_LEN;
-        Ok(Some(Reservation { pos, payload, len }))
+        // Segments are page-aligned in memory, so segment offsets fall on cache lines as the
+        // addresses do.
+        let head = (LINE - payload % LINE).min(len);
+        Ok(Some(Reservation { pos, payload, len, head }))
     }
 
     /// Publishes a reserved record with its first `used` bytes as the payload. Returns whether
     /// the consumer is parked and must be woken: once per park of the consumer, since a
     /// doorbell rung stays rung until the woken side reads it (see [`needs_wake`]).
-    pub(crate) fn commit(&mut self, res: Reservation, used: usize) -> bool {
+    ///
+    /// `head` are the payload bytes that share the header's cache line, written here right
+    /// before the header (at most `res.head` of them; the caller wrote the rest).
+    pub(crate) fn commit(&mut self, res: Reservation, used: usize, head: &[u8]) -> bool {
         assert!(used <= res.len, "committed {used} bytes of a {}-byte reservation", res.len);
+        debug_assert!(head.len() <= res.head);
         let end = res.pos + record_span(used);
         // The reservation kept room for this slot (`needed`).
         self.clear_slot(end);
+        self.region.write(res.payload, &head[..head.len().min(used)]);
         // SYNC: Release pairs with the Acquire load of a header in `ConsumerCore::try_peek`:
         // the payload written through the grant and the cleared next slot are visible before
         // the header that publishes them.
@@ -609,7 +622,7 @@ mod ends {
             self.check_len(len)?;
             loop {
                 if let Some(res) = self.core.try_reserve(len)? {
-                    return Ok(WriteGrant { producer: self, res, cursor: 0 });
+                    return Ok(WriteGrant { producer: self, res, cursor: 0, head: [0; LINE] });
                 }
                 self.wait_space(len)?;
             }
@@ -621,7 +634,7 @@ mod ends {
             if self.peer_gone {
                 return Err(Error::Disconnected);
             }
-            Ok(self.core.try_reserve(len)?.map(|res| WriteGrant { producer: self, res, cursor: 0 }))
+            Ok(self.core.try_reserve(len)?.map(|res| WriteGrant { producer: self, res, cursor: 0, head: [0; LINE] }))
         }
 
         /// Sends `bytes` as one record.
@@ -667,8 +680,8 @@ mod ends {
             Ok(())
         }
 
-        fn finish(&mut self, res: Reservation, used: usize) {
-            if self.core.commit(res, used) {
+        fn finish(&mut self, res: Reservation, used: usize, head: &[u8]) {
+            if self.core.commit(res, used, head) {
                 self.data_door.ring();
             }
         }
@@ -768,11 +781,17 @@ mod ends {
 
     /// A reserved record, writable in place in shared memory. Writes past the reserved length
     /// panic, as slice indexing does. `commit` publishes it; dropping it sends nothing.
+    ///
+    /// The payload bytes that share the header's cache line are kept here and written at
+    /// `commit`, together with the header: the consumer is polling that line, and writing it
+    /// once, not once for the payload and again for the header, saves it a round of
+    /// cross-core transfers per record.
     #[derive(Debug)]
     pub struct WriteGrant<'a> {
         producer: &'a mut Producer,
         res: Reservation,
         cursor: usize,
+        head: [u8; LINE],
     }
 
     impl WriteGrant<'_> {
@@ -794,7 +813,13 @@ mod ends {
                 bytes.len(),
                 self.res.len
             );
-            self.producer.core.region().write(self.res.payload + offset, bytes);
+            let (head, tail) = bytes.split_at(self.res.head.saturating_sub(offset).min(bytes.len()));
+            if !head.is_empty() {
+                self.head[offset..offset + head.len()].copy_from_slice(head);
+            }
+            if !tail.is_empty() {
+                self.producer.core.region().write(self.res.payload + offset + head.len(), tail);
+            }
         }
 
         /// Writes a fixed-layout value at `offset` within the record.
@@ -811,7 +836,7 @@ mod ends {
         /// Publishes the first `len` bytes (for writers that reserve an upper bound).
         pub fn commit_len(self, len: usize) {
             let res = self.res;
-            self.producer.finish(res, len);
+            self.producer.finish(res, len, &self.head[..res.head]);
         }
 
         /// Bytes written so far through `io::Write`.

@@ -15,7 +15,7 @@ fn produce(producer: &mut ProducerCore, space: &Notify, data: &Notify, payload: 
     loop {
         if let Some(res) = producer.try_reserve(payload.len()).unwrap() {
             producer.region().write(res.payload, payload);
-            if producer.commit(res, payload.len()) {
+            if producer.commit(res, payload.len(), &[]) {
                 data.notify();
             }
             return;

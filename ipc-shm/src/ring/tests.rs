@@ -34,7 +34,7 @@ impl Pair {
         match self.producer.try_reserve(payload.len()).unwrap() {
             Some(res) => {
                 self.producer.region().write(res.payload, payload);
-                self.producer.commit(res, payload.len());
+                self.producer.commit(res, payload.len(), &[]);
                 true
             }
             None => false,
@@ -202,6 +202,32 @@ fn grants_read_and_write_through_io_traits_and_objects() {
     assert_eq!(r.read_obj::<u32>(8), None, "reads past the payload are refused");
     drop(r);
     assert_eq!(rx.recv_obj::<u64>().unwrap(), 0x1122_3344_5566_7788);
+}
+
+#[test]
+fn grants_written_in_any_order_arrive_whole_from_every_position() {
+    // The bytes sharing the header's cache line are held back until the commit; writes on
+    // either side of that line, in any order and in pieces, must still all arrive.
+    let (mut tx, mut rx) = channel(CAP, WaitPolicy::PARK).unwrap();
+    for (seq, len) in [1usize, 7, 8, 55, 56, 57, 63, 64, 65, 120, 200, 1000].into_iter().cycle().take(300).enumerate() {
+        let bytes = payload(seq as u32, len);
+        let mut grant = tx.reserve(len).unwrap();
+        // Back to front, in pieces of 5 bytes, then one overwrite of the middle.
+        let mut end = len;
+        while end > 0 {
+            let start = end.saturating_sub(5);
+            grant.write_at(start, &bytes[start..end]);
+            end = start;
+        }
+        grant.write_at(len / 2, &bytes[len / 2..]);
+        grant.commit();
+        assert_eq!(rx.recv().unwrap().to_vec(), bytes, "record {seq} of {len} bytes");
+    }
+    // A grant committed short sends only what it committed.
+    let mut grant = tx.reserve(100).unwrap();
+    grant.write_at(0, &[7; 100]);
+    grant.commit_len(30);
+    assert_eq!(rx.recv().unwrap().to_vec(), vec![7; 30]);
 }
 
 #[test]
@@ -483,7 +509,7 @@ fn each_park_is_woken_once() {
     let mut p = pair(CAP);
     let commit = |p: &mut Pair| {
         let res = p.producer.try_reserve(8).unwrap().unwrap();
-        p.producer.commit(res, 8)
+        p.producer.commit(res, 8, &[])
     };
     assert!(!commit(&mut p), "nobody is parked");
     p.consumer.set_parked(true);
