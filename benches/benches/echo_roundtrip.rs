@@ -1,7 +1,8 @@
 //! `echo_roundtrip`: `Echo::echo` through the call layer, ids `in_process` (the trait
-//! object called directly), `shm` and `socket` (an `EchoProxy` to a peer process).
-//! Parameter: payload bytes. After each case, a separate loop times single calls for
-//! percentiles.
+//! object called directly), `shm` and `socket` (an `EchoProxy` to a peer process), and
+//! `two_memcpy`, the payload copied there and back inside this process: what moving it costs
+//! without any transport. Parameter: payload bytes. After each call case, a separate loop
+//! times single calls for percentiles.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -26,6 +27,14 @@ fn echo_roundtrip(c: &mut Criterion) -> anyhow::Result<()> {
             b.iter(|| local.echo(black_box(data)).expect("in-process echo"))
         });
         report_percentiles(GROUP, "in_process", size, || Ok(local.echo(&data).map(drop)?))?;
+        let (mut there, mut back) = (vec![0u8; size], vec![0u8; size]);
+        group.bench_with_input(BenchmarkId::new("two_memcpy", size), &data, |b, data| {
+            b.iter(|| {
+                there.copy_from_slice(black_box(data));
+                back.copy_from_slice(black_box(&there));
+                black_box(&back);
+            })
+        });
         for (id, transport) in [("shm", Transport::Shm), ("socket", Transport::Socket)] {
             let remote = RemoteEcho::spawn(Setup::new(transport, Mode::Echo))?;
             group.bench_with_input(BenchmarkId::new(id, size), &data, |b, data| {
