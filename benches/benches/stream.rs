@@ -1,5 +1,7 @@
 //! `stream`: one-way records per second, `shm` vs `socket`, 64 B and 1 KiB records, the
-//! peer draining in batches (`recv_batch`, one position update per batch).
+//! peer draining in batches (`recv_batch`, one position update per batch). The sender sends
+//! one record per call, except for `shm_batch64`: `send_batch` of 64 records, which checks
+//! once per batch, not per record, whether the peer sleeps.
 //!
 //! One criterion iteration is [`RECORDS_PER_ITER`] records (`Throughput::Elements`, so
 //! criterion reports records/s); a sample streams its records and ends when the peer
@@ -25,16 +27,16 @@ fn stream(c: &mut Criterion) -> anyhow::Result<()> {
     group.throughput(Throughput::Elements(RECORDS_PER_ITER));
     for size in RECORD_SIZES {
         let data = payload(size);
-        for (id, transport) in [("shm", Transport::Shm), ("socket", Transport::Socket)] {
+        for (id, transport, batch) in [("shm", Transport::Shm, 1), ("shm_batch64", Transport::Shm, 64), ("socket", Transport::Socket, 1)] {
             let mut client = Client::spawn(Setup::new(transport, Mode::Sink))?;
             group.bench_with_input(BenchmarkId::new(id, size), &data, |b, data| {
                 b.iter_custom(|iters| {
                     let start = Instant::now();
-                    client.stream(black_box(data), iters * RECORDS_PER_ITER).expect("stream");
+                    client.stream(black_box(data), iters * RECORDS_PER_ITER, batch).expect("stream");
                     start.elapsed()
                 })
             });
-            rate(&mut client, id, &data)?;
+            rate(&mut client, id, &data, batch)?;
         }
     }
     group.finish();
@@ -42,14 +44,14 @@ fn stream(c: &mut Criterion) -> anyhow::Result<()> {
 }
 
 /// Streams for about a second (in chunks of 100,000 records) and records the rate.
-fn rate(client: &mut Client, id: &str, data: &[u8]) -> anyhow::Result<()> {
+fn rate(client: &mut Client, id: &str, data: &[u8], batch: u64) -> anyhow::Result<()> {
     let (chunk, budget) = if smoke() { (1_000, Duration::ZERO) } else { (100_000, Duration::from_secs(1)) };
-    client.stream(data, chunk)?;
+    client.stream(data, chunk, batch)?;
     let writes_before = write_syscalls(std::process::id())?;
     let start = Instant::now();
     let mut sent = 0u64;
     while sent == 0 || start.elapsed() < budget {
-        client.stream(data, chunk)?;
+        client.stream(data, chunk, batch)?;
         sent += chunk;
     }
     let secs = start.elapsed().as_secs_f64();

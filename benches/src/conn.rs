@@ -98,12 +98,22 @@ impl Client {
         Ok(())
     }
 
-    /// Sends `count` copies of `record` one way, then waits until the peer (in
-    /// [`Mode::Sink`]) confirms that it has drained them all.
-    pub fn stream(&mut self, record: &[u8], count: u64) -> anyhow::Result<()> {
+    /// Sends `count` copies of `record` one way, `batch` at a time (1: `send_bytes`, more:
+    /// `send_batch`), then waits until the peer (in [`Mode::Sink`]) confirms that it has
+    /// drained them all.
+    pub fn stream(&mut self, record: &[u8], count: u64, batch: u64) -> anyhow::Result<()> {
         anyhow::ensure!(record.len() > END_MARKER.len(), "stream records must be longer than the end marker");
-        for _ in 0..count {
-            self.sender.send_bytes(record).context("send")?;
+        if batch <= 1 {
+            for _ in 0..count {
+                self.sender.send_bytes(record).context("send")?;
+            }
+        } else {
+            let mut left = count;
+            while left > 0 {
+                let n = left.min(batch);
+                self.sender.send_batch(std::iter::repeat_n(record, n as usize)).context("send a batch")?;
+                left -= n;
+            }
         }
         self.sender.send_bytes(&END_MARKER).context("send the end marker")?;
         let seen: u64 = self.receiver.recv_obj().context("receive the count")?;

@@ -297,6 +297,13 @@ impl ProducerCore {
     /// `head` are the payload bytes that share the header's cache line, written here right
     /// before the header (at most `res.head` of them; the caller wrote the rest).
     pub(crate) fn commit(&mut self, res: Reservation, used: usize, head: &[u8]) -> bool {
+        self.publish(res, used, head);
+        self.consumer_needs_wake()
+    }
+
+    /// [`Self::commit`] without the wake-up check, for a batch: the caller must call
+    /// [`Self::consumer_needs_wake`] after the batch, and before it waits for anything.
+    pub(crate) fn publish(&mut self, res: Reservation, used: usize, head: &[u8]) {
         assert!(used <= res.len, "committed {used} bytes of a {}-byte reservation", res.len);
         debug_assert!(head.len() <= res.head);
         let end = res.pos + record_span(used);
@@ -308,8 +315,14 @@ impl ProducerCore {
         // the header that publishes them.
         self.region.atomic_u64(res.payload - RECORD_HEADER_LEN).store(encode_header(used as u32, FLAG_RECORD), Ordering::Release);
         self.write = end;
+    }
+
+    /// Whether the consumer is parked and must be woken, after records were published: once
+    /// per park of the consumer, since a doorbell rung stays rung until the woken side reads
+    /// it (see [`needs_wake`]).
+    pub(crate) fn consumer_needs_wake(&mut self) -> bool {
         // SYNC: this SeqCst fence pairs with the one in `ConsumerCore::set_parked`. Either the
-        // consumer sees our header after raising its flag, or we see its flag here.
+        // consumer sees our latest header after raising its flag, or we see its flag here.
         fence(Ordering::SeqCst);
         let parked = self.region.atomic_u64(OFF_CONSUMER_PARKED).load(Ordering::Relaxed);
         needs_wake(parked, &mut self.consumer_woken)
@@ -648,6 +661,46 @@ mod ends {
         /// Sends a fixed-layout value as one record, written straight into the ring.
         pub fn send<T: IntoBytes + Immutable + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
             self.send_bytes(value.as_bytes())
+        }
+
+        /// Sends each of `records` as one record, and checks once, at the end, whether the
+        /// consumer sleeps and must be woken (the producer-side twin of
+        /// [`Consumer::recv_batch`]). Each record is visible to a spinning consumer as soon as
+        /// it is written; one that parked meanwhile is woken at the end of the batch, or
+        /// before this side waits for room. Returns how many records were sent; on an error,
+        /// the records before it were sent.
+        pub fn send_batch<'r>(&mut self, records: impl IntoIterator<Item = &'r [u8]>) -> Result<usize, Error> {
+            let mut sent = 0;
+            let mut unchecked = false;
+            let result = records.into_iter().try_for_each(|bytes| {
+                self.check_len(bytes.len())?;
+                let res = loop {
+                    if let Some(res) = self.core.try_reserve(bytes.len())? {
+                        break res;
+                    }
+                    if std::mem::take(&mut unchecked) {
+                        self.wake_consumer_if_parked();
+                    }
+                    self.wait_space(bytes.len())?;
+                };
+                let mut grant = WriteGrant { producer: self, res, cursor: 0, head: [0; LINE] };
+                grant.write_at(0, bytes);
+                let head = grant.head;
+                self.core.publish(res, bytes.len(), &head[..res.head]);
+                unchecked = true;
+                sent += 1;
+                Ok(())
+            });
+            if unchecked {
+                self.wake_consumer_if_parked();
+            }
+            result.map(|()| sent)
+        }
+
+        fn wake_consumer_if_parked(&mut self) {
+            if self.core.consumer_needs_wake() {
+                self.data_door.ring();
+            }
         }
 
         fn check_len(&self, len: usize) -> Result<(), Error> {

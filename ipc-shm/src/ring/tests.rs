@@ -279,6 +279,33 @@ fn streams_across_threads_parking_every_time() {
 }
 
 #[test]
+fn batches_reach_a_consumer_that_parks_between_and_within_them() {
+    // Both sides park at every wait, and the ring holds far less than a batch: within a
+    // batch the producer must wake the consumer before it waits for room, and after the
+    // batch before it returns, or one of them sleeps for ever (the watchdog fails the test).
+    let done = watchdog(Duration::from_secs(120));
+    let (mut tx, mut rx) = channel(4096, WaitPolicy::PARK).unwrap();
+    let records: Vec<Vec<u8>> = (0..20_000).map(|seq| payload(seq, seq as usize % 200)).collect();
+    let expected = records.clone();
+    let producer = std::thread::spawn(move || {
+        let mut sent = 0;
+        for batch in records.chunks(173) {
+            sent += tx.send_batch(batch.iter().map(Vec::as_slice)).unwrap();
+        }
+        let too_long = vec![0; tx.max_record_len() + 1];
+        let refused = tx.send_batch([&b"last"[..], &too_long[..]]);
+        assert!(matches!(refused, Err(Error::TooLarge { .. })), "{refused:?}");
+        sent
+    });
+    for (seq, record) in expected.iter().enumerate() {
+        assert_eq!(&rx.recv().unwrap().to_vec(), record, "record {seq}");
+    }
+    assert_eq!(rx.recv().unwrap().to_vec(), b"last", "records before a refused one are sent");
+    assert_eq!(producer.join().unwrap(), expected.len());
+    done.send(()).unwrap();
+}
+
+#[test]
 fn records_committed_before_the_peer_died_are_still_delivered() {
     let (mut tx, mut rx) = channel(CAP, WaitPolicy::PARK).unwrap();
     for seq in 0..3 {
