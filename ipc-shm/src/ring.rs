@@ -57,7 +57,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 use crate::error::{Error, ProtocolError};
 use crate::mem::Region;
 use crate::sync::{Ordering, fence};
-use crate::wait::{Bell, Doorbell, Liveness, Spinner, WaitPolicy, Wake, park};
+use crate::wait::{Bell, Doorbell, Liveness, Spinner, WaitPolicy, Wake, park, pause};
 
 /// `b"BSHMRNG1"` read as a little-endian `u64`.
 pub const RING_MAGIC: u64 = u64::from_le_bytes(*b"BSHMRNG1");
@@ -522,8 +522,22 @@ mod ends {
         space_door: Doorbell,
         liveness: Liveness,
         peer_gone: bool,
+        /// The last [`Consumer::recv_batch`] drained a backlog: the producer is streaming.
+        behind: bool,
         _segment: Segment,
     }
+
+    /// A batch this long means the consumer found a backlog: the producer is streaming.
+    const BACKLOG: usize = 16;
+
+    /// How long a consumer that drained a backlog lets a streaming producer get ahead before
+    /// it looks again. Looking at once, it polls the very line the producer is writing and
+    /// takes that line away from it for every record; the pause lets the producer write a
+    /// run of records undisturbed, which the next batch drains. A stream of 64 B records went
+    /// from 6.3–6.7 to 11–11.7 M records/s with it on our Intel host (16–16.7 M with
+    /// `send_batch`). The cost: while records come faster than they are consumed, each batch
+    /// starts up to this much later.
+    const STREAM_PAUSE: std::time::Duration = std::time::Duration::from_micros(4);
 
     /// Descriptors that one side hands the other to set up the two rings of a connection:
     /// the memfd of its sending ring, the bell it sleeps on while that ring is full, and the
@@ -600,6 +614,7 @@ mod ends {
                 space_door: Doorbell::from_peer(peer.space_bell)?,
                 liveness,
                 peer_gone: false,
+                behind: false,
                 _segment: rx_segment,
             };
             Ok((producer, consumer))
@@ -765,11 +780,18 @@ mod ends {
         /// Waits for at least one record, then hands `f` every record already committed, up
         /// to `max`, and publishes the consumer position once for all of them. Returns how
         /// many records `f` saw.
+        ///
+        /// This is the call for throughput: when the previous batch drained a backlog (at
+        /// least 16 records), it first lets the producer get ahead for 4 µs rather than
+        /// fight it for each new record's cache lines (see `STREAM_PAUSE`).
         pub fn recv_batch(
             &mut self,
             max: usize,
             mut f: impl FnMut(ReadGrant<'_>),
         ) -> Result<usize, Error> {
+            if std::mem::take(&mut self.behind) {
+                pause(STREAM_PAUSE);
+            }
             let mut record = self.wait_record()?;
             let mut seen = 0;
             loop {
@@ -784,6 +806,7 @@ mod ends {
                 }
             }
             self.publish();
+            self.behind = seen >= BACKLOG;
             Ok(seen)
         }
 

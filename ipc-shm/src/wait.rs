@@ -146,6 +146,16 @@ impl Spinner {
     }
 }
 
+/// Keeps the CPU, without looking at anything shared, for `duration`.
+pub(crate) fn pause(duration: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < duration {
+        for _ in 0..LOOKS_PER_CLOCK {
+            std::hint::spin_loop();
+        }
+    }
+}
+
 /// An eventfd this side sleeps on; the peer rings it.
 #[derive(Debug)]
 pub(crate) struct Bell {
