@@ -431,7 +431,9 @@ impl Receiver {
     }
 
     /// Waits for at least one record, then hands `f` every record already received, up to
-    /// `max`, releasing them together. Returns how many records `f` saw.
+    /// `max`, releasing them together. Returns how many records `f` saw. Over shared memory,
+    /// a call that follows a batch of 16 or more records first lets the streaming sender get
+    /// ahead for 4 µs (see `docs/ARCHITECTURE.md`, "The ring").
     pub fn recv_batch(&mut self, max: usize, mut f: impl FnMut(ReadGrant<'_>)) -> Result<usize, Error> {
         let result = match &mut self.end {
             RecvEnd::Shm(c) => c.recv_batch(max, |g| f(ReadGrant { view: View::Shm(g) })),
