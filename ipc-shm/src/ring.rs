@@ -296,13 +296,15 @@ impl ProducerCore {
     ///
     /// `head` are the payload bytes that share the header's cache line, written here right
     /// before the header (at most `res.head` of them; the caller wrote the rest).
+    #[cfg(any(test, loom))]
     pub(crate) fn commit(&mut self, res: Reservation, used: usize, head: &[u8]) -> bool {
         self.publish(res, used, head);
         self.consumer_needs_wake()
     }
 
-    /// [`Self::commit`] without the wake-up check, for a batch: the caller must call
-    /// [`Self::consumer_needs_wake`] after the batch, and before it waits for anything.
+    /// Publishes a reserved record with its first `used` bytes as the payload (`head` as
+    /// for `commit`), without the wake-up check: the caller must call
+    /// [`Self::consumer_needs_wake`] after it, at the latest before it waits for anything.
     pub(crate) fn publish(&mut self, res: Reservation, used: usize, head: &[u8]) {
         assert!(used <= res.len, "committed {used} bytes of a {}-byte reservation", res.len);
         debug_assert!(head.len() <= res.head);
@@ -509,6 +511,9 @@ mod ends {
         data_door: Doorbell,
         liveness: Liveness,
         peer_gone: bool,
+        /// Records were published without checking whether the consumer sleeps
+        /// ([`Producer::send_batch`]); checked before we wait for anything.
+        unannounced: bool,
         // Declared last: the core's region points into it, so it must be dropped last.
         _segment: Segment,
     }
@@ -605,6 +610,7 @@ mod ends {
                 data_door: Doorbell::from_peer(peer.data_bell)?,
                 liveness: liveness.clone(),
                 peer_gone: false,
+                unannounced: false,
                 _segment: self.tx_segment,
             };
             let consumer = Consumer {
@@ -686,33 +692,22 @@ mod ends {
         /// the records before it were sent.
         pub fn send_batch<'r>(&mut self, records: impl IntoIterator<Item = &'r [u8]>) -> Result<usize, Error> {
             let mut sent = 0;
-            let mut unchecked = false;
             let result = records.into_iter().try_for_each(|bytes| {
-                self.check_len(bytes.len())?;
-                let res = loop {
-                    if let Some(res) = self.core.try_reserve(bytes.len())? {
-                        break res;
-                    }
-                    if std::mem::take(&mut unchecked) {
-                        self.wake_consumer_if_parked();
-                    }
-                    self.wait_space(bytes.len())?;
-                };
-                let mut grant = WriteGrant { producer: self, res, cursor: 0, head: [0; LINE] };
+                let mut grant = self.reserve(bytes.len())?;
                 grant.write_at(0, bytes);
-                let head = grant.head;
-                self.core.publish(res, bytes.len(), &head[..res.head]);
-                unchecked = true;
+                grant.commit_unannounced();
                 sent += 1;
                 Ok(())
             });
-            if unchecked {
-                self.wake_consumer_if_parked();
+            if self.unannounced {
+                self.announce();
             }
             result.map(|()| sent)
         }
 
-        fn wake_consumer_if_parked(&mut self) {
+        /// Wakes the consumer if it parked since records were published without a check.
+        fn announce(&mut self) {
+            self.unannounced = false;
             if self.core.consumer_needs_wake() {
                 self.data_door.ring();
             }
@@ -727,6 +722,10 @@ mod ends {
         }
 
         fn wait_space(&mut self, len: usize) -> Result<(), Error> {
+            // A consumer asleep on records it was not told of would never free the space.
+            if self.unannounced {
+                self.announce();
+            }
             if self.peer_gone {
                 return Err(Error::Disconnected);
             }
@@ -748,9 +747,13 @@ mod ends {
             Ok(())
         }
 
-        fn finish(&mut self, res: Reservation, used: usize, head: &[u8]) {
-            if self.core.commit(res, used, head) {
-                self.data_door.ring();
+        /// Publishes a reserved record; with `announce`, also wakes the consumer if it
+        /// sleeps, else leaves that to the end of the batch (or to [`Self::wait_space`]).
+        fn finish(&mut self, res: Reservation, used: usize, head: &[u8], announce: bool) {
+            self.core.publish(res, used, head);
+            self.unannounced = true;
+            if announce {
+                self.announce();
             }
         }
     }
@@ -912,7 +915,14 @@ mod ends {
         /// Publishes the first `len` bytes (for writers that reserve an upper bound).
         pub fn commit_len(self, len: usize) {
             let res = self.res;
-            self.producer.finish(res, len, &self.head[..res.head]);
+            self.producer.finish(res, len, &self.head[..res.head], true);
+        }
+
+        /// Publishes the whole reservation, leaving the wake-up check to the end of the
+        /// batch ([`Producer::send_batch`]).
+        fn commit_unannounced(self) {
+            let res = self.res;
+            self.producer.finish(res, res.len, &self.head[..res.head], false);
         }
 
         /// Bytes written so far through `io::Write`.
