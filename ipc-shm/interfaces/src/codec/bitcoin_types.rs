@@ -135,36 +135,55 @@ impl Decode for block::Version {
     }
 }
 
+/// Bytes a consensus encoding is gathered into before it goes to the writer.
+const WRITE_BUFFER: usize = 16 * 1024;
+
 /// Writes `value` in consensus encoding.
+///
+/// The encoder makes a write per field (4 bytes of version, 1 byte of count, 32 bytes of
+/// hash …), and each write to a message crosses every layer down to the ring; a block is
+/// hundreds of thousands of them. They go through a buffer instead, which reaches the
+/// writer in pieces of [`WRITE_BUFFER`] bytes.
 fn consensus_write<T, W>(value: &T, w: &mut W) -> io::Result<()>
 where
     T: Encodable + ?Sized,
     W: io::Write + ?Sized,
 {
+    let mut buffered = io::BufWriter::with_capacity(WRITE_BUFFER, w);
     value
-        .consensus_encode(&mut FromStd::new(w))
+        .consensus_encode(&mut FromStd::new(&mut buffered))
+        .map_err(io::Error::from)?;
+    // `into_inner` flushes, and reports a failed flush instead of dropping it.
+    buffered
+        .into_inner()
         .map(drop)
-        .map_err(io::Error::from)
+        .map_err(io::IntoInnerError::into_error)
 }
 
 /// Reads a consensus-encoded value that must occupy exactly `len` bytes of `r`. The
 /// decoder cannot read past `len`, and bytes it leaves unread are an error.
+///
+/// The `len` bytes are copied out in one read and decoded from the copy: the consensus
+/// decoder reads field by field, and each read of `r` would cross every layer down to the
+/// ring (a block is hundreds of thousands of reads). The copy is bounded by the bytes `r`
+/// really holds, not by `len` ([`read_bytes`]).
 fn consensus_read<T, R>(r: &mut R, len: u32, what: &'static str) -> Result<T, DecodeError>
 where
     T: Decodable,
     R: io::Read + ?Sized,
 {
-    let mut limited = FromStd::new(io::Read::take(r, len.into()));
-    let value = T::consensus_decode_from_finite_reader(&mut limited).map_err(|e| match e {
+    let bytes = read_bytes(r, len, what)?;
+    let mut rest = bytes.as_slice();
+    let value = T::consensus_decode_from_finite_reader(&mut rest).map_err(|e| match e {
         bitcoin::consensus::encode::Error::Io(io) => read_error(&io.into(), what),
         other => DecodeError::Consensus {
             what,
             reason: other.to_string(),
         },
     })?;
-    match limited.into_inner().limit() {
+    match rest.len() {
         0 => Ok(value),
-        left => Err(DecodeError::TrailingBytes { len: left }),
+        left => Err(DecodeError::TrailingBytes { len: left as u64 }),
     }
 }
 
