@@ -106,18 +106,23 @@ impl Spinner {
         let busy = PURE_SPIN.min(budget);
         let mut looks = 0u32;
         let mut yielding = false;
+        // The wait so far as of the last reading of the clock.
+        let mut elapsed = Duration::ZERO;
         loop {
             // Decided before the look, so that the last look comes after the budget ran out:
             // a pause that overran it (a preemption) must not turn a wait that has already
             // ended into a park.
             let mut expired = false;
             if yielding || looks % LOOKS_PER_CLOCK == LOOKS_PER_CLOCK - 1 {
-                let elapsed = start.elapsed();
+                elapsed = start.elapsed();
                 expired = elapsed >= budget;
                 yielding = elapsed >= busy;
             }
             if let Some(v) = ready()? {
-                self.adapt(Some(start.elapsed()));
+                // The last reading, not a new one: the clock would cost the caller 40 ns
+                // between the record's arrival and its use, and the budget only needs to
+                // know roughly how long waits take (this is at most 32 looks short).
+                self.adapt(Some(elapsed));
                 return Ok(Some(v));
             }
             if expired {
