@@ -1,7 +1,8 @@
 //! `find_block`: `Chain::find_block` of a whole 1.38 MB block (the mainnet block of
 //! `../shared/data`, else a generated regtest block of about 1.4 MB), ids `in_process` (a
 //! `OneBlock` chain called directly: a clone of the block), `shm` and `socket` (a
-//! `ChainProxy` to a peer serving it: encoded into the ring there, decoded here), `memcpy`, a
+//! `ChainProxy` to a peer serving it: its stored encoding is copied into the connection
+//! there, as `bitcoin-node` does, and decoded here), `memcpy`, a
 //! plain copy of the block's bytes into a buffer: the floor that the transports are held
 //! against, and `decode`, the consensus decoding of those bytes into a `Block`, which any
 //! receiver of a `FoundBlock` pays. After each case, a separate loop times single calls for

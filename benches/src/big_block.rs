@@ -70,6 +70,9 @@ impl BigBlock {
 #[derive(Debug)]
 pub struct OneBlock {
     block: Block,
+    /// The block's consensus encoding: what a node keeps on disk, and serves as it is
+    /// ([`Chain::stored_block`]).
+    raw: Vec<u8>,
     hash: BlockHash,
     height: u32,
 }
@@ -84,6 +87,7 @@ impl OneBlock {
             .unwrap_or(0);
         OneBlock {
             hash: block.block_hash(),
+            raw: bitcoin::consensus::serialize(&block),
             block,
             height,
         }
@@ -119,6 +123,10 @@ impl Chain for OneBlock {
         what: BlockWhat,
     ) -> Result<Option<FoundBlock>, InterfaceError> {
         Ok((*hash == self.hash).then(|| self.found(what)))
+    }
+
+    fn stored_block(&self, hash: &BlockHash) -> Result<Option<Vec<u8>>, InterfaceError> {
+        Ok((*hash == self.hash).then(|| self.raw.clone()))
     }
 
     fn find_ancestor_by_height(

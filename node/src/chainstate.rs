@@ -308,6 +308,11 @@ impl ChainState {
         Ok(self.store.block(hash)?)
     }
 
+    /// A stored block's consensus encoding, without decoding it (`Chain::stored_block`).
+    pub fn block_bytes(&self, hash: &BlockHash) -> Result<Option<Vec<u8>>, ChainError> {
+        Ok(self.store.block_bytes(hash)?)
+    }
+
     /// The ancestor of `hash` at `height` (`Chain::find_ancestor_by_height`).
     pub fn ancestor(&self, hash: &BlockHash, height: u32) -> Option<BlockHash> {
         if self.is_active(hash) && height <= self.index[hash].height {

@@ -299,6 +299,10 @@ impl Chain for NodeContext {
         Self::found_block(&chain, hash, what)
     }
 
+    fn stored_block(&self, hash: &BlockHash) -> Result<Option<Vec<u8>>, InterfaceError> {
+        Ok(self.lock_chain()?.block_bytes(hash)?)
+    }
+
     fn find_ancestor_by_height(
         &self,
         hash: &BlockHash,

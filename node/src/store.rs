@@ -490,6 +490,13 @@ impl Store {
             .map_err(|_| StoreError::Corrupt("block"))
     }
 
+    /// A stored block's consensus encoding, as stored (not decoded).
+    pub fn block_bytes(&self, hash: &BlockHash) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(BLOCKS)?;
+        Ok(table.get(hash.as_byte_array())?.map(|v| v.value().to_vec()))
+    }
+
     /// The undo data of a connected block.
     pub fn undo(&self, hash: &BlockHash) -> Result<Option<Vec<Coin>>, StoreError> {
         let txn = self.db.begin_read()?;

@@ -10,8 +10,8 @@ use bitcoin::hashes::Hash;
 use bitcoin::{Address, Amount, Block, BlockHash, FeeRate, Network, OutPoint, Transaction};
 use interfaces::remote::{InitProxy, InitServer};
 use interfaces::{
-    BlockWhat, Chain, ChainNotifications, ErrorCode, Init, InterfaceError, Mining, Node,
-    RemovalReason,
+    BlockWhat, Chain, ChainNotifications, ErrorCode, FoundBlock, Init, InterfaceError, Mining,
+    Node, RemovalReason,
 };
 use ipc_shm::call::{Dispatch, Session, SessionConfig};
 use ipc_shm::wait::WaitPolicy;
@@ -110,17 +110,33 @@ fn chain_queries_answer_from_the_active_chain_and_side_branches(w: World) {
         (
             header_only.height,
             header_only.in_active_chain,
-            header_only.block
+            header_only.block.clone()
         ),
         (FIXTURE_HEIGHT, true, None)
     );
     assert_eq!(header_only.header.block_hash(), tip);
+    // Over a connection the node sends the block as stored (`Chain::stored_block`); in
+    // process it decodes it. Either way: the very block, and the same answer otherwise.
     let full = c.find_block(&tip, BlockWhat::Full).unwrap().unwrap();
-    assert_eq!(full.block.as_ref().map(Block::block_hash), Some(tip));
+    let stored = w.ctx.lock_chain().unwrap().block(&tip).unwrap();
+    assert!(stored.is_some());
+    assert_eq!(full.block, stored);
+    assert_eq!(
+        FoundBlock {
+            block: None,
+            ..full.clone()
+        },
+        header_only
+    );
     assert_eq!(
         full.median_time_past,
         w.ctx.lock_chain().unwrap().median_time_past(&tip)
     );
+    let full_ancestor = c
+        .find_ancestor_by_height(&tip, FIXTURE_HEIGHT, BlockWhat::Full)
+        .unwrap()
+        .unwrap();
+    assert_eq!(full_ancestor, full);
     assert_eq!(
         c.find_block(&BlockHash::all_zeros(), BlockWhat::Full)
             .unwrap(),

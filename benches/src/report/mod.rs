@@ -461,8 +461,9 @@ fn interfaces(out: &mut String, inputs: &Inputs) {
                 out,
                 "The whole block (`BlockWhat::Full`), {which}: {bytes:.0} bytes, {txs:.0} \
                  transactions. `in_process` calls the serving `Chain` directly (a clone of the \
-                 block); `shm` and `socket` call it in a peer process (encoded into the \
-                 connection there, decoded here); `memcpy` copies the block's bytes into a \
+                 block); `shm` and `socket` call it in a peer process, which sends the block as it \
+                 stores it, in consensus encoding, as `bitcoin-node` does (`Chain::stored_block`), \
+                 and this process decodes it; `memcpy` copies the block's bytes into a \
                  buffer, the floor; `decode` decodes them into a `Block`, which every receiver \
                  of a `FoundBlock` pays on top of the copies (so no transport can come closer \
                  to memcpy than decode/memcpy). Criterion's estimate per call, the p50 of single \

@@ -18,8 +18,9 @@
 //!
 //! Every byte comes from the peer. Decoders check every length and count against the
 //! limits below *before* allocating, reserve at most [`PREALLOC_ITEMS`] items (or [`PREALLOC_BYTES`] bytes) ahead of the
-//! data actually read, read blocks and transactions through a reader capped at their
-//! announced length, and reject unknown tags. No input makes a decoder panic.
+//! data actually read, copy a block or transaction out whole (never more than its
+//! announced length, nor more than the input holds) and decode it from that copy, and
+//! reject unknown tags. No input makes a decoder panic.
 
 mod bitcoin_types;
 mod error;
@@ -31,6 +32,7 @@ mod values;
 use std::io;
 
 pub use error::{DecodeError, LimitError};
+pub(crate) use values::StoredFoundBlock;
 
 /// Longest transaction accepted: a transaction cannot be larger than a block.
 pub const MAX_TX_BYTES: u32 = MAX_BLOCK_BYTES;

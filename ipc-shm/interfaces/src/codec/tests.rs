@@ -397,6 +397,20 @@ proptest! {
         round_trip(&Err::<TipInfo, _>(error))?;
     }
 
+    /// A block sent as stored is byte for byte the block sent decoded, so the receiver
+    /// cannot tell them apart.
+    #[test]
+    fn stored_block_encodes_as_the_decoded_block(found in arb_found_block(), block in arb_block()) {
+        let found = FoundBlock { header: block.header, block: Some(block), ..found };
+        let raw = bitcoin::consensus::serialize(found.block.as_ref().expect("set above"));
+        let header_only = FoundBlock { block: None, ..found.clone() };
+        let stored = StoredFoundBlock { found: &header_only, block: &raw };
+        let outcome = Ok::<_, InterfaceError>(Some(stored));
+        let bytes = encode_to_vec(&outcome).expect("small block");
+        prop_assert_eq!(bytes.len(), outcome.encoded_len().expect("small block"));
+        prop_assert_eq!(&bytes, &encode_to_vec(&Ok::<_, InterfaceError>(Some(found))).expect("small block"));
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic(bytes in arb_bytes(600)) {
         hostile_all(&bytes)?;

@@ -7,8 +7,8 @@ use bitcoin::{Amount, Block, BlockHash, FeeRate, ScriptBuf, Transaction, TxOut, 
 use zerocopy::little_endian::{I32, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-use super::primitives::{flag, read_tag, read_wire};
-use super::{Decode, DecodeError, Encode, LimitError, MAX_STRING_BYTES};
+use super::primitives::{check_len, flag, read_tag, read_wire, write_prefixed};
+use super::{Decode, DecodeError, Encode, LimitError, MAX_BLOCK_BYTES, MAX_STRING_BYTES};
 use crate::{
     Balances, BlockRef, BlockWhat, ChangeType, Coin, ErrorCode, FoundBlock, FoundTransaction,
     InterfaceError, MempoolInfo, RemovalReason, TipInfo, WalletTx,
@@ -229,12 +229,9 @@ struct FoundBlockWire {
     in_active_chain: u8,
 }
 
-impl Encode for FoundBlock {
-    fn encoded_len(&self) -> Result<usize, LimitError> {
-        Ok(size_of::<FoundBlockWire>() + self.block.encoded_len()?)
-    }
-
-    fn encode<W: io::Write + ?Sized>(&self, w: &mut W) -> io::Result<()> {
+impl FoundBlock {
+    /// The fixed part of the encoding.
+    fn wire(&self) -> io::Result<FoundBlockWire> {
         let mut wire = FoundBlockWire {
             header: [0; 80],
             height: U32::new(self.height),
@@ -242,8 +239,43 @@ impl Encode for FoundBlock {
             in_active_chain: self.in_active_chain.into(),
         };
         self.header.encode(&mut &mut wire.header[..])?;
-        w.write_all(wire.as_bytes())?;
+        Ok(wire)
+    }
+}
+
+impl Encode for FoundBlock {
+    fn encoded_len(&self) -> Result<usize, LimitError> {
+        Ok(size_of::<FoundBlockWire>() + self.block.encoded_len()?)
+    }
+
+    fn encode<W: io::Write + ?Sized>(&self, w: &mut W) -> io::Result<()> {
+        w.write_all(self.wire()?.as_bytes())?;
         self.block.encode(w)
+    }
+}
+
+/// A [`FoundBlock`] whose block is still in consensus encoding (as
+/// [`Chain::stored_block`](crate::Chain::stored_block) gives it), encoded exactly as the
+/// `FoundBlock` with that block decoded would be: the receiver decodes an ordinary
+/// `FoundBlock`, and checks the block against the header as always.
+pub(crate) struct StoredFoundBlock<'a> {
+    /// Everything but the block (`found.block` is not sent).
+    pub(crate) found: &'a FoundBlock,
+    /// The block's consensus encoding.
+    pub(crate) block: &'a [u8],
+}
+
+impl Encode for StoredFoundBlock<'_> {
+    fn encoded_len(&self) -> Result<usize, LimitError> {
+        let block = check_len("block", self.block.len(), MAX_BLOCK_BYTES)?;
+        // The `Option` tag, then the block as `Block`'s codec writes it: `u32` length, bytes.
+        Ok(size_of::<FoundBlockWire>() + 1 + 4 + block as usize)
+    }
+
+    fn encode<W: io::Write + ?Sized>(&self, w: &mut W) -> io::Result<()> {
+        w.write_all(self.found.wire()?.as_bytes())?;
+        w.write_all(&[1])?;
+        write_prefixed(w, self.block)
     }
 }
 

@@ -10,6 +10,7 @@ use super::{
     HandlerProxy, HandlerServer, args, call, call_with, methods, object_arg, reply, reply_object,
     unknown_method,
 };
+use crate::codec::StoredFoundBlock;
 use crate::{
     BlockRef, BlockWhat, Chain, ChainNotifications, Coin, FoundBlock, Handler, InterfaceError,
     RemovalReason,
@@ -197,11 +198,13 @@ impl Dispatch for ChainServer {
             }
             ChainMethod::FindBlock => {
                 let (hash, what): (BlockHash, BlockWhat) = args(call, CHAIN)?;
-                reply(call, chain.find_block(&hash, what))
+                reply_found(call, chain, what, |what| chain.find_block(&hash, what))
             }
             ChainMethod::FindAncestorByHeight => {
                 let (hash, height, what): (BlockHash, u32, BlockWhat) = args(call, CHAIN)?;
-                reply(call, chain.find_ancestor_by_height(&hash, height, what))
+                reply_found(call, chain, what, |what| {
+                    chain.find_ancestor_by_height(&hash, height, what)
+                })
             }
             ChainMethod::FindLocatorFork => {
                 let locator: Vec<BlockHash> = args(call, CHAIN)?;
@@ -262,6 +265,37 @@ methods! {
         /// [`ChainNotifications::chain_state_flushed`].
         ChainStateFlushed = 5,
     }
+}
+
+/// Replies to a `find_block`-like call: `find` answers it for a given [`BlockWhat`]. When
+/// the whole block is wanted and the chain has it stored encoded
+/// ([`Chain::stored_block`]), it finds the block's place alone and sends the stored bytes
+/// as they are, instead of decoding the block and encoding it again.
+fn reply_found(
+    call: &mut Incoming<'_>,
+    chain: &dyn Chain,
+    what: BlockWhat,
+    find: impl Fn(BlockWhat) -> Result<Option<FoundBlock>, InterfaceError>,
+) -> Result<(), CallError> {
+    if what == BlockWhat::Full {
+        let found = match find(BlockWhat::Header) {
+            Ok(Some(found)) => found,
+            // Unknown, or an error: the same answer whatever was asked for.
+            outcome => return reply(call, outcome),
+        };
+        match chain.stored_block(&found.header.block_hash()) {
+            Ok(Some(block)) => {
+                let stored = StoredFoundBlock {
+                    found: &found,
+                    block: &block,
+                };
+                return reply(call, Ok::<_, InterfaceError>(Some(stored)));
+            }
+            Ok(None) => {}
+            Err(e) => return reply::<()>(call, Err(e)),
+        }
+    }
+    reply(call, find(what))
 }
 
 /// Delivers notifications to a [`ChainNotifications`] the peer subscribed. Each call
