@@ -120,8 +120,9 @@ impl Spinner {
             }
             if let Some(v) = ready()? {
                 // The last reading, not a new one: the clock would cost the caller 40 ns
-                // between the record's arrival and its use, and the budget only needs to
-                // know roughly how long waits take (this is at most 32 looks short).
+                // between the record's arrival and its use. The budget only needs to know
+                // roughly how long waits take: this is up to `LOOKS_PER_CLOCK` looks short
+                // (zero within the first of them), and a success never shrinks the budget.
                 self.adapt(Some(elapsed));
                 return Ok(Some(v));
             }

@@ -93,8 +93,10 @@ pub trait Chain: Send + Sync {
         what: BlockWhat,
     ) -> Result<Option<FoundBlock>, InterfaceError>;
 
-    /// The block with this hash in consensus encoding, as the implementation stores it;
-    /// `None` when it keeps no such bytes (the default) or does not have the block.
+    /// The block with this hash in consensus encoding, as the implementation stores it:
+    /// exactly the bytes `bitcoin::consensus::serialize` gives for the block (at most
+    /// [`MAX_BLOCK_BYTES`](crate::codec::MAX_BLOCK_BYTES)); `None` when it keeps no such
+    /// bytes (the default) or does not have the block.
     ///
     /// Not a method of the wire protocol but a hook for serving one:
     /// [`ChainServer`](crate::remote::ChainServer) asks for it when a client's
@@ -102,7 +104,8 @@ pub trait Chain: Send + Sync {
     /// [`find_ancestor_by_height`](Self::find_ancestor_by_height) wants the whole block, and
     /// sends the bytes as they are, where it would otherwise decode the stored block only to
     /// encode it again (2 ms for a full mainnet block). The client receives the same
-    /// [`FoundBlock`] either way. A proxy keeps the default.
+    /// [`FoundBlock`] either way, and checks the block against its header as always. A proxy
+    /// keeps the default.
     fn stored_block(&self, hash: &BlockHash) -> Result<Option<Vec<u8>>, InterfaceError> {
         let _ = hash;
         Ok(None)

@@ -135,24 +135,26 @@ impl Decode for block::Version {
     }
 }
 
-/// Bytes a consensus encoding is gathered into before it goes to the writer.
+/// The most bytes of a consensus encoding gathered before they go to the writer.
 const WRITE_BUFFER: usize = 16 * 1024;
 
-/// Writes `value` in consensus encoding.
+/// Writes `value`, whose consensus encoding is `len` bytes, in consensus encoding.
 ///
 /// The encoder makes a write per field (4 bytes of version, 1 byte of count, 32 bytes of
 /// hash …), and each write to a message crosses every layer down to the ring; a block is
-/// hundreds of thousands of them. They go through a buffer instead, which reaches the
-/// writer in pieces of [`WRITE_BUFFER`] bytes.
-fn consensus_write<T, W>(value: &T, w: &mut W) -> io::Result<()>
+/// hundreds of thousands of them. They are gathered in a buffer of up to [`WRITE_BUFFER`]
+/// bytes instead (a field that size or longer goes straight through).
+fn consensus_write<T, W>(value: &T, len: usize, w: &mut W) -> io::Result<()>
 where
     T: Encodable + ?Sized,
     W: io::Write + ?Sized,
 {
-    let mut buffered = io::BufWriter::with_capacity(WRITE_BUFFER, w);
-    value
-        .consensus_encode(&mut FromStd::new(&mut buffered))
-        .map_err(io::Error::from)?;
+    let mut buffered = io::BufWriter::with_capacity(len.min(WRITE_BUFFER), w);
+    if let Err(e) = value.consensus_encode(&mut FromStd::new(&mut buffered)) {
+        // Dropped, not flushed: a message the encoding failed for is not sent.
+        let _ = buffered.into_parts();
+        return Err(e.into());
+    }
     // `into_inner` flushes, and reports a failed flush instead of dropping it.
     buffered
         .into_inner()
@@ -160,20 +162,10 @@ where
         .map_err(io::IntoInnerError::into_error)
 }
 
-/// Reads a consensus-encoded value that must occupy exactly `len` bytes of `r`. The
-/// decoder cannot read past `len`, and bytes it leaves unread are an error.
-///
-/// The `len` bytes are copied out in one read and decoded from the copy: the consensus
-/// decoder reads field by field, and each read of `r` would cross every layer down to the
-/// ring (a block is hundreds of thousands of reads). The copy is bounded by the bytes `r`
-/// really holds, not by `len` ([`read_bytes`]).
-fn consensus_read<T, R>(r: &mut R, len: u32, what: &'static str) -> Result<T, DecodeError>
-where
-    T: Decodable,
-    R: io::Read + ?Sized,
-{
-    let bytes = read_bytes(r, len, what)?;
-    let mut rest = bytes.as_slice();
+/// Decodes a consensus-encoded value from all of `bytes`; bytes it leaves unread are an
+/// error.
+fn consensus_from_slice<T: Decodable>(bytes: &[u8], what: &'static str) -> Result<T, DecodeError> {
+    let mut rest = bytes;
     let value = T::consensus_decode_from_finite_reader(&mut rest).map_err(|e| match e {
         bitcoin::consensus::encode::Error::Io(io) => read_error(&io.into(), what),
         other => DecodeError::Consensus {
@@ -187,6 +179,22 @@ where
     }
 }
 
+/// Reads a consensus-encoded value that must occupy exactly `len` bytes of `r`. The
+/// decoder cannot read past `len`, and bytes it leaves unread are an error.
+///
+/// The `len` bytes are copied out in one read and decoded from the copy: the consensus
+/// decoder reads field by field, and each read of `r` would cross every layer down to the
+/// ring (a block is hundreds of thousands of reads). The copy reserves at most
+/// [`PREALLOC_BYTES`](super::PREALLOC_BYTES) ahead and grows only with bytes `r` really
+/// holds ([`read_bytes`]).
+fn consensus_read<T, R>(r: &mut R, len: u32, what: &'static str) -> Result<T, DecodeError>
+where
+    T: Decodable,
+    R: io::Read + ?Sized,
+{
+    consensus_from_slice(&read_bytes(r, len, what)?, what)
+}
+
 /// A header: its 80 bytes of consensus encoding.
 impl Encode for block::Header {
     fn encoded_len(&self) -> Result<usize, LimitError> {
@@ -194,13 +202,18 @@ impl Encode for block::Header {
     }
 
     fn encode<W: io::Write + ?Sized>(&self, w: &mut W) -> io::Result<()> {
-        consensus_write(self, w)
+        // Gathered on the stack: six fields, one write.
+        let mut bytes = [0; block::Header::SIZE];
+        self.consensus_encode(&mut FromStd::new(&mut &mut bytes[..]))
+            .map_err(io::Error::from)?;
+        w.write_all(&bytes)
     }
 }
 
 impl Decode for block::Header {
     fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
-        consensus_read(r, block::Header::SIZE as u32, "block header")
+        let bytes: [u8; block::Header::SIZE] = read_wire(r, "block header")?;
+        consensus_from_slice(&bytes, "block header")
     }
 }
 
@@ -211,8 +224,9 @@ impl Encode for Transaction {
     }
 
     fn encode<W: io::Write + ?Sized>(&self, w: &mut W) -> io::Result<()> {
-        w.write_all(U32::new(self.total_size() as u32).as_bytes())?;
-        consensus_write(self, w)
+        let len = self.total_size();
+        w.write_all(U32::new(len as u32).as_bytes())?;
+        consensus_write(self, len, w)
     }
 }
 
@@ -230,8 +244,9 @@ impl Encode for Block {
     }
 
     fn encode<W: io::Write + ?Sized>(&self, w: &mut W) -> io::Result<()> {
-        w.write_all(U32::new(self.total_size() as u32).as_bytes())?;
-        consensus_write(self, w)
+        let len = self.total_size();
+        w.write_all(U32::new(len as u32).as_bytes())?;
+        consensus_write(self, len, w)
     }
 }
 

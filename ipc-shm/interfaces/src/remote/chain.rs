@@ -3,7 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use bitcoin::{Block, BlockHash, FeeRate, OutPoint, Transaction, Txid};
+use bitcoin::consensus::serialize;
+use bitcoin::{Block, BlockHash, FeeRate, OutPoint, Transaction, Txid, block};
 use ipc_shm::call::{CallError, Dispatch, Incoming, RemoteObject};
 
 use super::{
@@ -198,11 +199,13 @@ impl Dispatch for ChainServer {
             }
             ChainMethod::FindBlock => {
                 let (hash, what): (BlockHash, BlockWhat) = args(call, CHAIN)?;
-                reply_found(call, chain, what, |what| chain.find_block(&hash, what))
+                reply_found(call, chain, what, Some(&hash), |what| {
+                    chain.find_block(&hash, what)
+                })
             }
             ChainMethod::FindAncestorByHeight => {
                 let (hash, height, what): (BlockHash, u32, BlockWhat) = args(call, CHAIN)?;
-                reply_found(call, chain, what, |what| {
+                reply_found(call, chain, what, None, |what| {
                     chain.find_ancestor_by_height(&hash, height, what)
                 })
             }
@@ -267,24 +270,24 @@ methods! {
     }
 }
 
-/// Replies to a `find_block`-like call: `find` answers it for a given [`BlockWhat`]. When
-/// the whole block is wanted and the chain has it stored encoded
-/// ([`Chain::stored_block`]), it finds the block's place alone and sends the stored bytes
-/// as they are, instead of decoding the block and encoding it again.
+/// Replies to a `find_block`-like call, which `find` answers for a given [`BlockWhat`]
+/// (`hash` is the block's hash when the request names it).
+///
+/// When the whole block is wanted and the chain keeps it encoded
+/// ([`Chain::stored_block`]), `find` is asked only for the header, height and chain status,
+/// and the stored bytes are sent as they are, instead of the block being decoded and
+/// encoded again. Bytes that do not start with the block's header are not sent: the call
+/// is answered as if the chain kept nothing, and the server logs it.
 fn reply_found(
     call: &mut Incoming<'_>,
     chain: &dyn Chain,
     what: BlockWhat,
+    hash: Option<&BlockHash>,
     find: impl Fn(BlockWhat) -> Result<Option<FoundBlock>, InterfaceError>,
 ) -> Result<(), CallError> {
     if what == BlockWhat::Full {
-        let found = match find(BlockWhat::Header) {
-            Ok(Some(found)) => found,
-            // Unknown, or an error: the same answer whatever was asked for.
-            outcome => return reply(call, outcome),
-        };
-        match chain.stored_block(&found.header.block_hash()) {
-            Ok(Some(block)) => {
+        match stored_found_block(chain, hash, &find) {
+            Ok(Some((found, block))) => {
                 let stored = StoredFoundBlock {
                     found: &found,
                     block: &block,
@@ -292,10 +295,48 @@ fn reply_found(
                 return reply(call, Ok::<_, InterfaceError>(Some(stored)));
             }
             Ok(None) => {}
-            Err(e) => return reply::<()>(call, Err(e)),
+            Err(e) => return reply::<Option<FoundBlock>>(call, Err(e)),
         }
     }
     reply(call, find(what))
+}
+
+/// The found block and its stored encoding, when the chain keeps the block encoded.
+/// Asks for the stored bytes first when the hash is known, so that a chain without them
+/// (the default, or a proxy) is asked only once more, for the whole answer.
+fn stored_found_block(
+    chain: &dyn Chain,
+    hash: Option<&BlockHash>,
+    find: impl Fn(BlockWhat) -> Result<Option<FoundBlock>, InterfaceError>,
+) -> Result<Option<(FoundBlock, Vec<u8>)>, InterfaceError> {
+    let (found, block) = match hash {
+        Some(hash) => {
+            let Some(block) = chain.stored_block(hash)? else {
+                return Ok(None);
+            };
+            let Some(found) = find(BlockWhat::Header)? else {
+                return Ok(None);
+            };
+            (found, block)
+        }
+        None => {
+            let Some(found) = find(BlockWhat::Header)? else {
+                return Ok(None);
+            };
+            let Some(block) = chain.stored_block(&found.header.block_hash())? else {
+                return Ok(None);
+            };
+            (found, block)
+        }
+    };
+    if block.get(..block::Header::SIZE) != Some(&serialize(&found.header)[..]) {
+        tracing::error!(
+            block = %found.header.block_hash(),
+            "the chain's stored bytes are not this block's; sending the block decoded"
+        );
+        return Ok(None);
+    }
+    Ok(Some((found, block)))
 }
 
 /// Delivers notifications to a [`ChainNotifications`] the peer subscribed. Each call

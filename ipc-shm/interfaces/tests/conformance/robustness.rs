@@ -12,8 +12,8 @@ use interfaces::remote::{
     WalletLoaderMethod, WalletMethod,
 };
 use interfaces::{
-    BlockTemplate, Chain, ChainNotifications, ErrorCode, Init, InterfaceError, Mining, Node,
-    TipInfo, Wallet,
+    BlockTemplate, BlockWhat, Chain, ChainNotifications, ErrorCode, Init, InterfaceError, Mining,
+    Node, TipInfo, Wallet,
 };
 use ipc_shm::call::{
     CallError, Dispatch, Incoming, MethodId, RemoteObject, Session, SessionConfig,
@@ -200,6 +200,42 @@ fn servers_survive_arbitrary_arguments() {
 }
 
 /// An unknown method is reported like a method the implementation does not offer.
+/// A chain whose `stored_block` hands out another block's bytes: the server does not send
+/// them, and the client gets the very block it asked for, as in process.
+#[test]
+fn stored_bytes_of_another_block_are_not_sent() {
+    let _watchdog = Watchdog::new(Duration::from_secs(60));
+    for transport in TRANSPORTS {
+        let (world, init) = fresh();
+        world.store_wrong_bytes();
+        let local = init.make_chain().expect("in-process chain");
+        let remote = connected(init, transport);
+        let chain = remote.proxy.make_chain().expect("make_chain");
+        let tip = chain.get_block_hash(START_BLOCKS).unwrap().unwrap();
+        let found = chain.find_block(&tip, BlockWhat::Full).unwrap();
+        assert_eq!(
+            found,
+            local.find_block(&tip, BlockWhat::Full).unwrap(),
+            "{transport}"
+        );
+        assert_eq!(
+            found.and_then(|f| f.block).map(|b| b.block_hash()),
+            Some(tip),
+            "{transport}"
+        );
+        let ancestor = chain
+            .find_ancestor_by_height(&tip, 1, BlockWhat::Full)
+            .unwrap();
+        assert_eq!(
+            ancestor,
+            local
+                .find_ancestor_by_height(&tip, 1, BlockWhat::Full)
+                .unwrap(),
+            "{transport}"
+        );
+    }
+}
+
 #[test]
 fn unknown_method_is_method_not_found() {
     let _watchdog = Watchdog::new(Duration::from_secs(60));

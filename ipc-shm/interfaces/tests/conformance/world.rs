@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use bitcoin::address::NetworkUnchecked;
 use bitcoin::blockdata::constants::genesis_block;
+use bitcoin::consensus::serialize;
 use bitcoin::hashes::{Hash, HashEngine};
 use bitcoin::opcodes::all::OP_RETURN;
 use bitcoin::script::Builder;
@@ -56,6 +57,8 @@ struct State {
     next_subscription: u64,
     shutting_down: bool,
     wallet_loader: Option<Arc<dyn WalletLoader>>,
+    /// `stored_block` answers with the genesis block's bytes whatever is asked for.
+    wrong_stored_bytes: bool,
 }
 
 /// The test node.
@@ -80,6 +83,7 @@ impl World {
             next_subscription: 0,
             shutting_down: false,
             wallet_loader: None,
+            wrong_stored_bytes: false,
         };
         state.apply(genesis, &mut Vec::new());
         let world = Arc::new_cyclic(|me| World {
@@ -251,6 +255,12 @@ impl World {
         };
         // Dropped here, without the lock: dropping a proxy releases a remote object.
         drop(removed);
+    }
+
+    /// From now on, `stored_block` answers with another block's bytes (the genesis
+    /// block's), as a store that went wrong would.
+    pub(crate) fn store_wrong_bytes(&self) {
+        self.lock().wrong_stored_bytes = true;
     }
 
     fn found_block(state: &State, hash: &BlockHash, what: BlockWhat) -> Option<FoundBlock> {
@@ -599,6 +609,16 @@ impl Chain for World {
         what: BlockWhat,
     ) -> Result<Option<FoundBlock>, InterfaceError> {
         Ok(World::found_block(&self.lock(), hash, what))
+    }
+
+    /// Like `bitcoin-node`, the world hands out its blocks' encoding, so the suite's
+    /// transcripts over a connection go through `ChainServer`'s stored-block path.
+    fn stored_block(&self, hash: &BlockHash) -> Result<Option<Vec<u8>>, InterfaceError> {
+        let state = self.lock();
+        if state.wrong_stored_bytes {
+            return Ok(Some(serialize(&*state.active[0])));
+        }
+        Ok(state.known.get(hash).map(|(block, _)| serialize(&**block)))
     }
 
     fn find_ancestor_by_height(
