@@ -417,9 +417,20 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
          way); and a write grant writes the header's line once, at commit (the stream gained \
          about 13%). The stream then went from 6–7 to 11–12 M records/s of 64 B when \
          `recv_batch` began to let a streaming producer get ahead for 4 µs after draining a \
-         backlog, instead of polling the very line it was writing. The earlier AMD EPYC host had about the same floor (378 ns) and a 705 ns \
-         shm round trip with the old code, so how much of the remaining gap is the host is \
-         open: compare ratios, not times, across reports."
+         backlog, instead of polling the very line it was writing. A waiter whose record \
+         arrived no longer reads the clock before it returns (40 ns on each side of a round \
+         trip in this VM). The earlier AMD EPYC host had about the same floor (378 ns) and a \
+         705 ns shm round trip with the old code, so how much of the remaining gap is the \
+         host is open: compare ratios, not times, across reports.\n\
+         - Three targets are bound by copying the payload, not by how the transports signal. \
+         At 64 KiB both transports copy it four times per round trip (shm into and out of \
+         each ring, the socket into and out of the kernel), so socket/shm reaches 5× only if \
+         the socket's system calls and wake-ups cost four times those copies: compare shm \
+         with twice `two_memcpy` at 64 KiB. `Echo::echo` of 1 MiB copies it five times (the \
+         argument is decoded into a `Vec`, `echo` returns a new one, the reply is decoded \
+         into a third) where the target allows six copies of data that stays in one core's \
+         cache; the transport's copies cross cores. `find_block` hands out a decoded \
+         `Block`, and the decoding alone costs decode/memcpy."
     );
     let _ = writeln!(
         out,
