@@ -119,14 +119,37 @@ fn ui_shows_the_real_wallet_balance_and_q_quits() {
     node.cli(&["generatetoaddress", "101", &address]);
     let tmux = start_ui(node.options(), "real");
     tmux.wait_for("the overview", |t| t.screen().contains("Height       101"));
-    tmux.wait_for("the balance", |t| t.screen().contains("Balance      50.00000000 BTC"));
+    tmux.wait_for("the balance", |t| {
+        t.screen().contains("Balance      50.00000000 BTC")
+    });
     let screen = tmux.screen();
     assert!(screen.contains("shm | unix:"), "{screen}");
 
     // Another client mines; the new block and the coinbase it matures show up unasked.
     node.cli(&["generatetoaddress", "1", &address]);
-    tmux.wait_for("the new height", |t| t.screen().contains("Height       102"));
-    tmux.wait_for("the new balance", |t| t.screen().contains("Balance      100.00000000 BTC"));
+    tmux.wait_for("the new height", |t| {
+        t.screen().contains("Height       102")
+    });
+    tmux.wait_for("the new balance", |t| {
+        t.screen().contains("Balance      100.00000000 BTC")
+    });
+
+    // Receive: a new address from the real wallet, shown in full and put on the clipboard
+    // (OSC 52, which tmux turns into a paste buffer with `set-clipboard on`).
+    tmux.cmd(&["set-option", "-g", "set-clipboard", "on"]);
+    tmux.cmd(&["send-keys", "-t", "ui", "Tab", "Enter"]);
+    tmux.wait_for("a receive address", |t| t.screen().contains("bcrt1"));
+    let screen = tmux.screen();
+    let at = screen.find("bcrt1").expect("the address on screen");
+    let shown: String = screen[at..]
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .collect();
+    assert!(
+        shown.parse::<Address<_>>().is_ok(),
+        "{shown:?} is not an address"
+    );
+    tmux.wait_for("the clipboard", |t| t.cmd(&["show-buffer"]) == shown);
 
     tmux.cmd(&["send-keys", "-t", "ui", "q"]);
     assert_eq!(tmux.wait_exit(), "0");

@@ -18,7 +18,7 @@ q                 quit (except while typing in Send)
 Ctrl-C            quit from anywhere
 Ctrl-L            repaint the screen
 
-Receive:  Enter or n   new address
+Receive:  Enter or n   new address, copied to the clipboard
 Send:     Up/Down move between fields, Enter sends
 Mine:     type a number of blocks, Enter mines them to this wallet
 Wallets:  Up/Down choose, Enter switches wallet";
@@ -111,6 +111,10 @@ fn receive(frame: &mut Frame<'_>, app: &App, area: Rect) {
     ];
     if let Some(address) = &app.address {
         lines.push(Line::from(address.as_str()).bold());
+        lines.push(Line::from(""));
+        lines.push(Line::from(
+            "Also sent to the clipboard, where the terminal allows it (OSC 52; in tmux: set-clipboard on).",
+        ));
     }
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), area);
 }

@@ -7,6 +7,7 @@
 //! short-lived worker threads, and the disconnect from a watcher. Nothing polls the node:
 //! a snapshot is fetched at start, after each notification, and after a wallet switch.
 
+mod clipboard;
 mod draw;
 mod state;
 
@@ -54,6 +55,11 @@ pub(crate) fn run(link: &NodeLink, ctx: Context) -> anyhow::Result<()> {
     let outcome = loop {
         if let Err(e) = terminal.draw(|frame| draw::draw(frame, &app, unix_now())) {
             break Err(anyhow::Error::new(e).context("cannot draw the terminal"));
+        }
+        if let Some(text) = app.to_clipboard.take() {
+            if let Err(e) = clipboard::copy(terminal.backend_mut(), &text) {
+                break Err(anyhow::Error::new(e).context("cannot write to the terminal"));
+            }
         }
         let event = match rx.recv_timeout(CLOCK_TICK) {
             Ok(event) => event,

@@ -178,6 +178,8 @@ pub(crate) struct App {
     /// `shm` or `socket`, and how we reached the node, for the status line.
     pub(crate) connection_label: String,
     pub(crate) address: Option<String>,
+    /// Text to put on the terminal's clipboard at the next draw (a new receive address).
+    pub(crate) to_clipboard: Option<String>,
     pub(crate) send: SendForm,
     pub(crate) mine_count: String,
     pub(crate) wallet_cursor: usize,
@@ -197,6 +199,7 @@ impl App {
             link: Link::Connected,
             connection_label,
             address: None,
+            to_clipboard: None,
             send: SendForm::default(),
             mine_count: String::from("1"),
             wallet_cursor: 0,
@@ -222,6 +225,7 @@ impl App {
             }
             Event::NewAddress(a) => {
                 self.busy = false;
+                self.to_clipboard = Some(a.clone());
                 self.address = Some(a);
             }
             Event::Done(result) => {
