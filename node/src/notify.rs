@@ -110,6 +110,10 @@ struct Queue {
     done: Option<u64>,
     /// Unsubscribed or dropped: the thread ends and the callback is never called again.
     closed: bool,
+    /// The delivery thread waits for an event on `changed`.
+    idle: bool,
+    /// `sync` callers waiting on `changed` for progress.
+    syncing: usize,
 }
 
 struct Subscriber {
@@ -153,13 +157,22 @@ impl Subscriber {
                         q.bytes -= item.1.weight();
                         break item;
                     }
+                    q.idle = true;
                     q = self.changed.wait(q).unwrap_or_else(PoisonError::into_inner);
+                    q.idle = false;
                 }
             };
             // Handed over under the queue lock, after checking `closed`.
             (self.callback)(&ev);
-            self.queue().done = Some(seq);
-            self.changed.notify_all();
+            let mut q = self.queue();
+            q.done = Some(seq);
+            // Only a waiter is told: a notification is a system call even when nobody
+            // waits, and this runs once per event.
+            let wake = q.syncing > 0;
+            drop(q);
+            if wake {
+                self.changed.notify_all();
+            }
         }
     }
 }
@@ -255,8 +268,13 @@ impl Notifier {
             }
             q.bytes += weight;
             q.events.push_back((seq, event.clone()));
+            // A delivery thread that is busy finds the event when it looks next; only one
+            // that waits is woken (a notification is a system call even when nobody waits).
+            let wake = q.idle;
             drop(q);
-            sub.changed.notify_all();
+            if wake {
+                sub.changed.notify_all();
+            }
         }
         for id in overflowed {
             if let Some(sub) = list.remove(&id) {
@@ -285,9 +303,11 @@ impl Notifier {
             // Every event from `from` on was queued to it, so `done` reaches `target` unless
             // the subscriber is closed first.
             let mut q = sub.queue();
+            q.syncing += 1;
             while !q.closed && q.done.is_none_or(|d| d < target) {
                 q = sub.changed.wait(q).unwrap_or_else(PoisonError::into_inner);
             }
+            q.syncing -= 1;
         }
     }
 }
@@ -351,6 +371,16 @@ mod tests {
         })
     }
 
+    /// Aborts the test process if it still runs a minute from now: a deadlock must fail
+    /// the run, not hang it.
+    fn watchdog(what: &'static str) {
+        thread::spawn(move || {
+            thread::sleep(std::time::Duration::from_secs(60));
+            eprintln!("watchdog: {what}");
+            std::process::abort();
+        });
+    }
+
     fn recorder(n: &Notifier) -> (Arc<Mutex<Vec<u32>>>, Subscription) {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s = Arc::clone(&seen);
@@ -380,6 +410,42 @@ mod tests {
         n.publish(tip(1000));
         n.sync();
         assert_eq!(seen.lock().unwrap().len(), 99);
+    }
+
+    /// Publishers and `sync` callers on several threads at once, against a subscriber
+    /// that is sometimes busy and sometimes waiting: the wake-ups that are skipped when
+    /// nobody waits must never leave a waiter asleep (a lost one hangs this test).
+    #[test]
+    fn concurrent_publishers_and_syncs_never_miss_a_wake_up() {
+        watchdog("a notifier wake-up was lost");
+        let n = Arc::new(Notifier::new());
+        let count = Arc::new(AtomicU64::new(0));
+        let c = Arc::clone(&count);
+        let _sub = n
+            .subscribe(Arc::new(move |_| {
+                if c.fetch_add(1, Ordering::Relaxed) % 7 == 0 {
+                    thread::yield_now();
+                }
+            }))
+            .unwrap();
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                let n = Arc::clone(&n);
+                thread::spawn(move || {
+                    for round in 0..200u32 {
+                        for height in 0..5 {
+                            n.publish(tip(round * 5 + height));
+                        }
+                        n.sync();
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().unwrap();
+        }
+        n.sync();
+        assert_eq!(count.load(Ordering::Relaxed), 4 * 200 * 5);
     }
 
     #[test]
@@ -437,12 +503,7 @@ mod tests {
 
     #[test]
     fn disconnect_does_not_wait_for_a_callback_blocked_by_the_disconnecting_thread() {
-        // Watchdog: a deadlock here must fail the run, not hang it.
-        thread::spawn(|| {
-            thread::sleep(std::time::Duration::from_secs(60));
-            eprintln!("watchdog: disconnect deadlocked");
-            std::process::abort();
-        });
+        watchdog("disconnect deadlocked");
         let n = Notifier::new();
         let wallet_lock = Arc::new(Mutex::new(()));
         let entered = Arc::new((Mutex::new(false), Condvar::new()));
