@@ -50,7 +50,7 @@ pub struct Setup {
 }
 
 impl Setup {
-    /// Defaults: 4 MiB rings (1 MiB records fit), the default spin window.
+    /// Defaults: 4 MiB rings (records of up to 2 MiB), the default spin window.
     pub fn new(transport: Transport, mode: Mode) -> Setup {
         Setup { transport, ring_capacity: 4 << 20, spin: WaitPolicy::default().spin, mode }
     }

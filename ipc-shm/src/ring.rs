@@ -931,6 +931,17 @@ mod ends {
         }
     }
 
+    impl<'a> WriteGrant<'a> {
+        /// Publishes the whole reservation and reserves the next record of `len` bytes, for
+        /// a writer that sends a long message record by record: the consumer reads this one
+        /// while the next is written.
+        pub fn commit_then_reserve(self, len: usize) -> Result<WriteGrant<'a>, Error> {
+            let WriteGrant { producer, res, head, .. } = self;
+            producer.finish(res, res.len, &head[..res.head], true);
+            producer.reserve(len)
+        }
+    }
+
     /// Sequential writes, for encoders that take an `io::Write`: the bytes go straight into
     /// shared memory. Writing past the reservation is an `io::ErrorKind::WriteZero` error.
     impl io::Write for WriteGrant<'_> {

@@ -153,6 +153,15 @@ impl FrameGrant<'_> {
     }
 }
 
+impl<'a> FrameGrant<'a> {
+    /// Writes the whole frame, then reserves the next one.
+    pub(crate) fn commit_then_reserve(self, len: usize) -> Result<FrameGrant<'a>, Error> {
+        let FrameGrant { sender, len: used, .. } = self;
+        sender.failed = write_frame(&sender.sock, &sender.buf[..used]).err();
+        sender.reserve(len)
+    }
+}
+
 impl io::Write for FrameGrant<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = buf.len().min(self.len - self.cursor);

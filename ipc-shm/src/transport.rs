@@ -257,7 +257,8 @@ impl Sender {
             SendEnd::Shm(p) => p.reserve(len).map(Grant::Shm),
             SendEnd::Socket(s) => s.reserve(len).map(Grant::Socket),
         };
-        grant.map(|grant| WriteGrant { grant }).map_err(|e| close_on_violation(&self.socket, e))
+        let socket = &self.socket;
+        grant.map(|grant| WriteGrant { grant, socket }).map_err(|e| close_on_violation(socket, e))
     }
 
     /// Reserves a record of `len` bytes if there is room now.
@@ -266,7 +267,8 @@ impl Sender {
             SendEnd::Shm(p) => p.try_reserve(len).map(|g| g.map(Grant::Shm)),
             SendEnd::Socket(s) => s.try_reserve(len).map(|g| g.map(Grant::Socket)),
         };
-        grant.map(|g| g.map(|grant| WriteGrant { grant })).map_err(|e| close_on_violation(&self.socket, e))
+        let socket = &self.socket;
+        grant.map(|g| g.map(|grant| WriteGrant { grant, socket })).map_err(|e| close_on_violation(socket, e))
     }
 
     /// Sends `bytes` as one record.
@@ -309,6 +311,7 @@ impl Sender {
 #[derive(Debug)]
 pub struct WriteGrant<'a> {
     grant: Grant<'a>,
+    socket: &'a Arc<OwnedFd>,
 }
 
 #[derive(Debug)]
@@ -364,6 +367,20 @@ impl WriteGrant<'_> {
             Grant::Shm(g) => g.position(),
             Grant::Socket(g) => g.position(),
         }
+    }
+}
+
+impl<'a> WriteGrant<'a> {
+    /// Sends the whole reservation and reserves the next record of `len` bytes, waiting for
+    /// room as [`Sender::reserve`] does. For writers that send a long message record by
+    /// record: the receiver reads this one while the next is written.
+    pub fn commit_then_reserve(self, len: usize) -> Result<WriteGrant<'a>, Error> {
+        let WriteGrant { grant, socket } = self;
+        let next = match grant {
+            Grant::Shm(g) => g.commit_then_reserve(len).map(Grant::Shm),
+            Grant::Socket(g) => g.commit_then_reserve(len).map(Grant::Socket),
+        };
+        next.map(|grant| WriteGrant { grant, socket }).map_err(|e| close_on_violation(socket, e))
     }
 }
 

@@ -18,11 +18,12 @@ use super::error::CallError;
 use super::object::{Dispatch, RemoteObject};
 use super::session::Shared;
 
-/// Writes a message body: the first part straight into the reserved ring record, anything
-/// beyond it into a spill buffer that is sent as continuation records.
+/// Writes a message body straight into the reserved ring record and, for a message the
+/// session streams, into the records after it; anything else beyond the first record into a
+/// spill buffer that is sent as continuation records.
 pub struct Encoder<'a> {
-    direct: Option<&'a mut dyn io::Write>,
-    /// Bytes still free in `direct`.
+    direct: Option<&'a mut dyn Sink>,
+    /// Bytes still free in `direct`'s current record.
     room: usize,
     spill: &'a mut Vec<u8>,
     /// Bytes written so far.
@@ -46,7 +47,7 @@ impl<'a> Encoder<'a> {
     }
 
     pub(crate) fn for_record(
-        direct: &'a mut dyn io::Write,
+        direct: &'a mut dyn Sink,
         room: usize,
         spill: &'a mut Vec<u8>,
         max: usize,
@@ -84,14 +85,28 @@ impl<'a> Encoder<'a> {
         if bytes.len() > self.max - self.len {
             return Err(CallError::TooLarge { len: (self.len + bytes.len()) as u64, max: self.max as u64 });
         }
-        let (now, rest) = bytes.split_at(bytes.len().min(self.room));
-        if !now.is_empty() {
-            let direct = self.direct.as_mut().expect("room is only non-zero with a direct record");
-            // The direct writer is a ring grant with exactly `room` bytes left: it cannot fail.
-            direct.write_all(now).map_err(|_| CallError::decode("ring record shorter than reserved"))?;
-            self.room -= now.len();
+        let mut left = bytes;
+        loop {
+            let (now, rest) = left.split_at(left.len().min(self.room));
+            if !now.is_empty() {
+                let direct = self.direct.as_mut().expect("room is only non-zero with a direct record");
+                // The direct writer is a ring grant with exactly `room` bytes left: it cannot fail.
+                direct.write_all(now).map_err(|_| CallError::decode("ring record shorter than reserved"))?;
+                self.room -= now.len();
+            }
+            if rest.is_empty() {
+                break;
+            }
+            self.room = match self.direct.as_mut() {
+                Some(direct) => direct.next_record()?,
+                None => 0,
+            };
+            if self.room == 0 {
+                self.spill.extend_from_slice(rest);
+                break;
+            }
+            left = rest;
         }
-        self.spill.extend_from_slice(rest);
         self.len += bytes.len();
         Ok(())
     }
@@ -107,10 +122,13 @@ impl<'a> Encoder<'a> {
         self.put(&id)
     }
 
-    /// Bytes written directly into the ring record.
-    pub(crate) fn direct_len(&self) -> usize {
-        self.len - self.spill.len()
-    }
+}
+
+/// The ring records an [`Encoder`] writes into.
+pub(crate) trait Sink: io::Write {
+    /// Called when the current record is full and more bytes follow: sends the record and
+    /// returns the room in the next one, or 0 when the rest goes to the spill buffer.
+    fn next_record(&mut self) -> Result<usize, CallError>;
 }
 
 impl io::Write for Encoder<'_> {
@@ -223,6 +241,8 @@ impl io::Read for Decoder<'_> {
 pub trait Encode {
     /// The encoded length, or a close estimate: the sender reserves this much in the ring
     /// up front. Too little costs an extra copy, too much costs nothing but ring space.
+    /// It must be exact for a value longer than one ring record: such a message goes out
+    /// record by record while it is encoded, and one of another length fails its call.
     fn encoded_len(&self) -> usize;
 
     /// Writes the value.

@@ -11,6 +11,7 @@ use crate::wait::WaitPolicy;
 pub(crate) type Sender = crate::transport::Sender;
 pub(crate) type Receiver = crate::transport::Receiver;
 pub(crate) type RxGrant<'a> = crate::transport::ReadGrant<'a>;
+pub(crate) type TxGrant<'a> = crate::transport::WriteGrant<'a>;
 
 /// The two ends of a connection as the session uses them.
 #[derive(Debug)]

@@ -23,6 +23,9 @@ const BLOCK: MethodId = 4;
 const FAIL: MethodId = 5;
 const PANIC: MethodId = 6;
 const LEN: MethodId = 7;
+/// `misreply(announced, written, fail)`: replies through `reply_with(announced)` with an
+/// encoder that writes `written` bytes, then fails if `fail`.
+const MISREPLY: MethodId = 8;
 
 /// `Listener::on_event(depth) -> u64`.
 const ON_EVENT: MethodId = 0;
@@ -33,6 +36,8 @@ const FIRE: MethodId = 0;
 #[derive(Debug, Default)]
 struct World {
     live: AtomicUsize,
+    /// `ECHO` requests dispatched.
+    echoes: AtomicUsize,
     gate: Mutex<(usize, bool)>,
     gate_cv: Condvar,
 }
@@ -58,6 +63,7 @@ impl Dispatch for Calc {
         match call.method() {
             ECHO => {
                 let v: Vec<u8> = call.args()?;
+                self.world.echoes.fetch_add(1, Ordering::SeqCst);
                 call.reply(&v)
             }
             ADD => {
@@ -93,6 +99,13 @@ impl Dispatch for Calc {
             LEN => {
                 let v: Vec<u8> = call.args()?;
                 call.reply(&(v.len() as u64))
+            }
+            MISREPLY => {
+                let (announced, written, fail): (u64, u64, bool) = call.args()?;
+                call.reply_with(announced as usize, |enc| {
+                    enc.put_raw(&vec![7; written as usize])?;
+                    if fail { Err(CallError::failed("encoder gave up")) } else { Ok(()) }
+                })
             }
             method => Err(CallError::UnknownMethod { interface: "Calc", method }),
         }
@@ -590,6 +603,85 @@ fn the_smallest_ring_splits_everything() {
     }
 }
 
+/// A message longer than a record goes out part by part while it is encoded. When its
+/// encoder then fails, or writes another length than announced, the parts already sent are
+/// voided: the server never runs such a request, such a reply fails its call, and the
+/// session goes on.
+#[test]
+fn streamed_messages_that_break_their_length_are_voided() {
+    let _w = watchdog(120);
+    let big = 200_000usize;
+    for (client, _server, world) in [calc_pair(1 << 16), calc_pair_socket(1 << 16)] {
+        let calc = client.bootstrap();
+        // Each request is an `ECHO` of `big` bytes (a `u32` count, then the bytes).
+        for (written, fail, reason) in [
+            (big - 1, false, "message encoded to 200003 bytes, 200004 announced"),
+            (big + 1, false, "message longer than the 200004 bytes announced"),
+            (big / 2, true, "encoder gave up"),
+            (big, true, "encoder gave up"),
+        ] {
+            let err = calc
+                .call_with(
+                    ECHO,
+                    4 + big,
+                    |enc| {
+                        enc.put(&(big as u32))?;
+                        enc.put_raw(&vec![1; written])?;
+                        if fail { Err(CallError::failed("encoder gave up")) } else { Ok(()) }
+                    },
+                    |dec| dec.get::<Vec<u8>>(),
+                )
+                .unwrap_err();
+            assert_eq!(err.to_string(), CallError::failed(reason).to_string(), "{written} bytes, fail {fail}");
+            assert_eq!(calc.call::<_, u64>(ADD, &(2u64, 3u64)).unwrap(), 5, "the session goes on");
+        }
+        // An encoder that panics after its first parts went out.
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            calc.call_with(
+                ECHO,
+                4 + big,
+                |enc| {
+                    enc.put(&(big as u32))?;
+                    enc.put_raw(&vec![1; big / 2])?;
+                    panic!("the encoder panics (expected by this test)")
+                },
+                |dec| dec.get::<Vec<u8>>(),
+            )
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(calc.call::<_, u64>(ADD, &(2u64, 3u64)).unwrap(), 5, "the session goes on");
+        let data: Vec<u8> = (0..big).map(|i| i as u8).collect();
+        assert!(calc.call::<_, Vec<u8>>(ECHO, &data).unwrap() == data);
+        assert_eq!(world.echoes.load(Ordering::SeqCst), 1, "voided requests never run");
+
+        // Replies, streamed (longer than a record) or not.
+        for (announced, written, fail) in
+            [(big, big - 1, false), (big, big + 1, false), (big, big / 2, true), (10, 5, true), (10, 10, true)]
+        {
+            let err = calc.call::<_, Vec<u8>>(MISREPLY, &(announced as u64, written as u64, fail)).unwrap_err();
+            let CallError::Remote { kind: RemoteErrorKind::Failed, message } = &err else {
+                panic!("reply of {written} bytes announced as {announced}: {err}");
+            };
+            if announced == big {
+                assert_eq!(message, "the peer could not finish its reply");
+            } else {
+                // Nothing went out: the server answers with the encoder's error instead.
+                assert_eq!(message, "encoder gave up");
+            }
+            assert_eq!(calc.call::<_, u64>(ADD, &(2u64, 3u64)).unwrap(), 5, "the session goes on");
+        }
+        // An honest streamed reply still comes through whole.
+        let reply: Vec<u8> = calc.call_with(MISREPLY, 21, |enc| enc.put(&(big as u64, big as u64, false)), |dec| {
+            let mut v = vec![0; dec.remaining()];
+            dec.get_raw(&mut v)?;
+            Ok(v)
+        })
+        .unwrap();
+        assert!(reply.len() == big && reply.iter().all(|&b| b == 7));
+        assert!(!client.is_closed());
+    }
+}
+
 #[test]
 fn messages_over_the_session_limit_are_refused() {
     let _w = watchdog(60);
@@ -689,6 +781,7 @@ fn protocol_violations_close_the_connection() {
         ("length disagrees", record(Header::request(1, 0, ADD, 100), &[0; 16])),
         ("response to no call", record(Header::response(77, 0, 0), &[])),
         ("continuation alone", record(Header::continuation(1), &[1])),
+        ("void request", record(Header { flags: 2, ..Header::request(1, 0, ADD, 1) }, &[0])),
         ("release of unknown object", record(Header::release(5, 1), &[])),
         ("release of the bootstrap", record(Header::release(0, 1), &[])),
         ("oversized message", record(Header { flags: 1, ..Header::request(1, 0, ECHO, u64::MAX) }, &[0; 8])),
@@ -697,10 +790,21 @@ fn protocol_violations_close_the_connection() {
     let mut split = record(Header { flags: 1, ..Header::request(3, 0, ECHO, 100) }, &[0; 8]);
     split.truncate(HEADER_LEN + 8);
     bad.push(("interrupted split", split));
+    // The void flag belongs on the last part only.
+    let mut void_early = record(Header { flags: 1, ..Header::request(5, 0, ECHO, 100) }, &[0; 8]);
+    void_early.extend(record(Header { flags: 3, ..Header::continuation(5) }, &[0; 8]));
+    bad.push(("void before the last part", void_early));
     for (what, bytes) in bad {
         let _w = watchdog(60);
         let (session, mut peer) = raw_peer();
-        peer.tx.send_bytes(&bytes).unwrap();
+        if what == "void before the last part" {
+            // Two records: the first part, then the offending one.
+            let first = HEADER_LEN + 8;
+            peer.tx.send_bytes(&bytes[..first]).unwrap();
+            peer.tx.send_bytes(&bytes[first..]).unwrap();
+        } else {
+            peer.tx.send_bytes(&bytes).unwrap();
+        }
         if what == "interrupted split" {
             peer.tx.send_bytes(&record(Header::request(4, 0, ADD, 0), &[])).unwrap();
         }

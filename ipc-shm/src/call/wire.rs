@@ -15,6 +15,12 @@
 //! the rest, the last one without the flag. A sender writes all parts of a message while
 //! holding its send lock, so the parts of one message are adjacent in the ring.
 //!
+//! A sender may send the first parts of a message before it has encoded the rest (it
+//! *streams* it, so the receiver copies one part out while the next is written). Should the
+//! encoding then fail, or come out at another length than the first header announced, the
+//! sender pads the body with zeros to the announced length and sets [`FLAG_VOID`] on the
+//! last part: the receiver discards the message (a voided response fails its call).
+//!
 //! A response body is the encoded result when `status` is 0, else a UTF-8 error message.
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -29,6 +35,9 @@ pub(crate) const KIND_CONTINUATION: u8 = 4;
 
 /// More parts of this message follow in `CONTINUATION` records.
 pub(crate) const FLAG_MORE: u8 = 1;
+
+/// On the last `CONTINUATION` record: the sender could not finish the message; discard it.
+pub(crate) const FLAG_VOID: u8 = 2;
 
 /// Response status of a successful call.
 pub(crate) const STATUS_OK: u16 = 0;
@@ -68,7 +77,7 @@ pub(crate) enum Record {
     Request { call: u64, object: u64, method: u32, len: u64, more: bool },
     Response { call: u64, status: u16, len: u64, more: bool },
     Release { object: u64, count: u64 },
-    Continuation { call: u64, more: bool },
+    Continuation { call: u64, more: bool, void: bool },
 }
 
 impl Header {
@@ -95,7 +104,8 @@ impl Header {
             return Err(BadRecord("record shorter than a header"));
         }
         let part = (record_len - HEADER_LEN) as u64;
-        if self.flags & !FLAG_MORE != 0 {
+        let known = if self.kind == KIND_CONTINUATION { FLAG_MORE | FLAG_VOID } else { FLAG_MORE };
+        if self.flags & !known != 0 {
             return Err(BadRecord("unknown header flags"));
         }
         let more = self.flags & FLAG_MORE != 0;
@@ -145,7 +155,11 @@ impl Header {
                 if part == 0 {
                     return Err(BadRecord("empty continuation"));
                 }
-                Ok(Record::Continuation { call: self.call, more })
+                let void = self.flags & FLAG_VOID != 0;
+                if void && more {
+                    return Err(BadRecord("void flag before the last part"));
+                }
+                Ok(Record::Continuation { call: self.call, more, void })
             }
             _ => Err(BadRecord("unknown record kind")),
         }

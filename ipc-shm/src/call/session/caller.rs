@@ -23,8 +23,8 @@ impl Shared {
         };
         // Frees the slot even if `encode` or `decode` panics.
         let _slot = SlotGuard(self, call);
-        self.send(Header::request(call, object, method, 0), len_hint, encode)
-            .and_then(|()| self.await_reply(call, &slot, decode))
+        self.send(Header::request(call, object, method, 0), len_hint, encode)?;
+        self.await_reply(call, &slot, decode)
     }
 
     /// Waits for the reply to `call`: as the leader when nobody leads, else as a follower

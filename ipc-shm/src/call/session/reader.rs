@@ -121,11 +121,12 @@ impl Shared {
     }
 
     /// Reads the continuation records of `call` into `buf` until it holds `len` bytes.
-    pub(super) fn gather(&self, rx: &mut Receiver, call: u64, len: usize, buf: &mut Vec<u8>) -> Result<(), Fatal> {
-        loop {
+    /// Returns whether the sender voided the message (see [`FLAG_VOID`](super::super::wire::FLAG_VOID)).
+    pub(super) fn gather(&self, rx: &mut Receiver, call: u64, len: usize, buf: &mut Vec<u8>) -> Result<bool, Fatal> {
+        let void = loop {
             let grant = rx.recv()?;
             let header = grant.read_obj::<Header>(0).ok_or_else(|| protocol("record shorter than a header"))?;
-            let Record::Continuation { call: c, more } =
+            let Record::Continuation { call: c, more, void } =
                 header.parse(grant.len(), self.max_message as u64).map_err(|e| protocol(e.0))?
             else {
                 return Err(protocol("message interrupted before its last part"));
@@ -138,25 +139,42 @@ impl Shared {
             }
             copy_part(&grant, buf);
             if !more {
-                break;
+                break void;
             }
-        }
+        };
         if buf.len() != len {
             return Err(protocol("message shorter than announced"));
         }
-        Ok(())
+        Ok(void)
     }
 
     /// Gathers the rest of a split message, then delivers it (caller leaders only: a worker
     /// leader runs a gathered request itself).
     pub(super) fn finish_partial(self: &Arc<Self>, rx: &mut Receiver, call: u64, len: usize, mut buf: Vec<u8>, then: Then) -> Result<(), Fatal> {
-        self.gather(rx, call, len, &mut buf)?;
+        if self.gather(rx, call, len, &mut buf)? {
+            self.discard(then, buf);
+            return Ok(());
+        }
         match then {
             Then::Reply { slot, status } => {
                 self.complete(&slot, status, buf);
                 Ok(())
             }
             Then::Request { object, method } => self.queue_job(Job::Call { call, object, method, args: buf }),
+        }
+    }
+
+    /// Drops a message its sender voided. Its caller gave up on a request already; a
+    /// response fails its call.
+    pub(super) fn discard(&self, then: Then, mut buf: Vec<u8>) {
+        match then {
+            Then::Reply { slot, .. } => {
+                tracing::warn!(session = %self.name, "the peer could not finish a reply");
+                buf.clear();
+                buf.extend_from_slice(VOIDED_REPLY.as_bytes());
+                self.complete(&slot, RemoteErrorKind::Failed.status(), buf);
+            }
+            Then::Request { .. } => self.recycle_buffer(buf),
         }
     }
 
@@ -184,6 +202,9 @@ impl Shared {
         }
     }
 }
+
+/// What the caller of a call whose reply was voided learns.
+const VOIDED_REPLY: &str = "the peer could not finish its reply";
 
 /// Appends the body part of `grant` (after the header) to `buf`.
 pub(super) fn copy_part(grant: &RxGrant<'_>, buf: &mut Vec<u8>) {

@@ -1,84 +1,80 @@
-//! Sending a message: straight into the ring, the rest as continuation records.
+//! Sending a message: straight into the ring. A message too long for one record is
+//! streamed record by record when its length is known up front, else its rest is spilled
+//! and sent as continuation records.
 
 use super::*;
+use crate::call::codec::Sink;
+use crate::call::wire::FLAG_VOID;
+use crate::call::link::TxGrant;
+
+/// Body bytes per record of a streamed message. The receiver copies one record out while
+/// the next is written, so a long message crosses in about the time of one copy, not two.
+pub(super) const STREAM_PART: usize = 64 << 10;
+
+/// Why a message was not sent whole.
+#[derive(Debug)]
+pub(super) struct Unsent {
+    pub(super) error: CallError,
+    /// Its first parts went out and the receiver was told to discard them ([`FLAG_VOID`]):
+    /// for a response, the caller has had its answer.
+    pub(super) voided: bool,
+}
+
+impl From<Unsent> for CallError {
+    fn from(u: Unsent) -> CallError {
+        u.error
+    }
+}
 
 impl Shared {
     /// Sends one message: `header` (its length and flags are filled in) and a body written
-    /// by `encode`, first straight into the ring, the rest as continuation records.
+    /// by `encode`. A body longer than one record is streamed when `len_hint` is within the
+    /// session's limit, so `len_hint` must then be exact: a body of any other length is
+    /// voided (see [`FLAG_VOID`]) and reported as an error.
     pub(super) fn send(
         self: &Arc<Self>,
-        mut header: Header,
+        header: Header,
         len_hint: usize,
         encode: impl FnOnce(&mut Encoder<'_>) -> Result<(), CallError>,
-    ) -> Result<(), CallError> {
+    ) -> Result<(), Unsent> {
         let _busy = Busy::enter();
         let mut guard = lock(&self.tx);
         if self.closed.load(Ordering::Acquire) {
-            return Err(CallError::Disconnected);
+            return Err(Unsent { error: CallError::Disconnected, voided: false });
         }
         let tx = &mut *guard;
         let outcome = self.write_releases(tx).and_then(|()| {
             let max_part = tx.sender.max_record_len() - HEADER_LEN;
-            let first = len_hint.min(max_part);
+            let stream = len_hint > max_part && len_hint <= self.max_message;
+            let first = if stream { STREAM_PART.min(max_part) } else { len_hint.min(max_part) };
             tx.spill.clear();
             tx.exported.clear();
-            let mut grant = tx.sender.reserve(HEADER_LEN + first)?;
-            // Advance the grant's cursor past the header, written for real below.
-            let placeholder = grant.write_all(header.as_bytes());
-            debug_assert!(placeholder.is_ok());
+            let grant = tx.sender.reserve(HEADER_LEN + first)?;
+            let mut records = Records::new(grant, header, stream.then_some(len_hint), max_part);
             let encoded = {
-                let mut enc = Encoder::for_record(
-                    &mut grant,
-                    first,
-                    &mut tx.spill,
-                    self.max_message,
-                    self,
-                    &mut tx.exported,
-                );
-                encode(&mut enc).map(|()| (enc.len(), enc.direct_len()))
+                let mut enc =
+                    Encoder::for_record(&mut records, first, &mut tx.spill, self.max_message, self, &mut tx.exported);
+                encode(&mut enc).map(|()| enc.len())
             };
-            let (len, direct) = match encoded {
-                Ok(v) => v,
-                Err(e) => return Ok(Err(e)),
-            };
-            header.len = len as u64;
-            if !tx.spill.is_empty() {
-                header.flags |= FLAG_MORE;
-            }
-            grant.write_obj(0, &header);
-            grant.commit_len(HEADER_LEN + direct);
-            let mut rest = tx.spill.as_slice();
-            while !rest.is_empty() {
-                let n = rest.len().min(max_part);
-                let mut part = Header::continuation(header.call);
-                if n < rest.len() {
-                    part.flags = FLAG_MORE;
-                }
-                let mut grant = tx.sender.reserve(HEADER_LEN + n)?;
-                grant.write_obj(0, &part);
-                grant.write_at(HEADER_LEN, &rest[..n]);
-                grant.commit();
-                rest = &rest[n..];
-            }
-            Ok(Ok(()))
+            Ok(records.finish(encoded, &tx.spill)?)
         });
         if tx.spill.capacity() > KEEP_BUFFER {
             tx.spill = Vec::new();
         }
         match outcome {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => {
-                // Nothing was sent: take back what the encoder exported.
+            Ok(Err(unsent)) => {
+                // The receiver never sees the message: take back what the encoder exported.
                 let exported = std::mem::take(&mut tx.exported);
                 drop(guard);
                 self.unexport(&exported);
                 lock(&self.tx).exported = exported;
-                Err(e)
+                Err(unsent)
             }
             Err(fatal) => {
                 drop(guard);
                 self.fail(fatal);
-                Err(CallError::Disconnected)
+                Err(Unsent { error: CallError::Disconnected, voided: false })
             }
         }
     }
@@ -96,4 +92,188 @@ impl Shared {
         // User `Drop` code runs outside our locks.
         drop(dropped);
     }
+}
+
+/// The records of one message being written: the [`Sink`] behind its encoder.
+struct Records<'s> {
+    /// The record being written, its header slot skipped; `None` once a reservation failed.
+    grant: Option<TxGrant<'s>>,
+    /// The message's first header.
+    header: Header,
+    /// Set when the message is streamed.
+    stream: Option<Stream>,
+    max_part: usize,
+    /// A reservation failed: the connection is gone.
+    broken: Option<crate::Error>,
+}
+
+struct Stream {
+    /// The body length the first header announces.
+    announced: usize,
+    /// Body bytes in records already sent.
+    sent: usize,
+}
+
+impl<'s> Records<'s> {
+    fn new(mut grant: TxGrant<'s>, header: Header, announced: Option<usize>, max_part: usize) -> Records<'s> {
+        skip_header(&mut grant, &header);
+        let stream = announced.map(|announced| Stream { announced, sent: 0 });
+        Records { grant: Some(grant), header, stream, max_part, broken: None }
+    }
+
+    /// Writes the header of the current record, sends it and reserves the next, with room
+    /// for `len` body bytes.
+    fn send_on(&mut self, head: Header, len: usize) -> Result<(), crate::Error> {
+        let mut grant = self.grant.take().expect("a record is being written");
+        grant.write_obj(0, &head);
+        let mut next = grant.commit_then_reserve(HEADER_LEN + len)?;
+        skip_header(&mut next, &head);
+        self.grant = Some(next);
+        Ok(())
+    }
+
+    /// Sends the last record of the message.
+    fn send_last(&mut self, head: Header) {
+        let mut grant = self.grant.take().expect("a record is being written");
+        grant.write_obj(0, &head);
+        let used = grant.position();
+        grant.commit_len(used);
+    }
+
+    /// Sends the message as `encoded` came out: whole, voided, or not at all.
+    fn finish(mut self, encoded: Result<usize, CallError>, spill: &[u8]) -> Result<Result<(), Unsent>, crate::Error> {
+        if let Some(e) = self.broken.take() {
+            return Err(e);
+        }
+        let Some(stream) = &self.stream else {
+            let len = match encoded {
+                Ok(len) => len,
+                // Nothing was sent: the grant goes uncommitted.
+                Err(error) => return Ok(Err(Unsent { error, voided: false })),
+            };
+            let first = Header { len: len as u64, flags: if spill.is_empty() { 0 } else { FLAG_MORE }, ..self.header };
+            let mut head = first;
+            let mut rest = spill;
+            while !rest.is_empty() {
+                let n = rest.len().min(self.max_part);
+                self.send_on(head, n)?;
+                let grant = self.grant.as_mut().expect("just reserved");
+                grant.write_all(&rest[..n]).expect("the record has room");
+                rest = &rest[n..];
+                head = Header::continuation(first.call);
+                if !rest.is_empty() {
+                    head.flags = FLAG_MORE;
+                }
+            }
+            self.send_last(head);
+            return Ok(Ok(()));
+        };
+        let (announced, sent) = (stream.announced, stream.sent);
+        let error = match encoded {
+            Ok(len) if len == announced => None,
+            Ok(len) => Some(CallError::failed(format!("message encoded to {len} bytes, {announced} announced"))),
+            Err(e) => Some(e),
+        };
+        if sent == 0 {
+            // Still in the first record: either it is all there was to send, or nothing went
+            // out yet. A streamed message is longer than one record, so it is the latter.
+            let error = error.unwrap_or_else(|| CallError::failed("streamed message shorter than one record"));
+            return Ok(Err(Unsent { error, voided: false }));
+        }
+        let Some(error) = error else {
+            self.send_last(Header::continuation(self.header.call));
+            return Ok(Ok(()));
+        };
+        self.void()?;
+        Ok(Err(Unsent { error, voided: true }))
+    }
+
+    /// The receiver has the first parts of a streamed message that will not be finished:
+    /// completes it to the announced length with zeros and tells the receiver to discard it.
+    fn void(&mut self) -> Result<(), crate::Error> {
+        const ZEROS: [u8; 4096] = [0; 4096];
+        loop {
+            let grant = self.grant.as_mut().expect("a record is being written");
+            let room = grant.len() - grant.position();
+            if room != 0 {
+                let n = room.min(ZEROS.len());
+                grant.write_all(&ZEROS[..n]).expect("the record has room");
+            } else if self.next_part()? == 0 {
+                break;
+            }
+        }
+        self.send_last(Header { flags: FLAG_VOID, ..Header::continuation(self.header.call) });
+        Ok(())
+    }
+
+    /// Sends the current (full) record of a streamed message and reserves the next one;
+    /// returns its room, or 0 when the message has all its announced bytes.
+    fn next_part(&mut self) -> Result<usize, crate::Error> {
+        let stream = self.stream.as_mut().expect("only streamed messages go on record by record");
+        let body = self.grant.as_ref().expect("a record is being written").position() - HEADER_LEN;
+        let left = stream.announced - stream.sent - body;
+        if left == 0 {
+            return Ok(0);
+        }
+        let head = if stream.sent == 0 {
+            Header { len: stream.announced as u64, flags: FLAG_MORE, ..self.header }
+        } else {
+            Header { flags: FLAG_MORE, ..Header::continuation(self.header.call) }
+        };
+        stream.sent += body;
+        let n = left.min(STREAM_PART).min(self.max_part);
+        self.send_on(head, n)?;
+        Ok(n)
+    }
+}
+
+impl Drop for Records<'_> {
+    /// An encoder that panicked left a streamed message unfinished: void it, so that the
+    /// receiver is not left waiting for its end.
+    fn drop(&mut self) {
+        let started = self.stream.as_ref().is_some_and(|s| s.sent != 0);
+        if started && self.grant.is_some() {
+            // A failure here is a lost connection, which every thread learns of anyway.
+            let _ = self.void();
+        }
+    }
+}
+
+impl io::Write for Records<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.grant.as_mut() {
+            Some(grant) => grant.write(buf),
+            None => Err(io::ErrorKind::BrokenPipe.into()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Sink for Records<'_> {
+    fn next_record(&mut self) -> Result<usize, CallError> {
+        if self.stream.is_none() {
+            return Ok(0);
+        }
+        match self.next_part() {
+            Ok(0) => Err(CallError::failed(format!(
+                "message longer than the {} bytes announced",
+                self.stream.as_ref().map_or(0, |s| s.announced)
+            ))),
+            Ok(room) => Ok(room),
+            Err(e) => {
+                self.broken = Some(e);
+                Err(CallError::Disconnected)
+            }
+        }
+    }
+}
+
+/// Moves `grant`'s write cursor past the header slot; the header is written for real when
+/// the record is sent.
+fn skip_header(grant: &mut TxGrant<'_>, header: &Header) {
+    let skipped = grant.write_all(header.as_bytes());
+    debug_assert!(skipped.is_ok(), "every record has room for its header");
 }

@@ -77,8 +77,19 @@ impl ServerCall<'_> {
         if self.replied {
             return Err(CallError::failed("call answered twice"));
         }
-        self.replied = true;
-        self.shared.send(Header::response(self.call, STATUS_OK, 0), len_hint, encode)
+        match self.shared.send(Header::response(self.call, STATUS_OK, 0), len_hint, encode) {
+            Ok(()) => {
+                self.replied = true;
+                Ok(())
+            }
+            Err(unsent) => {
+                // When nothing went out, the call is still to be answered (with the error,
+                // by `finish`); a voided reply has answered it, and a lost connection needs
+                // no answer.
+                self.replied = unsent.voided || matches!(unsent.error, CallError::Disconnected);
+                Err(unsent.error)
+            }
+        }
     }
 
     pub(super) fn reply_error(&mut self, kind: RemoteErrorKind, message: &str) {

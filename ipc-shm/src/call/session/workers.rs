@@ -249,9 +249,22 @@ impl Shared {
                     break;
                 }
             };
-            if let Err(f) = self.gather(rx, call, len, &mut buf) {
-                self.fail(f);
-                break;
+            match self.gather(rx, call, len, &mut buf) {
+                Ok(false) => {}
+                Ok(true) => {
+                    let reply = matches!(then, Then::Reply { .. });
+                    self.discard(then, buf);
+                    if !reply {
+                        continue;
+                    }
+                    self.lend_lead();
+                    drop(busy);
+                    return None;
+                }
+                Err(f) => {
+                    self.fail(f);
+                    break;
+                }
             }
             match then {
                 Then::Reply { slot, status } => {
