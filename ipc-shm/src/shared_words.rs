@@ -6,7 +6,7 @@
 //! line of its own ([`WORD_STRIDE`] bytes apart), so two words written by different
 //! processes never share a cache line.
 //!
-//! The words are plain `AtomicU64`s reached through [`Region::atomic_u64`], so the peer may
+//! The words are plain `AtomicU64`s reached through `Region::atomic_u64`, so the peer may
 //! write any value at any time without undefined behaviour; what a value *means* is up to
 //! the caller, who must treat it as untrusted.
 

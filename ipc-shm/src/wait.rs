@@ -10,7 +10,7 @@
 //!
 //! The spin budget adapts: it doubles (up to [`WaitPolicy::spin`]) whenever spinning ended a
 //! wait, and halves whenever the waiter had to park anyway, so a connection that sees long
-//! gaps stops burning CPU on it. Every [`PROBE_EVERY`]th wait spins for the whole window
+//! gaps stops burning CPU on it. Every `PROBE_EVERY`th wait spins for the whole window
 //! whatever the budget: without that, a budget that collapsed during a burst of long gaps
 //! (or while the machine was busy) would stay below the connection's real round-trip time
 //! for good, since a wait longer than the budget always parks and parking only shrinks it.
