@@ -405,6 +405,14 @@ impl Node for NodeContext {
         Ok(Self::found_block(&chain, hash, BlockWhat::Full)?.filter(|f| f.block.is_some()))
     }
 
+    fn get_stored_block(&self, hash: &BlockHash) -> Result<Option<(FoundBlock, Vec<u8>)>, InterfaceError> {
+        let chain = self.lock_chain()?;
+        let Some(bytes) = chain.block_bytes(hash)? else {
+            return Ok(None);
+        };
+        Ok(Self::found_block(&chain, hash, BlockWhat::Header)?.map(|found| (found, bytes)))
+    }
+
     fn get_mempool_info(&self) -> Result<MempoolInfo, InterfaceError> {
         let info = self.lock_chain()?.mempool().info();
         Ok(MempoolInfo {

@@ -350,7 +350,12 @@ fn node_reports_tip_blocks_mempool_and_transactions(w: World) {
     assert_eq!(tip.height, FIXTURE_HEIGHT);
     assert_eq!(Some(tip.hash), n.get_block_hash(FIXTURE_HEIGHT).unwrap());
     let found = n.get_block(&tip.hash).unwrap().unwrap();
+    // Over a connection the node sends the block as stored (`Node::get_stored_block`).
+    let stored = w.ctx.lock_chain().unwrap().block(&tip.hash).unwrap();
+    assert!(stored.is_some());
+    assert_eq!(found.block, stored);
     assert_eq!(found.block.unwrap().block_hash(), tip.hash);
+    assert_eq!(found.height, FIXTURE_HEIGHT);
     assert_eq!(n.get_block(&BlockHash::all_zeros()).unwrap(), None);
 
     let tips = Arc::new(Mutex::new(Vec::new()));

@@ -329,14 +329,23 @@ fn stored_found_block(
             (found, block)
         }
     };
-    if block.get(..block::Header::SIZE) != Some(&serialize(&found.header)[..]) {
-        tracing::error!(
-            block = %found.header.block_hash(),
-            "the chain's stored bytes are not this block's; sending the block decoded"
-        );
+    if !stored_matches(&found, &block) {
         return Ok(None);
     }
     Ok(Some((found, block)))
+}
+
+/// Whether `block`, stored bytes, begin with the header of `found`, the block they are
+/// sent as; logs when not (the server then sends the block decoded).
+pub(super) fn stored_matches(found: &FoundBlock, block: &[u8]) -> bool {
+    let matches = block.get(..block::Header::SIZE) == Some(&serialize(&found.header)[..]);
+    if !matches {
+        tracing::error!(
+            block = %found.header.block_hash(),
+            "the stored bytes are not this block's; sending the block decoded"
+        );
+    }
+    matches
 }
 
 /// Delivers notifications to a [`ChainNotifications`] the peer subscribed. Each call

@@ -200,7 +200,7 @@ fn servers_survive_arbitrary_arguments() {
 }
 
 /// An unknown method is reported like a method the implementation does not offer.
-/// A chain whose `stored_block` hands out another block's bytes: the server does not send
+/// A chain (and node) whose stored bytes are another block's: the server does not send
 /// them, and the client gets the very block it asked for, as in process.
 #[test]
 fn stored_bytes_of_another_block_are_not_sent() {
@@ -209,6 +209,7 @@ fn stored_bytes_of_another_block_are_not_sent() {
         let (world, init) = fresh();
         world.store_wrong_bytes();
         let local = init.make_chain().expect("in-process chain");
+        let local_node = init.make_node().expect("in-process node");
         let remote = connected(init, transport);
         let chain = remote.proxy.make_chain().expect("make_chain");
         let tip = chain.get_block_hash(START_BLOCKS).unwrap().unwrap();
@@ -231,6 +232,14 @@ fn stored_bytes_of_another_block_are_not_sent() {
             local
                 .find_ancestor_by_height(&tip, 1, BlockWhat::Full)
                 .unwrap(),
+            "{transport}"
+        );
+        let node = remote.proxy.make_node().expect("make_node");
+        let block = node.get_block(&tip).unwrap();
+        assert_eq!(block, local_node.get_block(&tip).unwrap(), "{transport}");
+        assert_eq!(
+            block.and_then(|f| f.block).map(|b| b.block_hash()),
+            Some(tip),
             "{transport}"
         );
     }

@@ -749,6 +749,17 @@ impl Node for World {
         self.find_block(hash, BlockWhat::Full)
     }
 
+    /// As `Chain::stored_block`: `get_block` over a connection takes the stored path too.
+    fn get_stored_block(
+        &self,
+        hash: &BlockHash,
+    ) -> Result<Option<(FoundBlock, Vec<u8>)>, InterfaceError> {
+        let Some(found) = self.find_block(hash, BlockWhat::Header)? else {
+            return Ok(None);
+        };
+        Ok(Chain::stored_block(self, hash)?.map(|bytes| (found, bytes)))
+    }
+
     fn get_mempool_info(&self) -> Result<MempoolInfo, InterfaceError> {
         let state = self.lock();
         Ok(MempoolInfo {
