@@ -34,8 +34,10 @@ use crate::ring::{PreparedRings, RingFds, valid_capacity};
 use crate::sys::{PeerCredentials, peer_credentials, recv_with_fds, send_with_fds, socket_error};
 use crate::transport::{Config, Connection, PeerInfo, Transport};
 
-/// The handshake protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The protocol version this crate speaks: the handshake, the rings and the call records.
+/// Version 2 added the call layer's `VOID` flag (a version 1 peer would close the connection
+/// on it, so the two are told apart at the handshake).
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Bytes of the role name in a hello or reply (UTF-8, zero-padded, truncated if longer).
 pub const NAME_LEN: usize = 32;
 

@@ -240,9 +240,10 @@ impl io::Read for Decoder<'_> {
 /// A value that can be written into a message.
 pub trait Encode {
     /// The encoded length, or a close estimate: the sender reserves this much in the ring
-    /// up front. Too little costs an extra copy, too much costs nothing but ring space.
-    /// It must be exact for a value longer than one ring record: such a message goes out
-    /// record by record while it is encoded, and one of another length fails its call.
+    /// up front. Too little costs an extra copy, too much costs ring space; but a length
+    /// above one ring record (and within the session's limit) must be exact: that message
+    /// goes out record by record while it is encoded, and if it comes out at another
+    /// length its call fails.
     fn encoded_len(&self) -> usize;
 
     /// Writes the value.

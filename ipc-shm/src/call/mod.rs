@@ -130,12 +130,13 @@
 //! # Large values
 //!
 //! A message body that does not fit one record (the ring's record limit less the 32-byte
-//! header) is split. When its length is known (the length hint is within the session's
-//! limit) it is *streamed*: encoded straight into 64 KiB records, each sent as soon as it is
-//! full, so the reader copies one out while the next is written; a body that then fails to
-//! encode, or comes out at another length, is padded and voided (the reader drops it).
-//! Otherwise its first part is encoded into the first record and the rest into a reusable
-//! spill buffer sent as continuation records. The sender holds the send lock for all parts,
+//! header) is split. When the sender's length hint says so (it exceeds one record and not
+//! the session's limit) the body is *streamed*: encoded straight into records of up to
+//! 64 KiB, each sent as soon as it is full, so the reader copies one out while the next is
+//! written; a body that then fails to encode, comes out at another length, or whose encoder
+//! panics is padded and voided (the reader drops it). A body longer than its hint is split
+//! as before: its first part goes into the first record and the rest into a reusable spill
+//! buffer sent as continuation records. The sender holds the send lock for all parts,
 //! so they are adjacent in the ring. The reader gathers the parts into a bounded buffer
 //! ([`SessionConfig::max_message_len`]) and decodes from it. Values that fit one record
 //! (2 MiB with the default 4 MiB ring) are never copied in between.

@@ -23,8 +23,9 @@ const BLOCK: MethodId = 4;
 const FAIL: MethodId = 5;
 const PANIC: MethodId = 6;
 const LEN: MethodId = 7;
-/// `misreply(announced, written, fail)`: replies through `reply_with(announced)` with an
-/// encoder that writes `written` bytes, then fails if `fail`.
+/// `misreply(announced, written, mode)`: replies through `reply_with(announced)` with an
+/// encoder that writes `written` bytes, then returns `Ok` (mode 0), fails (1), panics (2),
+/// or fails with `Disconnected` (3); mode 4 fails, and the method ignores the failure.
 const MISREPLY: MethodId = 8;
 
 /// `Listener::on_event(depth) -> u64`.
@@ -101,11 +102,17 @@ impl Dispatch for Calc {
                 call.reply(&(v.len() as u64))
             }
             MISREPLY => {
-                let (announced, written, fail): (u64, u64, bool) = call.args()?;
-                call.reply_with(announced as usize, |enc| {
+                let (announced, written, mode): (u64, u64, u8) = call.args()?;
+                let replied = call.reply_with(announced as usize, |enc| {
                     enc.put_raw(&vec![7; written as usize])?;
-                    if fail { Err(CallError::failed("encoder gave up")) } else { Ok(()) }
-                })
+                    match mode {
+                        0 => Ok(()),
+                        2 => panic!("the reply's encoder panics (expected by this test)"),
+                        3 => Err(CallError::Disconnected),
+                        _ => Err(CallError::failed("encoder gave up")),
+                    }
+                });
+                if mode == 4 { Ok(()) } else { replied }
             }
             method => Err(CallError::UnknownMethod { interface: "Calc", method }),
         }
@@ -654,24 +661,28 @@ fn streamed_messages_that_break_their_length_are_voided() {
         assert!(calc.call::<_, Vec<u8>>(ECHO, &data).unwrap() == data);
         assert_eq!(world.echoes.load(Ordering::SeqCst), 1, "voided requests never run");
 
-        // Replies, streamed (longer than a record) or not.
-        for (announced, written, fail) in
-            [(big, big - 1, false), (big, big + 1, false), (big, big / 2, true), (10, 5, true), (10, 10, true)]
-        {
-            let err = calc.call::<_, Vec<u8>>(MISREPLY, &(announced as u64, written as u64, fail)).unwrap_err();
-            let CallError::Remote { kind: RemoteErrorKind::Failed, message } = &err else {
-                panic!("reply of {written} bytes announced as {announced}: {err}");
-            };
-            if announced == big {
-                assert_eq!(message, "the peer could not finish its reply");
-            } else {
-                // Nothing went out: the server answers with the encoder's error instead.
-                assert_eq!(message, "encoder gave up");
-            }
-            assert_eq!(calc.call::<_, u64>(ADD, &(2u64, 3u64)).unwrap(), 5, "the session goes on");
+        // Replies, streamed (longer than a record) or not. A streamed reply is voided; when
+        // nothing went out, the server answers with the error instead.
+        let voided = "the peer could not finish its reply";
+        for (announced, written, mode, expected) in [
+            (big, big - 1, 0u8, voided),
+            (big, big + 1, 0, voided),
+            (big, big / 2, 1, voided),
+            (big, big / 2, 2, voided),
+            (10, 5, 1, "encoder gave up"),
+            (10, 10, 1, "encoder gave up"),
+            (10, 5, 2, "method panicked"),
+            (10, 5, 3, "disconnected"),
+            (10, 5, 4, "encoder gave up"),
+        ] {
+            let err = calc.call::<_, Vec<u8>>(MISREPLY, &(announced as u64, written as u64, mode)).unwrap_err();
+            let what = format!("reply of {written} bytes announced as {announced}, mode {mode}: {err}");
+            let CallError::Remote { kind: RemoteErrorKind::Failed, message } = &err else { panic!("{what}") };
+            assert!(message.contains(expected), "{what}");
+            assert_eq!(calc.call::<_, u64>(ADD, &(2u64, 3u64)).unwrap(), 5, "the session goes on after {what}");
         }
         // An honest streamed reply still comes through whole.
-        let reply: Vec<u8> = calc.call_with(MISREPLY, 21, |enc| enc.put(&(big as u64, big as u64, false)), |dec| {
+        let reply: Vec<u8> = calc.call_with(MISREPLY, 17, |enc| enc.put(&(big as u64, big as u64, 0u8)), |dec| {
             let mut v = vec![0; dec.remaining()];
             dec.get_raw(&mut v)?;
             Ok(v)

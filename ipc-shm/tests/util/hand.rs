@@ -173,7 +173,7 @@ pub fn skip_fds(stream: &mut UnixStream) {
 pub fn hand_hello(path: &std::path::Path, capacity: u64, transport: u32) -> UnixStream {
     let mut stream = UnixStream::connect(path).unwrap();
     stream
-        .write_all(&hello(1, transport, capacity, capacity))
+        .write_all(&hello(2, transport, capacity, capacity))
         .unwrap();
     let r = read_reply(&mut stream);
     assert_eq!(

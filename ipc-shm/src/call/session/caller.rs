@@ -23,7 +23,7 @@ impl Shared {
         };
         // Frees the slot even if `encode` or `decode` panics.
         let _slot = SlotGuard(self, call);
-        self.send(Header::request(call, object, method, 0), len_hint, encode)?;
+        self.send(Header::request(call, object, method, 0), len_hint, encode).map_err(Unsent::into_error)?;
         self.await_reply(call, &slot, decode)
     }
 

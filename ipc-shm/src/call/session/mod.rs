@@ -43,6 +43,7 @@ use crate::wait::{Spinner, WaitPolicy};
 use guards::*;
 pub(crate) use objects::Imported;
 use reader::*;
+use send::{Fate, Unsent};
 pub(crate) use server::ServerCall;
 use slots::*;
 

@@ -2,6 +2,8 @@
 //! streamed record by record when its length is known up front, else its rest is spilled
 //! and sent as continuation records.
 
+use std::any::Any;
+
 use super::*;
 use crate::call::codec::Sink;
 use crate::call::wire::FLAG_VOID;
@@ -11,26 +13,59 @@ use crate::call::link::TxGrant;
 /// the next is written, so a long message crosses in about the time of one copy, not two.
 pub(super) const STREAM_PART: usize = 64 << 10;
 
-/// Why a message was not sent whole.
-#[derive(Debug)]
+/// Why a message was not sent whole, and what the peer saw of it.
 pub(super) struct Unsent {
-    pub(super) error: CallError,
-    /// Its first parts went out and the receiver was told to discard them ([`FLAG_VOID`]):
-    /// for a response, the caller has had its answer.
-    pub(super) voided: bool,
+    error: CallError,
+    pub(super) fate: Fate,
+    /// The encoder panicked: resumed by [`Unsent::into_error`], once the caller has noted
+    /// the message's fate.
+    panic: Option<Box<dyn Any + Send>>,
+}
+
+/// What became of a message that was not sent whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Fate {
+    /// The peer saw nothing of it.
+    NotSent,
+    /// Its first parts went out and the peer was told to discard them ([`FLAG_VOID`]): for
+    /// a response, the caller has had its answer.
+    Voided,
+    /// The connection is gone.
+    Lost,
+}
+
+impl Unsent {
+    fn new(error: CallError, fate: Fate) -> Unsent {
+        Unsent { error, fate, panic: None }
+    }
+
+    /// The error to report, or the encoder's panic, resumed.
+    pub(super) fn into_error(self) -> CallError {
+        if let Some(panic) = self.panic {
+            std::panic::resume_unwind(panic);
+        }
+        self.error
+    }
 }
 
 impl From<Unsent> for CallError {
     fn from(u: Unsent) -> CallError {
-        u.error
+        u.into_error()
+    }
+}
+
+impl std::fmt::Debug for Unsent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unsent").field("error", &self.error).field("fate", &self.fate).finish()
     }
 }
 
 impl Shared {
     /// Sends one message: `header` (its length and flags are filled in) and a body written
-    /// by `encode`. A body longer than one record is streamed when `len_hint` is within the
-    /// session's limit, so `len_hint` must then be exact: a body of any other length is
-    /// voided (see [`FLAG_VOID`]) and reported as an error.
+    /// by `encode`. When `len_hint` exceeds one record (and not the session's limit) the body
+    /// is streamed, so `len_hint` must then be exact: a body of any other length is voided
+    /// (see [`FLAG_VOID`]) and reported as an error. A panic in `encode` is resumed by
+    /// [`Unsent::into_error`], after the message is voided or dropped unsent.
     pub(super) fn send(
         self: &Arc<Self>,
         header: Header,
@@ -40,7 +75,7 @@ impl Shared {
         let _busy = Busy::enter();
         let mut guard = lock(&self.tx);
         if self.closed.load(Ordering::Acquire) {
-            return Err(Unsent { error: CallError::Disconnected, voided: false });
+            return Err(Unsent::new(CallError::Disconnected, Fate::Lost));
         }
         let tx = &mut *guard;
         let outcome = self.write_releases(tx).and_then(|()| {
@@ -51,12 +86,22 @@ impl Shared {
             tx.exported.clear();
             let grant = tx.sender.reserve(HEADER_LEN + first)?;
             let mut records = Records::new(grant, header, stream.then_some(len_hint), max_part);
-            let encoded = {
+            // A panic is caught so that the message is voided or dropped, what it exported
+            // taken back and the send lock released before it goes on.
+            let encoded = catch_unwind(AssertUnwindSafe(|| {
                 let mut enc =
                     Encoder::for_record(&mut records, first, &mut tx.spill, self.max_message, self, &mut tx.exported);
                 encode(&mut enc).map(|()| enc.len())
+            }));
+            let (encoded, panic) = match encoded {
+                Ok(encoded) => (encoded, None),
+                Err(panic) => (Err(CallError::failed("the encoder panicked")), Some(panic)),
             };
-            Ok(records.finish(encoded, &tx.spill)?)
+            match records.finish(encoded, &tx.spill) {
+                Ok(Ok(())) => Ok(Ok(())),
+                Ok(Err(unsent)) => Ok(Err(Unsent { panic, ..unsent })),
+                Err(fatal) => Err(Fatal::from(fatal)),
+            }
         });
         if tx.spill.capacity() > KEEP_BUFFER {
             tx.spill = Vec::new();
@@ -74,7 +119,7 @@ impl Shared {
             Err(fatal) => {
                 drop(guard);
                 self.fail(fatal);
-                Err(Unsent { error: CallError::Disconnected, voided: false })
+                Err(Unsent::new(CallError::Disconnected, Fate::Lost))
             }
         }
     }
@@ -149,7 +194,7 @@ impl<'s> Records<'s> {
             let len = match encoded {
                 Ok(len) => len,
                 // Nothing was sent: the grant goes uncommitted.
-                Err(error) => return Ok(Err(Unsent { error, voided: false })),
+                Err(error) => return Ok(Err(Unsent::new(error, Fate::NotSent))),
             };
             let first = Header { len: len as u64, flags: if spill.is_empty() { 0 } else { FLAG_MORE }, ..self.header };
             let mut head = first;
@@ -178,14 +223,14 @@ impl<'s> Records<'s> {
             // Still in the first record: either it is all there was to send, or nothing went
             // out yet. A streamed message is longer than one record, so it is the latter.
             let error = error.unwrap_or_else(|| CallError::failed("streamed message shorter than one record"));
-            return Ok(Err(Unsent { error, voided: false }));
+            return Ok(Err(Unsent::new(error, Fate::NotSent)));
         }
         let Some(error) = error else {
             self.send_last(Header::continuation(self.header.call));
             return Ok(Ok(()));
         };
         self.void()?;
-        Ok(Err(Unsent { error, voided: true }))
+        Ok(Err(Unsent::new(error, Fate::Voided)))
     }
 
     /// The receiver has the first parts of a streamed message that will not be finished:
@@ -227,18 +272,6 @@ impl<'s> Records<'s> {
     }
 }
 
-impl Drop for Records<'_> {
-    /// An encoder that panicked left a streamed message unfinished: void it, so that the
-    /// receiver is not left waiting for its end.
-    fn drop(&mut self) {
-        let started = self.stream.as_ref().is_some_and(|s| s.sent != 0);
-        if started && self.grant.is_some() {
-            // A failure here is a lost connection, which every thread learns of anyway.
-            let _ = self.void();
-        }
-    }
-}
-
 impl io::Write for Records<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self.grant.as_mut() {
@@ -256,6 +289,10 @@ impl Sink for Records<'_> {
     fn next_record(&mut self) -> Result<usize, CallError> {
         if self.stream.is_none() {
             return Ok(0);
+        }
+        if self.grant.is_none() {
+            // A reservation failed already (an encoder that ignored the error writes on).
+            return Err(CallError::Disconnected);
         }
         match self.next_part() {
             Ok(0) => Err(CallError::failed(format!(

@@ -13,6 +13,8 @@ pub(crate) struct ServerCall<'a> {
     /// Set when this thread keeps leadership while the method runs.
     pub(super) exec: Option<u64>,
     pub(super) replied: bool,
+    /// Why the method's last reply could not be encoded, when nothing of it went out.
+    pub(super) unsent_reply: Option<String>,
     pub(super) interface: &'static str,
 }
 
@@ -83,11 +85,16 @@ impl ServerCall<'_> {
                 Ok(())
             }
             Err(unsent) => {
-                // When nothing went out, the call is still to be answered (with the error,
-                // by `finish`); a voided reply has answered it, and a lost connection needs
-                // no answer.
-                self.replied = unsent.voided || matches!(unsent.error, CallError::Disconnected);
-                Err(unsent.error)
+                // When nothing went out, the call is still to be answered, with this error
+                // (by `finish`, unless the method answers otherwise); a voided reply has
+                // answered it, and a lost connection needs no answer. Noted before an
+                // encoder's panic goes on.
+                self.replied = unsent.fate != Fate::NotSent;
+                let error = unsent.into_error();
+                if !self.replied {
+                    self.unsent_reply = Some(error.to_string());
+                }
+                Err(error)
             }
         }
     }
@@ -110,9 +117,13 @@ impl ServerCall<'_> {
     pub(super) fn finish(&mut self, result: Result<(), CallError>) {
         self.release_ring();
         match (result, self.replied) {
-            (Ok(()), false) => {
-                let _ = self.reply_with(0, |_| Ok(()));
-            }
+            (Ok(()), false) => match self.unsent_reply.take() {
+                // The method's reply failed to encode and it went on as if it had not.
+                Some(message) => self.reply_error(RemoteErrorKind::Failed, &message),
+                None => {
+                    let _ = self.reply_with(0, |_| Ok(()));
+                }
+            },
             (Ok(()), true) => {}
             (Err(e), false) => {
                 let kind = match e {

@@ -292,7 +292,17 @@ impl Shared {
         lead: Option<Busy>,
     ) -> Incoming<'a> {
         Incoming {
-            inner: ServerCall { shared: self, call, method, args, lead, exec: None, replied: false, interface: "" },
+            inner: ServerCall {
+                shared: self,
+                call,
+                method,
+                args,
+                lead,
+                exec: None,
+                replied: false,
+                unsent_reply: None,
+                interface: "",
+            },
         }
     }
 
