@@ -81,10 +81,26 @@ impl<'a> Encoder<'a> {
     }
 
     /// Writes `bytes` as they are (no length prefix).
+    #[inline]
     pub fn put_raw(&mut self, bytes: &[u8]) -> Result<(), CallError> {
         if bytes.len() > self.max - self.len {
             return Err(CallError::TooLarge { len: (self.len + bytes.len()) as u64, max: self.max as u64 });
         }
+        match self.direct.as_mut() {
+            Some(direct) if bytes.len() <= self.room => {
+                // The direct writer is a ring grant with `room` bytes left: it cannot fail.
+                direct.write_all(bytes).map_err(|_| CallError::decode("ring record shorter than reserved"))?;
+                self.room -= bytes.len();
+                self.len += bytes.len();
+                Ok(())
+            }
+            _ => self.put_raw_beyond(bytes),
+        }
+    }
+
+    /// `put_raw` of bytes that do not all fit the current record.
+    #[inline(never)]
+    fn put_raw_beyond(&mut self, bytes: &[u8]) -> Result<(), CallError> {
         let mut left = bytes;
         loop {
             let (now, rest) = left.split_at(left.len().min(self.room));

@@ -68,7 +68,7 @@ impl Shared {
     /// [`Unsent::into_error`], after the message is voided or dropped unsent.
     pub(super) fn send(
         self: &Arc<Self>,
-        header: Header,
+        mut header: Header,
         len_hint: usize,
         encode: impl FnOnce(&mut Encoder<'_>) -> Result<(), CallError>,
     ) -> Result<(), Unsent> {
@@ -80,28 +80,45 @@ impl Shared {
         let tx = &mut *guard;
         let outcome = self.write_releases(tx).and_then(|()| {
             let max_part = tx.sender.max_record_len() - HEADER_LEN;
-            let stream = len_hint > max_part && len_hint <= self.max_message;
-            let first = if stream { STREAM_PART.min(max_part) } else { len_hint.min(max_part) };
             tx.spill.clear();
             tx.exported.clear();
-            let grant = tx.sender.reserve(HEADER_LEN + first)?;
-            let mut records = Records::new(grant, header, stream.then_some(len_hint), max_part);
-            // A panic is caught so that the message is voided or dropped, what it exported
-            // taken back and the send lock released before it goes on.
-            let encoded = catch_unwind(AssertUnwindSafe(|| {
-                let mut enc =
-                    Encoder::for_record(&mut records, first, &mut tx.spill, self.max_message, self, &mut tx.exported);
-                encode(&mut enc).map(|()| enc.len())
-            }));
-            let (encoded, panic) = match encoded {
-                Ok(encoded) => (encoded, None),
-                Err(panic) => (Err(CallError::failed("the encoder panicked")), Some(panic)),
-            };
-            match records.finish(encoded, &tx.spill) {
-                Ok(Ok(())) => Ok(Ok(())),
-                Ok(Err(unsent)) => Ok(Err(Unsent { panic, ..unsent })),
-                Err(fatal) => Err(Fatal::from(fatal)),
+            if len_hint > max_part && len_hint <= self.max_message {
+                return self.send_streamed(tx, header, len_hint, max_part, encode);
             }
+            let first = len_hint.min(max_part);
+            let mut grant = tx.sender.reserve(HEADER_LEN + first)?;
+            skip_header(&mut grant, &header);
+            let encoded = {
+                let mut enc =
+                    Encoder::for_record(&mut grant, first, &mut tx.spill, self.max_message, self, &mut tx.exported);
+                encode(&mut enc).map(|()| enc.len())
+            };
+            let len = match encoded {
+                Ok(len) => len,
+                // Nothing was sent: the grant goes uncommitted.
+                Err(error) => return Ok(Err(Unsent::new(error, Fate::NotSent))),
+            };
+            header.len = len as u64;
+            if !tx.spill.is_empty() {
+                header.flags |= FLAG_MORE;
+            }
+            grant.write_obj(0, &header);
+            let used = grant.position();
+            grant.commit_len(used);
+            let mut rest = tx.spill.as_slice();
+            while !rest.is_empty() {
+                let n = rest.len().min(max_part);
+                let mut part = Header::continuation(header.call);
+                if n < rest.len() {
+                    part.flags = FLAG_MORE;
+                }
+                let mut grant = tx.sender.reserve(HEADER_LEN + n)?;
+                grant.write_obj(0, &part);
+                grant.write_at(HEADER_LEN, &rest[..n]);
+                grant.commit();
+                rest = &rest[n..];
+            }
+            Ok(Ok(()))
         });
         if tx.spill.capacity() > KEEP_BUFFER {
             tx.spill = Vec::new();
@@ -124,6 +141,37 @@ impl Shared {
         }
     }
 
+    /// Sends a message whose body is longer than one record, record by record as it is
+    /// encoded (see [`Records`]).
+    fn send_streamed(
+        self: &Arc<Self>,
+        tx: &mut Tx,
+        header: Header,
+        len: usize,
+        max_part: usize,
+        encode: impl FnOnce(&mut Encoder<'_>) -> Result<(), CallError>,
+    ) -> Result<Result<(), Unsent>, Fatal> {
+        let first = STREAM_PART.min(max_part);
+        let grant = tx.sender.reserve(HEADER_LEN + first)?;
+        let mut records = Records::new(grant, header, len, max_part);
+        // A panic is caught so that the message is voided or dropped, what it exported
+        // taken back and the send lock released before it goes on.
+        let encoded = catch_unwind(AssertUnwindSafe(|| {
+            let mut enc =
+                Encoder::for_record(&mut records, first, &mut tx.spill, self.max_message, self, &mut tx.exported);
+            encode(&mut enc).map(|()| enc.len())
+        }));
+        let (encoded, panic) = match encoded {
+            Ok(encoded) => (encoded, None),
+            Err(panic) => (Err(CallError::failed("the encoder panicked")), Some(panic)),
+        };
+        match records.finish(encoded) {
+            Ok(Ok(())) => Ok(Ok(())),
+            Ok(Err(unsent)) => Ok(Err(Unsent { panic, ..unsent })),
+            Err(fatal) => Err(Fatal::from(fatal)),
+        }
+    }
+
     pub(super) fn unexport(&self, ids: &[u64]) {
         let mut dropped = Vec::new();
         let mut ex = lock(&self.exports);
@@ -139,31 +187,26 @@ impl Shared {
     }
 }
 
-/// The records of one message being written: the [`Sink`] behind its encoder.
+/// The records of a streamed message: the [`Sink`] behind its encoder, which sends each
+/// record as soon as it is full.
 struct Records<'s> {
     /// The record being written, its header slot skipped; `None` once a reservation failed.
     grant: Option<TxGrant<'s>>,
     /// The message's first header.
     header: Header,
-    /// Set when the message is streamed.
-    stream: Option<Stream>,
+    /// The body length the first header announces.
+    announced: usize,
+    /// Body bytes in records already sent.
+    sent: usize,
     max_part: usize,
     /// A reservation failed: the connection is gone.
     broken: Option<crate::Error>,
 }
 
-struct Stream {
-    /// The body length the first header announces.
-    announced: usize,
-    /// Body bytes in records already sent.
-    sent: usize,
-}
-
 impl<'s> Records<'s> {
-    fn new(mut grant: TxGrant<'s>, header: Header, announced: Option<usize>, max_part: usize) -> Records<'s> {
+    fn new(mut grant: TxGrant<'s>, header: Header, announced: usize, max_part: usize) -> Records<'s> {
         skip_header(&mut grant, &header);
-        let stream = announced.map(|announced| Stream { announced, sent: 0 });
-        Records { grant: Some(grant), header, stream, max_part, broken: None }
+        Records { grant: Some(grant), header, announced, sent: 0, max_part, broken: None }
     }
 
     /// Writes the header of the current record, sends it and reserves the next, with room
@@ -186,40 +229,17 @@ impl<'s> Records<'s> {
     }
 
     /// Sends the message as `encoded` came out: whole, voided, or not at all.
-    fn finish(mut self, encoded: Result<usize, CallError>, spill: &[u8]) -> Result<Result<(), Unsent>, crate::Error> {
+    fn finish(mut self, encoded: Result<usize, CallError>) -> Result<Result<(), Unsent>, crate::Error> {
         if let Some(e) = self.broken.take() {
             return Err(e);
         }
-        let Some(stream) = &self.stream else {
-            let len = match encoded {
-                Ok(len) => len,
-                // Nothing was sent: the grant goes uncommitted.
-                Err(error) => return Ok(Err(Unsent::new(error, Fate::NotSent))),
-            };
-            let first = Header { len: len as u64, flags: if spill.is_empty() { 0 } else { FLAG_MORE }, ..self.header };
-            let mut head = first;
-            let mut rest = spill;
-            while !rest.is_empty() {
-                let n = rest.len().min(self.max_part);
-                self.send_on(head, n)?;
-                let grant = self.grant.as_mut().expect("just reserved");
-                grant.write_all(&rest[..n]).expect("the record has room");
-                rest = &rest[n..];
-                head = Header::continuation(first.call);
-                if !rest.is_empty() {
-                    head.flags = FLAG_MORE;
-                }
-            }
-            self.send_last(head);
-            return Ok(Ok(()));
-        };
-        let (announced, sent) = (stream.announced, stream.sent);
+        let announced = self.announced;
         let error = match encoded {
             Ok(len) if len == announced => None,
             Ok(len) => Some(CallError::failed(format!("message encoded to {len} bytes, {announced} announced"))),
             Err(e) => Some(e),
         };
-        if sent == 0 {
+        if self.sent == 0 {
             // Still in the first record: either it is all there was to send, or nothing went
             // out yet. A streamed message is longer than one record, so it is the latter.
             let error = error.unwrap_or_else(|| CallError::failed("streamed message shorter than one record"));
@@ -251,21 +271,20 @@ impl<'s> Records<'s> {
         Ok(())
     }
 
-    /// Sends the current (full) record of a streamed message and reserves the next one;
-    /// returns its room, or 0 when the message has all its announced bytes.
+    /// Sends the current (full) record and reserves the next one; returns its room, or 0
+    /// when the message has all its announced bytes.
     fn next_part(&mut self) -> Result<usize, crate::Error> {
-        let stream = self.stream.as_mut().expect("only streamed messages go on record by record");
         let body = self.grant.as_ref().expect("a record is being written").position() - HEADER_LEN;
-        let left = stream.announced - stream.sent - body;
+        let left = self.announced - self.sent - body;
         if left == 0 {
             return Ok(0);
         }
-        let head = if stream.sent == 0 {
-            Header { len: stream.announced as u64, flags: FLAG_MORE, ..self.header }
+        let head = if self.sent == 0 {
+            Header { len: self.announced as u64, flags: FLAG_MORE, ..self.header }
         } else {
             Header { flags: FLAG_MORE, ..Header::continuation(self.header.call) }
         };
-        stream.sent += body;
+        self.sent += body;
         let n = left.min(STREAM_PART).min(self.max_part);
         self.send_on(head, n)?;
         Ok(n)
@@ -287,24 +306,25 @@ impl io::Write for Records<'_> {
 
 impl Sink for Records<'_> {
     fn next_record(&mut self) -> Result<usize, CallError> {
-        if self.stream.is_none() {
-            return Ok(0);
-        }
         if self.grant.is_none() {
             // A reservation failed already (an encoder that ignored the error writes on).
             return Err(CallError::Disconnected);
         }
         match self.next_part() {
-            Ok(0) => Err(CallError::failed(format!(
-                "message longer than the {} bytes announced",
-                self.stream.as_ref().map_or(0, |s| s.announced)
-            ))),
+            Ok(0) => Err(CallError::failed(format!("message longer than the {} bytes announced", self.announced))),
             Ok(room) => Ok(room),
             Err(e) => {
                 self.broken = Some(e);
                 Err(CallError::Disconnected)
             }
         }
+    }
+}
+
+/// A plain message's one record: what does not fit goes to the spill buffer.
+impl Sink for TxGrant<'_> {
+    fn next_record(&mut self) -> Result<usize, CallError> {
+        Ok(0)
     }
 }
 
