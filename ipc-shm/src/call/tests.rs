@@ -693,6 +693,34 @@ fn streamed_messages_that_break_their_length_are_voided() {
     }
 }
 
+/// An object exported by a message that never goes out, because its encoder panicked, is
+/// taken back, streamed message or not.
+#[test]
+fn objects_of_a_panicking_encoder_are_taken_back() {
+    let _w = watchdog(60);
+    let (client, _server, _) = calc_pair(1 << 16);
+    let calc = client.bootstrap();
+    let before = client.exported_objects();
+    for hint in [40, 200_000] {
+        let listener: Arc<dyn Dispatch> = Arc::new(Listener { calc: calc.clone() });
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            calc.call_with(
+                ECHO,
+                hint,
+                |enc| {
+                    enc.put_object(listener)?;
+                    enc.put_raw(&vec![1; hint / 2])?;
+                    panic!("the encoder panics (expected by this test)")
+                },
+                |dec| dec.get::<Vec<u8>>(),
+            )
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(calc.call::<_, u64>(ADD, &(2u64, 3u64)).unwrap(), 5, "the session goes on");
+        assert_eq!(client.exported_objects(), before, "a hint of {hint} bytes");
+    }
+}
+
 #[test]
 fn messages_over_the_session_limit_are_refused() {
     let _w = watchdog(60);

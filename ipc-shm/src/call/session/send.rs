@@ -74,6 +74,13 @@ impl Shared {
     ) -> Result<(), Unsent> {
         let _busy = Busy::enter();
         let mut guard = lock(&self.tx);
+        if !guard.exported.is_empty() {
+            // An encoder panicked after it exported objects, before its message went out.
+            let orphans = std::mem::take(&mut guard.exported);
+            drop(guard);
+            self.unexport(&orphans);
+            guard = lock(&self.tx);
+        }
         if self.closed.load(Ordering::Acquire) {
             return Err(Unsent::new(CallError::Disconnected, Fate::Lost));
         }
@@ -124,7 +131,11 @@ impl Shared {
             tx.spill = Vec::new();
         }
         match outcome {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => {
+                // Sent: the peer holds these now.
+                tx.exported.clear();
+                Ok(())
+            }
             Ok(Err(unsent)) => {
                 // The receiver never sees the message: take back what the encoder exported.
                 let exported = std::mem::take(&mut tx.exported);
