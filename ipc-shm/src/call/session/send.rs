@@ -1,6 +1,6 @@
-//! Sending a message: straight into the ring. A message too long for one record is
-//! streamed record by record when its length is known up front, else its rest is spilled
-//! and sent as continuation records.
+//! Sending a message: straight into the ring. A message whose length hint exceeds one
+//! record is streamed record by record as it is encoded; any other message that outgrows
+//! its record has its rest spilled and sent as continuation records.
 
 use std::any::Any;
 
@@ -45,12 +45,6 @@ impl Unsent {
             std::panic::resume_unwind(panic);
         }
         self.error
-    }
-}
-
-impl From<Unsent> for CallError {
-    fn from(u: Unsent) -> CallError {
-        u.into_error()
     }
 }
 
