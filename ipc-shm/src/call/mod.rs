@@ -134,7 +134,7 @@
 //! the session's limit) the body is *streamed*: encoded straight into records of up to
 //! 64 KiB, each sent as soon as it is full, so the reader copies one out while the next is
 //! written; a body that then fails to encode, comes out at another length, or whose encoder
-//! panics is padded and voided (the reader drops it). A body longer than its hint is split
+//! panics is ended early and voided (the reader drops it). A body longer than its hint is split
 //! as before: its first part goes into the first record and the rest into a reusable spill
 //! buffer sent as continuation records. The sender holds the send lock for all parts,
 //! so they are adjacent in the ring. The reader gathers the parts into a bounded buffer

@@ -808,6 +808,12 @@ fn bad_requests_get_error_replies() {
         assert_eq!(h.status, status.status(), "{}", String::from_utf8_lossy(&body));
         assert!(!body.is_empty() && body.len() <= MAX_ERROR_MESSAGE);
     }
+    // A voided request, ended early, is dropped without a reply; the next call is answered.
+    peer.tx.send_bytes(&record(Header { flags: 1, ..Header::request(8, 0, ADD, 100) }, &[1; 8])).unwrap();
+    peer.tx.send_bytes(&record(Header { flags: 2, ..Header::continuation(8) }, &[0])).unwrap();
+    peer.tx.send_bytes(&add(&args)).unwrap();
+    let (h, body) = read_reply(&mut peer);
+    assert_eq!((h.call, h.status, body), (7, 0, 5u64.to_le_bytes().to_vec()));
     assert!(!session.is_closed());
 }
 
@@ -829,6 +835,10 @@ fn protocol_violations_close_the_connection() {
     let mut split = record(Header { flags: 1, ..Header::request(3, 0, ECHO, 100) }, &[0; 8]);
     split.truncate(HEADER_LEN + 8);
     bad.push(("interrupted split", split));
+    // Parts that end before the announced length, without the void flag.
+    let mut short = record(Header { flags: 1, ..Header::request(6, 0, ECHO, 100) }, &[0; 8]);
+    short.extend(record(Header::continuation(6), &[0; 8]));
+    bad.push(("message shorter than announced", short));
     // The void flag belongs on the last part only.
     let mut void_early = record(Header { flags: 1, ..Header::request(5, 0, ECHO, 100) }, &[0; 8]);
     void_early.extend(record(Header { flags: 3, ..Header::continuation(5) }, &[0; 8]));
@@ -836,7 +846,7 @@ fn protocol_violations_close_the_connection() {
     for (what, bytes) in bad {
         let _w = watchdog(60);
         let (session, mut peer) = raw_peer();
-        if what == "void before the last part" {
+        if what == "void before the last part" || what == "message shorter than announced" {
             // Two records: the first part, then the offending one.
             let first = HEADER_LEN + 8;
             peer.tx.send_bytes(&bytes[..first]).unwrap();

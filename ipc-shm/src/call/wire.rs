@@ -18,8 +18,9 @@
 //! A sender may send the first parts of a message before it has encoded the rest (it
 //! *streams* it, so the receiver copies one part out while the next is written). Should the
 //! encoding then fail, or come out at another length than the first header announced, the
-//! sender pads the body with zeros to the announced length and sets [`FLAG_VOID`] on the
-//! last part: the receiver discards the message (a voided response fails its call).
+//! sender ends the message early with a last part carrying [`FLAG_VOID`] (and at least one
+//! byte, as every continuation): the receiver discards the message (a voided response fails
+//! its call).
 //!
 //! A response body is the encoded result when `status` is 0, else a UTF-8 error message.
 

@@ -254,26 +254,19 @@ impl<'s> Records<'s> {
             self.send_last(Header::continuation(self.header.call));
             return Ok(Ok(()));
         };
-        self.void()?;
+        self.void();
         Ok(Err(Unsent::new(error, Fate::Voided)))
     }
 
     /// The receiver has the first parts of a streamed message that will not be finished:
-    /// completes it to the announced length with zeros and tells the receiver to discard it.
-    fn void(&mut self) -> Result<(), crate::Error> {
-        const ZEROS: [u8; 4096] = [0; 4096];
-        loop {
-            let grant = self.grant.as_mut().expect("a record is being written");
-            let room = grant.len() - grant.position();
-            if room != 0 {
-                let n = room.min(ZEROS.len());
-                grant.write_all(&ZEROS[..n]).expect("the record has room");
-            } else if self.next_part()? == 0 {
-                break;
-            }
+    /// ends it early with a last part that tells the receiver to discard it. Like every
+    /// continuation, that part carries at least one byte.
+    fn void(&mut self) {
+        let grant = self.grant.as_mut().expect("a record is being written");
+        if grant.position() == HEADER_LEN {
+            grant.write_all(&[0]).expect("every part has room for a byte");
         }
         self.send_last(Header { flags: FLAG_VOID, ..Header::continuation(self.header.call) });
-        Ok(())
     }
 
     /// Sends the current (full) record and reserves the next one; returns its room, or 0
