@@ -135,7 +135,6 @@ impl Shared {
                 let exported = std::mem::take(&mut tx.exported);
                 drop(guard);
                 self.unexport(&exported);
-                lock(&self.tx).exported = exported;
                 Err(unsent)
             }
             Err(fatal) => {
