@@ -580,6 +580,23 @@ fn values_larger_than_a_record_are_split() {
     }
 }
 
+/// A message hinted small is encoded on the stack; one that outgrows the hint goes on in
+/// continuation records, whatever its length, and so does one that fits.
+#[test]
+fn messages_that_outgrow_a_small_hint_arrive_whole() {
+    let _w = watchdog(60);
+    for (client, _server, _) in [calc_pair(1 << 16), calc_pair_socket(1 << 16), calc_pair(4096)] {
+        let calc = client.bootstrap();
+        for len in [0usize, 1, 251, 252, 253, 300, 4096, 100_000] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 31 + len) as u8).collect();
+            for hint in [0, 8, 256] {
+                let back: Vec<u8> = calc.call_with(ECHO, hint, |enc| enc.put(&data), |dec| dec.get()).unwrap();
+                assert!(back == data, "{len} bytes hinted at {hint}");
+            }
+        }
+    }
+}
+
 /// With the smallest ring every message of a few KiB is split, and several threads split
 /// theirs at once, in both directions, with callbacks in between.
 #[test]

@@ -126,10 +126,8 @@ impl Shared {
             let (part_call, len, buf, then) = match self.next_event(rx, Some(call), false) {
                 Ok(Event::Done | Event::Delivered) => continue,
                 Ok(Event::Own { grant, status, len }) => {
-                    let mut src = GrantReader { grant: &grant, pos: HEADER_LEN };
-                    let mut dec = Decoder::from_reader(&mut src, len, self);
                     let decode = decode.take().expect("the reply is decoded once");
-                    break Some(finish_reply(status, len, &mut dec, decode));
+                    break Some(decode_body(&grant, len, self, |dec| finish_reply(status, len, dec, decode)));
                 }
                 Ok(Event::Partial { call, len, buf, then }) => (call, len, buf, then),
                 Ok(Event::Request { .. }) => unreachable!("callers queue requests for workers"),

@@ -20,6 +20,27 @@ impl io::Read for GrantReader<'_, '_> {
     }
 }
 
+/// Bodies up to this long are copied out of their record in one piece and decoded from
+/// the copy: cheaper than a decoder's many small reads from the ring.
+const SMALL_BODY: usize = 256;
+
+/// Runs `decode` on the `len`-byte body of `grant`'s record.
+pub(super) fn decode_body<T>(
+    grant: &RxGrant<'_>,
+    len: usize,
+    session: &Arc<Shared>,
+    decode: impl FnOnce(&mut Decoder<'_>) -> T,
+) -> T {
+    let mut small = [0; SMALL_BODY];
+    if let Some(body) = small.get_mut(..len)
+        && grant.read_at(HEADER_LEN, body)
+    {
+        return decode(&mut Decoder::from_slice(body, session));
+    }
+    let mut src = GrantReader { grant, pos: HEADER_LEN };
+    decode(&mut Decoder::from_reader(&mut src, len, session))
+}
+
 /// What the leader found in the next record.
 pub(super) enum Event<'g> {
     /// Dealt with: a release, a request queued for a worker.

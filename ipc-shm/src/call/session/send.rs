@@ -1,4 +1,5 @@
-//! Sending a message: straight into the ring. A message whose length hint exceeds one
+//! Sending a message: a small one is encoded on the stack and copied into the ring in one
+//! piece, any other straight into the ring. A message whose length hint exceeds one
 //! record is streamed record by record as it is encoded; any other message that outgrows
 //! its record has its rest spilled and sent as continuation records.
 
@@ -12,6 +13,10 @@ use crate::call::link::TxGrant;
 /// Body bytes per record of a streamed message. The receiver copies one record out while
 /// the next is written, so a long message crosses in about the time of one copy, not two.
 pub(super) const STREAM_PART: usize = 64 << 10;
+
+/// Messages hinted at most this long are encoded on the stack and copied into the ring in
+/// one piece: cheaper than an encoder's many small writes through a ring grant.
+const SMALL_MESSAGE: usize = 256;
 
 /// Why a message was not sent whole, and what the peer saw of it.
 pub(super) struct Unsent {
@@ -86,26 +91,46 @@ impl Shared {
             if len_hint > max_part && len_hint <= self.max_message {
                 return self.send_streamed(tx, header, len_hint, max_part, encode);
             }
-            let first = len_hint.min(max_part);
-            let mut grant = tx.sender.reserve(HEADER_LEN + first)?;
-            skip_header(&mut grant, &header);
-            let encoded = {
-                let mut enc =
-                    Encoder::for_record(&mut grant, first, &mut tx.spill, self.max_message, self, &mut tx.exported);
-                encode(&mut enc).map(|()| enc.len())
-            };
-            let len = match encoded {
-                Ok(len) => len,
-                // Nothing was sent: the grant goes uncommitted.
-                Err(error) => return Ok(Err(Unsent::new(error, Fate::NotSent))),
-            };
-            header.len = len as u64;
-            if !tx.spill.is_empty() {
-                header.flags |= FLAG_MORE;
+            if len_hint <= SMALL_MESSAGE && SMALL_MESSAGE <= max_part {
+                let mut staged = Staged::new();
+                let encoded = {
+                    let mut enc =
+                        Encoder::for_record(&mut staged, SMALL_MESSAGE, &mut tx.spill, self.max_message, self, &mut tx.exported);
+                    encode(&mut enc).map(|()| enc.len())
+                };
+                match encoded {
+                    Ok(len) => header.len = len as u64,
+                    Err(error) => return Ok(Err(Unsent::new(error, Fate::NotSent))),
+                }
+                if !tx.spill.is_empty() {
+                    header.flags |= FLAG_MORE;
+                }
+                let record = staged.finish(&header);
+                let mut grant = tx.sender.reserve(record.len())?;
+                grant.write_at(0, record);
+                grant.commit();
+            } else {
+                let first = len_hint.min(max_part);
+                let mut grant = tx.sender.reserve(HEADER_LEN + first)?;
+                skip_header(&mut grant, &header);
+                let encoded = {
+                    let mut enc =
+                        Encoder::for_record(&mut grant, first, &mut tx.spill, self.max_message, self, &mut tx.exported);
+                    encode(&mut enc).map(|()| enc.len())
+                };
+                let len = match encoded {
+                    Ok(len) => len,
+                    // Nothing was sent: the grant goes uncommitted.
+                    Err(error) => return Ok(Err(Unsent::new(error, Fate::NotSent))),
+                };
+                header.len = len as u64;
+                if !tx.spill.is_empty() {
+                    header.flags |= FLAG_MORE;
+                }
+                grant.write_obj(0, &header);
+                let used = grant.position();
+                grant.commit_len(used);
             }
-            grant.write_obj(0, &header);
-            let used = grant.position();
-            grant.commit_len(used);
             let mut rest = tx.spill.as_slice();
             while !rest.is_empty() {
                 let n = rest.len().min(max_part);
@@ -315,6 +340,44 @@ impl Sink for Records<'_> {
                 Err(CallError::Disconnected)
             }
         }
+    }
+}
+
+/// A small message's record, encoded on the stack: the header slot, then up to
+/// [`SMALL_MESSAGE`] body bytes; what does not fit goes to the spill buffer.
+struct Staged {
+    record: [u8; HEADER_LEN + SMALL_MESSAGE],
+    len: usize,
+}
+
+impl Staged {
+    fn new() -> Staged {
+        Staged { record: [0; HEADER_LEN + SMALL_MESSAGE], len: HEADER_LEN }
+    }
+
+    /// The record with its final `header`.
+    fn finish(&mut self, header: &Header) -> &[u8] {
+        self.record[..HEADER_LEN].copy_from_slice(header.as_bytes());
+        &self.record[..self.len]
+    }
+}
+
+impl io::Write for Staged {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = buf.len().min(self.record.len() - self.len);
+        self.record[self.len..self.len + n].copy_from_slice(&buf[..n]);
+        self.len += n;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Sink for Staged {
+    fn next_record(&mut self) -> Result<usize, CallError> {
+        Ok(0)
     }
 }
 

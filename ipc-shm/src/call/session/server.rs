@@ -40,9 +40,7 @@ impl ServerCall<'_> {
         let shared = self.shared;
         let result = match std::mem::replace(&mut self.args, Args::Taken) {
             Args::Ring { grant, len } => {
-                let mut src = GrantReader { grant: &grant, pos: HEADER_LEN };
-                let mut dec = Decoder::from_reader(&mut src, len, shared);
-                decode(&mut dec).and_then(|v| dec.finish().map(|()| v))
+                decode_body(&grant, len, shared, |dec| decode(dec).and_then(|v| dec.finish().map(|()| v)))
             }
             Args::Buffer(buf) => {
                 let result = {
