@@ -1,7 +1,7 @@
 //! Codecs for integers, `bool`, `Option`, strings, byte strings, lists, tuples and
 //! `Duration`, and the helpers the other codecs build on.
 
-use std::io::{self, Read as _};
+use std::io;
 use std::time::Duration;
 
 use zerocopy::little_endian::{I32, U32, U64};
@@ -62,19 +62,20 @@ pub(super) fn check_len(what: &'static str, len: usize, max: u32) -> Result<u32,
 }
 
 /// Reads exactly `len` bytes into a new vector. The caller has bounded `len`; at most
-/// [`PREALLOC_BYTES`] are reserved up front and the vector grows only as bytes actually
-/// arrive, so a short input does not cost `len` bytes.
+/// [`PREALLOC_BYTES`] are allocated ahead of the bytes that have arrived, and never more
+/// than twice what has, so a short input does not cost `len` bytes.
 pub(super) fn read_bytes<R: io::Read + ?Sized>(
     r: &mut R,
     len: u32,
     what: &'static str,
 ) -> Result<Vec<u8>, DecodeError> {
-    let mut out = Vec::with_capacity((len as usize).min(PREALLOC_BYTES));
-    let got = io::Read::take(r, len.into())
-        .read_to_end(&mut out)
-        .map_err(|e| read_error(&e, what))?;
-    if got != len as usize {
-        return Err(DecodeError::UnexpectedEnd { what });
+    let len = len as usize;
+    let mut out = Vec::new();
+    while out.len() < len {
+        let start = out.len();
+        out.resize(len.min(start + start.max(PREALLOC_BYTES)), 0);
+        r.read_exact(&mut out[start..])
+            .map_err(|e| read_error(&e, what))?;
     }
     Ok(out)
 }
