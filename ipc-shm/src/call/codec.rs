@@ -18,9 +18,10 @@ use super::error::CallError;
 use super::object::{Dispatch, RemoteObject};
 use super::session::Shared;
 
-/// Writes a message body straight into the reserved ring record and, for a message the
-/// session streams, into the records after it; anything else beyond the first record into a
-/// spill buffer that is sent as continuation records.
+/// Writes a message body straight into the reserved ring record (a small message: into a
+/// stack buffer copied into its record in one piece) and, for a message the session
+/// streams, into the records after it; anything else beyond the first record into a spill
+/// buffer that is sent as continuation records.
 pub struct Encoder<'a> {
     direct: Option<&'a mut dyn Sink>,
     /// Bytes still free in `direct`'s current record.
@@ -88,7 +89,8 @@ impl<'a> Encoder<'a> {
         }
         match self.direct.as_mut() {
             Some(direct) if bytes.len() <= self.room => {
-                // The direct writer is a ring grant with `room` bytes left: it cannot fail.
+                // The direct writer (a ring grant or a small message's stack buffer) has
+                // `room` bytes left: it cannot fail.
                 direct.write_all(bytes).map_err(|_| CallError::decode("ring record shorter than reserved"))?;
                 self.room -= bytes.len();
                 self.len += bytes.len();
@@ -106,7 +108,7 @@ impl<'a> Encoder<'a> {
             let (now, rest) = left.split_at(left.len().min(self.room));
             if !now.is_empty() {
                 let direct = self.direct.as_mut().expect("room is only non-zero with a direct record");
-                // The direct writer is a ring grant with exactly `room` bytes left: it cannot fail.
+                // The direct writer has exactly `room` bytes left: it cannot fail.
                 direct.write_all(now).map_err(|_| CallError::decode("ring record shorter than reserved"))?;
                 self.room -= now.len();
             }
@@ -140,7 +142,7 @@ impl<'a> Encoder<'a> {
 
 }
 
-/// The ring records an [`Encoder`] writes into.
+/// The ring records an [`Encoder`] writes into (or a small message's stack buffer).
 pub(crate) trait Sink: io::Write {
     /// Called when the current record is full and more bytes follow: sends the record and
     /// returns the room in the next one, or 0 when the rest goes to the spill buffer.
@@ -158,8 +160,9 @@ impl io::Write for Encoder<'_> {
     }
 }
 
-/// Reads a message body, in place from a ring record or from a buffer the parts of a
-/// longer message were gathered into. Never reads past the end of the body.
+/// Reads a message body, in place from a ring record, or from a copy: a small body's
+/// (256 bytes at most), or the buffer the parts of a longer message were gathered into.
+/// Never reads past the end of the body.
 pub struct Decoder<'a> {
     src: Source<'a>,
     remaining: usize,

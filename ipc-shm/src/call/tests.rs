@@ -580,8 +580,8 @@ fn values_larger_than_a_record_are_split() {
     }
 }
 
-/// A message hinted small is encoded on the stack; one that outgrows the hint goes on in
-/// continuation records, whatever its length, and so does one that fits.
+/// A message hinted small is encoded on the stack: one that fits arrives in a single
+/// record, one that outgrows the stack buffer goes on in continuation records.
 #[test]
 fn messages_that_outgrow_a_small_hint_arrive_whole() {
     let _w = watchdog(60);

@@ -184,9 +184,8 @@ fn consensus_from_slice<T: Decodable>(bytes: &[u8], what: &'static str) -> Resul
 ///
 /// The `len` bytes are copied out in one read and decoded from the copy: the consensus
 /// decoder reads field by field, and each read of `r` would cross every layer down to the
-/// ring (a block is hundreds of thousands of reads). The copy reserves at most
-/// [`PREALLOC_BYTES`](super::PREALLOC_BYTES) ahead and grows only with bytes `r` really
-/// holds ([`read_bytes`]).
+/// ring (a block is hundreds of thousands of reads). The copy grows only with bytes `r`
+/// really holds ([`read_bytes`]: [`PREALLOC_BYTES`](super::PREALLOC_BYTES) ahead at first).
 fn consensus_read<T, R>(r: &mut R, len: u32, what: &'static str) -> Result<T, DecodeError>
 where
     T: Decodable,

@@ -17,8 +17,9 @@
 //! # Trust
 //!
 //! Every byte comes from the peer. Decoders check every length and count against the
-//! limits below *before* allocating, reserve at most [`PREALLOC_ITEMS`] items (or [`PREALLOC_BYTES`] bytes) ahead of the
-//! data actually read, copy a block or transaction out whole (never more than its
+//! limits below *before* allocating, reserve at most [`PREALLOC_ITEMS`] items (for bytes:
+//! [`PREALLOC_BYTES`], or as many as were read if that is more) ahead of the data actually
+//! read, copy a block or transaction out whole (never more than its
 //! announced length, nor more than the input holds) and decode it from that copy, and
 //! reject unknown tags. No input makes a decoder panic.
 
@@ -48,8 +49,9 @@ pub const MAX_ADDRESS_BYTES: u32 = 128;
 pub const MAX_ITEMS: u32 = 1 << 20;
 /// Most items a decoder reserves space for before it has read them.
 pub const PREALLOC_ITEMS: usize = 1024;
-/// Most bytes a decoder reserves for a byte string before it has read them: a 1 MiB echo
-/// or block arrives without reallocating, a lying length costs at most this much.
+/// Most bytes a decoder reserves for a byte string before it has read any of them (later,
+/// as many as it has read): a 1 MiB echo arrives without reallocating, and a lying length
+/// costs at most this much beyond twice the bytes really sent.
 pub const PREALLOC_BYTES: usize = 1 << 20;
 
 /// A value that can be written to the wire.

@@ -61,9 +61,9 @@ pub(super) fn check_len(what: &'static str, len: usize, max: u32) -> Result<u32,
     }
 }
 
-/// Reads exactly `len` bytes into a new vector. The caller has bounded `len`; at most
-/// [`PREALLOC_BYTES`] are allocated ahead of the bytes that have arrived, and never more
-/// than twice what has, so a short input does not cost `len` bytes.
+/// Reads exactly `len` bytes into a new vector. The caller has bounded `len`; the vector
+/// grows ahead of the bytes that have arrived by [`PREALLOC_BYTES`] or by as many as have
+/// arrived, whichever is more, so a short input does not cost `len` bytes.
 pub(super) fn read_bytes<R: io::Read + ?Sized>(
     r: &mut R,
     len: u32,
@@ -73,7 +73,9 @@ pub(super) fn read_bytes<R: io::Read + ?Sized>(
     let mut out = Vec::new();
     while out.len() < len {
         let start = out.len();
-        out.resize(len.min(start + start.max(PREALLOC_BYTES)), 0);
+        let end = len.min(start + start.max(PREALLOC_BYTES));
+        out.reserve_exact(end - start);
+        out.resize(end, 0);
         r.read_exact(&mut out[start..])
             .map_err(|e| read_error(&e, what))?;
     }

@@ -103,8 +103,8 @@ impl Shared {
         result
     }
 
-    /// Leads until the reply to `call` is in: decodes it in place when it comes as one
-    /// record, then hands leadership on.
+    /// Leads until the reply to `call` is in: decodes it straight from the ring when it
+    /// comes as one record (a small one from a copy on the stack), then hands leadership on.
     pub(super) fn lead_for<R>(
         self: &Arc<Self>,
         call: u64,

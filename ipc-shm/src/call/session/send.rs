@@ -74,7 +74,8 @@ impl Shared {
         let _busy = Busy::enter();
         let mut guard = lock(&self.tx);
         if !guard.exported.is_empty() {
-            // An encoder panicked after it exported objects, before its message went out.
+            // Objects exported for a message that never went out: its encoder panicked, or
+            // the connection failed before its staged record could be reserved.
             let orphans = std::mem::take(&mut guard.exported);
             drop(guard);
             self.unexport(&orphans);
