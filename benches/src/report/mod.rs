@@ -422,6 +422,15 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
          trip in this VM). The earlier AMD EPYC host had about the same floor (378 ns) and a \
          705 ns shm round trip with the old code, so how much of the remaining gap is the \
          host is open: compare ratios, not times, across reports.\n\
+         - The call layer adds about 0.9 µs to the 64 B round trip (`Echo::echo` over shm \
+         against the raw shm round trip). Its records are 112 bytes (ring header, 32-byte \
+         call header, length, payload) and mostly span three cache lines where the raw \
+         record spans two; the rest is work on each side: a call slot, the send lock, \
+         leadership of the receiving ring, the argument and the result allocated as `Vec`s. \
+         Encoding small messages on the stack and copying them into and out of the ring in \
+         one piece took the 64 B echo from about 2.0 to 1.6–1.8 µs (A/B in the commit \
+         message); moving the producer's clearing of the next slot to its reservation, \
+         and the consumer also polling a third line, were measured and not kept.\n\
          - Three targets are bound by copying the payload, not by how the transports signal. \
          At 64 KiB both transports copy it four times per round trip (shm into and out of \
          each ring, the socket into and out of the kernel), so socket/shm reaches 5× only if \
