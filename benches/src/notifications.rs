@@ -231,7 +231,7 @@ impl Publisher {
         published: &mut u64,
         event: ChainEvent,
     ) -> anyhow::Result<()> {
-        if *published >= WINDOW && *published % (WINDOW / 2) == 0 {
+        if *published >= WINDOW && published.is_multiple_of(WINDOW / 2) {
             tally.wait_for(*published - WINDOW / 2)?;
         }
         notifier.publish(event);

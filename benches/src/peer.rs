@@ -91,7 +91,7 @@ pub fn spin_until<T>(what: &str, mut ready: impl FnMut() -> Option<T>) -> anyhow
         }
         std::hint::spin_loop();
         spins = spins.wrapping_add(1);
-        if spins % 4096 == 0 {
+        if spins.is_multiple_of(4096) {
             let start = *start.get_or_insert_with(Instant::now);
             if start.elapsed() > HANG_LIMIT {
                 anyhow::bail!("no answer from the peer ({what}) within {HANG_LIMIT:?}");
@@ -188,7 +188,7 @@ fn watch(state: &WatchState, pid: u32, limit: Duration) {
         std::thread::park_timeout(WATCH_TICK);
         let calls = state.calls.load(Ordering::Relaxed);
         seen = match seen {
-            _ if calls % 2 == 0 => None,
+            _ if calls.is_multiple_of(2) => None,
             Some((c, since)) if c == calls => {
                 if since.elapsed() > limit {
                     eprintln!("bench: no answer from peer {pid} within {limit:?}; killing it");

@@ -231,7 +231,7 @@ impl ProducerCore {
         // once we see the consumer's position, its reads of the bytes below it are done and
         // we may overwrite them.
         let read = self.region.atomic_u64(OFF_READ).load(Ordering::Acquire);
-        if read < self.cached_read || read > self.write || read % 8 != 0 {
+        if read < self.cached_read || read > self.write || !read.is_multiple_of(8) {
             return Err(ProtocolError::BadPosition {
                 which: "consumer",
                 found: read,

@@ -101,7 +101,7 @@ impl Spinner {
         // Read after the first look failed: the clock then costs time spent waiting anyway.
         let start = Instant::now();
         self.waits = self.waits.wrapping_add(1);
-        let probe = self.policy.adaptive && self.waits % PROBE_EVERY == 0;
+        let probe = self.policy.adaptive && self.waits.is_multiple_of(PROBE_EVERY);
         let budget = if probe { self.policy.spin } else { self.budget };
         let busy = PURE_SPIN.min(budget);
         let mut looks = 0u32;

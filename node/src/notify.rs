@@ -423,7 +423,7 @@ mod tests {
         let c = Arc::clone(&count);
         let _sub = n
             .subscribe(Arc::new(move |_| {
-                if c.fetch_add(1, Ordering::Relaxed) % 7 == 0 {
+                if c.fetch_add(1, Ordering::Relaxed).is_multiple_of(7) {
                     thread::yield_now();
                 }
             }))

@@ -139,7 +139,7 @@ fn crash_child() {
                 let _ = chain.process_transaction(tx);
             }
         }
-        let script = if height % 2 == 0 {
+        let script = if height.is_multiple_of(2) {
             &keys.tr
         } else {
             &keys.wpkh

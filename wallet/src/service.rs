@@ -133,10 +133,10 @@ impl WalletLoaderImpl {
     fn create(&self, name: &str) -> Result<Arc<Wallet>, WalletError> {
         let chain_err = |err: InterfaceError| WalletError::Chain(Box::new(err));
         let wallet = self.store.create_wallet(name)?;
-        if let Some(height) = self.chain.get_height().map_err(chain_err)? {
-            if let Some(hash) = self.chain.get_block_hash(height).map_err(chain_err)? {
-                wallet.set_birthday(BlockRef { hash, height })?;
-            }
+        if let Some(height) = self.chain.get_height().map_err(chain_err)?
+            && let Some(hash) = self.chain.get_block_hash(height).map_err(chain_err)?
+        {
+            wallet.set_birthday(BlockRef { hash, height })?;
         }
         Ok(wallet)
     }

@@ -56,10 +56,10 @@ pub(crate) fn run(link: &NodeLink, ctx: Context) -> anyhow::Result<()> {
         if let Err(e) = terminal.draw(|frame| draw::draw(frame, &app, unix_now())) {
             break Err(anyhow::Error::new(e).context("cannot draw the terminal"));
         }
-        if let Some(text) = app.to_clipboard.take() {
-            if let Err(e) = clipboard::copy(terminal.backend_mut(), &text) {
-                break Err(anyhow::Error::new(e).context("cannot write to the terminal"));
-            }
+        if let Some(text) = app.to_clipboard.take()
+            && let Err(e) = clipboard::copy(terminal.backend_mut(), &text)
+        {
+            break Err(anyhow::Error::new(e).context("cannot write to the terminal"));
         }
         let event = match rx.recv_timeout(CLOCK_TICK) {
             Ok(event) => event,
@@ -68,10 +68,10 @@ pub(crate) fn run(link: &NodeLink, ctx: Context) -> anyhow::Result<()> {
         };
         // Repaint everything, not only what changed: after a resize, or on Ctrl-L when a
         // child process (the spawned node shares our stderr) wrote over the screen.
-        if event == Event::Redraw {
-            if let Err(e) = terminal.clear() {
-                break Err(anyhow::Error::new(e).context("cannot clear the terminal"));
-            }
+        if event == Event::Redraw
+            && let Err(e) = terminal.clear()
+        {
+            break Err(anyhow::Error::new(e).context("cannot clear the terminal"));
         }
         controller.apply(&mut app, event);
         if app.quit {

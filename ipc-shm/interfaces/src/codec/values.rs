@@ -284,13 +284,13 @@ impl Decode for FoundBlock {
         let wire: FoundBlockWire = read_wire(r, "found block")?;
         let header = block::Header::decode(&mut &wire.header[..])?;
         let block = Option::<Block>::decode(r)?;
-        if let Some(b) = &block {
-            if b.header != header {
-                return Err(DecodeError::InvalidValue {
-                    what: "found block's block header",
-                    value: 0,
-                });
-            }
+        if let Some(b) = &block
+            && b.header != header
+        {
+            return Err(DecodeError::InvalidValue {
+                what: "found block's block header",
+                value: 0,
+            });
         }
         Ok(FoundBlock {
             header,
