@@ -160,3 +160,41 @@ pub(crate) fn inherit_in_child(cmd: &mut Command, fd: BorrowedFd<'_>) {
     }
 }
 
+
+/// Process-wide memory barriers (`membarrier(2)`, `GLOBAL_EXPEDITED`): a ring's consumer
+/// runs one before it sleeps, so that the producer needs no fence of its own on every
+/// record to see whether it must wake the consumer (see "Waking a parked consumer" in
+/// `ring`).
+pub(crate) mod membarrier {
+    use std::sync::OnceLock;
+
+    use nix::libc::{SYS_membarrier, c_int, c_long, syscall};
+
+    const CMD_QUERY: c_int = 0;
+    const CMD_GLOBAL_EXPEDITED: c_int = 1 << 1;
+    const CMD_REGISTER_GLOBAL_EXPEDITED: c_int = 1 << 2;
+
+    fn call(cmd: c_int) -> c_long {
+        // SAFETY: `membarrier` takes a command and two integer arguments and touches no
+        // memory of ours; a kernel without it, or without the command, returns an error.
+        unsafe { syscall(SYS_membarrier, cmd, 0 as c_int, 0 as c_int) }
+    }
+
+    /// Whether this process takes part: registered, so that a barrier run by any process
+    /// reaches its threads, and able to run one itself. Registers on first use.
+    pub(crate) fn available() -> bool {
+        static REGISTERED: OnceLock<bool> = OnceLock::new();
+        *REGISTERED.get_or_init(|| {
+            let needed = c_long::from(CMD_GLOBAL_EXPEDITED | CMD_REGISTER_GLOBAL_EXPEDITED);
+            let supported = call(CMD_QUERY);
+            supported >= 0 && supported & needed == needed && call(CMD_REGISTER_GLOBAL_EXPEDITED) == 0
+        })
+    }
+
+    /// Runs a full memory barrier on every CPU that runs a thread of a registered process,
+    /// this one's included, before it returns. False if the call failed (it cannot, once
+    /// [`available`] said yes: its only errors are for commands the kernel lacks).
+    pub(crate) fn global() -> bool {
+        call(CMD_GLOBAL_EXPEDITED) == 0
+    }
+}

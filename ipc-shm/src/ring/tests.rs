@@ -278,6 +278,32 @@ fn streams_across_threads_parking_every_time() {
     stream(WaitPolicy::PARK, 50_000, 4096);
 }
 
+/// A ping-pong where both sides park at every wait: each record is published just as its
+/// consumer goes to sleep, the window in which a wake-up can be lost. Where the kernel has
+/// process-wide barriers, producers publish without a fence of their own, and this is the
+/// test of that: a lost wake-up leaves both sides asleep and the watchdog fails the test.
+#[test]
+fn a_ping_pong_that_parks_at_every_wait_loses_no_wakeup() {
+    let done = watchdog(Duration::from_secs(120));
+    let (mut ping_tx, mut ping_rx) = channel(4096, WaitPolicy::PARK).unwrap();
+    let (mut pong_tx, mut pong_rx) = channel(4096, WaitPolicy::PARK).unwrap();
+    let rounds = 20_000u32;
+    let echo = std::thread::spawn(move || {
+        for _ in 0..rounds {
+            let seq: u32 = ping_rx.recv().unwrap().read_obj(0).unwrap();
+            pong_tx.send_bytes(&seq.to_le_bytes()).unwrap();
+        }
+        pong_tx.core.light_fence
+    });
+    for seq in 0..rounds {
+        ping_tx.send_bytes(&seq.to_le_bytes()).unwrap();
+        assert_eq!(pong_rx.recv().unwrap().read_obj::<u32>(0), Some(seq));
+    }
+    let light = [ping_tx.core.light_fence, echo.join().unwrap()];
+    assert_eq!(light, [process_barriers(); 2], "producers publish without a fence where barriers exist");
+    done.send(()).unwrap();
+}
+
 #[test]
 fn batches_reach_a_consumer_that_parks_between_and_within_them() {
     // Both sides park at every wait, and the ring holds far less than a batch: within a
