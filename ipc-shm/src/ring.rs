@@ -544,9 +544,10 @@ impl ConsumerCore {
             return;
         }
         if self.barrier && !global_barrier() {
-            // Cannot happen once the kernel said it supports the call; should it, we stop
-            // saying we run barriers and fence as a producer that does not see that yet
-            // would need us to.
+            // Cannot happen once the kernel said it supports the call. Should it, we stop
+            // saying we run barriers and fence instead; a producer that has not read the
+            // cleared flag yet still publishes without a fence, so a record published in
+            // that window may wait for the next one to wake us.
             self.barrier = false;
             self.region.atomic_u64(OFF_CONSUMER_FLAGS).store(0, Ordering::Relaxed);
         }
