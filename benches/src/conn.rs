@@ -1,7 +1,7 @@
 //! Round trips and streams over an [`ipc_shm::Connection`], on either transport.
 //!
 //! The peer is started with [`ipc_shm::spawn`] (the bench binary itself, with `-ipcfd=N`)
-//! and plays one of two modes: `echo` sends every record back; `sink` drains records in
+//! and plays one of two modes: `echo` forwards every record back; `sink` drains records in
 //! batches and, on a one-byte end marker, answers with the count it saw.
 
 use std::time::Duration;
@@ -172,15 +172,13 @@ pub(crate) fn spawn(role: &str, setup: Setup, extra: &[String]) -> anyhow::Resul
         .with_context(|| format!("spawn a {} peer", setup.transport))
 }
 
+/// Answers each record with a copy of it, made straight from the record received into the
+/// one sent (ring to ring over shared memory; from the receive buffer over the socket), as
+/// iceoryx2's server answers from the request it was lent.
 fn echo(sender: &mut Sender, receiver: &mut Receiver) -> Result<std::convert::Infallible, Error> {
-    let mut buf = Vec::new();
     loop {
         let grant = receiver.recv()?;
-        buf.resize(grant.len(), 0);
-        let copied = grant.read_at(0, &mut buf);
-        debug_assert!(copied);
-        drop(grant);
-        sender.send_bytes(&buf)?;
+        sender.forward(&grant)?;
     }
 }
 

@@ -91,6 +91,22 @@ mod real {
             }
         }
 
+        /// Copies `len` bytes from `offset` of this region to `dst_offset` of `dst`: shared
+        /// memory to shared memory, with no buffer of ours in between.
+        #[inline]
+        pub(crate) fn copy_to(&self, offset: usize, dst: &Region, dst_offset: usize, len: usize) {
+            self.check(offset, len);
+            dst.check(dst_offset, len);
+            // SAFETY: both ranges are in bounds (checked above) of mappings that `new`'s
+            // invariant keeps alive, `dst` mapped writable. The copy goes through raw pointers,
+            // never references, so the peer writing either range meanwhile only garbles bytes
+            // the reader validates. `ptr::copy` allows overlap, so even two regions that map
+            // the same memory (a peer can hand us one memfd twice) copy soundly.
+            unsafe {
+                std::ptr::copy(self.base.as_ptr().add(offset), dst.base.as_ptr().add(dst_offset), len);
+            }
+        }
+
         /// Writes the 8-byte little-endian word at an 8-aligned `offset` (tests play a
         /// scribbling peer with it).
         #[cfg(test)]

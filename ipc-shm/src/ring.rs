@@ -981,6 +981,28 @@ mod ends {
             self.write_at(offset, value.as_bytes());
         }
 
+        /// Copies the whole payload of the received record `src` to `offset` within this
+        /// record, from ring to ring. Panics as [`Self::write_at`] does when it does not fit.
+        pub fn write_from(&mut self, offset: usize, src: &ReadGrant<'_>) {
+            let len = src.record.len;
+            assert!(
+                offset <= self.res.len && len <= self.res.len - offset,
+                "copy of a {len}-byte record to {offset} in a {}-byte record",
+                self.res.len
+            );
+            // What lands on the header's line is staged with it, as in `write_at`.
+            let head = self.res.head.saturating_sub(offset).min(len);
+            if head > 0 {
+                let copied = src.read_at(0, &mut self.head[offset..offset + head]);
+                debug_assert!(copied, "the range is inside the source record");
+            }
+            if head < len {
+                let from = src.record.payload + head;
+                let to = self.res.payload + offset + head;
+                src.consumer.core.region().copy_to(from, self.producer.core.region(), to, len - head);
+            }
+        }
+
         /// Publishes the whole reservation.
         pub fn commit(self) {
             let len = self.res.len;

@@ -131,13 +131,19 @@ impl FrameGrant<'_> {
     }
 
     pub(crate) fn write_at(&mut self, offset: usize, bytes: &[u8]) {
+        self.slice_mut(offset, bytes.len()).copy_from_slice(bytes);
+    }
+
+    /// The `len` bytes at `offset` of the frame, to be written in place (a record forwarded
+    /// from a ring is copied straight in). Panics as [`Self::write_at`] does when they are
+    /// not inside it.
+    pub(crate) fn slice_mut(&mut self, offset: usize, len: usize) -> &mut [u8] {
         assert!(
-            offset <= self.len && bytes.len() <= self.len - offset,
-            "write of {} bytes at {offset} into a {}-byte record",
-            bytes.len(),
+            offset <= self.len && len <= self.len - offset,
+            "write of {len} bytes at {offset} into a {}-byte record",
             self.len
         );
-        self.sender.buf[offset..offset + bytes.len()].copy_from_slice(bytes);
+        &mut self.sender.buf[offset..offset + len]
     }
 
     /// Writes the frame with the first `len` bytes as payload. A failure (the peer has gone)

@@ -285,6 +285,16 @@ impl Sender {
         self.send_bytes(value.as_bytes())
     }
 
+    /// Sends a copy of the received record `src` (from any connection, over either
+    /// transport) as one record: a relay or an echo without a buffer of its own. Between
+    /// two shared-memory connections the payload is copied once, from ring to ring.
+    pub fn forward(&mut self, src: &ReadGrant<'_>) -> Result<(), Error> {
+        let mut grant = self.reserve(src.len())?;
+        grant.write_from(0, src);
+        grant.commit();
+        Ok(())
+    }
+
     /// Sends each of `records` as one record, as [`Self::send_bytes`] would, but over shared
     /// memory checks only once per batch whether the receiver sleeps: a record is visible to
     /// a spinning receiver at once, and a receiver that parked meanwhile is woken at the end
@@ -345,6 +355,21 @@ impl WriteGrant<'_> {
     /// Writes a fixed-layout value at `offset` within the record.
     pub fn write_obj<T: IntoBytes + Immutable + ?Sized>(&mut self, offset: usize, value: &T) {
         self.write_at(offset, value.as_bytes());
+    }
+
+    /// Copies the whole payload of the received record `src` to `offset` within this record,
+    /// with no buffer in between: from ring to ring when both are shared memory. Panics as
+    /// [`Self::write_at`] does when it does not fit.
+    pub fn write_from(&mut self, offset: usize, src: &ReadGrant<'_>) {
+        match (&mut self.grant, &src.view) {
+            (Grant::Shm(g), View::Shm(r)) => g.write_from(offset, r),
+            (Grant::Shm(g), View::Socket(v)) => g.write_at(offset, v.bytes()),
+            (Grant::Socket(g), View::Socket(v)) => g.write_at(offset, v.bytes()),
+            (Grant::Socket(g), View::Shm(r)) => {
+                let copied = r.read_at(0, g.slice_mut(offset, r.len()));
+                debug_assert!(copied, "the range is the whole source record");
+            }
+        }
     }
 
     /// Sends the whole reservation.

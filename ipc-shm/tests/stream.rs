@@ -106,3 +106,51 @@ fn every_api_path_round_trips_through_an_echo_peer() {
         assert!(child.wait().unwrap().success());
     }
 }
+
+/// `Sender::forward` and `WriteGrant::write_from` copy a received record into a record of
+/// another connection, for each pair of transports: after a prefix, and whole, at lengths
+/// around the header's cache line (whose bytes a ring record stages apart) up to the
+/// longest record.
+#[test]
+fn a_received_record_is_forwarded_between_connections_of_either_transport() {
+    const PREFIX: &[u8; 16] = b"forwarded after:";
+    const NAMES: [&str; 2] = ["shm", "socket"];
+    let _dog = util::watchdog("forward", Duration::from_secs(60));
+    let (mut children, mut txs, mut rxs) = (Vec::new(), Vec::new(), Vec::new());
+    for transport in [Transport::Shm, Transport::Socket] {
+        let mut config = util::config(transport);
+        config.ring_capacity = 64 * 1024;
+        let (child, connection) = util::spawn_peer("echo", None, &config);
+        let (tx, rx) = connection.split();
+        children.push(child);
+        txs.push(tx);
+        rxs.push(rx);
+    }
+    let max = txs[0].max_record_len();
+    for (from, to) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+        for len in [0, 1, 7, 55, 56, 57, 64, 100, 4096, max - PREFIX.len(), max] {
+            let payload: Vec<u8> = (0..len).map(|i| (i * 31 + from * 7 + to) as u8).collect();
+            let case = format!("{len} bytes from {} to {}", NAMES[from], NAMES[to]);
+            if PREFIX.len() + len <= max {
+                txs[from].send_bytes(&payload).unwrap();
+                let grant = rxs[from].recv().unwrap();
+                let mut out = txs[to].reserve(PREFIX.len() + len).unwrap();
+                out.write_at(0, PREFIX);
+                out.write_from(PREFIX.len(), &grant);
+                out.commit();
+                drop(grant);
+                let expected = [&PREFIX[..], &payload].concat();
+                assert_eq!(rxs[to].recv().unwrap().to_vec(), expected, "{case}, after a prefix");
+            }
+            txs[from].send_bytes(&payload).unwrap();
+            let grant = rxs[from].recv().unwrap();
+            txs[to].forward(&grant).unwrap();
+            drop(grant);
+            assert_eq!(rxs[to].recv().unwrap().to_vec(), payload, "{case}, whole");
+        }
+    }
+    drop((txs, rxs));
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+}

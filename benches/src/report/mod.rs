@@ -400,9 +400,11 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
          at 1 MiB each side copies for longer than that, so each wait ends in the kernel. \
          iceoryx2's peers spin without limit, which wins at large payloads and costs a full \
          CPU per waiting process when idle.\n\
-         - The shm echo peer copies each record out of its receiving ring and into its \
-         sending ring; with the client's copy in and copy out that is four copies of the \
-         payload per round trip (iceoryx2's server answers from the loaned request: three).\n\
+         - The echo peer answers with `Sender::forward`: over shm it copies each record \
+         straight from its receiving ring into its sending ring, so with the client's copy in \
+         and copy out a round trip copies the payload three times, as iceoryx2's does (its \
+         server answers from the loaned request). Over the socket the peer writes the frame \
+         from its receive buffer, and the kernel copies every frame in and out.\n\
          - Two fixes came out of these diagnostics (see `git log ipc-shm/src/ring.rs \
          ipc-shm/src/wait.rs`): a parked peer is woken once per park, not at every commit \
          (doorbell writes per 64 B record went from 0.17 to 0.002, and the stream from about \

@@ -120,16 +120,12 @@ fn duplex(connection: Connection, count: u64) -> Result<(), String> {
 
 fn echo(connection: Connection) -> Result<(), String> {
     let (mut tx, mut rx) = connection.split();
-    let mut buf = Vec::new();
     loop {
         let grant = match rx.recv() {
             Ok(g) => g,
             Err(e) => return until_disconnected(Err(e)),
         };
-        buf.resize(grant.len(), 0);
-        let _ = grant.read_at(0, &mut buf);
-        drop(grant);
-        if let Err(e) = tx.send_bytes(&buf) {
+        if let Err(e) = tx.forward(&grant) {
             return until_disconnected(Err(e));
         }
     }
