@@ -94,17 +94,8 @@ impl Shared {
             }
             if len_hint <= SMALL_MESSAGE && SMALL_MESSAGE <= max_part {
                 let mut staged = Staged::new();
-                let encoded = {
-                    let mut enc =
-                        Encoder::for_record(&mut staged, SMALL_MESSAGE, &mut tx.spill, self.max_message, self, &mut tx.exported);
-                    encode(&mut enc).map(|()| enc.len())
-                };
-                match encoded {
-                    Ok(len) => header.len = len as u64,
-                    Err(error) => return Ok(Err(Unsent::new(error, Fate::NotSent))),
-                }
-                if !tx.spill.is_empty() {
-                    header.flags |= FLAG_MORE;
+                if let Err(error) = self.encode_first(&mut staged, SMALL_MESSAGE, &mut tx.spill, &mut tx.exported, &mut header, encode) {
+                    return Ok(Err(Unsent::new(error, Fate::NotSent)));
                 }
                 let record = staged.finish(&header);
                 let mut grant = tx.sender.reserve(record.len())?;
@@ -114,19 +105,9 @@ impl Shared {
                 let first = len_hint.min(max_part);
                 let mut grant = tx.sender.reserve(HEADER_LEN + first)?;
                 skip_header(&mut grant, &header);
-                let encoded = {
-                    let mut enc =
-                        Encoder::for_record(&mut grant, first, &mut tx.spill, self.max_message, self, &mut tx.exported);
-                    encode(&mut enc).map(|()| enc.len())
-                };
-                let len = match encoded {
-                    Ok(len) => len,
+                if let Err(error) = self.encode_first(&mut grant, first, &mut tx.spill, &mut tx.exported, &mut header, encode) {
                     // Nothing was sent: the grant goes uncommitted.
-                    Err(error) => return Ok(Err(Unsent::new(error, Fate::NotSent))),
-                };
-                header.len = len as u64;
-                if !tx.spill.is_empty() {
-                    header.flags |= FLAG_MORE;
+                    return Ok(Err(Unsent::new(error, Fate::NotSent)));
                 }
                 grant.write_obj(0, &header);
                 let used = grant.position();
@@ -169,6 +150,28 @@ impl Shared {
                 Err(Unsent::new(CallError::Disconnected, Fate::Lost))
             }
         }
+    }
+
+    /// Encodes a message's body into its first record, `sink`, with room for `room` bytes
+    /// and the rest spilled, and sets the header's length and its [`FLAG_MORE`] for a spill.
+    fn encode_first(
+        self: &Arc<Self>,
+        sink: &mut dyn Sink,
+        room: usize,
+        spill: &mut Vec<u8>,
+        exported: &mut Vec<u64>,
+        header: &mut Header,
+        encode: impl FnOnce(&mut Encoder<'_>) -> Result<(), CallError>,
+    ) -> Result<(), CallError> {
+        let len = {
+            let mut enc = Encoder::for_record(sink, room, spill, self.max_message, self, exported);
+            encode(&mut enc).map(|()| enc.len())?
+        };
+        header.len = len as u64;
+        if !spill.is_empty() {
+            header.flags |= FLAG_MORE;
+        }
+        Ok(())
     }
 
     /// Sends a message whose body is longer than one record, record by record as it is
