@@ -76,6 +76,21 @@ mod real {
             }
         }
 
+        /// Copies `out.len()` bytes starting at `offset` out of the region into memory that
+        /// need not be initialised (the spare room of a vector), which the copy initialises.
+        #[inline]
+        pub(crate) fn read_uninit(&self, offset: usize, out: &mut [std::mem::MaybeUninit<u8>]) {
+            self.check(offset, out.len());
+            // SAFETY: as in `read`; writing bytes into `MaybeUninit<u8>` is always sound.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    self.base.as_ptr().add(offset),
+                    out.as_mut_ptr().cast::<u8>(),
+                    out.len(),
+                );
+            }
+        }
+
         /// Copies `bytes` into the region starting at `offset`.
         #[inline]
         pub(crate) fn write(&self, offset: usize, bytes: &[u8]) {

@@ -1096,10 +1096,27 @@ mod ends {
             self.read_at(offset, value.as_mut_bytes()).then_some(value)
         }
 
+        /// Appends `len` bytes from `offset` of the payload to `out`, copying them into its
+        /// spare room without zeroing it first. Returns `false` (and appends nothing) when
+        /// that range is not inside the payload, so `out` never grows by more than a record.
+        #[must_use]
+        pub fn append_to(&self, offset: usize, len: usize, out: &mut Vec<u8>) -> bool {
+            if offset > self.record.len || len > self.record.len - offset {
+                return false;
+            }
+            out.reserve(len);
+            let start = out.len();
+            self.consumer.core.region().read_uninit(self.record.payload + offset, &mut out.spare_capacity_mut()[..len]);
+            // SAFETY: the `len` bytes after `start` were initialised by the copy above, and
+            // `reserve` made room for them.
+            unsafe { out.set_len(start + len) };
+            true
+        }
+
         /// Copies the whole payload into a new vector.
         pub fn to_vec(&self) -> Vec<u8> {
-            let mut out = vec![0; self.record.len];
-            let copied = self.read_at(0, &mut out);
+            let mut out = Vec::new();
+            let copied = self.append_to(0, self.record.len, &mut out);
             debug_assert!(copied);
             out
         }

@@ -298,9 +298,11 @@ impl Sender {
     /// Sends each of `records` as one record, as [`Self::send_bytes`] would, but over shared
     /// memory checks only once per batch whether the receiver sleeps: a record is visible to
     /// a spinning receiver at once, and a receiver that parked meanwhile is woken at the end
-    /// of the batch (or before the sender waits for room). That check is a full memory
-    /// fence, the largest cost of a small record. Returns how many records were sent; on an
-    /// error, the records before it were sent.
+    /// of the batch (or before the sender waits for room). Where the receiver does not park
+    /// with a process-wide barrier (see `docs/protocol.md` §5), that check is a full memory
+    /// fence, the largest cost of a small record; where it does, the check is cheap and a
+    /// batch saves little. Returns how many records were sent; on an error, the records
+    /// before it were sent.
     pub fn send_batch<'r>(&mut self, records: impl IntoIterator<Item = &'r [u8]>) -> Result<usize, Error> {
         let sent = match &mut self.end {
             SendEnd::Shm(p) => p.send_batch(records),
@@ -596,6 +598,22 @@ impl ReadGrant<'_> {
     pub fn read_obj<T: FromBytes + IntoBytes>(&self, offset: usize) -> Option<T> {
         let mut value = T::new_zeroed();
         self.read_at(offset, value.as_mut_bytes()).then_some(value)
+    }
+
+    /// Appends `len` bytes from `offset` of the payload to `out`, without zeroing its room
+    /// first. Returns `false` (and appends nothing) when that range is not inside the payload.
+    #[must_use]
+    pub fn append_to(&self, offset: usize, len: usize, out: &mut Vec<u8>) -> bool {
+        match &self.view {
+            View::Shm(g) => g.append_to(offset, len, out),
+            View::Socket(v) => match v.bytes().get(offset..).and_then(|b| b.get(..len)) {
+                Some(src) => {
+                    out.extend_from_slice(src);
+                    true
+                }
+                None => false,
+            },
+        }
     }
 
     /// Copies the whole payload into a new vector.

@@ -98,6 +98,10 @@ fn every_api_path_round_trips_through_an_echo_peer() {
         let mut grant = rx.recv().unwrap();
         let mut out = [0u8; 4];
         assert!(grant.read_at(4, &mut out) && !grant.read_at(5, &mut out));
+        let mut appended = vec![0xee];
+        assert!(!grant.append_to(5, 4, &mut appended) && !grant.append_to(9, 0, &mut appended));
+        assert!(grant.append_to(4, 4, &mut appended));
+        assert_eq!(appended[1..], out, "append_to copies what read_at does");
         assert_eq!(grant.read(&mut [0u8; 16]).unwrap(), 8);
         drop(grant);
 

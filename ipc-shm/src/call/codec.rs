@@ -171,7 +171,14 @@ pub struct Decoder<'a> {
 
 enum Source<'a> {
     Slice(&'a [u8]),
-    Read(&'a mut dyn io::Read),
+    Read(&'a mut dyn Body),
+}
+
+/// A body read where it lies, in a ring record: for [`Decoder::from_reader`].
+pub(crate) trait Body: io::Read {
+    /// Appends the next `n` bytes to `out`, copied into its spare room without zeroing it
+    /// first. Fails, appending nothing, when fewer than `n` are left.
+    fn append(&mut self, n: usize, out: &mut Vec<u8>) -> io::Result<()>;
 }
 
 impl std::fmt::Debug for Decoder<'_> {
@@ -191,7 +198,7 @@ impl<'a> Decoder<'a> {
     }
 
     /// `src` must yield at least `len` bytes (a ring record whose header has been read).
-    pub(crate) fn from_reader(src: &'a mut dyn io::Read, len: usize, session: &'a Arc<Shared>) -> Decoder<'a> {
+    pub(crate) fn from_reader(src: &'a mut dyn Body, len: usize, session: &'a Arc<Shared>) -> Decoder<'a> {
         Decoder { src: Source::Read(src), remaining: len, session: Some(session) }
     }
 
@@ -219,6 +226,26 @@ impl<'a> Decoder<'a> {
             Source::Read(r) => r.read_exact(out).map_err(|_| CallError::decode("message ends early"))?,
         }
         self.remaining -= out.len();
+        Ok(())
+    }
+
+    /// Appends the next `n` bytes of the body to `out`, copied straight into its spare room
+    /// (a large byte string is not zeroed first only to be overwritten). `out` grows by no
+    /// more than the bytes left in the body, which are there: nothing is allocated on a
+    /// length's word alone.
+    pub fn append_raw(&mut self, n: usize, out: &mut Vec<u8>) -> Result<(), CallError> {
+        if n > self.remaining {
+            return Err(CallError::decode("message ends early"));
+        }
+        match &mut self.src {
+            Source::Slice(s) => {
+                let (head, tail) = s.split_at(n);
+                out.extend_from_slice(head);
+                *s = tail;
+            }
+            Source::Read(r) => r.append(n, out).map_err(|_| CallError::decode("message ends early"))?,
+        }
+        self.remaining -= n;
         Ok(())
     }
 
@@ -349,8 +376,8 @@ impl Decode for u8 {
         Ok(b[0])
     }
     fn decode_vec(n: usize, dec: &mut Decoder<'_>) -> Result<Vec<u8>, CallError> {
-        let mut out = vec![0; n];
-        dec.get_raw(&mut out)?;
+        let mut out = Vec::new();
+        dec.append_raw(n, &mut out)?;
         Ok(out)
     }
 }

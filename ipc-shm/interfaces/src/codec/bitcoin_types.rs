@@ -16,7 +16,7 @@ use zerocopy::little_endian::{U32, U64};
 
 use super::primitives::{check_len, read_bytes, read_error, read_len, read_wire, write_prefixed};
 use super::{
-    Decode, DecodeError, Encode, LimitError, MAX_ADDRESS_BYTES, MAX_BLOCK_BYTES, MAX_TX_BYTES,
+    Decode, DecodeError, Encode, Input, LimitError, MAX_ADDRESS_BYTES, MAX_BLOCK_BYTES, MAX_TX_BYTES,
 };
 
 /// 32-byte hashes, in their internal byte order.
@@ -33,7 +33,7 @@ macro_rules! hash_codec {
         }
 
         impl Decode for $ty {
-            fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+            fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
                 Ok(<$ty>::from_byte_array(read_wire(r, $what)?))
             }
         }
@@ -57,7 +57,7 @@ impl Encode for OutPoint {
 }
 
 impl Decode for OutPoint {
-    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+    fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
         Ok(OutPoint {
             txid: Txid::decode(r)?,
             vout: u32::decode(r)?,
@@ -77,7 +77,7 @@ impl Encode for Amount {
 }
 
 impl Decode for Amount {
-    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+    fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
         Ok(Amount::from_sat(read_wire::<U64, _>(r, "amount")?.get()))
     }
 }
@@ -94,7 +94,7 @@ impl Encode for FeeRate {
 }
 
 impl Decode for FeeRate {
-    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+    fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
         Ok(FeeRate::from_sat_per_kwu(
             read_wire::<U64, _>(r, "fee rate")?.get(),
         ))
@@ -113,7 +113,7 @@ impl Encode for Work {
 }
 
 impl Decode for Work {
-    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+    fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
         Ok(Work::from_be_bytes(read_wire(r, "chain work")?))
     }
 }
@@ -130,7 +130,7 @@ impl Encode for block::Version {
 }
 
 impl Decode for block::Version {
-    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+    fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
         Ok(block::Version::from_consensus(i32::decode(r)?))
     }
 }
@@ -185,11 +185,11 @@ fn consensus_from_slice<T: Decodable>(bytes: &[u8], what: &'static str) -> Resul
 /// The `len` bytes are copied out in one read and decoded from the copy: the consensus
 /// decoder reads field by field, and each read of `r` would cross every layer down to the
 /// ring (a block is hundreds of thousands of reads). The copy grows only with bytes `r`
-/// really holds ([`read_bytes`]: [`PREALLOC_BYTES`](super::PREALLOC_BYTES) ahead at first).
+/// really holds ([`Input::read_vec`]).
 fn consensus_read<T, R>(r: &mut R, len: u32, what: &'static str) -> Result<T, DecodeError>
 where
     T: Decodable,
-    R: io::Read + ?Sized,
+    R: Input + ?Sized,
 {
     consensus_from_slice(&read_bytes(r, len, what)?, what)
 }
@@ -210,7 +210,7 @@ impl Encode for block::Header {
 }
 
 impl Decode for block::Header {
-    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+    fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
         let bytes: [u8; block::Header::SIZE] = read_wire(r, "block header")?;
         consensus_from_slice(&bytes, "block header")
     }
@@ -230,7 +230,7 @@ impl Encode for Transaction {
 }
 
 impl Decode for Transaction {
-    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+    fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
         let len = read_len(r, "transaction", MAX_TX_BYTES)?;
         consensus_read(r, len, "transaction")
     }
@@ -250,7 +250,7 @@ impl Encode for Block {
 }
 
 impl Decode for Block {
-    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+    fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
         let len = read_len(r, "block", MAX_BLOCK_BYTES)?;
         consensus_read(r, len, "block")
     }
@@ -278,7 +278,7 @@ impl Encode for ScriptBuf {
 }
 
 impl Decode for ScriptBuf {
-    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+    fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
         let len = read_len(r, "script", MAX_TX_BYTES)?;
         Ok(ScriptBuf::from_bytes(read_bytes(r, len, "script")?))
     }
@@ -297,7 +297,7 @@ impl Encode for TxOut {
 }
 
 impl Decode for TxOut {
-    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+    fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
         Ok(TxOut {
             value: Amount::decode(r)?,
             script_pubkey: ScriptBuf::decode(r)?,
@@ -319,7 +319,7 @@ impl Encode for Address<NetworkUnchecked> {
 }
 
 impl Decode for Address<NetworkUnchecked> {
-    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+    fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
         let len = read_len(r, "address", MAX_ADDRESS_BYTES)?;
         let bytes = read_bytes(r, len, "address")?;
         let text = std::str::from_utf8(&bytes)

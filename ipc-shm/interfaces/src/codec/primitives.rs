@@ -8,8 +8,8 @@ use zerocopy::little_endian::{I32, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 use super::{
-    Decode, DecodeError, Encode, LimitError, MAX_BYTES, MAX_ITEMS, MAX_STRING_BYTES,
-    PREALLOC_BYTES, PREALLOC_ITEMS,
+    Decode, DecodeError, Encode, Input, LimitError, MAX_BYTES, MAX_ITEMS, MAX_STRING_BYTES,
+    PREALLOC_ITEMS,
 };
 
 /// Maps a read failure to a decode error; running out of input is `UnexpectedEnd`.
@@ -24,7 +24,7 @@ pub(super) fn read_error(e: &io::Error, what: &'static str) -> DecodeError {
 pub(super) fn read_wire<T, R>(r: &mut R, what: &'static str) -> Result<T, DecodeError>
 where
     T: FromBytes + IntoBytes,
-    R: io::Read + ?Sized,
+    R: Input + ?Sized,
 {
     let mut wire = T::new_zeroed();
     r.read_exact(wire.as_mut_bytes())
@@ -33,7 +33,7 @@ where
 }
 
 /// Reads a `u32` length or count and checks it against `max`.
-pub(super) fn read_len<R: io::Read + ?Sized>(
+pub(super) fn read_len<R: Input + ?Sized>(
     r: &mut R,
     what: &'static str,
     max: u32,
@@ -62,28 +62,19 @@ pub(super) fn check_len(what: &'static str, len: usize, max: u32) -> Result<u32,
 }
 
 /// Reads exactly `len` bytes into a new vector. The caller has bounded `len`; the vector
-/// grows ahead of the bytes that have arrived by [`PREALLOC_BYTES`] or by as many as have
-/// arrived, whichever is more, so a short input does not cost `len` bytes.
-pub(super) fn read_bytes<R: io::Read + ?Sized>(
+/// grows only as [`Input::read_vec`] lets it: by bytes the input really holds.
+pub(super) fn read_bytes<R: Input + ?Sized>(
     r: &mut R,
     len: u32,
     what: &'static str,
 ) -> Result<Vec<u8>, DecodeError> {
-    let len = len as usize;
     let mut out = Vec::new();
-    while out.len() < len {
-        let start = out.len();
-        let end = len.min(start + start.max(PREALLOC_BYTES));
-        out.reserve_exact(end - start);
-        out.resize(end, 0);
-        r.read_exact(&mut out[start..])
-            .map_err(|e| read_error(&e, what))?;
-    }
+    r.read_vec(len as usize, &mut out).map_err(|e| read_error(&e, what))?;
     Ok(out)
 }
 
 /// Reads a one-byte tag that must be below `count`.
-pub(super) fn read_tag<R: io::Read + ?Sized>(
+pub(super) fn read_tag<R: Input + ?Sized>(
     r: &mut R,
     what: &'static str,
     count: u8,
@@ -121,7 +112,7 @@ impl Encode for () {
 }
 
 impl Decode for () {
-    fn decode<R: io::Read + ?Sized>(_: &mut R) -> Result<Self, DecodeError> {
+    fn decode<R: Input + ?Sized>(_: &mut R) -> Result<Self, DecodeError> {
         Ok(())
     }
 }
@@ -147,7 +138,7 @@ impl Encode for bool {
 }
 
 impl Decode for bool {
-    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+    fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
         let [b] = read_wire::<[u8; 1], _>(r, "bool")?;
         flag(b, "bool")
     }
@@ -167,7 +158,7 @@ macro_rules! int_codec {
         }
 
         impl Decode for $ty {
-            fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+            fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
                 Ok(read_wire::<$wire, _>(r, $what)?.get())
             }
         }
@@ -195,7 +186,7 @@ impl<T: Encode> Encode for Option<T> {
 }
 
 impl<T: Decode> Decode for Option<T> {
-    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+    fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
         match read_tag(r, "option tag", 2)? {
             0 => Ok(None),
             _ => T::decode(r).map(Some),
@@ -226,7 +217,7 @@ impl Encode for String {
 }
 
 impl Decode for String {
-    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+    fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
         let len = read_len(r, "string", MAX_STRING_BYTES)?;
         let bytes = read_bytes(r, len, "string")?;
         String::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8 { what: "string" })
@@ -264,7 +255,7 @@ impl Encode for Vec<u8> {
 }
 
 impl Decode for Vec<u8> {
-    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+    fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
         let len = read_len(r, "byte string", MAX_BYTES)?;
         read_bytes(r, len, "byte string")
     }
@@ -297,7 +288,7 @@ impl<T: Encode> Encode for Vec<T> {
 }
 
 impl<T: Decode> Decode for Vec<T> {
-    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+    fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
         let count = read_len(r, "list", MAX_ITEMS)?;
         let mut out = Vec::with_capacity((count as usize).min(PREALLOC_ITEMS));
         for _ in 0..count {
@@ -326,7 +317,7 @@ macro_rules! tuple_codec {
         }
 
         impl<$($name: Decode),+> Decode for ($($name,)+) {
-            fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+            fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
                 Ok(($($name::decode(r)?,)+))
             }
         }
@@ -361,7 +352,7 @@ impl Encode for Duration {
 }
 
 impl Decode for Duration {
-    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+    fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
         let wire: DurationWire = read_wire(r, "duration")?;
         let nanos = wire.nanos.get();
         if nanos >= 1_000_000_000 {

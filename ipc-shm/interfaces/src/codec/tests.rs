@@ -635,3 +635,41 @@ fn mainnet_block_round_trips() {
     let back: Block = decode_from_slice(&bytes).expect("decodes");
     assert_eq!(back, block);
 }
+
+/// `Input::read_vec` appends exactly the bytes asked for, or nothing when the input ends
+/// first; a reader that cannot tell how much it holds reserves at most `PREALLOC_BYTES`
+/// ahead of what it read, whatever length was announced.
+#[test]
+fn read_vec_appends_what_the_input_holds_and_no_more() {
+    /// An `io::Read` that is not a slice, so it takes the default `read_vec`.
+    struct Trickle<'a>(&'a [u8]);
+    impl io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.0.len()).min(3);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+    impl Input for Trickle<'_> {}
+
+    let data: Vec<u8> = (0..10).collect();
+    let mut slice = &data[..];
+    let mut out = vec![0xff];
+    slice.read_vec(4, &mut out).expect("four bytes are there");
+    assert_eq!((out.as_slice(), slice), (&[0xff, 0, 1, 2, 3][..], &data[4..]));
+    let err = slice.read_vec(7, &mut out).expect_err("six bytes are left");
+    assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    assert_eq!((out.len(), slice.len()), (5, 6), "a short slice appends and consumes nothing");
+
+    let mut trickle = Trickle(&data);
+    let mut out = vec![0xff];
+    trickle.read_vec(10, &mut out).expect("ten bytes are there");
+    assert_eq!(out[1..], data[..]);
+    let mut trickle = Trickle(&data);
+    let mut out = vec![0xff];
+    let err = trickle.read_vec(MAX_BYTES as usize, &mut out).expect_err("ten bytes, not 64 MiB");
+    assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    assert_eq!(out, [0xff], "what was read of a short input is taken back");
+    assert!(out.capacity() <= 1 + PREALLOC_BYTES, "reserved {} for ten bytes", out.capacity());
+}

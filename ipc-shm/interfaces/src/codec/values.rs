@@ -8,7 +8,7 @@ use zerocopy::little_endian::{I32, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 use super::primitives::{check_len, flag, read_tag, read_wire, write_prefixed};
-use super::{Decode, DecodeError, Encode, LimitError, MAX_BLOCK_BYTES, MAX_STRING_BYTES};
+use super::{Decode, DecodeError, Encode, Input, LimitError, MAX_BLOCK_BYTES, MAX_STRING_BYTES};
 use crate::{
     Balances, BlockRef, BlockWhat, ChangeType, Coin, ErrorCode, FoundBlock, FoundTransaction,
     InterfaceError, MempoolInfo, RemovalReason, TipInfo, WalletTx,
@@ -29,7 +29,7 @@ macro_rules! fixed_codec {
         }
 
         impl Decode for $ty {
-            fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+            fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
                 from_wire(read_wire::<$wire, _>(r, $what)?)
             }
         }
@@ -52,7 +52,7 @@ macro_rules! tag_codec {
         }
 
         impl Decode for $ty {
-            fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+            fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
                 const VARIANTS: &[$ty] = &[$($variant),+];
                 let tag = read_tag(r, $what, VARIANTS.len() as u8)?;
                 Ok(VARIANTS[usize::from(tag)])
@@ -280,7 +280,7 @@ impl Encode for StoredFoundBlock<'_> {
 }
 
 impl Decode for FoundBlock {
-    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+    fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
         let wire: FoundBlockWire = read_wire(r, "found block")?;
         let header = block::Header::decode(&mut &wire.header[..])?;
         let block = Option::<Block>::decode(r)?;
@@ -340,7 +340,7 @@ impl Encode for Coin {
 }
 
 impl Decode for Coin {
-    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+    fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
         let wire: CoinWire = read_wire(r, "coin")?;
         let has_height = wire.flags & COIN_HAS_HEIGHT != 0;
         if wire.flags & !(COIN_HAS_HEIGHT | COIN_IS_COINBASE) != 0
@@ -375,7 +375,7 @@ impl Encode for FoundTransaction {
 }
 
 impl Decode for FoundTransaction {
-    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+    fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
         Ok(FoundTransaction {
             tx: Transaction::decode(r)?,
             block: Option::decode(r)?,
@@ -438,7 +438,7 @@ impl Encode for WalletTx {
 }
 
 impl Decode for WalletTx {
-    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+    fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
         let wire: WalletTxWire = read_wire(r, "wallet transaction")?;
         if wire.flags & !(WALLET_TX_HAS_FEE | WALLET_TX_HAS_BLOCK) != 0 {
             return Err(DecodeError::InvalidValue {
@@ -487,7 +487,7 @@ impl Encode for InterfaceError {
 }
 
 impl Decode for InterfaceError {
-    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+    fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
         let code = ErrorCode(i32::decode(r)?);
         let message = String::decode(r)?;
         Ok(InterfaceError::Remote { code, message })
@@ -537,7 +537,7 @@ impl<T: Encode> Encode for Result<T, InterfaceError> {
 }
 
 impl<T: Decode> Decode for Result<T, InterfaceError> {
-    fn decode<R: io::Read + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+    fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
         match read_tag(r, "result tag", 2)? {
             0 => T::decode(r).map(Ok),
             _ => InterfaceError::decode(r).map(Err),

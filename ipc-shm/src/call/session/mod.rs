@@ -32,7 +32,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 
 use zerocopy::IntoBytes;
 
-use super::codec::{Decoder, Encoder};
+use super::codec::{Body, Decoder, Encoder};
 use super::error::{CallError, MAX_ERROR_MESSAGE, RemoteErrorKind};
 use super::link::{Link, Receiver, RxGrant, Sender};
 use super::object::{BOOTSTRAP, Dispatch, Incoming, MethodId, ObjectId, RemoteObject};

@@ -20,6 +20,16 @@ impl io::Read for GrantReader<'_, '_> {
     }
 }
 
+impl Body for GrantReader<'_, '_> {
+    fn append(&mut self, n: usize, out: &mut Vec<u8>) -> io::Result<()> {
+        if !self.grant.append_to(self.pos, n, out) {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        self.pos += n;
+        Ok(())
+    }
+}
+
 /// Bodies up to this long are copied out of their record in one piece and decoded from
 /// the copy: cheaper than a decoder's many small reads from the ring.
 const SMALL_BODY: usize = 256;
