@@ -10,7 +10,7 @@ use std::sync::Arc;
 use benches::conn::{Mode, Setup};
 use benches::echo::{Mirror, RemoteEcho};
 use benches::stats::report_percentiles;
-use benches::{PAYLOAD_SIZES, payload, peer};
+use benches::{PAYLOAD_SIZES, PageMatched, payload, peer};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use interfaces::Echo;
 use ipc_shm::Transport;
@@ -27,12 +27,13 @@ fn echo_roundtrip(c: &mut Criterion) -> anyhow::Result<()> {
             b.iter(|| local.echo(black_box(data)).expect("in-process echo"))
         });
         report_percentiles(GROUP, "in_process", size, || Ok(local.echo(&data).map(drop)?))?;
-        let (mut there, mut back) = (vec![0u8; size], vec![0u8; size]);
+        let (mut there, mut back) = (PageMatched::new(&data, size), PageMatched::new(&data, size));
+        let (there, back) = (there.as_mut_slice(), back.as_mut_slice());
         group.bench_with_input(BenchmarkId::new("two_memcpy", size), &data, |b, data| {
             b.iter(|| {
                 there.copy_from_slice(black_box(data));
-                back.copy_from_slice(black_box(&there));
-                black_box(&back);
+                back.copy_from_slice(black_box(&*there));
+                black_box(&*back);
             })
         });
         for (id, transport) in [("shm", Transport::Shm), ("socket", Transport::Socket)] {

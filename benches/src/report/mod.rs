@@ -439,10 +439,15 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
          stream gained about 18% (A/B), the round trip nothing (that fence overlapped the \
          wait for the reply).\n\
          - Three targets are bound by copying the payload, not by how the transports signal. \
-         At 64 KiB both transports copy it four times per round trip (shm into and out of \
-         each ring, the socket into and out of the kernel), so socket/shm reaches 5× only if \
-         the socket's system calls and wake-ups cost four times those copies: compare shm \
-         with twice `two_memcpy` at 64 KiB. `Echo::echo` of 1 MiB copies it five times (the \
+         At 64 KiB shm copies it three times per round trip (into the ring, ring to ring in \
+         the peer, out of the ring) and the socket at least four (into and out of the kernel \
+         each way), so socket/shm reaches 5× only where the socket's system calls and \
+         wake-ups cost several times those copies: compare shm with `two_memcpy` at 64 KiB. \
+         `two_memcpy` copies between buffers at the same offset within a page: glibc's \
+         `rep movsb` is 15 to 20 times slower on Intel hosts when the destination is 1 to 63 \
+         bytes past the source modulo 4096, which two buffers allocated one after the other \
+         often are (the ring's own copies avoid those distances; see `docs/ARCHITECTURE.md`). \
+         `Echo::echo` of 1 MiB copies it five times (the \
          argument is decoded into a `Vec`, `echo` returns a new one, the reply is decoded \
          into a third) where the target allows six copies of data that stays in one core's \
          cache; the transport's copies cross cores. `find_block` hands out a decoded \
