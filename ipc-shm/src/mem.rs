@@ -12,7 +12,7 @@
 //! consumer.
 
 #[cfg(not(loom))]
-pub(crate) use real::Region;
+pub(crate) use real::{Region, copy_slice};
 
 #[cfg(loom)]
 pub(crate) use model::Region;
@@ -56,6 +56,15 @@ mod real {
             unsafe { std::ptr::copy(src.add(done), dst.add(done), n) };
             done += n;
         }
+    }
+
+    /// Copies `src` into `dst` (of the same length) as [`copy_bytes`] does: for the socket
+    /// transport's buffers, so that both transports copy alike.
+    pub(crate) fn copy_slice(dst: &mut [u8], src: &[u8]) {
+        assert_eq!(dst.len(), src.len(), "copy between slices of different lengths");
+        // SAFETY: both slices are valid for their length, `dst` writable; a `&mut` and a `&`
+        // cannot overlap.
+        unsafe { copy_bytes(src.as_ptr(), dst.as_mut_ptr(), src.len()) }
     }
 
     /// A mapped, 8-byte aligned range of shared memory.

@@ -131,7 +131,7 @@ impl FrameGrant<'_> {
     }
 
     pub(crate) fn write_at(&mut self, offset: usize, bytes: &[u8]) {
-        self.slice_mut(offset, bytes.len()).copy_from_slice(bytes);
+        crate::mem::copy_slice(self.slice_mut(offset, bytes.len()), bytes);
     }
 
     /// The `len` bytes at `offset` of the frame, to be written in place (a record forwarded
@@ -345,7 +345,7 @@ impl io::Read for FrameView<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let rest = &self.receiver.payload(self.frame)[self.cursor..];
         let n = buf.len().min(rest.len());
-        buf[..n].copy_from_slice(&rest[..n]);
+        crate::mem::copy_slice(&mut buf[..n], &rest[..n]);
         self.cursor += n;
         Ok(n)
     }

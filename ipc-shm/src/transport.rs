@@ -586,7 +586,7 @@ impl ReadGrant<'_> {
             View::Shm(g) => g.read_at(offset, out),
             View::Socket(v) => match v.bytes().get(offset..).and_then(|b| b.get(..out.len())) {
                 Some(src) => {
-                    out.copy_from_slice(src);
+                    crate::mem::copy_slice(out, src);
                     true
                 }
                 None => false,
