@@ -24,19 +24,20 @@ mod real {
     use crate::sync::AtomicU64;
 
     /// Long copies whose destination lies 1 to 63 bytes past the source, modulo a page, go
-    /// in pieces of this many bytes (see [`copy_bytes`]).
-    const ALIASED_PIECE: usize = 2048;
+    /// in pieces of this many bytes (see [`copy_bytes`]): below every CPU's `rep movsb`
+    /// threshold in glibc.
+    const ALIASED_PIECE: usize = 1024;
 
     /// Copies `len` bytes from `src` to `dst` through raw pointers. The ranges may overlap,
-    /// which is sound, but then the bytes copied are unspecified (only a peer that hands us
-    /// one memfd twice can make two regions overlap).
+    /// which is sound, but then the bytes copied are unspecified; no caller overlaps them.
     ///
     /// A copy longer than [`ALIASED_PIECE`] whose destination is 1 to 63 bytes past its
-    /// source, modulo 4096, goes in pieces of that size. glibc copies more than about 2 KiB
-    /// with `rep movsb`, and on the Intel hosts we measure, `rep movsb` at such a distance
-    /// (its loads 4 KiB-aliased with its own recent stores) is 15 to 20 times slower: 27 µs
-    /// for 64 KiB, against 1.5 µs at any other distance or in 2 KiB pieces. Ring positions
-    /// move by record lengths, so every distance comes round sooner or later.
+    /// source, modulo 4096, goes in pieces of that size. glibc copies long spans with
+    /// `rep movsb` (from 2 KiB or more, depending on the CPU), and on the Intel hosts we
+    /// measure, `rep movsb` at such a distance (its loads 4 KiB-aliased with its own recent
+    /// stores) is 15 to 20 times slower: 27 µs for 64 KiB, against 1.5 µs at any other
+    /// distance, or 1.8 to 2 µs in pieces of 1 or 2 KiB. Ring positions move by record
+    /// lengths, so every distance comes round sooner or later.
     ///
     /// # Safety
     ///
@@ -141,8 +142,8 @@ mod real {
             // SAFETY: both ranges are in bounds (checked above) of mappings that `new`'s
             // invariant keeps alive, `dst` mapped writable. The copy goes through raw pointers,
             // never references, so the peer writing either range meanwhile only garbles bytes
-            // the reader validates. `copy_bytes` allows overlap, so even two regions that map
-            // the same memory (a peer can hand us one memfd twice) copy soundly.
+            // the reader validates; so does a peer that handed us one memfd for both rings,
+            // whose two mappings are distinct addresses for the same pages.
             unsafe { copy_bytes(self.base.as_ptr().add(offset), dst.base.as_ptr().add(dst_offset), len) }
         }
 
@@ -182,7 +183,7 @@ mod real {
             let src: Vec<u8> = (0..80_000u32).map(|i| (i % 251) as u8).collect();
             let mut dst = vec![0u8; 80_000 + 8192];
             let page = (dst.as_ptr() as usize).next_multiple_of(4096) - dst.as_ptr() as usize;
-            for len in [0, 1, 2047, 2048, 2049, 4097, 65_536, 70_001] {
+            for len in [0, 1, 1023, 1024, 1025, 2049, 4097, 65_536, 70_001] {
                 for ahead in (0..80).chain(4090..4096) {
                     // Place the copy `ahead` bytes past the source's page offset.
                     let offset = page + (src.as_ptr() as usize + ahead) % 4096;

@@ -1098,7 +1098,8 @@ mod ends {
 
         /// Appends `len` bytes from `offset` of the payload to `out`, copying them into its
         /// spare room without zeroing it first. Returns `false` (and appends nothing) when
-        /// that range is not inside the payload, so `out` never grows by more than a record.
+        /// that range is not inside the payload, so `out`'s length never grows by more than
+        /// a record.
         #[must_use]
         pub fn append_to(&self, offset: usize, len: usize, out: &mut Vec<u8>) -> bool {
             if offset > self.record.len || len > self.record.len - offset {

@@ -71,15 +71,16 @@ pub trait Encode {
 /// into the vector's spare room, and a slice extends the vector from itself; neither zeroes
 /// the room first only to overwrite it, which for a 1 MiB byte string costs a third of a copy.
 pub trait Input: io::Read {
-    /// Appends exactly `len` bytes to `out`, or fails with `UnexpectedEof`. The default
-    /// reads into zeroed room, reserving [`PREALLOC_BYTES`] ahead of the bytes read (later,
-    /// as many as were read), so that a lying length costs at most that much beyond twice
-    /// the bytes really there.
+    /// Appends exactly `len` bytes to `out`, or fails (`UnexpectedEof` when the input ends
+    /// first) and appends nothing. The default reads into zeroed room, reserving
+    /// [`PREALLOC_BYTES`] ahead of the bytes read (later, as many as were read), so that a
+    /// lying length costs at most that much beyond twice the bytes really there.
     fn read_vec(&mut self, len: usize, out: &mut Vec<u8>) -> io::Result<()> {
-        let (base, end) = (out.len(), out.len() + len);
+        let base = out.len();
+        let end = base.checked_add(len).ok_or(io::ErrorKind::InvalidInput)?;
         while out.len() < end {
             let start = out.len();
-            let next = end.min(start + (start - base).max(PREALLOC_BYTES));
+            let next = end.min(start.saturating_add((start - base).max(PREALLOC_BYTES)));
             out.reserve_exact(next - start);
             out.resize(next, 0);
             if let Err(e) = self.read_exact(&mut out[start..]) {

@@ -366,6 +366,52 @@ fn undecodable_reply_is_a_decode_error() {
     ));
 }
 
+/// A byte string whose length claims more bytes than its message carries is refused both
+/// ways, in bodies short enough to be copied out whole and in bodies read in place from
+/// the ring (over 256 bytes), without allocating what was claimed; the session goes on.
+#[test]
+fn byte_strings_longer_than_their_message_are_refused_both_ways() {
+    let _watchdog = Watchdog::new(Duration::from_secs(120));
+    let lying = |carried: usize, claimed: u32| {
+        let mut bytes = claimed.to_le_bytes().to_vec();
+        bytes.extend((0..carried).map(|i| i as u8));
+        bytes
+    };
+    let cases = [(100, 101), (300, 301), (300, interfaces::codec::MAX_BYTES), (70_000, 70_001), (70_000, u32::MAX)];
+    for transport in TRANSPORTS {
+        let (_world, init) = fresh();
+        let Remote { proxy: _proxy, server: _server, client, .. } = connected(init, transport);
+        let echo = raw_make(&client.bootstrap(), InitMethod::MakeEcho, |_| Ok(()));
+        for (carried, claimed) in cases {
+            let refused = raw_call(&echo, EchoMethod::Echo.id(), &lying(carried, claimed));
+            assert!(
+                matches!(
+                    &refused,
+                    Err(CallError::Remote { kind: ipc_shm::call::RemoteErrorKind::BadArguments, .. })
+                ),
+                "{transport}: {carried} bytes claiming {claimed}: {refused:?}"
+            );
+        }
+        let echo = interfaces::remote::EchoProxy::new(echo);
+        let data: Vec<u8> = (0..1000).map(|i| i as u8).collect();
+        assert_eq!(interfaces::Echo::echo(&echo, &data).as_deref(), Ok(&data[..]), "{transport}");
+    }
+    for (carried, claimed) in cases {
+        // An `Ok` reply (tag 0) holding the lying byte string.
+        let reply = [&[0u8][..], &lying(carried, claimed)].concat();
+        let garbage: Arc<dyn Dispatch> = Arc::new(Garbage(reply));
+        let (client, _server) =
+            Session::pair(1 << 20, WaitPolicy::default(), None, Some(garbage), &SessionConfig::default())
+                .expect("pair");
+        let echo = interfaces::remote::EchoProxy::new(client.bootstrap());
+        let answer = interfaces::Echo::echo(&echo, b"x");
+        assert!(
+            matches!(answer, Err(InterfaceError::Decode(_))),
+            "{carried} bytes claiming {claimed}: {answer:?}"
+        );
+    }
+}
+
 /// Objects handed out live as long as the peer holds them: dropping a `Handler` proxy
 /// unsubscribes, and dropping every proxy releases every object but the bootstrap.
 #[test]

@@ -240,10 +240,7 @@ const VOIDED_REPLY: &str = "the peer could not finish its reply";
 
 /// Appends the body part of `grant` (after the header) to `buf`.
 pub(super) fn copy_part(grant: &RxGrant<'_>, buf: &mut Vec<u8>) {
-    let part = grant.len() - HEADER_LEN;
-    let start = buf.len();
-    buf.resize(start + part, 0);
-    let copied = grant.read_at(HEADER_LEN, &mut buf[start..]);
+    let copied = grant.append_to(HEADER_LEN, grant.len() - HEADER_LEN, buf);
     debug_assert!(copied, "the header was parsed against the record length");
 }
 
