@@ -33,11 +33,12 @@ mod real {
     ///
     /// A copy longer than [`ALIASED_PIECE`] whose destination is 1 to 63 bytes past its
     /// source, modulo 4096, goes in pieces of that size. glibc copies long spans with
-    /// `rep movsb` (from 2 KiB or more, depending on the CPU), and on the Intel hosts we
-    /// measure, `rep movsb` at such a distance (its loads 4 KiB-aliased with its own recent
-    /// stores) is 15 to 20 times slower: 27 µs for 64 KiB, against 1.5 µs at any other
-    /// distance, or 1.8 to 2 µs in pieces of 1 or 2 KiB. Ring positions move by record
-    /// lengths, so every distance comes round sooner or later.
+    /// `rep movsb` (from 2 KiB or more, depending on the CPU), and on the AMD EPYC host we
+    /// measured (Zen, with FSRM), `rep movsb` with its destination 8 to 24 bytes past its
+    /// source modulo 4096 (its loads aliasing its own recent stores) is 15 to 30 times
+    /// slower: 27 to 47 µs for 64 KiB, against 1.5 µs at any other distance, or 1.8 to 2 µs
+    /// in pieces of 1 or 2 KiB. Ring positions move by record lengths, so every distance
+    /// comes round sooner or later.
     ///
     /// # Safety
     ///

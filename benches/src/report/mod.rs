@@ -444,7 +444,7 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
          each way), so socket/shm reaches 5× only where the socket's system calls and \
          wake-ups cost several times those copies: compare shm with `two_memcpy` at 64 KiB. \
          `two_memcpy` copies between buffers at the same offset within a page: glibc's \
-         `rep movsb` is 15 to 20 times slower on Intel hosts when the destination is 1 to 63 \
+         `rep movsb` is 15 to 30 times slower on our AMD EPYC host when the destination is 1 to 63 \
          bytes past the source modulo 4096, which two buffers allocated one after the other \
          often are (the ring's own copies avoid those distances; see `docs/ARCHITECTURE.md`). \
          `Echo::echo` of 1 MiB copies it five times (the \
