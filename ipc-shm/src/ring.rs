@@ -1107,7 +1107,8 @@ mod ends {
             }
             out.reserve(len);
             let start = out.len();
-            self.consumer.core.region().read_uninit(self.record.payload + offset, &mut out.spare_capacity_mut()[..len]);
+            let room = &mut out.spare_capacity_mut()[..len];
+            self.consumer.core.region().read_uninit(self.record.payload + offset, room);
             // SAFETY: the `len` bytes after `start` were initialised by the copy above, and
             // `reserve` made room for them.
             unsafe { out.set_len(start + len) };
