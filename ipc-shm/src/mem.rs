@@ -140,11 +140,9 @@ mod real {
         pub(crate) fn copy_to(&self, offset: usize, dst: &Region, dst_offset: usize, len: usize) {
             self.check(offset, len);
             dst.check(dst_offset, len);
-            // SAFETY: both ranges are in bounds (checked above) of mappings that `new`'s
-            // invariant keeps alive, `dst` mapped writable. The copy goes through raw pointers,
-            // never references, so the peer writing either range meanwhile only garbles bytes
-            // the reader validates; so does a peer that handed us one memfd for both rings,
-            // whose two mappings are distinct addresses for the same pages.
+            // SAFETY: both ranges are in bounds (checked above) of live mappings (`new`'s
+            // invariant), `dst` writable. Raw copies of bytes a peer may write, even one memfd
+            // mapped as both rings, are sound; the reader validates what it copied.
             unsafe { copy_bytes(self.base.as_ptr().add(offset), dst.base.as_ptr().add(dst_offset), len) }
         }
 
