@@ -50,8 +50,8 @@ pub fn payload(len: usize) -> Vec<u8> {
 
 /// A zeroed buffer at the same offset within a 4 KiB page as another, for a fair `memcpy`
 /// floor: glibc copies long spans with `rep movsb`, which on our AMD EPYC host is 15 to 30
-/// times slower when the destination lies 1 to 63 bytes past the source modulo 4096, and two heap
-/// buffers allocated one after the other land at just such a distance. (`ipc-shm`
+/// times slower when the destination lies a few bytes past the source modulo 4096, and two
+/// heap buffers allocated one after the other land at just such a distance. (`ipc-shm`
 /// copies such spans in pieces; see `mem::copy_bytes`.)
 #[derive(Debug)]
 pub struct PageMatched {

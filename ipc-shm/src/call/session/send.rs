@@ -94,7 +94,8 @@ impl Shared {
             }
             if len_hint <= SMALL_MESSAGE && SMALL_MESSAGE <= max_part {
                 let mut staged = Staged::new();
-                if let Err(error) = self.encode_first(&mut staged, SMALL_MESSAGE, &mut tx.spill, &mut tx.exported, &mut header, encode) {
+                let (spill, exported) = (&mut tx.spill, &mut tx.exported);
+                if let Err(error) = self.encode_first(&mut staged, SMALL_MESSAGE, spill, exported, &mut header, encode) {
                     return Ok(Err(Unsent::new(error, Fate::NotSent)));
                 }
                 let record = staged.finish(&header);
@@ -105,7 +106,8 @@ impl Shared {
                 let first = len_hint.min(max_part);
                 let mut grant = tx.sender.reserve(HEADER_LEN + first)?;
                 skip_header(&mut grant, &header);
-                if let Err(error) = self.encode_first(&mut grant, first, &mut tx.spill, &mut tx.exported, &mut header, encode) {
+                let (spill, exported) = (&mut tx.spill, &mut tx.exported);
+                if let Err(error) = self.encode_first(&mut grant, first, spill, exported, &mut header, encode) {
                     // Nothing was sent: the grant goes uncommitted.
                     return Ok(Err(Unsent::new(error, Fate::NotSent)));
                 }
