@@ -1,11 +1,13 @@
 //! `find_block`: `Chain::find_block` of a whole 1.38 MB block (the mainnet block of
 //! `../shared/data`, else a generated regtest block of about 1.4 MB), ids `in_process` (a
-//! `OneBlock` chain called directly: a clone of the block), `shm` and `socket` (a
+//! `OneBlock` chain called directly: a clone of its `EncodedBlock`), `shm` and `socket` (a
 //! `ChainProxy` to a peer serving it: its stored encoding is copied into the connection
-//! there, as `bitcoin-node` does, and decoded here), `memcpy`, a
+//! there, as `bitcoin-node` does, copied out here and its framing checked), `memcpy`, a
 //! plain copy of the block's bytes into a buffer: the floor that the transports are held
-//! against, and `decode`, the consensus decoding of those bytes into a `Block`, which any
-//! receiver of a `FoundBlock` pays. After each case, a separate loop times single calls for
+//! against, `frame`, that copy and the framing walk (`EncodedBlock::from_bytes`), which is
+//! what a receiver does beyond the transport, and `decode`, the consensus decoding of the
+//! bytes into a `Block`, which a receiver that wants one pays on top
+//! (`EncodedBlock::to_block`). After each case, a separate loop times single calls for
 //! percentiles.
 
 use std::hint::black_box;
@@ -17,7 +19,7 @@ use benches::stats::{record, report_percentiles};
 use benches::{FirstError, peer};
 use bitcoin::{Block, BlockHash};
 use criterion::{Criterion, Throughput};
-use interfaces::Chain;
+use interfaces::{Chain, EncodedBlock};
 use ipc_shm::Transport;
 
 const GROUP: &str = "find_block";
@@ -50,6 +52,13 @@ fn find_block(c: &mut Criterion) -> anyhow::Result<()> {
     drop(copy);
 
     let mut errors = FirstError::default();
+    group.bench_function("frame", |b| {
+        b.iter(|| errors.note(frame(black_box(&big.raw))))
+    });
+    errors.check("frame the block")?;
+    report_percentiles(GROUP, "frame", 0, || frame(&big.raw).map(drop))?;
+
+    let mut errors = FirstError::default();
     group.bench_function("decode", |b| {
         b.iter(|| errors.note(decode(black_box(&big.raw))))
     });
@@ -72,7 +81,7 @@ fn find_block(c: &mut Criterion) -> anyhow::Result<()> {
         let find = |hash: &BlockHash| remote.call(|chain| fetch(chain, hash));
         // Once, untimed: the peer serves the very block we hold.
         anyhow::ensure!(
-            find(&hash)? == big.block,
+            find(&hash)?.as_bytes() == big.raw,
             "the {id} peer served another block"
         );
         let mut errors = FirstError::default();
@@ -91,7 +100,13 @@ fn memcpy(dst: &mut [u8], src: &[u8]) {
     black_box(dst);
 }
 
-/// What every receiver of the block pays on top of the copy: its consensus decoding.
+/// What every receiver of the block does: copy it out and check its framing.
+#[inline]
+fn frame(raw: &[u8]) -> anyhow::Result<EncodedBlock> {
+    Ok(EncodedBlock::from_bytes(raw.to_vec())?)
+}
+
+/// What a receiver that wants a `Block` pays on top of the copy: its consensus decoding.
 #[inline]
 fn decode(raw: &[u8]) -> anyhow::Result<Block> {
     Ok(bitcoin::consensus::deserialize(raw)?)

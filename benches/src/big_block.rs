@@ -8,7 +8,8 @@ use anyhow::Context;
 use bitcoin::{Block, BlockHash, FeeRate, OutPoint, Transaction, Txid};
 use interfaces::remote::{ChainProxy, ChainServer};
 use interfaces::{
-    BlockRef, BlockWhat, Chain, ChainNotifications, Coin, FoundBlock, Handler, InterfaceError,
+    BlockRef, BlockWhat, Chain, ChainNotifications, Coin, EncodedBlock, FoundBlock, Handler,
+    InterfaceError,
 };
 use node::testdata;
 
@@ -69,10 +70,8 @@ impl BigBlock {
 /// notifications are not supported.
 #[derive(Debug)]
 pub struct OneBlock {
-    block: Block,
-    /// The block's consensus encoding: what a node keeps on disk, and serves as it is
-    /// ([`Chain::stored_block`]).
-    raw: Vec<u8>,
+    /// The block in consensus encoding, as a node keeps it on disk and serves it.
+    block: EncodedBlock,
     hash: BlockHash,
     height: u32,
 }
@@ -87,17 +86,16 @@ impl OneBlock {
             .unwrap_or(0);
         OneBlock {
             hash: block.block_hash(),
-            raw: bitcoin::consensus::serialize(&block),
-            block,
+            block: EncodedBlock::from(&block),
             height,
         }
     }
 
     fn found(&self, what: BlockWhat) -> FoundBlock {
         FoundBlock {
-            header: self.block.header,
+            header: *self.block.header(),
             height: self.height,
-            median_time_past: self.block.header.time,
+            median_time_past: self.block.header().time,
             in_active_chain: true,
             block: (what == BlockWhat::Full).then(|| self.block.clone()),
         }
@@ -123,10 +121,6 @@ impl Chain for OneBlock {
         what: BlockWhat,
     ) -> Result<Option<FoundBlock>, InterfaceError> {
         Ok((*hash == self.hash).then(|| self.found(what)))
-    }
-
-    fn stored_block(&self, hash: &BlockHash) -> Result<Option<Vec<u8>>, InterfaceError> {
-        Ok((*hash == self.hash).then(|| self.raw.clone()))
     }
 
     fn find_ancestor_by_height(
@@ -185,9 +179,10 @@ impl Chain for OneBlock {
     }
 }
 
-/// The full block `hash` from `chain`; a chain that does not have it is an error.
+/// The full block `hash` from `chain`, in consensus encoding; a chain that does not have it
+/// is an error.
 #[inline]
-pub fn fetch(chain: &dyn Chain, hash: &BlockHash) -> anyhow::Result<Block> {
+pub fn fetch(chain: &dyn Chain, hash: &BlockHash) -> anyhow::Result<EncodedBlock> {
     chain
         .find_block(hash, BlockWhat::Full)
         .context("Chain::find_block")?
@@ -225,7 +220,7 @@ mod tests {
         let block = testdata::large_regtest_block(10);
         let hash = block.block_hash();
         let chain = OneBlock::new(block.clone());
-        assert_eq!(fetch(&chain, &hash).ok(), Some(block));
+        assert_eq!(fetch(&chain, &hash).ok(), Some(EncodedBlock::from(&block)));
         let header = chain.find_block(&hash, BlockWhat::Header).ok().flatten();
         assert_eq!(header.map(|f| f.block), Some(None));
         let other = bitcoin::constants::genesis_block(bitcoin::Network::Regtest).block_hash();

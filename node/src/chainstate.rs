@@ -22,6 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bitcoin::pow::Work;
 use bitcoin::{Amount, Block, BlockHash, FeeRate, Network, OutPoint, Transaction, TxOut, Txid};
+use interfaces::EncodedBlock;
 
 use crate::mempool::{Mempool, MempoolError, TipContext};
 use crate::notify::{Callback, ChainEvent, Notifier, RemovalReason, Subscription};
@@ -308,9 +309,9 @@ impl ChainState {
         Ok(self.store.block(hash)?)
     }
 
-    /// A stored block's consensus encoding, without decoding it (`Chain::stored_block`).
-    pub fn block_bytes(&self, hash: &BlockHash) -> Result<Option<Vec<u8>>, ChainError> {
-        Ok(self.store.block_bytes(hash)?)
+    /// A stored block in its consensus encoding, without decoding it (`Chain::find_block`).
+    pub fn encoded_block(&self, hash: &BlockHash) -> Result<Option<EncodedBlock>, ChainError> {
+        Ok(self.store.encoded_block(hash)?)
     }
 
     /// The ancestor of `hash` at `height` (`Chain::find_ancestor_by_height`).

@@ -215,8 +215,14 @@ impl NodeContext {
         };
         let block = match what {
             BlockWhat::Header => None,
-            BlockWhat::Full => chain.block(hash)?,
+            BlockWhat::Full => chain.encoded_block(hash)?,
         };
+        if let Some(b) = &block
+            && *b.header() != entry.header
+        {
+            tracing::error!(block = %hash, "the stored block is not the one the index names");
+            return Err(internal(format!("stored block {hash} does not match its header")));
+        }
         Ok(Some(FoundBlock {
             header: entry.header,
             height: entry.height,
@@ -297,10 +303,6 @@ impl Chain for NodeContext {
     ) -> Result<Option<FoundBlock>, InterfaceError> {
         let chain = self.lock_chain()?;
         Self::found_block(&chain, hash, what)
-    }
-
-    fn stored_block(&self, hash: &BlockHash) -> Result<Option<Vec<u8>>, InterfaceError> {
-        Ok(self.lock_chain()?.block_bytes(hash)?)
     }
 
     fn find_ancestor_by_height(
@@ -403,14 +405,6 @@ impl Node for NodeContext {
     fn get_block(&self, hash: &BlockHash) -> Result<Option<FoundBlock>, InterfaceError> {
         let chain = self.lock_chain()?;
         Ok(Self::found_block(&chain, hash, BlockWhat::Full)?.filter(|f| f.block.is_some()))
-    }
-
-    fn get_stored_block(&self, hash: &BlockHash) -> Result<Option<(FoundBlock, Vec<u8>)>, InterfaceError> {
-        let chain = self.lock_chain()?;
-        let Some(bytes) = chain.block_bytes(hash)? else {
-            return Ok(None);
-        };
-        Ok(Self::found_block(&chain, hash, BlockWhat::Header)?.map(|found| (found, bytes)))
     }
 
     fn get_mempool_info(&self) -> Result<MempoolInfo, InterfaceError> {

@@ -32,6 +32,7 @@ use bitcoin::consensus::{deserialize, serialize};
 use bitcoin::hashes::Hash;
 use bitcoin::pow::Work;
 use bitcoin::{Block, BlockHash, OutPoint, TxOut, Txid};
+use interfaces::EncodedBlock;
 use nix::fcntl::{Flock, FlockArg};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -490,11 +491,17 @@ impl Store {
             .map_err(|_| StoreError::Corrupt("block"))
     }
 
-    /// A stored block's consensus encoding, as stored (not decoded).
-    pub fn block_bytes(&self, hash: &BlockHash) -> Result<Option<Vec<u8>>, StoreError> {
+    /// A stored block in its consensus encoding, as stored: only its framing is checked,
+    /// nothing is decoded.
+    pub fn encoded_block(&self, hash: &BlockHash) -> Result<Option<EncodedBlock>, StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(BLOCKS)?;
-        Ok(table.get(hash.as_byte_array())?.map(|v| v.value().to_vec()))
+        let Some(v) = table.get(hash.as_byte_array())? else {
+            return Ok(None);
+        };
+        EncodedBlock::from_bytes(v.value().to_vec())
+            .map(Some)
+            .map_err(|_| StoreError::Corrupt("block"))
     }
 
     /// The undo data of a connected block.

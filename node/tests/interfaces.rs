@@ -115,12 +115,12 @@ fn chain_queries_answer_from_the_active_chain_and_side_branches(w: World) {
         (FIXTURE_HEIGHT, true, None)
     );
     assert_eq!(header_only.header.block_hash(), tip);
-    // Over a connection the node sends the block as stored (`Chain::stored_block`); in
-    // process it decodes it. Either way: the very block, and the same answer otherwise.
+    // The block as the node stores it, in consensus encoding: the very block, in process
+    // and over a connection.
     let full = c.find_block(&tip, BlockWhat::Full).unwrap().unwrap();
     let stored = w.ctx.lock_chain().unwrap().block(&tip).unwrap();
     assert!(stored.is_some());
-    assert_eq!(full.block, stored);
+    assert_eq!(full.block.as_ref().map(|b| b.to_block().unwrap()), stored);
     assert_eq!(
         FoundBlock {
             block: None,
@@ -350,10 +350,10 @@ fn node_reports_tip_blocks_mempool_and_transactions(w: World) {
     assert_eq!(tip.height, FIXTURE_HEIGHT);
     assert_eq!(Some(tip.hash), n.get_block_hash(FIXTURE_HEIGHT).unwrap());
     let found = n.get_block(&tip.hash).unwrap().unwrap();
-    // Over a connection the node sends the block as stored (`Node::get_stored_block`).
+    // The block as the node stores it, in consensus encoding.
     let stored = w.ctx.lock_chain().unwrap().block(&tip.hash).unwrap();
     assert!(stored.is_some());
-    assert_eq!(found.block, stored);
+    assert_eq!(found.block.as_ref().map(|b| b.to_block().unwrap()), stored);
     assert_eq!(found.block.unwrap().block_hash(), tip.hash);
     assert_eq!(found.height, FIXTURE_HEIGHT);
     assert_eq!(n.get_block(&BlockHash::all_zeros()).unwrap(), None);

@@ -323,7 +323,11 @@ impl<C: Chain + ?Sized> ChainSource for C {
     }
 
     fn find_block(&self, hash: &BlockHash) -> Result<Option<Block>, InterfaceError> {
-        Ok(Chain::find_block(self, hash, BlockWhat::Full)?.and_then(|found| found.block))
+        let found = Chain::find_block(self, hash, BlockWhat::Full)?;
+        match found.and_then(|found| found.block) {
+            Some(block) => Ok(Some(block.to_block()?)),
+            None => Ok(None),
+        }
     }
 
     fn find_locator_fork(&self, locator: &[BlockHash]) -> Result<Option<BlockRef>, InterfaceError> {

@@ -2,7 +2,8 @@
 
 use bitcoin::consensus::encode::serialize_hex;
 use bitcoin::{Address, Amount, Block, BlockHash, FeeRate, Network, SignedAmount};
-use interfaces::{ErrorCode, FoundTransaction, Node, Wallet, WalletTx};
+use bitcoin::hex::DisplayHex;
+use interfaces::{ErrorCode, FoundTransaction, InterfaceError, Node, Wallet, WalletTx};
 
 use super::{CliError, Output};
 use crate::json::Json;
@@ -56,8 +57,9 @@ pub(super) fn get_block(
     let found = node.get_block(hash)?.ok_or_else(not_found)?;
     let block = found.block.as_ref().ok_or_else(not_found)?;
     if !verbose {
-        return Ok(Output::Plain(serialize_hex(block)));
+        return Ok(Output::Plain(block.as_bytes().to_lower_hex_string()));
     }
+    let block = block.to_block().map_err(InterfaceError::from)?;
     let tip = node.get_tip_info()?.height;
     let confirmations = if found.in_active_chain {
         i64::from(tip) - i64::from(found.height) + 1
@@ -69,7 +71,7 @@ pub(super) fn get_block(
         false => None,
     };
     Ok(Output::Json(block_json(
-        block,
+        &block,
         found.height,
         found.median_time_past,
         confirmations,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bitcoin::{Block, BlockHash, FeeRate, OutPoint, Transaction, TxOut, Txid, block};
 
-use crate::{Handler, InterfaceError};
+use crate::{EncodedBlock, Handler, InterfaceError};
 
 /// A block identified by hash and height (Core's `interfaces::BlockRef`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -36,8 +36,9 @@ pub struct FoundBlock {
     pub median_time_past: u32,
     /// Whether the block is in the currently active chain (not on a stale branch).
     pub in_active_chain: bool,
-    /// The whole block, when [`BlockWhat::Full`] was asked for and the block is on disk.
-    pub block: Option<Block>,
+    /// The whole block, when [`BlockWhat::Full`] was asked for and the block is on disk,
+    /// in consensus encoding ([`EncodedBlock::to_block`] decodes it).
+    pub block: Option<EncodedBlock>,
 }
 
 /// An unspent output, as [`Chain::find_coins`] reports it (Core's `Coin`).
@@ -92,24 +93,6 @@ pub trait Chain: Send + Sync {
         hash: &BlockHash,
         what: BlockWhat,
     ) -> Result<Option<FoundBlock>, InterfaceError>;
-
-    /// The block with this hash in consensus encoding, as the implementation stores it:
-    /// exactly the bytes `bitcoin::consensus::serialize` gives for the block (at most
-    /// [`MAX_BLOCK_BYTES`](crate::codec::MAX_BLOCK_BYTES)); `None` when it keeps no such
-    /// bytes (the default) or does not have the block.
-    ///
-    /// Not a method of the wire protocol but a hook for serving one:
-    /// [`ChainServer`](crate::remote::ChainServer) asks for it when a client's
-    /// [`find_block`](Self::find_block) or
-    /// [`find_ancestor_by_height`](Self::find_ancestor_by_height) wants the whole block, and
-    /// sends the bytes as they are, where it would otherwise decode the stored block only to
-    /// encode it again (2 ms for a full mainnet block). The client receives the same
-    /// [`FoundBlock`] either way, and checks the block against its header as always. A proxy
-    /// keeps the default.
-    fn stored_block(&self, hash: &BlockHash) -> Result<Option<Vec<u8>>, InterfaceError> {
-        let _ = hash;
-        Ok(None)
-    }
 
     /// The ancestor at `ancestor_height` of the block `hash` (the block itself when the
     /// heights are equal); `None` when `hash` is unknown or `ancestor_height` is above it.

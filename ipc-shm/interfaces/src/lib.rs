@@ -18,6 +18,7 @@
 mod chain;
 pub mod codec;
 mod echo;
+mod encoded_block;
 mod error;
 mod handler;
 mod init;
@@ -29,6 +30,7 @@ mod wallet;
 
 pub use chain::{BlockRef, BlockWhat, Chain, ChainNotifications, Coin, FoundBlock, RemovalReason};
 pub use echo::Echo;
+pub use encoded_block::EncodedBlock;
 pub use error::{ErrorCode, InterfaceError};
 pub use handler::Handler;
 pub use init::Init;

@@ -63,21 +63,6 @@ pub trait Node: Send + Sync {
     /// the node does not have it.
     fn get_block(&self, hash: &BlockHash) -> Result<Option<FoundBlock>, InterfaceError>;
 
-    /// The block with this hash as the node stores it: what [`get_block`](Self::get_block)
-    /// answers, without the block (`block` is `None`), and the block's consensus encoding.
-    /// `None` (the default) when the node does not keep blocks encoded, or has not this one.
-    ///
-    /// Not a method of the wire protocol but a hook for serving one, as
-    /// [`Chain::stored_block`](crate::Chain::stored_block) is:
-    /// [`NodeServer`](crate::remote::NodeServer) sends these bytes as they are for
-    /// `get_block`, where it would otherwise decode the stored block only to encode it
-    /// again. The client receives the same [`FoundBlock`] either way. A proxy keeps the
-    /// default.
-    fn get_stored_block(&self, hash: &BlockHash) -> Result<Option<(FoundBlock, Vec<u8>)>, InterfaceError> {
-        let _ = hash;
-        Ok(None)
-    }
-
     /// The mempool's state.
     fn get_mempool_info(&self) -> Result<MempoolInfo, InterfaceError>;
 

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex, mpsc};
 
 use bitcoin::{Block, BlockHash, FeeRate, OutPoint, ScriptBuf, Transaction, TxOut, Txid};
 use interfaces::{
-    BlockRef, BlockWhat, Chain, ChainNotifications, Coin, ErrorCode, FoundBlock, Handler,
-    InterfaceError, RemovalReason,
+    BlockRef, BlockWhat, Chain, ChainNotifications, Coin, EncodedBlock, ErrorCode, FoundBlock,
+    Handler, InterfaceError, RemovalReason,
 };
 
 use super::{MIN_RELAY, TestChain};
@@ -115,7 +115,7 @@ impl TestNode {
             height,
             median_time_past: times[times.len() / 2],
             in_active_chain,
-            block: (what == BlockWhat::Full).then(|| block.clone()),
+            block: (what == BlockWhat::Full).then(|| EncodedBlock::from(block)),
         })
     }
 }

@@ -14,6 +14,8 @@ use bitcoin::{
 use zerocopy::IntoBytes;
 use zerocopy::little_endian::{U32, U64};
 
+use crate::EncodedBlock;
+
 use super::primitives::{check_len, read_bytes, read_error, read_len, read_wire, write_prefixed};
 use super::{
     Decode, DecodeError, Encode, Input, LimitError, MAX_ADDRESS_BYTES, MAX_BLOCK_BYTES, MAX_TX_BYTES,
@@ -253,6 +255,25 @@ impl Decode for Block {
     fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
         let len = read_len(r, "block", MAX_BLOCK_BYTES)?;
         consensus_read(r, len, "block")
+    }
+}
+
+/// An [`EncodedBlock`]: the same bytes as a [`Block`] (`u32` length, then its consensus
+/// encoding), kept as they are; only the framing is checked.
+impl Encode for EncodedBlock {
+    fn encoded_len(&self) -> Result<usize, LimitError> {
+        Ok(4 + check_len("block", self.len(), MAX_BLOCK_BYTES)? as usize)
+    }
+
+    fn encode<W: io::Write + ?Sized>(&self, w: &mut W) -> io::Result<()> {
+        write_prefixed(w, self.as_bytes())
+    }
+}
+
+impl Decode for EncodedBlock {
+    fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
+        let len = read_len(r, "block", MAX_BLOCK_BYTES)?;
+        EncodedBlock::from_bytes(read_bytes(r, len, "block")?)
     }
 }
 

@@ -34,7 +34,6 @@ mod values;
 use std::io;
 
 pub use error::{DecodeError, LimitError};
-pub(crate) use values::StoredFoundBlock;
 
 /// Longest transaction accepted: a transaction cannot be larger than a block.
 pub const MAX_TX_BYTES: u32 = MAX_BLOCK_BYTES;

@@ -17,8 +17,8 @@ use proptest::test_runner::TestCaseError;
 
 use super::*;
 use crate::{
-    Balances, BlockRef, BlockWhat, ChangeType, Coin, ErrorCode, FoundBlock, FoundTransaction,
-    InterfaceError, MempoolInfo, RemovalReason, TipInfo, WalletTx,
+    Balances, BlockRef, BlockWhat, ChangeType, Coin, EncodedBlock, ErrorCode, FoundBlock,
+    FoundTransaction, InterfaceError, MempoolInfo, RemovalReason, TipInfo, WalletTx,
 };
 
 fn arb_bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
@@ -121,7 +121,7 @@ fn arb_found_block() -> impl Strategy<Value = FoundBlock> {
                 height,
                 median_time_past,
                 in_active_chain,
-                block: full.then_some(block),
+                block: full.then(|| EncodedBlock::from(&block)),
             },
         )
 }
@@ -289,6 +289,32 @@ fn mutate(mut valid: Vec<u8>, flips: &[(usize, u8)]) -> Vec<u8> {
     valid
 }
 
+/// `EncodedBlock`'s framing walk and rust-bitcoin's `Block` decoder agree on `bytes`: both
+/// refuse them, or both accept them and see the same header and transactions.
+fn framing_agrees(bytes: &[u8]) -> Result<(), TestCaseError> {
+    let framed = EncodedBlock::from_bytes(bytes.to_vec());
+    let decoded = bitcoin::consensus::deserialize::<Block>(bytes);
+    match (framed, decoded) {
+        (Err(_), Err(_)) => {}
+        (Ok(framed), Ok(block)) => {
+            prop_assert_eq!(framed.as_bytes(), bytes);
+            prop_assert_eq!(framed.header(), &block.header);
+            prop_assert_eq!(framed.tx_count(), block.txdata.len());
+            for (i, (raw, tx)) in framed.tx_bytes().zip(&block.txdata).enumerate() {
+                prop_assert_eq!(raw, &bitcoin::consensus::serialize(tx)[..], "transaction {}", i);
+            }
+            prop_assert_eq!(framed.to_block(), Ok(block));
+        }
+        (framed, decoded) => {
+            return Err(TestCaseError::fail(format!(
+                "the walk says {framed:?}, the decoder {:?}",
+                decoded.map(|b| b.block_hash())
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Runs `hostile` on every decoder with the same bytes.
 fn hostile_all(bytes: &[u8]) -> Result<(), TestCaseError> {
     hostile::<u32>(bytes)?;
@@ -306,6 +332,7 @@ fn hostile_all(bytes: &[u8]) -> Result<(), TestCaseError> {
     hostile::<block::Header>(bytes)?;
     hostile::<Transaction>(bytes)?;
     hostile::<Block>(bytes)?;
+    hostile::<EncodedBlock>(bytes)?;
     hostile::<ScriptBuf>(bytes)?;
     hostile::<Address<NetworkUnchecked>>(bytes)?;
     hostile::<Option<BlockRef>>(bytes)?;
@@ -397,18 +424,38 @@ proptest! {
         round_trip(&Err::<TipInfo, _>(error))?;
     }
 
-    /// A block sent as stored is byte for byte the block sent decoded, so the receiver
-    /// cannot tell them apart.
+    /// An `EncodedBlock` is byte for byte the `Block` it encodes, on the wire as in memory,
+    /// and each decodes from the other's encoding.
     #[test]
-    fn stored_block_encodes_as_the_decoded_block(found in arb_found_block(), block in arb_block()) {
-        let found = FoundBlock { header: block.header, block: Some(block), ..found };
-        let raw = bitcoin::consensus::serialize(found.block.as_ref().expect("set above"));
-        let header_only = FoundBlock { block: None, ..found.clone() };
-        let stored = StoredFoundBlock { found: &header_only, block: &raw };
-        let outcome = Ok::<_, InterfaceError>(Some(stored));
-        let bytes = encode_to_vec(&outcome).expect("small block");
-        prop_assert_eq!(bytes.len(), outcome.encoded_len().expect("small block"));
-        prop_assert_eq!(&bytes, &encode_to_vec(&Ok::<_, InterfaceError>(Some(found))).expect("small block"));
+    fn encoded_blocks_are_blocks_on_the_wire(block in arb_block()) {
+        let encoded = EncodedBlock::from(&block);
+        prop_assert_eq!(encoded.as_bytes(), &bitcoin::consensus::serialize(&block)[..]);
+        let bytes = encode_to_vec(&encoded).expect("small block");
+        prop_assert_eq!(bytes.len(), encoded.encoded_len().expect("small block"));
+        prop_assert_eq!(&bytes, &encode_to_vec(&block).expect("small block"));
+        let back: EncodedBlock = decode_from_slice(&bytes).expect("decodes");
+        prop_assert_eq!(&back, &encoded);
+        // The places `From<&Block>` computes are those the walk finds.
+        prop_assert!(back.tx_bytes().eq(encoded.tx_bytes()));
+        prop_assert_eq!(back.to_block().expect("decodes"), block);
+    }
+
+    /// Flipped, cut or extended, a block's encoding is framed exactly as rust-bitcoin
+    /// decodes it.
+    #[test]
+    fn the_framing_walk_agrees_with_the_consensus_decoder(
+        block in arb_block(), flips in vec((any::<usize>(), 1..=255u8), 0..3),
+        cut in any::<Option<usize>>(), extra in arb_bytes(3),
+    ) {
+        let valid = bitcoin::consensus::serialize(&block);
+        framing_agrees(&valid)?;
+        let mut bytes = mutate(valid, &flips);
+        if let Some(cut) = cut {
+            bytes.truncate(cut % (bytes.len() + 1));
+        }
+        framing_agrees(&bytes)?;
+        bytes.extend_from_slice(&extra);
+        framing_agrees(&bytes)?;
     }
 
     #[test]
@@ -599,7 +646,7 @@ fn found_block_with_a_foreign_block_is_rejected() {
         height: 0,
         median_time_past: 0,
         in_active_chain: true,
-        block: Some(block),
+        block: Some(EncodedBlock::from(&block)),
     };
     found.header.nonce = 1;
     let bytes = encode_to_vec(&found).expect("small");
@@ -634,6 +681,23 @@ fn mainnet_block_round_trips() {
     assert_eq!(&bytes[4..], &raw[..]);
     let back: Block = decode_from_slice(&bytes).expect("decodes");
     assert_eq!(back, block);
+    let encoded: EncodedBlock = decode_from_slice(&bytes).expect("decodes");
+    assert_eq!(encoded.as_bytes(), &raw[..]);
+    assert_eq!(encoded.tx_count(), 2500);
+    assert_eq!(encoded.to_block().expect("decodes"), block);
+    // The walk and the decoder agree on the real block with a byte changed or cut short,
+    // at 48 places spread over it (a fixed xorshift sequence).
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    for _ in 0..48 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let at = (state % raw.len() as u64) as usize;
+        let mut flipped = raw.clone();
+        flipped[at] ^= (state >> 56) as u8 | 1;
+        framing_agrees(&flipped).unwrap_or_else(|e| panic!("byte {at} flipped: {e}"));
+        framing_agrees(&raw[..at]).unwrap_or_else(|e| panic!("cut at {at}: {e}"));
+    }
 }
 
 /// `Input::read_vec` appends exactly the bytes asked for, or nothing when the input ends
@@ -672,4 +736,56 @@ fn read_vec_appends_what_the_input_holds_and_no_more() {
     assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
     assert_eq!(out, [0xff], "what was read of a short input is taken back");
     assert!(out.capacity() <= 1 + PREALLOC_BYTES, "reserved {} for ten bytes", out.capacity());
+}
+
+/// The framing walk and the consensus decoder on the encodings that only a crafted block
+/// holds: segwit markers without witnesses or with an unknown flag, compact sizes in a
+/// longer form than needed, an empty transaction list, bytes after the last transaction.
+#[test]
+fn the_framing_walk_agrees_on_crafted_blocks() {
+    let header = [0u8; 80];
+    let block = |count: &[u8], txs: &[&[u8]]| {
+        let mut bytes = header.to_vec();
+        bytes.extend_from_slice(count);
+        for tx in txs {
+            bytes.extend_from_slice(tx);
+        }
+        bytes
+    };
+    let version = [2, 0, 0, 0];
+    let lock_time = [0, 0, 0, 0];
+    let input = [[0u8; 36].as_slice(), &[0], &[0xff; 4]].concat();
+    let output = [[0u8; 8].as_slice(), &[1, 0x51]].concat();
+    let legacy = [&version[..], &[1], &input, &[1], &output, &lock_time].concat();
+    let segwit = |flag: u8, witness: &[u8]| {
+        [&version[..], &[0, flag, 1], &input, &[1], &output, witness, &lock_time].concat()
+    };
+    let cases: Vec<(&str, Vec<u8>, bool)> = vec![
+        ("no transactions", block(&[0], &[]), true),
+        ("a legacy transaction", block(&[1], &[&legacy]), true),
+        ("a witness", block(&[1], &[&segwit(1, &[1, 2, 0xaa, 0xbb])]), true),
+        ("an empty witness item", block(&[1], &[&segwit(1, &[1, 0])]), true),
+        ("segwit, no witness", block(&[1], &[&segwit(1, &[0])]), false),
+        ("segwit flag 2", block(&[1], &[&segwit(2, &[1, 0])]), false),
+        (
+            "segwit, no inputs",
+            block(&[1], &[&[&version[..], &[0, 1, 0, 1], &output, &lock_time].concat()]),
+            true,
+        ),
+        ("a count in three bytes", block(&[0xfd, 1, 0], &[&legacy]), false),
+        ("a count in five bytes", block(&[0xfe, 1, 0, 0, 0], &[&legacy]), false),
+        ("a count in nine bytes", block(&[0xff, 1, 0, 0, 0, 0, 0, 0, 0], &[&legacy]), false),
+        ("a trailing byte", [block(&[1], &[&legacy]), vec![0]].concat(), false),
+        ("a huge count", block(&[0xff, 0, 0, 0, 0, 1, 0, 0, 0], &[&legacy]), false),
+        ("a short header", header[..79].to_vec(), false),
+    ];
+    for (what, bytes, valid) in cases {
+        assert_eq!(EncodedBlock::from_bytes(bytes.clone()).is_ok(), valid, "{what}");
+        framing_agrees(&bytes).unwrap_or_else(|e| panic!("{what}: {e}"));
+    }
+    let long = vec![0; MAX_BLOCK_BYTES as usize + 1];
+    assert!(matches!(
+        EncodedBlock::from_bytes(long),
+        Err(DecodeError::TooLong { what: "block", .. })
+    ));
 }

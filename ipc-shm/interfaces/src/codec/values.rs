@@ -3,15 +3,15 @@
 use std::io;
 
 use bitcoin::hashes::Hash;
-use bitcoin::{Amount, Block, BlockHash, FeeRate, ScriptBuf, Transaction, TxOut, Work, block};
+use bitcoin::{Amount, BlockHash, FeeRate, ScriptBuf, Transaction, TxOut, Work, block};
 use zerocopy::little_endian::{I32, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-use super::primitives::{check_len, flag, read_tag, read_wire, write_prefixed};
-use super::{Decode, DecodeError, Encode, Input, LimitError, MAX_BLOCK_BYTES, MAX_STRING_BYTES};
+use super::primitives::{flag, read_tag, read_wire};
+use super::{Decode, DecodeError, Encode, Input, LimitError, MAX_STRING_BYTES};
 use crate::{
-    Balances, BlockRef, BlockWhat, ChangeType, Coin, ErrorCode, FoundBlock, FoundTransaction,
-    InterfaceError, MempoolInfo, RemovalReason, TipInfo, WalletTx,
+    Balances, BlockRef, BlockWhat, ChangeType, Coin, EncodedBlock, ErrorCode, FoundBlock,
+    FoundTransaction, InterfaceError, MempoolInfo, RemovalReason, TipInfo, WalletTx,
 };
 
 /// Implements `Encode`/`Decode` for a type through a fixed-layout wire struct: `to_wire`
@@ -218,7 +218,7 @@ mod balances {
     fixed_codec!(Balances, BalancesWire, "balances");
 }
 
-/// A found block: this fixed part, then `Option<Block>`.
+/// A found block: this fixed part, then `Option<EncodedBlock>`.
 #[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
 struct FoundBlockWire {
@@ -254,38 +254,13 @@ impl Encode for FoundBlock {
     }
 }
 
-/// A [`FoundBlock`] whose block is still in consensus encoding (as
-/// [`Chain::stored_block`](crate::Chain::stored_block) gives it), encoded exactly as the
-/// `FoundBlock` with that block decoded would be: the receiver decodes an ordinary
-/// `FoundBlock`, and checks the block against the header as always.
-pub(crate) struct StoredFoundBlock<'a> {
-    /// Everything but the block (`found.block` is not sent).
-    pub(crate) found: &'a FoundBlock,
-    /// The block's consensus encoding.
-    pub(crate) block: &'a [u8],
-}
-
-impl Encode for StoredFoundBlock<'_> {
-    fn encoded_len(&self) -> Result<usize, LimitError> {
-        let block = check_len("block", self.block.len(), MAX_BLOCK_BYTES)?;
-        // The `Option` tag, then the block as `Block`'s codec writes it: `u32` length, bytes.
-        Ok(size_of::<FoundBlockWire>() + 1 + 4 + block as usize)
-    }
-
-    fn encode<W: io::Write + ?Sized>(&self, w: &mut W) -> io::Result<()> {
-        w.write_all(self.found.wire()?.as_bytes())?;
-        w.write_all(&[1])?;
-        write_prefixed(w, self.block)
-    }
-}
-
 impl Decode for FoundBlock {
     fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
         let wire: FoundBlockWire = read_wire(r, "found block")?;
         let header = block::Header::decode(&mut &wire.header[..])?;
-        let block = Option::<Block>::decode(r)?;
+        let block = Option::<EncodedBlock>::decode(r)?;
         if let Some(b) = &block
-            && b.header != header
+            && *b.header() != header
         {
             return Err(DecodeError::InvalidValue {
                 what: "found block's block header",

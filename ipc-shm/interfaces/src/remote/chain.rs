@@ -3,15 +3,13 @@
 use std::fmt;
 use std::sync::Arc;
 
-use bitcoin::consensus::serialize;
-use bitcoin::{Block, BlockHash, FeeRate, OutPoint, Transaction, Txid, block};
+use bitcoin::{Block, BlockHash, FeeRate, OutPoint, Transaction, Txid};
 use ipc_shm::call::{CallError, Dispatch, Incoming, RemoteObject};
 
 use super::{
     HandlerProxy, HandlerServer, args, call, call_with, methods, object_arg, reply, reply_object,
     unknown_method,
 };
-use crate::codec::StoredFoundBlock;
 use crate::{
     BlockRef, BlockWhat, Chain, ChainNotifications, Coin, FoundBlock, Handler, InterfaceError,
     RemovalReason,
@@ -199,15 +197,11 @@ impl Dispatch for ChainServer {
             }
             ChainMethod::FindBlock => {
                 let (hash, what): (BlockHash, BlockWhat) = args(call, CHAIN)?;
-                reply_found(call, chain, what, Some(&hash), |what| {
-                    chain.find_block(&hash, what)
-                })
+                reply(call, chain.find_block(&hash, what))
             }
             ChainMethod::FindAncestorByHeight => {
                 let (hash, height, what): (BlockHash, u32, BlockWhat) = args(call, CHAIN)?;
-                reply_found(call, chain, what, None, |what| {
-                    chain.find_ancestor_by_height(&hash, height, what)
-                })
+                reply(call, chain.find_ancestor_by_height(&hash, height, what))
             }
             ChainMethod::FindLocatorFork => {
                 let locator: Vec<BlockHash> = args(call, CHAIN)?;
@@ -268,84 +262,6 @@ methods! {
         /// [`ChainNotifications::chain_state_flushed`].
         ChainStateFlushed = 5,
     }
-}
-
-/// Replies to a `find_block`-like call, which `find` answers for a given [`BlockWhat`]
-/// (`hash` is the block's hash when the request names it).
-///
-/// When the whole block is wanted and the chain keeps it encoded
-/// ([`Chain::stored_block`]), `find` is asked only for the header, height and chain status,
-/// and the stored bytes are sent as they are, instead of the block being decoded and
-/// encoded again. Bytes that do not start with the block's header are not sent: the call
-/// is answered as if the chain kept nothing, and the server logs it.
-fn reply_found(
-    call: &mut Incoming<'_>,
-    chain: &dyn Chain,
-    what: BlockWhat,
-    hash: Option<&BlockHash>,
-    find: impl Fn(BlockWhat) -> Result<Option<FoundBlock>, InterfaceError>,
-) -> Result<(), CallError> {
-    if what == BlockWhat::Full {
-        match stored_found_block(chain, hash, &find) {
-            Ok(Some((found, block))) => {
-                let stored = StoredFoundBlock {
-                    found: &found,
-                    block: &block,
-                };
-                return reply(call, Ok::<_, InterfaceError>(Some(stored)));
-            }
-            Ok(None) => {}
-            Err(e) => return reply::<Option<FoundBlock>>(call, Err(e)),
-        }
-    }
-    reply(call, find(what))
-}
-
-/// The found block and its stored encoding, when the chain keeps the block encoded.
-/// Asks for the stored bytes first when the hash is known, so that a chain without them
-/// (the default, or a proxy) is asked only once more, for the whole answer.
-fn stored_found_block(
-    chain: &dyn Chain,
-    hash: Option<&BlockHash>,
-    find: impl Fn(BlockWhat) -> Result<Option<FoundBlock>, InterfaceError>,
-) -> Result<Option<(FoundBlock, Vec<u8>)>, InterfaceError> {
-    let (found, block) = match hash {
-        Some(hash) => {
-            let Some(block) = chain.stored_block(hash)? else {
-                return Ok(None);
-            };
-            let Some(found) = find(BlockWhat::Header)? else {
-                return Ok(None);
-            };
-            (found, block)
-        }
-        None => {
-            let Some(found) = find(BlockWhat::Header)? else {
-                return Ok(None);
-            };
-            let Some(block) = chain.stored_block(&found.header.block_hash())? else {
-                return Ok(None);
-            };
-            (found, block)
-        }
-    };
-    if !stored_matches(&found, &block) {
-        return Ok(None);
-    }
-    Ok(Some((found, block)))
-}
-
-/// Whether `block`, stored bytes, begin with the header of `found`, the block they are
-/// sent as; logs when not (the server then sends the block decoded).
-pub(super) fn stored_matches(found: &FoundBlock, block: &[u8]) -> bool {
-    let matches = block.get(..block::Header::SIZE) == Some(&serialize(&found.header)[..]);
-    if !matches {
-        tracing::error!(
-            block = %found.header.block_hash(),
-            "the stored bytes are not this block's; sending the block decoded"
-        );
-    }
-    matches
 }
 
 /// Delivers notifications to a [`ChainNotifications`] the peer subscribed. Each call

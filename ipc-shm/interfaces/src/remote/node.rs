@@ -7,12 +7,10 @@ use bitcoin::address::NetworkUnchecked;
 use bitcoin::{Address, BlockHash, FeeRate, Transaction, Txid};
 use ipc_shm::call::{CallError, Dispatch, Incoming, RemoteObject};
 
-use super::chain::stored_matches;
 use super::{
     HandlerProxy, HandlerServer, WalletLoaderProxy, WalletLoaderServer, args, call, call_object,
     call_with, methods, object_arg, reply, reply_object, unknown_method,
 };
-use crate::codec::StoredFoundBlock;
 use crate::{
     FoundBlock, FoundTransaction, Handler, InterfaceError, MempoolInfo, Node, NotifyBlockTipFn,
     TipInfo, WalletLoader,
@@ -176,17 +174,7 @@ impl Dispatch for NodeServer {
             }
             NodeMethod::GetBlock => {
                 let hash: BlockHash = args(call, NODE)?;
-                match node.get_stored_block(&hash) {
-                    Ok(Some((found, block))) if stored_matches(&found, &block) => {
-                        let stored = StoredFoundBlock {
-                            found: &found,
-                            block: &block,
-                        };
-                        reply(call, Ok::<_, InterfaceError>(Some(stored)))
-                    }
-                    Ok(_) => reply(call, node.get_block(&hash)),
-                    Err(e) => reply::<Option<FoundBlock>>(call, Err(e)),
-                }
+                reply(call, node.get_block(&hash))
             }
             NodeMethod::GetMempoolInfo => {
                 args::<()>(call, NODE)?;

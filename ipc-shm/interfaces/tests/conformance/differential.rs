@@ -85,8 +85,8 @@ fn coinbase_at(chain: &Arc<dyn Chain>, height: u32) -> Txid {
         .ok()
         .flatten();
     found
-        .and_then(|f| f.block)
-        .map(|b| b.txdata[0].compute_txid())
+        .and_then(|f| f.block?.transaction(0)?.ok())
+        .map(|coinbase| coinbase.compute_txid())
         .unwrap_or_else(|| Txid::from_byte_array([height as u8; 32]))
 }
 

@@ -143,7 +143,8 @@ fn coinbase_txid(chain: &Arc<dyn Chain>, height: u32) -> Txid {
         .find_block(&hash, BlockWhat::Full)
         .expect("find")
         .expect("known");
-    found.block.expect("full block").txdata[0].compute_txid()
+    let block = found.block.expect("full block");
+    block.transaction(0).expect("a coinbase").expect("decodes").compute_txid()
 }
 
 /// Runs every method of every interface through `init`. `reorg` makes the node behind it

@@ -191,6 +191,7 @@ impl TestWallet {
             let Some(block) = found.and_then(|f| f.block) else {
                 continue;
             };
+            let block = block.to_block()?;
             for tx in &block.txdata {
                 let txid = tx.compute_txid();
                 let pays = tx.output.iter().any(|o| scripts.contains(&o.script_pubkey));

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use bitcoin::address::NetworkUnchecked;
 use bitcoin::blockdata::constants::genesis_block;
-use bitcoin::consensus::serialize;
 use bitcoin::hashes::{Hash, HashEngine};
 use bitcoin::opcodes::all::OP_RETURN;
 use bitcoin::script::Builder;
@@ -20,8 +19,8 @@ use bitcoin::{
     TxIn, TxMerkleNode, TxOut, Txid, Witness, Work, absolute, block, transaction,
 };
 use interfaces::{
-    BlockRef, BlockTemplate, BlockWhat, Chain, ChainNotifications, Coin, Echo, ErrorCode,
-    FoundBlock, FoundTransaction, Handler, Init, InterfaceError, MempoolInfo, Mining, Node,
+    BlockRef, BlockTemplate, BlockWhat, Chain, ChainNotifications, Coin, Echo, EncodedBlock,
+    ErrorCode, FoundBlock, FoundTransaction, Handler, Init, InterfaceError, MempoolInfo, Mining, Node,
     NotifyBlockTipFn, RemovalReason, TipInfo, WalletLoader,
 };
 
@@ -57,8 +56,8 @@ struct State {
     next_subscription: u64,
     shutting_down: bool,
     wallet_loader: Option<Arc<dyn WalletLoader>>,
-    /// `stored_block` answers with the genesis block's bytes whatever is asked for.
-    wrong_stored_bytes: bool,
+    /// Found blocks carry the genesis block whatever is asked for.
+    wrong_blocks: bool,
 }
 
 /// The test node.
@@ -83,7 +82,7 @@ impl World {
             next_subscription: 0,
             shutting_down: false,
             wallet_loader: None,
-            wrong_stored_bytes: false,
+            wrong_blocks: false,
         };
         state.apply(genesis, &mut Vec::new());
         let world = Arc::new_cyclic(|me| World {
@@ -257,10 +256,10 @@ impl World {
         drop(removed);
     }
 
-    /// From now on, `stored_block` answers with another block's bytes (the genesis
-    /// block's), as a store that went wrong would.
-    pub(crate) fn store_wrong_bytes(&self) {
-        self.lock().wrong_stored_bytes = true;
+    /// From now on, a found block carries another block (the genesis block), as a store
+    /// that went wrong would.
+    pub(crate) fn serve_wrong_blocks(&self) {
+        self.lock().wrong_blocks = true;
     }
 
     fn found_block(state: &State, hash: &BlockHash, what: BlockWhat) -> Option<FoundBlock> {
@@ -273,7 +272,10 @@ impl World {
                 .active
                 .get(*height as usize)
                 .is_some_and(|b| b.block_hash() == *hash),
-            block: (what == BlockWhat::Full).then(|| (**block).clone()),
+            block: (what == BlockWhat::Full).then(|| match state.wrong_blocks {
+                true => EncodedBlock::from(&*state.active[0]),
+                false => EncodedBlock::from(&**block),
+            }),
         })
     }
 }
@@ -611,16 +613,6 @@ impl Chain for World {
         Ok(World::found_block(&self.lock(), hash, what))
     }
 
-    /// Like `bitcoin-node`, the world hands out its blocks' encoding, so the suite's
-    /// transcripts over a connection go through `ChainServer`'s stored-block path.
-    fn stored_block(&self, hash: &BlockHash) -> Result<Option<Vec<u8>>, InterfaceError> {
-        let state = self.lock();
-        if state.wrong_stored_bytes {
-            return Ok(Some(serialize(&*state.active[0])));
-        }
-        Ok(state.known.get(hash).map(|(block, _)| serialize(&**block)))
-    }
-
     fn find_ancestor_by_height(
         &self,
         hash: &BlockHash,
@@ -747,17 +739,6 @@ impl Node for World {
 
     fn get_block(&self, hash: &BlockHash) -> Result<Option<FoundBlock>, InterfaceError> {
         self.find_block(hash, BlockWhat::Full)
-    }
-
-    /// As `Chain::stored_block`: `get_block` over a connection takes the stored path too.
-    fn get_stored_block(
-        &self,
-        hash: &BlockHash,
-    ) -> Result<Option<(FoundBlock, Vec<u8>)>, InterfaceError> {
-        let Some(found) = self.find_block(hash, BlockWhat::Header)? else {
-            return Ok(None);
-        };
-        Ok(Chain::stored_block(self, hash)?.map(|bytes| (found, bytes)))
     }
 
     fn get_mempool_info(&self) -> Result<MempoolInfo, InterfaceError> {
