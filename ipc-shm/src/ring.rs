@@ -16,6 +16,7 @@
 //! |    256 | `consumer_parked` | consumer   | park generation (non-zero) while it sleeps       |
 //! |    264 | `consumer_flags`  | consumer   | bit 0: it sleeps only after a process-wide barrier |
 //! |    384 | `producer_parked` | producer   | park generation (non-zero) while it sleeps       |
+//! |    392 | `producer_flags`  | producer   | bit 0: it is writing a record of 64 KiB or more  |
 //!
 //! Positions are byte counts that only grow; the byte a position refers to is at
 //! `data_offset + (pos & (capacity - 1))`. The producer's position is never published: the
@@ -57,6 +58,20 @@
 //! is registered then publishes with a compiler fence only. A consumer may clear the bit
 //! (it does if a barrier ever fails) and the producer fences again from its next record.
 //! A peer that ignores the word stays correct: it never sets the bit, or fences anyway.
+//!
+//! # Waiting through a long write
+//!
+//! A consumer whose spin budget runs out parks, and a park and its wake-up cost tens of
+//! microseconds in a VM. A wait that outlasts the budget because the producer is copying a
+//! long record (a 1 MiB record takes about 0.1 ms to copy across cores) ends a copy later,
+//! and parking then only adds that cost. So while it holds a reservation of
+//! [`LONG_RECORD`] bytes or more, the producer sets bit 0 of `producer_flags`, and clears
+//! it when it publishes (or reserves a shorter record). A consumer whose budget is spent
+//! keeps spinning while it sees the bit, for up to `wait::BUSY_SPIN` in all, and then parks
+//! as before. The word is advice: waking does not depend on it, a peer that never sets it
+//! only makes us park, and a peer that never clears it costs us that much spinning per
+//! wait. A grant dropped uncommitted leaves the bit set until the producer's next
+//! reservation or record.
 //!
 //! # Trust
 //!
@@ -118,8 +133,14 @@ mod loom_barriers {
     }
 }
 const OFF_PRODUCER_PARKED: usize = 384;
+const OFF_PRODUCER_FLAGS: usize = 392;
+/// `producer_flags` bit: the producer is writing a record of [`LONG_RECORD`] bytes or more.
+const PRODUCER_WRITING_LONG: u64 = 1;
+/// Records at least this long are announced in `producer_flags` while they are written
+/// (see "Waiting through a long write"): copying one takes several microseconds.
+pub const LONG_RECORD: usize = 64 << 10;
 #[cfg(loom)]
-pub(crate) const HEADER_WORDS_USED: usize = OFF_PRODUCER_PARKED / 8 + 1;
+pub(crate) const HEADER_WORDS_USED: usize = OFF_PRODUCER_FLAGS / 8 + 1;
 
 /// Set in every header, so that a published header is never 0.
 const FLAG_RECORD: u32 = 1;
@@ -221,6 +242,8 @@ pub(crate) struct ProducerCore {
     /// The consumer runs a process-wide barrier before it sleeps and so does this process
     /// take part: publishing needs no fence (see "Waking a parked consumer").
     light_fence: bool,
+    /// What we last stored in `producer_flags` (see "Waiting through a long write").
+    writing_long: bool,
 }
 
 /// Where a reserved record goes.
@@ -257,6 +280,7 @@ impl ProducerCore {
             park_generation: 0,
             consumer_woken: 0,
             light_fence: false,
+            writing_long: false,
         }
     }
 
@@ -330,7 +354,21 @@ impl ProducerCore {
         // Segments are page-aligned in memory, so segment offsets fall on cache lines as the
         // addresses do.
         let head = (LINE - payload % LINE).min(len);
+        if (len >= LONG_RECORD) != self.writing_long {
+            self.announce_long_write(len >= LONG_RECORD);
+        }
         Ok(Some(Reservation { pos, payload, len, head }))
+    }
+
+    /// Says in `producer_flags` whether we are writing a long record. Out of line: most
+    /// records are short and never get here.
+    #[cold]
+    #[inline(never)]
+    fn announce_long_write(&mut self, long: bool) {
+        self.writing_long = long;
+        // Relaxed: advice for a spinning consumer, which no ordering depends on.
+        let word = if long { PRODUCER_WRITING_LONG } else { 0 };
+        self.region.atomic_u64(OFF_PRODUCER_FLAGS).store(word, Ordering::Relaxed);
     }
 
     /// Publishes a reserved record with its first `used` bytes as the payload. Returns whether
@@ -360,6 +398,11 @@ impl ProducerCore {
         // the header that publishes them.
         self.region.atomic_u64(res.payload - RECORD_HEADER_LEN).store(encode_header(used as u32, FLAG_RECORD), Ordering::Release);
         self.write = end;
+        // Lowered after the header: a consumer that saw it lowered first parks and is woken
+        // as usual.
+        if self.writing_long {
+            self.announce_long_write(false);
+        }
     }
 
     /// Whether the consumer is parked and must be woken, after records were published: once
@@ -532,6 +575,13 @@ impl ConsumerCore {
         fence(Ordering::SeqCst);
         let parked = self.region.atomic_u64(OFF_PRODUCER_PARKED).load(Ordering::Relaxed);
         needs_wake(parked, &mut self.producer_woken)
+    }
+
+    /// Whether the producer says it is writing a long record (advice only; see "Waiting
+    /// through a long write").
+    pub(crate) fn producer_writing_long(&self) -> bool {
+        // Relaxed: no ordering depends on the answer.
+        self.region.atomic_u64(OFF_PRODUCER_FLAGS).load(Ordering::Relaxed) & PRODUCER_WRITING_LONG != 0
     }
 
     /// Raises (with a new generation) or lowers our parked word; raising is followed by a
@@ -902,8 +952,12 @@ mod ends {
 
         fn wait_record(&mut self) -> Result<Record, Error> {
             loop {
-                let core = &mut self.core;
-                if let Some(record) = self.spinner.spin(|| Ok(core.try_peek()?))? {
+                let waited = self.spinner.spin_with(
+                    &mut self.core,
+                    |core| Ok(core.try_peek()?),
+                    |core| core.producer_writing_long(),
+                )?;
+                if let Some(record) = waited {
                     return Ok(record);
                 }
                 if self.peer_gone {

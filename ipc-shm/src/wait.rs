@@ -75,6 +75,12 @@ const LOOKS_PER_CLOCK: u32 = 32;
 /// middle of ordinary round trips whenever the machine was busy.
 const PURE_SPIN: Duration = Duration::from_micros(5);
 
+/// The longest a waiter spins in all while the peer says it is producing what we wait for
+/// ([`Spinner::spin_with`]): a 2 MiB record, the longest with the default 4 MiB ring, takes
+/// about 0.2 ms to copy across cores. Past this the waiter parks as usual, so a peer that
+/// says so forever costs us at most this much CPU per wait.
+pub(crate) const BUSY_SPIN: Duration = Duration::from_millis(1);
+
 impl Spinner {
     pub(crate) fn new(policy: WaitPolicy) -> Self {
         Spinner { policy, budget: policy.spin, waits: 0 }
@@ -91,7 +97,22 @@ impl Spinner {
         &mut self,
         mut ready: impl FnMut() -> Result<Option<T>, Error>,
     ) -> Result<Option<T>, Error> {
-        if let Some(v) = ready()? {
+        self.spin_with(&mut (), |()| ready(), |()| false)
+    }
+
+    /// As [`spin`](Self::spin), but a spent budget does not end the wait while `busy` says
+    /// the peer is in the middle of producing what we wait for (copying a long record into
+    /// the ring): its end is then a copy away, and a park and a wake-up would cost more.
+    /// Such a wait spins on for up to [`BUSY_SPIN`] in all. `busy` is asked only once the
+    /// budget is spent; both closures get `ctx`, so that they may share mutable state.
+    #[inline]
+    pub(crate) fn spin_with<C, T>(
+        &mut self,
+        ctx: &mut C,
+        mut ready: impl FnMut(&mut C) -> Result<Option<T>, Error>,
+        mut busy: impl FnMut(&mut C) -> bool,
+    ) -> Result<Option<T>, Error> {
+        if let Some(v) = ready(ctx)? {
             self.adapt(Some(Duration::ZERO));
             return Ok(Some(v));
         }
@@ -103,7 +124,7 @@ impl Spinner {
         self.waits = self.waits.wrapping_add(1);
         let probe = self.policy.adaptive && self.waits.is_multiple_of(PROBE_EVERY);
         let budget = if probe { self.policy.spin } else { self.budget };
-        let busy = PURE_SPIN.min(budget);
+        let pure = PURE_SPIN.min(budget);
         let mut looks = 0u32;
         let mut yielding = false;
         // The wait so far as of the last reading of the clock.
@@ -115,10 +136,10 @@ impl Spinner {
             let mut expired = false;
             if yielding || looks % LOOKS_PER_CLOCK == LOOKS_PER_CLOCK - 1 {
                 elapsed = start.elapsed();
-                expired = elapsed >= budget;
-                yielding = elapsed >= busy;
+                expired = elapsed >= budget && (elapsed >= BUSY_SPIN || !busy(ctx));
+                yielding = elapsed >= pure;
             }
-            if let Some(v) = ready()? {
+            if let Some(v) = ready(ctx)? {
                 // The last reading, not a new one: the clock would cost the caller 40 ns
                 // between the record's arrival and its use. The budget only needs to know
                 // roughly how long waits take: this is up to `LOOKS_PER_CLOCK` looks short
@@ -331,6 +352,26 @@ mod tests {
         }
         assert!(s.budget >= Duration::from_micros(40), "budget {:?} did not recover", s.budget);
         assert!(caught > PROBE_EVERY, "only {caught} waits were caught by spinning");
+    }
+
+    /// A wait whose budget is spent goes on while the peer says it is busy, up to
+    /// `BUSY_SPIN`, and ends at the budget when it does not.
+    #[test]
+    fn a_busy_peer_keeps_the_waiter_spinning_past_its_budget() {
+        let mut s = Spinner::new(WaitPolicy::spin_for(Duration::from_micros(20)));
+        let after = |gap: Duration| {
+            let begun = Instant::now();
+            move |_: &mut ()| Ok((begun.elapsed() >= gap).then_some(()))
+        };
+        let busy = s.spin_with(&mut (), after(Duration::from_micros(300)), |()| true).unwrap();
+        assert_eq!(busy, Some(()), "a busy peer's record, 15 budgets late, is waited for");
+        assert_eq!(s.budget, Duration::from_micros(20), "and the budget does not shrink");
+        let idle = s.spin_with(&mut (), after(Duration::from_millis(50)), |()| false).unwrap();
+        assert_eq!(idle, None, "an idle peer's wait ends at the budget");
+        let begun = Instant::now();
+        let forever: Option<()> = s.spin_with(&mut (), |()| Ok(None), |()| true).unwrap();
+        assert_eq!(forever, None, "a peer busy for ever is given up on");
+        assert!(begun.elapsed() >= BUSY_SPIN, "after BUSY_SPIN, not before");
     }
 
     #[test]

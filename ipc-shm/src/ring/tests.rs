@@ -557,6 +557,44 @@ proptest! {
     }
 }
 
+/// The producer says it is writing a long record from its reservation to its commit, and
+/// only then; a shorter reservation (after a long grant was dropped) lowers it.
+#[test]
+fn the_producer_announces_a_long_record_while_it_writes_it() {
+    let mut p = pair(4 * LONG_RECORD);
+    assert!(!p.consumer.producer_writing_long());
+    let res = p.producer.try_reserve(LONG_RECORD).unwrap().unwrap();
+    assert!(p.consumer.producer_writing_long(), "reserved: writing");
+    p.producer.commit(res, LONG_RECORD, &[]);
+    assert!(!p.consumer.producer_writing_long(), "committed: done");
+    assert_eq!(p.pop().unwrap().map(|r| r.len()), Some(LONG_RECORD));
+    let res = p.producer.try_reserve(LONG_RECORD - 8).unwrap().unwrap();
+    assert!(!p.consumer.producer_writing_long(), "a shorter record is not announced");
+    p.producer.commit(res, 0, &[]);
+    // A long grant dropped uncommitted, then a short record.
+    p.producer.try_reserve(LONG_RECORD).unwrap().unwrap();
+    assert!(p.consumer.producer_writing_long());
+    assert!(p.push(&[7; 8]));
+    assert!(!p.consumer.producer_writing_long(), "the next reservation lowers it");
+}
+
+/// A long write that outlasts even the busy spin: the consumer parks after it, and the
+/// commit wakes it; the record arrives whole. With a 1 µs budget the consumer is past it at
+/// once, and spins on the producer's flag until `BUSY_SPIN` runs out.
+#[test]
+fn a_consumer_outwaited_by_a_long_write_is_woken_by_its_commit() {
+    let done = watchdog(Duration::from_secs(60));
+    let (mut tx, mut rx) = channel(8 * LONG_RECORD, WaitPolicy::spin_for(Duration::from_micros(1))).unwrap();
+    let body = payload(3, 2 * LONG_RECORD);
+    let mut grant = tx.reserve(body.len()).unwrap();
+    let reader = std::thread::spawn(move || rx.recv().map(|g| g.to_vec()).unwrap());
+    grant.write_at(0, &body);
+    crate::wait::pause(crate::wait::BUSY_SPIN * 3);
+    grant.commit();
+    assert_eq!(reader.join().unwrap(), body);
+    done.send(()).unwrap();
+}
+
 #[test]
 fn each_park_is_woken_once() {
     let mut p = pair(CAP);
