@@ -12,7 +12,7 @@
 //! consumer.
 
 #[cfg(not(loom))]
-pub(crate) use real::{Region, copy_slice};
+pub(crate) use real::{Region, append_slice, copy_slice};
 
 #[cfg(loom)]
 pub(crate) use model::Region;
@@ -67,6 +67,19 @@ mod real {
         // SAFETY: both slices are valid for their length, `dst` writable; a `&mut` and a `&`
         // cannot overlap.
         unsafe { copy_bytes(src.as_ptr(), dst.as_mut_ptr(), src.len()) }
+    }
+
+    /// Appends `src` to `out` as [`copy_bytes`] copies, without zeroing the room first:
+    /// `Vec::extend_from_slice` for the socket transport's buffers.
+    pub(crate) fn append_slice(out: &mut Vec<u8>, src: &[u8]) {
+        out.reserve(src.len());
+        let room = &mut out.spare_capacity_mut()[..src.len()];
+        // SAFETY: `room` is `src.len()` writable bytes of `out`'s allocation (reserved
+        // above); `src` cannot overlap it, being borrowed while `out` is borrowed mutably.
+        unsafe { copy_bytes(src.as_ptr(), room.as_mut_ptr().cast::<u8>(), src.len()) };
+        let len = out.len() + src.len();
+        // SAFETY: the first `len` bytes are initialised: those `out` held, then the copy.
+        unsafe { out.set_len(len) };
     }
 
     /// A mapped, 8-byte aligned range of shared memory.
@@ -173,7 +186,7 @@ mod real {
 
     #[cfg(test)]
     mod tests {
-        use super::copy_bytes;
+        use super::{append_slice, copy_bytes};
 
         /// Every length around the piece size, at every distance around the slow ones,
         /// copies exactly its bytes.
@@ -193,6 +206,17 @@ mod real {
                     assert!(dst[offset..offset + len] == src[..len], "{len} bytes, {ahead} ahead");
                     assert!(dst[..offset].iter().chain(&dst[offset + len..]).all(|&b| b == 0));
                 }
+            }
+        }
+
+        #[test]
+        fn append_slice_appends_exactly_the_slice() {
+            let src: Vec<u8> = (0..70_001u32).map(|i| (i % 251) as u8).collect();
+            for len in [0, 1, 1025, 70_001] {
+                let mut out = vec![9u8; 3];
+                append_slice(&mut out, &src[..len]);
+                assert_eq!(out.len(), 3 + len);
+                assert!(out[..3] == [9; 3] && out[3..] == src[..len], "{len} bytes");
             }
         }
     }

@@ -608,7 +608,7 @@ impl ReadGrant<'_> {
             View::Shm(g) => g.append_to(offset, len, out),
             View::Socket(v) => match v.bytes().get(offset..).and_then(|b| b.get(..len)) {
                 Some(src) => {
-                    out.extend_from_slice(src);
+                    crate::mem::append_slice(out, src);
                     true
                 }
                 None => false,
@@ -620,7 +620,11 @@ impl ReadGrant<'_> {
     pub fn to_vec(&self) -> Vec<u8> {
         match &self.view {
             View::Shm(g) => g.to_vec(),
-            View::Socket(v) => v.bytes().to_vec(),
+            View::Socket(v) => {
+                let mut out = Vec::new();
+                crate::mem::append_slice(&mut out, v.bytes());
+                out
+            }
         }
     }
 }
