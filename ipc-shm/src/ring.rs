@@ -66,7 +66,9 @@
 //! long record (a 1 MiB record takes about 0.1 ms to copy across cores) ends a copy later,
 //! and parking then only adds that cost. So while it holds a reservation of
 //! [`LONG_RECORD`] bytes or more, the producer sets bit 0 of `producer_flags`, and clears
-//! it when it publishes (or reserves a shorter record). A consumer whose budget is spent
+//! it when it publishes (or reserves a shorter record). It may also set it ahead of a record
+//! it is about to produce ([`Producer::expect_to_publish`]): the call layer does so while it
+//! reads a long request, whose reply its peer is waiting for. A consumer whose budget is spent
 //! keeps spinning while it sees the bit, for up to `wait::BUSY_SPIN` in all, and then parks
 //! as before. The word is advice: waking does not depend on it, a peer that never sets it
 //! only makes us park, and a peer that never clears it costs us that much spinning per
@@ -646,7 +648,7 @@ mod ends {
     /// The reading end of a ring.
     #[derive(Debug)]
     pub struct Consumer {
-        core: ConsumerCore,
+        pub(super) core: ConsumerCore,
         spinner: Spinner,
         data_bell: Bell,
         space_door: Doorbell,
@@ -773,6 +775,17 @@ mod ends {
         /// The longest payload one record can carry.
         pub fn max_record_len(&self) -> usize {
             self.core.max_record_len()
+        }
+
+        /// Tells a consumer waiting for our next record that it is coming soon, though not
+        /// yet being written: it then spins on past its budget instead of parking, as for a
+        /// long record (see "Waiting through a long write"). The hint lasts until our next
+        /// record, or a reservation shorter than [`LONG_RECORD`]. For a side that is working
+        /// on an answer its peer waits for: a server reading a long request.
+        pub fn expect_to_publish(&mut self) {
+            if !self.core.writing_long {
+                self.core.announce_long_write(true);
+            }
         }
 
         /// Reserves a record of `len` bytes, waiting for room. Write the payload through the

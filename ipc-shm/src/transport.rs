@@ -250,6 +250,15 @@ impl Sender {
         }
     }
 
+    /// Tells the peer, if it waits for our next record, that the record is coming soon
+    /// (advice: over shm its waiter spins on instead of parking, for a while; the socket
+    /// has no such hint). See [`ring::Producer::expect_to_publish`].
+    pub fn expect_to_send(&mut self) {
+        if let SendEnd::Shm(p) = &mut self.end {
+            p.expect_to_publish();
+        }
+    }
+
     /// Reserves a record of `len` bytes, waiting for room (for a full ring; on the socket
     /// transport the wait happens at commit). Write through the grant, then commit it.
     pub fn reserve(&mut self, len: usize) -> Result<WriteGrant<'_>, Error> {

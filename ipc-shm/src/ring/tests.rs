@@ -578,6 +578,18 @@ fn the_producer_announces_a_long_record_while_it_writes_it() {
     assert!(!p.consumer.producer_writing_long(), "the next reservation lowers it");
 }
 
+/// `expect_to_publish` raises the flag ahead of a record, which lowers it.
+#[test]
+fn a_producer_can_announce_a_record_before_writing_it() {
+    let (mut tx, mut rx) = channel(CAP, WaitPolicy::default()).unwrap();
+    assert!(!rx.core.producer_writing_long());
+    tx.expect_to_publish();
+    assert!(rx.core.producer_writing_long());
+    tx.send_bytes(&[1; 8]).unwrap();
+    assert!(!rx.core.producer_writing_long());
+    assert_eq!(rx.recv().unwrap().to_vec(), [1; 8]);
+}
+
 /// A long write that outlasts even the busy spin: the consumer parks after it, and the
 /// commit wakes it; the record arrives whole. With a 1 µs budget the consumer is past it at
 /// once, and spins on the producer's flag until `BUSY_SPIN` runs out.
