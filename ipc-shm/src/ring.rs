@@ -16,7 +16,7 @@
 //! |    256 | `consumer_parked` | consumer   | park generation (non-zero) while it sleeps       |
 //! |    264 | `consumer_flags`  | consumer   | bit 0: it sleeps only after a process-wide barrier |
 //! |    384 | `producer_parked` | producer   | park generation (non-zero) while it sleeps       |
-//! |    392 | `producer_flags`  | producer   | bit 0: it is writing a record of 64 KiB or more  |
+//! |    392 | `producer_flags`  | producer   | bit 0: a long record is being written or coming  |
 //!
 //! Positions are byte counts that only grow; the byte a position refers to is at
 //! `data_offset + (pos & (capacity - 1))`. The producer's position is never published: the
@@ -69,11 +69,12 @@
 //! it when it publishes (or reserves a shorter record). It may also set it ahead of a record
 //! it is about to produce ([`Producer::expect_to_publish`]): the call layer does so while it
 //! reads a long request, whose reply its peer is waiting for. A consumer whose budget is spent
-//! keeps spinning while it sees the bit, for up to `wait::BUSY_SPIN` in all, and then parks
-//! as before. The word is advice: waking does not depend on it, a peer that never sets it
-//! only makes us park, and a peer that never clears it costs us that much spinning per
-//! wait. A grant dropped uncommitted leaves the bit set until the producer's next
-//! reservation or record.
+//! keeps looking (yielding at each look) while it sees the bit, for up to `wait::BUSY_SPIN`
+//! of spinning per wait however often it is woken meanwhile, and then parks as before. A
+//! consumer with a zero budget ([`WaitPolicy::PARK`]) never spins, bit or no bit. The word
+//! is advice: waking does not depend on it, a peer that never sets it only makes us park,
+//! and a peer that never clears it costs us that much spinning per wait. A grant dropped
+//! uncommitted leaves the bit set until the producer's next reservation or record.
 //!
 //! # Trust
 //!
@@ -91,7 +92,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 use crate::error::{Error, ProtocolError};
 use crate::mem::Region;
 use crate::sync::{Ordering, fence};
-use crate::wait::{Bell, Doorbell, Liveness, Spinner, WaitPolicy, Wake, park, pause};
+use crate::wait::{BUSY_SPIN, Bell, Doorbell, Liveness, Spinner, WaitPolicy, Wake, park, pause};
 
 /// `b"BSHMRNG1"` read as a little-endian `u64`.
 pub const RING_MAGIC: u64 = u64::from_le_bytes(*b"BSHMRNG1");
@@ -964,11 +965,15 @@ mod ends {
         }
 
         fn wait_record(&mut self) -> Result<Record, Error> {
+            // One allowance for spinning through the producer's long writes per wait, however
+            // often its bell wakes us.
+            let mut busy_spin = BUSY_SPIN;
             loop {
                 let waited = self.spinner.spin_with(
                     &mut self.core,
                     |core| Ok(core.try_peek()?),
                     |core| core.producer_writing_long(),
+                    &mut busy_spin,
                 )?;
                 if let Some(record) = waited {
                     return Ok(record);

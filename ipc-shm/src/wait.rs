@@ -14,6 +14,10 @@
 //! whatever the budget: without that, a budget that collapsed during a burst of long gaps
 //! (or while the machine was busy) would stay below the connection's real round-trip time
 //! for good, since a wait longer than the budget always parks and parking only shrinks it.
+//!
+//! A waiter whose budget is spent while the peer says it is producing what we wait for (a
+//! long record being copied into the ring) keeps looking, yielding at each look, for up to
+//! [`BUSY_SPIN`] per wait, then parks as usual ([`Spinner::spin_with`]).
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
@@ -75,10 +79,10 @@ const LOOKS_PER_CLOCK: u32 = 32;
 /// middle of ordinary round trips whenever the machine was busy.
 const PURE_SPIN: Duration = Duration::from_micros(5);
 
-/// The longest a waiter spins in all while the peer says it is producing what we wait for
-/// ([`Spinner::spin_with`]): a 2 MiB record, the longest with the default 4 MiB ring, takes
-/// about 0.2 ms to copy across cores. Past this the waiter parks as usual, so a peer that
-/// says so forever costs us at most this much CPU per wait.
+/// The longest a wait goes on, in all, while the peer says it is producing what we wait
+/// for ([`Spinner::spin_with`]): a 2 MiB record, the longest with the default 4 MiB ring,
+/// takes about 0.2 ms to copy across cores. Past this the waiter parks as usual, so a peer
+/// that says so forever costs us at most this much CPU per wait.
 pub(crate) const BUSY_SPIN: Duration = Duration::from_millis(1);
 
 impl Spinner {
@@ -97,20 +101,27 @@ impl Spinner {
         &mut self,
         mut ready: impl FnMut() -> Result<Option<T>, Error>,
     ) -> Result<Option<T>, Error> {
-        self.spin_with(&mut (), |()| ready(), |()| false)
+        let mut no_allowance = Duration::ZERO;
+        self.spin_with(&mut (), |()| ready(), |()| false, &mut no_allowance)
     }
 
     /// As [`spin`](Self::spin), but a spent budget does not end the wait while `busy` says
     /// the peer is in the middle of producing what we wait for (copying a long record into
     /// the ring): its end is then a copy away, and a park and a wake-up would cost more.
-    /// Such a wait spins on for up to [`BUSY_SPIN`] in all. `busy` is asked only once the
-    /// budget is spent; both closures get `ctx`, so that they may share mutable state.
+    /// Such a wait goes on (yielding at each look) until it has lasted `allowance`, which
+    /// it then uses up by as much as it lasted: a caller that spins again after a wake-up
+    /// passes what is left, so that a peer ringing us at will cannot buy more than one
+    /// allowance per wait. `busy` is asked only once the budget is spent, and never with a
+    /// zero budget ([`WaitPolicy::PARK`] never spins); both closures get `ctx`, so that
+    /// they may share mutable state. For the budget's adaptation, a wait the allowance
+    /// ended took the budget.
     #[inline]
     pub(crate) fn spin_with<C, T>(
         &mut self,
         ctx: &mut C,
         mut ready: impl FnMut(&mut C) -> Result<Option<T>, Error>,
         mut busy: impl FnMut(&mut C) -> bool,
+        allowance: &mut Duration,
     ) -> Result<Option<T>, Error> {
         if let Some(v) = ready(ctx)? {
             self.adapt(Some(Duration::ZERO));
@@ -136,7 +147,7 @@ impl Spinner {
             let mut expired = false;
             if yielding || looks % LOOKS_PER_CLOCK == LOOKS_PER_CLOCK - 1 {
                 elapsed = start.elapsed();
-                expired = elapsed >= budget && (elapsed >= BUSY_SPIN || !busy(ctx));
+                expired = elapsed >= budget && (elapsed >= *allowance || !busy(ctx));
                 yielding = elapsed >= pure;
             }
             if let Some(v) = ready(ctx)? {
@@ -144,10 +155,12 @@ impl Spinner {
                 // between the record's arrival and its use. The budget only needs to know
                 // roughly how long waits take: this is up to `LOOKS_PER_CLOCK` looks short
                 // (zero within the first of them), and a success never shrinks the budget.
-                self.adapt(Some(elapsed));
+                *allowance = allowance.saturating_sub(elapsed);
+                self.adapt(Some(elapsed.min(budget)));
                 return Ok(Some(v));
             }
             if expired {
+                *allowance = allowance.saturating_sub(elapsed);
                 self.adapt(None);
                 return Ok(None);
             }
@@ -354,24 +367,42 @@ mod tests {
         assert!(caught > PROBE_EVERY, "only {caught} waits were caught by spinning");
     }
 
-    /// A wait whose budget is spent goes on while the peer says it is busy, up to
-    /// `BUSY_SPIN`, and ends at the budget when it does not.
+    /// A wait whose budget is spent goes on while the peer says it is busy, until it has
+    /// lasted the allowance, which it uses up; when the peer is not busy it ends at the
+    /// budget, having asked once.
     #[test]
     fn a_busy_peer_keeps_the_waiter_spinning_past_its_budget() {
         let mut s = Spinner::new(WaitPolicy::spin_for(Duration::from_micros(20)));
-        let after = |gap: Duration| {
-            let begun = Instant::now();
-            move |_: &mut ()| Ok((begun.elapsed() >= gap).then_some(()))
-        };
-        let busy = s.spin_with(&mut (), after(Duration::from_micros(300)), |()| true).unwrap();
-        assert_eq!(busy, Some(()), "a busy peer's record, 15 budgets late, is waited for");
-        assert_eq!(s.budget, Duration::from_micros(20), "and the budget does not shrink");
-        let idle = s.spin_with(&mut (), after(Duration::from_millis(50)), |()| false).unwrap();
-        assert_eq!(idle, None, "an idle peer's wait ends at the budget");
+        // An idle peer: asked once, when the budget is spent, and the wait ends there.
+        let mut asked = 0;
+        let mut allowance = BUSY_SPIN;
+        let idle: Option<()> = s
+            .spin_with(&mut asked, |_| Ok(None), |asked| { *asked += 1; false }, &mut allowance)
+            .unwrap();
+        assert_eq!((idle, asked), (None, 1), "an idle peer's wait ends at the budget");
+        assert_eq!(s.budget, Duration::from_micros(10), "and halves it");
+        // A busy peer whose record comes 15 budgets late is waited for.
         let begun = Instant::now();
-        let forever: Option<()> = s.spin_with(&mut (), |()| Ok(None), |()| true).unwrap();
-        assert_eq!(forever, None, "a peer busy for ever is given up on");
-        assert!(begun.elapsed() >= BUSY_SPIN, "after BUSY_SPIN, not before");
+        let late = |_: &mut ()| Ok((begun.elapsed() >= Duration::from_micros(300)).then_some(()));
+        let mut allowance = BUSY_SPIN;
+        let busy = s.spin_with(&mut (), late, |()| true, &mut allowance).unwrap();
+        assert_eq!(busy, Some(()));
+        // Used up by the wait as of its last reading of the clock, just before the record.
+        assert!(allowance <= BUSY_SPIN - Duration::from_micros(250), "{allowance:?} left");
+        assert_eq!(s.budget, Duration::from_micros(20), "as a wait spinning ended: doubled");
+        // A peer busy for ever is given up on after the allowance, which is then spent: a
+        // second wait in the same allowance (after a wake-up) ends at the budget.
+        let mut allowance = BUSY_SPIN;
+        let begun = Instant::now();
+        let forever: Option<()> = s.spin_with(&mut (), |()| Ok(None), |()| true, &mut allowance).unwrap();
+        assert_eq!(forever, None);
+        assert!(begun.elapsed() >= BUSY_SPIN, "not before BUSY_SPIN");
+        assert_eq!(allowance, Duration::ZERO);
+        let mut asked = 0;
+        let again: Option<()> = s
+            .spin_with(&mut asked, |_| Ok(None), |asked| { *asked += 1; true }, &mut allowance)
+            .unwrap();
+        assert_eq!((again, asked), (None, 0), "no allowance left: the peer is not even asked");
     }
 
     #[test]

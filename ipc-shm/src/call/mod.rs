@@ -114,7 +114,8 @@
 //!   depth) blocks only its own thread, and the peer's nested request is read by the next
 //!   leader and run by another worker. Workers that are not needed sleep on a condition
 //!   variable.
-//! - **Never block while reading.** A thread never takes the send lock while it reads: a
+//! - **Never block while reading.** A thread never waits for the send lock while it reads
+//!   (it only tries it, to hint that a reply is coming: see `reply_coming`): a
 //!   release of a handle dropped meanwhile is queued and sent later, and a released export
 //!   is dropped on a worker (its `Drop` is user code). A leader that runs a request (and so
 //!   may send its reply into a full ring) is not reading, and anyone may take over. So a

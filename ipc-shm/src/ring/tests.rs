@@ -590,18 +590,26 @@ fn a_producer_can_announce_a_record_before_writing_it() {
     assert_eq!(rx.recv().unwrap().to_vec(), [1; 8]);
 }
 
-/// A long write that outlasts even the busy spin: the consumer parks after it, and the
-/// commit wakes it; the record arrives whole. With a 1 µs budget the consumer is past it at
-/// once, and spins on the producer's flag until `BUSY_SPIN` runs out.
+/// A long write that outlasts even the busy spin: the consumer spins on the producer's
+/// flag until `BUSY_SPIN` runs out, then parks (the producer waits to see its parked word
+/// before it commits), and the commit wakes it; the record arrives whole. Its 1 µs budget
+/// is spent at once, so only the flag kept it from parking sooner.
 #[test]
-fn a_consumer_outwaited_by_a_long_write_is_woken_by_its_commit() {
+fn a_consumer_outwaited_by_a_long_write_parks_and_is_woken_by_its_commit() {
     let done = watchdog(Duration::from_secs(60));
     let (mut tx, mut rx) = channel(8 * LONG_RECORD, WaitPolicy::spin_for(Duration::from_micros(1))).unwrap();
     let body = payload(3, 2 * LONG_RECORD);
+    let region = *tx.core.region();
     let mut grant = tx.reserve(body.len()).unwrap();
+    let begun = std::time::Instant::now();
     let reader = std::thread::spawn(move || rx.recv().map(|g| g.to_vec()).unwrap());
     grant.write_at(0, &body);
-    crate::wait::pause(crate::wait::BUSY_SPIN * 3);
+    // Relaxed: only waiting to see the consumer asleep; the commit's own check wakes it.
+    let parked = || region.atomic_u64(OFF_CONSUMER_PARKED).load(Ordering::Relaxed) != 0;
+    while !parked() {
+        std::thread::yield_now();
+    }
+    assert!(begun.elapsed() >= BUSY_SPIN, "parked after the busy spin, not before");
     grant.commit();
     assert_eq!(reader.join().unwrap(), body);
     done.send(()).unwrap();

@@ -1,6 +1,8 @@
 //! The leader's reading: validate each record, hand replies to their callers, and queue or
 //! return requests.
 
+use std::sync::TryLockError;
+
 use super::*;
 
 /// `io::Read` over a ring record from `pos` on.
@@ -159,9 +161,12 @@ impl Shared {
     /// ([`Sender::expect_to_send`]). Only when the send lock is free: the leader never waits
     /// for it (a sender may be waiting for room that only our reading frees).
     fn reply_coming(&self) {
-        if let Ok(mut tx) = self.tx.try_lock() {
-            tx.sender.expect_to_send();
-        }
+        let mut tx = match self.tx.try_lock() {
+            Ok(tx) => tx,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return,
+        };
+        tx.sender.expect_to_send();
     }
 
     pub(super) fn own_slot(&self, call: u64) -> Result<Arc<Slot>, Fatal> {
