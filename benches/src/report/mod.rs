@@ -396,10 +396,12 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
          every waiter that loses its CPU to other work pays a scheduler round (about 10 µs \
          here), on shm as on the socket, and the floor degrades the same way. Compare runs \
          by the load average above.\n\
-         - shm parks (voluntary switches) once a round trip outlasts the 50 µs spin window: \
-         at 1 MiB each side copies for longer than that, so each wait ends in the kernel. \
-         iceoryx2's peers spin without limit, which wins at large payloads and costs a full \
-         CPU per waiting process when idle.\n\
+         - shm parks (voluntary switches) once a wait outlasts the 50 µs spin window, except \
+         while the producer says it is writing a long record (or answering a long request): \
+         then the waiter spins on for up to 1 ms, since the record is a copy away. At 1 MiB \
+         the wait that remains a park is the peer's for the next request, while this side \
+         copies the reply out. iceoryx2's peers spin without limit, which wins at large \
+         payloads and costs a full CPU per waiting process when idle.\n\
          - The echo peer answers with `Sender::forward`: over shm it copies each record \
          straight from its receiving ring into its sending ring, so with the client's copy in \
          and copy out a round trip copies the payload three times, as iceoryx2's does (its \
