@@ -137,7 +137,8 @@ mod loom_barriers {
 }
 const OFF_PRODUCER_PARKED: usize = 384;
 const OFF_PRODUCER_FLAGS: usize = 392;
-/// `producer_flags` bit: the producer is writing a record of [`LONG_RECORD`] bytes or more.
+/// `producer_flags` bit: the producer is writing a record of [`LONG_RECORD`] bytes or more,
+/// or expects to publish its next record soon ([`Producer::expect_to_publish`]).
 const PRODUCER_WRITING_LONG: u64 = 1;
 /// Records at least this long are announced in `producer_flags` while they are written
 /// (see "Waiting through a long write"): copying one takes several microseconds.
@@ -580,8 +581,8 @@ impl ConsumerCore {
         needs_wake(parked, &mut self.producer_woken)
     }
 
-    /// Whether the producer says it is writing a long record (advice only; see "Waiting
-    /// through a long write").
+    /// Whether the producer says a long record is being written or coming (advice only; see
+    /// "Waiting through a long write").
     pub(crate) fn producer_writing_long(&self) -> bool {
         // Relaxed: no ordering depends on the answer.
         self.region.atomic_u64(OFF_PRODUCER_FLAGS).load(Ordering::Relaxed) & PRODUCER_WRITING_LONG != 0

@@ -17,7 +17,7 @@
 //!
 //! A waiter whose budget is spent while the peer says it is producing what we wait for (a
 //! long record being copied into the ring) keeps looking, yielding at each look, for up to
-//! [`BUSY_SPIN`] per wait, then parks as usual ([`Spinner::spin_with`]).
+//! 1 ms per wait (`BUSY_SPIN`), then parks as usual (`Spinner::spin_with`).
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
