@@ -87,6 +87,7 @@ mod iceoryx {
     use std::io::{Read, Write, stdin};
     use std::os::fd::{AsFd, OwnedFd};
     use std::os::unix::net::UnixStream;
+    use std::time::Duration;
 
     use anyhow::{Context, anyhow};
     use benches::peer::{self, Peer, spin_until};
@@ -106,9 +107,18 @@ mod iceoryx {
         _node: Node<Service>,
         client: IceClient<Service, [u8], (), [u8], ()>,
         reply: Vec<u8>,
-        // Dropped last: the peer outlives our ports.
-        _peer: Peer,
-        _lifeline: UnixStream,
+        /// The server and its lifeline: closed first, so that the server exits and removes
+        /// its segments from `/dev/shm` (killed, it would leave 400 MB there).
+        peer: Option<(Peer, UnixStream)>,
+    }
+
+    impl Drop for Client {
+        fn drop(&mut self) {
+            if let Some((peer, lifeline)) = self.peer.take() {
+                drop(lifeline);
+                peer.finish(Duration::from_secs(2));
+            }
+        }
     }
 
     impl Client {
@@ -132,7 +142,7 @@ mod iceoryx {
             // reach nobody.
             let mut ready = [0u8; 1];
             ours.read_exact(&mut ready).context("wait for the iceoryx2 server")?;
-            Ok(Client { _node: node, client, reply: Vec::new(), _peer: peer, _lifeline: ours })
+            Ok(Client { _node: node, client, reply: Vec::new(), peer: Some((peer, ours)) })
         }
 
         #[inline]
@@ -147,6 +157,16 @@ mod iceoryx {
             self.reply.clear();
             self.reply.extend_from_slice(response.payload());
             Ok(())
+        }
+    }
+
+    /// Whether the client closed its end of the lifeline (it never writes to it).
+    fn client_gone(lifeline: &mut UnixStream) -> anyhow::Result<bool> {
+        match lifeline.read(&mut [0u8; 1]) {
+            Ok(0) => Ok(true),
+            Ok(_) => Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) => Err(e).context("watch the lifeline"),
         }
     }
 
@@ -166,8 +186,17 @@ mod iceoryx {
             .create()
             .map_err(|e| anyhow!("iceoryx2 server: {e:?}"))?;
         lifeline.write_all(&[1]).context("announce the server")?;
+        lifeline.set_nonblocking(true).context("make the lifeline non-blocking")?;
+        let mut idle = 0u32;
         loop {
             let Some(request) = server.receive().map_err(|e| anyhow!("receive a request: {e:?}"))? else {
+                // Now and then (a system call every 64Ki empty looks, well under a
+                // millisecond apart), see whether the client has gone: then return, and
+                // dropping the node removes our segments.
+                idle = idle.wrapping_add(1);
+                if idle.is_multiple_of(1 << 16) && client_gone(&mut lifeline)? {
+                    return Ok(());
+                }
                 std::hint::spin_loop();
                 continue;
             };

@@ -70,6 +70,19 @@ impl Peer {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Gives the peer up to `limit` to exit on its own (a peer that owns resources outside
+    /// the process, such as iceoryx2's segments in `/dev/shm`, removes them only when it
+    /// exits cleanly), then kills and reaps it as dropping does.
+    pub fn finish(mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
 }
 
 impl Drop for Peer {
