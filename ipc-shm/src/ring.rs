@@ -246,6 +246,8 @@ pub(crate) struct ProducerCore {
     /// The consumer runs a process-wide barrier before it sleeps and so does this process
     /// take part: publishing needs no fence (see "Waking a parked consumer").
     light_fence: bool,
+    /// This process takes part in process-wide barriers (asked once: `process_barriers`).
+    barriers: bool,
     /// What we last stored in `producer_flags` (see "Waiting through a long write").
     writing_long: bool,
 }
@@ -284,14 +286,17 @@ impl ProducerCore {
             park_generation: 0,
             consumer_woken: 0,
             light_fence: false,
+            barriers: process_barriers(),
             writing_long: false,
         }
     }
 
+    #[inline(always)]
     fn mask(&self) -> u64 {
         self.capacity - 1
     }
 
+    #[inline]
     pub(crate) fn max_record_len(&self) -> usize {
         max_record_len(self.capacity as usize)
     }
@@ -316,6 +321,7 @@ impl ProducerCore {
 
     /// Bytes a record of `len` bytes takes from our position: padding to the end of the
     /// data area if it does not fit before it, the record, and the next header slot.
+    #[inline(always)]
     fn needed(&self, len: usize) -> (u64, u64) {
         let span = record_span(len);
         let to_end = self.capacity - (self.write & self.mask());
@@ -325,6 +331,7 @@ impl ProducerCore {
 
     /// Stores 0 into the header slot at stream position `pos`, which we are about to make
     /// reachable (see "Publishing by header" in the module docs).
+    #[inline(always)]
     fn clear_slot(&self, pos: u64) {
         // Relaxed: the Release store of the header that makes the slot reachable publishes it.
         self.region.atomic_u64(DATA_OFFSET + (pos & self.mask()) as usize).store(0, Ordering::Relaxed);
@@ -332,6 +339,7 @@ impl ProducerCore {
 
     /// Reserves room for a payload of `len` bytes, or `None` when the ring is too full.
     /// `len` must not exceed `max_record_len` (checked by the caller).
+    #[inline(always)]
     pub(crate) fn try_reserve(&mut self, len: usize) -> Result<Option<Reservation>, ProtocolError> {
         debug_assert!(len <= self.max_record_len());
         let (pad, needed) = self.needed(len);
@@ -382,6 +390,7 @@ impl ProducerCore {
     /// `head` are the payload bytes that share the header's cache line, written here right
     /// before the header (at most `res.head` of them; the caller wrote the rest).
     #[cfg(any(test, loom))]
+    #[inline(always)]
     pub(crate) fn commit(&mut self, res: Reservation, used: usize, head: &[u8]) -> bool {
         self.publish(res, used, head);
         self.consumer_needs_wake()
@@ -390,6 +399,7 @@ impl ProducerCore {
     /// Publishes a reserved record with its first `used` bytes as the payload (`head` as
     /// for `commit`), without the wake-up check: the caller must call
     /// [`Self::consumer_needs_wake`] after it, at the latest before it waits for anything.
+    #[inline(always)]
     pub(crate) fn publish(&mut self, res: Reservation, used: usize, head: &[u8]) {
         assert!(used <= res.len, "committed {used} bytes of a {}-byte reservation", res.len);
         debug_assert!(head.len() <= res.head);
@@ -412,6 +422,7 @@ impl ProducerCore {
     /// Whether the consumer is parked and must be woken, after records were published: once
     /// per park of the consumer, since a doorbell rung stays rung until the woken side reads
     /// it (see [`needs_wake`]).
+    #[inline(always)]
     pub(crate) fn consumer_needs_wake(&mut self) -> bool {
         if self.light_fence {
             // SYNC: pairs with the process-wide barrier in `ConsumerCore::set_parked`, which
@@ -428,7 +439,7 @@ impl ProducerCore {
         // Read on every commit (the same line as `parked`): a consumer that stops running
         // barriers clears its flag, and we fence again from the next record on.
         let flags = self.region.atomic_u64(OFF_CONSUMER_FLAGS).load(Ordering::Relaxed);
-        self.light_fence = flags & CONSUMER_BARRIER != 0 && process_barriers();
+        self.light_fence = flags & CONSUMER_BARRIER != 0 && self.barriers;
         needs_wake(parked, &mut self.consumer_woken)
     }
 
@@ -501,11 +512,13 @@ impl ConsumerCore {
         }
     }
 
+    #[inline(always)]
     fn mask(&self) -> u64 {
         self.capacity - 1
     }
 
     /// Locates the next published record, skipping padding. Does not release anything.
+    #[inline(always)]
     pub(crate) fn try_peek(&mut self) -> Result<Option<Record>, ProtocolError> {
         let mut pos = self.read;
         loop {
@@ -560,6 +573,7 @@ impl ConsumerCore {
     }
 
     /// Marks `record` consumed. The producer learns of it at the next [`Self::publish`].
+    #[inline(always)]
     pub(crate) fn release(&mut self, record: Record) {
         debug_assert!(record.end > self.read && record.end <= self.read + self.capacity);
         self.read = record.end;
@@ -567,6 +581,7 @@ impl ConsumerCore {
 
     /// Publishes our position if it moved. Returns whether the producer is parked and must be
     /// woken.
+    #[inline(always)]
     pub(crate) fn publish(&mut self) -> bool {
         if self.read == self.published {
             return false;
@@ -583,6 +598,7 @@ impl ConsumerCore {
 
     /// Whether the producer says a long record is being written or coming (advice only; see
     /// "Waiting through a long write").
+    #[inline]
     pub(crate) fn producer_writing_long(&self) -> bool {
         // Relaxed: no ordering depends on the answer.
         self.region.atomic_u64(OFF_PRODUCER_FLAGS).load(Ordering::Relaxed) & PRODUCER_WRITING_LONG != 0
@@ -624,6 +640,12 @@ impl ConsumerCore {
 #[cfg(not(loom))]
 pub use ends::*;
 
+// The hot path (reserve, write, commit; peek, read, release) is `#[inline(always)]` down to
+// the atomics, and everything that waits is out of line, so that a record's position and
+// length stay in registers instead of crossing calls through memory (where a wide load of
+// narrow stores stalled the pipeline). Measured on the AMD host: a 64 B round trip with both
+// ends on one thread, 200 → 63 ns; across processes, 341 → 220–235 ns; a 64 B stream,
+// 15 → 43 M records/s.
 #[cfg(not(loom))]
 mod ends {
     use super::*;
@@ -775,6 +797,7 @@ mod ends {
         }
 
         /// The longest payload one record can carry.
+        #[inline]
         pub fn max_record_len(&self) -> usize {
             self.core.max_record_len()
         }
@@ -792,6 +815,7 @@ mod ends {
 
         /// Reserves a record of `len` bytes, waiting for room. Write the payload through the
         /// grant, then [`WriteGrant::commit`] it; a grant dropped uncommitted sends nothing.
+        #[inline(always)]
         pub fn reserve(&mut self, len: usize) -> Result<WriteGrant<'_>, Error> {
             self.check_len(len)?;
             loop {
@@ -803,6 +827,7 @@ mod ends {
         }
 
         /// Reserves a record of `len` bytes if there is room now.
+        #[inline(always)]
         pub fn try_reserve(&mut self, len: usize) -> Result<Option<WriteGrant<'_>>, Error> {
             self.check_len(len)?;
             if self.peer_gone {
@@ -812,6 +837,7 @@ mod ends {
         }
 
         /// Sends `bytes` as one record.
+        #[inline(always)]
         pub fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), Error> {
             let mut grant = self.reserve(bytes.len())?;
             grant.write_at(0, bytes);
@@ -820,6 +846,7 @@ mod ends {
         }
 
         /// Sends a fixed-layout value as one record, written straight into the ring.
+        #[inline]
         pub fn send<T: IntoBytes + Immutable + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
             self.send_bytes(value.as_bytes())
         }
@@ -846,6 +873,7 @@ mod ends {
         }
 
         /// Wakes the consumer if it parked since records were published without a check.
+        #[inline(always)]
         fn announce(&mut self) {
             self.unannounced = false;
             if self.core.consumer_needs_wake() {
@@ -853,6 +881,7 @@ mod ends {
             }
         }
 
+        #[inline]
         fn check_len(&self, len: usize) -> Result<(), Error> {
             let max = self.max_record_len();
             if len > max {
@@ -889,6 +918,7 @@ mod ends {
 
         /// Publishes a reserved record; with `announce`, also wakes the consumer if it
         /// sleeps, else leaves that to the end of the batch (or to [`Self::wait_space`]).
+        #[inline(always)]
         fn finish(&mut self, res: Reservation, used: usize, head: &[u8], announce: bool) {
             self.core.publish(res, used, head);
             self.unannounced = true;
@@ -900,18 +930,21 @@ mod ends {
 
     impl Consumer {
         /// The longest payload one record can carry.
+        #[inline]
         pub fn max_record_len(&self) -> usize {
             max_record_len(self.core.capacity as usize)
         }
 
         /// Waits for the next record. After the peer has gone, the records it committed are
         /// still delivered; then [`Error::Disconnected`].
+        #[inline(always)]
         pub fn recv(&mut self) -> Result<ReadGrant<'_>, Error> {
             let record = self.wait_record()?;
             Ok(ReadGrant { consumer: self, record, cursor: 0, publish: true })
         }
 
         /// The next record if one is there, without waiting.
+        #[inline]
         pub fn try_recv(&mut self) -> Result<Option<ReadGrant<'_>>, Error> {
             match self.core.try_peek()? {
                 Some(record) => Ok(Some(ReadGrant { consumer: self, record, cursor: 0, publish: true })),
@@ -965,7 +998,19 @@ mod ends {
             }
         }
 
+        #[inline(always)]
         fn wait_record(&mut self) -> Result<Record, Error> {
+            // A record already there is the common case on a busy connection; it is taken
+            // here, inline, and only a wait goes out of line.
+            if let Some(record) = self.core.try_peek()? {
+                self.spinner.ended_at_once();
+                return Ok(record);
+            }
+            self.wait_for_record()
+        }
+
+        #[inline(never)]
+        fn wait_for_record(&mut self) -> Result<Record, Error> {
             // One allowance for spinning through the producer's long writes per wait, however
             // often its bell wakes us.
             let mut busy_spin = BUSY_SPIN;
@@ -979,26 +1024,37 @@ mod ends {
                 if let Some(record) = waited {
                     return Ok(record);
                 }
-                if self.peer_gone {
-                    return Err(Error::Disconnected);
-                }
-                self.core.set_parked(true);
-                let outcome = match self.core.try_peek() {
-                    Ok(Some(record)) => {
-                        self.core.set_parked(false);
-                        return Ok(record);
-                    }
-                    Ok(None) => park(&self.data_bell, &self.liveness),
-                    Err(e) => Err(e.into()),
-                };
-                self.core.set_parked(false);
-                if outcome? == Wake::PeerGone {
-                    // Deliver what the peer committed before it went; then report it.
-                    self.peer_gone = true;
+                if let Some(record) = self.park()? {
+                    return Ok(record);
                 }
             }
         }
 
+        /// Sleeps until the producer rings our bell or goes, unless a record came meanwhile.
+        /// Out of line: the hot path of [`Self::wait_record`] is the spin.
+        #[inline(never)]
+        fn park(&mut self) -> Result<Option<Record>, Error> {
+            if self.peer_gone {
+                return Err(Error::Disconnected);
+            }
+            self.core.set_parked(true);
+            let outcome = match self.core.try_peek() {
+                Ok(Some(record)) => {
+                    self.core.set_parked(false);
+                    return Ok(Some(record));
+                }
+                Ok(None) => park(&self.data_bell, &self.liveness),
+                Err(e) => Err(e.into()),
+            };
+            self.core.set_parked(false);
+            if outcome? == Wake::PeerGone {
+                // Deliver what the peer committed before it went; then report it.
+                self.peer_gone = true;
+            }
+            Ok(None)
+        }
+
+        #[inline(always)]
         fn publish(&mut self) {
             if self.core.publish() {
                 self.space_door.ring();
@@ -1023,16 +1079,19 @@ mod ends {
 
     impl WriteGrant<'_> {
         /// Bytes reserved.
+        #[inline]
         pub fn len(&self) -> usize {
             self.res.len
         }
 
         /// Whether zero bytes were reserved.
+        #[inline]
         pub fn is_empty(&self) -> bool {
             self.res.len == 0
         }
 
         /// Copies `bytes` to `offset` within the record.
+        #[inline(always)]
         pub fn write_at(&mut self, offset: usize, bytes: &[u8]) {
             assert!(
                 offset <= self.res.len && bytes.len() <= self.res.len - offset,
@@ -1050,12 +1109,14 @@ mod ends {
         }
 
         /// Writes a fixed-layout value at `offset` within the record.
+        #[inline]
         pub fn write_obj<T: IntoBytes + Immutable + ?Sized>(&mut self, offset: usize, value: &T) {
             self.write_at(offset, value.as_bytes());
         }
 
         /// Copies the whole payload of the received record `src` to `offset` within this
         /// record, from ring to ring. Panics as [`Self::write_at`] does when it does not fit.
+        #[inline(always)]
         pub fn write_from(&mut self, offset: usize, src: &ReadGrant<'_>) {
             let len = src.record.len;
             assert!(
@@ -1077,12 +1138,14 @@ mod ends {
         }
 
         /// Publishes the whole reservation.
+        #[inline(always)]
         pub fn commit(self) {
             let len = self.res.len;
             self.commit_len(len);
         }
 
         /// Publishes the first `len` bytes (for writers that reserve an upper bound).
+        #[inline(always)]
         pub fn commit_len(self, len: usize) {
             let res = self.res;
             self.producer.finish(res, len, &self.head[..res.head], true);
@@ -1090,6 +1153,7 @@ mod ends {
 
         /// Publishes the whole reservation, leaving the wake-up check to the end of the
         /// batch ([`Producer::send_batch`]).
+        #[inline]
         fn commit_unannounced(self) {
             let res = self.res;
             self.producer.finish(res, res.len, &self.head[..res.head], false);
@@ -1143,11 +1207,13 @@ mod ends {
 
     impl ReadGrant<'_> {
         /// The payload length.
+        #[inline]
         pub fn len(&self) -> usize {
             self.record.len
         }
 
         /// Whether the payload is empty.
+        #[inline]
         pub fn is_empty(&self) -> bool {
             self.record.len == 0
         }
@@ -1155,6 +1221,7 @@ mod ends {
         /// Copies `out.len()` bytes from `offset` of the payload. Returns `false` (and copies
         /// nothing) when that range is not inside the payload.
         #[must_use]
+        #[inline(always)]
         pub fn read_at(&self, offset: usize, out: &mut [u8]) -> bool {
             if offset > self.record.len || out.len() > self.record.len - offset {
                 return false;
@@ -1164,6 +1231,7 @@ mod ends {
         }
 
         /// Copies a fixed-layout value from `offset` of the payload, if it is inside.
+        #[inline]
         pub fn read_obj<T: FromBytes + IntoBytes>(&self, offset: usize) -> Option<T> {
             let mut value = T::new_zeroed();
             self.read_at(offset, value.as_mut_bytes()).then_some(value)
@@ -1174,6 +1242,7 @@ mod ends {
         /// that range is not inside the payload, so `out`'s length never grows by more than
         /// a record.
         #[must_use]
+        #[inline]
         pub fn append_to(&self, offset: usize, len: usize, out: &mut Vec<u8>) -> bool {
             if offset > self.record.len || len > self.record.len - offset {
                 return false;
@@ -1189,6 +1258,7 @@ mod ends {
         }
 
         /// Copies the whole payload into a new vector.
+        #[inline]
         pub fn to_vec(&self) -> Vec<u8> {
             let mut out = Vec::new();
             let copied = self.append_to(0, self.record.len, &mut out);
@@ -1209,6 +1279,7 @@ mod ends {
     }
 
     impl Drop for ReadGrant<'_> {
+        #[inline(always)]
         fn drop(&mut self) {
             self.consumer.core.release(self.record);
             if self.publish {

@@ -243,6 +243,7 @@ impl Sender {
     }
 
     /// The longest payload one record can carry.
+    #[inline]
     pub fn max_record_len(&self) -> usize {
         match &self.end {
             SendEnd::Shm(p) => p.max_record_len(),
@@ -261,6 +262,7 @@ impl Sender {
 
     /// Reserves a record of `len` bytes, waiting for room (for a full ring; on the socket
     /// transport the wait happens at commit). Write through the grant, then commit it.
+    #[inline(always)]
     pub fn reserve(&mut self, len: usize) -> Result<WriteGrant<'_>, Error> {
         let grant = match &mut self.end {
             SendEnd::Shm(p) => p.reserve(len).map(Grant::Shm),
@@ -271,6 +273,7 @@ impl Sender {
     }
 
     /// Reserves a record of `len` bytes if there is room now.
+    #[inline]
     pub fn try_reserve(&mut self, len: usize) -> Result<Option<WriteGrant<'_>>, Error> {
         let grant = match &mut self.end {
             SendEnd::Shm(p) => p.try_reserve(len).map(|g| g.map(Grant::Shm)),
@@ -281,6 +284,7 @@ impl Sender {
     }
 
     /// Sends `bytes` as one record.
+    #[inline(always)]
     pub fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), Error> {
         let sent = match &mut self.end {
             SendEnd::Shm(p) => p.send_bytes(bytes),
@@ -290,6 +294,7 @@ impl Sender {
     }
 
     /// Sends a fixed-layout value as one record.
+    #[inline]
     pub fn send<T: IntoBytes + Immutable + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
         self.send_bytes(value.as_bytes())
     }
@@ -297,6 +302,7 @@ impl Sender {
     /// Sends a copy of the received record `src` (from any connection, over either
     /// transport) as one record: a relay or an echo without a buffer of its own. Between
     /// two shared-memory connections the payload is copied once, from ring to ring.
+    #[inline(always)]
     pub fn forward(&mut self, src: &ReadGrant<'_>) -> Result<(), Error> {
         let mut grant = self.reserve(src.len())?;
         grant.write_from(0, src);
@@ -343,6 +349,7 @@ enum Grant<'a> {
 
 impl WriteGrant<'_> {
     /// Bytes reserved.
+    #[inline(always)]
     pub fn len(&self) -> usize {
         match &self.grant {
             Grant::Shm(g) => g.len(),
@@ -351,11 +358,13 @@ impl WriteGrant<'_> {
     }
 
     /// Whether zero bytes were reserved.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Copies `bytes` to `offset` within the record.
+    #[inline(always)]
     pub fn write_at(&mut self, offset: usize, bytes: &[u8]) {
         match &mut self.grant {
             Grant::Shm(g) => g.write_at(offset, bytes),
@@ -364,6 +373,7 @@ impl WriteGrant<'_> {
     }
 
     /// Writes a fixed-layout value at `offset` within the record.
+    #[inline]
     pub fn write_obj<T: IntoBytes + Immutable + ?Sized>(&mut self, offset: usize, value: &T) {
         self.write_at(offset, value.as_bytes());
     }
@@ -371,6 +381,7 @@ impl WriteGrant<'_> {
     /// Copies the whole payload of the received record `src` to `offset` within this record,
     /// with no buffer in between: from ring to ring when both are shared memory. Panics as
     /// [`Self::write_at`] does when it does not fit.
+    #[inline(always)]
     pub fn write_from(&mut self, offset: usize, src: &ReadGrant<'_>) {
         match (&mut self.grant, &src.view) {
             (Grant::Shm(g), View::Shm(r)) => g.write_from(offset, r),
@@ -384,12 +395,14 @@ impl WriteGrant<'_> {
     }
 
     /// Sends the whole reservation.
+    #[inline(always)]
     pub fn commit(self) {
         let len = self.len();
         self.commit_len(len);
     }
 
     /// Sends the first `len` bytes (for writers that reserve an upper bound).
+    #[inline(always)]
     pub fn commit_len(self, len: usize) {
         match self.grant {
             Grant::Shm(g) => g.commit_len(len),
@@ -453,6 +466,7 @@ enum RecvEnd {
 
 impl Receiver {
     /// The longest payload one record can carry.
+    #[inline]
     pub fn max_record_len(&self) -> usize {
         match &self.end {
             RecvEnd::Shm(c) => c.max_record_len(),
@@ -462,6 +476,7 @@ impl Receiver {
 
     /// Waits for the next record. After the peer has gone, the records it sent are still
     /// delivered; then [`Error::Disconnected`].
+    #[inline(always)]
     pub fn recv(&mut self) -> Result<ReadGrant<'_>, Error> {
         let result = match &mut self.end {
             RecvEnd::Shm(c) => c.recv().map(|g| ReadGrant { view: View::Shm(g) }),
@@ -473,6 +488,7 @@ impl Receiver {
     }
 
     /// The next record if one is there, without waiting.
+    #[inline]
     pub fn try_recv(&mut self) -> Result<Option<ReadGrant<'_>>, Error> {
         let result = match &mut self.end {
             RecvEnd::Shm(c) => c.try_recv().map(|g| g.map(|g| ReadGrant { view: View::Shm(g) })),
@@ -575,6 +591,7 @@ enum View<'a> {
 
 impl ReadGrant<'_> {
     /// The payload length.
+    #[inline(always)]
     pub fn len(&self) -> usize {
         match &self.view {
             View::Shm(g) => g.len(),
@@ -583,6 +600,7 @@ impl ReadGrant<'_> {
     }
 
     /// Whether the payload is empty.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -590,6 +608,7 @@ impl ReadGrant<'_> {
     /// Copies `out.len()` bytes from `offset` of the payload. Returns `false` (and copies
     /// nothing) when that range is not inside the payload.
     #[must_use]
+    #[inline(always)]
     pub fn read_at(&self, offset: usize, out: &mut [u8]) -> bool {
         match &self.view {
             View::Shm(g) => g.read_at(offset, out),
@@ -604,6 +623,7 @@ impl ReadGrant<'_> {
     }
 
     /// Copies a fixed-layout value from `offset` of the payload, if it is inside.
+    #[inline]
     pub fn read_obj<T: FromBytes + IntoBytes>(&self, offset: usize) -> Option<T> {
         let mut value = T::new_zeroed();
         self.read_at(offset, value.as_mut_bytes()).then_some(value)
@@ -612,6 +632,7 @@ impl ReadGrant<'_> {
     /// Appends `len` bytes from `offset` of the payload to `out`, without zeroing its room
     /// first. Returns `false` (and appends nothing) when that range is not inside the payload.
     #[must_use]
+    #[inline]
     pub fn append_to(&self, offset: usize, len: usize, out: &mut Vec<u8>) -> bool {
         match &self.view {
             View::Shm(g) => g.append_to(offset, len, out),
@@ -626,6 +647,7 @@ impl ReadGrant<'_> {
     }
 
     /// Copies the whole payload into a new vector.
+    #[inline]
     pub fn to_vec(&self) -> Vec<u8> {
         match &self.view {
             View::Shm(g) => g.to_vec(),

@@ -115,12 +115,12 @@ impl Spinner {
     /// zero budget ([`WaitPolicy::PARK`] never spins); both closures get `ctx`, so that
     /// they may share mutable state. For the budget's adaptation, a wait the allowance
     /// ended took the budget.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn spin_with<C, T>(
         &mut self,
         ctx: &mut C,
         mut ready: impl FnMut(&mut C) -> Result<Option<T>, Error>,
-        mut busy: impl FnMut(&mut C) -> bool,
+        busy: impl FnMut(&mut C) -> bool,
         allowance: &mut Duration,
     ) -> Result<Option<T>, Error> {
         if let Some(v) = ready(ctx)? {
@@ -130,6 +130,19 @@ impl Spinner {
         if self.budget.is_zero() {
             return Ok(None);
         }
+        self.spin_on(ctx, ready, busy, allowance)
+    }
+
+    /// The rest of [`Self::spin_with`] once its first look found nothing: out of line, so
+    /// that a wait that ends at once costs one look.
+    #[inline(never)]
+    fn spin_on<C, T>(
+        &mut self,
+        ctx: &mut C,
+        mut ready: impl FnMut(&mut C) -> Result<Option<T>, Error>,
+        mut busy: impl FnMut(&mut C) -> bool,
+        allowance: &mut Duration,
+    ) -> Result<Option<T>, Error> {
         // Read after the first look failed: the clock then costs time spent waiting anyway.
         let start = Instant::now();
         self.waits = self.waits.wrapping_add(1);
@@ -173,7 +186,14 @@ impl Spinner {
         }
     }
 
+    /// Adapts the budget to a wait that ended at its first look, taken by the caller.
+    #[inline(always)]
+    pub(crate) fn ended_at_once(&mut self) {
+        self.adapt(Some(Duration::ZERO));
+    }
+
     /// Adapts the budget to a wait that spinning ended after `needed`, or that had to park.
+    #[inline(always)]
     fn adapt(&mut self, needed: Option<Duration>) {
         if !self.policy.adaptive {
             return;
