@@ -426,8 +426,22 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
          trip in this VM). The earlier AMD EPYC host had about the same floor (378 ns) and a \
          705 ns shm round trip with the old code, so how much of the remaining gap is the \
          host is open: compare ratios, not times, across reports.\n\
-         - The call layer adds about 0.9 µs to the 64 B round trip (`Echo::echo` over shm \
-         against the raw shm round trip). Its records are 112 bytes (ring header, 32-byte \
+         - Keeping the record hot path inline (reserve, write, commit; peek, read, release: \
+         see the comment above `mod ends` in `ipc-shm/src/ring.rs`) cut the software part of \
+         a round trip, which the floor does not pay. On the AMD host, A/B: a 64 B round trip \
+         with both ends on one thread 200 → 63 ns; across processes 341 → 215–248 ns (floor \
+         78–86 ns); the 64 B stream 13–15 → 42–45 M records/s; `Echo::echo` of 64 B 790 → \
+         665 ns.\n\
+         - The AMD host's floor itself moves between runs, between about 80 and about 380 ns \
+         (where the hypervisor happens to place the two vCPUs), and the shm round trip with \
+         it: with the code before the change above, 341 ns against a floor of 79, and 830 ns \
+         against 383, in the same session. What shm adds to the floor is roughly fixed (both \
+         ends' software, and a 64 B record's second cache line), so shm/floor is worst on the \
+         fast placement: read it together with the floor's own figure.\n\
+         - The call layer adds about 0.4 µs to the 64 B round trip on the AMD host (0.9 µs on \
+         the Intel host before the change above; `Echo::echo` over shm against the raw shm \
+         round trip). Both got faster with the change above, the raw round trip by the larger \
+         share (a third against a sixth), so the ratio grew. Its records are 112 bytes (ring header, 32-byte \
          call header, length, payload) and mostly span three cache lines where the raw \
          record spans two; the rest is work on each side: a call slot, the send lock, \
          leadership of the receiving ring, the argument and the result allocated as `Vec`s. \
@@ -444,7 +458,8 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
          At 64 KiB shm copies it three times per round trip (into the ring, ring to ring in \
          the peer, out of the ring) and the socket at least four (into and out of the kernel \
          each way), so socket/shm reaches 5× only where the socket's system calls and \
-         wake-ups cost several times those copies: compare shm with `two_memcpy` at 64 KiB. \
+         wake-ups cost several times those copies (met on the AMD host, missed on the Intel \
+         one): compare shm with `two_memcpy` at 64 KiB. \
          `two_memcpy` copies between buffers at the same offset within a page: glibc's \
          `rep movsb` is 15 to 30 times slower on our AMD EPYC host when the destination is 1 to 63 \
          bytes past the source modulo 4096, which two buffers allocated one after the other \
