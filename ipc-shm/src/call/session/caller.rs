@@ -22,16 +22,16 @@ impl Shared {
             ctl.slots.alloc()
         };
         // Frees the slot even if `encode` or `decode` panics.
-        let _slot = SlotGuard(self, call);
+        let guard = SlotGuard::new(self, call);
         self.send(Header::request(call, object, method, 0), len_hint, encode).map_err(Unsent::into_error)?;
-        self.await_reply(call, &slot, decode)
+        self.await_reply(&guard, &slot, decode)
     }
 
-    /// Waits for the reply to `call`: as the leader when nobody leads, else as a follower
-    /// until the reply is handed over or leadership is.
+    /// Waits for the reply to the call of `guard`: as the leader when nobody leads, else
+    /// as a follower until the reply is handed over or leadership is.
     pub(super) fn await_reply<R>(
         self: &Arc<Self>,
-        call: u64,
+        guard: &SlotGuard<'_>,
         slot: &Arc<Slot>,
         decode: impl FnOnce(&mut Decoder<'_>) -> Result<R, CallError>,
     ) -> Result<R, CallError> {
@@ -46,9 +46,9 @@ impl Shared {
                 ctl.leading = true;
                 ctl.executing = None;
                 drop(ctl);
-                return self.lead_for(call, slot, decode);
+                return self.lead_for(guard, slot, decode);
             }
-            if let Some(e) = ctl.slots.entry(call) {
+            if let Some(e) = ctl.slots.entry(guard.call()) {
                 e.follower = true;
             }
         }
@@ -56,7 +56,7 @@ impl Shared {
             READY => self.take_reply(slot, decode),
             LEAD => {
                 slot.state.store(PENDING, Ordering::Relaxed);
-                self.lead_for(call, slot, decode)
+                self.lead_for(guard, slot, decode)
             }
             _ => Err(CallError::Disconnected),
         }
@@ -103,16 +103,18 @@ impl Shared {
         result
     }
 
-    /// Leads until the reply to `call` is in: decodes it straight from the ring when it
-    /// comes as one record (a small one from a copy on the stack), then hands leadership on.
+    /// Leads until the reply to the call of `guard` is in: decodes it straight from the
+    /// ring when it comes as one record (a small one from a copy on the stack), then hands
+    /// leadership on, freeing the call's slot under the same lock.
     pub(super) fn lead_for<R>(
         self: &Arc<Self>,
-        call: u64,
+        guard: &SlotGuard<'_>,
         slot: &Arc<Slot>,
         decode: impl FnOnce(&mut Decoder<'_>) -> Result<R, CallError>,
     ) -> Result<R, CallError> {
+        let call = guard.call();
         let busy = Busy::enter();
-        let lead = LeadGuard(self);
+        let mut lead = LeadGuard { shared: self, done: None };
         let mut decode = Some(decode);
         // SAFETY: we are the leader (`ctl.leading` was set for us under the lock) and every
         // borrow of `rx` ends inside this loop, before `lead` is dropped below (a panic in
@@ -127,7 +129,9 @@ impl Shared {
                 Ok(Event::Done | Event::Delivered) => continue,
                 Ok(Event::Own { grant, status, len }) => {
                     let decode = decode.take().expect("the reply is decoded once");
-                    break Some(decode_body(&grant, len, self, |dec| finish_reply(status, len, dec, decode)));
+                    let result = decode_body(&grant, len, self, |dec| finish_reply(status, len, dec, decode));
+                    lead.done = Some(guard.hand_over());
+                    break Some(result);
                 }
                 Ok(Event::Partial { call, len, buf, then }) => (call, len, buf, then),
                 Ok(Event::Request { .. }) => unreachable!("callers queue requests for workers"),

@@ -12,20 +12,47 @@ thread_local! {
 
 /// Ends a caller's turn as the leader when dropped (see `Shared::lend_lead`), also when
 /// a decoder it runs panics: the session must not be left without a reader.
-pub(super) struct LeadGuard<'s>(pub(super) &'s Arc<Shared>);
+pub(super) struct LeadGuard<'s> {
+    pub(super) shared: &'s Arc<Shared>,
+    /// The leader's own call, once done with: its slot is freed under the same lock.
+    pub(super) done: Option<u64>,
+}
 
 impl Drop for LeadGuard<'_> {
     fn drop(&mut self) {
-        self.0.lend_lead();
+        self.shared.lend_lead_freeing(self.done);
     }
 }
 
-/// Frees a call slot when dropped.
-pub(super) struct SlotGuard<'s>(pub(super) &'s Shared, pub(super) u64);
+/// Frees a call slot when dropped, unless [`SlotGuard::hand_over`] passed that on.
+pub(super) struct SlotGuard<'s> {
+    shared: &'s Shared,
+    call: u64,
+    handed_over: Cell<bool>,
+}
+
+impl<'s> SlotGuard<'s> {
+    pub(super) fn new(shared: &'s Shared, call: u64) -> SlotGuard<'s> {
+        SlotGuard { shared, call, handed_over: Cell::new(false) }
+    }
+
+    pub(super) fn call(&self) -> u64 {
+        self.call
+    }
+
+    /// The call, whose slot the caller now frees itself (under a lock of `ctl` it takes
+    /// anyway): the guard will not.
+    pub(super) fn hand_over(&self) -> u64 {
+        self.handed_over.set(true);
+        self.call
+    }
+}
 
 impl Drop for SlotGuard<'_> {
     fn drop(&mut self) {
-        lock(&self.0.ctl).slots.free(self.1);
+        if !self.handed_over.get() {
+            lock(&self.shared.ctl).slots.free(self.call);
+        }
     }
 }
 

@@ -16,7 +16,7 @@ pub(super) const STREAM_PART: usize = 64 << 10;
 
 /// Messages hinted at most this long are encoded on the stack and copied into the ring in
 /// one piece: cheaper than an encoder's many small writes through a ring grant.
-const SMALL_MESSAGE: usize = 256;
+pub(super) const SMALL_MESSAGE: usize = 256;
 
 /// Why a message was not sent whole, and what the peer saw of it.
 pub(super) struct Unsent {
@@ -93,7 +93,7 @@ impl Shared {
                 return self.send_streamed(tx, header, len_hint, max_part, encode);
             }
             if len_hint <= SMALL_MESSAGE && SMALL_MESSAGE <= max_part {
-                let mut staged = Staged::new();
+                let mut staged = Staged::new(&mut tx.stage);
                 let (spill, exported) = (&mut tx.spill, &mut tx.exported);
                 if let Err(error) = self.encode_first(&mut staged, SMALL_MESSAGE, spill, exported, &mut header, encode) {
                     return Ok(Err(Unsent::new(error, Fate::NotSent)));
@@ -349,16 +349,20 @@ impl Sink for Records<'_> {
     }
 }
 
-/// A small message's record, encoded on the stack: the header slot, then up to
+/// Room to stage a small message's record (see [`Staged`]), kept with the sending end
+/// so that a send does not clear a new one.
+pub(super) type Stage = [u8; HEADER_LEN + SMALL_MESSAGE];
+
+/// A small message's record, encoded in [`Tx::stage`]: the header slot, then up to
 /// [`SMALL_MESSAGE`] body bytes; what does not fit goes to the spill buffer.
-struct Staged {
-    record: [u8; HEADER_LEN + SMALL_MESSAGE],
+struct Staged<'s> {
+    record: &'s mut Stage,
     len: usize,
 }
 
-impl Staged {
-    fn new() -> Staged {
-        Staged { record: [0; HEADER_LEN + SMALL_MESSAGE], len: HEADER_LEN }
+impl<'s> Staged<'s> {
+    fn new(record: &'s mut Stage) -> Staged<'s> {
+        Staged { record, len: HEADER_LEN }
     }
 
     /// The record with its final `header`.
@@ -368,7 +372,7 @@ impl Staged {
     }
 }
 
-impl io::Write for Staged {
+impl io::Write for Staged<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = buf.len().min(self.record.len() - self.len);
         self.record[self.len..self.len + n].copy_from_slice(&buf[..n]);
@@ -381,7 +385,7 @@ impl io::Write for Staged {
     }
 }
 
-impl Sink for Staged {
+impl Sink for Staged<'_> {
     fn next_record(&mut self) -> Result<usize, CallError> {
         Ok(0)
     }

@@ -97,7 +97,16 @@ impl Shared {
     /// to take over reading should nobody do so within a tick or two. Returns the number the
     /// loan goes by, while this thread keeps it.
     pub(super) fn lend_lead(self: &Arc<Self>) -> Option<u64> {
+        self.lend_lead_freeing(None)
+    }
+
+    /// As [`Self::lend_lead`], for a caller leader that is done with its call `done`: frees
+    /// its slot under the same lock.
+    pub(super) fn lend_lead_freeing(self: &Arc<Self>, done: Option<u64>) -> Option<u64> {
         let mut ctl = lock(&self.ctl);
+        if let Some(call) = done {
+            ctl.slots.free(call);
+        }
         let follower = ctl.slots.entries.iter().any(|e| {
             e.busy && e.follower && e.slot.state.load(Ordering::Acquire) == PENDING
         });
