@@ -468,8 +468,9 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
          argument is decoded into a `Vec`, `echo` returns a new one, the reply is decoded \
          into a third) where the target allows six copies of data that stays in one core's \
          cache; the transport's copies cross cores. `find_block` over shm copies the block \
-         twice (into the ring in the peer, out of it here) and checks its framing once, so \
-         it comes no closer to memcpy than frame/memcpy plus one."
+         twice (into the ring in the peer, out of it here), in 64 KiB parts so that the two \
+         copies overlap, and keeps the buffer it gathered the parts into; when both processes \
+         land on one CPU (it happens on two cores) the copies cannot overlap."
     );
     let _ = writeln!(
         out,
@@ -511,17 +512,18 @@ fn interfaces(out: &mut String, inputs: &Inputs) {
                 out,
                 "The whole block (`BlockWhat::Full`), {which}: {bytes:.0} bytes, {txs:.0} \
                  transactions. A `FoundBlock` carries the block as an `EncodedBlock`: its \
-                 consensus encoding, whose framing the receiver checks in one pass without \
-                 decoding it. `in_process` calls the serving `Chain` directly (the block's bytes \
-                 are shared, so a call costs a reference count, as a `shared_ptr<const CBlock>` \
-                 does in Bitcoin Core); `shm` and `socket` call it in a peer process, which \
-                 copies the block's stored encoding into the connection, as `bitcoin-node` \
-                 does, and this process copies it out and checks its framing; `memcpy` copies \
-                 the block's bytes into a buffer, the floor; `frame` is that copy and the \
-                 framing check, what every receiver does beyond the transport; `decode` \
-                 decodes the bytes into a rust-bitcoin `Block`, which a receiver that wants \
-                 one pays on top (`EncodedBlock::to_block`). Criterion's estimate per call, the \
-                 p50 of single calls, and each against memcpy.\n"
+                 consensus encoding, of which the receiver decodes only the header; it walks \
+                 the framing (where each transaction starts) when first asked. `in_process` \
+                 calls the serving `Chain` directly (the block's bytes are shared, so a call \
+                 costs a reference count, as a `shared_ptr<const CBlock>` does in Bitcoin \
+                 Core); `shm` and `socket` call it in a peer process, which copies the block's \
+                 stored encoding into the connection, as `bitcoin-node` does, and this process \
+                 copies it out; `memcpy` copies the block's bytes into a buffer, the floor; \
+                 `frame` is that copy and the framing walk (`EncodedBlock::check`), which a \
+                 receiver that wants the transactions' places pays on top; `decode` decodes \
+                 the bytes into a rust-bitcoin `Block`, which a receiver that wants one pays \
+                 instead (`EncodedBlock::to_block`). Criterion's estimate per call, the p50 of \
+                 single calls, and each against memcpy.\n"
             );
         }
         _ => {

@@ -1,7 +1,8 @@
-//! [`EncodedBlock`]: a block kept in its consensus encoding, its framing checked once.
+//! [`EncodedBlock`]: a block kept in its consensus encoding, its framing checked when first
+//! needed.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bitcoin::block::{Header, Version};
 use bitcoin::consensus::{Decodable, encode};
@@ -16,20 +17,26 @@ use crate::codec::{DecodeError, MAX_BLOCK_BYTES};
 /// Decoding a 1.4 MB mainnet block into a [`Block`] (2,500 transactions, tens of thousands
 /// of vectors) costs some twenty times the copy that brings it across, and many receivers
 /// want less than all of it: the header, a few transactions, or the bytes themselves, to
-/// store or forward. So the receiver checks the encoding's framing in one pass that
-/// allocates nothing per item, notes where each transaction starts, and keeps the bytes;
-/// whoever wants a [`Block`] asks [`EncodedBlock::to_block`] for it.
+/// store or forward. So the receiver keeps the bytes and decodes only the header; the rest
+/// of the framing (where each transaction starts) is walked, in one pass that allocates
+/// nothing per item, the first time something needs it ([`EncodedBlock::check`],
+/// [`tx_count`](EncodedBlock::tx_count), [`tx_bytes`](EncodedBlock::tx_bytes),
+/// [`transaction`](EncodedBlock::transaction)), and its outcome is kept. That walk costs
+/// more than the copy; a receiver that only stores or forwards the bytes never pays it.
+/// Whoever wants a [`Block`] asks [`EncodedBlock::to_block`] for it, whose decoding checks
+/// everything anyway.
 ///
-/// **Invariant:** the bytes are a block encoding that rust-bitcoin's decoder accepts: an
-/// 80-byte header, a minimal compact-size transaction count, that many transactions (BIP 144
-/// witness encoding allowed), and nothing after them; from a peer, at most
-/// [`MAX_BLOCK_BYTES`] in all. Construction enforces it,
-/// so [`to_block`](EncodedBlock::to_block) and [`transaction`](EncodedBlock::transaction)
-/// fail only if the two parsers disagree, which the tests rule out for every rule they
-/// share. (rust-bitcoin's own limit on a witness, `MAX_VEC_SIZE`, is never reached within
-/// `MAX_BLOCK_BYTES`; on a 32-bit target it truncates compact sizes of 2³² and more, which
-/// the walk refuses.) Nothing here checks consensus rules (merkle root, proof of work,
-/// scripts).
+/// **Invariant:** the bytes start with an 80-byte header and, from a peer, are at most
+/// [`MAX_BLOCK_BYTES`] long; construction enforces that much. Whether the rest is a block
+/// encoding that rust-bitcoin's decoder accepts (a minimal compact-size transaction count,
+/// that many transactions, BIP 144 witness encoding allowed, nothing after them) is what
+/// the walk decides: every accessor past the header fails with the walk's error if not,
+/// and [`to_block`](EncodedBlock::to_block) and [`transaction`](EncodedBlock::transaction)
+/// fail on blocks the walk accepts only if the two parsers disagree, which the tests rule
+/// out for every rule they share. (rust-bitcoin's own limit on a witness, `MAX_VEC_SIZE`,
+/// is never reached within `MAX_BLOCK_BYTES`; on a 32-bit target it truncates compact sizes
+/// of 2³² and more, which the walk refuses.) Nothing here checks consensus rules (merkle
+/// root, proof of work, scripts).
 ///
 /// The bytes are immutable and shared: a clone is a reference count, as Bitcoin Core
 /// passes blocks around as `shared_ptr<const CBlock>`.
@@ -39,35 +46,51 @@ pub struct EncodedBlock {
 }
 
 struct Framed {
+    /// The encoding, from `start` on. Before it: what preceded the block in the buffer a
+    /// message was gathered into, kept rather than copying the block out of it.
     bytes: Vec<u8>,
+    start: usize,
     /// The header, decoded from the first 80 bytes.
     header: Header,
-    /// Where each transaction starts, ascending; each ends where the next starts, the last
-    /// at the end of `bytes`.
-    starts: Vec<usize>,
+    /// Once walked: where each transaction starts (offsets into the encoding, ascending;
+    /// each ends where the next starts, the last at the end), or why the framing is broken.
+    starts: OnceLock<Result<Vec<usize>, FrameError>>,
 }
 
 impl EncodedBlock {
-    /// Checks that `bytes` frame a block (see the type's invariant) and keeps them.
+    /// Keeps `bytes` as a block's encoding: checks its length and decodes its header (see
+    /// the type's invariant); the rest is checked when first needed.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, DecodeError> {
-        if bytes.len() > MAX_BLOCK_BYTES as usize {
+        EncodedBlock::from_parts(bytes, 0)
+    }
+
+    /// As [`EncodedBlock::from_bytes`], for the encoding that fills `bytes` from `start` on
+    /// (what [`Input::take_tail`](crate::codec::Input::take_tail) returns).
+    pub(crate) fn from_parts(mut bytes: Vec<u8>, start: usize) -> Result<Self, DecodeError> {
+        let encoding = bytes.get(start..).unwrap_or_default();
+        if encoding.len() > MAX_BLOCK_BYTES as usize {
             return Err(DecodeError::TooLong {
                 what: "block",
-                len: bytes.len() as u64,
+                len: encoding.len() as u64,
                 max: MAX_BLOCK_BYTES.into(),
             });
         }
-        let (header, starts) = frame(&bytes).map_err(|e| match e.reason {
-            ENDS_EARLY => DecodeError::UnexpectedEnd { what: "block" },
-            _ => DecodeError::Consensus {
-                what: "block",
-                reason: e.to_string(),
-            },
+        let Some(mut head) = encoding.get(..Header::SIZE) else {
+            return Err(DecodeError::UnexpectedEnd { what: "block" });
+        };
+        let header = Header::consensus_decode(&mut head).map_err(|e| DecodeError::Consensus {
+            what: "block header",
+            reason: e.to_string(),
         })?;
+        if bytes.capacity() - bytes.len() > bytes.len() / 4 {
+            // A gathering buffer grows by doubling: do not keep up to as much again unused.
+            bytes.shrink_to_fit();
+        }
         Ok(EncodedBlock::new(Framed {
             bytes,
+            start,
             header,
-            starts,
+            starts: OnceLock::new(),
         }))
     }
 
@@ -79,12 +102,17 @@ impl EncodedBlock {
 
     /// The block's encoding.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.inner.bytes
+        &self.inner.bytes[self.inner.start..]
     }
 
-    /// The block's encoding, given back (copied if the block is shared).
+    /// The block's encoding, given back (copied if the block is shared or was kept in a
+    /// larger buffer).
     pub fn into_bytes(self) -> Vec<u8> {
-        Arc::try_unwrap(self.inner).map_or_else(|shared| shared.bytes.clone(), |own| own.bytes)
+        match Arc::try_unwrap(self.inner) {
+            Ok(own) if own.start == 0 => own.bytes,
+            Ok(own) => own.bytes[own.start..].to_vec(),
+            Err(shared) => shared.bytes[shared.start..].to_vec(),
+        }
     }
 
     /// The block's header.
@@ -99,40 +127,63 @@ impl EncodedBlock {
 
     /// The length of the encoding in bytes (the block's `total_size`).
     pub fn len(&self) -> usize {
-        self.inner.bytes.len()
+        self.as_bytes().len()
     }
 
     /// Always false: an encoded block holds at least its header.
     pub fn is_empty(&self) -> bool {
-        self.inner.bytes.is_empty()
+        self.as_bytes().is_empty()
+    }
+
+    /// Walks the framing now, if that has not been done: `Ok` when the bytes are a block
+    /// encoding that rust-bitcoin's decoder accepts (see the type's invariant).
+    pub fn check(&self) -> Result<(), DecodeError> {
+        self.starts().map(drop)
     }
 
     /// How many transactions the block holds.
-    pub fn tx_count(&self) -> usize {
-        self.inner.starts.len()
+    pub fn tx_count(&self) -> Result<usize, DecodeError> {
+        self.starts().map(<[usize]>::len)
     }
 
     /// The encoding of each transaction, in block order.
-    pub fn tx_bytes(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
-        (0..self.inner.starts.len()).map(|i| &self.inner.bytes[self.tx_range(i)])
+    pub fn tx_bytes(&self) -> Result<impl ExactSizeIterator<Item = &[u8]> + '_, DecodeError> {
+        let starts = self.starts()?;
+        let bytes = self.as_bytes();
+        Ok((0..starts.len()).map(move |i| &bytes[tx_range(starts, bytes.len(), i)]))
     }
 
-    /// Transaction `index`, decoded; `None` past the last one.
+    /// Transaction `index`, decoded; `None` past the last one, and the walk's error when
+    /// the framing is broken.
     pub fn transaction(&self, index: usize) -> Option<Result<Transaction, DecodeError>> {
-        (index < self.inner.starts.len())
-            .then(|| consensus_decode(&self.inner.bytes[self.tx_range(index)], "transaction"))
+        let starts = match self.starts() {
+            Ok(starts) => starts,
+            Err(e) => return Some(Err(e)),
+        };
+        let bytes = self.as_bytes();
+        (index < starts.len())
+            .then(|| consensus_decode(&bytes[tx_range(starts, bytes.len(), index)], "transaction"))
     }
 
     /// The whole block, decoded.
     pub fn to_block(&self) -> Result<Block, DecodeError> {
-        consensus_decode(&self.inner.bytes, "block")
+        consensus_decode(self.as_bytes(), "block")
     }
 
-    /// The bytes of transaction `index`, which must be below `tx_count`.
-    fn tx_range(&self, index: usize) -> std::ops::Range<usize> {
-        let end = self.inner.starts.get(index + 1).copied().unwrap_or(self.inner.bytes.len());
-        self.inner.starts[index]..end
+    /// Where each transaction starts, the framing walked on first use.
+    fn starts(&self) -> Result<&[usize], DecodeError> {
+        let walked = self.inner.starts.get_or_init(|| frame(self.as_bytes()).map(|(_, starts)| starts));
+        match walked {
+            Ok(starts) => Ok(starts),
+            Err(e) => Err(e.to_decode_error()),
+        }
     }
+}
+
+/// The bytes of transaction `index` (below `starts.len()`) of an encoding `len` bytes long.
+fn tx_range(starts: &[usize], len: usize, index: usize) -> std::ops::Range<usize> {
+    let end = starts.get(index + 1).copied().unwrap_or(len);
+    starts[index]..end
 }
 
 impl From<&Block> for EncodedBlock {
@@ -151,8 +202,9 @@ impl From<&Block> for EncodedBlock {
             .collect();
         EncodedBlock::new(Framed {
             bytes,
+            start: 0,
             header: block.header,
-            starts,
+            starts: OnceLock::from(Ok(starts)),
         })
     }
 }
@@ -160,7 +212,7 @@ impl From<&Block> for EncodedBlock {
 impl PartialEq for EncodedBlock {
     /// Blocks are equal when their encodings are (the rest follows from the bytes).
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner) || self.inner.bytes == other.inner.bytes
+        Arc::ptr_eq(&self.inner, &other.inner) || self.as_bytes() == other.as_bytes()
     }
 }
 
@@ -170,8 +222,8 @@ impl fmt::Debug for EncodedBlock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EncodedBlock")
             .field("hash", &self.block_hash())
-            .field("bytes", &self.inner.bytes.len())
-            .field("transactions", &self.inner.starts.len())
+            .field("bytes", &self.len())
+            // Not the transactions: whether the framing has been walked yet must not show.
             .finish()
     }
 }
@@ -192,6 +244,18 @@ struct FrameError {
     /// The transaction it was in, if any.
     tx: Option<usize>,
     reason: &'static str,
+}
+
+impl FrameError {
+    fn to_decode_error(&self) -> DecodeError {
+        match self.reason {
+            ENDS_EARLY => DecodeError::UnexpectedEnd { what: "block" },
+            _ => DecodeError::Consensus {
+                what: "block",
+                reason: self.to_string(),
+            },
+        }
+    }
 }
 
 impl fmt::Display for FrameError {

@@ -171,6 +171,9 @@ pub struct Decoder<'a> {
 
 enum Source<'a> {
     Slice(&'a [u8]),
+    /// A body gathered into a buffer this decoder owns, read from `at` on: its tail can be
+    /// handed out without a copy ([`Decoder::take_raw`]).
+    Owned { buf: Vec<u8>, at: usize },
     Read(&'a mut dyn Body),
 }
 
@@ -195,6 +198,20 @@ impl<'a> Decoder<'a> {
 
     pub(crate) fn from_slice(bytes: &'a [u8], session: &'a Arc<Shared>) -> Decoder<'a> {
         Decoder { remaining: bytes.len(), src: Source::Slice(bytes), session: Some(session) }
+    }
+
+    /// A decoder over `body`, a message gathered out of the ring. It gives the buffer back
+    /// ([`Decoder::into_buffer`]) unless [`Decoder::take_raw`] took it.
+    pub(crate) fn from_vec(body: Vec<u8>, session: &'a Arc<Shared>) -> Decoder<'a> {
+        Decoder { remaining: body.len(), src: Source::Owned { buf: body, at: 0 }, session: Some(session) }
+    }
+
+    /// The buffer of [`Decoder::from_vec`], unless it was taken.
+    pub(crate) fn into_buffer(self) -> Option<Vec<u8>> {
+        match self.src {
+            Source::Owned { buf, .. } if buf.capacity() != 0 => Some(buf),
+            _ => None,
+        }
     }
 
     /// `src` must yield at least `len` bytes (a ring record whose header has been read).
@@ -223,6 +240,11 @@ impl<'a> Decoder<'a> {
                 out.copy_from_slice(head);
                 *s = tail;
             }
+            Source::Owned { buf, at } => {
+                // `remaining` is what `buf` holds from `at` on.
+                out.copy_from_slice(&buf[*at..*at + out.len()]);
+                *at += out.len();
+            }
             Source::Read(r) => r.read_exact(out).map_err(|_| CallError::decode("message ends early"))?,
         }
         self.remaining -= out.len();
@@ -243,10 +265,30 @@ impl<'a> Decoder<'a> {
                 out.extend_from_slice(head);
                 *s = tail;
             }
+            Source::Owned { buf, at } => {
+                out.extend_from_slice(&buf[*at..*at + n]);
+                *at += n;
+            }
             Source::Read(r) => r.append(n, out).map_err(|_| CallError::decode("message ends early"))?,
         }
         self.remaining -= n;
         Ok(())
+    }
+
+    /// The next `n` bytes of the body without a copy, when they are all that is left of a
+    /// body gathered out of the ring into a buffer (a long message's last value, say a
+    /// block): that buffer, handed over, and the offset where the bytes start in it (they
+    /// run to its end). `None`, consuming nothing, for any other bytes: copy those with
+    /// [`Decoder::append_raw`].
+    #[inline]
+    pub fn take_raw(&mut self, n: usize) -> Option<(Vec<u8>, usize)> {
+        match &mut self.src {
+            Source::Owned { buf, at } if n == self.remaining && n != 0 => {
+                self.remaining = 0;
+                Some((std::mem::take(buf), *at))
+            }
+            _ => None,
+        }
     }
 
     /// Reads a `u32` count of items that each take at least one byte, checked against
@@ -287,9 +329,9 @@ impl io::Read for Decoder<'_> {
 pub trait Encode {
     /// The encoded length, or a close estimate: the sender reserves this much in the ring
     /// up front. Too little costs an extra copy, too much costs ring space; but a length
-    /// above one ring record (and within the session's limit) must be exact: that message
-    /// goes out record by record while it is encoded, and if it comes out at another
-    /// length its call fails.
+    /// above 256 KiB or one ring record (and within the session's limit) must be exact:
+    /// that message goes out record by record while it is encoded, and if it comes out at
+    /// another length its call fails.
     fn encoded_len(&self) -> usize;
 
     /// Writes the value.

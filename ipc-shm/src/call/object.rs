@@ -81,9 +81,9 @@ impl RemoteObject {
     }
 
     /// Calls `method`, writing the arguments with `encode` (into the ring; `len_hint` is the
-    /// expected length, and a promise of the exact length when it exceeds a ring record,
-    /// see [`Encode::encoded_len`](super::Encode::encoded_len)) and reading the result with
-    /// `decode`.
+    /// expected length, and a promise of the exact length when it exceeds 256 KiB or a ring
+    /// record, see [`Encode::encoded_len`](super::Encode::encoded_len)) and reading the
+    /// result with `decode`.
     ///
     /// `encode` runs with the session's send lock held and `decode` may run with its receive
     /// ring held: neither may call into the session. Trailing bytes after what `decode` reads
@@ -133,7 +133,8 @@ impl Incoming<'_> {
     }
 
     /// Answers the call with what `encode` writes (straight into the ring; `len_hint` is
-    /// the expected length, a promise of the exact length when it exceeds a ring record).
+    /// the expected length, a promise of the exact length when it exceeds 256 KiB or a ring
+    /// record).
     /// `encode` runs with the send lock held and must not call into the session. A call is
     /// answered once; later replies are an error. When `encode` fails before anything was
     /// sent, the call is still open, and is answered with that error unless the method

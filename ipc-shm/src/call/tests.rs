@@ -580,6 +580,46 @@ fn values_larger_than_a_record_are_split() {
     }
 }
 
+/// A message over 256 KiB is streamed in parts even when one record could hold it, and a
+/// value that ends it can take over the buffer the parts were gathered into (`take_raw`
+/// gives the offset where the value starts in it); a shorter message, or bytes short of the
+/// end, cannot.
+#[test]
+fn long_values_ending_a_message_keep_its_buffer() {
+    let _w = watchdog(60);
+    for (client, _server, _) in [calc_pair(4 << 20), calc_pair_socket(4 << 20)] {
+        let calc = client.bootstrap();
+        for (len, kept) in [(1usize << 20, true), (300 << 10, true), (1 << 10, false), (100 << 10, false)] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+            let (taken, bytes) = calc
+                .call_with(ECHO, data.len() + 4, |enc| enc.put(&data), |dec| {
+                    let n = dec.get_len()?;
+                    if let Some((bytes, start)) = dec.take_raw(n) {
+                        return Ok((Some(start), bytes[start..].to_vec()));
+                    }
+                    let mut bytes = Vec::new();
+                    dec.append_raw(n, &mut bytes)?;
+                    Ok((None, bytes))
+                })
+                .unwrap();
+            assert_eq!(taken, kept.then_some(4), "{len} bytes");
+            assert!(bytes == data, "{len} bytes");
+            // Not the whole rest: nothing taken, nothing consumed.
+            let (taken, first) = calc
+                .call_with(ECHO, data.len() + 4, |enc| enc.put(&data), |dec| {
+                    let n = dec.get_len()?;
+                    let taken = dec.take_raw(n - 1).is_some();
+                    let first = dec.get::<u8>()?;
+                    let mut rest = Vec::new();
+                    dec.append_raw(n - 1, &mut rest)?;
+                    Ok((taken, first))
+                })
+                .unwrap();
+            assert_eq!((taken, first), (false, data[0]), "{len} bytes");
+        }
+    }
+}
+
 /// A message hinted small is encoded on the stack: one that fits arrives in a single
 /// record, one that outgrows the stack buffer goes on in continuation records.
 #[test]

@@ -259,7 +259,8 @@ impl Decode for Block {
 }
 
 /// An [`EncodedBlock`]: the same bytes as a [`Block`] (`u32` length, then its consensus
-/// encoding), kept as they are; only the framing is checked.
+/// encoding), kept as they are (in the buffer they were gathered into, when they end a long
+/// message); only the header is decoded.
 impl Encode for EncodedBlock {
     fn encoded_len(&self) -> Result<usize, LimitError> {
         Ok(4 + check_len("block", self.len(), MAX_BLOCK_BYTES)? as usize)
@@ -273,7 +274,11 @@ impl Encode for EncodedBlock {
 impl Decode for EncodedBlock {
     fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
         let len = read_len(r, "block", MAX_BLOCK_BYTES)?;
-        EncodedBlock::from_bytes(read_bytes(r, len, "block")?)
+        let (bytes, start) = match r.take_tail(len as usize) {
+            Some(tail) => tail,
+            None => (read_bytes(r, len, "block")?, 0),
+        };
+        EncodedBlock::from_parts(bytes, start)
     }
 }
 

@@ -89,6 +89,17 @@ pub trait Input: io::Read {
         }
         Ok(())
     }
+
+    /// The next `len` bytes without a copy, where the input can hand over a buffer that
+    /// holds them: the buffer and the offset where they start in it (they run to its end).
+    /// The call layer's decoder does so with the buffer a long message was gathered into
+    /// when they are that message's last bytes (a block at the end of a reply). `None`,
+    /// consuming nothing, otherwise (the default): read them with
+    /// [`read_vec`](Input::read_vec).
+    fn take_tail(&mut self, len: usize) -> Option<(Vec<u8>, usize)> {
+        let _ = len;
+        None
+    }
 }
 
 /// A slice appends what it holds; it never allocates beyond that.
@@ -108,6 +119,10 @@ impl Input for &[u8] {
 impl Input for ipc_shm::call::Decoder<'_> {
     fn read_vec(&mut self, len: usize, out: &mut Vec<u8>) -> io::Result<()> {
         self.append_raw(len, out).map_err(|_| io::ErrorKind::UnexpectedEof.into())
+    }
+
+    fn take_tail(&mut self, len: usize) -> Option<(Vec<u8>, usize)> {
+        self.take_raw(len)
     }
 }
 

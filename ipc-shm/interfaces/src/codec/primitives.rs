@@ -257,6 +257,12 @@ impl Encode for Vec<u8> {
 impl Decode for Vec<u8> {
     fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
         let len = read_len(r, "byte string", MAX_BYTES)?;
+        // The bytes ending a long message come in the buffer it was gathered into: moving
+        // them to its front costs a copy within it, not a second buffer as large.
+        if let Some((mut bytes, start)) = r.take_tail(len as usize) {
+            bytes.drain(..start);
+            return Ok(bytes);
+        }
         read_bytes(r, len, "byte string")
     }
 }

@@ -292,15 +292,16 @@ fn mutate(mut valid: Vec<u8>, flips: &[(usize, u8)]) -> Vec<u8> {
 /// `EncodedBlock`'s framing walk and rust-bitcoin's `Block` decoder agree on `bytes`: both
 /// refuse them, or both accept them and see the same header and transactions.
 fn framing_agrees(bytes: &[u8]) -> Result<(), TestCaseError> {
-    let framed = EncodedBlock::from_bytes(bytes.to_vec());
+    let framed = EncodedBlock::from_bytes(bytes.to_vec()).and_then(|b| b.check().map(|()| b));
     let decoded = bitcoin::consensus::deserialize::<Block>(bytes);
     match (framed, decoded) {
         (Err(_), Err(_)) => {}
         (Ok(framed), Ok(block)) => {
             prop_assert_eq!(framed.as_bytes(), bytes);
             prop_assert_eq!(framed.header(), &block.header);
-            prop_assert_eq!(framed.tx_count(), block.txdata.len());
-            for (i, (raw, tx)) in framed.tx_bytes().zip(&block.txdata).enumerate() {
+            prop_assert_eq!(framed.tx_count(), Ok(block.txdata.len()));
+            let txs = framed.tx_bytes().expect("the framing was checked");
+            for (i, (raw, tx)) in txs.zip(&block.txdata).enumerate() {
                 prop_assert_eq!(raw, &bitcoin::consensus::serialize(tx)[..], "transaction {}", i);
             }
             prop_assert_eq!(framed.to_block(), Ok(block));
@@ -436,7 +437,7 @@ proptest! {
         let back: EncodedBlock = decode_from_slice(&bytes).expect("decodes");
         prop_assert_eq!(&back, &encoded);
         // The places `From<&Block>` computes are those the walk finds.
-        prop_assert!(back.tx_bytes().eq(encoded.tx_bytes()));
+        prop_assert!(back.tx_bytes().expect("walks").eq(encoded.tx_bytes().expect("known")));
         prop_assert_eq!(back.to_block().expect("decodes"), block);
     }
 
@@ -683,7 +684,7 @@ fn mainnet_block_round_trips() {
     assert_eq!(back, block);
     let encoded: EncodedBlock = decode_from_slice(&bytes).expect("decodes");
     assert_eq!(encoded.as_bytes(), &raw[..]);
-    assert_eq!(encoded.tx_count(), 2500);
+    assert_eq!(encoded.tx_count(), Ok(2500));
     assert_eq!(encoded.to_block().expect("decodes"), block);
     // The walk and the decoder agree on the real block with a byte changed or cut short,
     // at 48 places spread over it (a fixed xorshift sequence).
@@ -780,7 +781,8 @@ fn the_framing_walk_agrees_on_crafted_blocks() {
         ("a short header", header[..79].to_vec(), false),
     ];
     for (what, bytes, valid) in cases {
-        assert_eq!(EncodedBlock::from_bytes(bytes.clone()).is_ok(), valid, "{what}");
+        let checked = EncodedBlock::from_bytes(bytes.clone()).and_then(|b| b.check());
+        assert_eq!(checked.is_ok(), valid, "{what}");
         framing_agrees(&bytes).unwrap_or_else(|e| panic!("{what}: {e}"));
     }
     let long = vec![0; MAX_BLOCK_BYTES as usize + 1];
@@ -788,4 +790,30 @@ fn the_framing_walk_agrees_on_crafted_blocks() {
         EncodedBlock::from_bytes(long),
         Err(DecodeError::TooLong { what: "block", .. })
     ));
+}
+
+/// A block whose framing is broken past its header is kept, and every accessor that needs
+/// the framing fails with the walk's error, from the first use on (the outcome is kept);
+/// the header and the bytes are there all along.
+#[test]
+fn a_broken_framing_fails_each_use_after_the_header() {
+    let mut bytes = vec![7u8; 80];
+    // Two transactions announced, one byte of them present.
+    bytes.extend_from_slice(&[2, 1]);
+    let block = EncodedBlock::from_bytes(bytes.clone()).expect("a header and a length in range");
+    assert_eq!(block.as_bytes(), &bytes[..]);
+    assert_eq!(block.header().nonce, u32::from_le_bytes([7; 4]));
+    let ends_early = DecodeError::UnexpectedEnd { what: "block" };
+    for _ in 0..2 {
+        assert_eq!(block.check(), Err(ends_early.clone()));
+        assert_eq!(block.tx_count(), Err(ends_early.clone()));
+        assert!(block.tx_bytes().is_err());
+        assert_eq!(block.transaction(0).map(|t| t.map(drop)), Some(Err(ends_early.clone())));
+        assert!(block.transaction(5).is_some_and(|t| t.is_err()), "no count is known");
+        assert!(block.to_block().is_err());
+    }
+    assert_eq!(
+        EncodedBlock::from_bytes(vec![0; 79]),
+        Err(DecodeError::UnexpectedEnd { what: "block" })
+    );
 }

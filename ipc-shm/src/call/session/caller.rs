@@ -91,14 +91,20 @@ impl Shared {
         slot: &Slot,
         decode: impl FnOnce(&mut Decoder<'_>) -> Result<R, CallError>,
     ) -> Result<R, CallError> {
-        let mut reply = lock(&slot.reply);
-        let len = reply.body.len();
-        let result = {
-            let mut dec = Decoder::from_slice(&reply.body, self);
-            finish_reply(reply.status, len, &mut dec, decode)
+        let (status, body) = {
+            let mut reply = lock(&slot.reply);
+            (reply.status, std::mem::take(&mut reply.body))
         };
-        if reply.body.capacity() > KEEP_BUFFER {
-            reply.body = Vec::new();
+        let len = body.len();
+        // The decoder owns the body, so that a value at its end (a block) can keep it.
+        let mut dec = Decoder::from_vec(body, self);
+        let result = finish_reply(status, len, &mut dec, decode);
+        if let Some(mut body) = dec.into_buffer()
+            && body.capacity() <= KEEP_BUFFER
+        {
+            // Kept for the slot's next reply.
+            body.clear();
+            lock(&slot.reply).body = body;
         }
         result
     }

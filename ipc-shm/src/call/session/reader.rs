@@ -117,6 +117,7 @@ impl Shared {
                 };
                 let mut buf = std::mem::take(&mut lock(&slot.reply).body);
                 buf.clear();
+                reserve_message(&mut buf, len, more);
                 copy_part(&grant, &mut buf);
                 drop(grant);
                 if more {
@@ -134,6 +135,7 @@ impl Shared {
                     return Ok(Event::Request { call, object, method, args: Args::Ring { grant, len } });
                 }
                 let mut buf = self.take_buffer();
+                reserve_message(&mut buf, len, more);
                 copy_part(&grant, &mut buf);
                 drop(grant);
                 if more {
@@ -260,6 +262,16 @@ impl Shared {
 
 /// What the caller of a call whose reply was voided learns.
 const VOIDED_REPLY: &str = "the peer could not finish its reply";
+
+/// Makes room in `buf` for a message of `len` bytes that comes in several records (`more`)
+/// before gathering it, so that it is not copied again as the buffer grows. `len` is the
+/// peer's word, checked against the session's message limit; an allocation this large is
+/// only address space until the bytes arrive.
+fn reserve_message(buf: &mut Vec<u8>, len: usize, more: bool) {
+    if more {
+        buf.reserve_exact(len);
+    }
+}
 
 /// Appends the body part of `grant` (after the header) to `buf`.
 pub(super) fn copy_part(grant: &RxGrant<'_>, buf: &mut Vec<u8>) {

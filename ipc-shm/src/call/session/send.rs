@@ -1,7 +1,7 @@
-//! Sending a message: a small one is encoded on the stack and copied into the ring in one
-//! piece, any other straight into the ring. A message whose length hint exceeds one
-//! record is streamed record by record as it is encoded; any other message that outgrows
-//! its record has its rest spilled and sent as continuation records.
+//! Sending a message: a small one is encoded in a staging buffer and copied into the ring
+//! in one piece, any other straight into the ring. A message whose length hint exceeds
+//! [`STREAM_FROM`] (or one record) is streamed record by record as it is encoded; any other
+//! message that outgrows its record has its rest spilled and sent as continuation records.
 
 use std::any::Any;
 
@@ -13,6 +13,12 @@ use crate::call::link::TxGrant;
 /// Body bytes per record of a streamed message. The receiver copies one record out while
 /// the next is written, so a long message crosses in about the time of one copy, not two.
 pub(super) const STREAM_PART: usize = 64 << 10;
+
+/// Messages hinted longer than this are streamed even when one record could hold them:
+/// written whole, a 1.4 MB block is copied in, then out, one copy after the other; in
+/// parts, the two copies overlap. (Below this the overlap gains less than gathering the
+/// parts costs the receiver.)
+pub(super) const STREAM_FROM: usize = 4 * STREAM_PART;
 
 /// Messages hinted at most this long are encoded on the stack and copied into the ring in
 /// one piece: cheaper than an encoder's many small writes through a ring grant.
@@ -61,8 +67,9 @@ impl std::fmt::Debug for Unsent {
 
 impl Shared {
     /// Sends one message: `header` (its length and flags are filled in) and a body written
-    /// by `encode`. When `len_hint` exceeds one record (and not the session's limit) the body
-    /// is streamed, so `len_hint` must then be exact: a body of any other length is voided
+    /// by `encode`. When `len_hint` exceeds [`STREAM_FROM`] or one record (and not the
+    /// session's limit) the body is streamed, so `len_hint` must then be exact: a body of
+    /// any other length is voided
     /// (see [`FLAG_VOID`]) and reported as an error. A panic in `encode` is resumed by
     /// [`Unsent::into_error`], after the message is voided or dropped unsent.
     pub(super) fn send(
@@ -89,7 +96,7 @@ impl Shared {
             let max_part = tx.sender.max_record_len() - HEADER_LEN;
             tx.spill.clear();
             tx.exported.clear();
-            if len_hint > max_part && len_hint <= self.max_message {
+            if len_hint > STREAM_FROM.min(max_part) && len_hint <= self.max_message {
                 return self.send_streamed(tx, header, len_hint, max_part, encode);
             }
             if len_hint <= SMALL_MESSAGE && SMALL_MESSAGE <= max_part {

@@ -43,11 +43,11 @@ impl ServerCall<'_> {
                 decode_body(&grant, len, shared, |dec| decode(dec).and_then(|v| dec.finish().map(|()| v)))
             }
             Args::Buffer(buf) => {
-                let result = {
-                    let mut dec = Decoder::from_slice(&buf, shared);
-                    decode(&mut dec).and_then(|v| dec.finish().map(|()| v))
-                };
-                shared.recycle_buffer(buf);
+                let mut dec = Decoder::from_vec(buf, shared);
+                let result = decode(&mut dec).and_then(|v| dec.finish().map(|()| v));
+                if let Some(buf) = dec.into_buffer() {
+                    shared.recycle_buffer(buf);
+                }
                 result
             }
             Args::Taken => decode(&mut Decoder::new(&[])),
