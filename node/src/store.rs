@@ -491,8 +491,8 @@ impl Store {
             .map_err(|_| StoreError::Corrupt("block"))
     }
 
-    /// A stored block in its consensus encoding, as stored: only its framing is checked,
-    /// nothing is decoded.
+    /// A stored block in its consensus encoding, as stored: only its framing is checked
+    /// (so that a damaged record shows here, as corrupt), nothing is decoded.
     pub fn encoded_block(&self, hash: &BlockHash) -> Result<Option<EncodedBlock>, StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(BLOCKS)?;
@@ -500,7 +500,7 @@ impl Store {
             return Ok(None);
         };
         EncodedBlock::from_bytes(v.value().to_vec())
-            .map(Some)
+            .and_then(|block| block.check().map(|()| Some(block)))
             .map_err(|_| StoreError::Corrupt("block"))
     }
 
