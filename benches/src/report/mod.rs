@@ -464,10 +464,12 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
          `rep movsb` is 15 to 30 times slower on our AMD EPYC host when the destination is 1 to 63 \
          bytes past the source modulo 4096, which two buffers allocated one after the other \
          often are (the ring's own copies avoid those distances; see `docs/ARCHITECTURE.md`). \
-         `Echo::echo` of 1 MiB copies it five times (the \
-         argument is decoded into a `Vec`, `echo` returns a new one, the reply is decoded \
-         into a third) where the target allows six copies of data that stays in one core's \
-         cache; the transport's copies cross cores. `find_block` over shm copies the block \
+         `Echo::echo` of 1 MiB crosses in 64 KiB parts each way, so that the sender's copy \
+         into the ring and the receiver's copy out of it overlap; the argument and the result \
+         each take over the buffer their parts were gathered into (moving the bytes to its \
+         front), and `echo` copies once more, where the target allows six copies of data that \
+         stays in one core's cache; the transport's copies cross cores. \
+         `find_block` over shm copies the block \
          twice (into the ring in the peer, out of it here), in 64 KiB parts so that the two \
          copies overlap, and keeps the buffer it gathered the parts into; when both processes \
          land on one CPU (it happens on two cores) the copies cannot overlap."
