@@ -57,6 +57,8 @@ pub(super) fn get_block(
     let found = node.get_block(hash)?.ok_or_else(not_found)?;
     let block = found.block.as_ref().ok_or_else(not_found)?;
     if !verbose {
+        // The bytes as they came, but only if they frame a block.
+        block.check().map_err(InterfaceError::from)?;
         return Ok(Output::Plain(block.as_bytes().to_lower_hex_string()));
     }
     let block = block.to_block().map_err(InterfaceError::from)?;

@@ -105,12 +105,14 @@ impl EncodedBlock {
         &self.inner.bytes[self.inner.start..]
     }
 
-    /// The block's encoding, given back (copied if the block is shared or was kept in a
-    /// larger buffer).
+    /// The block's encoding, given back (copied if the block is shared).
     pub fn into_bytes(self) -> Vec<u8> {
         match Arc::try_unwrap(self.inner) {
-            Ok(own) if own.start == 0 => own.bytes,
-            Ok(own) => own.bytes[own.start..].to_vec(),
+            Ok(mut own) => {
+                // Kept in the buffer of the message it came in: moved to its front.
+                own.bytes.drain(..own.start);
+                own.bytes
+            }
             Err(shared) => shared.bytes[shared.start..].to_vec(),
         }
     }

@@ -19,7 +19,7 @@ use super::object::{Dispatch, RemoteObject};
 use super::session::Shared;
 
 /// Writes a message body straight into the reserved ring record (a small message: into a
-/// stack buffer copied into its record in one piece) and, for a message the session
+/// staging buffer copied into its record in one piece) and, for a message the session
 /// streams, into the records after it; anything else beyond the first record into a spill
 /// buffer that is sent as continuation records.
 pub struct Encoder<'a> {
@@ -89,7 +89,7 @@ impl<'a> Encoder<'a> {
         }
         match self.direct.as_mut() {
             Some(direct) if bytes.len() <= self.room => {
-                // The direct writer (a ring grant or a small message's stack buffer) has
+                // The direct writer (a ring grant or a small message's staging buffer) has
                 // `room` bytes left: it cannot fail.
                 direct.write_all(bytes).map_err(|_| CallError::decode("ring record shorter than reserved"))?;
                 self.room -= bytes.len();
@@ -142,7 +142,7 @@ impl<'a> Encoder<'a> {
 
 }
 
-/// The ring records an [`Encoder`] writes into (or a small message's stack buffer).
+/// The ring records an [`Encoder`] writes into (or a small message's staging buffer).
 pub(crate) trait Sink: io::Write {
     /// Called when the current record is full and more bytes follow: sends the record and
     /// returns the room in the next one, or 0 when the rest goes to the spill buffer.
@@ -168,6 +168,9 @@ pub struct Decoder<'a> {
     remaining: usize,
     session: Option<&'a Arc<Shared>>,
 }
+
+/// The shortest value [`Decoder::take_raw`] hands a gathered buffer over for.
+const TAKE_FROM: usize = 64 << 10;
 
 enum Source<'a> {
     Slice(&'a [u8]),
@@ -276,16 +279,19 @@ impl<'a> Decoder<'a> {
     }
 
     /// The next `n` bytes of the body without a copy, when they are all that is left of a
-    /// body gathered out of the ring into a buffer (a long message's last value, say a
-    /// block): that buffer, handed over, and the offset where the bytes start in it (they
-    /// run to its end). `None`, consuming nothing, for any other bytes: copy those with
-    /// [`Decoder::append_raw`].
+    /// body gathered out of the ring into a buffer and at least 64 KiB long (a long
+    /// message's last value, say a block): that buffer, handed over, and the offset where
+    /// the bytes start in it (they run to its end). `None`, consuming nothing, for any
+    /// other bytes: copy those with [`Decoder::append_raw`]. (Shorter values are copied, so
+    /// that the session keeps its buffer for the next message.)
     #[inline]
     pub fn take_raw(&mut self, n: usize) -> Option<(Vec<u8>, usize)> {
         match &mut self.src {
-            Source::Owned { buf, at } if n == self.remaining && n != 0 => {
+            Source::Owned { buf, at } if n == self.remaining && n >= TAKE_FROM => {
                 self.remaining = 0;
-                Some((std::mem::take(buf), *at))
+                // The body is used up: an empty buffer read from 0 keeps later reads of
+                // nothing in bounds.
+                Some((std::mem::take(buf), std::mem::take(at)))
             }
             _ => None,
         }

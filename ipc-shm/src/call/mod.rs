@@ -19,7 +19,7 @@
 //! closed, with the reason logged.
 //! Arguments and results are written straight into the ring and read straight out of it
 //! ([`Encode`], [`Decode`], or `io::Write` / `io::Read` for e.g. Bitcoin consensus
-//! encoding); bodies of at most 256 bytes go through one copy on the stack instead, which
+//! encoding); bodies of at most 256 bytes go through one staging copy instead, which
 //! costs less than many small accesses to shared memory. This layer knows nothing about
 //! Bitcoin.
 //!
@@ -133,16 +133,20 @@
 //! # Large values
 //!
 //! A message body that does not fit one record (the ring's record limit less the 32-byte
-//! header) is split. When the sender's length hint says so (it exceeds one record and not
-//! the session's limit) the body is *streamed*: encoded straight into records of up to
-//! 64 KiB, each sent as soon as it is full, so the reader copies one out while the next is
-//! written; a body that then fails to encode, comes out at another length, or whose encoder
-//! panics is ended early and voided (the reader drops it). A body longer than its hint is split
-//! as before: its first part goes into the first record and the rest into a reusable spill
-//! buffer sent as continuation records. The sender holds the send lock for all parts,
-//! so they are adjacent in the ring. The reader gathers the parts into a bounded buffer
-//! ([`SessionConfig::max_message_len`]) and decodes from it. Values that fit one record
-//! (2 MiB with the default 4 MiB ring) are never copied in between.
+//! header) is split. When the sender's length hint says so (it exceeds 256 KiB or one
+//! record, and not the session's limit) the body is *streamed*: encoded straight into
+//! records of up to 64 KiB, each sent as soon as it is full, so the reader copies one out
+//! while the next is written (a body one record could hold is streamed too from 256 KiB
+//! on, so that the two copies overlap); a body that then fails to encode, comes out at
+//! another length, or whose encoder panics is ended early and voided (the reader drops it).
+//! A body longer than its hint is split as before: its first part goes into the first
+//! record and the rest into a reusable spill buffer sent as continuation records. The
+//! sender holds the send lock for all parts, so they are adjacent in the ring. The reader
+//! gathers the parts into a buffer bounded by [`SessionConfig::max_message_len`] and
+//! decodes from it; a value of 64 KiB or more that ends the message can take that buffer
+//! over instead of being copied out of it ([`Decoder::take_raw`]). Messages that are not
+//! split are decoded where they lie in the ring (a caller waiting while another thread
+//! reads decodes its reply from a copy).
 //!
 //! # Objects
 //!

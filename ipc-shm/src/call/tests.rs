@@ -595,6 +595,9 @@ fn long_values_ending_a_message_keep_its_buffer() {
                 .call_with(ECHO, data.len() + 4, |enc| enc.put(&data), |dec| {
                     let n = dec.get_len()?;
                     if let Some((bytes, start)) = dec.take_raw(n) {
+                        // Nothing is left to read, and reading nothing still works.
+                        dec.get_raw(&mut [])?;
+                        assert_eq!(std::io::Read::read(dec, &mut [0; 4]).ok(), Some(0));
                         return Ok((Some(start), bytes[start..].to_vec()));
                     }
                     let mut bytes = Vec::new();
@@ -620,8 +623,8 @@ fn long_values_ending_a_message_keep_its_buffer() {
     }
 }
 
-/// A message hinted small is encoded on the stack: one that fits arrives in a single
-/// record, one that outgrows the stack buffer goes on in continuation records.
+/// A message hinted small is staged in a buffer: one that fits arrives in a single
+/// record, one that outgrows the staging buffer goes on in continuation records.
 #[test]
 fn messages_that_outgrow_a_small_hint_arrive_whole() {
     let _w = watchdog(60);

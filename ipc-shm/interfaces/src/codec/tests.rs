@@ -817,3 +817,17 @@ fn a_broken_framing_fails_each_use_after_the_header() {
         Err(DecodeError::UnexpectedEnd { what: "block" })
     );
 }
+
+/// A block kept in the buffer of the message it came in (from an offset) is its bytes from
+/// there on, and gives back exactly those.
+#[test]
+fn a_block_kept_in_its_message_buffer_is_its_bytes() {
+    let block = EncodedBlock::from(&bitcoin::constants::genesis_block(bitcoin::Network::Regtest));
+    let mut message = vec![9u8; 13];
+    message.extend_from_slice(block.as_bytes());
+    let kept = EncodedBlock::from_parts(message, 13).expect("a block after 13 bytes");
+    assert_eq!(kept, block);
+    assert_eq!(kept.tx_count(), block.tx_count());
+    assert_eq!(kept.clone().into_bytes(), block.as_bytes(), "shared: copied");
+    assert_eq!(kept.into_bytes(), block.as_bytes(), "owned: moved to the front");
+}

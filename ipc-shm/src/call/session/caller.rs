@@ -111,7 +111,8 @@ impl Shared {
 
     /// Leads until the reply to the call of `guard` is in: decodes it straight from the
     /// ring when it comes as one record (a small one from a copy on the stack), then hands
-    /// leadership on, freeing the call's slot under the same lock.
+    /// leadership on, freeing the call's slot under the same lock. (A reply gathered from
+    /// several records is decoded from the slot like a follower's, and `guard` frees it.)
     pub(super) fn lead_for<R>(
         self: &Arc<Self>,
         guard: &SlotGuard<'_>,

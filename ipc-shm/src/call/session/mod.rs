@@ -4,7 +4,7 @@
 //!
 //! | module | what |
 //! | --- | --- |
-//! | `send` | writing a message: small ones staged on the stack, else straight into the ring; the rest as continuations |
+//! | `send` | writing a message: small ones staged in a buffer, else straight into the ring; long ones streamed; the rest as continuations |
 //! | `caller` | a call: send, then wait for the reply as the leader or as a follower |
 //! | `reader` | the leader's reading: validate records, hand replies over, route requests |
 //! | `workers` | leadership hand-over, the worker pool, the standby, running requests |

@@ -20,7 +20,7 @@ pub(super) const STREAM_PART: usize = 64 << 10;
 /// parts costs the receiver.)
 pub(super) const STREAM_FROM: usize = 4 * STREAM_PART;
 
-/// Messages hinted at most this long are encoded on the stack and copied into the ring in
+/// Messages hinted at most this long are encoded in a staging buffer and copied into the ring in
 /// one piece: cheaper than an encoder's many small writes through a ring grant.
 pub(super) const SMALL_MESSAGE: usize = 256;
 
