@@ -83,7 +83,7 @@ impl EncodedBlock {
             reason: e.to_string(),
         })?;
         if bytes.capacity() - bytes.len() > bytes.len() / 4 {
-            // A gathering buffer grows by doubling: do not keep up to as much again unused.
+            // A reused gathering buffer may be larger than this message: do not keep its slack.
             bytes.shrink_to_fit();
         }
         Ok(EncodedBlock::new(Framed {
