@@ -66,7 +66,7 @@ impl EncodedBlock {
 
     /// As [`EncodedBlock::from_bytes`], for the encoding that fills `bytes` from `start` on
     /// (what [`Input::take_tail`](crate::codec::Input::take_tail) returns).
-    pub(crate) fn from_parts(mut bytes: Vec<u8>, start: usize) -> Result<Self, DecodeError> {
+    pub(crate) fn from_parts(bytes: Vec<u8>, start: usize) -> Result<Self, DecodeError> {
         let encoding = bytes.get(start..).unwrap_or_default();
         if encoding.len() > MAX_BLOCK_BYTES as usize {
             return Err(DecodeError::TooLong {
@@ -75,17 +75,7 @@ impl EncodedBlock {
                 max: MAX_BLOCK_BYTES.into(),
             });
         }
-        let Some(mut head) = encoding.get(..Header::SIZE) else {
-            return Err(DecodeError::UnexpectedEnd { what: "block" });
-        };
-        let header = Header::consensus_decode(&mut head).map_err(|e| DecodeError::Consensus {
-            what: "block header",
-            reason: e.to_string(),
-        })?;
-        if bytes.capacity() - bytes.len() > bytes.len() / 4 {
-            // A reused gathering buffer may be larger than this message: do not keep its slack.
-            bytes.shrink_to_fit();
-        }
+        let header = Walk { bytes: encoding, at: 0, tx: None }.header().map_err(|e| e.to_decode_error())?;
         Ok(EncodedBlock::new(Framed {
             bytes,
             start,
@@ -174,7 +164,7 @@ impl EncodedBlock {
 
     /// Where each transaction starts, the framing walked on first use.
     fn starts(&self) -> Result<&[usize], DecodeError> {
-        let walked = self.inner.starts.get_or_init(|| frame(self.as_bytes()).map(|(_, starts)| starts));
+        let walked = self.inner.starts.get_or_init(|| frame(self.as_bytes()));
         match walked {
             Ok(starts) => Ok(starts),
             Err(e) => Err(e.to_decode_error()),
@@ -280,10 +270,11 @@ const ENDS_EARLY: &str = "the encoding ends early";
 // block limit; were that raised past them, the two would disagree.
 const _: () = assert!(MAX_BLOCK_BYTES as usize <= encode::MAX_VEC_SIZE);
 
-/// Walks a block's encoding: its header and where each transaction starts.
-fn frame(bytes: &[u8]) -> Result<(Header, Vec<usize>), FrameError> {
+/// Walks a block's encoding past its header (decoded on construction): where each
+/// transaction starts.
+fn frame(bytes: &[u8]) -> Result<Vec<usize>, FrameError> {
     let mut walk = Walk { bytes, at: 0, tx: None };
-    let header = walk.header()?;
+    walk.skip(Header::SIZE as u64)?;
     let count = walk.compact_size()?;
     // Reserve only what the remaining bytes could hold.
     let room = (bytes.len() - walk.at) / MIN_TX_BYTES;
@@ -297,7 +288,7 @@ fn frame(bytes: &[u8]) -> Result<(Header, Vec<usize>), FrameError> {
     if walk.at != bytes.len() {
         return Err(walk.error("bytes left after the last transaction"));
     }
-    Ok((header, starts))
+    Ok(starts)
 }
 
 /// A cursor over a block's bytes that checks each step (the rules of rust-bitcoin's

@@ -289,6 +289,11 @@ impl<'a> Decoder<'a> {
         match &mut self.src {
             Source::Owned { buf, at } if n == self.remaining && n >= TAKE_FROM => {
                 self.remaining = 0;
+                if buf.capacity() - buf.len() > buf.len() / 4 {
+                    // A reused gathering buffer may be larger than this message: the value
+                    // keeps none of its slack.
+                    buf.shrink_to_fit();
+                }
                 // The body is used up: an empty buffer read from 0 keeps later reads of
                 // nothing in bounds.
                 Some((std::mem::take(buf), std::mem::take(at)))

@@ -261,10 +261,6 @@ impl Decode for Vec<u8> {
         // them to its front costs a copy within it, not a second buffer as large.
         if let Some((mut bytes, start)) = r.take_tail(len as usize) {
             bytes.drain(..start);
-            if bytes.capacity() - bytes.len() > bytes.len() / 4 {
-                // A reused gathering buffer may be larger than this message.
-                bytes.shrink_to_fit();
-            }
             return Ok(bytes);
         }
         read_bytes(r, len, "byte string")
