@@ -41,6 +41,11 @@ pub struct WalletInit {
     store: Arc<WalletStore>,
     default_wallet: String,
     current: Mutex<Option<Arc<WalletLoaderImpl>>>,
+    /// Held while a loader starts. In connect mode the wallet binds a loader itself while
+    /// the node asks for one: started together on a fresh datadir, both would find no
+    /// default wallet, and one would fail creating it (or a wallet just created, before its
+    /// birthday is set, would be caught up from genesis).
+    starting: Mutex<()>,
 }
 
 impl WalletInit {
@@ -51,6 +56,7 @@ impl WalletInit {
             store: Arc::new(store),
             default_wallet,
             current: Mutex::default(),
+            starting: Mutex::default(),
         }
     }
 }
@@ -60,8 +66,10 @@ impl Init for WalletInit {
         &self,
         chain: Arc<dyn Chain>,
     ) -> Result<Arc<dyn interfaces::WalletLoader>, InterfaceError> {
+        let starting = self.starting.lock().unwrap_or_else(PoisonError::into_inner);
         let loader = WalletLoaderImpl::start(Arc::clone(&self.store), chain, &self.default_wallet)
             .map_err(interface_error)?;
+        drop(starting);
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&loader));
         Ok(loader)
     }
@@ -111,11 +119,15 @@ impl WalletLoaderImpl {
             .subscription
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(subscription);
-        if loader.store.get_wallet(default_wallet).is_none() {
-            match loader.store.load_wallet(default_wallet) {
-                Err(WalletError::NotFound { .. }) => drop(loader.create(default_wallet)?),
-                other => drop(other?),
-            }
+        // Loaded already (here, or by a front end's `loadwallet` or `createwallet` that got
+        // there first) is as good as loaded now.
+        match loader.store.load_wallet(default_wallet) {
+            Err(WalletError::NotFound { .. }) => match loader.create(default_wallet) {
+                Ok(_) | Err(WalletError::AlreadyExists { .. }) => {}
+                Err(err) => return Err(err),
+            },
+            Ok(_) | Err(WalletError::AlreadyLoaded { .. }) => {}
+            Err(err) => return Err(err),
         }
         for wallet in loader.store.get_wallets() {
             wallet.sync_with_chain(&*chain)?;

@@ -190,3 +190,31 @@ fn payments_the_node_lacks_are_resubmitted_on_start() {
         "the refused payment is gone"
     );
 }
+
+/// In connect mode the wallet binds a loader to the node's chain itself while the node asks
+/// for one too, on a fresh datadir: loaders made at once must all come up, over the one
+/// default wallet, not fail because another just created it.
+#[test]
+fn loaders_made_at_once_share_one_default_wallet() {
+    let _watchdog = Watchdog::new(Duration::from_secs(120));
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::new();
+    let init = wallet_init(dir.path());
+    let start = Arc::new(std::sync::Barrier::new(8));
+    let loaders: Vec<_> = (0..8)
+        .map(|_| {
+            let (init, start) = (Arc::clone(&init), Arc::clone(&start));
+            let chain: Arc<dyn Chain> = node.clone();
+            std::thread::spawn(move || {
+                start.wait();
+                init.make_wallet_loader(chain)
+            })
+        })
+        .collect();
+    let mut names = Vec::new();
+    for loader in loaders {
+        let loader = loader.join().unwrap().expect("every loader comes up");
+        names.push(loader.list_wallets().unwrap());
+    }
+    assert!(names.iter().all(|n| *n == ["default"]), "{names:?}");
+}
