@@ -6,6 +6,7 @@
 //! gui-cli` alone may not have built them; `cargo test --workspace` (the README's and CI's
 //! command) always has.
 
+use std::cell::RefCell;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
@@ -44,8 +45,11 @@ impl Drop for KillOnDrop {
 }
 
 /// A child's stderr, read on a thread (so the child never blocks on a full pipe); lines
-/// arrive on a channel.
-pub(crate) struct Log(mpsc::Receiver<String>);
+/// arrive on a channel and are kept, so a failing test can show what the child said.
+pub(crate) struct Log {
+    lines: mpsc::Receiver<String>,
+    seen: RefCell<Vec<String>>,
+}
 
 impl Log {
     pub(crate) fn follow(stderr: ChildStderr) -> Log {
@@ -55,21 +59,59 @@ impl Log {
                 let _ = tx.send(line);
             }
         });
-        Log(rx)
+        Log { lines: rx, seen: RefCell::default() }
     }
 
-    /// Waits (at most [`READY`]) for a line containing `needle`.
-    pub(crate) fn wait_for(&self, needle: &str) {
+    /// Waits (at most [`READY`]) for a line containing `needle`; false when none came.
+    pub(crate) fn wait_for(&self, needle: &str) -> bool {
         let deadline = Instant::now() + READY;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.0.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return,
-                Ok(_) => {}
-                Err(_) => panic!("no {needle:?} in the log within {READY:?}"),
+            let Ok(line) = self.lines.recv_timeout(left) else { return false };
+            let found = line.contains(needle);
+            self.seen.borrow_mut().push(line);
+            if found {
+                return true;
             }
         }
     }
+
+    /// Every line so far, once the child's stderr has closed (the child was killed), or
+    /// what has arrived when it has not.
+    fn all(&self) -> String {
+        let mut seen = self.seen.borrow_mut();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let left = || deadline.saturating_duration_since(Instant::now());
+        while let Ok(line) = self.lines.recv_timeout(left()) {
+            seen.push(line);
+        }
+        seen.join("\n")
+    }
+}
+
+/// Each thread of process `pid` with its name, state and kernel wait channel, from
+/// `/proc`: enough to tell a process stuck in a call from one that never got there.
+fn threads(pid: u32) -> String {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return format!("process {pid} is gone");
+    };
+    let mut out = Vec::new();
+    for task in tasks.flatten() {
+        let read = |file: &str| {
+            std::fs::read_to_string(task.path().join(file))
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_default()
+        };
+        let state = read("stat").rsplit_once(") ").map(|(_, rest)| rest.chars().take(1).collect::<String>());
+        out.push(format!(
+            "  {} {:?} {} wchan={}",
+            task.file_name().to_string_lossy(),
+            read("comm"),
+            state.unwrap_or_default(),
+            read("wchan")
+        ));
+    }
+    out.join("\n")
 }
 
 /// `bitcoin-node -ipcbind=unix -nowallet` on its own temporary datadir, optionally with a
@@ -108,17 +150,36 @@ impl BoundNode {
                 .expect("start bitcoin-node"),
         );
         let log = Log::follow(node.0.stderr.take().expect("piped stderr"));
-        log.wait_for("bitcoin-node ready");
+        assert!(log.wait_for("bitcoin-node ready"), "bitcoin-node never ready:\n{}", log.all());
         let wallet = wallet.then(|| {
-            let wallet = Command::new(node_exe.with_file_name("bitcoin-wallet"))
-                .args([datadir.as_str(), "-ipcconnect=unix", &transport_opt])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start bitcoin-wallet");
-            log.wait_for("bitcoin-wallet attached");
-            KillOnDrop(wallet)
+            let mut wallet = KillOnDrop(
+                Command::new(node_exe.with_file_name("bitcoin-wallet"))
+                    .args([datadir.as_str(), "-printtoconsole", "-ipcconnect=unix", &transport_opt])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("start bitcoin-wallet"),
+            );
+            let wallet_log = Log::follow(wallet.0.stderr.take().expect("piped stderr"));
+            if !log.wait_for("bitcoin-wallet attached") {
+                // Everything that tells where it stuck, before the processes are killed.
+                let stuck = format!(
+                    "node threads:\n{}\nwallet threads:\n{}\nwallet status: {:?}",
+                    threads(node.0.id()),
+                    threads(wallet.0.id()),
+                    wallet.0.try_wait()
+                );
+                let _ = wallet.0.kill();
+                let _ = node.0.kill();
+                panic!(
+                    "no \"bitcoin-wallet attached\" within {READY:?} over {transport}\n{stuck}\n\
+                     node log:\n{}\nwallet log:\n{}",
+                    log.all(),
+                    wallet_log.all()
+                );
+            }
+            wallet
         });
         BoundNode {
             options: [datadir, "-ipcconnect".to_owned(), transport_opt],
