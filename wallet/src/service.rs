@@ -35,7 +35,9 @@ const MAX_FEE_RATE: FeeRate = FeeRate::from_sat_per_kwu(2_500_000);
 /// the chain the caller passes. Each call binds a new loader to that chain over the same
 /// wallets (after a reconnection, the new connection's chain). The latest loader is kept
 /// alive here, and with it its subscription to the chain's notifications, even when the
-/// caller drops its handle; an earlier one lives on only while someone holds it.
+/// caller drops its handle. An earlier one stops following its chain, since the latest
+/// keeps every wallet in step (two would apply each block twice: in connect mode both the
+/// wallet and the node make a loader); it serves calls while someone holds it.
 #[derive(Debug)]
 pub struct WalletInit {
     store: Arc<WalletStore>,
@@ -66,11 +68,17 @@ impl Init for WalletInit {
         &self,
         chain: Arc<dyn Chain>,
     ) -> Result<Arc<dyn interfaces::WalletLoader>, InterfaceError> {
-        let starting = self.starting.lock().unwrap_or_else(PoisonError::into_inner);
+        let _starting = self.starting.lock().unwrap_or_else(PoisonError::into_inner);
         let loader = WalletLoaderImpl::start(Arc::clone(&self.store), chain, &self.default_wallet)
             .map_err(interface_error)?;
-        drop(starting);
-        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&loader));
+        let previous = self
+            .current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .replace(Arc::clone(&loader));
+        if let Some(previous) = previous {
+            previous.stop_following();
+        }
         Ok(loader)
     }
 }
@@ -134,6 +142,18 @@ impl WalletLoaderImpl {
             resubmit(&wallet, &*chain)?;
         }
         Ok(loader)
+    }
+
+    /// Stops following the chain's notifications (a later loader does); the wallets stay
+    /// usable through this one.
+    fn stop_following(&self) {
+        let subscription = self
+            .subscription
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        // Dropping the handler unsubscribes.
+        drop(subscription);
     }
 
     /// The store of wallets, for the process's own use.

@@ -218,3 +218,21 @@ fn loaders_made_at_once_share_one_default_wallet() {
     }
     assert!(names.iter().all(|n| *n == ["default"]), "{names:?}");
 }
+
+/// A second loader takes the chain's notifications over from the first, which keeps serving
+/// calls: every block reaches the wallets once, not once per loader.
+#[test]
+fn a_new_loader_takes_the_notifications_over() {
+    let _watchdog = Watchdog::new(Duration::from_secs(120));
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::new();
+    let init = wallet_init(dir.path());
+    let first = init.make_wallet_loader(node.clone()).unwrap();
+    assert_eq!(node.subscriber_count(), 1);
+    let _second = init.make_wallet_loader(node.clone()).unwrap();
+    assert_eq!(node.subscriber_count(), 1, "the first loader stopped listening");
+    let wallet = first.get_default_wallet().unwrap();
+    let address = wallet.get_new_address().unwrap().assume_checked();
+    node.mine(&address.script_pubkey());
+    assert_eq!(wallet.get_balances().unwrap().immature, btc(50));
+}

@@ -49,6 +49,11 @@ impl TestNode {
         f(&self.chain.lock().unwrap())
     }
 
+    /// How many notification subscribers are listening.
+    pub(crate) fn subscriber_count(&self) -> usize {
+        self.subscribers.lock().unwrap().len()
+    }
+
     pub(crate) fn blocks_served(&self) -> usize {
         self.blocks_served.load(Ordering::SeqCst)
     }
