@@ -23,37 +23,38 @@ mod real {
 
     use crate::sync::AtomicU64;
 
-    /// Long copies whose destination lies 1 to 63 bytes past the source, modulo a page, go
-    /// in pieces of this many bytes (see [`copy_bytes`]): below every CPU's `rep movsb`
-    /// threshold in glibc.
-    const ALIASED_PIECE: usize = 1024;
+    /// Copies longer than this go in pieces of this many bytes (see [`copy_bytes`]): below
+    /// every CPU's `rep movsb` threshold in glibc.
+    const COPY_PIECE: usize = 1024;
 
     /// Copies `len` bytes from `src` to `dst` through raw pointers. The ranges may overlap,
     /// which is sound, but then the bytes copied are unspecified; no caller overlaps them.
     ///
-    /// A copy longer than [`ALIASED_PIECE`] whose destination is 1 to 63 bytes past its
-    /// source, modulo 4096, goes in pieces of that size. glibc copies long spans with
-    /// `rep movsb` (from 2 KiB or more, depending on the CPU), and on the AMD EPYC host we
-    /// measured (Zen, with FSRM), `rep movsb` with its destination 8 to 24 bytes past its
-    /// source modulo 4096 (its loads aliasing its own recent stores) is 15 to 30 times
-    /// slower: 27 to 47 µs for 64 KiB, against 1.5 µs at any other distance, or 1.8 to 2 µs
-    /// in pieces of 1 or 2 KiB. Ring positions move by record lengths, so every distance
-    /// comes round sooner or later.
+    /// A copy longer than [`COPY_PIECE`] goes in pieces of that size, so that glibc copies
+    /// each with vector moves rather than with `rep movsb` (its choice from 2 KiB or so,
+    /// depending on the CPU). On the AMD EPYC host we measure on (Zen, with FSRM), `rep
+    /// movsb` is 15 to 30 times slower when its destination is 8 to 24 bytes past its
+    /// source modulo 4096 (its loads aliasing its own recent stores): 27 to 47 µs for 64
+    /// KiB, against 1.5 µs at other distances or 1.8 to 2 µs in pieces. Ring positions move
+    /// by record lengths, so every distance comes round. Splitting only at those distances
+    /// was not enough: `find_block` (1.38 MB in 64 KiB parts) still took 57 µs in some runs
+    /// and 90 to 160 µs in others, the peer's copies into the ring taking the extra time,
+    /// and in pieces 55 to 67 µs in every run (ten alternated runs each; we have not pinned
+    /// down what else slows `rep movsb` there). Pieces cost about 3% on a 64 KiB round trip.
     ///
     /// # Safety
     ///
     /// `src..src + len` must be readable and `dst..dst + len` writable for the call.
     #[inline]
     unsafe fn copy_bytes(src: *const u8, dst: *mut u8, len: usize) {
-        let ahead = (dst as usize).wrapping_sub(src as usize) % 4096;
-        if len <= ALIASED_PIECE || !(1..64).contains(&ahead) {
+        if len <= COPY_PIECE {
             // SAFETY: the caller's ranges.
             unsafe { std::ptr::copy(src, dst, len) };
             return;
         }
         let mut done = 0;
         while done < len {
-            let n = (len - done).min(ALIASED_PIECE);
+            let n = (len - done).min(COPY_PIECE);
             // SAFETY: `done + n <= len`, so both pieces lie inside the caller's ranges.
             unsafe { std::ptr::copy(src.add(done), dst.add(done), n) };
             done += n;
