@@ -131,7 +131,9 @@ impl WalletLoaderImpl {
         // there first) is as good as loaded now.
         match loader.store.load_wallet(default_wallet) {
             Err(WalletError::NotFound { .. }) => match loader.create(default_wallet) {
-                Ok(_) | Err(WalletError::AlreadyExists { .. }) => {}
+                Ok(_) => {}
+                Err(WalletError::AlreadyExists { .. })
+                    if loader.store.get_wallet(default_wallet).is_some() => {}
                 Err(err) => return Err(err),
             },
             Ok(_) | Err(WalletError::AlreadyLoaded { .. }) => {}
