@@ -24,23 +24,24 @@ mod real {
     use crate::sync::AtomicU64;
 
     /// Copies longer than this go in pieces of this many bytes (see [`copy_bytes`]): below
-    /// every CPU's `rep movsb` threshold in glibc.
-    const COPY_PIECE: usize = 1024;
+    /// glibc's `rep movsb` threshold on every CPU with AVX (2112 bytes with FSRM, as on our
+    /// AMD host; 4 KiB or more without).
+    const COPY_PIECE: usize = 2048;
 
     /// Copies `len` bytes from `src` to `dst` through raw pointers. The ranges may overlap,
     /// which is sound, but then the bytes copied are unspecified; no caller overlaps them.
     ///
     /// A copy longer than [`COPY_PIECE`] goes in pieces of that size, so that glibc copies
-    /// each with vector moves rather than with `rep movsb` (its choice from 2 KiB or so,
-    /// depending on the CPU). On the AMD EPYC host we measure on (Zen, with FSRM), `rep
-    /// movsb` is 15 to 30 times slower when its destination is 8 to 24 bytes past its
-    /// source modulo 4096 (its loads aliasing its own recent stores): 27 to 47 µs for 64
-    /// KiB, against 1.5 µs at other distances or 1.8 to 2 µs in pieces. Ring positions move
-    /// by record lengths, so every distance comes round. Splitting only at those distances
-    /// was not enough: `find_block` (1.38 MB in 64 KiB parts) still took 57 µs in some runs
-    /// and 90 to 160 µs in others, the peer's copies into the ring taking the extra time,
-    /// and in pieces 55 to 67 µs in every run (ten alternated runs each; we have not pinned
-    /// down what else slows `rep movsb` there). Pieces cost about 3% on a 64 KiB round trip.
+    /// each with vector moves rather than with `rep movsb`. On the AMD EPYC host we measure
+    /// on (Zen, with FSRM), `rep movsb` is 15 to 30 times slower when its destination is 8
+    /// to 24 bytes past its source modulo 4096 (its loads aliasing its own recent stores):
+    /// 22 to 47 µs for 64 KiB, against 1.5 µs at other distances or 1.8 to 2 µs in pieces.
+    /// Ring positions move by record lengths, so every distance comes round. Splitting only
+    /// at those distances was not enough: `find_block` (1.38 MB in 64 KiB parts) still took
+    /// 57 µs in some runs and 90 to 160 µs in others, the peer's copies into the ring taking
+    /// the extra time (we have not pinned down what else slows `rep movsb` there); in pieces
+    /// it takes 55 to 67 µs, apart from runs the host slows whatever the copy. Pieces cost
+    /// about 3% on a 64 KiB round trip; up to 2 KiB, a copy is one call.
     ///
     /// # Safety
     ///
@@ -196,7 +197,7 @@ mod real {
             let src: Vec<u8> = (0..80_000u32).map(|i| (i % 251) as u8).collect();
             let mut dst = vec![0u8; 80_000 + 8192];
             let page = (dst.as_ptr() as usize).next_multiple_of(4096) - dst.as_ptr() as usize;
-            for len in [0, 1, 1023, 1024, 1025, 2049, 4097, 65_536, 70_001] {
+            for len in [0, 1, 1023, 1025, 2047, 2048, 2049, 4097, 65_536, 70_001] {
                 for ahead in (0..80).chain(4090..4096) {
                     // Place the copy `ahead` bytes past the source's page offset.
                     let offset = page + (src.as_ptr() as usize + ahead) % 4096;

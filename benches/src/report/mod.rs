@@ -463,7 +463,7 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
          `two_memcpy` copies between buffers at the same offset within a page: glibc's \
          `rep movsb` is 15 to 30 times slower on our AMD EPYC host when the destination is 1 to 63 \
          bytes past the source modulo 4096, which two buffers allocated one after the other \
-         often are (the ring's own copies go in 1 KiB pieces, fast at any distance; see \
+         often are (the ring's own copies go in 2 KiB pieces, fast at any distance; see \
          `docs/ARCHITECTURE.md`). \
          `Echo::echo` of 1 MiB crosses in 64 KiB parts each way, so that the sender's copy \
          into the ring and the receiver's copy out of it overlap; the argument and the result \
@@ -474,7 +474,8 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
          twice (into the ring in the peer, out of it here), in 64 KiB parts so that the two \
          copies overlap, and keeps the buffer it gathered the parts into. With `rep movsb` \
          guarded only at its slow distances it was bimodal here (57 µs in some runs, 90 to \
-         160 µs in others); in 1 KiB pieces it ran at 55 to 67 µs in ten runs of ten."
+         160 µs in others); in pieces it runs at 55 to 67 µs, apart from runs the host \
+         slows whatever the copy."
     );
     let _ = writeln!(
         out,
