@@ -197,7 +197,7 @@ mod real {
             let src: Vec<u8> = (0..80_000u32).map(|i| (i % 251) as u8).collect();
             let mut dst = vec![0u8; 80_000 + 8192];
             let page = (dst.as_ptr() as usize).next_multiple_of(4096) - dst.as_ptr() as usize;
-            for len in [0, 1, 1023, 1025, 2047, 2048, 2049, 4097, 65_536, 70_001] {
+            for len in [0, 1, 1023, 1024, 1025, 2047, 2048, 2049, 4097, 65_536, 70_001] {
                 for ahead in (0..80).chain(4090..4096) {
                     // Place the copy `ahead` bytes past the source's page offset.
                     let offset = page + (src.as_ptr() as usize + ahead) % 4096;
