@@ -8,7 +8,7 @@
 
 use std::cell::RefCell;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -89,6 +89,21 @@ impl Log {
     }
 }
 
+/// Starts `exe args...` with its stderr followed in a [`Log`]; killed when dropped.
+fn start_logged(exe: &Path, args: &[&str]) -> (KillOnDrop, Log) {
+    let mut child = KillOnDrop(
+        Command::new(exe)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", exe.display())),
+    );
+    let log = Log::follow(child.0.stderr.take().expect("piped stderr"));
+    (child, log)
+}
+
 /// Each thread of process `pid` with its name, state and kernel wait channel, from
 /// `/proc`: enough to tell a process stuck in a call from one that never got there.
 fn threads(pid: u32) -> String {
@@ -134,34 +149,16 @@ impl BoundNode {
         let dir = tempfile::tempdir().expect("temporary datadir");
         let datadir = format!("-datadir={}", dir.path().display());
         let transport_opt = format!("-transport={transport}");
-        let mut node = KillOnDrop(
-            Command::new(&node_exe)
-                .args([
-                    datadir.as_str(),
-                    "-nowallet",
-                    "-printtoconsole",
-                    "-ipcbind=unix",
-                    &transport_opt,
-                ])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("start bitcoin-node"),
+        let (mut node, log) = start_logged(
+            &node_exe,
+            &[datadir.as_str(), "-nowallet", "-printtoconsole", "-ipcbind=unix", &transport_opt],
         );
-        let log = Log::follow(node.0.stderr.take().expect("piped stderr"));
         assert!(log.wait_for("bitcoin-node ready"), "bitcoin-node never ready:\n{}", log.all());
         let wallet = wallet.then(|| {
-            let mut wallet = KillOnDrop(
-                Command::new(node_exe.with_file_name("bitcoin-wallet"))
-                    .args([datadir.as_str(), "-printtoconsole", "-ipcconnect=unix", &transport_opt])
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .expect("start bitcoin-wallet"),
+            let (mut wallet, wallet_log) = start_logged(
+                &node_exe.with_file_name("bitcoin-wallet"),
+                &[datadir.as_str(), "-printtoconsole", "-ipcconnect=unix", &transport_opt],
             );
-            let wallet_log = Log::follow(wallet.0.stderr.take().expect("piped stderr"));
             if !log.wait_for("bitcoin-wallet attached") {
                 // Everything that tells where it stuck, before the processes are killed.
                 let stuck = format!(
