@@ -95,6 +95,8 @@ pub enum ProtocolError {
     },
     /// The peer sent bytes on the connection socket where none were expected.
     UnexpectedSocketData,
+    /// A bell descriptor the peer sent is not a datagram socket.
+    NotADoorbell,
     /// A framed message on the socket transport was malformed.
     BadFrame {
         /// What was wrong with it.
@@ -147,6 +149,7 @@ impl fmt::Display for ProtocolError {
             ProtocolError::UnexpectedSocketData => {
                 f.write_str("unexpected data on the connection socket")
             }
+            ProtocolError::NotADoorbell => f.write_str("a bell descriptor is not a datagram socket"),
             ProtocolError::BadFrame { reason } => write!(f, "malformed frame: {reason}"),
         }
     }

@@ -696,8 +696,9 @@ mod ends {
     const STREAM_PAUSE: std::time::Duration = std::time::Duration::from_micros(4);
 
     /// Descriptors that one side hands the other to set up the two rings of a connection:
-    /// the memfd of its sending ring, the bell it sleeps on while that ring is full, and the
-    /// bell it sleeps on while its receiving ring is empty.
+    /// the memfd of its sending ring, and the peer's ends of the two bells it sleeps on
+    /// (unix datagram socket pairs): while that ring is full, and while its receiving ring
+    /// is empty.
     #[derive(Debug)]
     pub struct RingFds {
         /// The sealed memfd of the sender's ring.
@@ -729,13 +730,9 @@ mod ends {
             }
             let tx_segment = Segment::create("ipc-shm ring", segment_len(tx_capacity))?;
             init_header(&tx_segment.region(), tx_capacity);
-            let space_bell = Bell::new()?;
-            let data_bell = Bell::new()?;
-            let fds = RingFds {
-                memfd: tx_segment.fd().try_clone()?,
-                space_bell: space_bell.share()?,
-                data_bell: data_bell.share()?,
-            };
+            let (space_bell, space_bell_fd) = Bell::new()?;
+            let (data_bell, data_bell_fd) = Bell::new()?;
+            let fds = RingFds { memfd: tx_segment.fd().try_clone()?, space_bell: space_bell_fd, data_bell: data_bell_fd };
             Ok((PreparedRings { tx_segment, tx_capacity, space_bell, data_bell }, fds))
         }
 

@@ -1,4 +1,4 @@
-//! Waiting for the peer: spin briefly, yield, then park on an `eventfd`.
+//! Waiting for the peer: spin briefly, yield, then park on a doorbell socket.
 //!
 //! A wake-up through the kernel costs about as much as a whole socket round trip on our
 //! machines, so a waiter first spins through the short gaps between messages (looking once per
@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::eventfd::{EfdFlags, EventFd};
+use nix::sys::socket::{
+    AddressFamily, MsgFlags, SockFlag, SockType, getsockopt, recv, send, socketpair, sockopt,
+};
 
 use crate::error::{Error, ProtocolError};
 
@@ -216,56 +218,75 @@ pub(crate) fn pause(duration: Duration) {
     }
 }
 
-/// An eventfd this side sleeps on; the peer rings it.
+/// Datagrams a bell takes from its queue per wake-up: more than the kernel queues on it
+/// (`net.unix.max_dgram_qlen`, 10 by default), so one drain empties it; a peer ringing faster
+/// than we drain costs us spurious wake-ups, not an unbounded loop.
+const DRAIN_LIMIT: usize = 64;
+
+/// A datagram socket this side sleeps on; the peer rings it through the other end of its pair.
+///
+/// Not an eventfd: a descriptor passed with `SCM_RIGHTS` shares its open file description,
+/// and with it the `O_NONBLOCK` flag, with the peer. A hostile peer can clear that flag at
+/// any time; an eventfd then blocks our write once the peer has filled its counter, and our
+/// read once the peer has drained it, with nothing to wake us. A socket takes
+/// `MSG_DONTWAIT` per call, which no flag of the peer's can override.
 #[derive(Debug)]
 pub(crate) struct Bell {
-    fd: EventFd,
+    fd: OwnedFd,
 }
 
 impl Bell {
-    pub(crate) fn new() -> Result<Bell, Error> {
-        Ok(Bell { fd: EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)? })
+    /// A new bell, and the end of its pair to hand to the peer (our only copy of it: once it
+    /// is sent and dropped, only the peer can ring).
+    pub(crate) fn new() -> Result<(Bell, OwnedFd), Error> {
+        let (fd, peer_end) = socketpair(
+            AddressFamily::Unix,
+            SockType::Datagram,
+            None,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        )?;
+        Ok((Bell { fd }, peer_end))
     }
 
-    /// A duplicate descriptor to hand to the peer.
-    pub(crate) fn share(&self) -> Result<OwnedFd, Error> {
-        Ok(self.fd.as_fd().try_clone_to_owned()?)
-    }
-
-    /// Resets the counter after a wake-up.
+    /// Empties the queue after a wake-up.
     fn clear(&self) {
-        // EAGAIN means nobody rang since the last clear: fine.
-        let _ = self.fd.read();
+        let mut byte = [0u8; 1];
+        for _ in 0..DRAIN_LIMIT {
+            // Longer datagrams are truncated and dropped whole; EAGAIN means the queue is
+            // empty. Never blocks, whatever the peer did to its end.
+            if recv(self.fd.as_raw_fd(), &mut byte, MsgFlags::MSG_DONTWAIT).is_err() {
+                break;
+            }
+        }
     }
 }
 
-/// The peer's eventfd, which this side rings to wake it.
+/// The peer's bell: the end of its socket pair it sent us, which this side rings to wake it.
 #[derive(Debug)]
 pub(crate) struct Doorbell {
     fd: OwnedFd,
 }
 
 impl Doorbell {
-    /// Takes a descriptor the peer sent. It is made non-blocking so that a hostile peer
-    /// handing us a full pipe instead of an eventfd cannot block us in `ring`.
+    /// Takes a descriptor the peer sent, which must be a datagram socket.
     pub(crate) fn from_peer(fd: OwnedFd) -> Result<Doorbell, Error> {
-        let flags = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETFL)?;
-        let flags = nix::fcntl::OFlag::from_bits_retain(flags) | nix::fcntl::OFlag::O_NONBLOCK;
-        nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(flags))?;
-        Ok(Doorbell { fd })
+        match getsockopt(&fd, sockopt::SockType) {
+            Ok(SockType::Datagram) => Ok(Doorbell { fd }),
+            _ => Err(ProtocolError::NotADoorbell.into()),
+        }
     }
 
     #[cfg(test)]
     pub(crate) fn pair() -> Result<(Bell, Doorbell), Error> {
-        let bell = Bell::new()?;
-        let door = Doorbell::from_peer(bell.share()?)?;
-        Ok((bell, door))
+        let (bell, peer_end) = Bell::new()?;
+        Ok((bell, Doorbell::from_peer(peer_end)?))
     }
 
-    /// Wakes the peer. Failures are ignored: an overflowing counter already means "wake up",
-    /// and a broken descriptor shows up as a hang-up of the connection socket.
+    /// Wakes the peer. Never blocks (`MSG_DONTWAIT`, whatever the descriptor's flags), and
+    /// failures are ignored: a full queue already means "wake up", and a peer whose bell is
+    /// broken only fails to wake itself; its death shows up as a hang-up of the connection.
     pub(crate) fn ring(&self) {
-        let _ = nix::unistd::write(&self.fd, &1u64.to_ne_bytes());
+        let _ = send(self.fd.as_raw_fd(), &[1], MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL);
     }
 }
 
@@ -393,22 +414,25 @@ mod tests {
     #[test]
     fn a_busy_peer_keeps_the_waiter_spinning_past_its_budget() {
         let mut s = Spinner::new(WaitPolicy::spin_for(Duration::from_micros(20)));
-        // An idle peer: asked once, when the budget is spent, and the wait ends there.
+        // An idle peer: asked once, when the budget is spent, and the wait ends there. (With
+        // an allowance of an hour: a wait preempted past `BUSY_SPIN` would not ask at all.)
         let mut asked = 0;
-        let mut allowance = BUSY_SPIN;
+        let mut allowance = Duration::from_secs(3600);
         let idle: Option<()> = s
             .spin_with(&mut asked, |_| Ok(None), |asked| { *asked += 1; false }, &mut allowance)
             .unwrap();
         assert_eq!((idle, asked), (None, 1), "an idle peer's wait ends at the budget");
         assert_eq!(s.budget, Duration::from_micros(10), "and halves it");
-        // A busy peer whose record comes 15 budgets late is waited for.
+        // A busy peer whose record comes 15 budgets late is waited for (within an allowance
+        // no preemption of this test outlasts).
         let begun = Instant::now();
         let late = |_: &mut ()| Ok((begun.elapsed() >= Duration::from_micros(300)).then_some(()));
-        let mut allowance = BUSY_SPIN;
+        let hour = Duration::from_secs(3600);
+        let mut allowance = hour;
         let busy = s.spin_with(&mut (), late, |()| true, &mut allowance).unwrap();
         assert_eq!(busy, Some(()));
         // Used up by the wait as of its last reading of the clock, just before the record.
-        assert!(allowance <= BUSY_SPIN - Duration::from_micros(250), "{allowance:?} left");
+        assert!(allowance <= hour - Duration::from_micros(250), "{allowance:?} left");
         assert_eq!(s.budget, Duration::from_micros(20), "as a wait spinning ended: doubled");
         // A peer busy for ever is given up on after the allowance, which is then spent: a
         // second wait in the same allowance (after a wake-up) ends at the budget.

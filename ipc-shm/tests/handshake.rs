@@ -90,10 +90,10 @@ fn the_listener_refuses_every_bad_hello_distinctly_and_keeps_serving() {
     );
     assert_eq!((reply.status, reply.detail, reply.version), (3, PROTOCOL_VERSION.into(), PROTOCOL_VERSION));
     // Recognised from magic and version alone, whatever length that version's hello has.
-    let (server, reply) = accept_one(&listener, || raw_client(&path, &hello(3, 0, cap, cap)[..12], false));
+    let (server, reply) = accept_one(&listener, || raw_client(&path, &hello(4, 0, cap, cap)[..12], false));
     assert_eq!(
         handshake_error(server),
-        HandshakeError::UnsupportedVersion { found: 3, supported: PROTOCOL_VERSION }
+        HandshakeError::UnsupportedVersion { found: 4, supported: PROTOCOL_VERSION }
     );
     assert_eq!(reply.status, 3);
 
@@ -166,25 +166,25 @@ fn the_initiator_reports_every_bad_reply_distinctly() {
         ),
         (
             Box::new(|s| {
-                s.write_all(&util::reply(2, 0, 0, cap, cap)[..10]).unwrap();
+                s.write_all(&util::reply(3, 0, 0, cap, cap)[..10]).unwrap();
                 s.shutdown(Shutdown::Write).unwrap();
             }),
             HandshakeError::Truncated { what: "reply", received: 10, expected: 80 },
         ),
         (
-            Box::new(|s| s.write_all(&util::reply(3, 3, 3, 0, 0)).unwrap()),
-            HandshakeError::Refused(Refusal::UnsupportedVersion { supported: 3 }),
+            Box::new(|s| s.write_all(&util::reply(3, 3, 4, 0, 0)).unwrap()),
+            HandshakeError::Refused(Refusal::UnsupportedVersion { supported: 4 }),
         ),
         (
-            Box::new(|s| s.write_all(&util::reply(2, 4, 1000, 0, 0)).unwrap()),
+            Box::new(|s| s.write_all(&util::reply(3, 4, 1000, 0, 0)).unwrap()),
             HandshakeError::Refused(Refusal::PeerUid { uid: 1000 }),
         ),
         (
-            Box::new(|s| s.write_all(&util::reply(3, 0, 0, cap, cap)).unwrap()),
-            HandshakeError::UnsupportedVersion { found: 3, supported: PROTOCOL_VERSION },
+            Box::new(|s| s.write_all(&util::reply(4, 0, 0, cap, cap)).unwrap()),
+            HandshakeError::UnsupportedVersion { found: 4, supported: PROTOCOL_VERSION },
         ),
         (
-            Box::new(|s| s.write_all(&util::reply(2, 0, 0, cap * 2, cap)).unwrap()),
+            Box::new(|s| s.write_all(&util::reply(3, 0, 0, cap * 2, cap)).unwrap()),
             HandshakeError::BadRingSize { capacity: cap * 2 },
         ),
     ];

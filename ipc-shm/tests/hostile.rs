@@ -170,6 +170,50 @@ fn a_valid_hand_made_record_is_received() {
 }
 
 #[test]
+fn a_bell_that_is_not_a_datagram_socket_is_refused() {
+    let _dog = util::watchdog("bell type", Duration::from_secs(60));
+    // A pipe (or an eventfd, the bell of versions 1 and 2): the peer could make it block us.
+    let (pipe_end, _kept) = nix::unistd::pipe().unwrap();
+    let mut ring = HandRing::new("hostile", CAP, true);
+    ring.space_bell = pipe_end;
+    let (server, _kept) = against(shm_client(ring, |_| {}));
+    assert_eq!(protocol_error(server), ProtocolError::NotADoorbell);
+}
+
+/// The peer shares the file description of the bell end it sent us, and with it the
+/// `O_NONBLOCK` flag: it fills the bell's queue, clears the flag, says it is parked and
+/// publishes a record. Releasing the record rings that bell, which must not block: with an
+/// eventfd as the bell, `write` blocked for good, and nothing woke it (not even the peer's
+/// death, since we hold the descriptor).
+#[test]
+fn a_peer_that_makes_its_bell_blocking_cannot_block_us() {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    use nix::sys::socket::{MsgFlags, send};
+    use std::os::fd::AsRawFd;
+    let _dog = util::watchdog("blocking bell", Duration::from_secs(60));
+    let (connection, (_stream, ring)) = connected();
+    let (_tx, mut rx) = connection.split();
+    let mut queued = 0;
+    while send(ring.space_bell.as_raw_fd(), &[1], MsgFlags::MSG_DONTWAIT).is_ok() {
+        queued += 1;
+        assert!(queued < 100_000, "the bell's queue never filled");
+    }
+    let flags = OFlag::from_bits_retain(fcntl(&ring.space_bell, FcntlArg::F_GETFL).unwrap());
+    fcntl(&ring.space_bell, FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK)).unwrap();
+    ring.write_u64(384, 7); // producer_parked: a park generation
+    nix::sys::uio::pwrite(&ring.memfd, b"hand", (DATA_OFFSET + 8) as i64).unwrap();
+    ring.write_u64(DATA_OFFSET, record_header(4, FLAG_RECORD));
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let record = rx.recv().map(|g| g.to_vec());
+        // The grant is dropped: the record released, the parked producer's bell rung.
+        let _ = done.send(record);
+    });
+    let record = finished.recv_timeout(Duration::from_secs(30)).expect("releasing the record blocked in the bell");
+    assert_eq!(record.unwrap(), b"hand");
+}
+
+#[test]
 fn bytes_on_the_socket_of_a_shm_connection_are_a_protocol_error() {
     let _dog = util::watchdog("socket bytes", Duration::from_secs(60));
     let (connection, (mut stream, _ring)) = connected();

@@ -828,12 +828,12 @@ fn clients_scribbling_on_their_ring_are_dropped_alone() {
         let ring = hand::HandRing::new("hostile", CAP, true);
         let mut stream = hand::hand_hello(&path, CAP, 0);
         ring.send(&stream, &[]);
-        hand::skip_fds(&mut stream);
+        let [_node_ring, _node_space_bell, node_data_bell] = hand::take_fds(&stream);
         for &(offset, value) in writes {
             ring.write_u64(offset, value);
         }
-        // Wakes the node's reader if it has parked on the doorbell.
-        ring.data_bell.write(1).unwrap();
+        // Wakes the node's reader if it has parked on its bell.
+        hand::ring_bell(&node_data_bell);
         stream
             .set_read_timeout(Some(std::time::Duration::from_secs(30)))
             .unwrap();

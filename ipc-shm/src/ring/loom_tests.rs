@@ -2,9 +2,9 @@
 //! interleaving loom can find. Run with
 //! `RUSTFLAGS="--cfg loom" cargo test -p ipc-shm --lib --release ring::loom_tests`.
 //!
-//! The doorbells are modelled with `loom::sync::Notify` (a permit, like an eventfd counter):
-//! if the parked flags and their fences allowed a missed wake-up, loom would find the
-//! execution where a side waits forever and report a deadlock.
+//! The doorbells are modelled with `loom::sync::Notify` (a permit, like a bell that stays
+//! readable until drained): if the parked flags and their fences allowed a missed wake-up,
+//! loom would find the execution where a side waits forever and report a deadlock.
 
 use loom::sync::{Arc, Notify};
 use loom::thread;

@@ -5,13 +5,15 @@
 #![allow(dead_code, unreachable_pub)] // each test binary uses a different subset
 
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 use nix::fcntl::{FcntlArg, SealFlag, fcntl};
-use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::memfd::{MFdFlags, memfd_create};
-use nix::sys::socket::{ControlMessage, MsgFlags, UnixAddr, sendmsg};
+use nix::sys::socket::{
+    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, UnixAddr,
+    recvmsg, sendmsg, socketpair,
+};
 
 pub const HELLO_LEN: usize = 72;
 pub const REPLY_LEN: usize = 80;
@@ -94,12 +96,22 @@ pub fn reply(
     m
 }
 
-/// A ring made by hand: a memfd written with `pwrite` (no mapping needed), and two bells.
+/// A ring made by hand: a memfd written with `pwrite` (no mapping needed), and two bells:
+/// datagram socket pairs, of which the peer is sent one end and we keep the other, where its
+/// rings arrive.
 #[derive(Debug)]
 pub struct HandRing {
     pub memfd: OwnedFd,
-    pub space_bell: EventFd,
-    pub data_bell: EventFd,
+    pub space_bell: OwnedFd,
+    pub data_bell: OwnedFd,
+    pub space_bell_end: OwnedFd,
+    pub data_bell_end: OwnedFd,
+}
+
+/// A bell as `docs/protocol.md` describes it: (the end to send, the end to keep).
+pub fn bell_pair() -> (OwnedFd, OwnedFd) {
+    socketpair(AddressFamily::Unix, SockType::Datagram, None, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK)
+        .unwrap()
 }
 
 impl HandRing {
@@ -115,12 +127,9 @@ impl HandRing {
             )
             .unwrap();
         }
-        let ring = HandRing {
-            memfd,
-            space_bell: EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
-                .unwrap(),
-            data_bell: EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK).unwrap(),
-        };
+        let (space_bell, space_bell_end) = bell_pair();
+        let (data_bell, data_bell_end) = bell_pair();
+        let ring = HandRing { memfd, space_bell, data_bell, space_bell_end, data_bell_end };
         ring.write_u64(0, u64::from_le_bytes(*b"BSHMRNG1"));
         ring.write_u64(8, 2);
         ring.write_u64(16, capacity);
@@ -138,8 +147,8 @@ impl HandRing {
     pub fn send(&self, stream: &UnixStream, extra: &[&OwnedFd]) {
         let mut fds = vec![
             self.memfd.as_raw_fd(),
-            self.space_bell.as_fd().as_raw_fd(),
-            self.data_bell.as_fd().as_raw_fd(),
+            self.space_bell.as_raw_fd(),
+            self.data_bell.as_raw_fd(),
         ];
         fds.extend(extra.iter().map(|f| f.as_raw_fd()));
         send_fds(stream, &fds);
@@ -168,12 +177,36 @@ pub fn skip_fds(stream: &mut UnixStream) {
     assert_eq!(&magic, b"BSHMRFDS");
 }
 
+/// Reads the peer's ring message and keeps its three descriptors: its ring's memfd, its
+/// space bell and its data bell.
+pub fn take_fds(stream: &UnixStream) -> [OwnedFd; 3] {
+    let mut magic = [0u8; 8];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 3]);
+    let mut iov = [std::io::IoSliceMut::new(&mut magic)];
+    let msg = recvmsg::<UnixAddr>(stream.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).unwrap();
+    assert_eq!(msg.bytes, 8, "the ring message arrives whole");
+    let mut fds = Vec::new();
+    for cmsg in msg.cmsgs().unwrap() {
+        if let ControlMessageOwned::ScmRights(raw) = cmsg {
+            // SAFETY: the kernel just installed these for this message; nobody else owns them.
+            fds.extend(raw.into_iter().map(|fd| unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }));
+        }
+    }
+    assert_eq!(&magic, b"BSHMRFDS");
+    fds.try_into().expect("three descriptors")
+}
+
+/// Rings a bell the peer sent (a datagram socket), as `docs/protocol.md` says.
+pub fn ring_bell(bell: &OwnedFd) {
+    nix::sys::socket::send(bell.as_raw_fd(), &[1], MsgFlags::MSG_DONTWAIT).unwrap();
+}
+
 /// Connects to `path` and does the hello by hand for a shared-memory connection of
 /// `capacity`-byte rings; returns the stream once the reply is read.
 pub fn hand_hello(path: &std::path::Path, capacity: u64, transport: u32) -> UnixStream {
     let mut stream = UnixStream::connect(path).unwrap();
     stream
-        .write_all(&hello(2, transport, capacity, capacity))
+        .write_all(&hello(3, transport, capacity, capacity))
         .unwrap();
     let r = read_reply(&mut stream);
     assert_eq!(
