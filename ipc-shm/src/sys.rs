@@ -4,23 +4,21 @@
 //!
 //! Every `unsafe` block of the connection layer lives here.
 
-use std::io::{IoSlice, IoSliceMut};
+use std::io::IoSlice;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, FdFlag, fcntl};
-use nix::sys::socket::{
-    ControlMessage, ControlMessageOwned, MsgFlags, SockType, UnixAddr, getsockopt, recvmsg,
-    sendmsg, sockopt,
-};
+use nix::libc;
+use nix::sys::socket::{ControlMessage, MsgFlags, SockType, UnixAddr, getsockopt, sendmsg, sockopt};
 
 use crate::error::Error;
 
 /// The most descriptors the kernel passes in one message (`SCM_MAX_FD`). Our control buffer
-/// has room for that many, so the kernel never truncates a peer's `SCM_RIGHTS` message:
-/// every descriptor it sends lands in our table and is closed by us, none is lost unseen.
+/// has room for that many, so the kernel truncates a peer's `SCM_RIGHTS` message only when
+/// our descriptor table is full (see [`recv_with_fds`]).
 const SCM_MAX_FD: usize = 253;
 
 /// Turns the error of a call on the connection socket into ours: the errors that mean the
@@ -60,6 +58,12 @@ pub(crate) fn send_with_fds(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedF
 /// `keep - fds.len()` descriptors are appended to `fds`; any beyond are closed at once and
 /// counted in `dropped`. Received descriptors are close-on-exec (`MSG_CMSG_CLOEXEC`). Returns
 /// the bytes read (0 at end of stream).
+///
+/// Calls `recvmsg(2)` itself rather than through `nix`, whose parser refuses a truncated
+/// control buffer: the kernel also truncates when it runs out of room in our descriptor
+/// table (`RLIMIT_NOFILE`) part way through a message, and the descriptors it installed
+/// before that are in the buffer all the same. We take them over (and so close them) in
+/// every case; a peer sending many descriptors while we are near the limit cannot leak them.
 pub(crate) fn recv_with_fds(
     sock: BorrowedFd<'_>,
     buf: &mut [u8],
@@ -67,32 +71,70 @@ pub(crate) fn recv_with_fds(
     fds: &mut Vec<OwnedFd>,
     dropped: &mut usize,
 ) -> Result<usize, Errno> {
-    let mut space = nix::cmsg_space!([RawFd; SCM_MAX_FD]);
-    let mut iov = [IoSliceMut::new(buf)];
-    let msg = recvmsg::<UnixAddr>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT,
-    )?;
-    // `cmsgs` fails only on MSG_CTRUNC, which our SCM_MAX_FD-sized buffer rules out for
-    // SCM_RIGHTS; no other control message is enabled on our sockets.
-    for cmsg in msg.cmsgs()? {
-        if let ControlMessageOwned::ScmRights(raw) = cmsg {
-            for fd in raw {
-                // SAFETY: the kernel has just installed `fd` in our descriptor table for this
-                // message; no other owner of it exists, so taking ownership is sound and
-                // guarantees it is closed exactly once.
-                let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-                if fds.len() < keep {
-                    fds.push(fd);
-                } else {
-                    *dropped += 1;
-                }
-            }
+    let mut control = Control([0; CONTROL_LEN]);
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    // SAFETY: `msghdr` is plain old data, for which all zeroes is a valid value (no name,
+    // no vectors, no control buffer); the fields that matter are set below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.0.as_mut_ptr().cast();
+    msg.msg_controllen = CONTROL_LEN as _;
+    // SAFETY: `msg` points at one vector covering `buf` and at `control`, both live and
+    // writable for the whole call and of the lengths given; the kernel writes at most those
+    // lengths and reports how much it wrote in `msg`.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return Err(Errno::last());
+    }
+    let filled = (msg.msg_controllen as usize).min(CONTROL_LEN);
+    for raw in scm_rights(&control.0[..filled]) {
+        // SAFETY: the kernel has just installed `raw` in our descriptor table for this
+        // message (it lists only those it installed); no other owner of it exists, so taking
+        // ownership is sound and guarantees it is closed exactly once.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        if fds.len() < keep {
+            fds.push(fd);
+        } else {
+            *dropped += 1;
         }
     }
-    Ok(msg.bytes)
+    Ok(n as usize)
+}
+
+/// Bytes of a control buffer with room for [`SCM_MAX_FD`] descriptors.
+// SAFETY: `CMSG_SPACE` is arithmetic on its argument; it touches no memory.
+const CONTROL_LEN: usize = unsafe { libc::CMSG_SPACE((SCM_MAX_FD * size_of::<RawFd>()) as u32) } as usize;
+
+/// A control buffer aligned as a `cmsghdr` must be.
+#[repr(C, align(8))]
+struct Control([u8; CONTROL_LEN]);
+
+/// The descriptors of every `SCM_RIGHTS` message in `control`, the part of a control buffer
+/// the kernel filled: a sequence of headers (`cmsg_len`, level, type), each followed by its
+/// data and padded to the header's alignment.
+fn scm_rights(control: &[u8]) -> impl Iterator<Item = RawFd> + '_ {
+    const HEADER: usize = size_of::<libc::cmsghdr>();
+    const ALIGN: usize = align_of::<libc::cmsghdr>();
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        while at + HEADER <= control.len() {
+            let word = |offset: usize, len: usize| &control[at + offset..at + offset + len];
+            let len = usize::from_ne_bytes(word(0, size_of::<usize>()).try_into().ok()?);
+            let level = i32::from_ne_bytes(word(size_of::<usize>(), 4).try_into().ok()?);
+            let kind = i32::from_ne_bytes(word(size_of::<usize>() + 4, 4).try_into().ok()?);
+            if len < HEADER {
+                return None;
+            }
+            let data = &control[(at + HEADER).min(control.len())..(at + len).min(control.len())];
+            at = at.saturating_add(len.next_multiple_of(ALIGN));
+            if level == libc::SOL_SOCKET && kind == libc::SCM_RIGHTS {
+                return Some(data.chunks_exact(size_of::<RawFd>()).map(|c| RawFd::from_ne_bytes([c[0], c[1], c[2], c[3]])));
+            }
+        }
+        None
+    })
+    .flatten()
 }
 
 /// The credentials of the process at the other end of a unix socket, as the kernel recorded
