@@ -7,6 +7,20 @@
 //! checked against the region, so a wrong offset is a panic in our code, never an access
 //! outside the mapping.
 //!
+//! # Racing copies
+//!
+//! A plain copy that races with a write is a data race in Rust's memory model (and so
+//! undefined behaviour) whatever kind of pointer it goes through; a raw pointer only keeps
+//! us from promising, as a reference would, that nobody writes. What makes our copies sound
+//! in practice is where the writer is: in another process, behind a `MAP_SHARED` mapping the
+//! compiler knows nothing about, so it can neither see the race nor optimise on its absence.
+//! The copy is a call to `memcpy` through raw pointers, which the hardware executes as plain
+//! loads and stores: a racing write yields torn or stale bytes, never anything worse. Every
+//! shared-memory IPC written in Rust rests on this same assumption; ours is confined to
+//! `copy_bytes`, and nothing copied is trusted before it is validated. (Word-by-word atomic
+//! or volatile copies would remove the assumption at a large cost for blocks, and are used
+//! where it matters: every header and position is an atomic.)
+//!
 //! Under `--cfg loom` the same interface is backed by loom cells, so the model checker sees
 //! every data access and can report a missing happens-before edge between producer and
 //! consumer.
@@ -126,8 +140,9 @@ mod real {
         pub(crate) fn read(&self, offset: usize, out: &mut [u8]) {
             self.check(offset, out.len());
             // SAFETY: in bounds (checked above) of a mapping `new`'s invariant keeps alive; `out`
-            // is ours and writable. The peer may write the source meanwhile: we copy through a
-            // raw pointer, never a reference, and the caller validates what it copied.
+            // is ours and writable. The peer may write the source meanwhile (see "Racing
+            // copies" in the module docs): the bytes copied may be torn or stale, and the caller
+            // validates them.
             unsafe { copy_bytes(self.base.as_ptr().add(offset), out.as_mut_ptr(), out.len()) }
         }
 
@@ -156,8 +171,9 @@ mod real {
             self.check(offset, len);
             dst.check(dst_offset, len);
             // SAFETY: both ranges are in bounds (checked above) of live mappings (`new`'s
-            // invariant), `dst` writable. Raw copies of bytes a peer may write, even one memfd
-            // mapped as both rings, are sound; the reader validates what it copied.
+            // invariant), `dst` writable. The peer may write either range meanwhile, even as one
+            // memfd mapped as both rings (see "Racing copies" in the module docs); whoever
+            // reads the destination validates what it finds.
             unsafe { copy_bytes(self.base.as_ptr().add(offset), dst.base.as_ptr().add(dst_offset), len) }
         }
 
