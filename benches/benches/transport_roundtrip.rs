@@ -1,16 +1,14 @@
 //! `transport_roundtrip`: a payload to the peer process and back, per transport.
 //!
-//! Ids: `floor` (a cache line bounced between two processes, 64 B only), `floor_record` (the
-//! same with a 64-byte payload after the bounced word: two cache lines each way, 64 B only),
-//! `shm` and `socket` (an `ipc_shm::Connection` over each transport, 4 MiB rings),
-//! `unix_socketpair` (plain blocking read/write), `iceoryx2` (its request-response API).
-//! Parameter: payload bytes.
+//! Ids: `floor` (a cache line bounced between two processes, 64 B only), `shm` and `socket`
+//! (an `ipc_shm::Connection` over each transport, 4 MiB rings), `unix_socketpair` (plain
+//! blocking read/write), `iceoryx2` (its request-response API). Parameter: payload bytes.
 //! After each case, a separate loop times single round trips for percentiles.
 
 use std::hint::black_box;
 
 use benches::conn::{self, Mode, Setup};
-use benches::floor::{Floor, Kind};
+use benches::floor::Floor;
 use benches::socketpair::SocketPair;
 use benches::cpu::{last_cpu, total_context_switches};
 use benches::stats::{record, report_percentiles};
@@ -23,19 +21,17 @@ const GROUP: &str = "transport_roundtrip";
 fn transport_roundtrip(c: &mut Criterion) -> anyhow::Result<()> {
     let mut group = c.benchmark_group(GROUP);
 
+    let mut floor = Floor::spawn()?;
     group.throughput(Throughput::Bytes(64));
-    for (id, kind) in [("floor", Kind::Line), ("floor_record", Kind::Record)] {
-        let mut floor = Floor::spawn(kind)?;
-        group.bench_function(BenchmarkId::new(id, 64), |b| b.iter(|| floor.round_trip().expect("floor round trip")));
-        report_percentiles(GROUP, id, 64, || floor.round_trip())?;
-        if kind == Kind::Line {
-            // Where the two spinning processes ran: on different CPUs unless the machine is
-            // busy.
-            let (mine, theirs) = (last_cpu(std::process::id())?, last_cpu(floor.peer_pid())?);
-            println!("{GROUP}/floor: client on cpu {mine}, peer on cpu {theirs}");
-            record(GROUP, "floor_cpus", 64, &[("client_cpu", mine.into()), ("peer_cpu", theirs.into())])?;
-        }
-    }
+    group.bench_function(BenchmarkId::new("floor", 64), |b| {
+        b.iter(|| floor.round_trip().expect("floor round trip"))
+    });
+    report_percentiles(GROUP, "floor", 64, || floor.round_trip())?;
+    // Where the two spinning processes ran: on different CPUs unless the machine is busy.
+    let (mine, theirs) = (last_cpu(std::process::id())?, last_cpu(floor.peer_pid())?);
+    println!("{GROUP}/floor: client on cpu {mine}, peer on cpu {theirs}");
+    record(GROUP, "floor_cpus", 64, &[("client_cpu", mine.into()), ("peer_cpu", theirs.into())])?;
+    drop(floor);
 
     for size in PAYLOAD_SIZES {
         let data = payload(size);

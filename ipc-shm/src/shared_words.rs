@@ -4,9 +4,7 @@
 //! The benchmarks use it to measure the hardware floor of inter-process communication (two
 //! processes bouncing a cache line), against which the ring is judged. Each word sits on a
 //! line of its own ([`WORD_STRIDE`] bytes apart), so two words written by different
-//! processes never share a cache line. The lines between two words are the first word's
-//! slot ([`SharedWords::slot_word`]): room for a small message beside it, as a record and
-//! its header.
+//! processes never share a cache line.
 //!
 //! The words are plain `AtomicU64`s reached through `Region::atomic_u64`, so the peer may
 //! write any value at any time without undefined behaviour; what a value *means* is up to
@@ -23,9 +21,6 @@ use crate::sync::AtomicU64;
 /// Bytes between two words: two cache lines, so that the adjacent-line prefetcher of x86
 /// does not couple neighbouring words either.
 pub const WORD_STRIDE: usize = 128;
-
-/// Words in the slot each word heads (see [`SharedWords::slot_word`]).
-pub const SLOT_WORDS: usize = WORD_STRIDE / 8;
 
 /// `count` atomic words, each on its own cache line, in a sealed memfd.
 #[derive(Debug)]
@@ -70,16 +65,8 @@ impl SharedWords {
     /// Word `i`. Panics when `i >= self.len()`, as slice indexing does.
     #[inline]
     pub fn get(&self, i: usize) -> &AtomicU64 {
-        self.slot_word(i, 0)
-    }
-
-    /// Word `w` of the [`SLOT_WORDS`] that fill word `i`'s two cache lines ([`Self::get`]`(i)`
-    /// is word 0): room for a small message beside the word, e.g. a 64-byte payload after
-    /// an 8-byte header. Panics when `i >= self.len()` or `w >= SLOT_WORDS`.
-    #[inline]
-    pub fn slot_word(&self, i: usize, w: usize) -> &AtomicU64 {
-        assert!(i < self.count && w < SLOT_WORDS, "word {w} of slot {i} of {}", self.count);
-        self.region.atomic_u64(i * WORD_STRIDE + w * 8)
+        assert!(i < self.count, "word {i} of {}", self.count);
+        self.region.atomic_u64(i * WORD_STRIDE)
     }
 }
 
@@ -112,13 +99,6 @@ mod tests {
         assert_eq!(b.get(2).load(Ordering::Relaxed), 9);
         let line = |w: &AtomicU64| w as *const AtomicU64 as usize / 64;
         assert_ne!(line(a.get(0)), line(a.get(1)));
-        // The rest of a word's slot: shared too, contiguous, and apart from the next word.
-        a.slot_word(0, SLOT_WORDS - 1).store(5, Ordering::Relaxed);
-        assert_eq!(b.slot_word(0, SLOT_WORDS - 1).load(Ordering::Relaxed), 5);
-        assert_eq!(b.get(1).load(Ordering::Relaxed), 0);
-        let addr = |w: &AtomicU64| w as *const AtomicU64 as usize;
-        assert_eq!(addr(a.slot_word(1, 3)), addr(a.get(1)) + 24);
-        assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.slot_word(0, SLOT_WORDS))).is_err());
     }
 
     #[test]

@@ -26,7 +26,7 @@ const WHITE: u8 = 0;
 const BLACK: u8 = 1;
 const GRID: u8 = 2;
 const FIRST_SERIES: u8 = 3;
-const PALETTE: [[u8; 3]; 13] = [
+const PALETTE: [[u8; 3]; 12] = [
     [255, 255, 255],
     [0, 0, 0],
     [215, 215, 215],
@@ -39,7 +39,6 @@ const PALETTE: [[u8; 3]; 13] = [
     [227, 119, 194],
     [23, 190, 207],
     [188, 189, 34],
-    [127, 127, 127],
 ];
 
 struct Canvas {

@@ -112,7 +112,7 @@ impl Inputs {
 
 /// The round-trip groups and their ids, as the report lays them out.
 pub const ROUND_TRIP_CASES: [(&str, &[&str]); 2] = [
-    ("transport_roundtrip", &["floor", "floor_record", "shm", "socket", "unix_socketpair", "iceoryx2"]),
+    ("transport_roundtrip", &["floor", "shm", "socket", "unix_socketpair", "iceoryx2"]),
     ("echo_roundtrip", &["two_memcpy", "in_process", "shm", "socket"]),
 ];
 
@@ -261,38 +261,25 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
     target(&mut out, "Chain::find_block of the 1.38 MB block over shm ≤ 2× its memcpy", a, b, "×", |v| v <= 2.0);
 
     let _ = writeln!(out, "\n## Round trips (criterion estimate per round trip)\n");
-    let ids = ["floor", "floor_record", "shm", "socket", "unix_socketpair", "iceoryx2"];
+    let ids = ["floor", "shm", "socket", "unix_socketpair", "iceoryx2"];
     let _ = writeln!(
         out,
-        "| payload | {} | socket/shm | unix_socketpair/shm | iceoryx2/shm | shm/floor | shm/floor_record |",
+        "| payload | {} | socket/shm | unix_socketpair/shm | iceoryx2/shm | shm/floor |",
         ids.join(" | ")
     );
-    let _ = writeln!(out, "|{}", " --- |".repeat(ids.len() + 6));
+    let _ = writeln!(out, "|{}", " --- |".repeat(ids.len() + 5));
     for size in PAYLOAD_SIZES {
         let times: Vec<String> = ids.iter().map(|id| cell(est(id, size).map(fmt_ns))).collect();
         let r = |id: &str| cell(ratio(est(id, size), est("shm", size)).map(|v| format!("{v:.2}×")));
-        let over = |id: &str| cell(ratio(est("shm", size), est(id, size)).map(|v| format!("{v:.2}×")));
+        let floor = cell(ratio(est("shm", size), est("floor", size)).map(|v| format!("{v:.2}×")));
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {floor} |",
             size_label(size),
             times.join(" | "),
             r("socket"),
             r("unix_socketpair"),
-            r("iceoryx2"),
-            over("floor"),
-            over("floor_record")
-        );
-    }
-    let (record, line) = (est("floor_record", 64), est("floor", 64));
-    if let (Some(record), Some(line), Some(shm)) = (ratio(record, line), line, est("shm", 64)) {
-        let _ = writeln!(
-            out,
-            "\n`floor_record` bounces a 64-byte payload after the word `floor` bounces: two cache \
-             lines each way, the least a 64 B record with any header takes. It costs {record:.2}× \
-             the floor here; the rest of shm's {:.2}× is the ring's protocol and both ends' \
-             software.",
-            shm / line
+            r("iceoryx2")
         );
     }
     if inputs.estimates.keys().any(|k| k.0 == "echo_roundtrip") {
