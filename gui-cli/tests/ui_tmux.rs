@@ -13,15 +13,17 @@ use bitcoin::Address;
 use util::bound::BoundNode;
 use util::{ADDRESS, ServedNode, gui_exe};
 
-/// A tmux server of our own (`-L`), killed when the test ends.
+/// A tmux server of our own, on a socket in a directory of its own (`-S`): killed when the
+/// test ends, and its socket file removed with the directory (tmux's `kill-server` leaves it).
 struct Tmux {
-    socket: String,
+    socket: std::path::PathBuf,
+    _dir: tempfile::TempDir,
 }
 
 impl Tmux {
     fn cmd(&self, args: &[&str]) -> String {
         let out = Command::new("tmux")
-            .arg("-L")
+            .arg("-S")
             .arg(&self.socket)
             .args(args)
             .output()
@@ -58,7 +60,9 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
+            .arg("-S")
+            .arg(&self.socket)
+            .arg("kill-server")
             .output();
     }
 }
@@ -70,8 +74,13 @@ fn start_ui(options: Vec<String>, name: &str) -> Tmux {
         Command::new("tmux").arg("-V").output().is_ok(),
         "tmux is not installed: the terminal UI tests need it (apt-get install tmux; .ci/run does)"
     );
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("bitcoin-gui-{name}-"))
+        .tempdir()
+        .expect("a directory for the tmux socket");
     let tmux = Tmux {
-        socket: format!("bitcoin-gui-{name}-{}", std::process::id()),
+        socket: dir.path().join("tmux.sock"),
+        _dir: dir,
     };
     let mut command = vec![gui_exe().display().to_string()];
     command.extend(options);

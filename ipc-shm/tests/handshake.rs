@@ -208,22 +208,27 @@ fn a_client_of_another_uid_is_refused_unless_allowed() {
     let dir = tempfile::tempdir().unwrap();
     // Let the other user reach the socket; the uid check is what must stop it.
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // And run the peer from here: the build's own copy may sit under a directory the other
+    // user cannot enter (a checkout in /root), and exec would fail.
+    let peer = dir.path().join("ipc-shm-peer");
+    std::fs::copy(util::PEER, &peer).unwrap();
+    std::fs::set_permissions(&peer, std::fs::Permissions::from_mode(0o755)).unwrap();
     for allow in [false, true] {
         let mut config = util::config(Transport::Shm);
         config.allow_other_uids = allow;
         let (listener, path) = listener(dir.path(), &config);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
-        let client = || {
-            Command::new(util::PEER)
-                .arg("echo")
-                .arg(format!("-ipcconnect=unix:{}", path.display()))
-                .uid(NOBODY)
-                .gid(NOBODY)
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        };
-        let (server, child) = accept_one(&listener, client);
+        // Started before we accept, so that a failure to start it fails the test here rather
+        // than leaving `accept` waiting.
+        let child = Command::new(&peer)
+            .arg("echo")
+            .arg(format!("-ipcconnect=unix:{}", path.display()))
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ipc-shm-peer as another user");
+        let server = listener.accept();
         if allow {
             let connection = server.unwrap();
             assert_eq!(connection.peer().uid(), NOBODY);

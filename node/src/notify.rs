@@ -371,14 +371,23 @@ mod tests {
         })
     }
 
-    /// Aborts the test process if it still runs a minute from now: a deadlock must fail
-    /// the run, not hang it.
-    fn watchdog(what: &'static str) {
+    /// Aborts the test process if the test still runs a minute from now: a deadlock must
+    /// fail the run, not hang it. Dropping the guard (when the test ends) calls it off, so
+    /// that one test's minute does not bound the tests that run after it.
+    #[must_use = "the watchdog is called off when the guard is dropped"]
+    fn watchdog(what: &'static str) -> std::sync::mpsc::Sender<()> {
+        let (done, called_off) = std::sync::mpsc::channel::<()>();
         thread::spawn(move || {
-            thread::sleep(std::time::Duration::from_secs(60));
-            eprintln!("watchdog: {what}");
-            std::process::abort();
+            let minute = std::time::Duration::from_secs(60);
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = called_off.recv_timeout(minute) {
+                // Straight to stderr: libtest captures eprintln! in test threads, and the
+                // abort below would throw the capture away.
+                use std::io::Write as _;
+                let _ = writeln!(std::io::stderr(), "watchdog: {what}");
+                std::process::abort();
+            }
         });
+        done
     }
 
     fn recorder(n: &Notifier) -> (Arc<Mutex<Vec<u32>>>, Subscription) {
@@ -417,7 +426,7 @@ mod tests {
     /// nobody waits must never leave a waiter asleep (a lost one hangs this test).
     #[test]
     fn concurrent_publishers_and_syncs_never_miss_a_wake_up() {
-        watchdog("a notifier wake-up was lost");
+        let _dog = watchdog("a notifier wake-up was lost");
         let n = Arc::new(Notifier::new());
         let count = Arc::new(AtomicU64::new(0));
         let c = Arc::clone(&count);
@@ -503,7 +512,7 @@ mod tests {
 
     #[test]
     fn disconnect_does_not_wait_for_a_callback_blocked_by_the_disconnecting_thread() {
-        watchdog("disconnect deadlocked");
+        let _dog = watchdog("disconnect deadlocked");
         let n = Notifier::new();
         let wallet_lock = Arc::new(Mutex::new(()));
         let entered = Arc::new((Mutex::new(false), Condvar::new()));

@@ -131,7 +131,7 @@ fn an_in_block_chain_of_spends_connects_and_disconnects_to_the_same_utxo_set() {
 
 #[test]
 fn reorg_to_the_heavier_branch_notifies_in_order_and_returns_transactions_to_the_mempool() {
-    watchdog(120);
+    let _dog = watchdog(120);
     let keys = Keys::new();
     let (_dir, mut chain) = fixture();
     let fork = chain.tip().hash;
@@ -317,7 +317,7 @@ fn restart_keeps_the_tip_the_mempool_and_a_utxo_set_equal_to_a_recomputation_fro
 
 #[test]
 fn notifications_may_call_back_into_the_chain_state() {
-    watchdog(60);
+    let _dog = watchdog(60);
     let keys = Keys::new();
     let (_dir, chain) = fixture();
     let chain = Arc::new(std::sync::Mutex::new(chain));

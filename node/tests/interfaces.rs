@@ -318,7 +318,7 @@ impl ChainNotifications for Recorder {
 }
 
 fn chain_notifications_arrive_in_order_may_call_back_and_stop_at_disconnect(w: World) {
-    watchdog(60);
+    let _dog = watchdog(60);
     let rec = Arc::new(Recorder::default());
     *rec.chain.lock().unwrap() = Some(Arc::clone(&w.chain));
     let handler = w.chain.handle_notifications(rec.clone()).unwrap();
@@ -394,7 +394,7 @@ fn node_reports_tip_blocks_mempool_and_transactions(w: World) {
 }
 
 fn mining_templates_are_solved_and_submitted_and_wait_tip_changed_wakes(w: World) {
-    watchdog(60);
+    let _dog = watchdog(60);
     let m = &w.mining;
     let tip = m.get_tip().unwrap().unwrap();
     assert_eq!(tip.height, FIXTURE_HEIGHT);
@@ -462,7 +462,7 @@ fn mining_templates_are_solved_and_submitted_and_wait_tip_changed_wakes(w: World
 }
 
 fn shutdown_wakes_waiters(w: World) {
-    watchdog(60);
+    let _dog = watchdog(60);
     let tip = w.mining.get_tip().unwrap().unwrap();
     let m = Arc::clone(&w.mining);
     let waiter = std::thread::spawn(move || {

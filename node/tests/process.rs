@@ -28,7 +28,7 @@ fn node(datadir: &Path, extra: &[&str]) -> Command {
 }
 
 /// Starts a node and waits for its "ready" log line on stderr.
-fn start_node(datadir: &Path) -> Child {
+fn start_node(datadir: &Path) -> Reaped {
     let mut child = node(datadir, &["-nowallet", "-printtoconsole"])
         .stderr(Stdio::piped())
         .spawn()
@@ -45,7 +45,7 @@ fn start_node(datadir: &Path) -> Child {
     }
     // Keep draining stderr so the node never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    child
+    Reaped(child)
 }
 
 #[test]
@@ -89,7 +89,7 @@ fn unsupported_chain_and_bad_options_fail_with_one_line_and_touch_nothing() {
 
 #[test]
 fn a_second_node_on_the_same_datadir_fails_and_sigterm_shuts_down_cleanly() {
-    watchdog(60);
+    let _dog = watchdog(60);
     let dir = tempfile::tempdir().unwrap();
     let mut first = start_node(dir.path());
     let out = node(dir.path(), &["-nowallet"]).output().unwrap();
@@ -101,8 +101,8 @@ fn a_second_node_on_the_same_datadir_fails_and_sigterm_shuts_down_cleanly() {
             dir.path().join("regtest").display()
         )
     );
-    kill(Pid::from_raw(first.id() as i32), Signal::SIGTERM).unwrap();
-    assert!(first.wait().unwrap().success());
+    kill(Pid::from_raw(first.0.id() as i32), Signal::SIGTERM).unwrap();
+    assert!(first.0.wait().unwrap().success());
     let log = std::fs::read_to_string(dir.path().join("regtest/debug.log")).unwrap();
     assert!(log.contains("shutdown done"), "{log}");
     // The lock is released: the chain state opens again.
@@ -151,7 +151,7 @@ fn crash_child() {
 
 #[test]
 fn kill_9_while_connecting_blocks_leaves_a_consistent_chain_state() {
-    watchdog(300);
+    let _dog = watchdog(300);
     let dir = tempfile::tempdir().unwrap();
     let chain_dir = dir.path().join("regtest");
     let exe = std::env::current_exe().unwrap();
@@ -228,7 +228,7 @@ fn regtest_address(keys: &Keys) -> bitcoin::Address<bitcoin::address::NetworkUnc
 
 #[test]
 fn two_clients_at_once_through_ipcbind_shm_and_socket() {
-    watchdog(120);
+    let _dog = watchdog(120);
     let dir = tempfile::tempdir().unwrap();
     let (mut node, lines) = logged_node(
         dir.path(),
@@ -307,7 +307,7 @@ fn two_clients_at_once_through_ipcbind_shm_and_socket() {
 
 #[test]
 fn a_node_spawned_with_ipcfd_serves_its_parent_and_exits_when_the_parent_goes() {
-    watchdog(120);
+    let _dog = watchdog(120);
     let dir = tempfile::tempdir().unwrap();
     let datadir = format!("-datadir={}", dir.path().display());
     // Spawned, and also listening for other clients, as Core's node can be.
@@ -396,7 +396,7 @@ fn children_named(pid: u32, name: &str) -> Vec<u32> {
 
 #[test]
 fn the_wallet_child_killed_is_reaped_and_the_node_keeps_serving() {
-    watchdog(120);
+    let _dog = watchdog(120);
     let wallet_binary = Path::new(NODE).with_file_name("bitcoin-wallet");
     assert!(
         wallet_binary.exists(),
@@ -443,7 +443,7 @@ fn the_wallet_child_killed_is_reaped_and_the_node_keeps_serving() {
 /// status is in, the wallet process is already gone, and the log says it was stopped.
 #[test]
 fn sigint_stops_and_reaps_the_spawned_wallet_before_the_node_exits() {
-    watchdog(120);
+    let _dog = watchdog(120);
     let dir = tempfile::tempdir().unwrap();
     let (mut node, lines) = logged_node(dir.path(), &["-printtoconsole"]);
     wait_for_line(&lines, "bitcoin-wallet attached");
@@ -471,7 +471,7 @@ fn sigint_stops_and_reaps_the_spawned_wallet_before_the_node_exits() {
 #[test]
 fn clients_over_ipcmaxconnections_are_refused_clearly_until_one_leaves() {
     use ipc_shm::handshake::{HandshakeError, Refusal};
-    watchdog(120);
+    let _dog = watchdog(120);
     let dir = tempfile::tempdir().unwrap();
     let (_node, lines) = bound_node(dir.path(), &["-ipcmaxconnections=2", "-debug=ipc"]);
     let endpoint = ipc_shm::Endpoint::unix(dir.path().join("regtest/node.sock"));
@@ -522,7 +522,7 @@ fn fds_and_rss(pid: u32) -> (usize, u64) {
 fn a_thousand_bad_handshakes_leave_the_node_serving_with_its_fds_back() {
     use std::io::Write;
     use std::os::unix::net::UnixStream;
-    watchdog(180);
+    let _dog = watchdog(180);
     let dir = tempfile::tempdir().unwrap();
     let (node, lines) = bound_node(dir.path(), &["-debug=ipc"]);
     let path = dir.path().join("regtest/node.sock");
@@ -601,7 +601,7 @@ fn a_thousand_bad_handshakes_leave_the_node_serving_with_its_fds_back() {
 /// write must not take down the thread that wrote it.
 #[test]
 fn sigterm_works_after_the_reader_of_stderr_has_gone() {
-    watchdog(60);
+    let _dog = watchdog(60);
     let dir = tempfile::tempdir().unwrap();
     let mut node = node(dir.path(), &["-nowallet", "-printtoconsole"])
         .stderr(Stdio::piped())
@@ -639,7 +639,7 @@ fn call_record(kind: u8, method: u32, call: u64, object: u64, body: &[u8]) -> Ve
 /// client is served throughout and the node's memory stays bounded.
 #[test]
 fn clients_sending_garbage_are_dropped_alone_while_others_are_served() {
-    watchdog(180);
+    let _dog = watchdog(180);
     let dir = tempfile::tempdir().unwrap();
     let (node, lines) = bound_node(dir.path(), &[]);
     let endpoint = ipc_shm::Endpoint::unix(dir.path().join("regtest/node.sock"));
@@ -749,7 +749,7 @@ impl interfaces::ChainNotifications for Heard {
 /// (the node queues per subscriber; a subscriber too far behind is dropped, see notify.rs).
 #[test]
 fn a_subscriber_that_stops_reading_stalls_nobody() {
-    watchdog(120);
+    let _dog = watchdog(120);
     let dir = tempfile::tempdir().unwrap();
     let (_node, _lines) = bound_node(dir.path(), &[]);
     let endpoint = ipc_shm::Endpoint::unix(dir.path().join("regtest/node.sock"));
@@ -794,7 +794,7 @@ fn a_subscriber_that_stops_reading_stalls_nobody() {
 #[test]
 fn clients_scribbling_on_their_ring_are_dropped_alone() {
     use std::io::Read;
-    watchdog(120);
+    let _dog = watchdog(120);
     const CAP: u64 = 4096;
     let dir = tempfile::tempdir().unwrap();
     let (_node, lines) = bound_node(dir.path(), &[]);
@@ -862,7 +862,7 @@ fn bound_node(datadir: &Path, extra: &[&str]) -> (Reaped, std::sync::mpsc::Recei
 }
 
 /// Starts `bitcoin-node -ipcbind=unix` on `datadir` and waits until it is ready.
-fn start_bound_node(datadir: &Path) -> Child {
+fn start_bound_node(datadir: &Path) -> Reaped {
     let mut child = node(datadir, &["-nowallet", "-printtoconsole", "-ipcbind=unix"])
         .stderr(Stdio::piped())
         .spawn()
@@ -875,12 +875,12 @@ fn start_bound_node(datadir: &Path) -> Child {
         .contains("bitcoin-node ready")
     {}
     std::thread::spawn(move || for _ in lines {});
-    child
+    Reaped(child)
 }
 
 #[test]
 fn kill_9_of_the_real_node_while_a_client_mines_loses_no_reported_block() {
-    watchdog(300);
+    let _dog = watchdog(300);
     let dir = tempfile::tempdir().unwrap();
     let keys = Keys::new();
     let address = regtest_address(&keys);
@@ -910,9 +910,9 @@ fn kill_9_of_the_real_node_while_a_client_mines_loses_no_reported_block() {
         for _ in 0..blocks {
             reported.push(rx.recv().expect("the miner stopped early"));
         }
-        node.kill().unwrap();
+        node.0.kill().unwrap();
         let killed = std::time::Instant::now();
-        node.wait().unwrap();
+        node.0.wait().unwrap();
         drop(rx);
         // The miner's call in flight fails with Disconnected, which ends its loop.
         miner.join().unwrap();
@@ -949,7 +949,7 @@ fn kill_9_of_the_real_node_while_a_client_mines_loses_no_reported_block() {
 
 #[test]
 fn a_wallet_that_connects_is_reached_through_the_node_until_it_goes() {
-    watchdog(120);
+    let _dog = watchdog(120);
     let wallet_binary = Path::new(NODE).with_file_name("bitcoin-wallet");
     assert!(
         wallet_binary.exists(),

@@ -1,2 +1,3 @@
-//! Helpers shared by the end-to-end tests: spawn the real binaries with a temporary
-//! datadir, wait for readiness, kill them, and assert that nothing is left behind.
+//! A place for end-to-end tests that belong to no one binary. It holds none yet: the
+//! cross-process tests live beside the code they test (`ipc-shm/tests`, `node/tests`,
+//! `wallet/tests`, and `gui-cli/tests`, which runs the real node, wallet and gui together).

@@ -26,7 +26,10 @@ fn kill_9_while_sending_loses_and_reuses_nothing() {
     // A hang (child never printing) must fail the test, not block it forever.
     thread::spawn(|| {
         thread::sleep(Duration::from_secs(120));
-        eprintln!("watchdog: crash test did not finish in 120 s");
+        // Straight to stderr: libtest captures eprintln! in test threads, and the abort
+        // below would throw the capture away.
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "watchdog: crash test did not finish in 120 s");
         std::process::abort();
     });
 

@@ -95,6 +95,24 @@ fn connecting_over_the_socket_transport() {
     reconnects_over("socket");
 }
 
+/// A child process, killed and reaped on drop unless the test took it back.
+struct Reaped(Option<std::process::Child>);
+
+impl Reaped {
+    fn take(&mut self) -> std::process::Child {
+        self.0.take().expect("taken once")
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// A wallet started with `-ipcconnect` and `-transport`: served, dropped, reconnected.
 fn reconnects_over(transport: &str) {
     let _watchdog = Watchdog::new(Duration::from_secs(120));
@@ -104,14 +122,17 @@ fn reconnects_over(transport: &str) {
     let socket = dir.path().join("node.sock");
     let listener = Listener::bind(&Endpoint::unix(&socket), &Config::new("test-node")).unwrap();
 
-    let mut child = Command::new(WALLET)
-        .arg(format!("-datadir={}", dir.path().display()))
-        .arg(format!("-ipcconnect=unix:{}", socket.display()))
-        .arg(format!("-transport={transport}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    // Killed and reaped if the test fails first: a wallet in its reconnect loop never exits.
+    let mut child = Reaped(Some(
+        Command::new(WALLET)
+            .arg(format!("-datadir={}", dir.path().display()))
+            .arg(format!("-ipcconnect=unix:{}", socket.display()))
+            .arg(format!("-transport={transport}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
 
     let (subscribed, wallet_subscribed) = mpsc::channel();
     *node.on_subscribe.lock().unwrap() = Some(subscribed);
@@ -150,6 +171,7 @@ fn reconnects_over(transport: &str) {
     assert_ne!(wallet.get_new_address().unwrap().assume_checked(), address);
 
     drop(wallet);
+    let mut child = child.take();
     child.kill().unwrap();
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);

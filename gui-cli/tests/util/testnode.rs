@@ -19,10 +19,36 @@ use node::chainstate::ChainState;
 use node::service::{NodeContext, NodeInit};
 use tempfile::TempDir;
 
-/// A real node on a fresh regtest chain in its own datadir.
+/// A real node on a fresh regtest chain in its own datadir. It carries a watchdog: a test
+/// that still holds it after [`NODE_WATCHDOG`] is taken to hang, and aborts the process.
 pub(crate) struct TestNode {
     pub(crate) ctx: Arc<NodeContext>,
     dir: TempDir,
+    _watchdog: Watchdog,
+}
+
+/// How long a test may keep a [`TestNode`]: far longer than any test takes.
+const NODE_WATCHDOG: std::time::Duration = std::time::Duration::from_secs(180);
+
+/// Aborts the process unless dropped within [`NODE_WATCHDOG`].
+struct Watchdog {
+    _called_off: std::sync::mpsc::Sender<()>,
+}
+
+impl Watchdog {
+    fn start() -> Watchdog {
+        let (called_off, done) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done.recv_timeout(NODE_WATCHDOG) {
+                // Straight to stderr: libtest captures eprintln! in test threads, and the
+                // abort would throw the capture away.
+                use std::io::Write as _;
+                let _ = writeln!(std::io::stderr(), "watchdog: a test kept its TestNode past {NODE_WATCHDOG:?}; aborting");
+                std::process::abort();
+            }
+        });
+        Watchdog { _called_off: called_off }
+    }
 }
 
 impl TestNode {
@@ -31,7 +57,7 @@ impl TestNode {
         let dir = tempfile::tempdir().expect("temp dir");
         let chain = ChainState::open(&dir.path().join("regtest")).expect("open the chain state");
         let ctx = NodeContext::new(chain).expect("node context");
-        TestNode { ctx, dir }
+        TestNode { ctx, dir, _watchdog: Watchdog::start() }
     }
 
     /// The datadir (`-datadir`).

@@ -187,7 +187,10 @@ fn watchdog(secs: u64) -> Watchdog {
     let (tx, rx) = mpsc::channel::<()>();
     std::thread::spawn(move || {
         if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(Duration::from_secs(secs)) {
-            eprintln!("watchdog: test did not finish within {secs} s");
+            // Straight to stderr: libtest captures eprintln! in test threads, and the abort
+            // below would throw the capture away.
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "watchdog: test did not finish within {secs} s");
             std::process::abort();
         }
     });

@@ -27,7 +27,10 @@ pub fn watchdog(name: &'static str, limit: Duration) -> Watchdog {
     let (tx, rx) = mpsc::channel::<()>();
     std::thread::spawn(move || {
         if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
-            eprintln!("watchdog: {name} did not finish within {limit:?}; aborting");
+            // Straight to stderr: libtest captures eprintln! in test threads, and the abort
+            // below would throw the capture away.
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "watchdog: {name} did not finish within {limit:?}; aborting");
             std::process::abort();
         }
     });

@@ -272,11 +272,20 @@ pub fn txid(tx: &Transaction) -> Txid {
     tx.compute_txid()
 }
 
-/// Starts a watchdog that aborts the test process if the test runs past `secs`.
-pub fn watchdog(secs: u64) {
+/// Aborts the test process if the test runs past `secs`; dropping the guard (when the test
+/// ends) calls it off, so that one test's limit does not bound the tests that run after it.
+#[must_use = "the watchdog is called off when the guard is dropped"]
+pub fn watchdog(secs: u64) -> Watchdog {
+    let (done, called_off) = std::sync::mpsc::channel::<()>();
     std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_secs(secs));
-        eprintln!("watchdog: test still running after {secs} s");
+        let limit = std::time::Duration::from_secs(secs);
+        if !matches!(called_off.recv_timeout(limit), Err(std::sync::mpsc::RecvTimeoutError::Timeout)) {
+            return;
+        }
+        // Straight to stderr: libtest captures eprintln! in test threads, and the abort
+        // below would throw the capture away.
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "watchdog: test still running after {secs} s");
         // Aborting runs no destructor, so the guards that kill our nodes would not run.
         for child in children_of(std::process::id()) {
             let _ = nix::sys::signal::kill(
@@ -286,6 +295,13 @@ pub fn watchdog(secs: u64) {
         }
         std::process::abort();
     });
+    Watchdog { _done: done }
+}
+
+/// Calls its watchdog off when dropped.
+#[derive(Debug)]
+pub struct Watchdog {
+    _done: std::sync::mpsc::Sender<()>,
 }
 
 /// The child processes of `pid` with their names, from `/proc`.

@@ -38,7 +38,10 @@ impl Watchdog {
         let (done, wait) = std::sync::mpsc::channel::<()>();
         std::thread::spawn(move || {
             if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(limit) {
-                eprintln!("watchdog: test still running after {limit:?}; aborting");
+                // Straight to stderr: libtest captures eprintln! in test threads, and the abort
+                // below would throw the capture away.
+                use std::io::Write as _;
+                let _ = writeln!(std::io::stderr(), "watchdog: test still running after {limit:?}; aborting");
                 let _ = std::process::Command::new("pkill")
                     .args(["-KILL", "-P", &std::process::id().to_string()])
                     .status();

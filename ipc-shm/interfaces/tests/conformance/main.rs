@@ -40,7 +40,10 @@ impl Watchdog {
         let (done, wait) = mpsc::channel::<()>();
         std::thread::spawn(move || {
             if let Err(mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(limit) {
-                eprintln!("watchdog: test still running after {limit:?}; aborting");
+                // Straight to stderr: libtest captures eprintln! in test threads, and the abort
+                // below would throw the capture away.
+                use std::io::Write as _;
+                let _ = writeln!(std::io::stderr(), "watchdog: test still running after {limit:?}; aborting");
                 std::process::abort();
             }
         });

@@ -153,7 +153,10 @@ fn main() -> ExitCode {
     let (done, wait) = mpsc::channel::<()>();
     std::thread::spawn(move || {
         if let Err(mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(Duration::from_secs(180)) {
-            eprintln!("watchdog: cross-process conformance still running after 180 s; aborting");
+            // Straight to stderr: libtest captures eprintln! in test threads, and the abort
+            // below would throw the capture away.
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "watchdog: cross-process conformance still running after 180 s; aborting");
             std::process::abort();
         }
     });
