@@ -140,9 +140,8 @@ mod real {
         pub(crate) fn read(&self, offset: usize, out: &mut [u8]) {
             self.check(offset, out.len());
             // SAFETY: in bounds (checked above) of a mapping `new`'s invariant keeps alive; `out`
-            // is ours and writable. The peer may write the source meanwhile (see "Racing
-            // copies" in the module docs): the bytes copied may be torn or stale, and the caller
-            // validates them.
+            // is ours and writable. A peer writing the source meanwhile gives torn or stale
+            // bytes ("Racing copies" in the module docs), which the caller validates.
             unsafe { copy_bytes(self.base.as_ptr().add(offset), out.as_mut_ptr(), out.len()) }
         }
 
@@ -170,10 +169,9 @@ mod real {
         pub(crate) fn copy_to(&self, offset: usize, dst: &Region, dst_offset: usize, len: usize) {
             self.check(offset, len);
             dst.check(dst_offset, len);
-            // SAFETY: both ranges are in bounds (checked above) of live mappings (`new`'s
-            // invariant), `dst` writable. The peer may write either range meanwhile, even as one
-            // memfd mapped as both rings (see "Racing copies" in the module docs); whoever
-            // reads the destination validates what it finds.
+            // SAFETY: both in bounds (checked above) of live mappings (`new`'s invariant), `dst`
+            // writable. A peer writing either range meanwhile (even one memfd as both rings) gives
+            // torn bytes ("Racing copies" in the module docs); their reader validates them.
             unsafe { copy_bytes(self.base.as_ptr().add(offset), dst.base.as_ptr().add(dst_offset), len) }
         }
 
