@@ -150,9 +150,16 @@ pub(crate) trait Sink: io::Write {
 }
 
 impl io::Write for Encoder<'_> {
+    #[inline]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.put_raw(buf).map_err(io::Error::other)?;
         Ok(buf.len())
+    }
+
+    /// `put_raw` takes all of `buf` or fails: no need for the default's loop of `write`s.
+    #[inline]
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.put_raw(buf).map_err(io::Error::other)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -233,6 +240,7 @@ impl<'a> Decoder<'a> {
     }
 
     /// Fills `out` with the next bytes of the body.
+    #[inline]
     pub fn get_raw(&mut self, out: &mut [u8]) -> Result<(), CallError> {
         if out.len() > self.remaining {
             return Err(CallError::decode("message ends early"));
@@ -258,9 +266,15 @@ impl<'a> Decoder<'a> {
     /// (a large byte string is not zeroed first only to be overwritten). `out` grows by no
     /// more than the bytes left in the body, which are there: nothing is allocated on a
     /// length's word alone.
+    #[inline]
     pub fn append_raw(&mut self, n: usize, out: &mut Vec<u8>) -> Result<(), CallError> {
         if n > self.remaining {
             return Err(CallError::decode("message ends early"));
+        }
+        if out.capacity() == 0 {
+            // The bytes are there (`remaining`): one allocation of the right size, not the
+            // growth policy's detour through a reallocation.
+            *out = Vec::with_capacity(n);
         }
         match &mut self.src {
             Source::Slice(s) => {
@@ -329,10 +343,17 @@ impl<'a> Decoder<'a> {
 }
 
 impl io::Read for Decoder<'_> {
+    #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = buf.len().min(self.remaining);
         self.get_raw(&mut buf[..n]).map_err(io::Error::other)?;
         Ok(n)
+    }
+
+    /// `get_raw` fills all of `buf` or fails: no need for the default's loop of `read`s.
+    #[inline]
+    fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        self.get_raw(buf).map_err(|_| io::ErrorKind::UnexpectedEof.into())
     }
 }
 

@@ -387,6 +387,16 @@ impl io::Write for Staged<'_> {
         Ok(n)
     }
 
+    /// One copy: the encoder only writes what fits (its `room`).
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        let Some(to) = self.record.get_mut(self.len..self.len + buf.len()) else {
+            return Err(io::ErrorKind::WriteZero.into());
+        };
+        to.copy_from_slice(buf);
+        self.len += buf.len();
+        Ok(())
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
