@@ -77,10 +77,19 @@ impl Drop for Busy {
             b.get()
         });
         if depth == 0 {
-            let deferred = DEFERRED.with(|d| std::mem::take(&mut *d.borrow_mut()));
-            for shared in deferred {
-                shared.flush_releases();
-            }
+            flush_deferred();
         }
+    }
+}
+
+/// Sends the releases queued while this thread was busy. Checked before the vector is
+/// taken: nearly always there are none, and a call passes here several times.
+fn flush_deferred() {
+    if DEFERRED.with(|d| d.borrow().is_empty()) {
+        return;
+    }
+    let deferred = DEFERRED.with(|d| std::mem::take(&mut *d.borrow_mut()));
+    for shared in deferred {
+        shared.flush_releases();
     }
 }

@@ -76,6 +76,8 @@ impl Shared {
         }
     }
 
+    /// Sends the releases queued for the peer; inline, as every message checks first.
+    #[inline]
     pub(super) fn write_releases(&self, tx: &mut Tx) -> Result<(), Fatal> {
         // SYNC: Acquire pairs with the Release store in `queue_release`, made after the push
         // under the `releases` lock; a push that races past this check is flushed by its
@@ -83,6 +85,10 @@ impl Shared {
         if !self.releases_queued.load(Ordering::Acquire) {
             return Ok(());
         }
+        self.write_queued_releases(tx)
+    }
+
+    fn write_queued_releases(&self, tx: &mut Tx) -> Result<(), Fatal> {
         {
             let mut queued = lock(&self.releases);
             self.releases_queued.store(false, Ordering::Relaxed);

@@ -58,7 +58,17 @@ impl ServerCall<'_> {
 
     /// Drops the request record if it is still in the ring, and stops reading: leadership
     /// goes to a waiting caller, or is kept (not reading) while the method runs.
+    #[inline]
     pub(super) fn release_ring(&mut self) {
+        // Called at every step of a call (arguments, reply, finish, drop); only the first
+        // has anything to do.
+        if matches!(self.args, Args::Taken) && self.lead.is_none() {
+            return;
+        }
+        self.release_ring_now();
+    }
+
+    fn release_ring_now(&mut self) {
         if let Args::Buffer(buf) = std::mem::replace(&mut self.args, Args::Taken) {
             self.shared.recycle_buffer(buf);
         }
