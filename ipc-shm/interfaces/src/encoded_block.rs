@@ -157,8 +157,11 @@ impl EncodedBlock {
             .then(|| consensus_decode(&bytes[tx_range(starts, bytes.len(), index)], "transaction"))
     }
 
-    /// The whole block, decoded.
+    /// The whole block, decoded. The framing is walked first (see [`check`](Self::check)):
+    /// rust-bitcoin sizes some allocations by counts it reads, and the walk has checked
+    /// that every count is backed by bytes.
     pub fn to_block(&self) -> Result<Block, DecodeError> {
+        self.check()?;
         consensus_decode(self.as_bytes(), "block")
     }
 
@@ -240,14 +243,39 @@ struct FrameError {
 
 impl FrameError {
     fn to_decode_error(&self) -> DecodeError {
+        self.decode_error("block")
+    }
+
+    fn decode_error(&self, what: &'static str) -> DecodeError {
         match self.reason {
-            ENDS_EARLY => DecodeError::UnexpectedEnd { what: "block" },
+            ENDS_EARLY => DecodeError::UnexpectedEnd { what },
             _ => DecodeError::Consensus {
-                what: "block",
+                what,
                 reason: self.to_string(),
             },
         }
     }
+}
+
+/// Checks, without allocating, that `bytes` are exactly one transaction encoding that
+/// rust-bitcoin's decoder accepts, before it decodes them.
+///
+/// rust-bitcoin sizes a witness's buffer by the item count it reads (four bytes an item):
+/// a 58-byte transaction claiming four million witness items made it allocate 16 MB, and
+/// 71 bytes made it 32 MB, before it found the items missing. The walk takes a byte or
+/// more for every item it counts, so once it has passed, every count is backed by bytes.
+pub(crate) fn walk_transaction(bytes: &[u8]) -> Result<(), DecodeError> {
+    let mut walk = Walk { bytes, at: 0, tx: None };
+    walk.transaction().map_err(|e| e.decode_error("transaction"))?;
+    match bytes.len() - walk.at {
+        0 => Ok(()),
+        left => Err(DecodeError::TrailingBytes { len: left as u64 }),
+    }
+}
+
+/// As [`walk_transaction`], for a whole block (header included).
+pub(crate) fn walk_block(bytes: &[u8]) -> Result<(), DecodeError> {
+    frame(bytes).map(drop).map_err(|e| e.to_decode_error())
 }
 
 impl fmt::Display for FrameError {

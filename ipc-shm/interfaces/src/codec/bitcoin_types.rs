@@ -15,6 +15,7 @@ use zerocopy::IntoBytes;
 use zerocopy::little_endian::{U32, U64};
 
 use crate::EncodedBlock;
+use crate::encoded_block::{walk_block, walk_transaction};
 
 use super::primitives::{check_len, read_bytes, read_error, read_len, read_wire, write_prefixed};
 use super::{
@@ -166,6 +167,12 @@ where
 
 /// Decodes a consensus-encoded value from all of `bytes`; bytes it leaves unread are an
 /// error.
+///
+/// Values come out of a message as a copy made in one read ([`read_bytes`], which grows it
+/// only by bytes the message really holds), not field by field: the consensus decoder
+/// reads a field at a time, and each read of a message would cross every layer down to
+/// the ring (a block is hundreds of thousands of reads). A transaction or a block is
+/// walked before it is decoded ([`walk_transaction`], [`walk_block`]).
 fn consensus_from_slice<T: Decodable>(bytes: &[u8], what: &'static str) -> Result<T, DecodeError> {
     let mut rest = bytes;
     let value = T::consensus_decode_from_finite_reader(&mut rest).map_err(|e| match e {
@@ -179,21 +186,6 @@ fn consensus_from_slice<T: Decodable>(bytes: &[u8], what: &'static str) -> Resul
         0 => Ok(value),
         left => Err(DecodeError::TrailingBytes { len: left as u64 }),
     }
-}
-
-/// Reads a consensus-encoded value that must occupy exactly `len` bytes of `r`. The
-/// decoder cannot read past `len`, and bytes it leaves unread are an error.
-///
-/// The `len` bytes are copied out in one read and decoded from the copy: the consensus
-/// decoder reads field by field, and each read of `r` would cross every layer down to the
-/// ring (a block is hundreds of thousands of reads). The copy grows only with bytes `r`
-/// really holds ([`Input::read_vec`]).
-fn consensus_read<T, R>(r: &mut R, len: u32, what: &'static str) -> Result<T, DecodeError>
-where
-    T: Decodable,
-    R: Input + ?Sized,
-{
-    consensus_from_slice(&read_bytes(r, len, what)?, what)
 }
 
 /// A header: its 80 bytes of consensus encoding.
@@ -234,7 +226,10 @@ impl Encode for Transaction {
 impl Decode for Transaction {
     fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
         let len = read_len(r, "transaction", MAX_TX_BYTES)?;
-        consensus_read(r, len, "transaction")
+        let bytes = read_bytes(r, len, "transaction")?;
+        // Walked first: rust-bitcoin would size allocations by unchecked counts.
+        walk_transaction(&bytes)?;
+        consensus_from_slice(&bytes, "transaction")
     }
 }
 
@@ -254,7 +249,10 @@ impl Encode for Block {
 impl Decode for Block {
     fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
         let len = read_len(r, "block", MAX_BLOCK_BYTES)?;
-        consensus_read(r, len, "block")
+        let bytes = read_bytes(r, len, "block")?;
+        // Walked first, as a transaction is.
+        walk_block(&bytes)?;
+        consensus_from_slice(&bytes, "block")
     }
 }
 
