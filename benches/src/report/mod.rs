@@ -438,17 +438,25 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
          against 383, in the same session. What shm adds to the floor is roughly fixed (both \
          ends' software, and a 64 B record's second cache line), so shm/floor is worst on the \
          fast placement: read it together with the floor's own figure.\n\
-         - The call layer adds about 0.4 µs to the 64 B round trip on the AMD host (0.9 µs on \
+         - The call layer adds 0.4–0.7 µs to the 64 B round trip on the AMD host (0.9 µs on \
          the Intel host before the change above; `Echo::echo` over shm against the raw shm \
          round trip). Both got faster with the change above, the raw round trip by the larger \
          share (a third against a sixth), so the ratio grew. Its records are 112 bytes (ring header, 32-byte \
          call header, length, payload) and mostly span three cache lines where the raw \
          record spans two; the rest is work on each side: a call slot, the send lock, \
          leadership of the receiving ring, the argument and the result allocated as `Vec`s. \
-         Encoding small messages on the stack and copying them into and out of the ring in \
-         one piece took the 64 B echo from about 2.0 to 1.6–1.8 µs (A/B in the commit \
-         message); moving the producer's clearing of the next slot to its reservation, \
-         and the consumer also polling a third line, were measured and not kept.\n\
+         Counted by callgrind (20,000 calls between two processes, outside waiting), that \
+         work is most of it: about 2,000 instructions in the caller and 2,400 in the server \
+         per 64 B call, against about 350 per side for the raw round trip, spread over \
+         dozens of steps of 20 to 300 instructions (codec layers, locks, leadership, \
+         allocation); no one step dominates. Letting the encoder, the staging buffer and \
+         the decoder take or fill a whole buffer at once, and skipping checks that nearly \
+         always find nothing, cut 18% of them (from 2,470 and 2,910); alternated runs of the \
+         bench then put the 64 B echo 5–30% faster. Encoding small messages on the stack \
+         and copying them into and out of the ring in one piece took the 64 B echo from \
+         about 2.0 to 1.6–1.8 µs (A/B in the commit message); moving the \
+         producer's clearing of the next slot to its reservation, and the consumer also \
+         polling a third line, were measured and not kept.\n\
          - Where the kernel has `membarrier(GLOBAL_EXPEDITED)`, a consumer about to sleep \
          runs that process-wide barrier, and the producer publishes each record without the \
          `SeqCst` fence that waited for the record's stores to leave the core: the 64 B \
