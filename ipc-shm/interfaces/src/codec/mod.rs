@@ -34,6 +34,7 @@ mod values;
 use std::io;
 
 pub use error::{DecodeError, LimitError};
+pub(crate) use primitives::decode_list;
 
 /// Longest transaction accepted: a transaction cannot be larger than a block.
 pub const MAX_TX_BYTES: u32 = MAX_BLOCK_BYTES;

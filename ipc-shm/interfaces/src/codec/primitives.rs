@@ -295,13 +295,22 @@ impl<T: Encode> Encode for Vec<T> {
 
 impl<T: Decode> Decode for Vec<T> {
     fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
-        let count = read_len(r, "list", MAX_ITEMS)?;
-        let mut out = Vec::with_capacity((count as usize).min(PREALLOC_ITEMS));
-        for _ in 0..count {
-            out.push(T::decode(r)?);
-        }
-        Ok(out)
+        decode_list(r, MAX_ITEMS)
     }
+}
+
+/// Decodes a list of at most `max` items (a `u32` count, then the items), refusing a
+/// longer count before anything is allocated for it.
+pub(crate) fn decode_list<T: Decode, R: Input + ?Sized>(
+    r: &mut R,
+    max: u32,
+) -> Result<Vec<T>, DecodeError> {
+    let count = read_len(r, "list", max)?;
+    let mut out = Vec::with_capacity((count as usize).min(PREALLOC_ITEMS));
+    for _ in 0..count {
+        out.push(T::decode(r)?);
+    }
+    Ok(out)
 }
 
 /// Tuples (method arguments): the fields in order.

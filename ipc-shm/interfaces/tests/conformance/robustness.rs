@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bitcoin::hashes::Hash;
-use bitcoin::{BlockHash, Txid};
+use bitcoin::{BlockHash, OutPoint, Txid};
 use interfaces::remote::{
     BlockTemplateMethod, ChainMethod, ChainProxy, EchoMethod, InitMethod, MiningMethod, NodeMethod,
     WalletLoaderMethod, WalletMethod,
@@ -354,6 +354,37 @@ fn undecodable_reply_is_a_decode_error() {
         chain.is_in_mempool(&Txid::all_zeros()),
         Err(InterfaceError::Call { .. })
     ));
+}
+
+/// A `find_coins` reply answers each outpoint asked about once: a longer list is refused
+/// from its count, before it is decoded (an unspent-nothing takes one byte on the wire and
+/// 48 in memory), and a shorter one after.
+#[test]
+fn a_find_coins_reply_with_more_coins_than_asked_for_is_refused() {
+    let _watchdog = Watchdog::new(Duration::from_secs(60));
+    let reply = |count: u32| {
+        let mut bytes = vec![0];
+        bytes.extend_from_slice(&count.to_le_bytes());
+        bytes.resize(bytes.len() + count as usize, 0);
+        bytes
+    };
+    let asked = [OutPoint::null()];
+    for (count, expected) in [
+        (100_000, DecodeError::TooLong { what: "list", len: 100_000, max: 1 }),
+        (0, DecodeError::InvalidValue { what: "number of coins found", value: 0 }),
+    ] {
+        let garbage: Arc<dyn Dispatch> = Arc::new(Garbage(reply(count)));
+        let (client, _server) =
+            Session::pair(1 << 20, WaitPolicy::default(), None, Some(garbage), &SessionConfig::default())
+                .expect("pair");
+        let chain = ChainProxy::new(client.bootstrap());
+        assert_eq!(chain.find_coins(&asked), Err(InterfaceError::Decode(expected)));
+    }
+    let one: Arc<dyn Dispatch> = Arc::new(Garbage(reply(1)));
+    let (client, _server) =
+        Session::pair(1 << 16, WaitPolicy::default(), None, Some(one), &SessionConfig::default())
+            .expect("pair");
+    assert_eq!(ChainProxy::new(client.bootstrap()).find_coins(&asked), Ok(vec![None]));
 }
 
 /// A byte string whose length claims more bytes than its message carries is refused both
