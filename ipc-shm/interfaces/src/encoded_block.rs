@@ -273,9 +273,10 @@ pub(crate) fn walk_transaction(bytes: &[u8]) -> Result<(), DecodeError> {
     }
 }
 
-/// As [`walk_transaction`], for a whole block (header included).
+/// As [`walk_transaction`], for a whole block (header included). Allocates nothing: the
+/// block's decoder, which runs next, keeps no use for where each transaction starts.
 pub(crate) fn walk_block(bytes: &[u8]) -> Result<(), DecodeError> {
-    frame(bytes).map(drop).map_err(|e| e.to_decode_error())
+    walk_framing(bytes, |_, _| ()).map_err(|e| e.to_decode_error())
 }
 
 impl fmt::Display for FrameError {
@@ -301,22 +302,34 @@ const _: () = assert!(MAX_BLOCK_BYTES as usize <= encode::MAX_VEC_SIZE);
 /// Walks a block's encoding past its header (decoded on construction): where each
 /// transaction starts.
 fn frame(bytes: &[u8]) -> Result<Vec<usize>, FrameError> {
+    let mut starts = Vec::new();
+    walk_framing(bytes, |at, count| {
+        if starts.is_empty() {
+            // Reserve only what the bytes could hold, not what the count claims.
+            let room = bytes.len() / MIN_TX_BYTES;
+            starts.reserve_exact(usize::try_from(count).map_or(room, |n| n.min(room)));
+        }
+        starts.push(at);
+    })?;
+    Ok(starts)
+}
+
+/// Checks a block's framing, header included: calls `at_tx` with where each transaction
+/// starts and the count the block claims, before walking that transaction.
+fn walk_framing(bytes: &[u8], mut at_tx: impl FnMut(usize, u64)) -> Result<(), FrameError> {
     let mut walk = Walk { bytes, at: 0, tx: None };
     walk.skip(Header::SIZE as u64)?;
     let count = walk.compact_size()?;
-    // Reserve only what the remaining bytes could hold.
-    let room = (bytes.len() - walk.at) / MIN_TX_BYTES;
-    let mut starts = Vec::with_capacity(usize::try_from(count).map_or(room, |n| n.min(room)));
     for i in 0..count {
         walk.tx = usize::try_from(i).ok();
-        starts.push(walk.at);
+        at_tx(walk.at, count);
         walk.transaction()?;
     }
     walk.tx = None;
     if walk.at != bytes.len() {
         return Err(walk.error("bytes left after the last transaction"));
     }
-    Ok(starts)
+    Ok(())
 }
 
 /// A cursor over a block's bytes that checks each step (the rules of rust-bitcoin's
