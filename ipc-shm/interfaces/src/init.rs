@@ -9,7 +9,7 @@ use crate::{Chain, Echo, InterfaceError, Mining, Node, WalletLoader};
 /// Every process serves one `Init` on each connection, and each method returns the
 /// interface the process offers or [`InterfaceError::not_supported`] (the default) when it
 /// does not: `bitcoin-node` offers `make_echo`, `make_chain`, `make_node` and
-/// `make_mining`; `bitcoin-wallet` offers `make_echo` and `make_wallet_loader`.
+/// `make_mining`; `bitcoin-wallet` offers `make_wallet_loader`.
 pub trait Init: Send + Sync {
     /// An [`Echo`] for tests and benchmarks.
     fn make_echo(&self) -> Result<Arc<dyn Echo>, InterfaceError> {
