@@ -124,6 +124,22 @@ fn wallet_scenario(cli: &dyn Fn(&[&str]) -> String) {
         history.contains("\"category\": \"receive\"") && history.contains(&txid),
         "{history}"
     );
+
+    // A payment to one of our own addresses is listed both ways, as in Core; its change
+    // is not listed at all.
+    let again = cli(&["getnewaddress"]);
+    let to_self = cli(&["sendtoaddress", &again, "0.25"]);
+    let history = cli(&["listtransactions"]);
+    let entries: Vec<&str> = history.split("\n  {").filter(|e| e.contains(&to_self)).collect();
+    assert_eq!(entries.len(), 2, "{history}");
+    assert!(
+        entries[0].contains("\"category\": \"send\"") && entries[0].contains("\"amount\": -0.25000000"),
+        "{history}"
+    );
+    assert!(
+        entries[1].contains("\"category\": \"receive\"") && entries[1].contains("\"amount\": 0.25000000"),
+        "{history}"
+    );
 }
 
 /// The same scenario against `bitcoin-node -ipcbind=unix` with a separately started

@@ -85,10 +85,17 @@ impl Wallet {
                 let fee = spends_only_own_coins(wallet, &tx)
                     .then(|| wallet.calculate_fee(&tx).ok())
                     .flatten();
-                let txout_is_mine = tx
+                let owners: Vec<_> = tx
                     .output
                     .iter()
-                    .map(|out| wallet.is_mine(out.script_pubkey.clone()))
+                    .map(|out| wallet.derivation_of_spk(out.script_pubkey.clone()))
+                    .collect();
+                let txout_is_mine = owners.iter().map(Option::is_some).collect();
+                // Core's `OutputIsChange`: an output of our own transaction back to our
+                // internal keychain.
+                let txout_is_change = owners
+                    .iter()
+                    .map(|o| debit > Amount::ZERO && matches!(o, Some((KeychainKind::Internal, _))))
                     .collect();
                 let (block, time) = match wtx.chain_position {
                     ChainPosition::Confirmed { anchor, .. } => (
@@ -112,6 +119,7 @@ impl Wallet {
                     debit,
                     fee,
                     txout_is_mine,
+                    txout_is_change,
                     block,
                     time,
                 }

@@ -196,10 +196,11 @@ pub(super) fn raw_transaction_json(
     Ok(Json::Object(fields))
 }
 
-/// `listtransactions`' entries for `txs` (oldest first), one per output as Core lists them:
-/// a transaction that spends our coins lists its outputs to others as `send` (our outputs
-/// are change); any other lists its outputs to us as `receive`, or for a coinbase
-/// `generate`/`immature`.
+/// `listtransactions`' entries for `txs` (oldest first), as Core's `ListTransactions` makes
+/// them: a transaction that spends our coins lists each output that is not change as
+/// `send` (negative, with the fee); then every output of ours that is not such change is
+/// listed as `receive`, or for a coinbase `generate`/`immature`. A payment to one of our own
+/// addresses is thus both a `send` and a `receive`.
 pub(super) fn wallet_entries(txs: &[WalletTx], tip_height: u32) -> Vec<Json> {
     let mut entries = Vec::new();
     for wtx in txs {
@@ -208,29 +209,38 @@ pub(super) fn wallet_entries(txs: &[WalletTx], tip_height: u32) -> Vec<Json> {
             None => 0,
         };
         let is_send = wtx.debit > Amount::ZERO;
-        for (vout, output) in wtx.tx.output.iter().enumerate() {
-            let mine = wtx.txout_is_mine.get(vout).copied().unwrap_or(false);
-            if mine == is_send {
-                continue;
+        let flag = |v: &[bool], vout: usize| v.get(vout).copied().unwrap_or(false);
+        let listed = |vout: usize| !(is_send && flag(&wtx.txout_is_change, vout));
+        let mut sent = Vec::new();
+        let mut received = Vec::new();
+        for (vout, _) in wtx.tx.output.iter().enumerate().filter(|&(vout, _)| listed(vout)) {
+            if is_send {
+                sent.push(vout);
             }
-            let category = if is_send {
-                "send"
-            } else if !wtx.tx.is_coinbase() {
-                "receive"
-            } else if confirmations < COINBASE_MATURITY_CONFIRMATIONS {
-                "immature"
-            } else {
-                "generate"
-            };
+            if flag(&wtx.txout_is_mine, vout) {
+                received.push(vout);
+            }
+        }
+        let receive_category = if !wtx.tx.is_coinbase() {
+            "receive"
+        } else if confirmations < COINBASE_MATURITY_CONFIRMATIONS {
+            "immature"
+        } else {
+            "generate"
+        };
+        let outputs = sent.into_iter().map(|vout| ("send", vout)).chain(received.into_iter().map(|vout| (receive_category, vout)));
+        for (category, vout) in outputs {
+            let output = &wtx.tx.output[vout];
+            let send = category == "send";
             let value = output.value.to_signed().unwrap_or(SignedAmount::MAX);
             let mut fields = Vec::new();
             if let Ok(address) = Address::from_script(&output.script_pubkey, Network::Regtest) {
                 fields.push(("address", Json::str(address.to_string())));
             }
             fields.push(("category", Json::str(category)));
-            fields.push(("amount", Json::Amount(if is_send { -value } else { value })));
+            fields.push(("amount", Json::Amount(if send { -value } else { value })));
             fields.push(("vout", Json::int(saturating_i64(vout as u64))));
-            if let (true, Some(fee)) = (is_send, wtx.fee) {
+            if let (true, Some(fee)) = (send, wtx.fee) {
                 fields.push((
                     "fee",
                     Json::Amount(-fee.to_signed().unwrap_or(SignedAmount::MAX)),

@@ -405,7 +405,16 @@ fn argument_errors_come_before_any_call() {
     );
 }
 
-fn wallet_tx(coinbase: bool, outputs: &[(u64, bool)], debit: u64, height: Option<u32>) -> WalletTx {
+/// Who an output of a test wallet transaction pays.
+#[derive(Clone, Copy, PartialEq)]
+enum Owner {
+    Other,
+    Mine,
+    /// Mine, as change of the wallet's own transaction.
+    Change,
+}
+
+fn wallet_tx(coinbase: bool, outputs: &[(u64, Owner)], debit: u64, height: Option<u32>) -> WalletTx {
     use bitcoin::{OutPoint, ScriptBuf, Sequence, TxIn, TxOut, Witness};
     let script = parse_address(ADDRESS).unwrap().script_pubkey();
     let tx = Transaction {
@@ -434,7 +443,7 @@ fn wallet_tx(coinbase: bool, outputs: &[(u64, bool)], debit: u64, height: Option
     };
     let credit = outputs
         .iter()
-        .filter(|(_, mine)| *mine)
+        .filter(|(_, owner)| *owner != Owner::Other)
         .map(|(s, _)| *s)
         .sum();
     let total: u64 = outputs.iter().map(|(s, _)| *s).sum();
@@ -443,7 +452,8 @@ fn wallet_tx(coinbase: bool, outputs: &[(u64, bool)], debit: u64, height: Option
         credit: Amount::from_sat(credit),
         debit: Amount::from_sat(debit),
         fee: (debit > 0).then(|| Amount::from_sat(debit - total)),
-        txout_is_mine: outputs.iter().map(|(_, mine)| *mine).collect(),
+        txout_is_mine: outputs.iter().map(|(_, owner)| *owner != Owner::Other).collect(),
+        txout_is_change: outputs.iter().map(|(_, owner)| *owner == Owner::Change).collect(),
         block: height.map(|height| BlockRef {
             hash: BlockHash::all_zeros(),
             height,
@@ -454,14 +464,14 @@ fn wallet_tx(coinbase: bool, outputs: &[(u64, bool)], debit: u64, height: Option
 
 #[test]
 fn listtransactions_entries_follow_core() {
-    let coinbase = wallet_tx(true, &[(5_000_000_000, true)], 0, Some(1));
+    let coinbase = wallet_tx(true, &[(5_000_000_000, Owner::Mine)], 0, Some(1));
     let send = wallet_tx(
         false,
-        &[(100_000_000, false), (3_899_999_000, true)],
+        &[(100_000_000, Owner::Other), (3_899_999_000, Owner::Change)],
         4_000_000_000,
         Some(2),
     );
-    let receive = wallet_tx(false, &[(7, false), (25_000, true)], 0, None);
+    let receive = wallet_tx(false, &[(7, Owner::Other), (25_000, Owner::Mine)], 0, None);
     let txs = [coinbase, send, receive];
 
     let entries = wallet_entries(&txs, 100);
@@ -493,4 +503,31 @@ fn listtransactions_entries_follow_core() {
     // At 101 confirmations a coinbase is spendable: "generate".
     let mature = wallet_entries(&txs[..1], 101);
     assert_eq!(field(&mature[0], "category"), &Json::str("generate"));
+}
+
+#[test]
+fn a_payment_to_an_own_address_is_listed_as_send_and_receive() {
+    // 1.5 BTC to one of our receiving addresses, the rest back as change.
+    let to_self = wallet_tx(
+        false,
+        &[(150_000_000, Owner::Mine), (3_849_997_190, Owner::Change)],
+        4_000_000_000,
+        Some(2),
+    );
+    let entries = wallet_entries(&[to_self], 2);
+    let summary: Vec<(String, String, Json)> = entries
+        .iter()
+        .map(|e| (field(e, "category").to_string(), field(e, "amount").to_string(), field(e, "vout").clone()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("\"send\"".into(), "-1.50000000".into(), Json::Int(0)),
+            ("\"receive\"".into(), "1.50000000".into(), Json::Int(0)),
+        ],
+        "as in Core: the payment both ways, the change not at all"
+    );
+    assert_eq!(field(&entries[0], "fee").to_string(), "-0.00002810");
+    let Json::Object(receive) = &entries[1] else { panic!("an entry is an object") };
+    assert!(receive.iter().all(|(k, _)| *k != "fee"), "the fee goes with the send only");
 }

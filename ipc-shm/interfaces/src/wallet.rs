@@ -33,6 +33,10 @@ pub struct WalletTx {
     pub fee: Option<Amount>,
     /// One entry per output of `tx`: whether it pays to the wallet.
     pub txout_is_mine: Vec<bool>,
+    /// One entry per output of `tx`: whether it is change, an output of the wallet's own
+    /// transaction back to its internal keychain (Core's `txout_is_change`). Change is
+    /// always also `txout_is_mine`; `listtransactions` leaves it out.
+    pub txout_is_change: Vec<bool>,
     /// The active-chain block that confirms it; `None` while unconfirmed.
     pub block: Option<BlockRef>,
     /// When the wallet first saw it (Unix seconds), or the block time if earlier.

@@ -215,12 +215,14 @@ fn arb_wallet_tx() -> impl Strategy<Value = WalletTx> {
     )
         .prop_flat_map(|(tx, [credit, debit], fee, _, block, time)| {
             let outputs = tx.output.len();
-            vec(any::<bool>(), outputs..=outputs).prop_map(move |txout_is_mine| WalletTx {
+            // Each output is someone else's (0), mine (1) or my change (2).
+            vec(0..3u8, outputs..=outputs).prop_map(move |owners| WalletTx {
                 tx: tx.clone(),
                 credit: Amount::from_sat(credit),
                 debit: Amount::from_sat(debit),
                 fee: fee.map(Amount::from_sat),
-                txout_is_mine,
+                txout_is_mine: owners.iter().map(|&o| o != 0).collect(),
+                txout_is_change: owners.iter().map(|&o| o == 2).collect(),
                 block,
                 time,
             })

@@ -361,8 +361,13 @@ impl Decode for FoundTransaction {
 const WALLET_TX_HAS_FEE: u8 = 1;
 const WALLET_TX_HAS_BLOCK: u8 = 2;
 
-/// A wallet transaction: this fixed part, the transaction, then one byte (0 or 1) per
-/// output of the transaction for `txout_is_mine`.
+/// A wallet transaction's output is paid to the wallet (`txout_is_mine`).
+const TXOUT_MINE: u8 = 1;
+/// A wallet transaction's output is change (`txout_is_change`), which is only ever mine.
+const TXOUT_CHANGE: u8 = 2;
+
+/// A wallet transaction: this fixed part, the transaction, then one byte per output of the
+/// transaction: [`TXOUT_MINE`], with [`TXOUT_CHANGE`] for change, or 0.
 #[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
 struct WalletTxWire {
@@ -380,7 +385,7 @@ struct WalletTxWire {
 
 impl Encode for WalletTx {
     fn encoded_len(&self) -> Result<usize, LimitError> {
-        // `txout_is_mine` has one byte per output; outputs are bounded by the transaction.
+        // One byte per output; outputs are bounded by the transaction.
         Ok(size_of::<WalletTxWire>() + self.tx.encoded_len()? + self.tx.output.len())
     }
 
@@ -403,12 +408,18 @@ impl Encode for WalletTx {
         };
         w.write_all(wire.as_bytes())?;
         self.tx.encode(w)?;
-        // One byte per output, whatever `txout_is_mine` holds, so the length is the one
-        // `encoded_len` promised; missing entries are `false`.
-        let mine: Vec<u8> = (0..self.tx.output.len())
-            .map(|i| u8::from(self.txout_is_mine.get(i).copied().unwrap_or(false)))
+        // One byte per output, whatever the vectors hold, so the length is the one
+        // `encoded_len` promised; missing entries are `false`, and change that is not mine
+        // is not change.
+        let flag = |v: &[bool], i: usize| v.get(i).copied().unwrap_or(false);
+        let outputs: Vec<u8> = (0..self.tx.output.len())
+            .map(|i| match (flag(&self.txout_is_mine, i), flag(&self.txout_is_change, i)) {
+                (false, _) => 0,
+                (true, false) => TXOUT_MINE,
+                (true, true) => TXOUT_MINE | TXOUT_CHANGE,
+            })
             .collect();
-        w.write_all(&mine)
+        w.write_all(&outputs)
     }
 }
 
@@ -423,8 +434,17 @@ impl Decode for WalletTx {
         }
         let tx = Transaction::decode(r)?;
         let mut txout_is_mine = Vec::with_capacity(tx.output.len());
+        let mut txout_is_change = Vec::with_capacity(tx.output.len());
         for _ in 0..tx.output.len() {
-            txout_is_mine.push(bool::decode(r)?);
+            let [byte] = read_wire::<[u8; 1], _>(r, "wallet transaction output")?;
+            if byte != 0 && byte != TXOUT_MINE && byte != TXOUT_MINE | TXOUT_CHANGE {
+                return Err(DecodeError::InvalidValue {
+                    what: "wallet transaction output flags",
+                    value: byte.into(),
+                });
+            }
+            txout_is_mine.push(byte & TXOUT_MINE != 0);
+            txout_is_change.push(byte & TXOUT_CHANGE != 0);
         }
         let has_fee = wire.flags & WALLET_TX_HAS_FEE != 0;
         let has_block = wire.flags & WALLET_TX_HAS_BLOCK != 0;
@@ -434,6 +454,7 @@ impl Decode for WalletTx {
             debit: Amount::from_sat(wire.debit_sat.get()),
             fee: has_fee.then(|| Amount::from_sat(wire.fee_sat.get())),
             txout_is_mine,
+            txout_is_change,
             block: has_block.then(|| BlockRef {
                 hash: BlockHash::from_byte_array(wire.block_hash),
                 height: wire.block_height.get(),

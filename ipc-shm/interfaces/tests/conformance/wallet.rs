@@ -341,6 +341,14 @@ impl Wallet for TestWallet {
                 .iter()
                 .map(|o| scripts.contains(&o.script_pubkey))
                 .collect();
+            // The wallet's own sends pay their change to its main key.
+            let main = Key::new(self.seed).script();
+            let txout_is_change: Vec<bool> = seen
+                .tx
+                .output
+                .iter()
+                .map(|o| debit > Amount::ZERO && o.script_pubkey == main)
+                .collect();
             let credit = seen
                 .tx
                 .output
@@ -370,6 +378,7 @@ impl Wallet for TestWallet {
                 credit,
                 debit,
                 txout_is_mine,
+                txout_is_change,
                 block: seen.block.map(|(b, _)| b),
                 time: seen.block.map_or(0, |(_, time)| time.into()),
                 tx: seen.tx,
