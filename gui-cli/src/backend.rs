@@ -2,14 +2,16 @@
 //! with `-ipcconnect`, then the call layer and the node's `Init` over it.
 
 use std::fmt;
+use std::fs::{File, OpenOptions, TryLockError};
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::{Context, anyhow};
 use interfaces::Init;
 use interfaces::remote::InitProxy;
 use ipc_shm::call::{Session, SessionConfig};
-use ipc_shm::{Config, Endpoint, SpawnedChild, Transport};
+use ipc_shm::handshake::HandshakeError;
+use ipc_shm::{Config, ConnectError, Endpoint, SpawnedChild, Transport};
 
 /// The node executable started in spawn mode, looked up beside our own.
 const NODE_EXE: &str = "bitcoin-node";
@@ -54,12 +56,12 @@ impl NodeLink {
                 let default = opts.datadir.join("regtest").join("node.sock");
                 let endpoint = Endpoint::parse(spec, &default)
                     .with_context(|| format!("invalid -ipcconnect={spec}"))?;
-                let connection = ipc_shm::connect(&endpoint, &config).with_context(|| {
-                    format!("cannot connect to bitcoin-node at {endpoint} (is it running with -ipcbind?)")
-                })?;
+                let connection = ipc_shm::connect(&endpoint, &config)
+                    .map_err(|e| connect_error(&endpoint, e))?;
                 (connection, Mode::Connected(endpoint), None)
             }
             None => {
+                check_datadir(opts.datadir)?;
                 let mut args = vec![
                     format!("-datadir={}", opts.datadir.display()),
                     format!("-transport={}", opts.transport),
@@ -68,9 +70,7 @@ impl NodeLink {
                     args.push("-printtoconsole".to_owned());
                 }
                 let (child, connection) = ipc_shm::spawn(NODE_EXE, &args, &config)
-                    .with_context(|| {
-                        format!("cannot start {NODE_EXE} with -ipcfd (it must sit beside bitcoin-gui and serve IPC)")
-                    })?;
+                    .map_err(|e| spawn_error(opts.datadir, e))?;
                 (connection, Mode::Spawned { pid: child.pid() }, Some(child))
             }
         };
@@ -114,6 +114,74 @@ impl fmt::Debug for NodeLink {
             .field("transport", &self.transport)
             .field("session", &self.session)
             .finish_non_exhaustive()
+    }
+}
+
+/// The chain directory of `datadir`, as the node names it.
+fn chain_dir(datadir: &Path) -> std::path::PathBuf {
+    datadir.join("regtest")
+}
+
+/// Checks, before a node is spawned on `datadir`, what would make it fail at once, so that
+/// the failure is our one line instead of the node's line and ours: the chain directory
+/// cannot be made, or another node holds the data directory lock. The node takes that lock
+/// as `flock(LOCK_EX | LOCK_NB)` on `DIR/regtest/.lock`, which `File::try_lock` is; our
+/// probe lets go of it at once. A node starting meanwhile is benign: the lock still stops
+/// one of the two.
+fn check_datadir(datadir: &Path) -> anyhow::Result<()> {
+    let chain_dir = chain_dir(datadir);
+    std::fs::create_dir_all(&chain_dir)
+        .with_context(|| format!("cannot create data directory {}", chain_dir.display()))?;
+    let lock_path = chain_dir.join(".lock");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open {}", lock_path.display()))?;
+    match File::try_lock(&lock) {
+        Ok(()) => Ok(()),
+        Err(TryLockError::WouldBlock) => {
+            let how = if chain_dir.join("node.sock").exists() {
+                "use -ipcconnect=unix to attach to it"
+            } else {
+                "it was not started with -ipcbind=unix, so it cannot be attached to"
+            };
+            Err(anyhow!(
+                "bitcoin-node is already running on {} ({how})",
+                datadir.display()
+            ))
+        }
+        Err(TryLockError::Error(e)) => {
+            Err(anyhow!(e).context(format!("cannot lock {}", lock_path.display())))
+        }
+    }
+}
+
+/// The error of a node that could not be spawned. One that stopped before it answered the
+/// handshake has printed its own error: ours then points at it and at its log.
+fn spawn_error(datadir: &Path, e: ipc_shm::Error) -> anyhow::Error {
+    match e {
+        ipc_shm::Error::Handshake(HandshakeError::Truncated { received: 0, .. }) => anyhow!(
+            "{NODE_EXE} stopped as it started (see its error above, or {})",
+            chain_dir(datadir).join("debug.log").display()
+        ),
+        e => anyhow!(e).context(format!(
+            "cannot start {NODE_EXE} with -ipcfd (it must sit beside bitcoin-gui and serve IPC)"
+        )),
+    }
+}
+
+/// The error of a failed `-ipcconnect`, naming the socket once.
+fn connect_error(endpoint: &Endpoint, e: ipc_shm::Error) -> anyhow::Error {
+    match e {
+        ipc_shm::Error::Connect(ConnectError::NoListener { path }) => anyhow!(
+            "no bitcoin-node is listening at {} (is it running with -ipcbind?)",
+            path.display()
+        ),
+        // These name the socket themselves.
+        ipc_shm::Error::Connect(e) => anyhow!(e).context("cannot connect to bitcoin-node"),
+        e => anyhow!(e).context(format!("cannot connect to bitcoin-node at {endpoint}")),
     }
 }
 

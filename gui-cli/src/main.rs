@@ -12,41 +12,63 @@ mod options;
 mod testnode;
 mod ui;
 
-use std::io::IsTerminal;
+use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
-
-use clap::error::ErrorKind;
 
 use crate::backend::{LinkOptions, Mode, NodeLink};
 use crate::commands::{CliError, Command, Context};
-use crate::options::Options;
+use crate::options::{Invocation, Options};
+
+/// The exit status when the reader of stdout has gone (`EPIPE`, as in `... | head -1`):
+/// 128 + SIGPIPE, what a shell reports for bitcoin-cli and the Unix tools, which SIGPIPE
+/// kills. Rust ignores SIGPIPE, so we see the error instead, and exit with this status
+/// without a word (the reader is gone; stderr would only add noise to the pipeline).
+const BROKEN_PIPE_STATUS: u8 = 141;
 
 fn main() -> ExitCode {
-    let options = match Options::parse_from_core(std::env::args_os()) {
-        Ok(o) => o,
-        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
-            e.exit()
-        }
-        Err(e) => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!(
-                "error: {} (see --help)",
-                first.trim_start_matches("error: ")
-            );
-            return ExitCode::FAILURE;
-        }
+    let outcome = match Options::parse_from_core(std::env::args_os()) {
+        Ok(Invocation::Run(options)) => match run(&options) {
+            Ok(printed) => printed.map_err(Failure::Output),
+            Err(e) => Err(Failure::Cli(e)),
+        },
+        Ok(Invocation::Help) => print(&options::help()).map_err(Failure::Output),
+        Ok(Invocation::Version) => print(&options::version()).map_err(Failure::Output),
+        Err(e) => Err(Failure::Options(e)),
     };
-    match run(&options) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("{e}");
-            ExitCode::FAILURE
+    let line = match outcome {
+        Ok(()) => return ExitCode::SUCCESS,
+        Err(Failure::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
+            return ExitCode::from(BROKEN_PIPE_STATUS);
         }
-    }
+        Err(Failure::Output(e)) => format!("error: cannot write the result: {e}"),
+        Err(Failure::Options(e)) => format!("error: {e} (see --help)"),
+        Err(Failure::Cli(e)) => e.to_string(),
+    };
+    // Nowhere is left to report a stderr that cannot be written to.
+    let _ = writeln!(io::stderr().lock(), "{line}");
+    ExitCode::FAILURE
 }
 
-fn run(options: &Options) -> Result<(), CliError> {
+/// Why `bitcoin-gui` fails.
+enum Failure {
+    /// The command line.
+    Options(options::OptionsError),
+    /// The command, or reaching the node.
+    Cli(CliError),
+    /// Writing the result to stdout.
+    Output(io::Error),
+}
+
+/// Writes `text` and a newline to stdout, and flushes it.
+fn print(text: &str) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
+
+/// Runs the command (or the UI); `Ok` holds the outcome of writing its result to stdout.
+fn run(options: &Options) -> Result<io::Result<()>, CliError> {
     options.validate().map_err(CliError::Other)?;
     if options.printtoconsole && !options.command.is_empty() {
         // A line that cannot be written is dropped: reporting it would `eprintln!` to the
@@ -67,6 +89,10 @@ fn run(options: &Options) -> Result<(), CliError> {
             )));
         }
     };
+    // `help` needs no node.
+    if let Some(outcome) = command.as_ref().and_then(Command::run_without_node) {
+        return Ok(print(&outcome?.to_string()));
+    }
     let datadir = options.datadir().map_err(CliError::Other)?;
     let link = NodeLink::open(&LinkOptions {
         datadir: &datadir,
@@ -82,9 +108,10 @@ fn run(options: &Options) -> Result<(), CliError> {
     };
     match command {
         Some(command) => {
-            println!("{}", command.run(&ctx)?);
-            Ok(())
+            // Written while the link is up, as before; it is closed (and a spawned node
+            // reaped) when `link` drops, whether or not the write succeeded.
+            Ok(print(&command.run(&ctx)?.to_string()))
         }
-        None => ui::run(&link, ctx).map_err(CliError::Other),
+        None => ui::run(&link, ctx).map(Ok).map_err(CliError::Other),
     }
 }

@@ -178,3 +178,57 @@ fn connect_mode_to_a_bound_node_over_both_transports() {
     assert_eq!(node.cli(&["stop"]), "bitcoin-node stopping");
     assert!(node.wait_exit().success());
 }
+
+/// `bitcoin-gui` without -ipcconnect on the datadir of a running `bitcoin-node
+/// -ipcbind=unix`: one line that says so and how to attach (not the spawned node's refusal
+/// followed by a failed handshake), and the running node is left alone.
+#[test]
+fn spawn_mode_on_a_running_nodes_datadir_says_so_in_one_line() {
+    let mut node = BoundNode::start("shm", false);
+    let datadir = node.options()[0].clone();
+    let dir = datadir.strip_prefix("-datadir=").expect("-datadir=DIR");
+    let out = run(gui_exe(), &[&datadir, "getblockcount"]);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "error: bitcoin-node is already running on {dir} (use -ipcconnect=unix to attach \
+             to it)\n"
+        )
+    );
+    assert!(node.is_running());
+    assert_eq!(node.cli(&["getblockcount"]), "0");
+    assert_eq!(node.cli(&["stop"]), "bitcoin-node stopping");
+    assert!(node.wait_exit().success());
+}
+
+/// A spawned node that stops as it starts for a reason bitcoin-gui does not check first
+/// (here its database is a directory) has printed its error; bitcoin-gui's line points at
+/// it and at its log, instead of reporting a failed handshake.
+#[test]
+fn a_node_that_stops_as_it_starts_is_pointed_at() {
+    node_exe();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("regtest").join("chainstate.redb")).unwrap();
+    let out = run(
+        gui_exe(),
+        &[
+            &format!("-datadir={}", dir.path().display()),
+            "getblockcount",
+        ],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    // The node's own error, whatever its words; then ours.
+    assert!(!lines[0].contains("handshake"), "{stderr}");
+    assert_eq!(
+        lines[1],
+        format!(
+            "error: bitcoin-node stopped as it started (see its error above, or {})",
+            dir.path().join("regtest").join("debug.log").display()
+        )
+    );
+}

@@ -3,28 +3,131 @@
 use std::str::FromStr;
 
 use bitcoin::address::NetworkUnchecked;
+use bitcoin::amount::ParseAmountError;
 use bitcoin::{Address, Amount, Denomination, FeeRate, Network};
 use interfaces::ErrorCode;
 
 use super::CliError;
+use crate::options::wrap;
+
+/// One of the commands `bitcoin-gui` runs: its name, its arguments as its usage shows them
+/// (empty: it takes none) and what it does, for `-help`, `help` and usage errors.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CommandHelp {
+    pub(crate) name: &'static str,
+    pub(crate) args: &'static str,
+    pub(crate) about: &'static str,
+}
+
+impl CommandHelp {
+    /// `name args`, as typed.
+    pub(crate) fn usage(&self) -> String {
+        if self.args.is_empty() {
+            self.name.to_owned()
+        } else {
+            format!("{} {}", self.name, self.args)
+        }
+    }
+}
+
+const fn cmd(name: &'static str, args: &'static str, about: &'static str) -> CommandHelp {
+    CommandHelp { name, args, about }
+}
+
+/// Every command, in the order `-help` and `help` list them.
+pub(crate) const COMMANDS: &[CommandHelp] = &[
+    cmd("getblockcount", "", "height of the active chain's tip"),
+    cmd("getbestblockhash", "", "hash of the tip"),
+    cmd("getblockchaininfo", "", "chain state as JSON"),
+    cmd(
+        "getblockhash",
+        "HEIGHT",
+        "hash of the active-chain block at HEIGHT",
+    ),
+    cmd(
+        "getblock",
+        "HASH [0|1]",
+        "block as hex (0) or JSON (1, default)",
+    ),
+    cmd("getmempoolinfo", "", "mempool state as JSON"),
+    cmd(
+        "getrawtransaction",
+        "TXID [0|1]",
+        "transaction as hex (0, default) or JSON (1)",
+    ),
+    cmd(
+        "sendrawtransaction",
+        "HEX [MAXFEERATE]",
+        "submit a transaction to the mempool; prints its txid (MAXFEERATE: BTC/kvB, \
+         0.10 if left out, 0 for no limit)",
+    ),
+    cmd("createwallet", "NAME", "create and load a wallet"),
+    cmd("loadwallet", "NAME", "load an existing wallet"),
+    cmd("listwallets", "", "names of the loaded wallets"),
+    cmd("getnewaddress", "", "a fresh receive address of the wallet"),
+    cmd("getbalance", "", "the wallet's trusted balance"),
+    cmd(
+        "getbalances",
+        "",
+        "trusted, untrusted_pending and immature balances",
+    ),
+    cmd(
+        "listtransactions",
+        "[\"*\" [COUNT [SKIP]]]",
+        "the wallet's latest transactions (COUNT 10, SKIP 0)",
+    ),
+    cmd(
+        "sendtoaddress",
+        "ADDRESS AMOUNT",
+        "pay AMOUNT BTC to ADDRESS; prints the txid",
+    ),
+    cmd(
+        "generatetoaddress",
+        "N ADDRESS",
+        "mine N blocks to ADDRESS (proof of work solved here)",
+    ),
+    cmd(
+        "echo",
+        "ARGS...",
+        "send ARGS through the node's Echo and print them",
+    ),
+    cmd("stop", "", "shut the node down"),
+    cmd(
+        "help",
+        "[COMMAND]",
+        "this list, or the usage of COMMAND (needs no node)",
+    ),
+];
+
+/// The command called `name`.
+pub(crate) fn command_help(name: &str) -> Option<&'static CommandHelp> {
+    COMMANDS.iter().find(|c| c.name == name)
+}
+
+/// The command list as `-help` and `help` print it: one command a line, its description
+/// in a column (starting on the next line when the usage is too long for its own).
+pub(crate) fn commands_list() -> String {
+    const COLUMN: usize = 36;
+    let mut out = String::new();
+    for c in COMMANDS {
+        let usage = format!("  {}", c.usage());
+        let about = wrap(c.about, COLUMN);
+        if usage.len() + 2 <= COLUMN {
+            out.push_str(&format!("{usage:COLUMN$}{}", &about[COLUMN..]));
+        } else {
+            out.push_str(&format!("{usage}\n{about}"));
+        }
+        out.push('\n');
+    }
+    out
+}
 
 /// The error for `name` with arguments that do not fit it, or for an unknown command.
 pub(super) fn usage_error(name: &str) -> CliError {
-    match name {
-        "getblockhash" => CliError::usage("getblockhash HEIGHT"),
-        "getblock" => CliError::usage("getblock HASH [0|1]"),
-        "getrawtransaction" => CliError::usage("getrawtransaction TXID [0|1]"),
-        "sendrawtransaction" => CliError::usage("sendrawtransaction HEX [MAXFEERATE]"),
-        "createwallet" => CliError::usage("createwallet NAME"),
-        "loadwallet" => CliError::usage("loadwallet NAME"),
-        "listtransactions" => CliError::usage("listtransactions [\"*\" [COUNT [SKIP]]]"),
-        "sendtoaddress" => CliError::usage("sendtoaddress ADDRESS AMOUNT"),
-        "generatetoaddress" => CliError::usage("generatetoaddress N ADDRESS"),
-        "getblockcount" | "getbestblockhash" | "getblockchaininfo" | "getmempoolinfo"
-        | "listwallets" | "getnewaddress" | "getbalance" | "getbalances" | "stop" => {
-            CliError::usage(&format!("{name} (takes no arguments)"))
-        }
-        _ => CliError::rpc(
+    match command_help(name) {
+        Some(c) if c.args.is_empty() => CliError::usage(&format!("{name} (takes no arguments)")),
+        Some(c) => CliError::usage(&c.usage()),
+        None => CliError::rpc(
             ErrorCode::METHOD_NOT_FOUND,
             format!("Method not found: {name}"),
         ),
@@ -90,21 +193,102 @@ pub(crate) fn parse_address(s: &str) -> Result<Address, CliError> {
         .map_err(|_| invalid())
 }
 
-/// A positive amount in BTC with at most eight decimals.
-pub(crate) fn parse_send_amount(s: &str) -> Result<Amount, CliError> {
+/// Core's `RPC_TYPE_ERROR`, the code of its amount errors.
+const TYPE_ERROR: ErrorCode = ErrorCode(-3);
+
+/// An amount in BTC as Core's `AmountFromValue` takes it: at most eight decimals
+/// (`Invalid amount`), and between 0 and 21,000,000 BTC (`Amount out of range`), both
+/// with code -3.
+fn parse_amount(s: &str) -> Result<Amount, CliError> {
+    let out_of_range = || CliError::rpc(TYPE_ERROR, "Amount out of range");
     match Amount::from_str_in(s, Denomination::Bitcoin) {
-        Ok(a) if a > Amount::ZERO => Ok(a),
-        Ok(_) => Err(CliError::rpc(ErrorCode(-3), "Invalid amount for send")),
-        Err(_) => Err(CliError::rpc(ErrorCode(-3), format!("Invalid amount: {s}"))),
+        Ok(a) if a > Amount::MAX_MONEY => Err(out_of_range()),
+        Ok(a) => Ok(a),
+        // Negative, or too large for any amount.
+        Err(ParseAmountError::OutOfRange(_)) => Err(out_of_range()),
+        Err(_) => Err(CliError::rpc(TYPE_ERROR, format!("Invalid amount: {s}"))),
     }
 }
 
-/// A fee rate given in BTC/kvB (Core's `maxfeerate`); `0` means no limit.
+/// An amount to send: [`parse_amount`], and more than zero (`Invalid amount for send`).
+pub(crate) fn parse_send_amount(s: &str) -> Result<Amount, CliError> {
+    match parse_amount(s)? {
+        Amount::ZERO => Err(CliError::rpc(TYPE_ERROR, "Invalid amount for send")),
+        a => Ok(a),
+    }
+}
+
+/// A fee rate given in BTC/kvB (Core's `maxfeerate`, an amount as [`parse_amount`] takes
+/// it); `0` means no limit.
 pub(super) fn parse_fee_rate_btc_kvb(s: &str) -> Result<FeeRate, CliError> {
-    let per_kvb = Amount::from_str_in(s, Denomination::Bitcoin)
-        .map_err(|_| CliError::rpc(ErrorCode(-3), format!("Invalid amount: {s}")))?;
+    let per_kvb = parse_amount(s)?;
     if per_kvb == Amount::ZERO {
         return Ok(FeeRate::MAX);
     }
     Ok(FeeRate::from_sat_per_kwu(per_kvb.to_sat() / 4))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rpc_error(result: Result<impl std::fmt::Debug, CliError>) -> String {
+        result.unwrap_err().to_string()
+    }
+
+    #[test]
+    fn amounts_are_checked_as_core_checks_them() {
+        for (amount, message) in [
+            ("-1", "error code: -3: Amount out of range"),
+            ("-0.00000001", "error code: -3: Amount out of range"),
+            ("21000000.00000001", "error code: -3: Amount out of range"),
+            ("100000000", "error code: -3: Amount out of range"),
+            (
+                "99999999999999999999",
+                "error code: -3: Amount out of range",
+            ),
+            ("0", "error code: -3: Invalid amount for send"),
+            ("1.000000001", "error code: -3: Invalid amount: 1.000000001"),
+            ("abc", "error code: -3: Invalid amount: abc"),
+        ] {
+            assert_eq!(rpc_error(parse_send_amount(amount)), message, "{amount}");
+        }
+        assert_eq!(
+            parse_send_amount("21000000").unwrap(),
+            Amount::from_int_btc(21_000_000)
+        );
+        assert_eq!(
+            parse_send_amount("0.00000001").unwrap(),
+            Amount::from_sat(1)
+        );
+        assert_eq!(
+            rpc_error(parse_fee_rate_btc_kvb("-0.1")),
+            "error code: -3: Amount out of range"
+        );
+        assert_eq!(parse_fee_rate_btc_kvb("0").unwrap(), FeeRate::MAX);
+    }
+
+    #[test]
+    fn usage_comes_from_the_command_table() {
+        assert_eq!(
+            usage_error("sendrawtransaction").to_string(),
+            "error code: -1: usage: sendrawtransaction HEX [MAXFEERATE]"
+        );
+        assert_eq!(
+            usage_error("listtransactions").to_string(),
+            "error code: -1: usage: listtransactions [\"*\" [COUNT [SKIP]]]"
+        );
+        assert_eq!(
+            usage_error("stop").to_string(),
+            "error code: -1: usage: stop (takes no arguments)"
+        );
+        let list = commands_list();
+        let starts = list.lines().filter(|l| !l.starts_with("   ")).count();
+        assert_eq!(starts, COMMANDS.len(), "{list}");
+        assert!(list.lines().all(|l| l.len() <= 79), "{list}");
+        assert!(
+            list.contains("  listtransactions [\"*\" [COUNT [SKIP]]]\n"),
+            "{list}"
+        );
+    }
 }

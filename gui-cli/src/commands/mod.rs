@@ -13,10 +13,13 @@ use bitcoin::consensus::encode::{deserialize_hex, serialize_hex};
 use bitcoin::{Address, Amount, BlockHash, FeeRate, Transaction, Txid};
 use interfaces::{ErrorCode, Init, InterfaceError, Node, Wallet, WalletLoader};
 
-pub(crate) use self::args::{parse_address, parse_send_amount};
+#[cfg(test)]
+pub(crate) use self::args::COMMANDS;
 use self::args::{
-    parse_count, parse_fee_rate_btc_kvb, parse_hash, parse_height, parse_verbosity, usage_error,
+    command_help, parse_count, parse_fee_rate_btc_kvb, parse_hash, parse_height, parse_verbosity,
+    usage_error,
 };
+pub(crate) use self::args::{commands_list, parse_address, parse_send_amount};
 use self::shapes::{
     blockchain_info, btc_per_kvb, get_block, raw_transaction_json, saturating_i64, wallet_entries,
     wallet_name_json,
@@ -147,6 +150,9 @@ pub(crate) enum Command {
     },
     Echo(Vec<String>),
     Stop,
+    /// bitcoin-cli's `help [COMMAND]`: the command list, or one command's usage. Runs
+    /// without a node.
+    Help(Option<String>),
 }
 
 impl Command {
@@ -221,9 +227,22 @@ impl Command {
             },
             ("echo", args) => Command::Echo(args.iter().map(|s| (*s).to_owned()).collect()),
             ("stop", []) => Command::Stop,
+            ("help", []) => Command::Help(None),
+            ("help", [topic]) => {
+                help(Some(topic))?;
+                Command::Help(Some((*topic).to_owned()))
+            }
             (name, _) => return Err(usage_error(name)),
         };
         Ok(command)
+    }
+
+    /// The outcome of a command that needs no node (`help`); `None` for the others.
+    pub(crate) fn run_without_node(&self) -> Option<Result<Output, CliError>> {
+        match self {
+            Command::Help(topic) => Some(help(topic.as_deref())),
+            _ => None,
+        }
     }
 
     /// Runs the command against the node reached through `ctx`.
@@ -345,8 +364,27 @@ impl Command {
                 ctx.node()?.shutdown()?;
                 plain("bitcoin-node stopping".to_owned())
             }
+            Command::Help(topic) => help(topic.as_deref()),
         }
     }
+}
+
+/// `help`: the command list; `help COMMAND`: its usage and what it does.
+fn help(topic: Option<&str>) -> Result<Output, CliError> {
+    let text = match topic {
+        None => format!("Commands:\n{}", commands_list().trim_end()),
+        Some(name) => {
+            let c = command_help(name).ok_or_else(|| {
+                // Core's words (which Core prints as a result, exiting 0).
+                CliError::rpc(
+                    ErrorCode::MISC_ERROR,
+                    format!("help: unknown command: {name}"),
+                )
+            })?;
+            format!("{}\n  {}", c.usage(), c.about)
+        }
+    };
+    Ok(Output::Plain(text))
 }
 
 /// How long wallet access waits for the wallet process of a node we just spawned: the node

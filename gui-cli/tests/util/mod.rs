@@ -33,11 +33,16 @@ pub(crate) fn gui_exe() -> &'static Path {
 /// Runs `exe args...` without a terminal; a run longer than [`WATCHDOG`] is killed (and
 /// then fails on its status).
 pub(crate) fn run(exe: &Path, args: &[&str]) -> Output {
+    run_with_stdout(exe, args, &Stdio::piped)
+}
+
+/// [`run`], with the standard output `stdout` makes (called again when exec is retried).
+pub(crate) fn run_with_stdout(exe: &Path, args: &[&str], stdout: &dyn Fn() -> Stdio) -> Output {
     let child = spawn_retrying(|| {
         Command::new(exe)
             .args(args)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
+            .stdout(stdout())
             .stderr(Stdio::piped())
             .spawn()
     });
