@@ -1,41 +1,15 @@
-//! Command line of `bitcoin-node`, with Bitcoin Core's single-dash option syntax.
+//! Command line of `bitcoin-node`, with Bitcoin Core's single-dash option syntax (see
+//! [`Args::parse_core`]).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 
-/// Rewrites Core-style single-dash long options (`-datadir=DIR`, `-nowallet`) to the
-/// double-dash form clap parses (`--datadir=DIR`, `--nowallet`). Single-letter options
-/// (`-h`, `-V`), values that are not options, and everything after `--` are left alone.
-/// The first element (the program name) is kept as is.
-pub fn normalize_args<I>(args: I) -> Vec<OsString>
-where
-    I: IntoIterator,
-    I::Item: Into<OsString>,
-{
-    let mut out = Vec::new();
-    let mut rest_literal = false;
-    for (i, arg) in args.into_iter().map(Into::into).enumerate() {
-        if i == 0 || rest_literal {
-            out.push(arg);
-            continue;
-        }
-        let Some(s) = arg.to_str() else {
-            out.push(arg);
-            continue;
-        };
-        if s == "--" {
-            rest_literal = true;
-            out.push(arg);
-        } else if s.len() > 2 && s.starts_with('-') && s.as_bytes()[1].is_ascii_alphabetic() {
-            out.push(OsString::from(format!("-{s}")));
-        } else {
-            out.push(arg);
-        }
-    }
-    out
-}
+#[path = "core_args.rs"]
+mod core_args;
+
+pub use core_args::CliExit;
 
 /// Data path of IPC connections (`-transport`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -73,8 +47,11 @@ pub struct Args {
     /// Also send log output to stderr.
     #[arg(long)]
     pub printtoconsole: bool,
-    /// Debug logging for a category (ipc, all); may be repeated.
-    #[arg(long, value_name = "CATEGORY")]
+    /// Debug logging: -debug, -debug=1 or -debug=all for every category, -debug=ipc for the
+    /// IPC connections; -debug=0 (or none) turns it off whatever else is given. May be
+    /// repeated.
+    #[arg(long, value_name = "CATEGORY", num_args = 0..=1, require_equals = true,
+          default_missing_value = "1")]
     pub debug: Vec<String>,
     /// Do not spawn bitcoin-wallet.
     #[arg(long)]
@@ -82,7 +59,8 @@ pub struct Args {
     /// Data path of IPC connections.
     #[arg(long, value_enum, default_value_t = Transport::Shm)]
     pub transport: Transport,
-    /// Accept IPC connections on "unix" (DIR/regtest/node.sock) or "unix:PATH".
+    /// Accept IPC connections on "unix" (DIR/regtest/node.sock) or "unix:PATH", a relative
+    /// PATH being taken relative to DIR/regtest; may be repeated.
     #[arg(long, value_name = "ADDRESS")]
     pub ipcbind: Vec<String>,
     /// Serve the connection on this inherited file descriptor (set by a spawning parent).
@@ -114,7 +92,10 @@ impl std::fmt::Display for ArgsError {
                 write!(f, "chain {c:?} is not supported yet (only regtest)")
             }
             Self::UnknownDebugCategory(c) => {
-                write!(f, "unknown debug category {c:?} (known: ipc, all)")
+                write!(
+                    f,
+                    "unknown debug category {c:?} (known: ipc, all, 1, 0, none)"
+                )
             }
             Self::NoHome => f.write_str("no -datadir given and HOME is not set"),
         }
@@ -124,16 +105,19 @@ impl std::fmt::Display for ArgsError {
 impl std::error::Error for ArgsError {}
 
 /// Debug categories `-debug` accepts.
-const DEBUG_CATEGORIES: [&str; 4] = ["ipc", "all", "1", "0"];
+const DEBUG_CATEGORIES: [&str; 5] = ["ipc", "all", "1", "0", "none"];
 
 impl Args {
-    /// Parses Core-style arguments (see [`normalize_args`]).
-    pub fn parse_core<I>(args: I) -> Result<Self, clap::Error>
+    /// Parses Core-style arguments, the program name first: `-datadir=DIR` (or
+    /// `--datadir DIR`), flags as `-flag`, `-flag=1` or `-flag=0`, `-?` for help. Help and
+    /// version requests come back as [`CliExit::Info`], anything wrong as one line in
+    /// [`CliExit::Invalid`], with options named the single-dash way.
+    pub fn parse_core<I>(args: I) -> Result<Self, CliExit>
     where
         I: IntoIterator,
         I::Item: Into<OsString>,
     {
-        Self::try_parse_from(normalize_args(args))
+        core_args::parse(args)
     }
 
     /// Checks the values clap cannot: the chain and the debug categories.
@@ -151,9 +135,15 @@ impl Args {
         Ok(())
     }
 
-    /// Whether `-debug` enables IPC logging.
+    /// Whether `-debug` enables IPC logging: `ipc`, `all` or `1` does, unless `0` or
+    /// `none` is given too (as in Core).
     pub fn debug_ipc(&self) -> bool {
-        self.debug
+        let off = self
+            .debug
+            .iter()
+            .any(|c| matches!(c.as_str(), "0" | "none"));
+        !off && self
+            .debug
             .iter()
             .any(|c| matches!(c.as_str(), "ipc" | "all" | "1"))
     }
@@ -177,34 +167,6 @@ impl Args {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn normalizes_core_single_dash_options_only() {
-        let got = normalize_args([
-            "bitcoin-node",
-            "-datadir=/x",
-            "-nowallet",
-            "-h",
-            "--chain=regtest",
-            "-",
-            "--",
-            "-keep",
-        ]);
-        let want: Vec<OsString> = [
-            "bitcoin-node",
-            "--datadir=/x",
-            "--nowallet",
-            "-h",
-            "--chain=regtest",
-            "-",
-            "--",
-            "-keep",
-        ]
-        .iter()
-        .map(OsString::from)
-        .collect();
-        assert_eq!(got, want);
-    }
 
     #[test]
     fn parses_core_options() {
@@ -239,5 +201,100 @@ mod tests {
         assert!(Args::parse_core(["bitcoin-node", "-ipcfd=x"]).is_err());
         assert!(Args::parse_core(["bitcoin-node", "-transport=tcp"]).is_err());
         assert!(Args::parse_core(["bitcoin-node", "-bogus"]).is_err());
+    }
+
+    fn parse(args: &[&str]) -> Result<Args, CliExit> {
+        Args::parse_core(std::iter::once("bitcoin-node").chain(args.iter().copied()))
+    }
+
+    fn invalid(args: &[&str]) -> String {
+        match parse(args) {
+            Err(CliExit::Invalid(line)) => line,
+            other => panic!("{args:?} gave {other:?}"),
+        }
+    }
+
+    fn info(args: &[&str]) -> String {
+        match parse(args) {
+            Err(CliExit::Info(text)) => text,
+            other => panic!("{args:?} gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn flags_take_cores_spellings_and_the_last_one_wins() {
+        let a = parse(&["-printtoconsole=1", "-regtest=1", "-nowallet=0"]).unwrap();
+        assert!(a.printtoconsole && a.regtest && !a.nowallet);
+        let a = parse(&["-printtoconsole", "-printtoconsole=0", "-nowallet=true"]).unwrap();
+        assert!(!a.printtoconsole && a.nowallet);
+        let a = parse(&["--printtoconsole", "-regtest=false", "-regtest"]).unwrap();
+        assert!(a.printtoconsole && a.regtest);
+        assert_eq!(
+            invalid(&["-printtoconsole=yes"]),
+            "invalid value \"yes\" for -printtoconsole: expected 1 or 0"
+        );
+    }
+
+    #[test]
+    fn debug_without_a_category_means_all_and_zero_means_none() {
+        assert!(parse(&["-debug"]).unwrap().debug_ipc());
+        assert!(
+            parse(&["-debug", "-printtoconsole"])
+                .unwrap()
+                .printtoconsole
+        );
+        assert!(parse(&["-debug=all"]).unwrap().debug_ipc());
+        assert!(!parse(&["-debug", "-debug=0"]).unwrap().debug_ipc());
+        assert!(!parse(&["-debug=ipc", "-debug=none"]).unwrap().debug_ipc());
+        assert!(!parse(&[]).unwrap().debug_ipc());
+        let a = parse(&["-debug", "-debug=0", "-debug=none"]).unwrap();
+        assert_eq!(a.validate(), Ok(()));
+    }
+
+    #[test]
+    fn options_are_named_as_typed_in_errors() {
+        assert_eq!(invalid(&["-bogus"]), "unknown option -bogus (see -help)");
+        assert_eq!(invalid(&["-bogus=3"]), "unknown option -bogus (see -help)");
+        assert_eq!(invalid(&["--bogus"]), "unknown option --bogus (see -help)");
+        assert_eq!(invalid(&["-x"]), "unknown option -x (see -help)");
+        assert_eq!(
+            invalid(&["help"]),
+            "unexpected argument \"help\": bitcoin-node takes no commands, only options (see -help)"
+        );
+        assert!(invalid(&["--", "-datadir=x"]).contains("takes no commands"));
+        // clap's own messages name options with one dash too.
+        let line = invalid(&["-transport=tcp"]);
+        assert!(
+            line.contains("'-transport <TRANSPORT>'") && !line.contains("--"),
+            "{line}"
+        );
+        let line = invalid(&["-datadir"]);
+        assert_eq!(line, "-datadir takes its value only after =, as -datadir=DIR");
+    }
+
+    #[test]
+    fn values_follow_an_equals_sign_or_a_double_dash_option() {
+        let a = parse(&["-datadir=/x", "--ipcbind", "unix", "-debug=ipc"]).unwrap();
+        assert_eq!(a.chain_dir().unwrap(), PathBuf::from("/x/regtest"));
+        assert_eq!(a.ipcbind, ["unix"]);
+        assert!(matches!(
+            parse(&["-datadir", "/x"]),
+            Err(CliExit::Invalid(line)) if line == "-datadir takes its value only after =, as -datadir=DIR"
+        ));
+    }
+
+    #[test]
+    fn help_and_version_in_every_spelling_use_single_dashes() {
+        for spelling in ["-?", "-h", "-help", "--help"] {
+            let help = info(&[spelling]);
+            assert!(help.contains("-datadir <DIR>"), "{spelling}: {help}");
+            assert!(help.contains("      -printtoconsole"), "{spelling}: {help}");
+            assert!(!help.contains("--"), "{spelling}: {help}");
+            assert!(!help.contains("[default: false]"), "{spelling}: {help}");
+        }
+        assert!(info(&["-help"]).contains("relative to DIR/regtest"));
+        for spelling in ["-version", "-V", "--version"] {
+            assert_eq!(info(&[spelling]), "bitcoin-node 0.1.0\n");
+        }
     }
 }

@@ -7,7 +7,11 @@
 //! handshake failure and disconnect.
 
 use std::fmt;
-use std::path::Path;
+use std::ops::ControlFlow;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
@@ -16,7 +20,10 @@ use std::time::{Duration, Instant};
 use interfaces::remote::{InitProxy, InitServer};
 use interfaces::{Chain, Init, InterfaceError, WalletLoader};
 use ipc_shm::call::{Dispatch, Session, SessionConfig};
-use ipc_shm::{Config, Connection, Endpoint, Listener, Transport};
+use ipc_shm::connect::MAX_SOCKET_PATH;
+use ipc_shm::{Config, ConnectError, Connection, Endpoint, Listener, Pending, Transport};
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::service::{NodeContext, NodeInit};
 
@@ -29,8 +36,19 @@ const WALLET: &str = "bitcoin-wallet";
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum IpcError {
-    /// `-ipcbind` names an address that is not `unix` or `unix:PATH`.
-    Address(String, ipc_shm::ConnectError),
+    /// `-ipcbind` names an address that is not `unix` or `unix:PATH`, or a path too long.
+    Address(String, ConnectError),
+    /// Two `-ipcbind` addresses name the same socket.
+    Duplicate {
+        /// The first address given.
+        first: String,
+        /// The second.
+        second: String,
+        /// The socket path both name.
+        path: PathBuf,
+    },
+    /// A `-ipcbind` socket cannot be bound (something else is in the way).
+    Bind(String, ConnectError),
     /// The transport failed (socket, handshake, shared memory).
     Transport(ipc_shm::Error),
     /// A thread could not be started.
@@ -43,6 +61,16 @@ impl fmt::Display for IpcError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Address(spec, e) => write!(f, "invalid -ipcbind address {spec:?}: {e}"),
+            Self::Duplicate {
+                first,
+                second,
+                path,
+            } => write!(
+                f,
+                "-ipcbind={first} and -ipcbind={second} both name the socket {}",
+                path.display()
+            ),
+            Self::Bind(spec, e) => write!(f, "cannot listen on -ipcbind={spec}: {e}"),
             Self::Transport(e) => write!(f, "ipc: {e}"),
             Self::Thread(e) => write!(f, "cannot start an ipc thread: {e}"),
             Self::Wallet(e) => write!(f, "bitcoin-wallet did not provide a wallet loader: {e}"),
@@ -180,80 +208,304 @@ pub fn serve_ipcfd(
     Ok(())
 }
 
+/// The socket path of the `-ipcbind` address `spec` (`unix` is `CHAIN_DIR/node.sock`,
+/// `unix:PATH` is PATH, relative to `chain_dir` when relative), checked to fit in a socket
+/// address. Touches nothing on disk.
+pub fn ipcbind_path(spec: &str, chain_dir: &Path) -> Result<PathBuf, IpcError> {
+    let address = |e| IpcError::Address(spec.to_owned(), e);
+    let endpoint = Endpoint::parse(spec, &chain_dir.join("node.sock")).map_err(address)?;
+    let path = endpoint.path().to_owned();
+    let len = path.as_os_str().len();
+    if len > MAX_SOCKET_PATH {
+        return Err(address(ConnectError::PathTooLong {
+            path,
+            len,
+            max: MAX_SOCKET_PATH,
+        }));
+    }
+    Ok(path)
+}
+
+/// Checks every `-ipcbind` address before anything is written to disk: its syntax, its
+/// length, that no two bind the same path and that nothing but a socket is in the way. What
+/// only binding can tell (a live listener at the path) is left to [`serve_ipcbind`].
+pub fn check_ipcbind(specs: &[String], chain_dir: &Path) -> Result<(), IpcError> {
+    let mut paths: Vec<(PathBuf, &str)> = Vec::new();
+    for spec in specs {
+        let path = ipcbind_path(spec, chain_dir)?;
+        if let Some((_, first)) = paths.iter().find(|(p, _)| *p == path) {
+            return Err(IpcError::Duplicate {
+                first: (*first).to_owned(),
+                second: spec.clone(),
+                path,
+            });
+        }
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_socket() => {}
+            Ok(_) => {
+                return Err(IpcError::Bind(
+                    spec.clone(),
+                    ConnectError::NotASocket { path },
+                ));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(IpcError::Bind(
+                    spec.clone(),
+                    ConnectError::Io {
+                        action: "inspect",
+                        path,
+                        source,
+                    },
+                ));
+            }
+        }
+        paths.push((path, spec));
+    }
+    Ok(())
+}
+
+/// A `-ipcbind` socket being served. Dropping it (or [`IpcBind::stop`]) stops accepting
+/// clients and removes the socket file if it is still ours (and the directories binding
+/// created for it, if they are empty); clients already connected keep their sessions.
+#[derive(Debug)]
+#[must_use = "dropping an IpcBind stops serving its socket"]
+pub struct IpcBind {
+    path: PathBuf,
+    /// The directories binding created (deepest first), removed with the socket if empty.
+    created: Vec<PathBuf>,
+    /// Dropping our end wakes the accept loop, which then returns and drops the listener.
+    stop: Option<UnixStream>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl IpcBind {
+    /// The socket path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stops accepting, removes the socket file and returns once both are done.
+    pub fn stop(self) {}
+}
+
+impl Drop for IpcBind {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!(target: "node::ipc", path = %self.path.display(), "the ipcbind thread panicked");
+        }
+        remove_empty_dirs(&self.created);
+    }
+}
+
+/// Removes each of `dirs` (deepest first) that is empty; stops at the first that is not.
+fn remove_empty_dirs(dirs: &[PathBuf]) {
+    for dir in dirs {
+        if std::fs::remove_dir(dir).is_err() {
+            break;
+        }
+    }
+}
+
 /// Listens on the `-ipcbind` address `spec` (`unix` is `DATADIR/regtest/node.sock`) and
 /// serves every client that completes the handshake, each on its own session, until the
-/// process ends. A failed handshake is logged and costs only that client.
+/// returned [`IpcBind`] is dropped. A failed handshake is logged and costs only that client.
+/// A bind that fails leaves no directory it created behind.
 pub fn serve_ipcbind(
     spec: &str,
     chain_dir: &Path,
     ctx: &Arc<NodeContext>,
     config: &Config,
     clients: &Arc<Clients>,
-) -> Result<(), IpcError> {
-    let endpoint = Endpoint::parse(spec, &chain_dir.join("node.sock"))
-        .map_err(|e| IpcError::Address(spec.to_owned(), e))?;
-    let listener = Listener::bind(&endpoint, config).map_err(IpcError::Transport)?;
+) -> Result<IpcBind, IpcError> {
+    let path = ipcbind_path(spec, chain_dir)?;
+    // `Listener::bind` creates missing directories; they go with the socket, and at once if
+    // anything below fails (`bound` drops after `listener`, which removes the socket file).
+    let created = path
+        .ancestors()
+        .skip(1)
+        .take_while(|dir| !dir.as_os_str().is_empty() && !dir.exists())
+        .map(Path::to_owned)
+        .collect();
+    let mut bound = IpcBind {
+        path,
+        created,
+        stop: None,
+        thread: None,
+    };
+    let listener =
+        Listener::bind(&Endpoint::unix(&bound.path), config).map_err(IpcError::Transport)?;
     tracing::info!(target: "node::ipc", path = %listener.path().display(), "listening for ipc clients");
+    let (stop, stopped) = UnixStream::pair().map_err(IpcError::Thread)?;
     let ctx = Arc::downgrade(ctx);
     let clients = Arc::clone(clients);
-    thread::Builder::new()
+    let thread = thread::Builder::new()
         .name("ipcbind".into())
         .spawn(move || {
-            loop {
-                let pending = match listener.accept_pending() {
-                    Ok(p) => p,
-                    Err(e) => {
-                        tracing::warn!(target: "node::ipc", "accept failed: {e}");
-                        continue;
+            accept_loop(
+                listener.as_fd(),
+                stopped.as_fd(),
+                || listener.accept_pending(),
+                |pending| {
+                    let Some(ctx) = ctx.upgrade() else {
+                        return ControlFlow::Break(());
+                    };
+                    match clients.admit() {
+                        Some(place) => serve_client(pending, ctx, place),
+                        None => pending.refuse_too_many(clients.limit),
                     }
-                };
-                let Some(ctx) = ctx.upgrade() else { return };
-                let Some(place) = clients.admit() else {
-                    pending.refuse_too_many(clients.limit);
-                    continue;
-                };
-                // The handshake runs off the accept loop so a silent client holds up nobody.
-                let spawned = thread::Builder::new()
-                    .name("ipc-client".into())
-                    .spawn(move || match pending.handshake() {
-                        Ok(Some(connection)) => {
-                            let peer = connection.peer().name().to_owned();
-                            tracing::debug!(target: "node::ipc", %peer, "client connected");
-                            let session = serve(connection, &ctx);
-                            // A wallet that connects (bitcoin-wallet -ipcconnect) is attached
-                            // like a spawned one, so front ends reach it through the node.
-                            let loader = (peer == WALLET)
-                                .then(|| attach_wallet(&session, &ctx))
-                                .and_then(|attached| {
-                                    attached
-                                        .inspect(|_| tracing::info!(target: "node::ipc", "bitcoin-wallet attached (connected)"))
-                                        .inspect_err(|e| tracing::warn!(target: "node::ipc", "{e}"))
-                                        .ok()
-                                });
-                            let weak = Arc::downgrade(&ctx);
-                            drop(ctx);
-                            session.wait_closed();
-                            drop(place);
-                            if let (Some(loader), Some(ctx)) = (loader, weak.upgrade()) {
-                                ctx.unset_wallet_loader(&loader);
-                                tracing::info!(target: "node::ipc", "bitcoin-wallet detached (disconnected)");
-                            }
-                            tracing::debug!(target: "node::ipc", %peer, "client disconnected");
-                        }
-                        Ok(None) => {
-                            tracing::debug!(target: "node::ipc", "client left before the handshake")
-                        }
-                        Err(e) => {
-                            tracing::warn!(target: "node::ipc", "client handshake failed: {e}")
-                        }
-                    });
-                if let Err(e) = spawned {
-                    tracing::warn!(target: "node::ipc", "cannot start a client thread: {e}");
-                }
-            }
+                    ControlFlow::Continue(())
+                },
+            );
+            // `listener` drops here, removing the socket file.
         })
         .map_err(IpcError::Thread)?;
-    Ok(())
+    bound.stop = Some(stop);
+    bound.thread = Some(thread);
+    Ok(bound)
+}
+
+/// The first wait after a failed `accept`; it doubles while failures go on.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(1);
+/// The longest wait between two `accept` attempts that keep failing.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_millis(100);
+
+/// Why [`wait_readable`] returned.
+#[derive(Debug, PartialEq, Eq)]
+enum Wake {
+    Stop,
+    Ready,
+    Timeout,
+}
+
+/// Waits until `stop` is readable or hung up (the owner wants the loop to end), `listener`
+/// (if given) is readable, or `timeout` (if given) has passed.
+fn wait_readable(
+    stop: BorrowedFd<'_>,
+    listener: Option<BorrowedFd<'_>>,
+    timeout: Option<Duration>,
+) -> Result<Wake, Errno> {
+    let timeout = timeout.map_or(PollTimeout::NONE, |t| {
+        PollTimeout::try_from(t).unwrap_or(PollTimeout::MAX)
+    });
+    let mut fds = vec![PollFd::new(stop, PollFlags::POLLIN)];
+    fds.extend(listener.map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
+    loop {
+        match poll(&mut fds, timeout) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
+        let woke = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
+        return Ok(if woke(&fds[0]) {
+            Wake::Stop
+        } else if fds.get(1).is_some_and(woke) {
+            Wake::Ready
+        } else {
+            Wake::Timeout
+        });
+    }
+}
+
+/// Accepts clients on `listener` and hands each to `serve` until `stop` becomes readable (or
+/// hangs up) or `serve` breaks. An `accept` that fails (out of descriptors, say) is retried
+/// after a pause that doubles from [`ACCEPT_BACKOFF_MIN`] to [`ACCEPT_BACKOFF_MAX`] while the
+/// failures go on; a burst of failures is logged once when it starts and once when it ends.
+fn accept_loop<C, E: fmt::Display>(
+    listener: BorrowedFd<'_>,
+    stop: BorrowedFd<'_>,
+    mut accept: impl FnMut() -> Result<C, E>,
+    mut serve: impl FnMut(C) -> ControlFlow<()>,
+) {
+    let mut failures: u64 = 0;
+    let mut backoff = ACCEPT_BACKOFF_MIN;
+    loop {
+        let wake = if failures == 0 {
+            wait_readable(stop, Some(listener), None)
+        } else {
+            // The retry delay: a burst of failures must not spin.
+            match wait_readable(stop, None, Some(backoff)) {
+                Ok(Wake::Timeout) => Ok(Wake::Ready),
+                other => other,
+            }
+        };
+        match wake {
+            Ok(Wake::Stop) => return,
+            Ok(Wake::Ready) => {}
+            Ok(Wake::Timeout) => continue,
+            Err(e) => {
+                // Not expected of poll(2) on two valid descriptors; pace the retries all the same.
+                tracing::warn!(target: "node::ipc", "waiting for ipc clients failed: {e}");
+                std::thread::sleep(ACCEPT_BACKOFF_MAX);
+                continue;
+            }
+        }
+        match accept() {
+            Ok(client) => {
+                if failures > 0 {
+                    tracing::info!(target: "node::ipc", failures, "accepting ipc clients again");
+                    failures = 0;
+                    backoff = ACCEPT_BACKOFF_MIN;
+                }
+                if serve(client).is_break() {
+                    return;
+                }
+            }
+            Err(e) => {
+                if failures == 0 {
+                    tracing::warn!(target: "node::ipc", "accept failed: {e}; retrying every {ACCEPT_BACKOFF_MAX:?} at most until it works");
+                } else {
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                }
+                failures += 1;
+            }
+        }
+    }
+}
+
+/// Runs the handshake with `pending` on its own thread, so that a silent client holds up
+/// nobody, then serves it until it leaves; `place` is its place among the clients.
+fn serve_client(pending: Pending, ctx: Arc<NodeContext>, place: Place) {
+    let spawned = thread::Builder::new()
+        .name("ipc-client".into())
+        .spawn(move || match pending.handshake() {
+            Ok(Some(connection)) => {
+                let peer = connection.peer().name().to_owned();
+                tracing::debug!(target: "node::ipc", %peer, "client connected");
+                let session = serve(connection, &ctx);
+                // A wallet that connects (bitcoin-wallet -ipcconnect) is attached like a
+                // spawned one, so front ends reach it through the node.
+                let loader = (peer == WALLET)
+                    .then(|| attach_wallet(&session, &ctx))
+                    .and_then(|attached| {
+                        attached
+                            .inspect(|_| tracing::info!(target: "node::ipc", "bitcoin-wallet attached (connected)"))
+                            .inspect_err(|e| tracing::warn!(target: "node::ipc", "{e}"))
+                            .ok()
+                    });
+                let weak = Arc::downgrade(&ctx);
+                drop(ctx);
+                session.wait_closed();
+                drop(place);
+                if let (Some(loader), Some(ctx)) = (loader, weak.upgrade()) {
+                    ctx.unset_wallet_loader(&loader);
+                    tracing::info!(target: "node::ipc", "bitcoin-wallet detached (disconnected)");
+                }
+                tracing::debug!(target: "node::ipc", %peer, "client disconnected");
+            }
+            Ok(None) => {
+                tracing::debug!(target: "node::ipc", "client left before the handshake")
+            }
+            Err(e) => {
+                tracing::warn!(target: "node::ipc", "client handshake failed: {e}")
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(target: "node::ipc", "cannot start a client thread: {e}");
+    }
 }
 
 /// Hands the wallet process at the other end of `session` our `Chain` (its
@@ -359,5 +611,102 @@ impl WalletChild {
         if self.reaper.join().is_err() {
             tracing::error!(target: "node::ipc", "the wallet reaper thread panicked");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::mpsc;
+
+    use super::*;
+
+    /// A descriptor that is always readable, standing in for a listener with a client queued.
+    fn always_readable() -> (UnixStream, UnixStream) {
+        let (mut writer, reader) = UnixStream::pair().unwrap();
+        writer.write_all(b"x").unwrap();
+        (writer, reader)
+    }
+
+    #[test]
+    fn failing_accepts_are_retried_with_a_growing_pause_not_a_spin() {
+        let (_writer, listener) = always_readable();
+        let (stop, stopped) = UnixStream::pair().unwrap();
+        let mut stop = Some(stop);
+        let mut attempts = 0;
+        let started = Instant::now();
+        accept_loop(
+            listener.as_fd(),
+            stopped.as_fd(),
+            || -> Result<(), &str> {
+                attempts += 1;
+                if attempts == 8 {
+                    drop(stop.take()); // ends the loop at its next wait
+                }
+                Err("Too many open files (os error 24)")
+            },
+            |()| unreachable!("nothing is accepted"),
+        );
+        let elapsed = started.elapsed();
+        assert_eq!(attempts, 8);
+        // Pauses of 1, 2, 4, ..., 64 ms between the eight attempts; poll never wakes early.
+        assert!(elapsed >= Duration::from_millis(127), "{elapsed:?}");
+    }
+
+    #[test]
+    fn the_pause_is_capped_and_reset_once_accept_works_again() {
+        let (_writer, listener) = always_readable();
+        let (_stop, stopped) = UnixStream::pair().unwrap();
+        let mut attempts = 0;
+        let mut served = Vec::new();
+        let started = Instant::now();
+        accept_loop(
+            listener.as_fd(),
+            stopped.as_fd(),
+            || {
+                attempts += 1;
+                // Twelve failures (pauses capped at 100 ms), one client, two failures, one client.
+                if attempts == 13 || attempts == 16 {
+                    Ok(attempts)
+                } else {
+                    Err("Too many open files (os error 24)")
+                }
+            },
+            |client| {
+                served.push(client);
+                if served.len() == 2 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+        );
+        let elapsed = started.elapsed();
+        assert_eq!(served, [13, 16]);
+        // 1+2+4+...+64 ms, then five pauses of 100 ms (uncapped they would be 128, 256, ...,
+        // 2048: 4 s), then 1+2 ms after the reset.
+        let least = Duration::from_millis(127 + 500 + 3);
+        assert!(elapsed >= least, "{elapsed:?}");
+        assert!(elapsed < least + Duration::from_secs(2), "{elapsed:?}");
+    }
+
+    #[test]
+    fn stop_ends_the_loop_while_it_waits_for_a_client() {
+        let (_client, listener) = UnixStream::pair().unwrap(); // never readable
+        let (stop, stopped) = UnixStream::pair().unwrap();
+        let (done_tx, done) = mpsc::channel();
+        let thread = thread::spawn(move || {
+            accept_loop(
+                listener.as_fd(),
+                stopped.as_fd(),
+                || -> Result<(), &str> { unreachable!("no client") },
+                |()| ControlFlow::Continue(()),
+            );
+            done_tx.send(()).unwrap();
+        });
+        drop(stop);
+        done.recv_timeout(Duration::from_secs(10))
+            .expect("the loop ends when stopped");
+        thread.join().unwrap();
     }
 }

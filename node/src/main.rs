@@ -9,7 +9,6 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use clap::error::ErrorKind;
 use nix::sys::signal::{SigSet, Signal};
 use node::chainstate::ChainState;
 use node::cli::Args;
@@ -24,15 +23,7 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 fn main() -> ExitCode {
     let args = match Args::parse_core(std::env::args_os()) {
         Ok(a) => a,
-        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
-            e.exit()
-        }
-        Err(e) => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!("Error: {}", first.trim_start_matches("error: "));
-            return ExitCode::FAILURE;
-        }
+        Err(exit) => return exit.report(),
     };
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -45,8 +36,10 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> anyhow::Result<()> {
+    // Everything the options alone get wrong is reported before anything is written.
     args.validate()?;
     let chain_dir = args.chain_dir()?;
+    ipc::check_ipcbind(&args.ipcbind, &chain_dir)?;
     std::fs::create_dir_all(&chain_dir)
         .with_context(|| format!("cannot create data directory {}", chain_dir.display()))?;
     init_logging(&chain_dir, args)?;
@@ -69,8 +62,16 @@ fn run(args: &Args) -> anyhow::Result<()> {
     if let Some(fd) = args.ipcfd {
         ipc::serve_ipcfd(fd, &ctx, &ipc_config, &clients)?;
     }
+    // A refused start drops the sockets already bound, which removes their files.
+    let mut bound = Vec::new();
     for spec in &args.ipcbind {
-        ipc::serve_ipcbind(spec, &chain_dir, &ctx, &ipc_config, &clients)?;
+        bound.push(ipc::serve_ipcbind(
+            spec,
+            &chain_dir,
+            &ctx,
+            &ipc_config,
+            &clients,
+        )?);
     }
     let wallet = if args.nowallet {
         None
@@ -100,6 +101,8 @@ fn run(args: &Args) -> anyhow::Result<()> {
         .context("cannot start the signal thread")?;
     ctx.wait_for_shutdown();
     tracing::info!("shutting down");
+    // No new clients: the listeners stop and their socket files go.
+    bound.into_iter().for_each(ipc::IpcBind::stop);
     // The wallet goes first, as in Core: it flushes while the chain is still served, and the
     // node never exits leaving it running.
     if let Some(wallet) = wallet {

@@ -52,25 +52,67 @@ fn start_node(datadir: &Path) -> Reaped {
 fn unsupported_chain_and_bad_options_fail_with_one_line_and_touch_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let datadir = dir.path().join("d");
+    // A regular file where a socket would go, and a socket path too long for sun_path.
+    let regular = dir.path().join("regular");
+    std::fs::write(&regular, b"not a socket").unwrap();
+    let in_regular = format!("-ipcbind=unix:{}", regular.display());
+    let under_regular = format!("-ipcbind=unix:{}/x.sock", regular.display());
+    let too_long = format!("-ipcbind=unix:{}", "x".repeat(120));
     for args in [
         &["-chain=main"][..],
         &["-bogus"],
         &["-ipcfd=notanumber"],
         &["-debug=nosuch"],
         &["-transport=tcp"],
+        &["-printtoconsole=2"],
+        &["help"],
+        &["-ipcbind=tcp"],
+        &["-ipcbind=unix:"],
+        &[&too_long],
+        &[&in_regular],
+        &[&under_regular],
+        &["-ipcbind=unix", "-ipcbind=unix"],
+        &["-ipcbind=unix", "-ipcbind=unix:node.sock"],
     ] {
         let out = node(&datadir, args).output().unwrap();
         assert!(!out.status.success(), "{args:?}");
         let err = String::from_utf8(out.stderr).unwrap();
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         assert!(err.starts_with("Error: "), "{err}");
+        assert!(!err.contains("--"), "{args:?}: {err}");
         assert!(!datadir.exists(), "{args:?} created the data directory");
     }
-    let out = node(&datadir, &["-chain=main"]).output().unwrap();
+    let error =
+        |args: &[&str]| String::from_utf8(node(&datadir, args).output().unwrap().stderr).unwrap();
     assert_eq!(
-        String::from_utf8(out.stderr).unwrap(),
+        error(&["-chain=main"]),
         "Error: chain \"main\" is not supported yet (only regtest)\n"
     );
+    assert_eq!(
+        error(&["-bogus"]),
+        "Error: unknown option -bogus (see -help)\n"
+    );
+    assert_eq!(
+        error(&["help"]),
+        "Error: unexpected argument \"help\": bitcoin-node takes no commands, only options (see -help)\n"
+    );
+    assert_eq!(
+        error(&["-ipcbind=unix", "-ipcbind=unix"]),
+        format!(
+            "Error: -ipcbind=unix and -ipcbind=unix both name the socket {}\n",
+            datadir.join("regtest/node.sock").display()
+        )
+    );
+    assert_eq!(
+        error(&[&in_regular]),
+        format!(
+            "Error: cannot listen on {in_regular}: {} exists and is not a socket; not replacing it\n",
+            regular.display()
+        )
+    );
+    assert!(error(&[&too_long]).contains("longer than the 107 bytes"));
+    assert_eq!(std::fs::read(&regular).unwrap(), b"not a socket");
+    assert!(!datadir.exists());
     // A data directory that cannot be created (a file stands in its way).
     let file = dir.path().join("file");
     std::fs::write(&file, b"in the way").unwrap();
@@ -85,6 +127,122 @@ fn unsupported_chain_and_bad_options_fail_with_one_line_and_touch_nothing() {
         )),
         "{err}"
     );
+}
+
+#[test]
+fn help_and_version_in_every_spelling_print_to_stdout_and_touch_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let datadir = dir.path().join("d");
+    for spelling in ["-?", "-h", "-help", "--help"] {
+        let out = node(&datadir, &[spelling]).output().unwrap();
+        assert!(out.status.success(), "{spelling}: {out:?}");
+        let help = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            help.contains("Usage: bitcoin-node [OPTIONS]"),
+            "{spelling}: {help}"
+        );
+        assert!(help.contains("-ipcbind <ADDRESS>"), "{spelling}: {help}");
+        assert!(!help.contains("--"), "{spelling}: {help}");
+        assert!(out.stderr.is_empty());
+    }
+    for spelling in ["-version", "-V", "--version"] {
+        let out = node(&datadir, &[spelling]).output().unwrap();
+        assert!(out.status.success(), "{spelling}: {out:?}");
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            "bitcoin-node 0.1.0\n"
+        );
+    }
+    assert!(!datadir.exists());
+}
+
+/// Starts a node with `args` and waits until it is ready.
+fn ready_node(datadir: &Path, args: &[&str]) -> Reaped {
+    let (node, lines) = logged_node(datadir, args);
+    wait_for_line(&lines, "bitcoin-node ready");
+    // Keep draining stderr so the node never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    node
+}
+
+#[test]
+fn socket_files_go_on_a_clean_exit_and_on_a_refused_start() {
+    let _dog = watchdog(120);
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    let sock = a.join("regtest/node.sock");
+    let alt = a.join("regtest/alt.sock");
+    let nested = a.join("regtest/run/ipc/n.sock");
+
+    // SIGTERM: every socket goes, also from a directory binding created.
+    let mut node_a = ready_node(
+        &a,
+        &[
+            "-nowallet=1",
+            "-printtoconsole=1",
+            "-ipcbind=unix",
+            "-ipcbind=unix:alt.sock",
+            "-ipcbind=unix:run/ipc/n.sock",
+        ],
+    );
+    for path in [&sock, &alt, &nested] {
+        assert!(path.exists(), "{} missing while serving", path.display());
+    }
+    kill(Pid::from_raw(node_a.0.id() as i32), Signal::SIGTERM).unwrap();
+    assert!(node_a.0.wait().unwrap().success());
+    for path in [&sock, &alt, &nested] {
+        assert!(!path.exists(), "{} left after SIGTERM", path.display());
+    }
+    assert!(
+        !a.join("regtest/run").exists(),
+        "the directories binding created are left"
+    );
+
+    // A refused start: `b` binds its own socket, then finds `a`'s in use. It removes its own
+    // (and the directory it made for it) and leaves `a`'s alone.
+    let node_a = ready_node(&a, &["-nowallet", "-printtoconsole", "-ipcbind=unix"]);
+    let b = dir.path().join("b");
+    let theirs = format!("-ipcbind=unix:{}", sock.display());
+    let out = node(
+        &b,
+        &[
+            "-nowallet",
+            "-ipcbind=unix",
+            "-ipcbind=unix:new/b.sock",
+            &theirs,
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        format!(
+            "Error: ipc: socket {} is already in use by a running process\n",
+            sock.display()
+        )
+    );
+    assert!(
+        !b.join("regtest/node.sock").exists(),
+        "the refused node left its socket"
+    );
+    assert!(
+        !b.join("regtest/new").exists(),
+        "the refused node left a directory"
+    );
+    let (_session, init) = client(
+        ipc_shm::connect(
+            &ipc_shm::Endpoint::unix(&sock),
+            &ipc_shm::Config::new("test"),
+        )
+        .unwrap(),
+    );
+
+    // Node::shutdown, as `bitcoin-gui -ipcconnect=unix stop` sends it.
+    let mut node_a = node_a;
+    init.make_node().unwrap().shutdown().unwrap();
+    assert!(node_a.0.wait().unwrap().success());
+    assert!(!sock.exists(), "node.sock left after Node::shutdown");
 }
 
 #[test]
@@ -236,7 +394,7 @@ fn two_clients_at_once_through_ipcbind_shm_and_socket() {
             "-nowallet",
             "-printtoconsole",
             "-ipcbind=unix",
-            "-debug=ipc",
+            "-debug", // all categories, ipc among them
         ],
     );
     wait_for_line(&lines, "bitcoin-node ready");
@@ -337,13 +495,14 @@ fn a_node_spawned_with_ipcfd_serves_its_parent_and_exits_when_the_parent_goes() 
         .unwrap()
         .expect("node exited");
     assert!(status.success());
-    // Its state is on disk.
+    // Its state is on disk, and its socket gone.
     assert_eq!(
         ChainState::open(&dir.path().join("regtest"))
             .unwrap()
             .height(),
         2
     );
+    assert!(!dir.path().join("regtest/node.sock").exists());
 }
 
 /// Kills and reaps a child process when the test ends, whether it passed or not, so that a

@@ -1,5 +1,5 @@
 //! Command line of `bitcoin-wallet`, with Bitcoin Core's option names and its single-dash
-//! `-name=value` spelling.
+//! `-name=value` spelling (see [`Args::try_parse_core`]).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -8,12 +8,19 @@ use clap::Parser;
 
 use crate::store::DEFAULT_WALLET;
 
+/// Core's command-line conventions, shared with `bitcoin-node` (which does not link the
+/// wallet, nor the wallet the node).
+#[path = "../../node/src/core_args.rs"]
+mod core_args;
+
+pub use core_args::CliExit;
+
 /// Bitcoin wallet process: a descriptor wallet kept in sync with bitcoin-node over ipc-shm.
 #[derive(Debug, Clone, PartialEq, Eq, Parser)]
 #[command(name = "bitcoin-wallet", version)]
 pub struct Args {
     /// Data directory; wallets live in DATADIR/regtest/wallets/NAME/ [default: ~/.bitcoin-shm]
-    #[arg(long)]
+    #[arg(long, value_name = "DATADIR")]
     pub datadir: Option<PathBuf>,
 
     /// Chain to use; only regtest is supported
@@ -33,36 +40,32 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub ipcfd: Option<i32>,
 
-    /// Connect to a running node: `unix` for DATADIR/regtest/node.sock, or `unix:PATH`
-    #[arg(long, value_name = "unix[:PATH]", conflicts_with = "ipcfd")]
+    /// Connect to a running node: "unix" (or -ipcconnect alone) for DATADIR/regtest/node.sock,
+    /// or "unix:PATH", a relative PATH being taken relative to DATADIR/regtest
+    #[arg(long, value_name = "ADDRESS", conflicts_with = "ipcfd", num_args = 0..=1,
+          require_equals = true, default_missing_value = "unix")]
     pub ipcconnect: Option<String>,
 
     /// Transport of the IPC connection
     #[arg(long, default_value = "shm", value_parser = ["shm", "socket"])]
     pub transport: String,
 
-    /// Log to the console (stderr)
-    #[arg(long, num_args = 0..=1, default_value = "0", default_missing_value = "1", value_parser = parse_bool)]
+    /// Log to the console (stderr) instead of DATADIR/regtest/wallet.log
+    #[arg(long)]
     pub printtoconsole: bool,
 }
 
 impl Args {
-    /// Parses Core-style arguments (see [`normalize`]); exits with clap's message on error.
-    pub fn parse_core<I, T>(args: I) -> Self
+    /// Parses Core-style arguments, the program name first: `-datadir=DIR` (or
+    /// `--datadir DIR`), flags as `-flag`, `-flag=1` or `-flag=0`, `-?` for help. Help and
+    /// version requests come back as [`CliExit::Info`], anything wrong as one line in
+    /// [`CliExit::Invalid`], with options named the single-dash way.
+    pub fn try_parse_core<I, T>(args: I) -> Result<Self, CliExit>
     where
         I: IntoIterator<Item = T>,
         T: Into<OsString>,
     {
-        Self::parse_from(normalize(args))
-    }
-
-    /// [`Args::parse_core`] returning the error instead of exiting.
-    pub fn try_parse_core<I, T>(args: I) -> Result<Self, clap::Error>
-    where
-        I: IntoIterator<Item = T>,
-        T: Into<OsString>,
-    {
-        Self::try_parse_from(normalize(args))
+        core_args::parse(args)
     }
 
     /// The data directory: `-datadir`, else `~/.bitcoin-shm`.
@@ -70,45 +73,6 @@ impl Args {
         self.datadir.clone().or_else(|| {
             std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".bitcoin-shm"))
         })
-    }
-}
-
-/// Rewrites Bitcoin Core's single-dash long options (`-datadir=/x`, `-printtoconsole`) to
-/// clap's double-dash form. Single-letter flags (`-h`, `-V`), double-dash options, `-` and
-/// everything after `--` pass through unchanged. The first item is the program name.
-pub fn normalize<I, T>(args: I) -> Vec<OsString>
-where
-    I: IntoIterator<Item = T>,
-    T: Into<OsString>,
-{
-    let mut rest = false;
-    let mut out = Vec::new();
-    for (i, arg) in args.into_iter().map(Into::into).enumerate() {
-        let rewrite = i > 0
-            && !rest
-            && arg
-                .to_str()
-                .is_some_and(|s| s.starts_with('-') && !s.starts_with("--") && s.len() > 2);
-        if arg == "--" {
-            rest = true;
-        }
-        if rewrite {
-            let mut long = OsString::from("-");
-            long.push(&arg);
-            out.push(long);
-        } else {
-            out.push(arg);
-        }
-    }
-    out
-}
-
-/// Core's boolean spellings: `1`/`0`, `true`/`false`.
-fn parse_bool(value: &str) -> Result<bool, String> {
-    match value {
-        "1" | "true" => Ok(true),
-        "0" | "false" => Ok(false),
-        other => Err(format!("expected 0 or 1, got {other:?}")),
     }
 }
 
@@ -160,12 +124,58 @@ mod tests {
         }
     }
 
+    fn parse(args: &[&str]) -> Result<Args, CliExit> {
+        Args::try_parse_core(std::iter::once("bitcoin-wallet").chain(args.iter().copied()))
+    }
+
     #[test]
-    fn normalize_leaves_short_and_double_dash_alone() {
-        let out = normalize(["prog", "-h", "--wallet=a", "-wallet=b", "--", "-x=y"]);
+    fn flags_and_ipcconnect_take_cores_spellings() {
+        let args = parse(&["-printtoconsole=1", "-regtest=1"]).unwrap();
+        assert!(args.printtoconsole && args.regtest);
+        let args = parse(&["-printtoconsole", "-printtoconsole=0", "-regtest=0"]).unwrap();
+        assert!(!args.printtoconsole && !args.regtest);
+        // -ipcconnect alone is `unix`, as in bitcoin-gui; it takes no separate value.
+        let args = parse(&["-ipcconnect"]).unwrap();
+        assert_eq!(args.ipcconnect.as_deref(), Some("unix"));
+        let args = parse(&["-ipcconnect", "-printtoconsole"]).unwrap();
+        assert_eq!(args.ipcconnect.as_deref(), Some("unix"));
+        assert!(args.printtoconsole);
+        let args = parse(&["-ipcconnect=unix:w.sock"]).unwrap();
+        assert_eq!(args.ipcconnect.as_deref(), Some("unix:w.sock"));
+        let args = parse(&["-datadir=/x", "--wallet", "alice"]).unwrap();
+        assert_eq!(args.datadir, Some(PathBuf::from("/x")));
+        assert_eq!(args.wallet, "alice");
+    }
+
+    #[test]
+    fn errors_name_options_as_typed_and_help_uses_single_dashes() {
+        let invalid = |args: &[&str]| match parse(args) {
+            Err(CliExit::Invalid(line)) => line,
+            other => panic!("{args:?} gave {other:?}"),
+        };
+        assert_eq!(invalid(&["-bogus"]), "unknown option -bogus (see -help)");
         assert_eq!(
-            out,
-            ["prog", "-h", "--wallet=a", "--wallet=b", "--", "-x=y"]
+            invalid(&["info"]),
+            "unexpected argument \"info\": bitcoin-wallet takes no commands, only options (see -help)"
+        );
+        let line = invalid(&["-ipcfd=3", "-ipcconnect"]);
+        assert!(line.contains("'-ipcconnect[=<ADDRESS>]'"), "{line}");
+        assert!(!line.contains("--"), "{line}");
+        for spelling in ["-?", "-h", "-help", "--help"] {
+            let Err(CliExit::Info(help)) = parse(&[spelling]) else {
+                panic!("{spelling} gives no help");
+            };
+            assert!(help.contains("-printtoconsole"), "{help}");
+            assert!(
+                !help.contains("PRINTTOCONSOLE"),
+                "a flag shows no value: {help}"
+            );
+            assert!(!help.contains("--"), "{help}");
+            assert!(help.contains("relative to DATADIR/regtest"), "{help}");
+        }
+        assert_eq!(
+            parse(&["-version"]),
+            Err(CliExit::Info("bitcoin-wallet 0.1.0\n".into()))
         );
     }
 }

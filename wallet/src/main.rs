@@ -7,12 +7,12 @@
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bitcoin::Network;
-use clap::error::ErrorKind;
 use interfaces::Init;
 use interfaces::remote::{InitProxy, InitServer};
 use ipc_shm::call::{Dispatch, Session, SessionConfig};
@@ -22,10 +22,17 @@ use wallet::{Args, WalletError, WalletInit, WalletStore, chain_dir_name};
 /// The longest wait between two attempts to reach a node that went away.
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(30);
 
-fn main() {
-    if let Err(err) = run() {
-        eprintln!("bitcoin-wallet: {err:#}");
-        std::process::exit(1);
+fn main() -> ExitCode {
+    let args = match Args::try_parse_core(std::env::args_os()) {
+        Ok(args) => args,
+        Err(exit) => return exit.report(),
+    };
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("Error: {err:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -37,19 +44,7 @@ enum NodeAt {
     Listening(Endpoint),
 }
 
-fn run() -> anyhow::Result<()> {
-    let args = match Args::try_parse_core(std::env::args_os()) {
-        Ok(args) => args,
-        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
-            e.exit()
-        }
-        // One line, like every other error: clap's own message without its usage hint.
-        Err(e) => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            bail!("{}", first.trim_start_matches("error: "));
-        }
-    };
+fn run(args: &Args) -> anyhow::Result<()> {
     let network = Network::Regtest;
     let datadir = args
         .datadir()
@@ -77,30 +72,53 @@ fn run() -> anyhow::Result<()> {
     };
     let cannot_load = || format!("cannot load wallet {:?}", args.wallet);
     wallet::check_wallet_name(&args.wallet).with_context(cannot_load)?;
+    let cannot_open = || format!("cannot open wallets in {}", datadir.display());
 
-    init_logging(&args, &chain_dir)?;
-    let store = WalletStore::open(&datadir, network)
-        .with_context(|| format!("cannot open wallets in {}", datadir.display()))?;
     // Fail before talking to the node on what it cannot fix: a database that is damaged or
     // held by another process. A missing wallet is created once the node's chain is known
-    // (born at its tip).
-    match store.load_wallet(&args.wallet) {
-        Ok(_) | Err(WalletError::NotFound { .. }) => {}
-        Err(err) => return Err(err).with_context(cannot_load),
+    // (born at its tip). Where there are no wallets yet, this creates nothing.
+    let existing = WalletStore::open_existing(&datadir, network).with_context(cannot_open)?;
+    let loaded = match existing
+        .as_ref()
+        .map(|store| store.load_wallet(&args.wallet))
+    {
+        Some(Ok(_)) => true,
+        None | Some(Err(WalletError::NotFound { .. })) => false,
+        Some(Err(err)) => return Err(err).with_context(cannot_load),
+    };
+
+    // Reach the node before writing anything: without one there is nothing to serve, and the
+    // datadir is left as it was.
+    let connection = match &node {
+        NodeAt::Inherited(fd) => ipc_shm::accept_ipcfd(*fd, &config)
+            .with_context(|| format!("cannot accept the node's connection on -ipcfd={fd}"))?,
+        NodeAt::Listening(endpoint) => ipc_shm::connect(endpoint, &config).with_context(|| {
+            format!(
+                "cannot connect to the node at {}",
+                endpoint.path().display()
+            )
+        })?,
+    };
+
+    init_logging(args, &chain_dir)?;
+    if loaded {
+        tracing::info!(wallet = %args.wallet, "loaded wallet");
     }
+    let store = match existing {
+        Some(store) => store,
+        None => WalletStore::open(&datadir, network).with_context(cannot_open)?,
+    };
     let init = Arc::new(WalletInit::new(store, args.wallet.clone()));
 
     match node {
-        NodeAt::Inherited(fd) => {
-            let connection = ipc_shm::accept_ipcfd(fd, &config)
-                .with_context(|| format!("cannot accept the node's connection on -ipcfd={fd}"))?;
+        NodeAt::Inherited(_) => {
             serve(connection, &init).wait_closed();
             // The node closing its child's connection is how it shuts the wallet down: the
             // log records it, the terminal the node shares with us stays quiet.
             tracing::info!("the node closed the connection (shut down or died); exiting");
             Ok(())
         }
-        NodeAt::Listening(endpoint) => follow_node(&endpoint, &config, &init),
+        NodeAt::Listening(endpoint) => follow_node(connection, &endpoint, &config, &init),
     }
 }
 
@@ -114,13 +132,16 @@ fn serve(connection: Connection, init: &Arc<WalletInit>) -> Session {
     Session::new(connection, Some(server), &config)
 }
 
-/// Connect mode: serves the node at `endpoint` and attaches to its chain; when the node goes
-/// away, retries with doubling delays up to [`MAX_RECONNECT_DELAY`]. Only a first
-/// connection that fails is an error.
-fn follow_node(endpoint: &Endpoint, config: &Config, init: &Arc<WalletInit>) -> anyhow::Result<()> {
+/// Connect mode: serves the node at `endpoint`, first on `connection`, and attaches to its
+/// chain; when the node goes away, retries with doubling delays up to
+/// [`MAX_RECONNECT_DELAY`].
+fn follow_node(
+    connection: Connection,
+    endpoint: &Endpoint,
+    config: &Config,
+    init: &Arc<WalletInit>,
+) -> anyhow::Result<()> {
     let path = endpoint.path().display().to_string();
-    let connection = ipc_shm::connect(endpoint, config)
-        .with_context(|| format!("cannot connect to the node at {path}"))?;
     let mut session = serve(connection, init);
     loop {
         attach(&session, init);

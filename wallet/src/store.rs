@@ -51,6 +51,16 @@ impl WalletStore {
         })
     }
 
+    /// Opens `datadir/<chain>/wallets/` if it exists, creating nothing: `None` if it does
+    /// not (and so holds no wallet).
+    pub fn open_existing(datadir: &Path, network: Network) -> Result<Option<Self>, WalletError> {
+        let wallets_dir = datadir.join(chain_dir_name(network)).join("wallets");
+        if !wallets_dir.is_dir() {
+            return Ok(None);
+        }
+        Self::open(datadir, network).map(Some)
+    }
+
     /// The directory holding the wallets.
     pub fn wallets_dir(&self) -> &Path {
         &self.wallets_dir

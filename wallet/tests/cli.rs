@@ -20,7 +20,11 @@ fn error_line(output: &Output) -> String {
     let stderr = String::from_utf8_lossy(&output.stderr);
     let lines: Vec<_> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "expected one line, got {stderr:?}");
-    assert!(lines[0].starts_with("bitcoin-wallet: "), "{stderr:?}");
+    assert!(lines[0].starts_with("Error: "), "{stderr:?}");
+    assert!(
+        !lines[0].contains("--"),
+        "options are named the single-dash way: {stderr:?}"
+    );
     lines[0].to_owned()
 }
 
@@ -42,9 +46,20 @@ fn ipc_options_that_lead_nowhere() {
     // Descriptor 3 is not a socket inherited from a node.
     let line = error_line(&run(dir.path(), &["-ipcfd=3"]));
     assert!(line.contains("-ipcfd=3"), "{line}");
-    let line = error_line(&run(dir.path(), &["-ipcconnect=unix"]));
+    // No node listens; -ipcconnect alone means `unix`, as in bitcoin-gui.
     let socket = dir.path().join("regtest/node.sock");
-    assert!(line.contains(&socket.display().to_string()), "{line}");
+    for connect in ["-ipcconnect=unix", "-ipcconnect"] {
+        let line = error_line(&run(dir.path(), &[connect]));
+        assert_eq!(
+            line,
+            format!(
+                "Error: cannot connect to the node at {0}: no node listening at {0}",
+                socket.display()
+            )
+        );
+    }
+    // Without a node to serve, the wallet wrote nothing: no wallet.log, no wallets/.
+    assert!(!dir.path().join("regtest").exists());
     let line = error_line(&run(dir.path(), &["-ipcconnect=tcp:1.2.3.4"]));
     assert!(line.contains("-ipcconnect=tcp:1.2.3.4"), "{line}");
     let unwritable = dir.path().join("not-a-dir");
@@ -66,7 +81,7 @@ fn bad_wallets_fail_before_any_node_is_involved() {
     let line = error_line(&run(dir.path(), &["-chain=main", "-ipcconnect=unix"]));
     assert_eq!(
         line,
-        "bitcoin-wallet: chain \"main\" is not supported yet (only regtest)"
+        "Error: chain \"main\" is not supported yet (only regtest)"
     );
     assert!(!dir.path().join("regtest").exists());
 
@@ -78,6 +93,50 @@ fn bad_wallets_fail_before_any_node_is_involved() {
 
     let line = error_line(&run(dir.path(), &["-transport=pigeon"]));
     assert!(line.contains("'pigeon'"), "{line}");
+}
+
+#[test]
+fn options_take_cores_spellings_and_are_named_as_typed() {
+    let dir = tempfile::tempdir().unwrap();
     let line = error_line(&run(dir.path(), &["-frobnicate"]));
-    assert!(line.contains("frobnicate"), "{line}");
+    assert_eq!(line, "Error: unknown option -frobnicate (see -help)");
+    let line = error_line(&run(dir.path(), &["info"]));
+    assert_eq!(
+        line,
+        "Error: unexpected argument \"info\": bitcoin-wallet takes no commands, only options (see -help)"
+    );
+    let line = error_line(&run(dir.path(), &["-printtoconsole=maybe"]));
+    assert_eq!(
+        line,
+        "Error: invalid value \"maybe\" for -printtoconsole: expected 1 or 0"
+    );
+    // Flags as -flag=1 and -flag=0 get as far as looking for the node.
+    for flags in [
+        &["-printtoconsole=1", "-regtest=1"][..],
+        &["-printtoconsole=0", "-regtest=0"],
+    ] {
+        let line = error_line(&run(dir.path(), &[flags, &["-ipcconnect"]].concat()));
+        assert!(
+            line.starts_with("Error: cannot connect to the node at"),
+            "{line}"
+        );
+    }
+    for spelling in ["-?", "-h", "-help", "--help"] {
+        let out = run(dir.path(), &[spelling]);
+        assert!(out.status.success(), "{spelling}: {out:?}");
+        let help = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            help.contains("-ipcconnect[=<ADDRESS>]"),
+            "{spelling}: {help}"
+        );
+        assert!(!help.contains("--"), "{spelling}: {help}");
+        assert!(!help.contains("PRINTTOCONSOLE"), "{spelling}: {help}");
+    }
+    let out = run(dir.path(), &["-version"]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "bitcoin-wallet 0.1.0\n"
+    );
+    assert!(!dir.path().join("regtest").exists());
 }

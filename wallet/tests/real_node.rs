@@ -36,6 +36,8 @@ const ATTACH: Duration = Duration::from_secs(30);
 
 /// The node (in this process) and the wallet process attached to it.
 struct Harness {
+    /// Serves the socket as long as the harness lives.
+    _bound: node::ipc::IpcBind,
     dir: tempfile::TempDir,
     ctx: Arc<NodeContext>,
     wallet: Option<Child>,
@@ -51,7 +53,7 @@ impl Harness {
         let ctx = NodeContext::new(ChainState::open(&chain_dir).expect("chain state"))
             .expect("node context");
         let config = node::ipc::transport_config(ipc_shm::Transport::Shm);
-        node::ipc::serve_ipcbind(
+        let bound = node::ipc::serve_ipcbind(
             "unix",
             &chain_dir,
             &ctx,
@@ -60,6 +62,7 @@ impl Harness {
         )
         .expect("-ipcbind=unix");
         let mut harness = Harness {
+            _bound: bound,
             dir,
             ctx,
             wallet: None,
