@@ -134,18 +134,20 @@ impl Listener {
             Err(e) => return Err(io_error("bind", path)(e.into()).into()),
         }
         // No client can connect before `listen`, so nobody can slip in before the mode is set.
-        fs::set_permissions(path, fs::Permissions::from_mode(0o600))
-            .map_err(io_error("set the mode of", path))?;
-        let meta = fs::symlink_metadata(path).map_err(io_error("inspect", path))?;
-        listen(&sock, Backlog::new(64).unwrap_or(Backlog::MAXCONN))
-            .map_err(|e| io_error("listen on", path)(e.into()))?;
+        let finish = || -> Result<(u64, u64), ConnectError> {
+            fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+                .map_err(io_error("set the mode of", path))?;
+            let meta = fs::symlink_metadata(path).map_err(io_error("inspect", path))?;
+            listen(&sock, Backlog::new(64).unwrap_or(Backlog::MAXCONN))
+                .map_err(|e| io_error("listen on", path)(e.into()))?;
+            Ok((meta.dev(), meta.ino()))
+        };
+        let file_id = finish().inspect_err(|_| {
+            // The file `bind` just made is ours, and no `Listener` exists yet to remove it.
+            let _ = fs::remove_file(path);
+        })?;
         tracing::info!("listening on {endpoint}");
-        Ok(Listener {
-            listener: UnixListener::from(sock),
-            path: path.to_owned(),
-            file_id: (meta.dev(), meta.ino()),
-            config: config.clone(),
-        })
+        Ok(Listener { listener: UnixListener::from(sock), path: path.to_owned(), file_id, config: config.clone() })
     }
 
     /// Waits for a client and runs the handshake with it (within the configured deadline).
