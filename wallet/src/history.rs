@@ -172,10 +172,15 @@ impl Wallet {
                     block_height,
                 };
                 let owner = wallet.derivation_of_spk(output.script_pubkey.clone());
-                if from_me && !matches!(owner, Some((KeychainKind::Internal, _))) {
+                // Core's `OutputIsChange`: our own transaction paying our internal keychain.
+                let change = from_me && matches!(owner, Some((KeychainKind::Internal, _)));
+                if change {
+                    continue;
+                }
+                if from_me {
                     entries.push(entry(Category::Send, -value, fee));
                 }
-                if matches!(owner, Some((KeychainKind::External, _))) {
+                if owner.is_some() {
                     let category = if !tx.is_coinbase() {
                         Category::Receive
                     } else if confirmations > COINBASE_MATURITY {

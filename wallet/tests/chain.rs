@@ -419,3 +419,42 @@ fn subscribers_hear_about_changes() {
         "a dropped handler still hears"
     );
 }
+
+#[test]
+fn a_payment_to_an_own_address_is_a_send_and_a_receive_and_its_change_neither() {
+    let s = setup();
+    let to = s.alice.get_new_address().unwrap();
+    let rate = FeeRate::from_sat_per_vb(2).unwrap();
+    let tx = s
+        .alice
+        .send_to_address(to.as_unchecked(), btc(3), rate, MIN_RELAY)
+        .unwrap();
+    let txid = tx.compute_txid();
+    let entries: Vec<_> = s
+        .alice
+        .list_transactions()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.txid == txid)
+        .map(|e| (e.category, e.amount))
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            (Category::Send, SignedAmount::from_sat(-3_0000_0000)),
+            (Category::Receive, SignedAmount::from_sat(3_0000_0000)),
+        ]
+    );
+    // What crosses to front ends says the same: the payment is ours, the change ours and change.
+    let wtx = s
+        .alice
+        .get_wallet_txs()
+        .unwrap()
+        .into_iter()
+        .find(|w| w.tx.compute_txid() == txid)
+        .unwrap();
+    let paid = tx.output.iter().position(|o| o.value == btc(3)).unwrap();
+    assert!(wtx.txout_is_mine.iter().all(|&mine| mine));
+    let change: Vec<bool> = (0..tx.output.len()).map(|i| i != paid).collect();
+    assert_eq!(wtx.txout_is_change, change);
+}
