@@ -62,12 +62,13 @@ impl NodeLink {
             }
             None => {
                 check_datadir(opts.datadir)?;
-                let mut args = vec![
-                    format!("-datadir={}", opts.datadir.display()),
-                    format!("-transport={}", opts.transport),
-                ];
+                // The datadir's bytes as given: `display()` would turn bytes that are not
+                // UTF-8 into U+FFFD, and the node would use another directory.
+                let mut datadir = std::ffi::OsString::from("-datadir=");
+                datadir.push(opts.datadir);
+                let mut args = vec![datadir, format!("-transport={}", opts.transport).into()];
                 if opts.printtoconsole {
-                    args.push("-printtoconsole".to_owned());
+                    args.push("-printtoconsole".into());
                 }
                 let (child, connection) = ipc_shm::spawn(NODE_EXE, &args, &config)
                     .map_err(|e| spawn_error(opts.datadir, e))?;
@@ -142,10 +143,13 @@ fn check_datadir(datadir: &Path) -> anyhow::Result<()> {
     match File::try_lock(&lock) {
         Ok(()) => Ok(()),
         Err(TryLockError::WouldBlock) => {
-            let how = if chain_dir.join("node.sock").exists() {
+            // Suggest attaching only where a node answers: a socket file may be stale, and
+            // a node may listen elsewhere (`-ipcbind=unix:PATH`).
+            let listening = std::os::unix::net::UnixStream::connect(chain_dir.join("node.sock")).is_ok();
+            let how = if listening {
                 "use -ipcconnect=unix to attach to it"
             } else {
-                "it was not started with -ipcbind=unix, so it cannot be attached to"
+                "attach to it with -ipcconnect=unix[:PATH] if it serves -ipcbind"
             };
             Err(anyhow!(
                 "bitcoin-node is already running on {} ({how})",
@@ -162,7 +166,9 @@ fn check_datadir(datadir: &Path) -> anyhow::Result<()> {
 /// handshake has printed its own error: ours then points at it and at its log.
 fn spawn_error(datadir: &Path, e: ipc_shm::Error) -> anyhow::Error {
     match e {
-        ipc_shm::Error::Handshake(HandshakeError::Truncated { received: 0, .. }) => anyhow!(
+        // It hung up before reading our hello (our write failed) or before answering it.
+        ipc_shm::Error::Disconnected
+        | ipc_shm::Error::Handshake(HandshakeError::Truncated { received: 0, .. }) => anyhow!(
             "{NODE_EXE} stopped as it started (see its error above, or {})",
             chain_dir(datadir).join("debug.log").display()
         ),

@@ -194,7 +194,8 @@ fn normalize_args(cmd: &clap::Command, args: Vec<OsString>) -> Result<Normalized
         };
         if is_switch(option) {
             let on = match value {
-                None | Some(b"1") => true,
+                // Core reads `-flag=` as on.
+                None | Some(b"" | b"1") => true,
                 Some(b"0") => false,
                 Some(_) => {
                     return Err(OptionsError(format!(
@@ -228,10 +229,12 @@ fn normalize_args(cmd: &clap::Command, args: Vec<OsString>) -> Result<Normalized
                 }
                 options.push(normalized);
             }
-            // GNU's `--datadir DIR`.
+            // GNU's `--datadir DIR`, passed on as one word: DIR is a value even if it
+            // starts with a dash.
             None if dash == "--" && args.peek().is_some() => {
+                normalized.push("=");
+                normalized.extend(args.next());
                 options.push(normalized);
-                options.extend(args.next());
             }
             None if dash == "--" => {
                 return Err(OptionsError(format!(
@@ -365,6 +368,13 @@ mod tests {
 
     fn error(args: &[&str]) -> String {
         parse(args).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_gnu_value_may_start_with_a_dash() {
+        let o = parse(&["--rpcwallet", "-x", "getbalance"]).unwrap();
+        assert_eq!(o.rpcwallet.as_deref(), Some("-x"));
+        assert_eq!(o.command, ["getbalance"]);
     }
 
     #[test]

@@ -336,8 +336,8 @@ fn spawn_mode_on_a_locked_datadir_says_the_node_runs() {
     assert_eq!(
         stderr,
         format!(
-            "error: bitcoin-node is already running on {} (it was not started with \
-             -ipcbind=unix, so it cannot be attached to)\n",
+            "error: bitcoin-node is already running on {} (attach to it with \
+             -ipcconnect=unix[:PATH] if it serves -ipcbind)\n",
             node.datadir().display()
         )
     );

@@ -110,7 +110,9 @@ pub struct Listener {
 impl Listener {
     /// Listens on `endpoint`. The socket file is mode 0600 before the first client can
     /// connect; its directory is created mode 0700 if missing. A socket file nobody listens
-    /// on any more is replaced; a live one is [`ConnectError::InUse`].
+    /// on any more is replaced; a live one is [`ConnectError::InUse`]. (Two processes that
+    /// bind one path within the same few microseconds can still race: the one whose file the
+    /// other replaced keeps a socket nobody reaches, and may remove the other's at exit.)
     pub fn bind(endpoint: &Endpoint, config: &Config) -> Result<Listener, Error> {
         config.validate()?;
         endpoint.check_len()?;
@@ -143,8 +145,10 @@ impl Listener {
             Ok((meta.dev(), meta.ino()))
         };
         let file_id = finish().inspect_err(|_| {
-            // The file `bind` just made is ours, and no `Listener` exists yet to remove it.
-            let _ = fs::remove_file(path);
+            // No `Listener` exists to remove the file `bind` made. It is ours unless another
+            // process replaced it meanwhile, so it goes only if nobody listens on it (ours
+            // never listened).
+            let _ = remove_stale(path);
         })?;
         tracing::info!("listening on {endpoint}");
         Ok(Listener { listener: UnixListener::from(sock), path: path.to_owned(), file_id, config: config.clone() })

@@ -9,7 +9,7 @@ use clap::{Parser, ValueEnum};
 #[path = "core_args.rs"]
 mod core_args;
 
-pub use core_args::CliExit;
+pub use core_args::{CliExit, one_line};
 
 /// Data path of IPC connections (`-transport`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -33,7 +33,8 @@ impl From<Transport> for ipc_shm::Transport {
 /// Bitcoin node process: owns chain state, validates blocks and serves the Chain, Node and
 /// Mining interfaces over ipc-shm. Options use Bitcoin Core's syntax (`-datadir=DIR`).
 #[derive(Debug, Parser)]
-#[command(name = "bitcoin-node", version)]
+// As in Core, an option given twice takes its last value.
+#[command(name = "bitcoin-node", version, args_override_self = true)]
 pub struct Args {
     /// Data directory (default: ~/.bitcoin-shm); chain data goes to DIR/regtest.
     #[arg(long, value_name = "DIR")]
@@ -274,6 +275,11 @@ mod tests {
 
     #[test]
     fn values_follow_an_equals_sign_or_a_double_dash_option() {
+        let a = parse(&["-datadir=/a", "-ipcbind=unix", "-datadir=/b", "-ipcbind=unix:x.sock"]).unwrap();
+        assert_eq!(a.chain_dir().unwrap(), PathBuf::from("/b/regtest"), "the last value wins");
+        assert_eq!(a.ipcbind, ["unix", "unix:x.sock"], "-ipcbind adds up");
+        let a = parse(&["--datadir", "-x", "-ipcbind=unix"]).unwrap();
+        assert_eq!(a.chain_dir().unwrap(), PathBuf::from("-x/regtest"));
         let a = parse(&["-datadir=/x", "--ipcbind", "unix", "-debug=ipc"]).unwrap();
         assert_eq!(a.chain_dir().unwrap(), PathBuf::from("/x/regtest"));
         assert_eq!(a.ipcbind, ["unix"]);

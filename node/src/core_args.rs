@@ -35,6 +35,14 @@ impl std::fmt::Display for CliExit {
 
 impl std::error::Error for CliExit {}
 
+/// `text` on one line: control characters (a newline in an argument the user typed, say)
+/// are written as escapes, so an error stays the one line a script can read.
+pub fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
+        .collect()
+}
+
 impl CliExit {
     /// Ends the program as Core does: help or version text on stdout with success (a closed
     /// stdout, as in `-help | head -1`, is no failure), else the one line on stderr after
@@ -47,7 +55,7 @@ impl CliExit {
                 std::process::ExitCode::SUCCESS
             }
             Self::Invalid(line) => {
-                eprintln!("Error: {line}");
+                eprintln!("Error: {}", one_line(&line));
                 std::process::ExitCode::FAILURE
             }
         }
@@ -163,7 +171,14 @@ fn normalize(
                     typed()
                 )));
             }
-            out.extend(args.next());
+            // GNU's `--datadir DIR`, passed on as one word: DIR is a value even if it
+            // starts with a dash.
+            if let Some(next) = args.next()
+                && let Some(last) = out.last_mut()
+            {
+                last.push("=");
+                last.push(next);
+            }
         }
     }
     out.extend(
@@ -178,7 +193,8 @@ fn normalize(
 /// Core's boolean spellings.
 fn parse_bool(value: &[u8]) -> Option<bool> {
     match value {
-        b"1" | b"true" => Some(true),
+        // Core reads `-flag=` as on.
+        b"" | b"1" | b"true" => Some(true),
         b"0" | b"false" => Some(false),
         _ => None,
     }

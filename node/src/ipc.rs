@@ -423,16 +423,14 @@ fn accept_loop<C, E: fmt::Display>(
     let mut failures: u64 = 0;
     let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
-        let wake = if failures == 0 {
-            wait_readable(stop, Some(listener), None)
-        } else {
-            // The retry delay: a burst of failures must not spin.
-            match wait_readable(stop, None, Some(backoff)) {
-                Ok(Wake::Timeout) => Ok(Wake::Ready),
-                other => other,
+        if failures > 0 {
+            // The retry delay: a burst of failures must not spin. Then wait for a client as
+            // always: `accept` on an empty queue would block where stopping cannot reach it.
+            if let Ok(Wake::Stop) = wait_readable(stop, None, Some(backoff)) {
+                return;
             }
-        };
-        match wake {
+        }
+        match wait_readable(stop, Some(listener), None) {
             Ok(Wake::Stop) => return,
             Ok(Wake::Ready) => {}
             Ok(Wake::Timeout) => continue,
@@ -534,7 +532,10 @@ pub fn spawn_wallet(
     ctx: &Arc<NodeContext>,
     config: &Config,
 ) -> Result<WalletChild, IpcError> {
-    let args = [format!("-datadir={}", datadir.display())];
+    // The datadir's bytes as given (`display()` would replace those that are not UTF-8).
+    let mut arg = std::ffi::OsString::from("-datadir=");
+    arg.push(datadir);
+    let args = [arg];
     let (mut child, connection) =
         ipc_shm::spawn("bitcoin-wallet", args, config).map_err(IpcError::Transport)?;
     let pid = child.pid();

@@ -20,6 +20,18 @@ use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriterExt};
 /// How long shutdown waits for connected clients to hang up by themselves.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// The `-ipcbind` sockets being served; dropping stops them last-bound first, so that a
+/// directory binding created for one socket is empty, and removed, once it goes.
+struct Bound(Vec<ipc::IpcBind>);
+
+impl Drop for Bound {
+    fn drop(&mut self) {
+        while let Some(bind) = self.0.pop() {
+            bind.stop();
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args = match Args::parse_core(std::env::args_os()) {
         Ok(a) => a,
@@ -29,7 +41,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
-            eprintln!("Error: {e:#}");
+            eprintln!("Error: {}", node::cli::one_line(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
@@ -63,9 +75,9 @@ fn run(args: &Args) -> anyhow::Result<()> {
         ipc::serve_ipcfd(fd, &ctx, &ipc_config, &clients)?;
     }
     // A refused start drops the sockets already bound, which removes their files.
-    let mut bound = Vec::new();
+    let mut bound = Bound(Vec::new());
     for spec in &args.ipcbind {
-        bound.push(ipc::serve_ipcbind(
+        bound.0.push(ipc::serve_ipcbind(
             spec,
             &chain_dir,
             &ctx,
@@ -102,7 +114,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     ctx.wait_for_shutdown();
     tracing::info!("shutting down");
     // No new clients: the listeners stop and their socket files go.
-    bound.into_iter().for_each(ipc::IpcBind::stop);
+    drop(bound);
     // The wallet goes first, as in Core: it flushes while the chain is still served, and the
     // node never exits leaving it running.
     if let Some(wallet) = wallet {

@@ -173,8 +173,10 @@ fn socket_files_go_on_a_clean_exit_and_on_a_refused_start() {
     let sock = a.join("regtest/node.sock");
     let alt = a.join("regtest/alt.sock");
     let nested = a.join("regtest/run/ipc/n.sock");
+    let sibling = a.join("regtest/run/ipc/m.sock");
 
-    // SIGTERM: every socket goes, also from a directory binding created.
+    // SIGTERM: every socket goes, also from a directory binding created for one socket and
+    // used by the next.
     let mut node_a = ready_node(
         &a,
         &[
@@ -183,14 +185,15 @@ fn socket_files_go_on_a_clean_exit_and_on_a_refused_start() {
             "-ipcbind=unix",
             "-ipcbind=unix:alt.sock",
             "-ipcbind=unix:run/ipc/n.sock",
+            "-ipcbind=unix:run/ipc/m.sock",
         ],
     );
-    for path in [&sock, &alt, &nested] {
+    for path in [&sock, &alt, &nested, &sibling] {
         assert!(path.exists(), "{} missing while serving", path.display());
     }
     kill(Pid::from_raw(node_a.0.id() as i32), Signal::SIGTERM).unwrap();
     assert!(node_a.0.wait().unwrap().success());
-    for path in [&sock, &alt, &nested] {
+    for path in [&sock, &alt, &nested, &sibling] {
         assert!(!path.exists(), "{} left after SIGTERM", path.display());
     }
     assert!(

@@ -13,11 +13,12 @@ use crate::store::DEFAULT_WALLET;
 #[path = "../../node/src/core_args.rs"]
 mod core_args;
 
-pub use core_args::CliExit;
+pub use core_args::{CliExit, one_line};
 
 /// Bitcoin wallet process: a descriptor wallet kept in sync with bitcoin-node over ipc-shm.
 #[derive(Debug, Clone, PartialEq, Eq, Parser)]
-#[command(name = "bitcoin-wallet", version)]
+// As in Core, an option given twice takes its last value.
+#[command(name = "bitcoin-wallet", version, args_override_self = true)]
 pub struct Args {
     /// Data directory; wallets live in DATADIR/regtest/wallets/NAME/ [default: ~/.bitcoin-shm]
     #[arg(long, value_name = "DATADIR")]

@@ -33,7 +33,7 @@ mod store;
 mod sync;
 mod wallet;
 
-pub use cli::{Args, CliExit};
+pub use cli::{Args, CliExit, one_line};
 pub use error::WalletError;
 pub use history::{Category, TransactionEntry};
 pub use notify::Handler;

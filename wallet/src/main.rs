@@ -30,7 +30,7 @@ fn main() -> ExitCode {
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("Error: {err:#}");
+            eprintln!("Error: {}", wallet::one_line(&format!("{err:#}")));
             ExitCode::FAILURE
         }
     }
