@@ -26,7 +26,9 @@ fn echo_roundtrip(c: &mut Criterion) -> anyhow::Result<()> {
         group.bench_with_input(BenchmarkId::new("in_process", size), &data, |b, data| {
             b.iter(|| local.echo(black_box(data)).expect("in-process echo"))
         });
-        report_percentiles(GROUP, "in_process", size, || Ok(local.echo(&data).map(drop)?))?;
+        report_percentiles(GROUP, "in_process", size, || {
+            Ok(local.echo(&data).map(drop)?)
+        })?;
         let (mut there, mut back) = (PageMatched::new(&data, size), PageMatched::new(&data, size));
         let (there, back) = (there.as_mut_slice(), back.as_mut_slice());
         group.bench_with_input(BenchmarkId::new("two_memcpy", size), &data, |b, data| {

@@ -27,12 +27,18 @@ fn stream(c: &mut Criterion) -> anyhow::Result<()> {
     group.throughput(Throughput::Elements(RECORDS_PER_ITER));
     for size in RECORD_SIZES {
         let data = payload(size);
-        for (id, transport, batch) in [("shm", Transport::Shm, 1), ("shm_batch64", Transport::Shm, 64), ("socket", Transport::Socket, 1)] {
+        for (id, transport, batch) in [
+            ("shm", Transport::Shm, 1),
+            ("shm_batch64", Transport::Shm, 64),
+            ("socket", Transport::Socket, 1),
+        ] {
             let mut client = Client::spawn(Setup::new(transport, Mode::Sink))?;
             group.bench_with_input(BenchmarkId::new(id, size), &data, |b, data| {
                 b.iter_custom(|iters| {
                     let start = Instant::now();
-                    client.stream(black_box(data), iters * RECORDS_PER_ITER, batch).expect("stream");
+                    client
+                        .stream(black_box(data), iters * RECORDS_PER_ITER, batch)
+                        .expect("stream");
                     start.elapsed()
                 })
             });
@@ -45,7 +51,11 @@ fn stream(c: &mut Criterion) -> anyhow::Result<()> {
 
 /// Streams for about a second (in chunks of 100,000 records) and records the rate.
 fn rate(client: &mut Client, id: &str, data: &[u8], batch: u64) -> anyhow::Result<()> {
-    let (chunk, budget) = if smoke() { (1_000, Duration::ZERO) } else { (100_000, Duration::from_secs(1)) };
+    let (chunk, budget) = if smoke() {
+        (1_000, Duration::ZERO)
+    } else {
+        (100_000, Duration::from_secs(1))
+    };
     client.stream(data, chunk, batch)?;
     let writes_before = write_syscalls(std::process::id())?;
     let start = Instant::now();
@@ -68,7 +78,11 @@ fn rate(client: &mut Client, id: &str, data: &[u8], batch: u64) -> anyhow::Resul
         GROUP,
         id,
         data.len(),
-        &[("records_per_s", records), ("bytes_per_s", bytes), ("writes_per_record", writes)],
+        &[
+            ("records_per_s", records),
+            ("bytes_per_s", bytes),
+            ("writes_per_record", writes),
+        ],
     )
 }
 

@@ -8,9 +8,9 @@
 use std::hint::black_box;
 
 use benches::conn::{self, Mode, Setup};
+use benches::cpu::{last_cpu, total_context_switches};
 use benches::floor::Floor;
 use benches::socketpair::SocketPair;
-use benches::cpu::{last_cpu, total_context_switches};
 use benches::stats::{record, report_percentiles};
 use benches::{PAYLOAD_SIZES, payload, peer};
 use criterion::{BenchmarkId, Criterion, Throughput};
@@ -30,7 +30,12 @@ fn transport_roundtrip(c: &mut Criterion) -> anyhow::Result<()> {
     // Where the two spinning processes ran: on different CPUs unless the machine is busy.
     let (mine, theirs) = (last_cpu(std::process::id())?, last_cpu(floor.peer_pid())?);
     println!("{GROUP}/floor: client on cpu {mine}, peer on cpu {theirs}");
-    record(GROUP, "floor_cpus", 64, &[("client_cpu", mine.into()), ("peer_cpu", theirs.into())])?;
+    record(
+        GROUP,
+        "floor_cpus",
+        64,
+        &[("client_cpu", mine.into()), ("peer_cpu", theirs.into())],
+    )?;
     drop(floor);
 
     for size in PAYLOAD_SIZES {
@@ -40,27 +45,50 @@ fn transport_roundtrip(c: &mut Criterion) -> anyhow::Result<()> {
         for (id, transport) in [("shm", Transport::Shm), ("socket", Transport::Socket)] {
             let mut client = conn::Client::spawn(Setup::new(transport, Mode::Echo))?;
             group.bench_with_input(BenchmarkId::new(id, size), &data, |b, data| {
-                b.iter(|| client.round_trip(black_box(data)).expect("connection round trip"))
+                b.iter(|| {
+                    client
+                        .round_trip(black_box(data))
+                        .expect("connection round trip")
+                })
             });
             let pids = [std::process::id(), client.peer_pid()];
             // Of both processes: voluntary ones are waits that ended parked.
             let before = total_context_switches(&pids)?;
             let p = report_percentiles(GROUP, id, size, || client.round_trip(&data))?;
-            let (vol, invol) = total_context_switches(&pids)?.since(before).per(p.calls as f64);
-            println!("{GROUP}/{id}/{size}: context switches per round trip: {vol:.3} voluntary, {invol:.3} involuntary");
-            record(GROUP, &format!("{id}_switches"), size, &[("per_round_trip", vol), ("involuntary", invol)])?;
+            let (vol, invol) = total_context_switches(&pids)?
+                .since(before)
+                .per(p.calls as f64);
+            println!(
+                "{GROUP}/{id}/{size}: context switches per round trip: {vol:.3} voluntary, {invol:.3} involuntary"
+            );
+            record(
+                GROUP,
+                &format!("{id}_switches"),
+                size,
+                &[("per_round_trip", vol), ("involuntary", invol)],
+            )?;
         }
 
         let mut pair = SocketPair::spawn()?;
-        group.bench_with_input(BenchmarkId::new("unix_socketpair", size), &data, |b, data| {
-            b.iter(|| pair.round_trip(black_box(data)).expect("socketpair round trip"))
-        });
+        group.bench_with_input(
+            BenchmarkId::new("unix_socketpair", size),
+            &data,
+            |b, data| {
+                b.iter(|| {
+                    pair.round_trip(black_box(data))
+                        .expect("socketpair round trip")
+                })
+            },
+        );
         report_percentiles(GROUP, "unix_socketpair", size, || pair.round_trip(&data))?;
         drop(pair);
 
         let mut ice = iceoryx::Client::spawn()?;
         group.bench_with_input(BenchmarkId::new("iceoryx2", size), &data, |b, data| {
-            b.iter(|| ice.round_trip(black_box(data)).expect("iceoryx2 round trip"))
+            b.iter(|| {
+                ice.round_trip(black_box(data))
+                    .expect("iceoryx2 round trip")
+            })
         });
         report_percentiles(GROUP, "iceoryx2", size, || ice.round_trip(&data))?;
     }
@@ -124,9 +152,16 @@ mod iceoryx {
     impl Client {
         pub(crate) fn spawn() -> anyhow::Result<Client> {
             let name = service_name();
-            let node = NodeBuilder::new().create::<Service>().map_err(|e| anyhow!("iceoryx2 node: {e:?}"))?;
+            let node = NodeBuilder::new()
+                .create::<Service>()
+                .map_err(|e| anyhow!("iceoryx2 node: {e:?}"))?;
             let service = node
-                .service_builder(&name.as_str().try_into().map_err(|e| anyhow!("service name: {e:?}"))?)
+                .service_builder(
+                    &name
+                        .as_str()
+                        .try_into()
+                        .map_err(|e| anyhow!("service name: {e:?}"))?,
+                )
                 .request_response::<[u8], [u8]>()
                 .open_or_create()
                 .map_err(|e| anyhow!("iceoryx2 service: {e:?}"))?;
@@ -141,8 +176,14 @@ mod iceoryx {
             // The server announces itself once its port exists; requests sent earlier would
             // reach nobody.
             let mut ready = [0u8; 1];
-            ours.read_exact(&mut ready).context("wait for the iceoryx2 server")?;
-            Ok(Client { _node: node, client, reply: Vec::new(), peer: Some((peer, ours)) })
+            ours.read_exact(&mut ready)
+                .context("wait for the iceoryx2 server")?;
+            Ok(Client {
+                _node: node,
+                client,
+                reply: Vec::new(),
+                peer: Some((peer, ours)),
+            })
         }
 
         #[inline]
@@ -152,7 +193,9 @@ mod iceoryx {
                 .loan_slice_uninit(payload.len())
                 .map_err(|e| anyhow!("loan a request: {e:?}"))?
                 .write_from_slice(payload);
-            let pending = request.send().map_err(|e| anyhow!("send a request: {e:?}"))?;
+            let pending = request
+                .send()
+                .map_err(|e| anyhow!("send a request: {e:?}"))?;
             let response = spin_until("iceoryx2 response", || pending.receive().ok().flatten())?;
             self.reply.clear();
             self.reply.extend_from_slice(response.payload());
@@ -172,11 +215,21 @@ mod iceoryx {
 
     pub(crate) fn serve() -> anyhow::Result<()> {
         let name = peer::arg("service").context("no --service argument")?;
-        let fd = stdin().as_fd().try_clone_to_owned().context("take the lifeline from stdin")?;
+        let fd = stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .context("take the lifeline from stdin")?;
         let mut lifeline = UnixStream::from(fd);
-        let node = NodeBuilder::new().create::<Service>().map_err(|e| anyhow!("iceoryx2 node: {e:?}"))?;
+        let node = NodeBuilder::new()
+            .create::<Service>()
+            .map_err(|e| anyhow!("iceoryx2 node: {e:?}"))?;
         let service = node
-            .service_builder(&name.as_str().try_into().map_err(|e| anyhow!("service name: {e:?}"))?)
+            .service_builder(
+                &name
+                    .as_str()
+                    .try_into()
+                    .map_err(|e| anyhow!("service name: {e:?}"))?,
+            )
             .request_response::<[u8], [u8]>()
             .open_or_create()
             .map_err(|e| anyhow!("iceoryx2 service: {e:?}"))?;
@@ -186,10 +239,15 @@ mod iceoryx {
             .create()
             .map_err(|e| anyhow!("iceoryx2 server: {e:?}"))?;
         lifeline.write_all(&[1]).context("announce the server")?;
-        lifeline.set_nonblocking(true).context("make the lifeline non-blocking")?;
+        lifeline
+            .set_nonblocking(true)
+            .context("make the lifeline non-blocking")?;
         let mut idle = 0u32;
         loop {
-            let Some(request) = server.receive().map_err(|e| anyhow!("receive a request: {e:?}"))? else {
+            let Some(request) = server
+                .receive()
+                .map_err(|e| anyhow!("receive a request: {e:?}"))?
+            else {
                 // Now and then (a system call every 64Ki empty looks, well under a
                 // millisecond apart), see whether the client has gone: then return, and
                 // dropping the node removes our segments.
@@ -204,7 +262,9 @@ mod iceoryx {
                 .loan_slice_uninit(request.payload().len())
                 .map_err(|e| anyhow!("loan a response: {e:?}"))?
                 .write_from_slice(request.payload());
-            response.send().map_err(|e| anyhow!("send a response: {e:?}"))?;
+            response
+                .send()
+                .map_err(|e| anyhow!("send a response: {e:?}"))?;
         }
     }
 }

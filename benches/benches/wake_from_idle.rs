@@ -65,7 +65,11 @@ fn wake(client: &mut Client, data: &[u8]) -> anyhow::Result<Duration> {
 /// The CPU time both processes use while the connection sits idle for 2 s, as a percentage
 /// of one core.
 fn idle_cpu(client: &mut Client, id: &str, data: &[u8]) -> anyhow::Result<()> {
-    let window = if smoke() { Duration::from_millis(200) } else { Duration::from_secs(2) };
+    let window = if smoke() {
+        Duration::from_millis(200)
+    } else {
+        Duration::from_secs(2)
+    };
     client.round_trip(data)?;
     // Let both sides spend their spin budgets and park before the window opens.
     std::thread::sleep(IDLE);
@@ -79,7 +83,16 @@ fn idle_cpu(client: &mut Client, id: &str, data: &[u8]) -> anyhow::Result<()> {
         "{GROUP}/idle_cpu/{id}: client {mine:.3}% + peer {theirs:.3}% of a core over {} idle",
         fmt_ns(took.as_nanos() as f64)
     );
-    record(GROUP, &format!("idle_cpu_{id}"), 0, &[("client_pct", mine), ("peer_pct", theirs), ("window_s", took.as_secs_f64())])
+    record(
+        GROUP,
+        &format!("idle_cpu_{id}"),
+        0,
+        &[
+            ("client_pct", mine),
+            ("peer_pct", theirs),
+            ("window_s", took.as_secs_f64()),
+        ],
+    )
 }
 
 fn main() {

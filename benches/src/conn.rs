@@ -52,7 +52,12 @@ pub struct Setup {
 impl Setup {
     /// Defaults: 4 MiB rings (records of up to 2 MiB), the default spin window.
     pub fn new(transport: Transport, mode: Mode) -> Setup {
-        Setup { transport, ring_capacity: 4 << 20, spin: WaitPolicy::default().spin, mode }
+        Setup {
+            transport,
+            ring_capacity: 4 << 20,
+            spin: WaitPolicy::default().spin,
+            mode,
+        }
     }
 
     fn config(&self, name: &str) -> Config {
@@ -79,7 +84,12 @@ impl Client {
     pub fn spawn(setup: Setup) -> anyhow::Result<Client> {
         let (child, connection) = spawn(ROLE, setup, &[])?;
         let (sender, receiver) = connection.split();
-        Ok(Client { sender, receiver, reply: Vec::new(), child })
+        Ok(Client {
+            sender,
+            receiver,
+            reply: Vec::new(),
+            child,
+        })
     }
 
     /// The peer's process id.
@@ -102,7 +112,10 @@ impl Client {
     /// `send_batch`), then waits until the peer (in [`Mode::Sink`]) confirms that it has
     /// drained them all.
     pub fn stream(&mut self, record: &[u8], count: u64, batch: u64) -> anyhow::Result<()> {
-        anyhow::ensure!(record.len() > END_MARKER.len(), "stream records must be longer than the end marker");
+        anyhow::ensure!(
+            record.len() > END_MARKER.len(),
+            "stream records must be longer than the end marker"
+        );
         if batch <= 1 {
             for _ in 0..count {
                 self.sender.send_bytes(record).context("send")?;
@@ -111,11 +124,15 @@ impl Client {
             let mut left = count;
             while left > 0 {
                 let n = left.min(batch);
-                self.sender.send_batch(std::iter::repeat_n(record, n as usize)).context("send a batch")?;
+                self.sender
+                    .send_batch(std::iter::repeat_n(record, n as usize))
+                    .context("send a batch")?;
                 left -= n;
             }
         }
-        self.sender.send_bytes(&END_MARKER).context("send the end marker")?;
+        self.sender
+            .send_bytes(&END_MARKER)
+            .context("send the end marker")?;
         let seen: u64 = self.receiver.recv_obj().context("receive the count")?;
         anyhow::ensure!(seen == count, "the peer drained {seen} records of {count}");
         Ok(())
@@ -151,16 +168,27 @@ pub(crate) fn accept(mode: Mode) -> anyhow::Result<Connection> {
         .context("no -ipcfd argument")?
         .parse()
         .context("bad -ipcfd")?;
-    let ring_capacity = arg("ring-capacity").context("no --ring-capacity")?.parse()?;
+    let ring_capacity = arg("ring-capacity")
+        .context("no --ring-capacity")?
+        .parse()?;
     let spin = Duration::from_nanos(arg("spin-ns").context("no --spin-ns")?.parse()?);
     // The transport is the initiator's choice; the rest must match for the rings to agree.
-    let setup = Setup { transport: Transport::Shm, ring_capacity, spin, mode };
+    let setup = Setup {
+        transport: Transport::Shm,
+        ring_capacity,
+        spin,
+        mode,
+    };
     Ok(ipc_shm::accept_ipcfd(fd, &setup.config("bench-peer"))?)
 }
 
 /// Starts the bench binary as the peer `role` (with `extra` arguments of its own) and
 /// connects to it as `setup` says.
-pub(crate) fn spawn(role: &str, setup: Setup, extra: &[String]) -> anyhow::Result<(SpawnedChild, Connection)> {
+pub(crate) fn spawn(
+    role: &str,
+    setup: Setup,
+    extra: &[String],
+) -> anyhow::Result<(SpawnedChild, Connection)> {
     let exe = std::env::current_exe().context("find the bench executable")?;
     let args = [
         format!("{PEER_ARG}{role}"),
@@ -168,8 +196,12 @@ pub(crate) fn spawn(role: &str, setup: Setup, extra: &[String]) -> anyhow::Resul
         format!("--ring-capacity={}", setup.ring_capacity),
         format!("--spin-ns={}", setup.spin.as_nanos()),
     ];
-    ipc_shm::spawn(&exe, args.iter().chain(extra), &setup.config("bench-client"))
-        .with_context(|| format!("spawn a {} peer", setup.transport))
+    ipc_shm::spawn(
+        &exe,
+        args.iter().chain(extra),
+        &setup.config("bench-client"),
+    )
+    .with_context(|| format!("spawn a {} peer", setup.transport))
 }
 
 /// Answers each record with a copy of it, made straight from the record received into the

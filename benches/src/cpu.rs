@@ -20,8 +20,14 @@ fn schedstat_ns(pid: u32) -> anyhow::Result<u64> {
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
         let path = task?.path().join("schedstat");
         // A thread may exit between the listing and the read: it no longer runs, skip it.
-        let Ok(text) = std::fs::read_to_string(&path) else { continue };
-        let ns: u64 = text.split_whitespace().next().context("empty schedstat")?.parse()?;
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let ns: u64 = text
+            .split_whitespace()
+            .next()
+            .context("empty schedstat")?
+            .parse()?;
         total += ns;
     }
     Ok(total)
@@ -43,7 +49,11 @@ fn stat_ticks(pid: u32) -> anyhow::Result<Duration> {
 pub fn last_cpu(pid: u32) -> anyhow::Result<u32> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     let rest = text.rsplit_once(')').context("malformed stat")?.1;
-    Ok(rest.split_whitespace().nth(36).context("no processor field")?.parse()?)
+    Ok(rest
+        .split_whitespace()
+        .nth(36)
+        .context("no processor field")?
+        .parse()?)
 }
 
 /// Context switches of all threads of process `pid` so far: voluntary (a thread went to
@@ -52,7 +62,9 @@ pub fn last_cpu(pid: u32) -> anyhow::Result<u32> {
 pub fn context_switches(pid: u32) -> anyhow::Result<Switches> {
     let mut total = Switches::default();
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
-        let Ok(text) = std::fs::read_to_string(task?.path().join("status")) else { continue };
+        let Ok(text) = std::fs::read_to_string(task?.path().join("status")) else {
+            continue;
+        };
         let field = |name: &str| -> anyhow::Result<u64> {
             let line = text.lines().find_map(|l| l.strip_prefix(name));
             Ok(line.with_context(|| format!("no {name}"))?.trim().parse()?)
@@ -107,6 +119,9 @@ impl std::ops::AddAssign for Switches {
 /// doorbell is one; on the shared-memory hot path there should be none.
 pub fn write_syscalls(pid: u32) -> anyhow::Result<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/io"))?;
-    let line = text.lines().find_map(|l| l.strip_prefix("syscw:")).context("no syscw")?;
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("syscw:"))
+        .context("no syscw")?;
     Ok(line.trim().parse()?)
 }

@@ -35,7 +35,11 @@ impl Floor {
         let words = SharedWords::create(2)?;
         let fd = words.fd().try_clone_to_owned()?;
         let peer = Peer::spawn(ROLE, &[], fd)?;
-        Ok(Floor { words, seq: 0, peer })
+        Ok(Floor {
+            words,
+            seq: 0,
+            peer,
+        })
     }
 
     /// One round trip: publish the next sequence number and spin until it comes back.
@@ -48,7 +52,9 @@ impl Floor {
         self.words.get(PING).store(seq, Ordering::Release);
         let pong = self.words.get(PONG);
         // SYNC: Acquire pairs with the peer's Release store of `pong`.
-        spin_until("floor pong", || (pong.load(Ordering::Acquire) == seq).then_some(()))
+        spin_until("floor pong", || {
+            (pong.load(Ordering::Acquire) == seq).then_some(())
+        })
     }
 
     /// The peer's process id.
@@ -66,7 +72,10 @@ impl Drop for Floor {
 /// The peer: copies every new `ping` to `pong` until it reads [`STOP`]. It spins for as long
 /// as it lives, so the client keeps it only for the duration of one benchmark.
 pub(crate) fn serve() -> anyhow::Result<()> {
-    let fd = stdin().as_fd().try_clone_to_owned().context("take the memfd from stdin")?;
+    let fd = stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .context("take the memfd from stdin")?;
     let words = SharedWords::open(fd, 2)?;
     let (ping, pong) = (words.get(PING), words.get(PONG));
     let mut last = 0;

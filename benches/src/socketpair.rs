@@ -31,7 +31,12 @@ impl SocketPair {
         // A hung peer fails the benchmark instead of hanging it.
         ours.set_read_timeout(Some(HANG_LIMIT))?;
         let peer = Peer::spawn(ROLE, &[], OwnedFd::from(theirs))?;
-        Ok(SocketPair { stream: ours, frame: Vec::new(), reply: Vec::new(), _peer: peer })
+        Ok(SocketPair {
+            stream: ours,
+            frame: Vec::new(),
+            reply: Vec::new(),
+            _peer: peer,
+        })
     }
 
     /// Sends `payload` and reads the echo.
@@ -41,16 +46,23 @@ impl SocketPair {
         self.frame.clear();
         self.frame.extend_from_slice(&len.to_le_bytes());
         self.frame.extend_from_slice(payload);
-        self.stream.write_all(&self.frame).context("write to the peer")?;
+        self.stream
+            .write_all(&self.frame)
+            .context("write to the peer")?;
         self.reply.resize(payload.len(), 0);
-        self.stream.read_exact(&mut self.reply).context("read the echo")?;
+        self.stream
+            .read_exact(&mut self.reply)
+            .context("read the echo")?;
         Ok(())
     }
 }
 
 /// The peer: echoes each message's payload until the client closes the socket.
 pub(crate) fn serve() -> anyhow::Result<()> {
-    let fd = stdin().as_fd().try_clone_to_owned().context("take the socket from stdin")?;
+    let fd = stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .context("take the socket from stdin")?;
     let mut writer = UnixStream::from(fd);
     let mut reader = BufReader::with_capacity(64 << 10, writer.try_clone()?);
     let mut payload = Vec::new();
@@ -62,7 +74,10 @@ pub(crate) fn serve() -> anyhow::Result<()> {
             Err(e) => return Err(e).context("read a message header"),
         }
         let len = u32::from_le_bytes(len) as usize;
-        anyhow::ensure!(len <= 64 << 20, "message of {len} bytes is beyond any benchmark");
+        anyhow::ensure!(
+            len <= 64 << 20,
+            "message of {len} bytes is beyond any benchmark"
+        );
         payload.resize(len, 0);
         reader.read_exact(&mut payload).context("read a payload")?;
         writer.write_all(&payload).context("write the echo")?;

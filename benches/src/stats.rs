@@ -45,14 +45,23 @@ pub fn smoke() -> bool {
 
 /// The time budget of one percentile loop: `BENCH_PERCENTILE_MS` milliseconds (default 1000).
 fn budget() -> Duration {
-    let ms = std::env::var("BENCH_PERCENTILE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let ms = std::env::var("BENCH_PERCENTILE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
     Duration::from_millis(ms)
 }
 
 /// Times `round_trip` one call at a time, [`MAX_SAMPLES`] times or until the budget is
 /// spent (a tenth of the calls first, untimed, to warm up).
-pub fn percentiles(mut round_trip: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<Percentiles> {
-    let (max_samples, budget) = if smoke() { (20, Duration::from_millis(50)) } else { (MAX_SAMPLES, budget()) };
+pub fn percentiles(
+    mut round_trip: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<Percentiles> {
+    let (max_samples, budget) = if smoke() {
+        (20, Duration::from_millis(50))
+    } else {
+        (MAX_SAMPLES, budget())
+    };
     let warm_until = Instant::now() + budget / 10;
     let mut warm = 0;
     for _ in 0..max_samples / 10 {
@@ -78,10 +87,13 @@ pub fn percentiles(mut round_trip: impl FnMut() -> anyhow::Result<()>) -> anyhow
 }
 
 /// Summarises the durations `next` yields until it yields `None`.
-pub fn sample(mut next: impl FnMut() -> anyhow::Result<Option<Duration>>) -> anyhow::Result<Percentiles> {
+pub fn sample(
+    mut next: impl FnMut() -> anyhow::Result<Option<Duration>>,
+) -> anyhow::Result<Percentiles> {
     let mut hist = Histogram::<u64>::new(3).context("make a histogram")?;
     while let Some(took) = next()? {
-        hist.record((took.as_nanos() as u64).max(1)).context("record a sample")?;
+        hist.record((took.as_nanos() as u64).max(1))
+            .context("record a sample")?;
     }
     anyhow::ensure!(!hist.is_empty(), "no samples");
     Ok(Percentiles {
@@ -108,7 +120,12 @@ pub fn report_percentiles(
 }
 
 /// Prints percentiles and records them.
-pub fn print_and_record(group: &str, id: &str, parameter: usize, p: &Percentiles) -> anyhow::Result<()> {
+pub fn print_and_record(
+    group: &str,
+    id: &str,
+    parameter: usize,
+    p: &Percentiles,
+) -> anyhow::Result<()> {
     println!(
         "{group}/{id}/{parameter}: p50 {} p99 {} p99.9 {} max {} mean {} ({} round trips)",
         fmt_ns(p.p50 as f64),
@@ -134,7 +151,12 @@ pub fn print_and_record(group: &str, id: &str, parameter: usize, p: &Percentiles
 }
 
 /// Appends one result line to the `BENCH_RESULTS` file, if one is named.
-pub fn record(group: &str, id: &str, parameter: usize, values: &[(&str, f64)]) -> anyhow::Result<()> {
+pub fn record(
+    group: &str,
+    id: &str,
+    parameter: usize,
+    values: &[(&str, f64)],
+) -> anyhow::Result<()> {
     let Some(path) = std::env::var_os(RESULTS_ENV) else {
         return Ok(());
     };

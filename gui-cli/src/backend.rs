@@ -145,7 +145,8 @@ fn check_datadir(datadir: &Path) -> anyhow::Result<()> {
         Err(TryLockError::WouldBlock) => {
             // Suggest attaching only where a node answers: a socket file may be stale, and
             // a node may listen elsewhere (`-ipcbind=unix:PATH`).
-            let listening = std::os::unix::net::UnixStream::connect(chain_dir.join("node.sock")).is_ok();
+            let listening =
+                std::os::unix::net::UnixStream::connect(chain_dir.join("node.sock")).is_ok();
             let how = if listening {
                 "use -ipcconnect=unix to attach to it"
             } else {

@@ -47,7 +47,13 @@ fn main() -> ExitCode {
     // One line whatever the user typed: control characters are written as escapes.
     let line: String = line
         .chars()
-        .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
         .collect();
     // Nowhere is left to report a stderr that cannot be written to.
     let _ = writeln!(io::stderr().lock(), "{line}");

@@ -56,7 +56,10 @@ fn kill_9_of_bitcoin_gui_leaves_nothing_behind_and_loses_no_block() {
         // Straight to stderr: libtest captures eprintln! in test threads, and the abort
         // below would throw the capture away.
         use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), "watchdog: still running after {WATCHDOG:?}; killing what the test started");
+        let _ = writeln!(
+            std::io::stderr(),
+            "watchdog: still running after {WATCHDOG:?}; killing what the test started"
+        );
         for pid in our_children() {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),

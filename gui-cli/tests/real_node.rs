@@ -130,14 +130,19 @@ fn wallet_scenario(cli: &dyn Fn(&[&str]) -> String) {
     let again = cli(&["getnewaddress"]);
     let to_self = cli(&["sendtoaddress", &again, "0.25"]);
     let history = cli(&["listtransactions"]);
-    let entries: Vec<&str> = history.split("\n  {").filter(|e| e.contains(&to_self)).collect();
+    let entries: Vec<&str> = history
+        .split("\n  {")
+        .filter(|e| e.contains(&to_self))
+        .collect();
     assert_eq!(entries.len(), 2, "{history}");
     assert!(
-        entries[0].contains("\"category\": \"send\"") && entries[0].contains("\"amount\": -0.25000000"),
+        entries[0].contains("\"category\": \"send\"")
+            && entries[0].contains("\"amount\": -0.25000000"),
         "{history}"
     );
     assert!(
-        entries[1].contains("\"category\": \"receive\"") && entries[1].contains("\"amount\": 0.25000000"),
+        entries[1].contains("\"category\": \"receive\"")
+            && entries[1].contains("\"amount\": 0.25000000"),
         "{history}"
     );
 }

@@ -56,12 +56,18 @@ impl Endpoint {
         let path = match spec.strip_prefix("unix") {
             Some("") => default_path.to_owned(),
             Some(rest) => match rest.strip_prefix(':') {
-                Some(p) if !p.is_empty() => {
-                    default_path.parent().unwrap_or(Path::new("")).join(p)
+                Some(p) if !p.is_empty() => default_path.parent().unwrap_or(Path::new("")).join(p),
+                _ => {
+                    return Err(ConnectError::Unsupported {
+                        spec: spec.to_owned(),
+                    });
                 }
-                _ => return Err(ConnectError::Unsupported { spec: spec.to_owned() }),
             },
-            None => return Err(ConnectError::Unsupported { spec: spec.to_owned() }),
+            None => {
+                return Err(ConnectError::Unsupported {
+                    spec: spec.to_owned(),
+                });
+            }
         };
         Ok(Endpoint { path })
     }
@@ -79,7 +85,11 @@ impl Endpoint {
     fn check_len(&self) -> Result<(), ConnectError> {
         let len = self.path.as_os_str().len();
         if len > MAX_SOCKET_PATH {
-            return Err(ConnectError::PathTooLong { path: self.path.clone(), len, max: MAX_SOCKET_PATH });
+            return Err(ConnectError::PathTooLong {
+                path: self.path.clone(),
+                len,
+                max: MAX_SOCKET_PATH,
+            });
         }
         Ok(())
     }
@@ -93,7 +103,11 @@ impl fmt::Display for Endpoint {
 
 fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> ConnectError {
     let path = path.to_owned();
-    move |source| ConnectError::Io { action, path, source }
+    move |source| ConnectError::Io {
+        action,
+        path,
+        source,
+    }
 }
 
 /// A listening unix socket that hands out handshaken connections. Removes its socket file
@@ -117,7 +131,10 @@ impl Listener {
         config.validate()?;
         endpoint.check_len()?;
         let path = endpoint.path();
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        if let Some(dir) = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+        {
             DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
@@ -125,13 +142,22 @@ impl Listener {
                 .map_err(io_error("create the directory", dir))?;
         }
         remove_stale(path)?;
-        let sock = socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)
-            .map_err(|e| io_error("create a socket for", path)(e.into()))?;
-        let addr = UnixAddr::new(path).map_err(|e| io_error("make an address of", path)(e.into()))?;
+        let sock = socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .map_err(|e| io_error("create a socket for", path)(e.into()))?;
+        let addr =
+            UnixAddr::new(path).map_err(|e| io_error("make an address of", path)(e.into()))?;
         match bind(sock.as_raw_fd(), &addr) {
             Ok(()) => {}
             Err(nix::errno::Errno::EADDRINUSE) => {
-                return Err(ConnectError::InUse { path: path.to_owned() }.into());
+                return Err(ConnectError::InUse {
+                    path: path.to_owned(),
+                }
+                .into());
             }
             Err(e) => return Err(io_error("bind", path)(e.into()).into()),
         }
@@ -151,7 +177,12 @@ impl Listener {
             let _ = remove_stale(path);
         })?;
         tracing::info!("listening on {endpoint}");
-        Ok(Listener { listener: UnixListener::from(sock), path: path.to_owned(), file_id, config: config.clone() })
+        Ok(Listener {
+            listener: UnixListener::from(sock),
+            path: path.to_owned(),
+            file_id,
+            config: config.clone(),
+        })
     }
 
     /// Waits for a client and runs the handshake with it (within the configured deadline).
@@ -178,7 +209,10 @@ impl Listener {
         loop {
             match self.listener.accept() {
                 Ok((stream, _)) => {
-                    return Ok(Pending { socket: OwnedFd::from(stream), config: self.config.clone() });
+                    return Ok(Pending {
+                        socket: OwnedFd::from(stream),
+                        config: self.config.clone(),
+                    });
                 }
                 // The client left while queued: nothing to report.
                 Err(e) if e.raw_os_error() == Some(nix::libc::ECONNABORTED) => continue,
@@ -228,7 +262,8 @@ impl AsFd for Listener {
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        let ours = fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.file_id);
+        let ours =
+            fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.file_id);
         if ours && let Err(e) = fs::remove_file(&self.path) {
             tracing::warn!("cannot remove socket {}: {e}", self.path.display());
         }
@@ -243,10 +278,14 @@ fn remove_stale(path: &Path) -> Result<(), ConnectError> {
         Err(e) => return Err(io_error("inspect", path)(e)),
     };
     if !meta.file_type().is_socket() {
-        return Err(ConnectError::NotASocket { path: path.to_owned() });
+        return Err(ConnectError::NotASocket {
+            path: path.to_owned(),
+        });
     }
     match UnixStream::connect(path) {
-        Ok(_) => Err(ConnectError::InUse { path: path.to_owned() }),
+        Ok(_) => Err(ConnectError::InUse {
+            path: path.to_owned(),
+        }),
         Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
             tracing::info!("replacing stale socket {}", path.display());
             fs::remove_file(path).map_err(io_error("remove the stale socket", path))
@@ -261,9 +300,9 @@ pub fn connect(endpoint: &Endpoint, config: &Config) -> Result<Connection, Error
     endpoint.check_len()?;
     let path = endpoint.path();
     let stream = UnixStream::connect(path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
-            ConnectError::NoListener { path: path.to_owned() }
-        }
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => ConnectError::NoListener {
+            path: path.to_owned(),
+        },
         _ => io_error("connect to", path)(e),
     })?;
     handshake::initiate(OwnedFd::from(stream), config, None)
@@ -278,14 +317,24 @@ pub fn spawn<S: AsRef<std::ffi::OsStr>>(
     config: &Config,
 ) -> Result<(SpawnedChild, Connection), Error> {
     config.validate()?;
-    let dir = std::env::current_exe()?.parent().map(Path::to_owned).unwrap_or_default();
+    let dir = std::env::current_exe()?
+        .parent()
+        .map(Path::to_owned)
+        .unwrap_or_default();
     let exe = dir.join(exe_name);
-    let (ours, theirs) =
-        socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)?;
+    let (ours, theirs) = socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?;
     let mut cmd = Command::new(&exe);
     cmd.args(args).arg(format!("-ipcfd={}", theirs.as_raw_fd()));
     sys::inherit_in_child(&mut cmd, theirs.as_fd());
-    let child = cmd.spawn().map_err(|source| ConnectError::Spawn { exe: exe.clone(), source })?;
+    let child = cmd.spawn().map_err(|source| ConnectError::Spawn {
+        exe: exe.clone(),
+        source,
+    })?;
     // The child has its copy; ours must go so that the child's death hangs up `ours`.
     drop(theirs);
     tracing::info!("spawned {} (pid {})", exe.display(), child.id());
@@ -358,7 +407,9 @@ impl Drop for SpawnedChild {
         match self.wait_timeout(REAP_GRACE) {
             Ok(Some(status)) => tracing::debug!("child {pid} exited: {status}"),
             Ok(None) => {
-                tracing::warn!("child {pid} still running {REAP_GRACE:?} after the connection closed; killing it");
+                tracing::warn!(
+                    "child {pid} still running {REAP_GRACE:?} after the connection closed; killing it"
+                );
                 let _ = self.kill();
             }
             Err(e) => tracing::warn!("cannot wait for child {pid}: {e}"),

@@ -126,7 +126,10 @@ impl fmt::Display for ProtocolError {
                 write!(f, "segment is {found} bytes, expected {expected}")
             }
             ProtocolError::SegmentNotSealed { seals } => {
-                write!(f, "segment is not sealed against shrinking (seals {seals:#x})")
+                write!(
+                    f,
+                    "segment is not sealed against shrinking (seals {seals:#x})"
+                )
             }
             ProtocolError::BadMagic { found } => write!(f, "bad ring magic {found:#018x}"),
             ProtocolError::BadVersion { found } => write!(f, "unsupported ring version {found}"),
@@ -134,7 +137,12 @@ impl fmt::Display for ProtocolError {
                 f,
                 "ring capacity {capacity} does not fit a segment of {segment} bytes"
             ),
-            ProtocolError::BadPosition { which, found, min, max } => write!(
+            ProtocolError::BadPosition {
+                which,
+                found,
+                min,
+                max,
+            } => write!(
                 f,
                 "{which} position {found} outside the allowed range {min}..={max}"
             ),
@@ -149,7 +157,9 @@ impl fmt::Display for ProtocolError {
             ProtocolError::UnexpectedSocketData => {
                 f.write_str("unexpected data on the connection socket")
             }
-            ProtocolError::NotADoorbell => f.write_str("a bell descriptor is not a datagram socket"),
+            ProtocolError::NotADoorbell => {
+                f.write_str("a bell descriptor is not a datagram socket")
+            }
             ProtocolError::BadFrame { reason } => write!(f, "malformed frame: {reason}"),
         }
     }
@@ -306,7 +316,11 @@ impl fmt::Display for HandshakeError {
             HandshakeError::Timeout { after } => {
                 write!(f, "peer did not complete the handshake within {after:?}")
             }
-            HandshakeError::Truncated { what, received, expected } => write!(
+            HandshakeError::Truncated {
+                what,
+                received,
+                expected,
+            } => write!(
                 f,
                 "peer closed the connection after {received} of the {expected} bytes of its {what}"
             ),
@@ -331,7 +345,10 @@ impl fmt::Display for HandshakeError {
             ),
             HandshakeError::BadTransport { found } => write!(f, "unknown transport code {found}"),
             HandshakeError::BadFds { expected, received } => {
-                write!(f, "peer sent {received} descriptors for its ring, expected {expected}")
+                write!(
+                    f,
+                    "peer sent {received} descriptors for its ring, expected {expected}"
+                )
             }
             HandshakeError::Refused(r) => write!(f, "peer refused the connection: {r}"),
         }
@@ -350,7 +367,10 @@ impl fmt::Display for Refusal {
             Refusal::BadRingSize { capacity } => write!(f, "invalid ring capacity {capacity}"),
             Refusal::BadTransport { found } => write!(f, "unknown transport code {found}"),
             Refusal::Timeout { after_ms } => {
-                write!(f, "our hello did not arrive within its {after_ms} ms deadline")
+                write!(
+                    f,
+                    "our hello did not arrive within its {after_ms} ms deadline"
+                )
             }
             Refusal::TooManyConnections { limit } => {
                 write!(f, "it already has its maximum of {limit} connections")
@@ -427,15 +447,27 @@ impl fmt::Display for ConnectError {
                 path.display()
             ),
             ConnectError::InUse { path } => {
-                write!(f, "socket {} is already in use by a running process", path.display())
+                write!(
+                    f,
+                    "socket {} is already in use by a running process",
+                    path.display()
+                )
             }
             ConnectError::NoListener { path } => {
                 write!(f, "no node listening at {}", path.display())
             }
             ConnectError::NotASocket { path } => {
-                write!(f, "{} exists and is not a socket; not replacing it", path.display())
+                write!(
+                    f,
+                    "{} exists and is not a socket; not replacing it",
+                    path.display()
+                )
             }
-            ConnectError::Io { action, path, source } => {
+            ConnectError::Io {
+                action,
+                path,
+                source,
+            } => {
                 write!(f, "cannot {action} {}: {source}", path.display())
             }
             ConnectError::Spawn { exe, source } => {

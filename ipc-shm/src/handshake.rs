@@ -101,10 +101,12 @@ impl Refusal {
         match status {
             status::BAD_MAGIC => Refusal::BadMagic,
             status::TRUNCATED => Refusal::Truncated,
-            status::UNSUPPORTED_VERSION => {
-                Refusal::UnsupportedVersion { supported: u32::try_from(detail).unwrap_or(u32::MAX) }
-            }
-            status::PEER_UID => Refusal::PeerUid { uid: u32::try_from(detail).unwrap_or(u32::MAX) },
+            status::UNSUPPORTED_VERSION => Refusal::UnsupportedVersion {
+                supported: u32::try_from(detail).unwrap_or(u32::MAX),
+            },
+            status::PEER_UID => Refusal::PeerUid {
+                uid: u32::try_from(detail).unwrap_or(u32::MAX),
+            },
             status::BAD_RING_SIZE => Refusal::BadRingSize { capacity: detail },
             status::BAD_TRANSPORT => Refusal::BadTransport { found: detail },
             status::TIMEOUT => Refusal::Timeout { after_ms: detail },
@@ -118,11 +120,16 @@ impl Refusal {
         Some(match *e {
             HandshakeError::BadMagic { .. } => (status::BAD_MAGIC, 0),
             HandshakeError::Truncated { .. } => (status::TRUNCATED, 0),
-            HandshakeError::UnsupportedVersion { .. } => (status::UNSUPPORTED_VERSION, PROTOCOL_VERSION.into()),
+            HandshakeError::UnsupportedVersion { .. } => {
+                (status::UNSUPPORTED_VERSION, PROTOCOL_VERSION.into())
+            }
             HandshakeError::PeerUid { peer, .. } => (status::PEER_UID, peer.into()),
             HandshakeError::BadRingSize { capacity } => (status::BAD_RING_SIZE, capacity),
             HandshakeError::BadTransport { found } => (status::BAD_TRANSPORT, found),
-            HandshakeError::Timeout { after } => (status::TIMEOUT, after.as_millis().min(u64::MAX.into()) as u64),
+            HandshakeError::Timeout { after } => (
+                status::TIMEOUT,
+                after.as_millis().min(u64::MAX.into()) as u64,
+            ),
             HandshakeError::BadFds { .. } | HandshakeError::Refused(_) => return None,
         })
     }
@@ -138,7 +145,11 @@ struct Terms {
 
 /// Runs the initiator's side of the handshake on a connected socket. `child` is the pid of
 /// the peer when we spawned it: `SO_PEERCRED` on a socketpair names its creator, us.
-pub(crate) fn initiate(sock: OwnedFd, config: &Config, child: Option<u32>) -> Result<Connection, Error> {
+pub(crate) fn initiate(
+    sock: OwnedFd,
+    config: &Config,
+    child: Option<u32>,
+) -> Result<Connection, Error> {
     config.validate()?;
     let mut creds = peer_credentials(sock.as_fd())?;
     if let Some(pid) = child {
@@ -194,7 +205,11 @@ pub(crate) fn accept(sock: OwnedFd, config: &Config) -> Result<Connection, Error
             if is_probe(&e) {
                 tracing::debug!("pid {} closed its connection without a hello", creds.pid);
             } else {
-                tracing::warn!("refused a connection from pid {} uid {}: {e}", creds.pid, creds.uid);
+                tracing::warn!(
+                    "refused a connection from pid {} uid {}: {e}",
+                    creds.pid,
+                    creds.uid
+                );
             }
             return Err(e);
         }
@@ -226,7 +241,11 @@ pub(crate) fn refuse_too_many(sock: OwnedFd, limit: u64) {
     // Closed before the log line, so whoever reads the log finds the descriptor gone.
     drop(sock);
     match creds {
-        Ok(c) => tracing::warn!("refused a connection from pid {} uid {}: at the limit of {limit} connections", c.pid, c.uid),
+        Ok(c) => tracing::warn!(
+            "refused a connection from pid {} uid {}: at the limit of {limit} connections",
+            c.pid,
+            c.uid
+        ),
         Err(_) => tracing::warn!("refused a connection: at the limit of {limit} connections"),
     }
 }
@@ -234,7 +253,14 @@ pub(crate) fn refuse_too_many(sock: OwnedFd, limit: u64) {
 /// Whether a failed accept was a client that connected and left without a byte: what a
 /// process checking whether the socket is live (see `Listener::bind`) does.
 pub(crate) fn is_probe(e: &Error) -> bool {
-    matches!(e, Error::Handshake(HandshakeError::Truncated { what: "hello", received: 0, .. }))
+    matches!(
+        e,
+        Error::Handshake(HandshakeError::Truncated {
+            what: "hello",
+            received: 0,
+            ..
+        })
+    )
 }
 
 fn refusal(status: u32, detail: u64) -> Reply {
@@ -249,19 +275,35 @@ fn refusal(status: u32, detail: u64) -> Reply {
 
 /// Reads and checks a hello, in stages so that garbage and a wrong version are recognised
 /// from their first bytes.
-fn read_hello(wire: &Wire<'_>, creds: &PeerCredentials, config: &Config) -> Result<(Terms, String), Error> {
-    check_uid(creds.uid, nix::unistd::geteuid().as_raw(), config.allow_other_uids)?;
+fn read_hello(
+    wire: &Wire<'_>,
+    creds: &PeerCredentials,
+    config: &Config,
+) -> Result<(Terms, String), Error> {
+    check_uid(
+        creds.uid,
+        nix::unistd::geteuid().as_raw(),
+        config.allow_other_uids,
+    )?;
     let mut hello = Hello::new_zeroed();
     let bytes = hello.as_mut_bytes();
     wire.read_part(bytes, 0..8, "hello")?;
     if bytes[..8] != HELLO_MAGIC {
-        return Err(HandshakeError::BadMagic { what: "hello", found: first8(bytes) }.into());
+        return Err(HandshakeError::BadMagic {
+            what: "hello",
+            found: first8(bytes),
+        }
+        .into());
     }
     wire.read_part(bytes, 8..12, "hello")?;
     // Checked before reading on: another version's hello may have another length.
     let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
     if version != PROTOCOL_VERSION {
-        return Err(HandshakeError::UnsupportedVersion { found: version, supported: PROTOCOL_VERSION }.into());
+        return Err(HandshakeError::UnsupportedVersion {
+            found: version,
+            supported: PROTOCOL_VERSION,
+        }
+        .into());
     }
     let len = bytes.len();
     wire.read_part(bytes, 12..len, "hello")?;
@@ -293,12 +335,20 @@ fn agree(proposed: u64, ours: usize) -> Result<usize, HandshakeError> {
         .ok_or(HandshakeError::BadRingSize { capacity: proposed })
 }
 
-fn read_reply(wire: &Wire<'_>, proposed: u64, transport: Transport) -> Result<(Terms, String), Error> {
+fn read_reply(
+    wire: &Wire<'_>,
+    proposed: u64,
+    transport: Transport,
+) -> Result<(Terms, String), Error> {
     let mut reply = Reply::new_zeroed();
     let bytes = reply.as_mut_bytes();
     wire.read_part(bytes, 0..8, "reply")?;
     if bytes[..8] != REPLY_MAGIC {
-        return Err(HandshakeError::BadMagic { what: "reply", found: first8(bytes) }.into());
+        return Err(HandshakeError::BadMagic {
+            what: "reply",
+            found: first8(bytes),
+        }
+        .into());
     }
     // Magic, version, status and detail: the part every version of a refusal shares.
     wire.read_part(bytes, 8..24, "reply")?;
@@ -308,7 +358,11 @@ fn read_reply(wire: &Wire<'_>, proposed: u64, transport: Transport) -> Result<(T
     }
     let version = reply.version.get();
     if version != PROTOCOL_VERSION {
-        return Err(HandshakeError::UnsupportedVersion { found: version, supported: PROTOCOL_VERSION }.into());
+        return Err(HandshakeError::UnsupportedVersion {
+            found: version,
+            supported: PROTOCOL_VERSION,
+        }
+        .into());
     }
     let bytes = reply.as_mut_bytes();
     let len = bytes.len();
@@ -349,23 +403,39 @@ fn establish(
         Role::Acceptor => (terms.to_initiator, terms.to_acceptor),
     };
     let connection = match terms.transport {
-        Transport::Socket => Connection::over_socket(Arc::new(sock), tx_capacity, rx_capacity, peer),
+        Transport::Socket => {
+            Connection::over_socket(Arc::new(sock), tx_capacity, rx_capacity, peer)
+        }
         Transport::Shm => {
             let (prepared, ours) = PreparedRings::new(tx_capacity)?;
-            let wire = Wire { sock: sock.as_fd(), deadline, timeout: config.handshake_timeout };
+            let wire = Wire {
+                sock: sock.as_fd(),
+                deadline,
+                timeout: config.handshake_timeout,
+            };
             let theirs = match role {
                 Role::Initiator => wire.send_fds(&ours).and_then(|()| wire.recv_fds()),
-                Role::Acceptor => wire.recv_fds().and_then(|t| wire.send_fds(&ours).map(|()| t)),
+                Role::Acceptor => wire
+                    .recv_fds()
+                    .and_then(|t| wire.send_fds(&ours).map(|()| t)),
             };
             let theirs = theirs.inspect_err(|e| {
-                tracing::warn!("ring exchange with {} (pid {}) failed: {e}", peer.name(), peer.pid());
+                tracing::warn!(
+                    "ring exchange with {} (pid {}) failed: {e}",
+                    peer.name(),
+                    peer.pid()
+                );
             })?;
             // Our copies of the descriptors we sent are no longer needed.
             drop(ours);
             let (producer, consumer) = prepared
                 .connect(theirs, rx_capacity, Arc::new(sock), config.wait)
                 .inspect_err(|e| {
-                    tracing::warn!("rings of {} (pid {}) rejected: {e}", peer.name(), peer.pid());
+                    tracing::warn!(
+                        "rings of {} (pid {}) rejected: {e}",
+                        peer.name(),
+                        peer.pid()
+                    );
                 })?;
             Connection::over_shm(producer, consumer, peer)
         }
@@ -415,7 +485,11 @@ struct Wire<'a> {
 
 impl<'a> Wire<'a> {
     fn new(sock: BorrowedFd<'a>, timeout: Duration) -> Self {
-        Wire { sock, deadline: Instant::now() + timeout, timeout }
+        Wire {
+            sock,
+            deadline: Instant::now() + timeout,
+            timeout,
+        }
     }
 
     /// Waits until the socket is ready for `events` or the deadline passes.
@@ -423,7 +497,10 @@ impl<'a> Wire<'a> {
         loop {
             let left = self.deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(HandshakeError::Timeout { after: self.timeout }.into());
+                return Err(HandshakeError::Timeout {
+                    after: self.timeout,
+                }
+                .into());
             }
             // Rounded up, so that we never wake just before the deadline and spin.
             let ms = PollTimeout::try_from(left.as_millis() + 1).unwrap_or(PollTimeout::MAX);
@@ -437,14 +514,28 @@ impl<'a> Wire<'a> {
     }
 
     /// Fills `buf[range]`; `buf.len()` is the message's full length, for the error.
-    fn read_part(&self, buf: &mut [u8], range: Range<usize>, what: &'static str) -> Result<(), Error> {
+    fn read_part(
+        &self,
+        buf: &mut [u8],
+        range: Range<usize>,
+        what: &'static str,
+    ) -> Result<(), Error> {
         let expected = buf.len();
         let mut at = range.start;
         while at < range.end {
             self.wait(PollFlags::POLLIN)?;
-            match recv(self.sock.as_raw_fd(), &mut buf[at..range.end], MsgFlags::MSG_DONTWAIT) {
+            match recv(
+                self.sock.as_raw_fd(),
+                &mut buf[at..range.end],
+                MsgFlags::MSG_DONTWAIT,
+            ) {
                 Ok(0) | Err(Errno::ECONNRESET) => {
-                    return Err(HandshakeError::Truncated { what, received: at, expected }.into());
+                    return Err(HandshakeError::Truncated {
+                        what,
+                        received: at,
+                        expected,
+                    }
+                    .into());
                 }
                 Ok(n) => at += n,
                 Err(Errno::EAGAIN | Errno::EINTR) => {}
@@ -457,7 +548,11 @@ impl<'a> Wire<'a> {
     fn write_all(&self, mut bytes: &[u8]) -> Result<(), Error> {
         while !bytes.is_empty() {
             self.wait(PollFlags::POLLOUT)?;
-            match send(self.sock.as_raw_fd(), bytes, MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT) {
+            match send(
+                self.sock.as_raw_fd(),
+                bytes,
+                MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
+            ) {
                 Ok(n) => bytes = &bytes[n..],
                 Err(Errno::EAGAIN | Errno::EINTR) => {}
                 Err(e) => return Err(socket_error(e)),
@@ -468,12 +563,20 @@ impl<'a> Wire<'a> {
 
     /// Sends what the socket takes right now, without waiting.
     fn send_once(&self, bytes: &[u8]) -> Result<usize, Errno> {
-        send(self.sock.as_raw_fd(), bytes, MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT)
+        send(
+            self.sock.as_raw_fd(),
+            bytes,
+            MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
+        )
     }
 
     /// Sends the ring message: its magic with our three descriptors attached.
     fn send_fds(&self, fds: &RingFds) -> Result<(), Error> {
-        let attached = [fds.memfd.as_fd(), fds.space_bell.as_fd(), fds.data_bell.as_fd()];
+        let attached = [
+            fds.memfd.as_fd(),
+            fds.space_bell.as_fd(),
+            fds.data_bell.as_fd(),
+        ];
         loop {
             self.wait(PollFlags::POLLOUT)?;
             match send_with_fds(self.sock, &FDS_MAGIC, &attached) {
@@ -494,9 +597,20 @@ impl<'a> Wire<'a> {
         let mut at = 0;
         while at < magic.len() {
             self.wait(PollFlags::POLLIN)?;
-            match recv_with_fds(self.sock, &mut magic[at..], RING_FDS, &mut fds, &mut dropped) {
+            match recv_with_fds(
+                self.sock,
+                &mut magic[at..],
+                RING_FDS,
+                &mut fds,
+                &mut dropped,
+            ) {
                 Ok(0) | Err(Errno::ECONNRESET) => {
-                    return Err(HandshakeError::Truncated { what, received: at, expected: magic.len() }.into());
+                    return Err(HandshakeError::Truncated {
+                        what,
+                        received: at,
+                        expected: magic.len(),
+                    }
+                    .into());
                 }
                 Ok(n) => at += n,
                 Err(Errno::EAGAIN | Errno::EINTR) => {}
@@ -509,10 +623,16 @@ impl<'a> Wire<'a> {
         let received = fds.len() + dropped;
         let mut fds = fds.into_iter();
         match (fds.next(), fds.next(), fds.next()) {
-            (Some(memfd), Some(space_bell), Some(data_bell)) if dropped == 0 => {
-                Ok(RingFds { memfd, space_bell, data_bell })
+            (Some(memfd), Some(space_bell), Some(data_bell)) if dropped == 0 => Ok(RingFds {
+                memfd,
+                space_bell,
+                data_bell,
+            }),
+            _ => Err(HandshakeError::BadFds {
+                expected: RING_FDS,
+                received,
             }
-            _ => Err(HandshakeError::BadFds { expected: RING_FDS, received }.into()),
+            .into()),
         }
     }
 }
@@ -583,7 +703,10 @@ mod tests {
         let long = "é".repeat(20); // 40 bytes
         let enc = encode_name(&long);
         assert_eq!(decode_name(&enc), "é".repeat(16));
-        assert_eq!(decode_name(&encode_name("bitcoin-wallet")), "bitcoin-wallet");
+        assert_eq!(
+            decode_name(&encode_name("bitcoin-wallet")),
+            "bitcoin-wallet"
+        );
         let mut raw = [0xff; NAME_LEN];
         raw[3] = 0;
         assert_eq!(decode_name(&raw), "\u{fffd}\u{fffd}\u{fffd}");
@@ -592,8 +715,20 @@ mod tests {
     #[test]
     fn only_our_own_uid_is_accepted_unless_others_are_allowed() {
         assert_eq!(check_uid(1000, 1000, false), Ok(()));
-        assert_eq!(check_uid(65534, 1000, false), Err(HandshakeError::PeerUid { peer: 65534, ours: 1000 }));
-        assert_eq!(check_uid(0, 1000, false), Err(HandshakeError::PeerUid { peer: 0, ours: 1000 }));
+        assert_eq!(
+            check_uid(65534, 1000, false),
+            Err(HandshakeError::PeerUid {
+                peer: 65534,
+                ours: 1000
+            })
+        );
+        assert_eq!(
+            check_uid(0, 1000, false),
+            Err(HandshakeError::PeerUid {
+                peer: 0,
+                ours: 1000
+            })
+        );
         assert_eq!(check_uid(65534, 1000, true), Ok(()));
     }
 
@@ -601,25 +736,66 @@ mod tests {
     fn capacities_agree_on_the_smaller_valid_value() {
         assert_eq!(agree(1 << 20, 1 << 22), Ok(1 << 20));
         assert_eq!(agree(1 << 22, 1 << 20), Ok(1 << 20));
-        assert_eq!(agree(12345, 1 << 20), Err(HandshakeError::BadRingSize { capacity: 12345 }));
-        assert_eq!(agree(1 << 40, 1 << 20), Err(HandshakeError::BadRingSize { capacity: 1 << 40 }));
-        assert_eq!(agree(0, 1 << 20), Err(HandshakeError::BadRingSize { capacity: 0 }));
+        assert_eq!(
+            agree(12345, 1 << 20),
+            Err(HandshakeError::BadRingSize { capacity: 12345 })
+        );
+        assert_eq!(
+            agree(1 << 40, 1 << 20),
+            Err(HandshakeError::BadRingSize { capacity: 1 << 40 })
+        );
+        assert_eq!(
+            agree(0, 1 << 20),
+            Err(HandshakeError::BadRingSize { capacity: 0 })
+        );
     }
 
     #[test]
     fn every_refusal_round_trips_through_the_wire_code() {
         let cases = [
-            (HandshakeError::BadMagic { what: "hello", found: *b"GET / HT" }, Refusal::BadMagic),
-            (HandshakeError::Truncated { what: "hello", received: 3, expected: 72 }, Refusal::Truncated),
             (
-                HandshakeError::UnsupportedVersion { found: 9, supported: PROTOCOL_VERSION },
-                Refusal::UnsupportedVersion { supported: PROTOCOL_VERSION },
+                HandshakeError::BadMagic {
+                    what: "hello",
+                    found: *b"GET / HT",
+                },
+                Refusal::BadMagic,
             ),
-            (HandshakeError::PeerUid { peer: 65534, ours: 0 }, Refusal::PeerUid { uid: 65534 }),
-            (HandshakeError::BadRingSize { capacity: 77 }, Refusal::BadRingSize { capacity: 77 }),
-            (HandshakeError::BadTransport { found: 5 }, Refusal::BadTransport { found: 5 }),
             (
-                HandshakeError::Timeout { after: Duration::from_millis(250) },
+                HandshakeError::Truncated {
+                    what: "hello",
+                    received: 3,
+                    expected: 72,
+                },
+                Refusal::Truncated,
+            ),
+            (
+                HandshakeError::UnsupportedVersion {
+                    found: 9,
+                    supported: PROTOCOL_VERSION,
+                },
+                Refusal::UnsupportedVersion {
+                    supported: PROTOCOL_VERSION,
+                },
+            ),
+            (
+                HandshakeError::PeerUid {
+                    peer: 65534,
+                    ours: 0,
+                },
+                Refusal::PeerUid { uid: 65534 },
+            ),
+            (
+                HandshakeError::BadRingSize { capacity: 77 },
+                Refusal::BadRingSize { capacity: 77 },
+            ),
+            (
+                HandshakeError::BadTransport { found: 5 },
+                Refusal::BadTransport { found: 5 },
+            ),
+            (
+                HandshakeError::Timeout {
+                    after: Duration::from_millis(250),
+                },
                 Refusal::Timeout { after_ms: 250 },
             ),
         ];
@@ -627,7 +803,16 @@ mod tests {
             let (status, detail) = Refusal::for_error(&error).expect("refusable");
             assert_eq!(Refusal::from_wire(status, detail), refusal, "{error}");
         }
-        assert_eq!(Refusal::from_wire(8, 64), Refusal::TooManyConnections { limit: 64 });
-        assert_eq!(Refusal::from_wire(99, 1), Refusal::Other { status: 99, detail: 1 });
+        assert_eq!(
+            Refusal::from_wire(8, 64),
+            Refusal::TooManyConnections { limit: 64 }
+        );
+        assert_eq!(
+            Refusal::from_wire(99, 1),
+            Refusal::Other {
+                status: 99,
+                detail: 1
+            }
+        );
     }
 }

@@ -79,7 +79,11 @@ mod real {
     /// Copies `src` into `dst` (of the same length) as [`copy_bytes`] does: for the socket
     /// transport's buffers, so that both transports copy alike.
     pub(crate) fn copy_slice(dst: &mut [u8], src: &[u8]) {
-        assert_eq!(dst.len(), src.len(), "copy between slices of different lengths");
+        assert_eq!(
+            dst.len(),
+            src.len(),
+            "copy between slices of different lengths"
+        );
         // SAFETY: both slices are valid for their length, `dst` writable; a `&mut` and a `&`
         // cannot overlap.
         unsafe { copy_bytes(src.as_ptr(), dst.as_mut_ptr(), src.len()) }
@@ -118,7 +122,11 @@ mod real {
         /// `base..base + len` must be mapped readable and writable, and aligned to 8 bytes,
         /// for as long as this `Region` or any copy of it is used.
         pub(crate) unsafe fn new(base: NonNull<u8>, len: usize) -> Self {
-            debug_assert_eq!(base.as_ptr() as usize % 8, 0, "region base must be 8-aligned");
+            debug_assert_eq!(
+                base.as_ptr() as usize % 8,
+                0,
+                "region base must be 8-aligned"
+            );
             Region { base, len }
         }
 
@@ -151,7 +159,13 @@ mod real {
         pub(crate) fn read_uninit(&self, offset: usize, out: &mut [std::mem::MaybeUninit<u8>]) {
             self.check(offset, out.len());
             // SAFETY: as in `read`; writing bytes into `MaybeUninit<u8>` is always sound.
-            unsafe { copy_bytes(self.base.as_ptr().add(offset), out.as_mut_ptr().cast::<u8>(), out.len()) }
+            unsafe {
+                copy_bytes(
+                    self.base.as_ptr().add(offset),
+                    out.as_mut_ptr().cast::<u8>(),
+                    out.len(),
+                )
+            }
         }
 
         /// Copies `bytes` into the region starting at `offset`.
@@ -172,7 +186,13 @@ mod real {
             // SAFETY: both in bounds (checked above) of live mappings (`new`'s invariant), `dst`
             // writable. A peer writing either range meanwhile (even one memfd as both rings) gives
             // torn bytes ("Racing copies" in the module docs); their reader validates them.
-            unsafe { copy_bytes(self.base.as_ptr().add(offset), dst.base.as_ptr().add(dst_offset), len) }
+            unsafe {
+                copy_bytes(
+                    self.base.as_ptr().add(offset),
+                    dst.base.as_ptr().add(dst_offset),
+                    len,
+                )
+            }
         }
 
         /// Writes the 8-byte little-endian word at an 8-aligned `offset` (tests play a
@@ -184,7 +204,10 @@ mod real {
             // SAFETY: in bounds (checked above), 8-aligned (base is aligned, offset is a multiple
             // of 8) and writable (`new`'s invariant).
             unsafe {
-                std::ptr::write_volatile(self.base.as_ptr().add(offset).cast::<u64>(), value.to_le());
+                std::ptr::write_volatile(
+                    self.base.as_ptr().add(offset).cast::<u64>(),
+                    value.to_le(),
+                );
             }
         }
 
@@ -211,16 +234,29 @@ mod real {
             let src: Vec<u8> = (0..80_000u32).map(|i| (i % 251) as u8).collect();
             let mut dst = vec![0u8; 80_000 + 8192];
             let page = (dst.as_ptr() as usize).next_multiple_of(4096) - dst.as_ptr() as usize;
-            for len in [0, 1, 1023, 1024, 1025, 2047, 2048, 2049, 4097, 65_536, 70_001] {
+            for len in [
+                0, 1, 1023, 1024, 1025, 2047, 2048, 2049, 4097, 65_536, 70_001,
+            ] {
                 for ahead in (0..80).chain(4090..4096) {
                     // Place the copy `ahead` bytes past the source's page offset.
                     let offset = page + (src.as_ptr() as usize + ahead) % 4096;
                     dst.fill(0);
                     // SAFETY: both ranges are inside their vectors, which do not overlap.
                     unsafe { copy_bytes(src.as_ptr(), dst.as_mut_ptr().add(offset), len) };
-                    assert_eq!((dst.as_ptr() as usize + offset).wrapping_sub(src.as_ptr() as usize) % 4096, ahead);
-                    assert!(dst[offset..offset + len] == src[..len], "{len} bytes, {ahead} ahead");
-                    assert!(dst[..offset].iter().chain(&dst[offset + len..]).all(|&b| b == 0));
+                    assert_eq!(
+                        (dst.as_ptr() as usize + offset).wrapping_sub(src.as_ptr() as usize) % 4096,
+                        ahead
+                    );
+                    assert!(
+                        dst[offset..offset + len] == src[..len],
+                        "{len} bytes, {ahead} ahead"
+                    );
+                    assert!(
+                        dst[..offset]
+                            .iter()
+                            .chain(&dst[offset + len..])
+                            .all(|&b| b == 0)
+                    );
                 }
             }
         }
@@ -268,10 +304,19 @@ mod model {
     impl Region {
         /// A zeroed region of `data_offset` header bytes followed by `data_len` data bytes.
         pub(crate) fn new_model(data_offset: usize, data_len: usize) -> Self {
-            let header = (0..crate::ring::HEADER_WORDS_USED).map(|_| AtomicU64::new(0)).collect();
+            let header = (0..crate::ring::HEADER_WORDS_USED)
+                .map(|_| AtomicU64::new(0))
+                .collect();
             let data = (0..data_len / 8).map(|_| UnsafeCell::new(0)).collect();
             let slots = (0..data_len / 8).map(|_| AtomicU64::new(0)).collect();
-            Region { inner: Arc::new(Inner { header, data, slots, data_offset }) }
+            Region {
+                inner: Arc::new(Inner {
+                    header,
+                    data,
+                    slots,
+                    data_offset,
+                }),
+            }
         }
 
         pub(crate) fn len(&self) -> usize {
@@ -279,7 +324,10 @@ mod model {
         }
 
         fn word(&self, offset: usize) -> &UnsafeCell<u64> {
-            assert!(offset >= self.inner.data_offset, "data access in the header at {offset}");
+            assert!(
+                offset >= self.inner.data_offset,
+                "data access in the header at {offset}"
+            );
             &self.inner.data[(offset - self.inner.data_offset) / 8]
         }
 

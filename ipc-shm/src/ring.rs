@@ -205,10 +205,18 @@ fn needs_wake(parked: u64, woken: &mut u64) -> bool {
 pub(crate) fn init_header(region: &Region, capacity: usize) {
     debug_assert!(valid_capacity(capacity) || cfg!(loom));
     debug_assert_eq!(region.len(), segment_len(capacity));
-    region.atomic_u64(OFF_MAGIC).store(RING_MAGIC, Ordering::Relaxed);
-    region.atomic_u64(OFF_VERSION).store(RING_VERSION, Ordering::Relaxed);
-    region.atomic_u64(OFF_CAPACITY).store(capacity as u64, Ordering::Relaxed);
-    region.atomic_u64(OFF_DATA_OFFSET).store(DATA_OFFSET as u64, Ordering::Relaxed);
+    region
+        .atomic_u64(OFF_MAGIC)
+        .store(RING_MAGIC, Ordering::Relaxed);
+    region
+        .atomic_u64(OFF_VERSION)
+        .store(RING_VERSION, Ordering::Relaxed);
+    region
+        .atomic_u64(OFF_CAPACITY)
+        .store(capacity as u64, Ordering::Relaxed);
+    region
+        .atomic_u64(OFF_DATA_OFFSET)
+        .store(DATA_OFFSET as u64, Ordering::Relaxed);
 }
 
 /// Checks a header the peer wrote against the capacity agreed in the handshake. The
@@ -220,12 +228,17 @@ pub(crate) fn validate_header(region: &Region, capacity: usize) -> Result<(), Pr
     }
     let version = region.atomic_u64(OFF_VERSION).load(Ordering::Relaxed);
     if version != RING_VERSION {
-        return Err(ProtocolError::BadVersion { found: version.min(u64::from(u32::MAX)) as u32 });
+        return Err(ProtocolError::BadVersion {
+            found: version.min(u64::from(u32::MAX)) as u32,
+        });
     }
     let found = region.atomic_u64(OFF_CAPACITY).load(Ordering::Relaxed);
     let data = region.atomic_u64(OFF_DATA_OFFSET).load(Ordering::Relaxed);
     if found != capacity as u64 || data != DATA_OFFSET as u64 {
-        return Err(ProtocolError::BadGeometry { capacity: found, segment: region.len() as u64 });
+        return Err(ProtocolError::BadGeometry {
+            capacity: found,
+            segment: region.len() as u64,
+        });
     }
     Ok(())
 }
@@ -334,7 +347,9 @@ impl ProducerCore {
     #[inline(always)]
     fn clear_slot(&self, pos: u64) {
         // Relaxed: the Release store of the header that makes the slot reachable publishes it.
-        self.region.atomic_u64(DATA_OFFSET + (pos & self.mask()) as usize).store(0, Ordering::Relaxed);
+        self.region
+            .atomic_u64(DATA_OFFSET + (pos & self.mask()) as usize)
+            .store(0, Ordering::Relaxed);
     }
 
     /// Reserves room for a payload of `len` bytes, or `None` when the ring is too full.
@@ -356,9 +371,13 @@ impl ProducerCore {
             self.clear_slot(self.write + pad);
             // SYNC: Release pairs with the Acquire load of a header in `ConsumerCore::try_peek`:
             // the cleared slot 0 is visible before the padding that leads the consumer to it.
-            self.region
-                .atomic_u64(header_at)
-                .store(encode_header((pad - RECORD_HEADER_LEN as u64) as u32, FLAG_RECORD | FLAG_PADDING), Ordering::Release);
+            self.region.atomic_u64(header_at).store(
+                encode_header(
+                    (pad - RECORD_HEADER_LEN as u64) as u32,
+                    FLAG_RECORD | FLAG_PADDING,
+                ),
+                Ordering::Release,
+            );
             self.write += pad;
         }
         let pos = self.write;
@@ -369,7 +388,12 @@ impl ProducerCore {
         if (len >= LONG_RECORD) != self.writing_long {
             self.announce_long_write(len >= LONG_RECORD);
         }
-        Ok(Some(Reservation { pos, payload, len, head }))
+        Ok(Some(Reservation {
+            pos,
+            payload,
+            len,
+            head,
+        }))
     }
 
     /// Says in `producer_flags` whether we are writing a long record. Out of line: most
@@ -380,7 +404,9 @@ impl ProducerCore {
         self.writing_long = long;
         // Relaxed: advice for a spinning consumer, which no ordering depends on.
         let word = if long { PRODUCER_WRITING_LONG } else { 0 };
-        self.region.atomic_u64(OFF_PRODUCER_FLAGS).store(word, Ordering::Relaxed);
+        self.region
+            .atomic_u64(OFF_PRODUCER_FLAGS)
+            .store(word, Ordering::Relaxed);
     }
 
     /// Publishes a reserved record with its first `used` bytes as the payload. Returns whether
@@ -401,16 +427,23 @@ impl ProducerCore {
     /// [`Self::consumer_needs_wake`] after it, at the latest before it waits for anything.
     #[inline(always)]
     pub(crate) fn publish(&mut self, res: Reservation, used: usize, head: &[u8]) {
-        assert!(used <= res.len, "committed {used} bytes of a {}-byte reservation", res.len);
+        assert!(
+            used <= res.len,
+            "committed {used} bytes of a {}-byte reservation",
+            res.len
+        );
         debug_assert!(head.len() <= res.head);
         let end = res.pos + record_span(used);
         // The reservation kept room for this slot (`needed`).
         self.clear_slot(end);
-        self.region.write(res.payload, &head[..head.len().min(used)]);
+        self.region
+            .write(res.payload, &head[..head.len().min(used)]);
         // SYNC: Release pairs with the Acquire load of a header in `ConsumerCore::try_peek`:
         // the payload written through the grant and the cleared next slot are visible before
         // the header that publishes them.
-        self.region.atomic_u64(res.payload - RECORD_HEADER_LEN).store(encode_header(used as u32, FLAG_RECORD), Ordering::Release);
+        self.region
+            .atomic_u64(res.payload - RECORD_HEADER_LEN)
+            .store(encode_header(used as u32, FLAG_RECORD), Ordering::Release);
         self.write = end;
         // Lowered after the header: a consumer that saw it lowered first parks and is woken
         // as usual.
@@ -435,10 +468,16 @@ impl ProducerCore {
             // `ConsumerCore::set_parked`, with the same either-or.
             fence(Ordering::SeqCst);
         }
-        let parked = self.region.atomic_u64(OFF_CONSUMER_PARKED).load(Ordering::Relaxed);
+        let parked = self
+            .region
+            .atomic_u64(OFF_CONSUMER_PARKED)
+            .load(Ordering::Relaxed);
         // Read on every commit (the same line as `parked`): a consumer that stops running
         // barriers clears its flag, and we fence again from the next record on.
-        let flags = self.region.atomic_u64(OFF_CONSUMER_FLAGS).load(Ordering::Relaxed);
+        let flags = self
+            .region
+            .atomic_u64(OFF_CONSUMER_FLAGS)
+            .load(Ordering::Relaxed);
         self.light_fence = flags & CONSUMER_BARRIER != 0 && self.barriers;
         needs_wake(parked, &mut self.consumer_woken)
     }
@@ -453,8 +492,14 @@ impl ProducerCore {
     /// Raises (with a new generation) or lowers our parked word. Raising is followed by a
     /// SeqCst fence that pairs with the one in `ConsumerCore::publish`.
     pub(crate) fn set_parked(&mut self, parked: bool) {
-        let word = if parked { next_generation(&mut self.park_generation) } else { 0 };
-        self.region.atomic_u64(OFF_PRODUCER_PARKED).store(word, Ordering::Relaxed);
+        let word = if parked {
+            next_generation(&mut self.park_generation)
+        } else {
+            0
+        };
+        self.region
+            .atomic_u64(OFF_PRODUCER_PARKED)
+            .store(word, Ordering::Relaxed);
         if parked {
             // SYNC: pairs with the SeqCst fence in `ConsumerCore::publish`: either we see the
             // consumer's new `read` in `has_room`, or it sees our flag and rings our bell.
@@ -499,7 +544,9 @@ impl ConsumerCore {
     pub(crate) fn new(region: Region, capacity: usize) -> Self {
         let barrier = process_barriers();
         if barrier {
-            region.atomic_u64(OFF_CONSUMER_FLAGS).store(CONSUMER_BARRIER, Ordering::Relaxed);
+            region
+                .atomic_u64(OFF_CONSUMER_FLAGS)
+                .store(CONSUMER_BARRIER, Ordering::Relaxed);
         }
         ConsumerCore {
             region,
@@ -530,14 +577,21 @@ impl ConsumerCore {
             // SYNC: Acquire pairs with the Release stores of headers in `ProducerCore::commit`
             // and `ProducerCore::try_reserve`: the payload and the cleared next slot are
             // visible once we see the header.
-            let header = self.region.atomic_u64(DATA_OFFSET + offset as usize).load(Ordering::Acquire);
+            let header = self
+                .region
+                .atomic_u64(DATA_OFFSET + offset as usize)
+                .load(Ordering::Acquire);
             if header == 0 {
                 // Also wait on the line after the header's, where a record longer than the
                 // rest of its line goes on: both lines then cross over together instead of
                 // one after the other when the record arrives.
                 let next_line = (offset as usize | 63) + 1;
                 if next_line < self.capacity as usize {
-                    std::hint::black_box(self.region.atomic_u64(DATA_OFFSET + next_line).load(Ordering::Relaxed));
+                    std::hint::black_box(
+                        self.region
+                            .atomic_u64(DATA_OFFSET + next_line)
+                            .load(Ordering::Relaxed),
+                    );
                 }
                 return Ok(None);
             }
@@ -546,7 +600,10 @@ impl ConsumerCore {
                 FLAG_RECORD => {
                     let span = record_span(len as usize);
                     if len as usize > max_record_len(self.capacity as usize) || span > limit {
-                        return Err(ProtocolError::BadRecordLength { len: len.into(), available: limit });
+                        return Err(ProtocolError::BadRecordLength {
+                            len: len.into(),
+                            available: limit,
+                        });
                     }
                     // Padding we skipped is released together with this record.
                     self.read = pos;
@@ -589,10 +646,15 @@ impl ConsumerCore {
         self.published = self.read;
         // SYNC: Release pairs with the Acquire load of `read` in `ProducerCore::refresh_read`:
         // our copies out of the released bytes happen before the producer overwrites them.
-        self.region.atomic_u64(OFF_READ).store(self.read, Ordering::Release);
+        self.region
+            .atomic_u64(OFF_READ)
+            .store(self.read, Ordering::Release);
         // SYNC: pairs with the SeqCst fence in `ProducerCore::set_parked`.
         fence(Ordering::SeqCst);
-        let parked = self.region.atomic_u64(OFF_PRODUCER_PARKED).load(Ordering::Relaxed);
+        let parked = self
+            .region
+            .atomic_u64(OFF_PRODUCER_PARKED)
+            .load(Ordering::Relaxed);
         needs_wake(parked, &mut self.producer_woken)
     }
 
@@ -601,15 +663,25 @@ impl ConsumerCore {
     #[inline]
     pub(crate) fn producer_writing_long(&self) -> bool {
         // Relaxed: no ordering depends on the answer.
-        self.region.atomic_u64(OFF_PRODUCER_FLAGS).load(Ordering::Relaxed) & PRODUCER_WRITING_LONG != 0
+        self.region
+            .atomic_u64(OFF_PRODUCER_FLAGS)
+            .load(Ordering::Relaxed)
+            & PRODUCER_WRITING_LONG
+            != 0
     }
 
     /// Raises (with a new generation) or lowers our parked word; raising is followed by a
     /// process-wide barrier, or a SeqCst fence, that pairs with the fence (or the compiler
     /// fence) in `ProducerCore::consumer_needs_wake`.
     pub(crate) fn set_parked(&mut self, parked: bool) {
-        let word = if parked { next_generation(&mut self.park_generation) } else { 0 };
-        self.region.atomic_u64(OFF_CONSUMER_PARKED).store(word, Ordering::Relaxed);
+        let word = if parked {
+            next_generation(&mut self.park_generation)
+        } else {
+            0
+        };
+        self.region
+            .atomic_u64(OFF_CONSUMER_PARKED)
+            .store(word, Ordering::Relaxed);
         if !parked {
             return;
         }
@@ -619,7 +691,9 @@ impl ConsumerCore {
             // cleared flag yet still publishes without a fence, so a record published in
             // that window may wait for the next one to wake us.
             self.barrier = false;
-            self.region.atomic_u64(OFF_CONSUMER_FLAGS).store(0, Ordering::Relaxed);
+            self.region
+                .atomic_u64(OFF_CONSUMER_FLAGS)
+                .store(0, Ordering::Relaxed);
         }
         if !self.barrier {
             // SYNC: pairs with the SeqCst fence in `ProducerCore::consumer_needs_wake`:
@@ -725,15 +799,29 @@ mod ends {
             if !valid_capacity(tx_capacity) {
                 return Err(Error::Io(io::Error::new(
                     io::ErrorKind::InvalidInput,
-                    format!("ring capacity {tx_capacity} is not a power of two in {MIN_CAPACITY}..={MAX_CAPACITY}"),
+                    format!(
+                        "ring capacity {tx_capacity} is not a power of two in {MIN_CAPACITY}..={MAX_CAPACITY}"
+                    ),
                 )));
             }
             let tx_segment = Segment::create("ipc-shm ring", segment_len(tx_capacity))?;
             init_header(&tx_segment.region(), tx_capacity);
             let (space_bell, space_bell_fd) = Bell::new()?;
             let (data_bell, data_bell_fd) = Bell::new()?;
-            let fds = RingFds { memfd: tx_segment.fd().try_clone()?, space_bell: space_bell_fd, data_bell: data_bell_fd };
-            Ok((PreparedRings { tx_segment, tx_capacity, space_bell, data_bell }, fds))
+            let fds = RingFds {
+                memfd: tx_segment.fd().try_clone()?,
+                space_bell: space_bell_fd,
+                data_bell: data_bell_fd,
+            };
+            Ok((
+                PreparedRings {
+                    tx_segment,
+                    tx_capacity,
+                    space_bell,
+                    data_bell,
+                },
+                fds,
+            ))
         }
 
         /// Maps the peer's ring (its capacity as agreed in the handshake) and returns our two
@@ -746,7 +834,11 @@ mod ends {
             policy: WaitPolicy,
         ) -> Result<(Producer, Consumer), Error> {
             if !valid_capacity(rx_capacity) {
-                return Err(ProtocolError::BadGeometry { capacity: rx_capacity as u64, segment: 0 }.into());
+                return Err(ProtocolError::BadGeometry {
+                    capacity: rx_capacity as u64,
+                    segment: 0,
+                }
+                .into());
             }
             let rx_segment = Segment::open(peer.memfd, segment_len(rx_capacity))?;
             validate_header(&rx_segment.region(), rx_capacity)?;
@@ -817,7 +909,12 @@ mod ends {
             self.check_len(len)?;
             loop {
                 if let Some(res) = self.core.try_reserve(len)? {
-                    return Ok(WriteGrant { producer: self, res, cursor: 0, head: [0; LINE] });
+                    return Ok(WriteGrant {
+                        producer: self,
+                        res,
+                        cursor: 0,
+                        head: [0; LINE],
+                    });
                 }
                 self.wait_space(len)?;
             }
@@ -830,7 +927,12 @@ mod ends {
             if self.peer_gone {
                 return Err(Error::Disconnected);
             }
-            Ok(self.core.try_reserve(len)?.map(|res| WriteGrant { producer: self, res, cursor: 0, head: [0; LINE] }))
+            Ok(self.core.try_reserve(len)?.map(|res| WriteGrant {
+                producer: self,
+                res,
+                cursor: 0,
+                head: [0; LINE],
+            }))
         }
 
         /// Sends `bytes` as one record.
@@ -854,7 +956,10 @@ mod ends {
         /// it is written; one that parked meanwhile is woken at the end of the batch, or
         /// before this side waits for room. Returns how many records were sent; on an error,
         /// the records before it were sent.
-        pub fn send_batch<'r>(&mut self, records: impl IntoIterator<Item = &'r [u8]>) -> Result<usize, Error> {
+        pub fn send_batch<'r>(
+            &mut self,
+            records: impl IntoIterator<Item = &'r [u8]>,
+        ) -> Result<usize, Error> {
             let mut sent = 0;
             let result = records.into_iter().try_for_each(|bytes| {
                 let mut grant = self.reserve(bytes.len())?;
@@ -896,7 +1001,11 @@ mod ends {
                 return Err(Error::Disconnected);
             }
             let core = &mut self.core;
-            if self.spinner.spin(|| Ok(core.has_room(len)?.then_some(())))?.is_some() {
+            if self
+                .spinner
+                .spin(|| Ok(core.has_room(len)?.then_some(())))?
+                .is_some()
+            {
                 return Ok(());
             }
             self.core.set_parked(true);
@@ -937,14 +1046,24 @@ mod ends {
         #[inline(always)]
         pub fn recv(&mut self) -> Result<ReadGrant<'_>, Error> {
             let record = self.wait_record()?;
-            Ok(ReadGrant { consumer: self, record, cursor: 0, publish: true })
+            Ok(ReadGrant {
+                consumer: self,
+                record,
+                cursor: 0,
+                publish: true,
+            })
         }
 
         /// The next record if one is there, without waiting.
         #[inline]
         pub fn try_recv(&mut self) -> Result<Option<ReadGrant<'_>>, Error> {
             match self.core.try_peek()? {
-                Some(record) => Ok(Some(ReadGrant { consumer: self, record, cursor: 0, publish: true })),
+                Some(record) => Ok(Some(ReadGrant {
+                    consumer: self,
+                    record,
+                    cursor: 0,
+                    publish: true,
+                })),
                 None if self.peer_gone => Err(Error::Disconnected),
                 None => Ok(None),
             }
@@ -968,7 +1087,12 @@ mod ends {
             let mut record = self.wait_record()?;
             let mut seen = 0;
             loop {
-                f(ReadGrant { consumer: self, record, cursor: 0, publish: false });
+                f(ReadGrant {
+                    consumer: self,
+                    record,
+                    cursor: 0,
+                    publish: false,
+                });
                 seen += 1;
                 if seen == max {
                     break;
@@ -991,7 +1115,11 @@ mod ends {
             drop(grant);
             match value {
                 Some(v) if len == size_of::<T>() => Ok(v),
-                _ => Err(ProtocolError::UnexpectedLength { len: len as u64, expected: size_of::<T>() as u64 }.into()),
+                _ => Err(ProtocolError::UnexpectedLength {
+                    len: len as u64,
+                    expected: size_of::<T>() as u64,
+                }
+                .into()),
             }
         }
 
@@ -1096,12 +1224,16 @@ mod ends {
                 bytes.len(),
                 self.res.len
             );
-            let (head, tail) = bytes.split_at(self.res.head.saturating_sub(offset).min(bytes.len()));
+            let (head, tail) =
+                bytes.split_at(self.res.head.saturating_sub(offset).min(bytes.len()));
             if !head.is_empty() {
                 self.head[offset..offset + head.len()].copy_from_slice(head);
             }
             if !tail.is_empty() {
-                self.producer.core.region().write(self.res.payload + offset + head.len(), tail);
+                self.producer
+                    .core
+                    .region()
+                    .write(self.res.payload + offset + head.len(), tail);
             }
         }
 
@@ -1130,7 +1262,12 @@ mod ends {
             if head < len {
                 let from = src.record.payload + head;
                 let to = self.res.payload + offset + head;
-                src.consumer.core.region().copy_to(from, self.producer.core.region(), to, len - head);
+                src.consumer.core.region().copy_to(
+                    from,
+                    self.producer.core.region(),
+                    to,
+                    len - head,
+                );
             }
         }
 
@@ -1153,7 +1290,8 @@ mod ends {
         #[inline]
         fn commit_unannounced(self) {
             let res = self.res;
-            self.producer.finish(res, res.len, &self.head[..res.head], false);
+            self.producer
+                .finish(res, res.len, &self.head[..res.head], false);
         }
 
         /// Bytes written so far through `io::Write`.
@@ -1167,7 +1305,12 @@ mod ends {
         /// a writer that sends a long message record by record: the consumer reads this one
         /// while the next is written.
         pub fn commit_then_reserve(self, len: usize) -> Result<WriteGrant<'a>, Error> {
-            let WriteGrant { producer, res, head, .. } = self;
+            let WriteGrant {
+                producer,
+                res,
+                head,
+                ..
+            } = self;
             producer.finish(res, res.len, &head[..res.head], true);
             producer.reserve(len)
         }
@@ -1223,7 +1366,10 @@ mod ends {
             if offset > self.record.len || out.len() > self.record.len - offset {
                 return false;
             }
-            self.consumer.core.region().read(self.record.payload + offset, out);
+            self.consumer
+                .core
+                .region()
+                .read(self.record.payload + offset, out);
             true
         }
 
@@ -1247,7 +1393,10 @@ mod ends {
             out.reserve(len);
             let start = out.len();
             let room = &mut out.spare_capacity_mut()[..len];
-            self.consumer.core.region().read_uninit(self.record.payload + offset, room);
+            self.consumer
+                .core
+                .region()
+                .read_uninit(self.record.payload + offset, room);
             // SAFETY: the `len` bytes after `start` were initialised by the copy above, and
             // `reserve` made room for them.
             unsafe { out.set_len(start + len) };

@@ -38,9 +38,15 @@ unsafe impl Sync for Segment {}
 impl Segment {
     /// Creates a zero-filled segment of `len` bytes, sealed against any change of size.
     pub(crate) fn create(name: &str, len: usize) -> Result<Segment, Error> {
-        assert!(len > 0 && len <= MAX_SEGMENT_LEN, "segment length {len} out of range");
+        assert!(
+            len > 0 && len <= MAX_SEGMENT_LEN,
+            "segment length {len} out of range"
+        );
         let name = std::ffi::CString::new(name).unwrap_or_else(|_| c"ipc-shm".to_owned());
-        let fd = memfd_create(name.as_c_str(), MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)?;
+        let fd = memfd_create(
+            name.as_c_str(),
+            MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
+        )?;
         nix::unistd::ftruncate(&fd, len as i64)?;
         fcntl(
             &fd,
@@ -55,7 +61,11 @@ impl Segment {
     /// `expected_len` bytes that can no longer shrink.
     pub(crate) fn open(fd: OwnedFd, expected_len: usize) -> Result<Segment, Error> {
         if expected_len == 0 || expected_len > MAX_SEGMENT_LEN {
-            return Err(ProtocolError::SegmentSize { expected: expected_len as u64, found: 0 }.into());
+            return Err(ProtocolError::SegmentSize {
+                expected: expected_len as u64,
+                found: 0,
+            }
+            .into());
         }
         let seals = fcntl(&fd, FcntlArg::F_GET_SEALS)
             .map_err(|_| ProtocolError::SegmentNotSealed { seals: 0 })?;
@@ -66,20 +76,38 @@ impl Segment {
         // Checked after the seal: from here on the size cannot go down.
         let found = nix::sys::stat::fstat(&fd)?.st_size as u64;
         if found != expected_len as u64 {
-            return Err(ProtocolError::SegmentSize { expected: expected_len as u64, found }.into());
+            return Err(ProtocolError::SegmentSize {
+                expected: expected_len as u64,
+                found,
+            }
+            .into());
         }
         Segment::map(fd, expected_len)
     }
 
     fn map(fd: OwnedFd, len: usize) -> Result<Segment, Error> {
-        let nz = NonZeroUsize::new(len).ok_or(ProtocolError::SegmentSize { expected: 1, found: 0 })?;
+        let nz = NonZeroUsize::new(len).ok_or(ProtocolError::SegmentSize {
+            expected: 1,
+            found: 0,
+        })?;
         // SAFETY: we map a fresh range chosen by the kernel (no fixed address, so nothing of
         // ours is replaced). The memfd is at least `len` bytes and sealed against shrinking,
         // so every page of the mapping stays backed for its whole life.
         let base = unsafe {
-            mmap(None, nz, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_SHARED, fd.as_fd(), 0)
+            mmap(
+                None,
+                nz,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED,
+                fd.as_fd(),
+                0,
+            )
         }?;
-        Ok(Segment { fd, base: base.cast(), len })
+        Ok(Segment {
+            fd,
+            base: base.cast(),
+            len,
+        })
     }
 
     /// The descriptor, to hand to the peer.

@@ -36,7 +36,11 @@ impl SharedWords {
     pub fn create(count: usize) -> Result<SharedWords, Error> {
         let len = segment_len(count)?;
         let segment = Segment::create("ipc-shm words", len)?;
-        Ok(SharedWords { region: segment.region(), count, segment })
+        Ok(SharedWords {
+            region: segment.region(),
+            count,
+            segment,
+        })
     }
 
     /// Maps words the peer created with [`Self::create`], after checking that `fd` is a
@@ -44,7 +48,11 @@ impl SharedWords {
     pub fn open(fd: OwnedFd, count: usize) -> Result<SharedWords, Error> {
         let len = segment_len(count)?;
         let segment = Segment::open(fd, len)?;
-        Ok(SharedWords { region: segment.region(), count, segment })
+        Ok(SharedWords {
+            region: segment.region(),
+            count,
+            segment,
+        })
     }
 
     /// The memfd, to hand to the peer (by inheritance or `SCM_RIGHTS`).
@@ -78,7 +86,10 @@ fn segment_len(count: usize) -> Result<usize, Error> {
         .filter(|&len| count > 0 && len <= MAX_SEGMENT_LEN - PAGE)
         .map(|len| len.div_ceil(PAGE) * PAGE)
         .ok_or_else(|| {
-            Error::Io(io::Error::new(io::ErrorKind::InvalidInput, format!("cannot share {count} words")))
+            Error::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("cannot share {count} words"),
+            ))
         })
 }
 

@@ -50,7 +50,12 @@ pub(crate) struct FrameSender {
 impl FrameSender {
     /// Frames records of at most `max_record_len(capacity)` bytes onto `sock`.
     pub(crate) fn new(sock: Arc<OwnedFd>, capacity: usize) -> Self {
-        FrameSender { sock, buf: Vec::new(), max: max_record_len(capacity), failed: None }
+        FrameSender {
+            sock,
+            buf: Vec::new(),
+            max: max_record_len(capacity),
+            failed: None,
+        }
     }
 
     pub(crate) fn max_record_len(&self) -> usize {
@@ -62,7 +67,11 @@ impl FrameSender {
     pub(crate) fn reserve(&mut self, len: usize) -> Result<FrameGrant<'_>, Error> {
         self.check(len)?;
         self.buf.resize(len, 0);
-        Ok(FrameGrant { sender: self, len, cursor: 0 })
+        Ok(FrameGrant {
+            sender: self,
+            len,
+            cursor: 0,
+        })
     }
 
     /// Sends `bytes` as one frame, straight from the caller's slice.
@@ -91,7 +100,6 @@ impl FrameSender {
         }
         self.reserve(len).map(Some)
     }
-
 }
 
 /// Writes one frame: its header, then `payload`, with as few system calls as the socket
@@ -149,7 +157,11 @@ impl FrameGrant<'_> {
     /// Writes the frame with the first `len` bytes as payload. A failure (the peer has gone)
     /// is reported by the next reservation, as with a ring.
     pub(crate) fn commit_len(self, len: usize) {
-        assert!(len <= self.len, "committed {len} bytes of a {}-byte reservation", self.len);
+        assert!(
+            len <= self.len,
+            "committed {len} bytes of a {}-byte reservation",
+            self.len
+        );
         let sender = self.sender;
         sender.failed = write_frame(&sender.sock, &sender.buf[..len]).err();
     }
@@ -162,7 +174,9 @@ impl FrameGrant<'_> {
 impl<'a> FrameGrant<'a> {
     /// Writes the whole frame, then reserves the next one.
     pub(crate) fn commit_then_reserve(self, len: usize) -> Result<FrameGrant<'a>, Error> {
-        let FrameGrant { sender, len: used, .. } = self;
+        let FrameGrant {
+            sender, len: used, ..
+        } = self;
         sender.failed = write_frame(&sender.sock, &sender.buf[..used]).err();
         sender.reserve(len)
     }
@@ -220,7 +234,14 @@ impl FrameReceiver {
     pub(crate) fn new(sock: Arc<OwnedFd>, capacity: usize) -> Self {
         let max = max_record_len(capacity);
         let size = READ_CHUNK.min(RECORD_HEADER_LEN + max);
-        FrameReceiver { sock, buf: vec![0; size], start: 0, end: 0, max, eof: false }
+        FrameReceiver {
+            sock,
+            buf: vec![0; size],
+            start: 0,
+            end: 0,
+            max,
+            eof: false,
+        }
     }
 
     pub(crate) fn max_record_len(&self) -> usize {
@@ -238,14 +259,23 @@ impl FrameReceiver {
                 let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
                 let flags = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
                 if flags != 0 {
-                    return Err(ProtocolError::BadFrame { reason: "unknown flags in frame header" }.into());
+                    return Err(ProtocolError::BadFrame {
+                        reason: "unknown flags in frame header",
+                    }
+                    .into());
                 }
                 if len > self.max {
-                    return Err(ProtocolError::BadFrame { reason: "frame longer than the record limit" }.into());
+                    return Err(ProtocolError::BadFrame {
+                        reason: "frame longer than the record limit",
+                    }
+                    .into());
                 }
                 need = RECORD_HEADER_LEN + len;
                 if buffered >= need {
-                    return Ok(Some(Frame { payload: self.start + RECORD_HEADER_LEN, len }));
+                    return Ok(Some(Frame {
+                        payload: self.start + RECORD_HEADER_LEN,
+                        len,
+                    }));
                 }
             }
             if fetch == Fetch::Buffered {
@@ -287,7 +317,11 @@ impl FrameReceiver {
 
     /// Reads what the socket holds into the free tail. Returns whether anything arrived.
     fn fill(&mut self, block: bool) -> Result<bool, Error> {
-        let flags = if block { MsgFlags::empty() } else { MsgFlags::MSG_DONTWAIT };
+        let flags = if block {
+            MsgFlags::empty()
+        } else {
+            MsgFlags::MSG_DONTWAIT
+        };
         loop {
             match recv(self.sock.as_raw_fd(), &mut self.buf[self.end..], flags) {
                 Ok(0) => {
@@ -333,7 +367,11 @@ pub(crate) struct FrameView<'a> {
 
 impl<'a> FrameView<'a> {
     pub(crate) fn new(receiver: &'a mut FrameReceiver, frame: Frame) -> Self {
-        FrameView { receiver, frame, cursor: 0 }
+        FrameView {
+            receiver,
+            frame,
+            cursor: 0,
+        }
     }
 
     pub(crate) fn bytes(&self) -> &[u8] {
@@ -375,7 +413,17 @@ mod tests {
     fn frames_of_every_size_arrive_whole_and_in_order() {
         let (mut tx, mut rx, raw) = pair(1 << 20);
         let max = tx.max_record_len();
-        let lens = [0, 1, 7, 8, 100, READ_CHUNK - 8, READ_CHUNK, READ_CHUNK + 3, max];
+        let lens = [
+            0,
+            1,
+            7,
+            8,
+            100,
+            READ_CHUNK - 8,
+            READ_CHUNK,
+            READ_CHUNK + 3,
+            max,
+        ];
         let t = std::thread::spawn(move || {
             for (i, &len) in lens.iter().enumerate() {
                 let mut g = tx.reserve(len).unwrap();
@@ -388,7 +436,12 @@ mod tests {
             let frame = rx.next(Fetch::Wait).unwrap().unwrap();
             let view = FrameView::new(&mut rx, frame);
             assert_eq!(view.bytes().len(), len);
-            assert!(view.bytes().iter().enumerate().all(|(j, &b)| b == (i + j) as u8));
+            assert!(
+                view.bytes()
+                    .iter()
+                    .enumerate()
+                    .all(|(j, &b)| b == (i + j) as u8)
+            );
         }
         t.join().unwrap();
         drop(raw);
@@ -400,12 +453,17 @@ mod tests {
     fn malformed_frames_are_protocol_errors() {
         for (header, reason) in [
             ([4u8, 0, 0, 0, 1, 0, 0, 0], "unknown flags in frame header"),
-            ([0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0], "frame longer than the record limit"),
+            (
+                [0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0],
+                "frame longer than the record limit",
+            ),
         ] {
             let (_tx, mut rx, mut raw) = pair(4096);
             raw.write_all(&header).unwrap();
             match rx.next(Fetch::Wait) {
-                Err(Error::Protocol(ProtocolError::BadFrame { reason: r })) => assert_eq!(r, reason),
+                Err(Error::Protocol(ProtocolError::BadFrame { reason: r })) => {
+                    assert_eq!(r, reason)
+                }
                 other => panic!("expected BadFrame, got {other:?}"),
             }
         }
@@ -417,7 +475,10 @@ mod tests {
         raw.write_all(&[100, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3]).unwrap();
         drop(raw);
         drop(tx);
-        assert!(matches!(rx.next(Fetch::NoWait), Ok(None) | Err(Error::Disconnected)));
+        assert!(matches!(
+            rx.next(Fetch::NoWait),
+            Ok(None) | Err(Error::Disconnected)
+        ));
         assert!(matches!(rx.next(Fetch::Wait), Err(Error::Disconnected)));
     }
 }

@@ -12,7 +12,9 @@ use std::process::Command;
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, FdFlag, fcntl};
 use nix::libc;
-use nix::sys::socket::{ControlMessage, MsgFlags, SockType, UnixAddr, getsockopt, sendmsg, sockopt};
+use nix::sys::socket::{
+    ControlMessage, MsgFlags, SockType, UnixAddr, getsockopt, sendmsg, sockopt,
+};
 
 use crate::error::Error;
 
@@ -43,7 +45,11 @@ pub(crate) fn hang_up(socket: BorrowedFd<'_>) {
 /// Sends `bytes` with `fds` attached to them. Returns how many bytes the kernel took (on a
 /// stream socket possibly fewer than `bytes.len()`; the descriptors go with the first byte).
 /// Never raises `SIGPIPE` and never blocks.
-pub(crate) fn send_with_fds(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> Result<usize, Errno> {
+pub(crate) fn send_with_fds(
+    sock: BorrowedFd<'_>,
+    bytes: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> Result<usize, Errno> {
     let raw: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
     sendmsg::<UnixAddr>(
         sock.as_raw_fd(),
@@ -72,7 +78,10 @@ pub(crate) fn recv_with_fds(
     dropped: &mut usize,
 ) -> Result<usize, Errno> {
     let mut control = Control([0; CONTROL_LEN]);
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
     // SAFETY: `msghdr` is plain old data, for which all zeroes is a valid value (no name,
     // no vectors, no control buffer); the fields that matter are set below.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -83,7 +92,13 @@ pub(crate) fn recv_with_fds(
     // SAFETY: `msg` points at one vector covering `buf` and at `control`, both live and
     // writable for the whole call and of the lengths given; the kernel writes at most those
     // lengths and reports how much it wrote in `msg`.
-    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT) };
+    let n = unsafe {
+        libc::recvmsg(
+            sock.as_raw_fd(),
+            &mut msg,
+            libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT,
+        )
+    };
     if n < 0 {
         return Err(Errno::last());
     }
@@ -104,7 +119,8 @@ pub(crate) fn recv_with_fds(
 
 /// Bytes of a control buffer with room for [`SCM_MAX_FD`] descriptors.
 // SAFETY: `CMSG_SPACE` is arithmetic on its argument; it touches no memory.
-const CONTROL_LEN: usize = unsafe { libc::CMSG_SPACE((SCM_MAX_FD * size_of::<RawFd>()) as u32) } as usize;
+const CONTROL_LEN: usize =
+    unsafe { libc::CMSG_SPACE((SCM_MAX_FD * size_of::<RawFd>()) as u32) } as usize;
 
 /// A control buffer aligned as a `cmsghdr` must be.
 #[repr(C, align(8))]
@@ -129,7 +145,10 @@ fn scm_rights(control: &[u8]) -> impl Iterator<Item = RawFd> + '_ {
             let data = &control[(at + HEADER).min(control.len())..(at + len).min(control.len())];
             at = at.saturating_add(len.next_multiple_of(ALIGN));
             if level == libc::SOL_SOCKET && kind == libc::SCM_RIGHTS {
-                return Some(data.chunks_exact(size_of::<RawFd>()).map(|c| RawFd::from_ne_bytes([c[0], c[1], c[2], c[3]])));
+                return Some(
+                    data.chunks_exact(size_of::<RawFd>())
+                        .map(|c| RawFd::from_ne_bytes([c[0], c[1], c[2], c[3]])),
+                );
             }
         }
         None
@@ -147,7 +166,10 @@ pub(crate) struct PeerCredentials {
 
 pub(crate) fn peer_credentials(sock: BorrowedFd<'_>) -> Result<PeerCredentials, Error> {
     let cred = getsockopt(&sock, sockopt::PeerCredentials)?;
-    Ok(PeerCredentials { pid: cred.pid() as u32, uid: cred.uid() })
+    Ok(PeerCredentials {
+        pid: cred.pid() as u32,
+        uid: cred.uid(),
+    })
 }
 
 /// Takes ownership of a unix stream socket this process inherited across `exec` under the
@@ -161,7 +183,10 @@ pub(crate) fn peer_credentials(sock: BorrowedFd<'_>) -> Result<PeerCredentials, 
 /// of the same one fail.
 pub(crate) fn adopt_inherited_socket(fd: RawFd) -> Result<OwnedFd, Error> {
     let invalid = |why: &str| {
-        Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("-ipcfd={fd}: {why}")))
+        Error::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("-ipcfd={fd}: {why}"),
+        ))
     };
     if fd < 0 {
         return Err(invalid("not a descriptor number"));
@@ -169,9 +194,12 @@ pub(crate) fn adopt_inherited_socket(fd: RawFd) -> Result<OwnedFd, Error> {
     // SAFETY: borrowed only for the checks below, which are harmless on any descriptor
     // number; an unused number makes `fcntl` fail with EBADF, which we report.
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-    let flags = fcntl(borrowed, FcntlArg::F_GETFD).map_err(|_| invalid("no such open descriptor"))?;
+    let flags =
+        fcntl(borrowed, FcntlArg::F_GETFD).map_err(|_| invalid("no such open descriptor"))?;
     if FdFlag::from_bits_retain(flags).contains(FdFlag::FD_CLOEXEC) {
-        return Err(invalid("descriptor is close-on-exec, so it was not inherited (or is already in use)"));
+        return Err(invalid(
+            "descriptor is close-on-exec, so it was not inherited (or is already in use)",
+        ));
     }
     let is_unix_stream = getsockopt(&borrowed, sockopt::SockType) == Ok(SockType::Stream)
         && nix::sys::socket::getsockname::<UnixAddr>(fd).is_ok();
@@ -202,7 +230,6 @@ pub(crate) fn inherit_in_child(cmd: &mut Command, fd: BorrowedFd<'_>) {
     }
 }
 
-
 /// Process-wide memory barriers (`membarrier(2)`, `GLOBAL_EXPEDITED`): a ring's consumer
 /// runs one before it sleeps, so that the producer needs no fence of its own on every
 /// record to see whether it must wake the consumer (see "Waking a parked consumer" in
@@ -229,7 +256,9 @@ pub(crate) mod membarrier {
         *REGISTERED.get_or_init(|| {
             let needed = c_long::from(CMD_GLOBAL_EXPEDITED | CMD_REGISTER_GLOBAL_EXPEDITED);
             let supported = call(CMD_QUERY);
-            supported >= 0 && supported & needed == needed && call(CMD_REGISTER_GLOBAL_EXPEDITED) == 0
+            supported >= 0
+                && supported & needed == needed
+                && call(CMD_REGISTER_GLOBAL_EXPEDITED) == 0
         })
     }
 

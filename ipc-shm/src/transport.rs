@@ -65,7 +65,11 @@ pub struct ParseTransportError {
 
 impl fmt::Display for ParseTransportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown transport \"{}\", expected \"shm\" or \"socket\"", self.value.escape_debug())
+        write!(
+            f,
+            "unknown transport \"{}\", expected \"shm\" or \"socket\"",
+            self.value.escape_debug()
+        )
     }
 }
 
@@ -78,7 +82,9 @@ impl FromStr for Transport {
         match s {
             "shm" => Ok(Transport::Shm),
             "socket" => Ok(Transport::Socket),
-            _ => Err(ParseTransportError { value: s.to_owned() }),
+            _ => Err(ParseTransportError {
+                value: s.to_owned(),
+            }),
         }
     }
 }
@@ -182,24 +188,49 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub(crate) fn over_shm(producer: ring::Producer, consumer: ring::Consumer, peer: PeerInfo) -> Self {
+    pub(crate) fn over_shm(
+        producer: ring::Producer,
+        consumer: ring::Consumer,
+        peer: PeerInfo,
+    ) -> Self {
         let peer = Arc::new(peer);
         let socket = producer.socket().clone();
         Connection {
-            sender: Sender { end: SendEnd::Shm(producer), socket: socket.clone() },
-            receiver: Receiver { end: RecvEnd::Shm(consumer), socket, peer: peer.clone(), logged: false },
+            sender: Sender {
+                end: SendEnd::Shm(producer),
+                socket: socket.clone(),
+            },
+            receiver: Receiver {
+                end: RecvEnd::Shm(consumer),
+                socket,
+                peer: peer.clone(),
+                logged: false,
+            },
             transport: Transport::Shm,
             peer,
         }
     }
 
-    pub(crate) fn over_socket(sock: Arc<OwnedFd>, tx_capacity: usize, rx_capacity: usize, peer: PeerInfo) -> Self {
+    pub(crate) fn over_socket(
+        sock: Arc<OwnedFd>,
+        tx_capacity: usize,
+        rx_capacity: usize,
+        peer: PeerInfo,
+    ) -> Self {
         let peer = Arc::new(peer);
         let tx = FrameSender::new(sock.clone(), tx_capacity);
         let rx = FrameReceiver::new(sock.clone(), rx_capacity);
         Connection {
-            sender: Sender { end: SendEnd::Socket(tx), socket: sock.clone() },
-            receiver: Receiver { end: RecvEnd::Socket(rx), socket: sock, peer: peer.clone(), logged: false },
+            sender: Sender {
+                end: SendEnd::Socket(tx),
+                socket: sock.clone(),
+            },
+            receiver: Receiver {
+                end: RecvEnd::Socket(rx),
+                socket: sock,
+                peer: peer.clone(),
+                logged: false,
+            },
             transport: Transport::Socket,
             peer,
         }
@@ -269,7 +300,9 @@ impl Sender {
             SendEnd::Socket(s) => s.reserve(len).map(Grant::Socket),
         };
         let socket = &self.socket;
-        grant.map(|grant| WriteGrant { grant, socket }).map_err(|e| close_on_violation(socket, e))
+        grant
+            .map(|grant| WriteGrant { grant, socket })
+            .map_err(|e| close_on_violation(socket, e))
     }
 
     /// Reserves a record of `len` bytes if there is room now.
@@ -280,7 +313,9 @@ impl Sender {
             SendEnd::Socket(s) => s.try_reserve(len).map(|g| g.map(Grant::Socket)),
         };
         let socket = &self.socket;
-        grant.map(|g| g.map(|grant| WriteGrant { grant, socket })).map_err(|e| close_on_violation(socket, e))
+        grant
+            .map(|g| g.map(|grant| WriteGrant { grant, socket }))
+            .map_err(|e| close_on_violation(socket, e))
     }
 
     /// Sends `bytes` as one record.
@@ -318,12 +353,18 @@ impl Sender {
     /// fence, the largest cost of a small record; where it does, the check is cheap and a
     /// batch saves little. Returns how many records were sent; on an error, the records
     /// before it were sent.
-    pub fn send_batch<'r>(&mut self, records: impl IntoIterator<Item = &'r [u8]>) -> Result<usize, Error> {
+    pub fn send_batch<'r>(
+        &mut self,
+        records: impl IntoIterator<Item = &'r [u8]>,
+    ) -> Result<usize, Error> {
         let sent = match &mut self.end {
             SendEnd::Shm(p) => p.send_batch(records),
             SendEnd::Socket(s) => {
                 let mut sent = 0;
-                records.into_iter().try_for_each(|r| s.send_bytes(r).map(|()| sent += 1)).map(|()| sent)
+                records
+                    .into_iter()
+                    .try_for_each(|r| s.send_bytes(r).map(|()| sent += 1))
+                    .map(|()| sent)
             }
         };
         sent.map_err(|e| close_on_violation(&self.socket, e))
@@ -429,7 +470,8 @@ impl<'a> WriteGrant<'a> {
             Grant::Shm(g) => g.commit_then_reserve(len).map(Grant::Shm),
             Grant::Socket(g) => g.commit_then_reserve(len).map(Grant::Socket),
         };
-        next.map(|grant| WriteGrant { grant, socket }).map_err(|e| close_on_violation(socket, e))
+        next.map(|grant| WriteGrant { grant, socket })
+            .map_err(|e| close_on_violation(socket, e))
     }
 }
 
@@ -480,9 +522,9 @@ impl Receiver {
     pub fn recv(&mut self) -> Result<ReadGrant<'_>, Error> {
         let result = match &mut self.end {
             RecvEnd::Shm(c) => c.recv().map(|g| ReadGrant { view: View::Shm(g) }),
-            RecvEnd::Socket(r) => {
-                r.recv().map(|frame| ReadGrant { view: View::Socket(FrameView::new(r, frame)) })
-            }
+            RecvEnd::Socket(r) => r.recv().map(|frame| ReadGrant {
+                view: View::Socket(FrameView::new(r, frame)),
+            }),
         };
         result.map_err(|e| note_end(&self.peer, &self.socket, &mut self.logged, e))
     }
@@ -491,10 +533,14 @@ impl Receiver {
     #[inline]
     pub fn try_recv(&mut self) -> Result<Option<ReadGrant<'_>>, Error> {
         let result = match &mut self.end {
-            RecvEnd::Shm(c) => c.try_recv().map(|g| g.map(|g| ReadGrant { view: View::Shm(g) })),
-            RecvEnd::Socket(r) => r
-                .next(Fetch::NoWait)
-                .map(|f| f.map(|f| ReadGrant { view: View::Socket(FrameView::new(r, f)) })),
+            RecvEnd::Shm(c) => c
+                .try_recv()
+                .map(|g| g.map(|g| ReadGrant { view: View::Shm(g) })),
+            RecvEnd::Socket(r) => r.next(Fetch::NoWait).map(|f| {
+                f.map(|f| ReadGrant {
+                    view: View::Socket(FrameView::new(r, f)),
+                })
+            }),
         };
         result.map_err(|e| note_end(&self.peer, &self.socket, &mut self.logged, e))
     }
@@ -503,7 +549,11 @@ impl Receiver {
     /// `max`, releasing them together. Returns how many records `f` saw. Over shared memory,
     /// a call that follows a batch of 16 or more records first lets the streaming sender get
     /// ahead for 4 µs (see `docs/ARCHITECTURE.md`, "The ring").
-    pub fn recv_batch(&mut self, max: usize, mut f: impl FnMut(ReadGrant<'_>)) -> Result<usize, Error> {
+    pub fn recv_batch(
+        &mut self,
+        max: usize,
+        mut f: impl FnMut(ReadGrant<'_>),
+    ) -> Result<usize, Error> {
         let result = match &mut self.end {
             RecvEnd::Shm(c) => c.recv_batch(max, |g| f(ReadGrant { view: View::Shm(g) })),
             RecvEnd::Socket(r) => socket_batch(r, max, f),
@@ -522,7 +572,11 @@ impl Receiver {
             Some(v) if len == size_of::<T>() => Ok(v),
             // A well-formed record of another length: the caller's expectation failed, not
             // the transport, so the connection stays open (unlike `close_on_violation`).
-            _ => Err(ProtocolError::UnexpectedLength { len: len as u64, expected: size_of::<T>() as u64 }.into()),
+            _ => Err(ProtocolError::UnexpectedLength {
+                len: len as u64,
+                expected: size_of::<T>() as u64,
+            }
+            .into()),
         }
     }
 }
@@ -537,7 +591,9 @@ fn socket_batch(
     while seen < max.max(1) {
         match r.next(fetch)? {
             Some(frame) => {
-                f(ReadGrant { view: View::Socket(FrameView::new(r, frame)) });
+                f(ReadGrant {
+                    view: View::Socket(FrameView::new(r, frame)),
+                });
                 seen += 1;
                 fetch = Fetch::Buffered;
             }
@@ -570,7 +626,11 @@ fn note_end(peer: &PeerInfo, socket: &OwnedFd, logged: &mut bool, e: Error) -> E
             Error::Disconnected => {
                 tracing::info!("{} (pid {}) disconnected", peer.name(), peer.pid());
             }
-            e => tracing::warn!("connection to {} (pid {}) failed: {e}", peer.name(), peer.pid()),
+            e => tracing::warn!(
+                "connection to {} (pid {}) failed: {e}",
+                peer.name(),
+                peer.pid()
+            ),
         }
     }
     e
@@ -692,7 +752,10 @@ mod tests {
         }
         assert_eq!(Transport::default(), Transport::Shm);
         let err = "tcp".parse::<Transport>().unwrap_err();
-        assert_eq!(err.to_string(), "unknown transport \"tcp\", expected \"shm\" or \"socket\"");
+        assert_eq!(
+            err.to_string(),
+            "unknown transport \"tcp\", expected \"shm\" or \"socket\""
+        );
     }
 
     #[test]

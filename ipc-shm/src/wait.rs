@@ -42,11 +42,17 @@ pub struct WaitPolicy {
 
 impl WaitPolicy {
     /// Parks at once: no CPU spent waiting, every wake-up through the kernel.
-    pub const PARK: WaitPolicy = WaitPolicy { spin: Duration::ZERO, adaptive: false };
+    pub const PARK: WaitPolicy = WaitPolicy {
+        spin: Duration::ZERO,
+        adaptive: false,
+    };
 
     /// Spins for up to `spin`, adaptively.
     pub const fn spin_for(spin: Duration) -> WaitPolicy {
-        WaitPolicy { spin, adaptive: true }
+        WaitPolicy {
+            spin,
+            adaptive: true,
+        }
     }
 }
 
@@ -89,7 +95,11 @@ pub(crate) const BUSY_SPIN: Duration = Duration::from_millis(1);
 
 impl Spinner {
     pub(crate) fn new(policy: WaitPolicy) -> Self {
-        Spinner { policy, budget: policy.spin, waits: 0 }
+        Spinner {
+            policy,
+            budget: policy.spin,
+            waits: 0,
+        }
     }
 
     /// Calls `ready` until it yields `Some` or the budget is spent: once per `spin_loop` for
@@ -286,7 +296,11 @@ impl Doorbell {
     /// failures are ignored: a full queue already means "wake up", and a peer whose bell is
     /// broken only fails to wake itself; its death shows up as a hang-up of the connection.
     pub(crate) fn ring(&self) {
-        let _ = send(self.fd.as_raw_fd(), &[1], MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL);
+        let _ = send(
+            self.fd.as_raw_fd(),
+            &[1],
+            MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+        );
     }
 }
 
@@ -376,11 +390,24 @@ mod tests {
         let mut s = Spinner::new(WaitPolicy::spin_for(Duration::from_micros(200)));
         let r: Option<()> = s.spin(|| Ok(None)).unwrap();
         assert!(r.is_none());
-        assert_eq!(s.budget, Duration::from_micros(100), "a failed spin halves the budget");
+        assert_eq!(
+            s.budget,
+            Duration::from_micros(100),
+            "a failed spin halves the budget"
+        );
         let mut n = 0;
-        let r = s.spin(|| { n += 1; Ok((n == 3).then_some(7)) }).unwrap();
+        let r = s
+            .spin(|| {
+                n += 1;
+                Ok((n == 3).then_some(7))
+            })
+            .unwrap();
         assert_eq!(r, Some(7));
-        assert_eq!(s.budget, Duration::from_micros(200), "a successful spin doubles it back");
+        assert_eq!(
+            s.budget,
+            Duration::from_micros(200),
+            "a successful spin doubles it back"
+        );
     }
 
     #[test]
@@ -391,7 +418,11 @@ mod tests {
             let r: Option<()> = s.spin(|| Ok(None)).unwrap();
             assert!(r.is_none());
         }
-        assert_eq!(s.budget, window / 64, "long gaps shrink the budget to its floor");
+        assert_eq!(
+            s.budget,
+            window / 64,
+            "long gaps shrink the budget to its floor"
+        );
         // Now every wait ends after 20 µs: longer than the collapsed budget, so only the probe
         // (the 16th wait) can catch one by spinning; from then on the budget covers them.
         // Deterministic whatever the scheduler does: a spin gives up only after one last look
@@ -400,12 +431,22 @@ mod tests {
         for _ in 0..(2 * PROBE_EVERY) {
             let begun = Instant::now();
             let gap = Duration::from_micros(20);
-            if s.spin(|| Ok((begun.elapsed() >= gap).then_some(()))).unwrap().is_some() {
+            if s.spin(|| Ok((begun.elapsed() >= gap).then_some(())))
+                .unwrap()
+                .is_some()
+            {
                 caught += 1;
             }
         }
-        assert!(s.budget >= Duration::from_micros(40), "budget {:?} did not recover", s.budget);
-        assert!(caught > PROBE_EVERY, "only {caught} waits were caught by spinning");
+        assert!(
+            s.budget >= Duration::from_micros(40),
+            "budget {:?} did not recover",
+            s.budget
+        );
+        assert!(
+            caught > PROBE_EVERY,
+            "only {caught} waits were caught by spinning"
+        );
     }
 
     /// A wait whose budget is spent goes on while the peer says it is busy, until it has
@@ -419,9 +460,21 @@ mod tests {
         let mut asked = 0;
         let mut allowance = Duration::from_secs(3600);
         let idle: Option<()> = s
-            .spin_with(&mut asked, |_| Ok(None), |asked| { *asked += 1; false }, &mut allowance)
+            .spin_with(
+                &mut asked,
+                |_| Ok(None),
+                |asked| {
+                    *asked += 1;
+                    false
+                },
+                &mut allowance,
+            )
             .unwrap();
-        assert_eq!((idle, asked), (None, 1), "an idle peer's wait ends at the budget");
+        assert_eq!(
+            (idle, asked),
+            (None, 1),
+            "an idle peer's wait ends at the budget"
+        );
         assert_eq!(s.budget, Duration::from_micros(10), "and halves it");
         // A busy peer whose record comes 15 budgets late is waited for (within an allowance
         // no preemption of this test outlasts).
@@ -429,27 +482,47 @@ mod tests {
         let late = |_: &mut ()| Ok((begun.elapsed() >= Duration::from_micros(300)).then_some(()));
         let hour = Duration::from_secs(3600);
         let mut allowance = hour;
-        let busy = s.spin_with(&mut (), late, |()| true, &mut allowance).unwrap();
+        let busy = s
+            .spin_with(&mut (), late, |()| true, &mut allowance)
+            .unwrap();
         assert_eq!(busy, Some(()));
         // Used up by the wait as of its last reading of the clock: by something, and by no
         // more than the wait lasted. (Not by nearly 300 µs: a wait preempted right after a
         // reading finds the record at its next look without reading the clock again.)
         let used = hour - allowance;
         assert!(!used.is_zero() && used <= begun.elapsed(), "{used:?} used");
-        assert_eq!(s.budget, Duration::from_micros(20), "as a wait spinning ended: doubled");
+        assert_eq!(
+            s.budget,
+            Duration::from_micros(20),
+            "as a wait spinning ended: doubled"
+        );
         // A peer busy for ever is given up on after the allowance, which is then spent: a
         // second wait in the same allowance (after a wake-up) ends at the budget.
         let mut allowance = BUSY_SPIN;
         let begun = Instant::now();
-        let forever: Option<()> = s.spin_with(&mut (), |()| Ok(None), |()| true, &mut allowance).unwrap();
+        let forever: Option<()> = s
+            .spin_with(&mut (), |()| Ok(None), |()| true, &mut allowance)
+            .unwrap();
         assert_eq!(forever, None);
         assert!(begun.elapsed() >= BUSY_SPIN, "not before BUSY_SPIN");
         assert_eq!(allowance, Duration::ZERO);
         let mut asked = 0;
         let again: Option<()> = s
-            .spin_with(&mut asked, |_| Ok(None), |asked| { *asked += 1; true }, &mut allowance)
+            .spin_with(
+                &mut asked,
+                |_| Ok(None),
+                |asked| {
+                    *asked += 1;
+                    true
+                },
+                &mut allowance,
+            )
             .unwrap();
-        assert_eq!((again, asked), (None, 0), "no allowance left: the peer is not even asked");
+        assert_eq!(
+            (again, asked),
+            (None, 0),
+            "no allowance left: the peer is not even asked"
+        );
     }
 
     #[test]
@@ -470,6 +543,9 @@ mod tests {
         let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
         let live = Liveness::new(Arc::new(OwnedFd::from(a)));
         b.write_all(b"x").unwrap();
-        assert!(matches!(live.check(), Err(Error::Protocol(ProtocolError::UnexpectedSocketData))));
+        assert!(matches!(
+            live.check(),
+            Err(Error::Protocol(ProtocolError::UnexpectedSocketData))
+        ));
     }
 }

@@ -18,10 +18,21 @@ const CALL_PEER: &str = env!("CARGO_BIN_EXE_ipc-shm-call-peer");
 
 fn start(transport: Transport) -> (SpawnedChild, Session) {
     let config = util::config(transport);
-    let args = [format!("-transport={transport}"), format!("-ring={}", config.ring_capacity)];
-    let (child, connection) = ipc_shm::spawn(CALL_PEER, &args, &config).expect("spawn ipc-shm-call-peer");
+    let args = [
+        format!("-transport={transport}"),
+        format!("-ring={}", config.ring_capacity),
+    ];
+    let (child, connection) =
+        ipc_shm::spawn(CALL_PEER, &args, &config).expect("spawn ipc-shm-call-peer");
     assert_eq!(connection.transport(), transport);
-    let session = Session::new(connection, None, &SessionConfig { name: "test".into(), ..SessionConfig::default() });
+    let session = Session::new(
+        connection,
+        None,
+        &SessionConfig {
+            name: "test".into(),
+            ..SessionConfig::default()
+        },
+    );
     (child, session)
 }
 
@@ -51,13 +62,36 @@ fn calls_and_errors(transport: Transport) {
     for _ in 0..20_000 {
         let _: Vec<u8> = calc.call(ECHO, &data).unwrap();
     }
-    eprintln!("{transport}: 64-byte echo across processes in {:?}", start.elapsed() / 20_000);
+    eprintln!(
+        "{transport}: 64-byte echo across processes in {:?}",
+        start.elapsed() / 20_000
+    );
     let err = calc.call::<_, ()>(FAIL, &()).unwrap_err();
-    assert!(matches!(&err, CallError::Remote { kind: RemoteErrorKind::Failed, message } if message == "no luck"));
+    assert!(
+        matches!(&err, CallError::Remote { kind: RemoteErrorKind::Failed, message } if message == "no luck")
+    );
     let err = calc.call::<_, ()>(1000, &()).unwrap_err();
-    assert!(matches!(err, CallError::Remote { kind: RemoteErrorKind::UnknownMethod, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            CallError::Remote {
+                kind: RemoteErrorKind::UnknownMethod,
+                ..
+            }
+        ),
+        "{err}"
+    );
     let err = calc.call::<_, u64>(ADD, &7u8).unwrap_err();
-    assert!(matches!(err, CallError::Remote { kind: RemoteErrorKind::BadArguments, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            CallError::Remote {
+                kind: RemoteErrorKind::BadArguments,
+                ..
+            }
+        ),
+        "{err}"
+    );
     // Closing our side lets the peer exit cleanly.
     drop(calc);
     drop(session);
@@ -80,7 +114,10 @@ fn callbacks_and_objects(transport: Transport) {
     let calc = session.bootstrap();
     for depth in [0u32, 1, 10] {
         let listener: Arc<dyn Dispatch> = Arc::new(Listener { calc: calc.clone() });
-        assert_eq!(calc.call::<_, u64>(NOTIFY, &(listener, depth)).unwrap(), 43 + u64::from(depth));
+        assert_eq!(
+            calc.call::<_, u64>(NOTIFY, &(listener, depth)).unwrap(),
+            43 + u64::from(depth)
+        );
     }
     let listener: Arc<dyn Dispatch> = Arc::new(Listener { calc: calc.clone() });
     let sub: RemoteObject = calc.call(SUBSCRIBE, &listener).unwrap();
@@ -91,8 +128,12 @@ fn callbacks_and_objects(transport: Transport) {
     drop(sub);
     assert_eq!(session.imported_objects(), 0);
     // The peer drops the subscription, which releases our listener.
-    eventually("the subscription is dropped", || calc.call::<_, u64>(LIVE, &()).unwrap() == 0);
-    eventually("the listener is released", || session.exported_objects() == 0);
+    eventually("the subscription is dropped", || {
+        calc.call::<_, u64>(LIVE, &()).unwrap() == 0
+    });
+    eventually("the listener is released", || {
+        session.exported_objects() == 0
+    });
 }
 
 #[test]
@@ -114,7 +155,10 @@ fn eight_threads(transport: Transport) {
             let calc = calc.clone();
             std::thread::spawn(move || {
                 for i in 0..10_000u64 {
-                    assert_eq!(calc.call::<_, u64>(ADD, &(i, t << 32)).unwrap(), i + (t << 32));
+                    assert_eq!(
+                        calc.call::<_, u64>(ADD, &(i, t << 32)).unwrap(),
+                        i + (t << 32)
+                    );
                 }
             })
         })
@@ -146,14 +190,23 @@ fn peer_death(transport: Transport) {
             std::thread::spawn(move || calc.call::<_, ()>(BLOCK, &()))
         })
         .collect();
-    eventually("8 calls are blocked in the peer", || calc.call::<_, u64>(BLOCKED, &()).unwrap() == 8);
+    eventually("8 calls are blocked in the peer", || {
+        calc.call::<_, u64>(BLOCKED, &()).unwrap() == 8
+    });
     let pid = child.pid();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     for c in callers {
         let r = c.join().unwrap();
         assert!(matches!(r, Err(CallError::Disconnected)), "{r:?}");
     }
-    assert!(matches!(calc.call::<_, u64>(ADD, &(1u64, 1u64)), Err(CallError::Disconnected)));
+    assert!(matches!(
+        calc.call::<_, u64>(ADD, &(1u64, 1u64)),
+        Err(CallError::Disconnected)
+    ));
     assert!(session.is_closed());
     assert!(!child.wait().unwrap().success());
     util::assert_reaped(pid);

@@ -25,13 +25,28 @@ fn mode(path: &Path) -> u32 {
 fn endpoints_parse_bitcoin_core_forms() {
     let default = Path::new("/data/regtest/node.sock");
     assert_eq!(Endpoint::parse("unix", default).unwrap().path(), default);
-    assert_eq!(Endpoint::parse("unix:/run/n.sock", default).unwrap().path(), Path::new("/run/n.sock"));
-    assert_eq!(Endpoint::parse("unix:other.sock", default).unwrap().path(), Path::new("/data/regtest/other.sock"));
-    assert_eq!(Endpoint::parse("unix:/x", default).unwrap().to_string(), "unix:/x");
+    assert_eq!(
+        Endpoint::parse("unix:/run/n.sock", default).unwrap().path(),
+        Path::new("/run/n.sock")
+    );
+    assert_eq!(
+        Endpoint::parse("unix:other.sock", default).unwrap().path(),
+        Path::new("/data/regtest/other.sock")
+    );
+    assert_eq!(
+        Endpoint::parse("unix:/x", default).unwrap().to_string(),
+        "unix:/x"
+    );
     for bad in ["tcp:127.0.0.1:8332", "unix:", "unixx", "", "UNIX"] {
         let e = Endpoint::parse(bad, default).unwrap_err();
-        assert!(matches!(e, ConnectError::Unsupported { .. }), "{bad}: {e:?}");
-        assert!(e.to_string().contains("expected \"unix\" or \"unix:PATH\""), "{e}");
+        assert!(
+            matches!(e, ConnectError::Unsupported { .. }),
+            "{bad}: {e:?}"
+        );
+        assert!(
+            e.to_string().contains("expected \"unix\" or \"unix:PATH\""),
+            "{e}"
+        );
     }
 }
 
@@ -47,7 +62,10 @@ fn bind_creates_a_private_directory_and_a_0600_socket_and_removes_it_on_drop() {
     assert!(std::fs::metadata(&path).unwrap().file_type().is_socket());
     assert_eq!(mode(&path), 0o600);
     drop(listener);
-    assert!(!path.exists(), "the socket file is removed with the listener");
+    assert!(
+        !path.exists(),
+        "the socket file is removed with the listener"
+    );
 }
 
 #[test]
@@ -68,7 +86,13 @@ fn a_stale_socket_is_replaced_and_a_live_one_is_in_use() {
 
     let e = connect_error(Listener::bind(&endpoint, &config));
     assert!(matches!(e, ConnectError::InUse { .. }));
-    assert_eq!(e.to_string(), format!("socket {} is already in use by a running process", path.display()));
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "socket {} is already in use by a running process",
+            path.display()
+        )
+    );
 
     // The live listener still works after the failed bind.
     let (server, client) = std::thread::scope(|s| {
@@ -92,17 +116,30 @@ fn a_socket_path_longer_than_sun_path_is_a_clear_error() {
         connect_error(ipc_shm::connect(&Endpoint::unix(&path), &config)),
     ] {
         assert!(matches!(e, ConnectError::PathTooLong { .. }), "{e:?}");
-        assert!(e.to_string().contains("longer than the 107 bytes a unix socket address holds"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("longer than the 107 bytes a unix socket address holds"),
+            "{e}"
+        );
     }
-    assert!(!path.parent().unwrap().exists(), "nothing was created for a path that cannot work");
+    assert!(
+        !path.parent().unwrap().exists(),
+        "nothing was created for a path that cannot work"
+    );
 }
 
 #[test]
 fn connecting_to_nobody_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("node.sock");
-    let e = connect_error(ipc_shm::connect(&Endpoint::unix(&path), &util::config(Transport::Shm)));
-    assert_eq!(e.to_string(), format!("no node listening at {}", path.display()));
+    let e = connect_error(ipc_shm::connect(
+        &Endpoint::unix(&path),
+        &util::config(Transport::Shm),
+    ));
+    assert_eq!(
+        e.to_string(),
+        format!("no node listening at {}", path.display())
+    );
 }
 
 #[test]
@@ -110,14 +147,21 @@ fn bind_leaves_a_file_that_is_not_a_socket_alone() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("node.sock");
     std::fs::write(&path, b"precious").unwrap();
-    let e = connect_error(Listener::bind(&Endpoint::unix(&path), &util::config(Transport::Shm)));
+    let e = connect_error(Listener::bind(
+        &Endpoint::unix(&path),
+        &util::config(Transport::Shm),
+    ));
     assert!(matches!(e, ConnectError::NotASocket { .. }), "{e:?}");
     assert_eq!(std::fs::read(&path).unwrap(), b"precious");
 }
 
 #[test]
 fn spawning_a_missing_executable_names_it() {
-    let e = connect_error(ipc_shm::spawn("no-such-ipc-shm-binary", ["x"], &util::config(Transport::Shm)));
+    let e = connect_error(ipc_shm::spawn(
+        "no-such-ipc-shm-binary",
+        ["x"],
+        &util::config(Transport::Shm),
+    ));
     assert!(matches!(e, ConnectError::Spawn { .. }), "{e:?}");
     assert!(e.to_string().contains("no-such-ipc-shm-binary"), "{e}");
 }
@@ -139,6 +183,10 @@ fn accept_ipcfd_only_adopts_an_inherited_unix_stream_socket() {
     assert!(invalid(a.as_raw_fd()).contains("close-on-exec"));
     // Inheritable, but a pipe, not a unix stream socket.
     let (r, _w) = nix::unistd::pipe().unwrap();
-    nix::fcntl::fcntl(r.as_fd(), nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty())).unwrap();
+    nix::fcntl::fcntl(
+        r.as_fd(),
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+    )
+    .unwrap();
     assert!(invalid(r.as_raw_fd()).contains("not a unix stream socket"));
 }

@@ -52,8 +52,14 @@ fn descriptors_the_kernel_installs_before_truncating_a_message_are_closed() {
         server
     });
     match server {
-        Err(Error::Handshake(HandshakeError::BadFds { expected: 3, received })) => {
-            assert!((1..203).contains(&received), "{received} of 203 descriptors arrived");
+        Err(Error::Handshake(HandshakeError::BadFds {
+            expected: 3,
+            received,
+        })) => {
+            assert!(
+                (1..203).contains(&received),
+                "{received} of 203 descriptors arrived"
+            );
         }
         other => panic!("expected too few descriptors, got {other:?}"),
     }

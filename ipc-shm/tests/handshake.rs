@@ -20,11 +20,17 @@ const SILENCE: Duration = Duration::from_millis(300);
 
 fn listener(dir: &Path, config: &Config) -> (Listener, PathBuf) {
     let path = dir.join("node.sock");
-    (Listener::bind(&Endpoint::unix(&path), config).unwrap(), path)
+    (
+        Listener::bind(&Endpoint::unix(&path), config).unwrap(),
+        path,
+    )
 }
 
 /// Runs `client` against one `accept` of `listener`.
-fn accept_one<T: Send>(listener: &Listener, client: impl FnOnce() -> T + Send) -> (Result<Connection, Error>, T) {
+fn accept_one<T: Send>(
+    listener: &Listener,
+    client: impl FnOnce() -> T + Send,
+) -> (Result<Connection, Error>, T) {
     std::thread::scope(|s| {
         let server = s.spawn(|| listener.accept());
         let t = client();
@@ -69,7 +75,10 @@ fn the_listener_refuses_every_bad_hello_distinctly_and_keeps_serving() {
     let (server, reply) = accept_one(&listener, || raw_client(&path, &garbage[..72], false));
     assert_eq!(
         handshake_error(server),
-        HandshakeError::BadMagic { what: "hello", found: *b"GET / HT" }
+        HandshakeError::BadMagic {
+            what: "hello",
+            found: *b"GET / HT"
+        }
     );
     assert_eq!((&reply.magic, reply.status), (b"BSHMRPLY", 1));
 
@@ -78,22 +87,39 @@ fn the_listener_refuses_every_bad_hello_distinctly_and_keeps_serving() {
     let (server, reply) = accept_one(&listener, || raw_client(&path, &good[..20], true));
     assert_eq!(
         handshake_error(server),
-        HandshakeError::Truncated { what: "hello", received: 20, expected: 72 }
+        HandshakeError::Truncated {
+            what: "hello",
+            received: 20,
+            expected: 72
+        }
     );
     assert_eq!(reply.status, 2);
 
     // A version from the future.
-    let (server, reply) = accept_one(&listener, || raw_client(&path, &hello(99, 0, cap, cap), false));
+    let (server, reply) = accept_one(&listener, || {
+        raw_client(&path, &hello(99, 0, cap, cap), false)
+    });
     assert_eq!(
         handshake_error(server),
-        HandshakeError::UnsupportedVersion { found: 99, supported: PROTOCOL_VERSION }
+        HandshakeError::UnsupportedVersion {
+            found: 99,
+            supported: PROTOCOL_VERSION
+        }
     );
-    assert_eq!((reply.status, reply.detail, reply.version), (3, PROTOCOL_VERSION.into(), PROTOCOL_VERSION));
+    assert_eq!(
+        (reply.status, reply.detail, reply.version),
+        (3, PROTOCOL_VERSION.into(), PROTOCOL_VERSION)
+    );
     // Recognised from magic and version alone, whatever length that version's hello has.
-    let (server, reply) = accept_one(&listener, || raw_client(&path, &hello(4, 0, cap, cap)[..12], false));
+    let (server, reply) = accept_one(&listener, || {
+        raw_client(&path, &hello(4, 0, cap, cap)[..12], false)
+    });
     assert_eq!(
         handshake_error(server),
-        HandshakeError::UnsupportedVersion { found: 4, supported: PROTOCOL_VERSION }
+        HandshakeError::UnsupportedVersion {
+            found: 4,
+            supported: PROTOCOL_VERSION
+        }
     );
     assert_eq!(reply.status, 3);
 
@@ -102,27 +128,45 @@ fn the_listener_refuses_every_bad_hello_distinctly_and_keeps_serving() {
         let mut stream = UnixStream::connect(&path).unwrap();
         read_reply(&mut stream)
     });
-    assert_eq!(handshake_error(server), HandshakeError::Timeout { after: SILENCE });
+    assert_eq!(
+        handshake_error(server),
+        HandshakeError::Timeout { after: SILENCE }
+    );
     assert_eq!((reply.status, reply.detail), (7, 300));
 
     // A ring size that is not a power of two, and one beyond the limit.
     for bad in [12_345u64, 1 << 40] {
-        let (server, reply) = accept_one(&listener, || raw_client(&path, &hello(PROTOCOL_VERSION, 0, bad, cap), false));
-        assert_eq!(handshake_error(server), HandshakeError::BadRingSize { capacity: bad });
+        let (server, reply) = accept_one(&listener, || {
+            raw_client(&path, &hello(PROTOCOL_VERSION, 0, bad, cap), false)
+        });
+        assert_eq!(
+            handshake_error(server),
+            HandshakeError::BadRingSize { capacity: bad }
+        );
         assert_eq!((reply.status, reply.detail), (5, bad));
     }
 
     // An unknown transport.
-    let (server, reply) = accept_one(&listener, || raw_client(&path, &hello(PROTOCOL_VERSION, 9, cap, cap), false));
-    assert_eq!(handshake_error(server), HandshakeError::BadTransport { found: 9 });
+    let (server, reply) = accept_one(&listener, || {
+        raw_client(&path, &hello(PROTOCOL_VERSION, 9, cap, cap), false)
+    });
+    assert_eq!(
+        handshake_error(server),
+        HandshakeError::BadTransport { found: 9 }
+    );
     assert_eq!((reply.status, reply.detail), (6, 9));
 
     // After all that, a good client of each transport is served.
     for transport in [Transport::Shm, Transport::Socket] {
         let client_config = util::config(transport);
-        let (server, client) = accept_one(&listener, || ipc_shm::connect(&Endpoint::unix(&path), &client_config));
+        let (server, client) = accept_one(&listener, || {
+            ipc_shm::connect(&Endpoint::unix(&path), &client_config)
+        });
         let (server, client) = (server.unwrap(), client.unwrap());
-        assert_eq!((server.transport(), client.transport()), (transport, transport));
+        assert_eq!(
+            (server.transport(), client.transport()),
+            (transport, transport)
+        );
         assert_eq!(server.peer().pid(), std::process::id());
         assert_eq!(server.peer().name(), "ipc-shm-test");
         let (mut tx, _rx) = client.split();
@@ -133,7 +177,10 @@ fn the_listener_refuses_every_bad_hello_distinctly_and_keeps_serving() {
 }
 
 /// A raw acceptor: accepts one connection, reads the hello, then does `respond`.
-fn raw_acceptor(respond: impl FnOnce(&mut UnixStream) + Send, config: &Config) -> Result<Connection, Error> {
+fn raw_acceptor(
+    respond: impl FnOnce(&mut UnixStream) + Send,
+    config: &Config,
+) -> Result<Connection, Error> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("raw.sock");
     let raw = UnixListener::bind(&path).unwrap();
@@ -162,14 +209,21 @@ fn the_initiator_reports_every_bad_reply_distinctly() {
         (Box::new(|_| {}), HandshakeError::Timeout { after: SILENCE }),
         (
             Box::new(|s| s.write_all(&[0x42; 80]).unwrap()),
-            HandshakeError::BadMagic { what: "reply", found: [0x42; 8] },
+            HandshakeError::BadMagic {
+                what: "reply",
+                found: [0x42; 8],
+            },
         ),
         (
             Box::new(|s| {
                 s.write_all(&util::reply(3, 0, 0, cap, cap)[..10]).unwrap();
                 s.shutdown(Shutdown::Write).unwrap();
             }),
-            HandshakeError::Truncated { what: "reply", received: 10, expected: 80 },
+            HandshakeError::Truncated {
+                what: "reply",
+                received: 10,
+                expected: 80,
+            },
         ),
         (
             Box::new(|s| s.write_all(&util::reply(3, 3, 4, 0, 0)).unwrap()),
@@ -181,7 +235,10 @@ fn the_initiator_reports_every_bad_reply_distinctly() {
         ),
         (
             Box::new(|s| s.write_all(&util::reply(4, 0, 0, cap, cap)).unwrap()),
-            HandshakeError::UnsupportedVersion { found: 4, supported: PROTOCOL_VERSION },
+            HandshakeError::UnsupportedVersion {
+                found: 4,
+                supported: PROTOCOL_VERSION,
+            },
         ),
         (
             Box::new(|s| s.write_all(&util::reply(3, 0, 0, cap * 2, cap)).unwrap()),
@@ -234,14 +291,26 @@ fn a_client_of_another_uid_is_refused_unless_allowed() {
             assert_eq!(connection.peer().uid(), NOBODY);
             round_trip(connection);
             let out = child.wait_with_output().unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         } else {
-            assert_eq!(handshake_error(server), HandshakeError::PeerUid { peer: NOBODY, ours: 0 });
+            assert_eq!(
+                handshake_error(server),
+                HandshakeError::PeerUid {
+                    peer: NOBODY,
+                    ours: 0
+                }
+            );
             let out = child.wait_with_output().unwrap();
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(!out.status.success());
             assert!(
-                stderr.contains("peer refused the connection: connections from uid 65534 are not allowed"),
+                stderr.contains(
+                    "peer refused the connection: connections from uid 65534 are not allowed"
+                ),
                 "{stderr}"
             );
         }
@@ -259,7 +328,10 @@ fn a_client_silent_after_its_hello_is_cut_off_by_the_same_deadline() {
     config.ring_capacity = 1 << 16;
     let (listener, path) = listener(dir.path(), &config);
     let (server, _stream) = accept_one(&listener, || util::hand_hello(&path, 1 << 16, 0));
-    assert_eq!(handshake_error(server), HandshakeError::Timeout { after: SILENCE });
+    assert_eq!(
+        handshake_error(server),
+        HandshakeError::Timeout { after: SILENCE }
+    );
 }
 
 /// Each direction uses the smaller of the two sides' ring capacities.
@@ -270,15 +342,24 @@ fn ring_sizes_are_the_smaller_of_both_sides() {
     let mut server_config = util::config(Transport::Shm);
     server_config.ring_capacity = 1 << 16;
     let (listener, path) = listener(dir.path(), &server_config);
-    for (transport, client_capacity, agreed) in
-        [(Transport::Shm, 1 << 20, 1 << 16), (Transport::Socket, 1 << 20, 1 << 16), (Transport::Shm, 1 << 12, 1 << 12)]
-    {
+    for (transport, client_capacity, agreed) in [
+        (Transport::Shm, 1 << 20, 1 << 16),
+        (Transport::Socket, 1 << 20, 1 << 16),
+        (Transport::Shm, 1 << 12, 1 << 12),
+    ] {
         let mut config = util::config(transport);
         config.ring_capacity = client_capacity;
-        let (server, client) = accept_one(&listener, || ipc_shm::connect(&Endpoint::unix(&path), &config));
+        let (server, client) = accept_one(&listener, || {
+            ipc_shm::connect(&Endpoint::unix(&path), &config)
+        });
         let (stx, srx) = server.unwrap().split();
         let (ctx, crx) = client.unwrap().split();
-        for max in [stx.max_record_len(), srx.max_record_len(), ctx.max_record_len(), crx.max_record_len()] {
+        for max in [
+            stx.max_record_len(),
+            srx.max_record_len(),
+            ctx.max_record_len(),
+            crx.max_record_len(),
+        ] {
             assert_eq!(max, agreed / 2 - 8, "{transport} {client_capacity}");
         }
     }
@@ -305,10 +386,23 @@ fn a_silent_client_does_not_hold_up_others_when_two_threads_accept() {
         // The silent client gives up after one byte; its acceptor reports it.
         silent.write_all(b"B").unwrap();
         drop(silent);
-        let (served, failed): (Vec<_>, Vec<_>) =
-            [first.join().unwrap(), second.join().unwrap()].into_iter().partition(Result::is_ok);
-        let failed = failed.into_iter().map(|r| r.unwrap_err()).collect::<Vec<_>>();
-        assert!(matches!(failed[..], [Error::Handshake(HandshakeError::Truncated { received: 1, .. })]), "{failed:?}");
+        let (served, failed): (Vec<_>, Vec<_>) = [first.join().unwrap(), second.join().unwrap()]
+            .into_iter()
+            .partition(Result::is_ok);
+        let failed = failed
+            .into_iter()
+            .map(|r| r.unwrap_err())
+            .collect::<Vec<_>>();
+        assert!(
+            matches!(
+                failed[..],
+                [Error::Handshake(HandshakeError::Truncated {
+                    received: 1,
+                    ..
+                })]
+            ),
+            "{failed:?}"
+        );
         let served = served.into_iter().map(Result::unwrap).collect::<Vec<_>>();
         let [connection] = <[Connection; 1]>::try_from(served).unwrap();
         let (_stx, mut srx) = connection.split();
@@ -340,8 +434,16 @@ fn a_silent_client_does_not_hold_up_a_single_accept_loop() {
         let (mut tx, _rx) = good.split();
         tx.send_bytes(b"served").unwrap();
         drop(silent);
-        let results: Vec<_> = server.join().unwrap().into_iter().map(|h| h.join().unwrap()).collect();
-        let served: Vec<Connection> = results.into_iter().filter_map(|r| r.ok().flatten()).collect();
+        let results: Vec<_> = server
+            .join()
+            .unwrap()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect();
+        let served: Vec<Connection> = results
+            .into_iter()
+            .filter_map(|r| r.ok().flatten())
+            .collect();
         let [connection] = <[Connection; 1]>::try_from(served).unwrap();
         let (_stx, mut srx) = connection.split();
         assert_eq!(srx.recv().unwrap().to_vec(), b"served");

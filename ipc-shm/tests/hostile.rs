@@ -21,7 +21,10 @@ fn listener(dir: &Path) -> (Listener, std::path::PathBuf) {
     config.ring_capacity = CAP as usize;
     config.handshake_timeout = Duration::from_secs(10);
     let path = dir.join("node.sock");
-    (Listener::bind(&Endpoint::unix(&path), &config).unwrap(), path)
+    (
+        Listener::bind(&Endpoint::unix(&path), &config).unwrap(),
+        path,
+    )
 }
 
 /// Accepts one client that `client` plays by hand over shared memory; returns our side's
@@ -37,7 +40,10 @@ fn against<T: Send>(client: impl FnOnce(&Path) -> T + Send) -> (Result<Connectio
 }
 
 /// A client that completes the handshake with `ring`, after `tamper` scribbled on it.
-fn shm_client(ring: HandRing, tamper: impl FnOnce(&HandRing)) -> impl FnOnce(&Path) -> (UnixStream, HandRing) {
+fn shm_client(
+    ring: HandRing,
+    tamper: impl FnOnce(&HandRing),
+) -> impl FnOnce(&Path) -> (UnixStream, HandRing) {
     move |path| {
         let mut stream = util::hand_hello(path, CAP, 0);
         tamper(&ring);
@@ -57,21 +63,39 @@ fn protocol_error<T: std::fmt::Debug>(result: Result<T, Error>) -> ProtocolError
 #[test]
 fn a_corrupt_ring_header_is_refused_at_connection() {
     let _dog = util::watchdog("corrupt header", Duration::from_secs(60));
-    let (server, _kept) = against(shm_client(HandRing::new("hostile", CAP, true), |r| r.write_u64(0, 0xdead)));
-    assert_eq!(protocol_error(server), ProtocolError::BadMagic { found: 0xdead });
+    let (server, _kept) = against(shm_client(HandRing::new("hostile", CAP, true), |r| {
+        r.write_u64(0, 0xdead)
+    }));
+    assert_eq!(
+        protocol_error(server),
+        ProtocolError::BadMagic { found: 0xdead }
+    );
 
-    let (server, _kept) = against(shm_client(HandRing::new("hostile", CAP, true), |r| r.write_u64(8, 7)));
-    assert_eq!(protocol_error(server), ProtocolError::BadVersion { found: 7 });
+    let (server, _kept) = against(shm_client(HandRing::new("hostile", CAP, true), |r| {
+        r.write_u64(8, 7)
+    }));
+    assert_eq!(
+        protocol_error(server),
+        ProtocolError::BadVersion { found: 7 }
+    );
 
-    let (server, _kept) = against(shm_client(HandRing::new("hostile", CAP, true), |r| r.write_u64(16, 2 * CAP)));
-    assert!(matches!(protocol_error(server), ProtocolError::BadGeometry { capacity: 8192, .. }));
+    let (server, _kept) = against(shm_client(HandRing::new("hostile", CAP, true), |r| {
+        r.write_u64(16, 2 * CAP)
+    }));
+    assert!(matches!(
+        protocol_error(server),
+        ProtocolError::BadGeometry { capacity: 8192, .. }
+    ));
 }
 
 #[test]
 fn an_unsealed_segment_is_refused() {
     let _dog = util::watchdog("unsealed", Duration::from_secs(60));
     let (server, _kept) = against(shm_client(HandRing::new("hostile", CAP, false), |_| {}));
-    assert!(matches!(protocol_error(server), ProtocolError::SegmentNotSealed { .. }));
+    assert!(matches!(
+        protocol_error(server),
+        ProtocolError::SegmentNotSealed { .. }
+    ));
 }
 
 #[test]
@@ -84,7 +108,13 @@ fn too_few_or_too_many_descriptors_are_refused_and_extras_closed() {
         (stream, ring)
     });
     match server {
-        Err(Error::Handshake(e)) => assert_eq!(e, HandshakeError::BadFds { expected: 3, received: 1 }),
+        Err(Error::Handshake(e)) => assert_eq!(
+            e,
+            HandshakeError::BadFds {
+                expected: 3,
+                received: 1
+            }
+        ),
         other => panic!("{other:?}"),
     }
 
@@ -92,23 +122,41 @@ fn too_few_or_too_many_descriptors_are_refused_and_extras_closed() {
     let (server, kept) = against(|path| {
         let stream = util::hand_hello(path, CAP, 0);
         let ring = HandRing::new("hostile", CAP, true);
-        let extra: Vec<_> = (0..40).map(|_| HandRing::new(&name, CAP, true).memfd).collect();
+        let extra: Vec<_> = (0..40)
+            .map(|_| HandRing::new(&name, CAP, true).memfd)
+            .collect();
         ring.send(&stream, &extra.iter().collect::<Vec<_>>());
         (stream, ring, extra)
     });
     match server {
-        Err(Error::Handshake(e)) => assert_eq!(e, HandshakeError::BadFds { expected: 3, received: 43 }),
+        Err(Error::Handshake(e)) => assert_eq!(
+            e,
+            HandshakeError::BadFds {
+                expected: 3,
+                received: 43
+            }
+        ),
         other => panic!("{other:?}"),
     }
     drop(kept);
-    assert_eq!(util::open_memfds_named(&name), 0, "every descriptor received was closed");
+    assert_eq!(
+        util::open_memfds_named(&name),
+        0,
+        "every descriptor received was closed"
+    );
 }
 
 /// Asserts that our side closed the connection: the hostile peer reads end-of-file.
 fn assert_hung_up(stream: &mut UnixStream) {
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let mut byte = [0u8; 1];
-    assert_eq!(stream.read(&mut byte).unwrap(), 0, "the connection is closed");
+    assert_eq!(
+        stream.read(&mut byte).unwrap(),
+        0,
+        "the connection is closed"
+    );
 }
 
 /// A connection whose peer ring we can scribble on after the handshake.
@@ -123,9 +171,15 @@ fn a_record_length_beyond_the_ring_is_a_protocol_error() {
     let (connection, (mut stream, ring)) = connected();
     let (_tx, mut rx) = connection.split();
     ring.write_u64(DATA_OFFSET, record_header(5000, FLAG_RECORD));
-    assert!(matches!(protocol_error(rx.recv()), ProtocolError::BadRecordLength { len: 5000, .. }));
+    assert!(matches!(
+        protocol_error(rx.recv()),
+        ProtocolError::BadRecordLength { len: 5000, .. }
+    ));
     assert_hung_up(&mut stream);
-    assert!(rx.recv().is_err(), "nothing more is read from a closed connection");
+    assert!(
+        rx.recv().is_err(),
+        "nothing more is read from a closed connection"
+    );
 }
 
 #[test]
@@ -135,7 +189,10 @@ fn a_padding_record_that_does_not_reach_the_end_is_a_protocol_error() {
     let (_tx, mut rx) = connection.split();
     // Padding of 8 bytes, far from the end.
     ring.write_u64(DATA_OFFSET, record_header(8, FLAG_RECORD | FLAG_PADDING));
-    assert!(matches!(protocol_error(rx.recv()), ProtocolError::BadRecordLength { len: 8, .. }));
+    assert!(matches!(
+        protocol_error(rx.recv()),
+        ProtocolError::BadRecordLength { len: 8, .. }
+    ));
 }
 
 #[test]
@@ -144,7 +201,10 @@ fn unknown_record_flags_are_a_protocol_error() {
     let (connection, (_stream, ring)) = connected();
     let (_tx, mut rx) = connection.split();
     ring.write_u64(DATA_OFFSET, record_header(4, 6));
-    assert_eq!(protocol_error(rx.recv()), ProtocolError::BadRecordFlags { flags: 6 });
+    assert_eq!(
+        protocol_error(rx.recv()),
+        ProtocolError::BadRecordFlags { flags: 6 }
+    );
 }
 
 #[test]
@@ -154,8 +214,14 @@ fn a_padding_record_around_the_whole_ring_is_a_protocol_error() {
     let _dog = util::watchdog("padding lap", Duration::from_secs(60));
     let (connection, (mut stream, ring)) = connected();
     let (_tx, mut rx) = connection.split();
-    ring.write_u64(DATA_OFFSET, record_header(CAP as u32 - 8, FLAG_RECORD | FLAG_PADDING));
-    assert!(matches!(protocol_error(rx.recv()), ProtocolError::BadRecordLength { .. }));
+    ring.write_u64(
+        DATA_OFFSET,
+        record_header(CAP as u32 - 8, FLAG_RECORD | FLAG_PADDING),
+    );
+    assert!(matches!(
+        protocol_error(rx.recv()),
+        ProtocolError::BadRecordLength { .. }
+    ));
     assert_hung_up(&mut stream);
 }
 
@@ -199,7 +265,11 @@ fn a_peer_that_makes_its_bell_blocking_cannot_block_us() {
         assert!(queued < 100_000, "the bell's queue never filled");
     }
     let flags = OFlag::from_bits_retain(fcntl(&ring.space_bell, FcntlArg::F_GETFL).unwrap());
-    fcntl(&ring.space_bell, FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK)).unwrap();
+    fcntl(
+        &ring.space_bell,
+        FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK),
+    )
+    .unwrap();
     ring.write_u64(384, 7); // producer_parked: a park generation
     nix::sys::uio::pwrite(&ring.memfd, b"hand", (DATA_OFFSET + 8) as i64).unwrap();
     ring.write_u64(DATA_OFFSET, record_header(4, FLAG_RECORD));
@@ -209,7 +279,9 @@ fn a_peer_that_makes_its_bell_blocking_cannot_block_us() {
         // The grant is dropped: the record released, the parked producer's bell rung.
         let _ = done.send(record);
     });
-    let record = finished.recv_timeout(Duration::from_secs(30)).expect("releasing the record blocked in the bell");
+    let record = finished
+        .recv_timeout(Duration::from_secs(30))
+        .expect("releasing the record blocked in the bell");
     assert_eq!(record.unwrap(), b"hand");
 }
 
@@ -219,7 +291,10 @@ fn bytes_on_the_socket_of_a_shm_connection_are_a_protocol_error() {
     let (connection, (mut stream, _ring)) = connected();
     let (_tx, mut rx) = connection.split();
     stream.write_all(b"?").unwrap();
-    assert_eq!(protocol_error(rx.recv()), ProtocolError::UnexpectedSocketData);
+    assert_eq!(
+        protocol_error(rx.recv()),
+        ProtocolError::UnexpectedSocketData
+    );
     assert_hung_up(&mut stream);
 }
 
@@ -237,7 +312,10 @@ fn malformed_frames_on_the_socket_transport_are_protocol_errors() {
         frame.extend_from_slice(&header[1].to_le_bytes());
         frame.extend_from_slice(&[0; 4]);
         stream.write_all(&frame).unwrap();
-        assert_eq!(protocol_error(rx.recv()), ProtocolError::BadFrame { reason });
+        assert_eq!(
+            protocol_error(rx.recv()),
+            ProtocolError::BadFrame { reason }
+        );
         assert_hung_up(&mut stream);
     }
     // A well-formed frame of the largest size is fine.

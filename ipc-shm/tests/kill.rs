@@ -39,8 +39,14 @@ fn kill_while_receiving(transport: Transport) {
     eprintln!("{transport}: Disconnected {elapsed:?} after kill -9 ({after} records drained)");
     drop(child);
     util::assert_reaped(pid);
-    let new: Vec<_> = util::dev_shm_entries().difference(&shm_before).cloned().collect();
-    let ours: Vec<_> = new.iter().filter(|n| n.contains("ipc-shm") || n.contains("BSHM")).collect();
+    let new: Vec<_> = util::dev_shm_entries()
+        .difference(&shm_before)
+        .cloned()
+        .collect();
+    let ours: Vec<_> = new
+        .iter()
+        .filter(|n| n.contains("ipc-shm") || n.contains("BSHM"))
+        .collect();
     assert!(ours.is_empty(), "new entries in /dev/shm: {ours:?}");
 }
 
@@ -80,7 +86,10 @@ fn kill_while_sending(transport: Transport) {
     let killed = sigkill(pid);
     let (error, returned) = sender.join().unwrap();
     assert!(matches!(error, Error::Disconnected), "{error:?}");
-    eprintln!("{transport}: blocked sender got Disconnected {:?} after kill -9", returned.saturating_duration_since(killed));
+    eprintln!(
+        "{transport}: blocked sender got Disconnected {:?} after kill -9",
+        returned.saturating_duration_since(killed)
+    );
     drop(child);
     util::assert_reaped(pid);
 }
@@ -105,7 +114,10 @@ fn a_spawned_child_exits_when_the_connection_closes_and_is_reaped() {
         let pid = child.pid();
         assert_eq!(util::process_state(pid).map(|s| s != 'Z'), Some(true));
         drop(connection);
-        let status = child.wait_timeout(Duration::from_secs(30)).unwrap().expect("child exited");
+        let status = child
+            .wait_timeout(Duration::from_secs(30))
+            .unwrap()
+            .expect("child exited");
         assert!(status.success(), "{status}");
         drop(child);
         util::assert_reaped(pid);

@@ -20,19 +20,26 @@ fn million_each_way(transport: Transport) {
     let pid = child.pid();
     let start = Instant::now();
     let (mut tx, mut rx) = connection.split();
-    let sender = std::thread::spawn(move || pattern::send(&mut tx, TEST_SEED, RECORDS).map(|()| tx));
+    let sender =
+        std::thread::spawn(move || pattern::send(&mut tx, TEST_SEED, RECORDS).map(|()| tx));
     pattern::check_stream(&mut rx, PEER_SEED, 0..1).unwrap();
     if transport == Transport::Shm {
         // The peer is sending, so it has mapped both rings, and keeps them until it has
         // received all of ours.
         let (ours, _) = util::shm_mappings(std::process::id());
         let (theirs, memfds) = util::shm_mappings(pid);
-        assert!(ours.is_empty() && theirs.is_empty(), "/dev/shm mappings: {ours:?} {theirs:?}");
+        assert!(
+            ours.is_empty() && theirs.is_empty(),
+            "/dev/shm mappings: {ours:?} {theirs:?}"
+        );
         assert_eq!(memfds, 2, "the peer maps its two rings from memfds");
     }
     pattern::check_stream(&mut rx, PEER_SEED, 1..RECORDS).unwrap();
     let tx = sender.join().unwrap().unwrap();
-    eprintln!("{transport}: {RECORDS} records each way in {:?}", start.elapsed());
+    eprintln!(
+        "{transport}: {RECORDS} records each way in {:?}",
+        start.elapsed()
+    );
     // Nothing more arrives; closing our side lets the peer finish and exit successfully.
     drop(tx);
     assert!(matches!(rx.try_recv(), Ok(None) | Err(Error::Disconnected)));
@@ -83,18 +90,25 @@ fn every_api_path_round_trips_through_an_echo_peer() {
         let big = vec![0xa5; tx.max_record_len()];
         tx.send_bytes(&big).unwrap();
         assert_eq!(rx.recv().unwrap().to_vec(), big);
-        assert!(matches!(tx.reserve(big.len() + 1), Err(Error::TooLarge { .. })));
+        assert!(matches!(
+            tx.reserve(big.len() + 1),
+            Err(Error::TooLarge { .. })
+        ));
 
         for i in 0..10u32 {
             tx.send(&i).unwrap();
         }
         let mut seen = Vec::new();
         while seen.len() < 10 {
-            rx.recv_batch(4, |g| seen.push(g.read_obj::<u32>(0).unwrap())).unwrap();
+            rx.recv_batch(4, |g| seen.push(g.read_obj::<u32>(0).unwrap()))
+                .unwrap();
         }
         assert_eq!(seen, (0..10).collect::<Vec<_>>());
 
-        tx.try_reserve(8).unwrap().expect("room in an empty ring").commit();
+        tx.try_reserve(8)
+            .unwrap()
+            .expect("room in an empty ring")
+            .commit();
         let mut grant = rx.recv().unwrap();
         let mut out = [0u8; 4];
         assert!(grant.read_at(4, &mut out) && !grant.read_at(5, &mut out));
@@ -144,7 +158,11 @@ fn a_received_record_is_forwarded_between_connections_of_either_transport() {
                 out.commit();
                 drop(grant);
                 let expected = [&PREFIX[..], &payload].concat();
-                assert_eq!(rxs[to].recv().unwrap().to_vec(), expected, "{case}, after a prefix");
+                assert_eq!(
+                    rxs[to].recv().unwrap().to_vec(),
+                    expected,
+                    "{case}, after a prefix"
+                );
             }
             txs[from].send_bytes(&payload).unwrap();
             let grant = rxs[from].recv().unwrap();

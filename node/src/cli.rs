@@ -270,13 +270,26 @@ mod tests {
             "{line}"
         );
         let line = invalid(&["-datadir"]);
-        assert_eq!(line, "-datadir takes its value only after =, as -datadir=DIR");
+        assert_eq!(
+            line,
+            "-datadir takes its value only after =, as -datadir=DIR"
+        );
     }
 
     #[test]
     fn values_follow_an_equals_sign_or_a_double_dash_option() {
-        let a = parse(&["-datadir=/a", "-ipcbind=unix", "-datadir=/b", "-ipcbind=unix:x.sock"]).unwrap();
-        assert_eq!(a.chain_dir().unwrap(), PathBuf::from("/b/regtest"), "the last value wins");
+        let a = parse(&[
+            "-datadir=/a",
+            "-ipcbind=unix",
+            "-datadir=/b",
+            "-ipcbind=unix:x.sock",
+        ])
+        .unwrap();
+        assert_eq!(
+            a.chain_dir().unwrap(),
+            PathBuf::from("/b/regtest"),
+            "the last value wins"
+        );
         assert_eq!(a.ipcbind, ["unix", "unix:x.sock"], "-ipcbind adds up");
         let a = parse(&["--datadir", "-x", "-ipcbind=unix"]).unwrap();
         assert_eq!(a.chain_dir().unwrap(), PathBuf::from("-x/regtest"));

@@ -39,7 +39,13 @@ impl std::error::Error for CliExit {}
 /// are written as escapes, so an error stays the one line a script can read.
 pub fn one_line(text: &str) -> String {
     text.chars()
-        .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
         .collect()
 }
 

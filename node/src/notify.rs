@@ -379,7 +379,8 @@ mod tests {
         let (done, called_off) = std::sync::mpsc::channel::<()>();
         thread::spawn(move || {
             let minute = std::time::Duration::from_secs(60);
-            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = called_off.recv_timeout(minute) {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = called_off.recv_timeout(minute)
+            {
                 // Straight to stderr: libtest captures eprintln! in test threads, and the
                 // abort below would throw the capture away.
                 use std::io::Write as _;

@@ -221,7 +221,9 @@ impl NodeContext {
             && *b.header() != entry.header
         {
             tracing::error!(block = %hash, "the stored block is not the one the index names");
-            return Err(internal(format!("stored block {hash} does not match its header")));
+            return Err(internal(format!(
+                "stored block {hash} does not match its header"
+            )));
         }
         Ok(Some(FoundBlock {
             header: entry.header,

@@ -29,7 +29,10 @@ fn kill_9_while_sending_loses_and_reuses_nothing() {
         // Straight to stderr: libtest captures eprintln! in test threads, and the abort
         // below would throw the capture away.
         use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), "watchdog: crash test did not finish in 120 s");
+        let _ = writeln!(
+            std::io::stderr(),
+            "watchdog: crash test did not finish in 120 s"
+        );
         std::process::abort();
     });
 

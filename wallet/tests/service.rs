@@ -230,7 +230,11 @@ fn a_new_loader_takes_the_notifications_over() {
     let first = init.make_wallet_loader(node.clone()).unwrap();
     assert_eq!(node.subscriber_count(), 1);
     let _second = init.make_wallet_loader(node.clone()).unwrap();
-    assert_eq!(node.subscriber_count(), 1, "the first loader stopped listening");
+    assert_eq!(
+        node.subscriber_count(),
+        1,
+        "the first loader stopped listening"
+    );
     let wallet = first.get_default_wallet().unwrap();
     let address = wallet.get_new_address().unwrap().assume_checked();
     node.mine(&address.script_pubkey());

@@ -18,5 +18,6 @@ fn run() -> anyhow::Result<()> {
     let [results, criterion, docs] = args.as_slice() else {
         anyhow::bail!("usage: bench-report RESULTS_FILE CRITERION_DIR DOCS_DIR");
     };
-    benches::report::write(results, criterion, docs, "benches/report.sh").context("write the report")
+    benches::report::write(results, criterion, docs, "benches/report.sh")
+        .context("write the report")
 }

@@ -65,8 +65,17 @@ impl Canvas {
         let steps = (x1 - x0).abs().max((y1 - y0).abs()).ceil().max(1.0) as i64;
         for i in 0..=steps {
             let t = i as f64 / steps as f64;
-            let (x, y) = ((x0 + (x1 - x0) * t).round() as i64, (y0 + (y1 - y0) * t).round() as i64);
-            self.rect(x - thick / 2, y - thick / 2, x + (thick - 1) / 2, y + (thick - 1) / 2, c);
+            let (x, y) = (
+                (x0 + (x1 - x0) * t).round() as i64,
+                (y0 + (y1 - y0) * t).round() as i64,
+            );
+            self.rect(
+                x - thick / 2,
+                y - thick / 2,
+                x + (thick - 1) / 2,
+                y + (thick - 1) / 2,
+                c,
+            );
         }
     }
 
@@ -107,17 +116,31 @@ fn decades(values: impl Iterator<Item = f64>) -> (i32, i32) {
 /// Renders the chart as a PNG. `x_ticks` are the x values to mark, with their labels; the
 /// y axis (nanoseconds) is marked at every decade.
 pub fn render(title: &str, x_label: &str, x_ticks: &[(f64, String)], series: &[Series]) -> Vec<u8> {
-    let mut cv = Canvas { px: vec![WHITE; W * H] };
+    let mut cv = Canvas {
+        px: vec![WHITE; W * H],
+    };
     let (plot_w, plot_h) = ((W - LEFT - RIGHT) as f64, (H - TOP - BOTTOM) as f64);
-    let xs = || series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).chain(x_ticks.iter().map(|t| t.0));
+    let xs = || {
+        series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.0))
+            .chain(x_ticks.iter().map(|t| t.0))
+    };
     let (x_min, x_max) = {
-        let (lo, hi) = xs().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| (lo.min(x), hi.max(x)));
-        if lo.is_finite() && hi > lo { (lo.log10() - 0.15, hi.log10() + 0.15) } else { (0.0, 1.0) }
+        let (lo, hi) = xs().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+            (lo.min(x), hi.max(x))
+        });
+        if lo.is_finite() && hi > lo {
+            (lo.log10() - 0.15, hi.log10() + 0.15)
+        } else {
+            (0.0, 1.0)
+        }
     };
     let (y_lo, y_hi) = decades(series.iter().flat_map(|s| s.points.iter().map(|p| p.1)));
     let to_px = |x: f64, y: f64| {
         let px = LEFT as f64 + (x.log10() - x_min) / (x_max - x_min) * plot_w;
-        let py = TOP as f64 + plot_h - (y.log10() - f64::from(y_lo)) / f64::from(y_hi - y_lo) * plot_h;
+        let py =
+            TOP as f64 + plot_h - (y.log10() - f64::from(y_lo)) / f64::from(y_hi - y_lo) * plot_h;
         (px, py)
     };
 
@@ -125,16 +148,36 @@ pub fn render(title: &str, x_label: &str, x_ticks: &[(f64, String)], series: &[S
         let (_, y) = to_px(10f64.powf(x_min), 10f64.powi(d));
         cv.line((LEFT as f64, y), ((W - RIGHT) as f64, y), 1, GRID);
         let label = ns_label(10f64.powi(d));
-        cv.text(LEFT.saturating_sub(Canvas::text_width(&label) + 8), y as usize - GLYPH_H, &label, BLACK);
+        cv.text(
+            LEFT.saturating_sub(Canvas::text_width(&label) + 8),
+            y as usize - GLYPH_H,
+            &label,
+            BLACK,
+        );
     }
     for (x, label) in x_ticks {
         let (px, _) = to_px(*x, 1.0);
         cv.line((px, TOP as f64), (px, (H - BOTTOM) as f64), 1, GRID);
         let w = Canvas::text_width(label);
-        cv.text((px as usize).saturating_sub(w / 2), H - BOTTOM + 8, label, BLACK);
+        cv.text(
+            (px as usize).saturating_sub(w / 2),
+            H - BOTTOM + 8,
+            label,
+            BLACK,
+        );
     }
-    cv.line((LEFT as f64, TOP as f64), (LEFT as f64, (H - BOTTOM) as f64), 2, BLACK);
-    cv.line((LEFT as f64, (H - BOTTOM) as f64), ((W - RIGHT) as f64, (H - BOTTOM) as f64), 2, BLACK);
+    cv.line(
+        (LEFT as f64, TOP as f64),
+        (LEFT as f64, (H - BOTTOM) as f64),
+        2,
+        BLACK,
+    );
+    cv.line(
+        (LEFT as f64, (H - BOTTOM) as f64),
+        ((W - RIGHT) as f64, (H - BOTTOM) as f64),
+        2,
+        BLACK,
+    );
 
     cv.text((W - Canvas::text_width(title)) / 2, 14, title, BLACK);
     let xl = W - RIGHT - Canvas::text_width(x_label);
@@ -152,7 +195,13 @@ pub fn render(title: &str, x_label: &str, x_ticks: &[(f64, String)], series: &[S
         }
         let ly = TOP + 10 + i * 26;
         let lx = W - RIGHT + 20;
-        cv.rect(lx as i64, ly as i64 + 4, lx as i64 + 24, ly as i64 + 9, color);
+        cv.rect(
+            lx as i64,
+            ly as i64 + 4,
+            lx as i64 + 24,
+            ly as i64 + 9,
+            color,
+        );
         cv.text(lx + 32, ly, &s.name, BLACK);
     }
     encode_indexed(W as u32, H as u32, &cv.px, &PALETTE)

@@ -38,7 +38,8 @@ pub fn parse_results(text: &str) -> Vec<Line> {
     let mut lines = Vec::new();
     for raw in text.lines().filter(|l| !l.trim().is_empty()) {
         let mut parts = raw.splitn(4, '\t');
-        let (Some(group), Some(id), Some(param), Some(rest)) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(group), Some(id), Some(param), Some(rest)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             eprintln!("bench-report: skipping malformed line {raw:?}");
             continue;
@@ -49,9 +50,17 @@ pub fn parse_results(text: &str) -> Vec<Line> {
         };
         let values = rest
             .split_whitespace()
-            .filter_map(|kv| kv.split_once('=').and_then(|(k, v)| Some((k.to_owned(), v.parse().ok()?))))
+            .filter_map(|kv| {
+                kv.split_once('=')
+                    .and_then(|(k, v)| Some((k.to_owned(), v.parse().ok()?)))
+            })
             .collect();
-        lines.push(Line { group: group.to_owned(), id: id.to_owned(), param, values });
+        lines.push(Line {
+            group: group.to_owned(),
+            id: id.to_owned(),
+            param,
+            values,
+        });
     }
     lines
 }
@@ -59,7 +68,12 @@ pub fn parse_results(text: &str) -> Vec<Line> {
 /// Criterion's point estimate of the time per iteration in nanoseconds: the slope of the
 /// linear regression where criterion computed one, else the mean. Parameter 0 stands for a
 /// case without one (`group/id/new/`).
-pub fn criterion_estimate(criterion_dir: &Path, group: &str, id: &str, param: usize) -> Option<f64> {
+pub fn criterion_estimate(
+    criterion_dir: &Path,
+    group: &str,
+    id: &str,
+    param: usize,
+) -> Option<f64> {
     let mut path = criterion_dir.join(group).join(id);
     if param != 0 {
         path.push(param.to_string());
@@ -106,19 +120,30 @@ impl Inputs {
     }
 
     fn estimate(&self, group: &str, id: &str, param: usize) -> Option<f64> {
-        self.estimates.get(&(group.to_owned(), id.to_owned(), param)).copied()
+        self.estimates
+            .get(&(group.to_owned(), id.to_owned(), param))
+            .copied()
     }
 }
 
 /// The round-trip groups and their ids, as the report lays them out.
 pub const ROUND_TRIP_CASES: [(&str, &[&str]); 2] = [
-    ("transport_roundtrip", &["floor", "shm", "socket", "unix_socketpair", "iceoryx2"]),
-    ("echo_roundtrip", &["two_memcpy", "in_process", "shm", "socket"]),
+    (
+        "transport_roundtrip",
+        &["floor", "shm", "socket", "unix_socketpair", "iceoryx2"],
+    ),
+    (
+        "echo_roundtrip",
+        &["two_memcpy", "in_process", "shm", "socket"],
+    ),
 ];
 
 /// The interface groups and their ids: cases without a parameter.
 pub const INTERFACE_CASES: [(&str, &[&str]); 3] = [
-    ("find_block", &["memcpy", "frame", "decode", "in_process", "shm", "socket"]),
+    (
+        "find_block",
+        &["memcpy", "frame", "decode", "in_process", "shm", "socket"],
+    ),
     ("notifications", &["in_process", "shm", "socket"]),
     ("wallet_sync", &["in_process", "shm", "socket"]),
 ];
@@ -179,7 +204,10 @@ fn target(
     met: impl Fn(f64) -> bool,
 ) {
     let show = |v: Option<f64>| match v {
-        Some(v) => format!("{v:.2}{unit} ({})", if met(v) { "**met**" } else { "**missed**" }),
+        Some(v) => format!(
+            "{v:.2}{unit} ({})",
+            if met(v) { "**met**" } else { "**missed**" }
+        ),
         None => "–".to_owned(),
     };
     let _ = writeln!(out, "| {what} | {} | {} |", show(measured), show(median));
@@ -206,7 +234,11 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
         inputs.value(tr, "floor_cpus", 64, "client_cpu"),
         inputs.value(tr, "floor_cpus", 64, "peer_cpu"),
     ) {
-        let shared = if a == b { "the same CPU: they were sharing one" } else { "different CPUs" };
+        let shared = if a == b {
+            "the same CPU: they were sharing one"
+        } else {
+            "different CPUs"
+        };
         let _ = writeln!(
             out,
             "- Processes are not pinned. At the end of the floor measurement the client last ran \
@@ -220,47 +252,144 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
         "Each target as a ratio, from criterion's estimates (means, which the preemptions of a \
          busy machine inflate) and from the medians (p50) of the percentile loops.\n"
     );
-    let _ = writeln!(out, "| target | from criterion | from p50 |\n| --- | --- | --- |");
+    let _ = writeln!(
+        out,
+        "| target | from criterion | from p50 |\n| --- | --- | --- |"
+    );
     let p50 = |group: &str, id: &str, p: usize| inputs.value(group, id, p, "p50_ns");
     let both = |num: &str, den: &str, p: usize| {
-        (ratio(est(num, p), est(den, p)), ratio(p50(tr, num, p), p50(tr, den, p)))
+        (
+            ratio(est(num, p), est(den, p)),
+            ratio(p50(tr, num, p), p50(tr, den, p)),
+        )
     };
     let (a, b) = both("shm", "floor", 64);
-    target(&mut out, "shm round trip ≤ 2× floor at 64 B (shm/floor)", a, b, "×", |v| v <= 2.0);
+    target(
+        &mut out,
+        "shm round trip ≤ 2× floor at 64 B (shm/floor)",
+        a,
+        b,
+        "×",
+        |v| v <= 2.0,
+    );
     let (a, b) = both("socket", "shm", 64);
-    target(&mut out, "socket/shm ≥ 10× at 64 B", a, b, "×", |v| v >= 10.0);
+    target(&mut out, "socket/shm ≥ 10× at 64 B", a, b, "×", |v| {
+        v >= 10.0
+    });
     let (a, b) = both("socket", "shm", 65536);
-    target(&mut out, "socket/shm ≥ 5× at 64 KiB", a, b, "×", |v| v >= 5.0);
+    target(&mut out, "socket/shm ≥ 5× at 64 KiB", a, b, "×", |v| {
+        v >= 5.0
+    });
     let (a, b) = both("iceoryx2", "shm", 64);
-    target(&mut out, "shm ≤ iceoryx2 at 64 B (iceoryx2/shm ≥ 1)", a, b, "×", |v| v >= 1.0);
-    let stream = inputs.value("stream", "shm", 64, "records_per_s").map(|r| r / 1e6);
+    target(
+        &mut out,
+        "shm ≤ iceoryx2 at 64 B (iceoryx2/shm ≥ 1)",
+        a,
+        b,
+        "×",
+        |v| v >= 1.0,
+    );
+    let stream = inputs
+        .value("stream", "shm", 64, "records_per_s")
+        .map(|r| r / 1e6);
     let stream_criterion = inputs.estimate("stream", "shm", 64).map(|ns| 1e6 / ns);
-    target(&mut out, "stream ≥ 10 M records/s at 64 B over shm (p50 column: the 1-second run)", stream_criterion, stream, " M/s", |v| v >= 10.0);
-    let batched = inputs.value("stream", "shm_batch64", 64, "records_per_s").map(|r| r / 1e6);
-    let batched_criterion = inputs.estimate("stream", "shm_batch64", 64).map(|ns| 1e6 / ns);
-    target(&mut out, "the same with `send_batch` of 64 records", batched_criterion, batched, " M/s", |v| v >= 10.0);
+    target(
+        &mut out,
+        "stream ≥ 10 M records/s at 64 B over shm (p50 column: the 1-second run)",
+        stream_criterion,
+        stream,
+        " M/s",
+        |v| v >= 10.0,
+    );
+    let batched = inputs
+        .value("stream", "shm_batch64", 64, "records_per_s")
+        .map(|r| r / 1e6);
+    let batched_criterion = inputs
+        .estimate("stream", "shm_batch64", 64)
+        .map(|ns| 1e6 / ns);
+    target(
+        &mut out,
+        "the same with `send_batch` of 64 records",
+        batched_criterion,
+        batched,
+        " M/s",
+        |v| v >= 10.0,
+    );
     let idle = ["shm", "socket"]
         .iter()
         .filter_map(|id| {
             let key = format!("idle_cpu_{id}");
-            Some(inputs.value("wake_from_idle", &key, 0, "client_pct")? + inputs.value("wake_from_idle", &key, 0, "peer_pct")?)
+            Some(
+                inputs.value("wake_from_idle", &key, 0, "client_pct")?
+                    + inputs.value("wake_from_idle", &key, 0, "peer_pct")?,
+            )
         })
         .reduce(f64::max);
-    target(&mut out, "idle connected pair < 1% of a core (worst transport, both processes, /proc)", None, idle, "%", |v| v < 1.0);
+    target(
+        &mut out,
+        "idle connected pair < 1% of a core (worst transport, both processes, /proc)",
+        None,
+        idle,
+        "%",
+        |v| v < 1.0,
+    );
     let echo = ratio(inputs.estimate("echo_roundtrip", "shm", 64), est("shm", 64));
     let echo_p50 = ratio(p50("echo_roundtrip", "shm", 64), p50(tr, "shm", 64));
-    target(&mut out, "Echo::echo over shm ≤ 2× raw shm round trip at 64 B", echo, echo_p50, "×", |v| v <= 2.0);
-    let echo_socket = ratio(inputs.estimate("echo_roundtrip", "socket", 64), inputs.estimate("echo_roundtrip", "shm", 64));
-    let echo_socket_p50 = ratio(p50("echo_roundtrip", "socket", 64), p50("echo_roundtrip", "shm", 64));
-    target(&mut out, "Echo::echo socket/shm ≥ 10× at 64 B", echo_socket, echo_socket_p50, "×", |v| v >= 10.0);
-    let echo_big = ratio(inputs.estimate("echo_roundtrip", "shm", 1 << 20), inputs.estimate("echo_roundtrip", "two_memcpy", 1 << 20));
-    target(&mut out, "Echo::echo of 1 MiB over shm ≤ 3× two memcpys of 1 MiB", echo_big, None, "×", |v| v <= 3.0);
+    target(
+        &mut out,
+        "Echo::echo over shm ≤ 2× raw shm round trip at 64 B",
+        echo,
+        echo_p50,
+        "×",
+        |v| v <= 2.0,
+    );
+    let echo_socket = ratio(
+        inputs.estimate("echo_roundtrip", "socket", 64),
+        inputs.estimate("echo_roundtrip", "shm", 64),
+    );
+    let echo_socket_p50 = ratio(
+        p50("echo_roundtrip", "socket", 64),
+        p50("echo_roundtrip", "shm", 64),
+    );
+    target(
+        &mut out,
+        "Echo::echo socket/shm ≥ 10× at 64 B",
+        echo_socket,
+        echo_socket_p50,
+        "×",
+        |v| v >= 10.0,
+    );
+    let echo_big = ratio(
+        inputs.estimate("echo_roundtrip", "shm", 1 << 20),
+        inputs.estimate("echo_roundtrip", "two_memcpy", 1 << 20),
+    );
+    target(
+        &mut out,
+        "Echo::echo of 1 MiB over shm ≤ 3× two memcpys of 1 MiB",
+        echo_big,
+        None,
+        "×",
+        |v| v <= 3.0,
+    );
     let fb = |id: &str| inputs.estimate("find_block", id, 0);
     let fb_p50 = |id: &str| p50("find_block", id, 0);
-    let (a, b) = (ratio(fb("shm"), fb("memcpy")), ratio(fb_p50("shm"), fb_p50("memcpy")));
-    target(&mut out, "Chain::find_block of the 1.38 MB block over shm ≤ 2× its memcpy", a, b, "×", |v| v <= 2.0);
+    let (a, b) = (
+        ratio(fb("shm"), fb("memcpy")),
+        ratio(fb_p50("shm"), fb_p50("memcpy")),
+    );
+    target(
+        &mut out,
+        "Chain::find_block of the 1.38 MB block over shm ≤ 2× its memcpy",
+        a,
+        b,
+        "×",
+        |v| v <= 2.0,
+    );
 
-    let _ = writeln!(out, "\n## Round trips (criterion estimate per round trip)\n");
+    let _ = writeln!(
+        out,
+        "\n## Round trips (criterion estimate per round trip)\n"
+    );
     let ids = ["floor", "shm", "socket", "unix_socketpair", "iceoryx2"];
     let _ = writeln!(
         out,
@@ -269,7 +398,10 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
     );
     let _ = writeln!(out, "|{}", " --- |".repeat(ids.len() + 5));
     for size in PAYLOAD_SIZES {
-        let times: Vec<String> = ids.iter().map(|id| cell(est(id, size).map(fmt_ns))).collect();
+        let times: Vec<String> = ids
+            .iter()
+            .map(|id| cell(est(id, size).map(fmt_ns)))
+            .collect();
         let r = |id: &str| cell(ratio(est(id, size), est("shm", size)).map(|v| format!("{v:.2}×")));
         let floor = cell(ratio(est("shm", size), est("floor", size)).map(|v| format!("{v:.2}×")));
         let _ = writeln!(
@@ -283,7 +415,10 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
         );
     }
     if inputs.estimates.keys().any(|k| k.0 == "echo_roundtrip") {
-        let _ = writeln!(out, "\n`echo_roundtrip` (`Echo::echo` through the call layer):\n");
+        let _ = writeln!(
+            out,
+            "\n`echo_roundtrip` (`Echo::echo` through the call layer):\n"
+        );
         let _ = writeln!(
             out,
             "| payload | two_memcpy | in_process | shm | socket | socket/shm | in_process/shm | shm/two_memcpy |\n\
@@ -305,7 +440,10 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
             );
         }
     }
-    let _ = writeln!(out, "\n![round-trip latency vs payload size]({plot_name})\n");
+    let _ = writeln!(
+        out,
+        "\n![round-trip latency vs payload size]({plot_name})\n"
+    );
 
     let _ = writeln!(out, "## Percentiles (single round trips, hdrhistogram)\n");
     let _ = writeln!(
@@ -315,15 +453,23 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
          spinning); involuntary ones are preemptions and yields that handed the CPU to another \
          task.\n"
     );
-    let _ = writeln!(out, "| case | p50 | p99 | p99.9 | max | samples | switches |\n| --- | --- | --- | --- | --- | --- | --- |");
-    for (group, ids) in ROUND_TRIP_CASES.iter().chain([("wake_from_idle", &["shm", "socket"][..])].iter()) {
+    let _ = writeln!(
+        out,
+        "| case | p50 | p99 | p99.9 | max | samples | switches |\n| --- | --- | --- | --- | --- | --- | --- |"
+    );
+    for (group, ids) in ROUND_TRIP_CASES
+        .iter()
+        .chain([("wake_from_idle", &["shm", "socket"][..])].iter())
+    {
         for id in *ids {
             for size in PAYLOAD_SIZES {
                 let v = |k: &str| inputs.value(group, id, size, k);
                 let Some(p50) = v("p50_ns") else { continue };
                 let key = format!("{id}_switches");
                 let switches = inputs.value(group, &key, size, "per_round_trip").map(|v| {
-                    let invol = inputs.value(group, &key, size, "involuntary").unwrap_or(f64::NAN);
+                    let invol = inputs
+                        .value(group, &key, size, "involuntary")
+                        .unwrap_or(f64::NAN);
                     format!("{v:.3} / {invol:.3}")
                 });
                 let _ = writeln!(
@@ -353,8 +499,12 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
     );
     for id in ["shm", "shm_batch64", "socket"] {
         for size in [64, 1024] {
-            let Some(rps) = inputs.value("stream", id, size, "records_per_s") else { continue };
-            let bps = inputs.value("stream", id, size, "bytes_per_s").unwrap_or(0.0);
+            let Some(rps) = inputs.value("stream", id, size, "records_per_s") else {
+                continue;
+            };
+            let bps = inputs
+                .value("stream", id, size, "bytes_per_s")
+                .unwrap_or(0.0);
             let writes = inputs.value("stream", id, size, "writes_per_record");
             let _ = writeln!(
                 out,
@@ -363,7 +513,11 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
                 rps / 1e6,
                 bps / f64::from(1 << 20),
                 cell(writes.map(|w| format!("{w:.3}"))),
-                cell(inputs.estimate("stream", id, size).map(|ns| fmt_ns(ns / 1000.0)))
+                cell(
+                    inputs
+                        .estimate("stream", id, size)
+                        .map(|ns| fmt_ns(ns / 1000.0))
+                )
             );
         }
     }
@@ -374,10 +528,17 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
         "First round trip (64 B) after 50 ms of idling, and the CPU time of the connected, idle \
          pair over 2 s (percent of one core).\n"
     );
-    let _ = writeln!(out, "| transport | criterion | p50 | max | idle CPU client | idle CPU peer |\n| --- | --- | --- | --- | --- | --- |");
+    let _ = writeln!(
+        out,
+        "| transport | criterion | p50 | max | idle CPU client | idle CPU peer |\n| --- | --- | --- | --- | --- | --- |"
+    );
     for id in ["shm", "socket"] {
         let key = format!("idle_cpu_{id}");
-        let pct = |k: &str| inputs.value("wake_from_idle", &key, 0, k).map(|v| format!("{v:.3}%"));
+        let pct = |k: &str| {
+            inputs
+                .value("wake_from_idle", &key, 0, k)
+                .map(|v| format!("{v:.3}%"))
+        };
         let _ = writeln!(
             out,
             "| {id} | {} | {} | {} | {} | {} |",
@@ -514,7 +675,11 @@ fn interfaces(out: &mut String, inputs: &Inputs) {
     let val = |group: &str, id: &str, key: &str| inputs.value(group, id, 0, key);
 
     let _ = writeln!(out, "\n## Chain::find_block\n");
-    match (val(fb, "block", "bytes"), val(fb, "block", "transactions"), val(fb, "block", "mainnet")) {
+    match (
+        val(fb, "block", "bytes"),
+        val(fb, "block", "transactions"),
+        val(fb, "block", "mainnet"),
+    ) {
         (Some(bytes), Some(txs), Some(mainnet)) => {
             let which = if mainnet > 0.0 {
                 "the mainnet block of `shared/data`"
@@ -543,7 +708,10 @@ fn interfaces(out: &mut String, inputs: &Inputs) {
             let _ = writeln!(out, "No `find_block` results in this run.\n");
         }
     }
-    let _ = writeln!(out, "| id | criterion | GB/s | p50 | p99 | /memcpy | p50/memcpy p50 |\n| --- | --- | --- | --- | --- | --- | --- |");
+    let _ = writeln!(
+        out,
+        "| id | criterion | GB/s | p50 | p99 | /memcpy | p50/memcpy p50 |\n| --- | --- | --- | --- | --- | --- | --- |"
+    );
     let bytes = val(fb, "block", "bytes");
     for id in ["memcpy", "frame", "decode", "in_process", "shm", "socket"] {
         let _ = writeln!(
@@ -569,7 +737,11 @@ fn interfaces(out: &mut String, inputs: &Inputs) {
     let nt = "notifications";
     let _ = writeln!(out, "\n## Chain notifications (node → wallet)\n");
     let per_round = val(nt, "events", "per_round");
-    if let (Some(tx), Some(block), Some(per_round)) = (val(nt, "events", "tx_bytes"), val(nt, "events", "block_bytes"), per_round) {
+    if let (Some(tx), Some(block), Some(per_round)) = (
+        val(nt, "events", "tx_bytes"),
+        val(nt, "events", "block_bytes"),
+        per_round,
+    ) {
         let _ = writeln!(
             out,
             "Rounds of {} `transaction_added_to_mempool` ({tx:.0} bytes each), then the \
@@ -582,7 +754,10 @@ fn interfaces(out: &mut String, inputs: &Inputs) {
             per_round - 1.0
         );
     }
-    let _ = writeln!(out, "| transport | notifications/s (criterion) | notifications/s (1 s run) | per notification | /shm (time) | switches per notification |\n| --- | --- | --- | --- | --- | --- |");
+    let _ = writeln!(
+        out,
+        "| transport | notifications/s (criterion) | notifications/s (1 s run) | per notification | /shm (time) | switches per notification |\n| --- | --- | --- | --- | --- | --- |"
+    );
     let per_notification = |id: &str| Some(est(nt, id)? / per_round?);
     for id in ["in_process", "shm", "socket"] {
         let _ = writeln!(
@@ -592,13 +767,17 @@ fn interfaces(out: &mut String, inputs: &Inputs) {
             cell(val(nt, id, "notifications_per_s").map(|r| format!("{:.0} k", r / 1e3))),
             cell(per_notification(id).map(fmt_ns)),
             times(ratio(per_notification(id), per_notification("shm")), 2),
-            switches(val(nt, id, "voluntary_switches"), val(nt, id, "involuntary_switches")),
+            switches(
+                val(nt, id, "voluntary_switches"),
+                val(nt, id, "involuntary_switches")
+            ),
         );
     }
 
     let ws = "wallet_sync";
     let _ = writeln!(out, "\n## Wallet catch-up\n");
-    if let (Some(blocks), Some(mining)) = (val(ws, "chain", "blocks"), val(ws, "chain", "mining_s")) {
+    if let (Some(blocks), Some(mining)) = (val(ws, "chain", "blocks"), val(ws, "chain", "mining_s"))
+    {
         let _ = writeln!(
             out,
             "`Wallet::sync_with_chain` of a wallet {blocks:.0} regtest blocks behind, each \
@@ -609,7 +788,10 @@ fn interfaces(out: &mut String, inputs: &Inputs) {
              catch-ups.\n"
         );
     }
-    let _ = writeln!(out, "| transport | criterion | per block | p50 | max | catch-ups | /shm | switches per block |\n| --- | --- | --- | --- | --- | --- | --- | --- |");
+    let _ = writeln!(
+        out,
+        "| transport | criterion | per block | p50 | max | catch-ups | /shm | switches per block |\n| --- | --- | --- | --- | --- | --- | --- | --- |"
+    );
     let blocks = val(ws, "chain", "blocks");
     for id in ["in_process", "shm", "socket"] {
         let key = format!("{id}_switches");
@@ -653,7 +835,11 @@ pub fn series(inputs: &Inputs) -> Vec<Series> {
             if points.is_empty() {
                 continue;
             }
-            let name = if group == "echo_roundtrip" { format!("echo {id}") } else { (*id).to_owned() };
+            let name = if group == "echo_roundtrip" {
+                format!("echo {id}")
+            } else {
+                (*id).to_owned()
+            };
             out.push(Series { name, points });
         }
     }
@@ -665,13 +851,22 @@ pub fn machine() -> Vec<String> {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
-        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, m)| m.trim().to_owned()))
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .and_then(|r| r.split_once(':'))
+                .map(|(_, m)| m.trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown".to_owned());
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    let siblings = std::fs::read_to_string("/sys/devices/system/cpu/cpu0/topology/thread_siblings_list")
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let siblings =
+        std::fs::read_to_string("/sys/devices/system/cpu/cpu0/topology/thread_siblings_list")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|_| "unknown".to_owned());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_owned())
-        .unwrap_or_else(|_| "unknown".to_owned());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_owned()).unwrap_or_default();
+        .unwrap_or_default();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load: Vec<&str> = load.split_whitespace().take(3).collect();
     vec![
@@ -694,15 +889,41 @@ pub fn machine() -> Vec<String> {
 }
 
 /// Reads the inputs, writes the report and the plot into `docs_dir`.
-pub fn write(results: &Path, criterion_dir: &Path, docs_dir: &Path, command: &str) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(results).with_context(|| format!("read {}", results.display()))?;
-    let inputs = Inputs { lines: parse_results(&text), estimates: gather_estimates(criterion_dir), machine: machine() };
-    anyhow::ensure!(!inputs.estimates.is_empty(), "no criterion estimates under {}", criterion_dir.display());
+pub fn write(
+    results: &Path,
+    criterion_dir: &Path,
+    docs_dir: &Path,
+    command: &str,
+) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(results).with_context(|| format!("read {}", results.display()))?;
+    let inputs = Inputs {
+        lines: parse_results(&text),
+        estimates: gather_estimates(criterion_dir),
+        machine: machine(),
+    };
+    anyhow::ensure!(
+        !inputs.estimates.is_empty(),
+        "no criterion estimates under {}",
+        criterion_dir.display()
+    );
     let plot_name = "benchmarks-roundtrip.png";
-    let ticks: Vec<(f64, String)> = PAYLOAD_SIZES.iter().map(|&s| (s as f64, size_label(s).replace(' ', ""))).collect();
-    let png = render("round trip vs payload (log-log)", "payload bytes", &ticks, &series(&inputs));
+    let ticks: Vec<(f64, String)> = PAYLOAD_SIZES
+        .iter()
+        .map(|&s| (s as f64, size_label(s).replace(' ', "")))
+        .collect();
+    let png = render(
+        "round trip vs payload (log-log)",
+        "payload bytes",
+        &ticks,
+        &series(&inputs),
+    );
     std::fs::write(docs_dir.join(plot_name), png).context("write the plot")?;
-    std::fs::write(docs_dir.join("benchmarks.md"), markdown(&inputs, plot_name, command)).context("write the report")?;
+    std::fs::write(
+        docs_dir.join("benchmarks.md"),
+        markdown(&inputs, plot_name, command),
+    )
+    .context("write the report")?;
     Ok(())
 }
 
@@ -712,7 +933,8 @@ mod tests {
 
     #[test]
     fn parses_result_lines_and_skips_garbage() {
-        let lines = parse_results("g\tshm\t64\tp50_ns=700 p99_ns=1200.5\nnot a line\ng\tx\tNaN?\ta=1\n");
+        let lines =
+            parse_results("g\tshm\t64\tp50_ns=700 p99_ns=1200.5\nnot a line\ng\tx\tNaN?\ta=1\n");
         assert_eq!(lines.len(), 1);
         assert_eq!(lines[0].values["p99_ns"], 1200.5);
     }
@@ -722,7 +944,8 @@ mod tests {
         let json = r#"{"mean":{"confidence_interval":{"confidence_level":0.95,"lower_bound":1.0,"upper_bound":3.0},"point_estimate":2.5,"standard_error":0.1},"slope":null}"#;
         assert_eq!(point_estimate(json, "slope"), None);
         assert_eq!(point_estimate(json, "mean"), Some(2.5));
-        let json = r#"{"slope":{"confidence_interval":{"lower_bound":1e2},"point_estimate":1.5e2}}"#;
+        let json =
+            r#"{"slope":{"confidence_interval":{"lower_bound":1e2},"point_estimate":1.5e2}}"#;
         assert_eq!(point_estimate(json, "slope"), Some(150.0));
     }
 
@@ -748,18 +971,37 @@ mod tests {
         ] {
             estimates.insert((group.to_owned(), id.to_owned(), 0), ns);
         }
-        let md = markdown(&Inputs { lines, estimates, machine: Vec::new() }, "p.png", "report.sh");
+        let md = markdown(
+            &Inputs {
+                lines,
+                estimates,
+                machine: Vec::new(),
+            },
+            "p.png",
+            "report.sh",
+        );
         assert!(md.contains("| Chain::find_block of the 1.38 MB block over shm ≤ 2× its memcpy | 1.50× (**met**) | 9.00× (**missed**) |"));
         assert!(md.contains("shm/memcpy 1.50× (target ≤ 2×: **met**); socket/shm 4.00×."));
-        assert!(md.contains("the mainnet block of `shared/data`: 1381000 bytes, 2500 transactions"));
+        assert!(
+            md.contains("the mainnet block of `shared/data`: 1381000 bytes, 2500 transactions")
+        );
         // 44 µs a round of 11: 4 µs a notification, 250 k/s.
-        assert!(md.contains("| shm | 250 k | 250 k | 4.00 µs | 1.00× | 0.100 / 2.000 |"), "{md}");
-        assert!(md.contains("| socket | 450.00 ms | 450.00 µs | – | – | – | 1.50× | – |"), "{md}");
+        assert!(
+            md.contains("| shm | 250 k | 250 k | 4.00 µs | 1.00× | 0.100 / 2.000 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| socket | 450.00 ms | 450.00 µs | – | – | – | 1.50× | – |"),
+            "{md}"
+        );
     }
 
     #[test]
     fn chart_is_a_png() {
-        let s = vec![Series { name: "shm".into(), points: vec![(64.0, 700.0), (1024.0, 900.0)] }];
+        let s = vec![Series {
+            name: "shm".into(),
+            points: vec![(64.0, 700.0), (1024.0, 900.0)],
+        }];
         let png = render("t", "x", &[(64.0, "64B".into())], &s);
         assert!(png.starts_with(b"\x89PNG"));
     }

@@ -3,8 +3,17 @@
 //! without a general-purpose compressor.
 
 /// Encodes a `width` × `height` image of palette indices (row-major) with `palette` (RGB).
-pub(crate) fn encode_indexed(width: u32, height: u32, pixels: &[u8], palette: &[[u8; 3]]) -> Vec<u8> {
-    assert_eq!(pixels.len(), width as usize * height as usize, "pixel count");
+pub(crate) fn encode_indexed(
+    width: u32,
+    height: u32,
+    pixels: &[u8],
+    palette: &[[u8; 3]],
+) -> Vec<u8> {
+    assert_eq!(
+        pixels.len(),
+        width as usize * height as usize,
+        "pixel count"
+    );
     assert!(!palette.is_empty() && palette.len() <= 256, "palette size");
     let mut raw = Vec::with_capacity(pixels.len() + height as usize);
     for row in pixels.chunks(width as usize) {
@@ -37,7 +46,11 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -57,9 +70,13 @@ fn adler32(bytes: &[u8]) -> u32 {
 }
 
 /// Deflate lengths 3..=258: base of each length code (257..=285) and its extra bits.
-const LEN_BASE: [u16; 29] =
-    [3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258];
-const LEN_EXTRA: [u8; 29] = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0];
+const LEN_BASE: [u16; 29] = [
+    3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131,
+    163, 195, 227, 258,
+];
+const LEN_EXTRA: [u8; 29] = [
+    0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0,
+];
 
 struct Bits {
     out: Vec<u8>,
@@ -96,20 +113,34 @@ impl Bits {
 }
 
 fn zlib(data: &[u8]) -> Vec<u8> {
-    let mut bits = Bits { out: vec![0x78, 0x01], acc: 0, n: 0 };
+    let mut bits = Bits {
+        out: vec![0x78, 0x01],
+        acc: 0,
+        n: 0,
+    };
     bits.put(1, 1); // final block
     bits.put(1, 2); // fixed Huffman codes
     let mut i = 0;
     while i < data.len() {
         let run = if i > 0 {
-            data[i..].iter().take(258).take_while(|&&b| b == data[i - 1]).count()
+            data[i..]
+                .iter()
+                .take(258)
+                .take_while(|&&b| b == data[i - 1])
+                .count()
         } else {
             0
         };
         if run >= 3 {
-            let idx = LEN_BASE.iter().rposition(|&base| usize::from(base) <= run).unwrap_or(0);
+            let idx = LEN_BASE
+                .iter()
+                .rposition(|&base| usize::from(base) <= run)
+                .unwrap_or(0);
             bits.symbol(257 + idx as u32);
-            bits.put((run - usize::from(LEN_BASE[idx])) as u32, u32::from(LEN_EXTRA[idx]));
+            bits.put(
+                (run - usize::from(LEN_BASE[idx])) as u32,
+                u32::from(LEN_EXTRA[idx]),
+            );
             bits.code(0, 5); // distance code 0: distance 1
             i += run;
         } else {

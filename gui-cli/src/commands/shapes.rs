@@ -1,8 +1,8 @@
 //! bitcoin-cli's output shapes for blocks, transactions, chain state and wallet history.
 
 use bitcoin::consensus::encode::serialize_hex;
-use bitcoin::{Address, Amount, Block, BlockHash, FeeRate, Network, SignedAmount};
 use bitcoin::hex::DisplayHex;
+use bitcoin::{Address, Amount, Block, BlockHash, FeeRate, Network, SignedAmount};
 use interfaces::{ErrorCode, FoundTransaction, InterfaceError, Node, Wallet, WalletTx};
 
 use super::{CliError, Output};
@@ -213,7 +213,13 @@ pub(super) fn wallet_entries(txs: &[WalletTx], tip_height: u32) -> Vec<Json> {
         let listed = |vout: usize| !(is_send && flag(&wtx.txout_is_change, vout));
         let mut sent = Vec::new();
         let mut received = Vec::new();
-        for (vout, _) in wtx.tx.output.iter().enumerate().filter(|&(vout, _)| listed(vout)) {
+        for (vout, _) in wtx
+            .tx
+            .output
+            .iter()
+            .enumerate()
+            .filter(|&(vout, _)| listed(vout))
+        {
             if is_send {
                 sent.push(vout);
             }
@@ -228,7 +234,10 @@ pub(super) fn wallet_entries(txs: &[WalletTx], tip_height: u32) -> Vec<Json> {
         } else {
             "generate"
         };
-        let outputs = sent.into_iter().map(|vout| ("send", vout)).chain(received.into_iter().map(|vout| (receive_category, vout)));
+        let outputs = sent
+            .into_iter()
+            .map(|vout| ("send", vout))
+            .chain(received.into_iter().map(|vout| (receive_category, vout)));
         for (category, vout) in outputs {
             let output = &wtx.tx.output[vout];
             let send = category == "send";

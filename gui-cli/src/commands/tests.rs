@@ -414,7 +414,12 @@ enum Owner {
     Change,
 }
 
-fn wallet_tx(coinbase: bool, outputs: &[(u64, Owner)], debit: u64, height: Option<u32>) -> WalletTx {
+fn wallet_tx(
+    coinbase: bool,
+    outputs: &[(u64, Owner)],
+    debit: u64,
+    height: Option<u32>,
+) -> WalletTx {
     use bitcoin::{OutPoint, ScriptBuf, Sequence, TxIn, TxOut, Witness};
     let script = parse_address(ADDRESS).unwrap().script_pubkey();
     let tx = Transaction {
@@ -452,8 +457,14 @@ fn wallet_tx(coinbase: bool, outputs: &[(u64, Owner)], debit: u64, height: Optio
         credit: Amount::from_sat(credit),
         debit: Amount::from_sat(debit),
         fee: (debit > 0).then(|| Amount::from_sat(debit - total)),
-        txout_is_mine: outputs.iter().map(|(_, owner)| *owner != Owner::Other).collect(),
-        txout_is_change: outputs.iter().map(|(_, owner)| *owner == Owner::Change).collect(),
+        txout_is_mine: outputs
+            .iter()
+            .map(|(_, owner)| *owner != Owner::Other)
+            .collect(),
+        txout_is_change: outputs
+            .iter()
+            .map(|(_, owner)| *owner == Owner::Change)
+            .collect(),
         block: height.map(|height| BlockRef {
             hash: BlockHash::all_zeros(),
             height,
@@ -517,7 +528,13 @@ fn a_payment_to_an_own_address_is_listed_as_send_and_receive() {
     let entries = wallet_entries(&[to_self], 2);
     let summary: Vec<(String, String, Json)> = entries
         .iter()
-        .map(|e| (field(e, "category").to_string(), field(e, "amount").to_string(), field(e, "vout").clone()))
+        .map(|e| {
+            (
+                field(e, "category").to_string(),
+                field(e, "amount").to_string(),
+                field(e, "vout").clone(),
+            )
+        })
         .collect();
     assert_eq!(
         summary,
@@ -528,6 +545,11 @@ fn a_payment_to_an_own_address_is_listed_as_send_and_receive() {
         "as in Core: the payment both ways, the change not at all"
     );
     assert_eq!(field(&entries[0], "fee").to_string(), "-0.00002810");
-    let Json::Object(receive) = &entries[1] else { panic!("an entry is an object") };
-    assert!(receive.iter().all(|(k, _)| *k != "fee"), "the fee goes with the send only");
+    let Json::Object(receive) = &entries[1] else {
+        panic!("an entry is an object")
+    };
+    assert!(
+        receive.iter().all(|(k, _)| *k != "fee"),
+        "the fee goes with the send only"
+    );
 }

@@ -59,7 +59,10 @@ impl Log {
                 let _ = tx.send(line);
             }
         });
-        Log { lines: rx, seen: RefCell::default() }
+        Log {
+            lines: rx,
+            seen: RefCell::default(),
+        }
     }
 
     /// Waits (at most [`READY`]) for a line containing `needle`; false when none came.
@@ -67,7 +70,9 @@ impl Log {
         let deadline = Instant::now() + READY;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let Ok(line) = self.lines.recv_timeout(left) else { return false };
+            let Ok(line) = self.lines.recv_timeout(left) else {
+                return false;
+            };
             let found = line.contains(needle);
             self.seen.borrow_mut().push(line);
             if found {
@@ -117,7 +122,9 @@ fn threads(pid: u32) -> String {
                 .map(|s| s.trim().to_owned())
                 .unwrap_or_default()
         };
-        let state = read("stat").rsplit_once(") ").map(|(_, rest)| rest.chars().take(1).collect::<String>());
+        let state = read("stat")
+            .rsplit_once(") ")
+            .map(|(_, rest)| rest.chars().take(1).collect::<String>());
         out.push(format!(
             "  {} {:?} {} wchan={}",
             task.file_name().to_string_lossy(),
@@ -151,13 +158,28 @@ impl BoundNode {
         let transport_opt = format!("-transport={transport}");
         let (mut node, log) = start_logged(
             &node_exe,
-            &[datadir.as_str(), "-nowallet", "-printtoconsole", "-ipcbind=unix", &transport_opt],
+            &[
+                datadir.as_str(),
+                "-nowallet",
+                "-printtoconsole",
+                "-ipcbind=unix",
+                &transport_opt,
+            ],
         );
-        assert!(log.wait_for("bitcoin-node ready"), "bitcoin-node never ready:\n{}", log.all());
+        assert!(
+            log.wait_for("bitcoin-node ready"),
+            "bitcoin-node never ready:\n{}",
+            log.all()
+        );
         let wallet = wallet.then(|| {
             let (mut wallet, wallet_log) = start_logged(
                 &node_exe.with_file_name("bitcoin-wallet"),
-                &[datadir.as_str(), "-printtoconsole", "-ipcconnect=unix", &transport_opt],
+                &[
+                    datadir.as_str(),
+                    "-printtoconsole",
+                    "-ipcconnect=unix",
+                    &transport_opt,
+                ],
             );
             if !log.wait_for("bitcoin-wallet attached") {
                 // Everything that tells where it stuck, before the processes are killed.

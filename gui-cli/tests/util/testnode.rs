@@ -39,15 +39,22 @@ impl Watchdog {
     fn start() -> Watchdog {
         let (called_off, done) = std::sync::mpsc::channel::<()>();
         std::thread::spawn(move || {
-            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done.recv_timeout(NODE_WATCHDOG) {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                done.recv_timeout(NODE_WATCHDOG)
+            {
                 // Straight to stderr: libtest captures eprintln! in test threads, and the
                 // abort would throw the capture away.
                 use std::io::Write as _;
-                let _ = writeln!(std::io::stderr(), "watchdog: a test kept its TestNode past {NODE_WATCHDOG:?}; aborting");
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "watchdog: a test kept its TestNode past {NODE_WATCHDOG:?}; aborting"
+                );
                 std::process::abort();
             }
         });
-        Watchdog { _called_off: called_off }
+        Watchdog {
+            _called_off: called_off,
+        }
     }
 }
 
@@ -57,7 +64,11 @@ impl TestNode {
         let dir = tempfile::tempdir().expect("temp dir");
         let chain = ChainState::open(&dir.path().join("regtest")).expect("open the chain state");
         let ctx = NodeContext::new(chain).expect("node context");
-        TestNode { ctx, dir, _watchdog: Watchdog::start() }
+        TestNode {
+            ctx,
+            dir,
+            _watchdog: Watchdog::start(),
+        }
     }
 
     /// The datadir (`-datadir`).

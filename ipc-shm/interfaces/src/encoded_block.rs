@@ -75,7 +75,13 @@ impl EncodedBlock {
                 max: MAX_BLOCK_BYTES.into(),
             });
         }
-        let header = Walk { bytes: encoding, at: 0, tx: None }.header().map_err(|e| e.to_decode_error())?;
+        let header = Walk {
+            bytes: encoding,
+            at: 0,
+            tx: None,
+        }
+        .header()
+        .map_err(|e| e.to_decode_error())?;
         Ok(EncodedBlock::new(Framed {
             bytes,
             start,
@@ -265,8 +271,13 @@ impl FrameError {
 /// 71 bytes made it 32 MB, before it found the items missing. The walk takes a byte or
 /// more for every item it counts, so once it has passed, every count is backed by bytes.
 pub(crate) fn walk_transaction(bytes: &[u8]) -> Result<(), DecodeError> {
-    let mut walk = Walk { bytes, at: 0, tx: None };
-    walk.transaction().map_err(|e| e.decode_error("transaction"))?;
+    let mut walk = Walk {
+        bytes,
+        at: 0,
+        tx: None,
+    };
+    walk.transaction()
+        .map_err(|e| e.decode_error("transaction"))?;
     match bytes.len() - walk.at {
         0 => Ok(()),
         left => Err(DecodeError::TrailingBytes { len: left as u64 }),
@@ -317,7 +328,11 @@ fn frame(bytes: &[u8]) -> Result<Vec<usize>, FrameError> {
 /// Checks a block's framing, header included: calls `at_tx` with where each transaction
 /// starts and the count the block claims, before walking that transaction.
 fn walk_framing(bytes: &[u8], mut at_tx: impl FnMut(usize, u64)) -> Result<(), FrameError> {
-    let mut walk = Walk { bytes, at: 0, tx: None };
+    let mut walk = Walk {
+        bytes,
+        at: 0,
+        tx: None,
+    };
     walk.skip(Header::SIZE as u64)?;
     let count = walk.compact_size()?;
     for i in 0..count {
@@ -370,7 +385,11 @@ impl<'a> Walk<'a> {
     /// The next `N` bytes.
     #[inline(always)]
     fn array<const N: usize>(&mut self) -> Result<[u8; N], FrameError> {
-        match self.bytes.get(self.at..).and_then(|rest| rest.first_chunk::<N>()) {
+        match self
+            .bytes
+            .get(self.at..)
+            .and_then(|rest| rest.first_chunk::<N>())
+        {
             Some(taken) => {
                 self.at += N;
                 Ok(*taken)

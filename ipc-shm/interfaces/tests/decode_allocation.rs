@@ -23,8 +23,13 @@ const CHILD: &str = "DECODE_ALLOCATION_CHILD";
 /// final sequence), no outputs, and a witness for the input that claims 4,000,000 items
 /// (`fe 00093d00`), none of which follow.
 const CLAIMS_FOUR_MILLION_ITEMS: &str = concat!(
-    "02000000", "0001", "01",
-    "1111111111111111111111111111111111111111111111111111111111111111", "00000000", "00", "ffffffff",
+    "02000000",
+    "0001",
+    "01",
+    "1111111111111111111111111111111111111111111111111111111111111111",
+    "00000000",
+    "00",
+    "ffffffff",
     "00",
     "fe00093d00",
 );
@@ -33,7 +38,10 @@ const CLAIMS_FOUR_MILLION_ITEMS: &str = concat!(
 const AND_A_LONG_FIRST_ITEM: &str = "fe18053d000000000000000000";
 
 fn hex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
 }
 
 /// `body` as our codec frames a transaction or a block: a `u32` length, then the bytes.
@@ -61,12 +69,23 @@ fn hostile_block(tx: &[u8]) -> Vec<u8> {
 fn decode_all() {
     for tx in hostile_transactions() {
         let decoded = Transaction::decode(&mut &framed(&tx)[..]);
-        assert_eq!(decoded.err(), Some(DecodeError::UnexpectedEnd { what: "transaction" }));
+        assert_eq!(
+            decoded.err(),
+            Some(DecodeError::UnexpectedEnd {
+                what: "transaction"
+            })
+        );
         let block = hostile_block(&tx);
         let decoded = Block::decode(&mut &framed(&block)[..]);
-        assert_eq!(decoded.err(), Some(DecodeError::UnexpectedEnd { what: "block" }));
+        assert_eq!(
+            decoded.err(),
+            Some(DecodeError::UnexpectedEnd { what: "block" })
+        );
         let encoded = EncodedBlock::from_bytes(block).expect("a header and a length in range");
-        assert_eq!(encoded.to_block().err(), Some(DecodeError::UnexpectedEnd { what: "block" }));
+        assert_eq!(
+            encoded.to_block().err(),
+            Some(DecodeError::UnexpectedEnd { what: "block" })
+        );
     }
 }
 
@@ -104,7 +123,10 @@ fn main() {
         .env(CHILD, "1")
         .status()
         .expect("run the capped child");
-    assert!(status.success(), "decoding in a capped address space failed: {status}");
+    assert!(
+        status.success(),
+        "decoding in a capped address space failed: {status}"
+    );
     // The same errors uncapped, here.
     decode_all();
     println!("ok");

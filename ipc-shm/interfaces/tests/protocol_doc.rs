@@ -6,8 +6,9 @@ use std::collections::BTreeSet;
 use std::fmt::Debug;
 
 use interfaces::remote::{
-    BlockTemplateMethod, ChainMethod, ChainNotificationsMethod, EchoMethod, HandlerMethod, InitMethod,
-    MiningMethod, NodeMethod, NotifyBlockTipMethod, TransactionChangedMethod, WalletLoaderMethod, WalletMethod,
+    BlockTemplateMethod, ChainMethod, ChainNotificationsMethod, EchoMethod, HandlerMethod,
+    InitMethod, MiningMethod, NodeMethod, NotifyBlockTipMethod, TransactionChangedMethod,
+    WalletLoaderMethod, WalletMethod,
 };
 use ipc_shm::call::MethodId;
 
@@ -15,7 +16,11 @@ use ipc_shm::call::MethodId;
 const IDS: MethodId = 64;
 
 /// (interface, id, method) for every method of an interface, as the code numbers them.
-fn methods<M: Debug>(interface: &str, from_id: impl Fn(MethodId) -> Option<M>, out: &mut BTreeSet<(String, u32, String)>) {
+fn methods<M: Debug>(
+    interface: &str,
+    from_id: impl Fn(MethodId) -> Option<M>,
+    out: &mut BTreeSet<(String, u32, String)>,
+) {
     for id in 0..IDS {
         if let Some(m) = from_id(id) {
             out.insert((interface.to_owned(), id, snake_case(&format!("{m:?}"))));
@@ -41,7 +46,9 @@ fn snake_case(camel: &str) -> String {
 /// The rows of section 8.3: `| **Interface** (…) | id | method | arguments | result |`,
 /// the interface cell left empty on the rows after its first.
 fn documented(doc: &str) -> BTreeSet<(String, u32, String)> {
-    let start = doc.find("### 8.3 Methods").expect("docs/protocol.md has section 8.3");
+    let start = doc
+        .find("### 8.3 Methods")
+        .expect("docs/protocol.md has section 8.3");
     let section = &doc[start..];
     let section = &section[..section[1..].find("\n### ").map_or(section.len(), |i| i + 1)];
     let mut rows = BTreeSet::new();
@@ -51,11 +58,20 @@ fn documented(doc: &str) -> BTreeSet<(String, u32, String)> {
         let Some(id) = cells.get(1).and_then(|c| c.parse::<u32>().ok()) else {
             continue; // the heading and its rule
         };
-        if let Some(name) = cells[0].strip_prefix("**").and_then(|c| c.split("**").next()) {
+        if let Some(name) = cells[0]
+            .strip_prefix("**")
+            .and_then(|c| c.split("**").next())
+        {
             interface = name.to_owned();
         }
-        assert!(!interface.is_empty(), "a method row before any interface: {line}");
-        assert!(rows.insert((interface.clone(), id, cells[2].to_owned())), "row listed twice: {line}");
+        assert!(
+            !interface.is_empty(),
+            "a method row before any interface: {line}"
+        );
+        assert!(
+            rows.insert((interface.clone(), id, cells[2].to_owned())),
+            "row listed twice: {line}"
+        );
     }
     rows
 }
@@ -68,12 +84,20 @@ fn the_method_table_of_the_protocol_document_matches_the_code() {
     methods("Init", InitMethod::from_id, &mut code);
     methods("Echo", EchoMethod::from_id, &mut code);
     methods("Chain", ChainMethod::from_id, &mut code);
-    methods("ChainNotifications", ChainNotificationsMethod::from_id, &mut code);
+    methods(
+        "ChainNotifications",
+        ChainNotificationsMethod::from_id,
+        &mut code,
+    );
     methods("Node", NodeMethod::from_id, &mut code);
     methods("NotifyBlockTip", NotifyBlockTipMethod::from_id, &mut code);
     methods("WalletLoader", WalletLoaderMethod::from_id, &mut code);
     methods("Wallet", WalletMethod::from_id, &mut code);
-    methods("TransactionChanged", TransactionChangedMethod::from_id, &mut code);
+    methods(
+        "TransactionChanged",
+        TransactionChangedMethod::from_id,
+        &mut code,
+    );
     methods("Mining", MiningMethod::from_id, &mut code);
     methods("BlockTemplate", BlockTemplateMethod::from_id, &mut code);
     methods("Handler", HandlerMethod::from_id, &mut code);

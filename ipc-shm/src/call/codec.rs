@@ -37,14 +37,25 @@ pub struct Encoder<'a> {
 
 impl std::fmt::Debug for Encoder<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Encoder").field("len", &self.len).field("room", &self.room).finish()
+        f.debug_struct("Encoder")
+            .field("len", &self.len)
+            .field("room", &self.room)
+            .finish()
     }
 }
 
 impl<'a> Encoder<'a> {
     /// An encoder that appends to `out`, outside any session (objects cannot be written).
     pub fn new(out: &'a mut Vec<u8>) -> Encoder<'a> {
-        Encoder { direct: None, room: 0, spill: out, len: 0, max: usize::MAX, session: None, exported: None }
+        Encoder {
+            direct: None,
+            room: 0,
+            spill: out,
+            len: 0,
+            max: usize::MAX,
+            session: None,
+            exported: None,
+        }
     }
 
     pub(crate) fn for_record(
@@ -85,13 +96,18 @@ impl<'a> Encoder<'a> {
     #[inline]
     pub fn put_raw(&mut self, bytes: &[u8]) -> Result<(), CallError> {
         if bytes.len() > self.max - self.len {
-            return Err(CallError::TooLarge { len: (self.len + bytes.len()) as u64, max: self.max as u64 });
+            return Err(CallError::TooLarge {
+                len: (self.len + bytes.len()) as u64,
+                max: self.max as u64,
+            });
         }
         match self.direct.as_mut() {
             Some(direct) if bytes.len() <= self.room => {
                 // The direct writer (a ring grant or a small message's staging buffer) has
                 // `room` bytes left: it cannot fail.
-                direct.write_all(bytes).map_err(|_| CallError::decode("ring record shorter than reserved"))?;
+                direct
+                    .write_all(bytes)
+                    .map_err(|_| CallError::decode("ring record shorter than reserved"))?;
                 self.room -= bytes.len();
                 self.len += bytes.len();
                 Ok(())
@@ -107,9 +123,14 @@ impl<'a> Encoder<'a> {
         loop {
             let (now, rest) = left.split_at(left.len().min(self.room));
             if !now.is_empty() {
-                let direct = self.direct.as_mut().expect("room is only non-zero with a direct record");
+                let direct = self
+                    .direct
+                    .as_mut()
+                    .expect("room is only non-zero with a direct record");
                 // The direct writer has exactly `room` bytes left: it cannot fail.
-                direct.write_all(now).map_err(|_| CallError::decode("ring record shorter than reserved"))?;
+                direct
+                    .write_all(now)
+                    .map_err(|_| CallError::decode("ring record shorter than reserved"))?;
                 self.room -= now.len();
             }
             if rest.is_empty() {
@@ -132,14 +153,15 @@ impl<'a> Encoder<'a> {
     /// Exports `object` to the peer for as long as the peer holds a handle to it and writes
     /// its id. The peer decodes it as a [`RemoteObject`].
     pub fn put_object(&mut self, object: Arc<dyn Dispatch>) -> Result<(), CallError> {
-        let session = self.session.ok_or(CallError::decode("objects can only be sent within a session"))?;
+        let session = self.session.ok_or(CallError::decode(
+            "objects can only be sent within a session",
+        ))?;
         let id = session.export(object);
         if let Some(exported) = self.exported.as_mut() {
             exported.push(id);
         }
         self.put(&id)
     }
-
 }
 
 /// The ring records an [`Encoder`] writes into (or a small message's staging buffer).
@@ -183,7 +205,10 @@ enum Source<'a> {
     Slice(&'a [u8]),
     /// A body gathered into a buffer this decoder owns, read from `at` on: its tail can be
     /// handed out without a copy ([`Decoder::take_raw`]).
-    Owned { buf: Vec<u8>, at: usize },
+    Owned {
+        buf: Vec<u8>,
+        at: usize,
+    },
     Read(&'a mut dyn Body),
 }
 
@@ -196,24 +221,38 @@ pub(crate) trait Body: io::Read {
 
 impl std::fmt::Debug for Decoder<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Decoder").field("remaining", &self.remaining).finish()
+        f.debug_struct("Decoder")
+            .field("remaining", &self.remaining)
+            .finish()
     }
 }
 
 impl<'a> Decoder<'a> {
     /// A decoder over `bytes`, outside any session (objects cannot be read).
     pub fn new(bytes: &'a [u8]) -> Decoder<'a> {
-        Decoder { remaining: bytes.len(), src: Source::Slice(bytes), session: None }
+        Decoder {
+            remaining: bytes.len(),
+            src: Source::Slice(bytes),
+            session: None,
+        }
     }
 
     pub(crate) fn from_slice(bytes: &'a [u8], session: &'a Arc<Shared>) -> Decoder<'a> {
-        Decoder { remaining: bytes.len(), src: Source::Slice(bytes), session: Some(session) }
+        Decoder {
+            remaining: bytes.len(),
+            src: Source::Slice(bytes),
+            session: Some(session),
+        }
     }
 
     /// A decoder over `body`, a message gathered out of the ring. It gives the buffer back
     /// ([`Decoder::into_buffer`]) unless [`Decoder::take_raw`] took it.
     pub(crate) fn from_vec(body: Vec<u8>, session: &'a Arc<Shared>) -> Decoder<'a> {
-        Decoder { remaining: body.len(), src: Source::Owned { buf: body, at: 0 }, session: Some(session) }
+        Decoder {
+            remaining: body.len(),
+            src: Source::Owned { buf: body, at: 0 },
+            session: Some(session),
+        }
     }
 
     /// The buffer of [`Decoder::from_vec`], unless it was taken.
@@ -225,8 +264,16 @@ impl<'a> Decoder<'a> {
     }
 
     /// `src` must yield at least `len` bytes (a ring record whose header has been read).
-    pub(crate) fn from_reader(src: &'a mut dyn Body, len: usize, session: &'a Arc<Shared>) -> Decoder<'a> {
-        Decoder { src: Source::Read(src), remaining: len, session: Some(session) }
+    pub(crate) fn from_reader(
+        src: &'a mut dyn Body,
+        len: usize,
+        session: &'a Arc<Shared>,
+    ) -> Decoder<'a> {
+        Decoder {
+            src: Source::Read(src),
+            remaining: len,
+            session: Some(session),
+        }
     }
 
     /// Bytes left in the body.
@@ -256,7 +303,9 @@ impl<'a> Decoder<'a> {
                 out.copy_from_slice(&buf[*at..*at + out.len()]);
                 *at += out.len();
             }
-            Source::Read(r) => r.read_exact(out).map_err(|_| CallError::decode("message ends early"))?,
+            Source::Read(r) => r
+                .read_exact(out)
+                .map_err(|_| CallError::decode("message ends early"))?,
         }
         self.remaining -= out.len();
         Ok(())
@@ -286,7 +335,9 @@ impl<'a> Decoder<'a> {
                 out.extend_from_slice(&buf[*at..*at + n]);
                 *at += n;
             }
-            Source::Read(r) => r.append(n, out).map_err(|_| CallError::decode("message ends early"))?,
+            Source::Read(r) => r
+                .append(n, out)
+                .map_err(|_| CallError::decode("message ends early"))?,
         }
         self.remaining -= n;
         Ok(())
@@ -329,7 +380,9 @@ impl<'a> Decoder<'a> {
     /// Reads an object id the peer exported and returns a handle to that object.
     pub fn get_object(&mut self) -> Result<RemoteObject, CallError> {
         let id = self.get::<u64>()?;
-        let session = self.session.ok_or(CallError::decode("objects can only be received within a session"))?;
+        let session = self.session.ok_or(CallError::decode(
+            "objects can only be received within a session",
+        ))?;
         session.import(id)
     }
 
@@ -353,7 +406,8 @@ impl io::Read for Decoder<'_> {
     /// `get_raw` fills all of `buf` or fails: no need for the default's loop of `read`s.
     #[inline]
     fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
-        self.get_raw(buf).map_err(|_| io::ErrorKind::UnexpectedEof.into())
+        self.get_raw(buf)
+            .map_err(|_| io::ErrorKind::UnexpectedEof.into())
     }
 }
 
@@ -508,7 +562,10 @@ impl<const N: usize> Decode for [u8; N] {
 }
 
 fn put_len(enc: &mut Encoder<'_>, n: usize) -> Result<(), CallError> {
-    let n = u32::try_from(n).map_err(|_| CallError::TooLarge { len: n as u64, max: u32::MAX.into() })?;
+    let n = u32::try_from(n).map_err(|_| CallError::TooLarge {
+        len: n as u64,
+        max: u32::MAX.into(),
+    })?;
     enc.put(&n)
 }
 
@@ -558,7 +615,8 @@ impl Encode for String {
 
 impl Decode for String {
     fn decode(dec: &mut Decoder<'_>) -> Result<Self, CallError> {
-        String::from_utf8(Vec::<u8>::decode(dec)?).map_err(|_| CallError::decode("string is not UTF-8"))
+        String::from_utf8(Vec::<u8>::decode(dec)?)
+            .map_err(|_| CallError::decode("string is not UTF-8"))
     }
 }
 
@@ -574,7 +632,11 @@ impl<T: Encode> Encode for Option<T> {
 
 impl<T: Decode> Decode for Option<T> {
     fn decode(dec: &mut Decoder<'_>) -> Result<Self, CallError> {
-        if dec.get::<bool>()? { Ok(Some(dec.get()?)) } else { Ok(None) }
+        if dec.get::<bool>()? {
+            Ok(Some(dec.get()?))
+        } else {
+            Ok(None)
+        }
     }
 }
 

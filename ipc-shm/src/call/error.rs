@@ -73,7 +73,9 @@ impl CallError {
 
     /// A method failure with a message, for servers.
     pub fn failed(message: impl fmt::Display) -> CallError {
-        CallError::Failed { message: message.to_string() }
+        CallError::Failed {
+            message: message.to_string(),
+        }
     }
 }
 

@@ -43,8 +43,18 @@ impl Link {
     pub(crate) fn pair_socket(capacity: usize) -> Result<(Link, Link), crate::Error> {
         let (sa, sb) = std::os::unix::net::UnixStream::pair()?;
         Ok((
-            Link::new(Connection::over_socket(Arc::new(OwnedFd::from(sa)), capacity, capacity, me())),
-            Link::new(Connection::over_socket(Arc::new(OwnedFd::from(sb)), capacity, capacity, me())),
+            Link::new(Connection::over_socket(
+                Arc::new(OwnedFd::from(sa)),
+                capacity,
+                capacity,
+                me(),
+            )),
+            Link::new(Connection::over_socket(
+                Arc::new(OwnedFd::from(sb)),
+                capacity,
+                capacity,
+                me(),
+            )),
         ))
     }
 
@@ -65,5 +75,9 @@ impl Link {
 
 /// This process, as the peer of an in-process link.
 fn me() -> PeerInfo {
-    PeerInfo::new(std::process::id(), nix::unistd::getuid().as_raw(), "in-process".into())
+    PeerInfo::new(
+        std::process::id(),
+        nix::unistd::getuid().as_raw(),
+        "in-process".into(),
+    )
 }

@@ -76,8 +76,17 @@ impl RemoteObject {
     }
 
     /// Calls `method` with `args` and decodes its result as `R`.
-    pub fn call<A: Encode + ?Sized, R: Decode>(&self, method: MethodId, args: &A) -> Result<R, CallError> {
-        self.call_with(method, args.encoded_len(), |enc| args.encode(enc), |dec| dec.get::<R>())
+    pub fn call<A: Encode + ?Sized, R: Decode>(
+        &self,
+        method: MethodId,
+        args: &A,
+    ) -> Result<R, CallError> {
+        self.call_with(
+            method,
+            args.encoded_len(),
+            |enc| args.encode(enc),
+            |dec| dec.get::<R>(),
+        )
     }
 
     /// Calls `method`, writing the arguments with `encode` (into the ring; `len_hint` is the

@@ -80,7 +80,10 @@ impl Dispatch for Calc {
             SUBSCRIBE => {
                 let listener: RemoteObject = call.args()?;
                 self.world.live.fetch_add(1, Ordering::SeqCst);
-                let sub: Arc<dyn Dispatch> = Arc::new(Subscription { listener, world: self.world.clone() });
+                let sub: Arc<dyn Dispatch> = Arc::new(Subscription {
+                    listener,
+                    world: self.world.clone(),
+                });
                 call.reply(&sub)
             }
             BLOCK => {
@@ -114,7 +117,10 @@ impl Dispatch for Calc {
                 });
                 if mode == 4 { Ok(()) } else { replied }
             }
-            method => Err(CallError::UnknownMethod { interface: "Calc", method }),
+            method => Err(CallError::UnknownMethod {
+                interface: "Calc",
+                method,
+            }),
         }
     }
 }
@@ -144,7 +150,10 @@ impl Dispatch for Subscription {
                 let r: u64 = self.listener.call(ON_EVENT, &0u32)?;
                 call.reply(&r)
             }
-            method => Err(CallError::UnknownMethod { interface: "Subscription", method }),
+            method => Err(CallError::UnknownMethod {
+                interface: "Subscription",
+                method,
+            }),
         }
     }
 }
@@ -168,12 +177,17 @@ impl Dispatch for Listener {
                 let r: u64 = if depth == 0 {
                     self.calc.call(ADD, &(40u64, 2u64))?
                 } else {
-                    let again: Arc<dyn Dispatch> = Arc::new(Listener { calc: self.calc.clone() });
+                    let again: Arc<dyn Dispatch> = Arc::new(Listener {
+                        calc: self.calc.clone(),
+                    });
                     self.calc.call(NOTIFY, &(again, depth - 1))?
                 };
                 call.reply(&r)
             }
-            method => Err(CallError::UnknownMethod { interface: "Listener", method }),
+            method => Err(CallError::UnknownMethod {
+                interface: "Listener",
+                method,
+            }),
         }
     }
 }
@@ -190,7 +204,10 @@ fn watchdog(secs: u64) -> Watchdog {
             // Straight to stderr: libtest captures eprintln! in test threads, and the abort
             // below would throw the capture away.
             use std::io::Write as _;
-            let _ = writeln!(std::io::stderr(), "watchdog: test did not finish within {secs} s");
+            let _ = writeln!(
+                std::io::stderr(),
+                "watchdog: test did not finish within {secs} s"
+            );
             std::process::abort();
         }
     });
@@ -216,7 +233,10 @@ fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 fn config(name: &str) -> SessionConfig {
-    SessionConfig { name: name.into(), ..SessionConfig::default() }
+    SessionConfig {
+        name: name.into(),
+        ..SessionConfig::default()
+    }
 }
 
 /// A client session (no bootstrap) and a server session exporting a `Calc`.
@@ -227,8 +247,13 @@ fn calc_pair(ring: usize) -> (Session, Session, Arc<World>) {
 /// As `calc_pair`, with every waiter (rings, followers) following `wait`.
 fn calc_pair_waiting(ring: usize, wait: WaitPolicy) -> (Session, Session, Arc<World>) {
     let world = Arc::new(World::default());
-    let calc: Arc<dyn Dispatch> = Arc::new(Calc { world: world.clone() });
-    let cfg = SessionConfig { wait, ..config("test") };
+    let calc: Arc<dyn Dispatch> = Arc::new(Calc {
+        world: world.clone(),
+    });
+    let cfg = SessionConfig {
+        wait,
+        ..config("test")
+    };
     let (client, server) = Session::pair(ring, wait, None, Some(calc), &cfg).unwrap();
     (client, server, world)
 }
@@ -236,7 +261,9 @@ fn calc_pair_waiting(ring: usize, wait: WaitPolicy) -> (Session, Session, Arc<Wo
 /// As `calc_pair`, over the socket transport.
 fn calc_pair_socket(ring: usize) -> (Session, Session, Arc<World>) {
     let world = Arc::new(World::default());
-    let calc: Arc<dyn Dispatch> = Arc::new(Calc { world: world.clone() });
+    let calc: Arc<dyn Dispatch> = Arc::new(Calc {
+        world: world.clone(),
+    });
     let (client, server) = Session::pair_socket(ring, None, Some(calc), &config("socket")).unwrap();
     (client, server, world)
 }
@@ -274,29 +301,86 @@ fn remote_errors_are_typed() {
         "{err}"
     );
     let err = calc.call::<_, ()>(99, &()).unwrap_err();
-    assert!(matches!(err, CallError::Remote { kind: RemoteErrorKind::UnknownMethod, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            CallError::Remote {
+                kind: RemoteErrorKind::UnknownMethod,
+                ..
+            }
+        ),
+        "{err}"
+    );
     // Missing, extra and mistyped arguments.
     let err = calc.call::<_, u64>(ADD, &1u64).unwrap_err();
-    assert!(matches!(err, CallError::Remote { kind: RemoteErrorKind::BadArguments, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            CallError::Remote {
+                kind: RemoteErrorKind::BadArguments,
+                ..
+            }
+        ),
+        "{err}"
+    );
     let err = calc.call::<_, u64>(ADD, &(1u64, 2u64, 3u8)).unwrap_err();
-    assert!(matches!(err, CallError::Remote { kind: RemoteErrorKind::BadArguments, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            CallError::Remote {
+                kind: RemoteErrorKind::BadArguments,
+                ..
+            }
+        ),
+        "{err}"
+    );
     let err = calc.call::<_, Vec<u8>>(ECHO, &u32::MAX).unwrap_err();
-    assert!(matches!(err, CallError::Remote { kind: RemoteErrorKind::BadArguments, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            CallError::Remote {
+                kind: RemoteErrorKind::BadArguments,
+                ..
+            }
+        ),
+        "{err}"
+    );
     // A result of the wrong type is caught on our side.
     let err = calc.call::<_, u32>(ADD, &(1u64, 2u64)).unwrap_err();
     assert!(matches!(err, CallError::Decode { .. }), "{err}");
     // A panicking method is a failure, and the session goes on.
     let err = calc.call::<_, ()>(PANIC, &()).unwrap_err();
-    assert!(matches!(err, CallError::Remote { kind: RemoteErrorKind::Failed, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            CallError::Remote {
+                kind: RemoteErrorKind::Failed,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(calc.call::<_, u64>(ADD, &(1u64, 1u64)).unwrap(), 2);
     // An object the peer never exported.
     let ghost = client.shared().import(12345).unwrap();
     let err = ghost.call::<_, ()>(ECHO, &()).unwrap_err();
-    assert!(matches!(err, CallError::Remote { kind: RemoteErrorKind::UnknownObject, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            CallError::Remote {
+                kind: RemoteErrorKind::UnknownObject,
+                ..
+            }
+        ),
+        "{err}"
+    );
     drop(ghost);
     // The ghost's release of an unknown object was a protocol violation: the server hung up.
     server.wait_closed();
-    assert!(matches!(calc.call::<_, u64>(ADD, &(1u64, 1u64)), Err(CallError::Disconnected)));
+    assert!(matches!(
+        calc.call::<_, u64>(ADD, &(1u64, 1u64)),
+        Err(CallError::Disconnected)
+    ));
 }
 
 #[test]
@@ -306,10 +390,15 @@ fn calls_from_inside_a_decoder_are_refused() {
     let calc = client.bootstrap();
     let inner = calc.clone();
     let err = calc
-        .call_with(ADD, 16, |e| e.put(&(1u64, 2u64)), |d| {
-            let _: u64 = d.get()?;
-            inner.call::<_, u64>(ADD, &(1u64, 1u64))
-        })
+        .call_with(
+            ADD,
+            16,
+            |e| e.put(&(1u64, 2u64)),
+            |d| {
+                let _: u64 = d.get()?;
+                inner.call::<_, u64>(ADD, &(1u64, 1u64))
+            },
+        )
         .unwrap_err();
     assert!(matches!(err, CallError::Reentrant), "{err}");
     assert_eq!(calc.call::<_, u64>(ADD, &(1u64, 1u64)).unwrap(), 2);
@@ -323,7 +412,12 @@ fn a_panicking_decoder_does_not_stall_the_session() {
     let calc = client.bootstrap();
     let panicking = calc.clone();
     let outcome = std::thread::spawn(move || {
-        panicking.call_with(ADD, 16, |e| e.put(&(1u64, 2u64)), |_| -> Result<u64, CallError> { panic!("decoder") })
+        panicking.call_with(
+            ADD,
+            16,
+            |e| e.put(&(1u64, 2u64)),
+            |_| -> Result<u64, CallError> { panic!("decoder") },
+        )
     })
     .join();
     assert!(outcome.is_err(), "the panic reached its caller");
@@ -416,7 +510,9 @@ fn nested_callbacks_from_many_threads() {
         t.join().unwrap();
     }
     // Each server-side handle is dropped after its reply went out; the releases follow.
-    eventually("every listener is released", || client.exported_objects() == 0);
+    eventually("every listener is released", || {
+        client.exported_objects() == 0
+    });
 }
 
 /// The server thread that reads a request runs it while still holding the ring; when the
@@ -430,7 +526,9 @@ fn a_blocking_method_does_not_stop_other_calls() {
         let calc = calc.clone();
         std::thread::spawn(move || calc.call::<_, ()>(BLOCK, &()))
     };
-    eventually("the call is blocked in the server", || world.gate.lock().unwrap().0 == 1);
+    eventually("the call is blocked in the server", || {
+        world.gate.lock().unwrap().0 == 1
+    });
     for i in 0..100u64 {
         assert_eq!(calc.call::<_, u64>(ADD, &(i, 1u64)).unwrap(), i + 1);
     }
@@ -459,7 +557,10 @@ impl Dispatch for HeldOnDrop {
     }
 
     fn dispatch(&self, call: &mut Incoming<'_>) -> Result<(), CallError> {
-        Err(CallError::UnknownMethod { interface: "HeldOnDrop", method: call.method() })
+        Err(CallError::UnknownMethod {
+            interface: "HeldOnDrop",
+            method: call.method(),
+        })
     }
 }
 
@@ -474,13 +575,17 @@ fn a_standby_that_times_out_while_notified_is_replaced() {
     let (client, server, world) = calc_pair(1 << 16);
     let calc = client.bootstrap();
     let mut blocked = Vec::new();
-    let mut object: Arc<dyn Dispatch> = Arc::new(HeldOnDrop { world: world.clone() });
+    let mut object: Arc<dyn Dispatch> = Arc::new(HeldOnDrop {
+        world: world.clone(),
+    });
     let mut stalled = false;
     for attempt in 1..=40 {
         // A blocking method keeps leadership lent; a standby watches it.
         let calc_b = calc.clone();
         blocked.push(std::thread::spawn(move || calc_b.call::<_, ()>(BLOCK, &())));
-        eventually("the call is blocked in the server", || world.gate.lock().unwrap().0 == attempt);
+        eventually("the call is blocked in the server", || {
+            world.gate.lock().unwrap().0 == attempt
+        });
         match server.shared().stall_standby_then_drop(object) {
             Ok(()) => {
                 stalled = true;
@@ -489,7 +594,10 @@ fn a_standby_that_times_out_while_notified_is_replaced() {
             Err(back) => object = back,
         }
     }
-    assert!(stalled, "the standby took over reading every time before it could be stalled");
+    assert!(
+        stalled,
+        "the standby took over reading every time before it could be stalled"
+    );
     // The standby went off to drop the object (and blocks there); someone must still read.
     for i in 0..10u64 {
         assert_eq!(calc.call::<_, u64>(ADD, &(i, 1u64)).unwrap(), i + 1);
@@ -511,12 +619,17 @@ fn disconnect_fails_every_pending_call() {
                 std::thread::spawn(move || calc.call::<_, ()>(BLOCK, &()))
             })
             .collect();
-        eventually("8 calls are blocked in the server", || world.gate.lock().unwrap().0 == 8);
+        eventually("8 calls are blocked in the server", || {
+            world.gate.lock().unwrap().0 == 8
+        });
         drop(server);
         for c in callers {
             assert!(matches!(c.join().unwrap(), Err(CallError::Disconnected)));
         }
-        assert!(matches!(calc.call::<_, u64>(ADD, &(1u64, 1u64)), Err(CallError::Disconnected)));
+        assert!(matches!(
+            calc.call::<_, u64>(ADD, &(1u64, 1u64)),
+            Err(CallError::Disconnected)
+        ));
         client.wait_closed();
         assert!(client.is_closed() && !calc.is_connected());
         world.open_gate();
@@ -541,26 +654,42 @@ fn objects_are_released_when_the_last_handle_goes() {
     assert_eq!(sub.call::<_, u64>(FIRE, &()).unwrap(), 42);
     let again = sub.clone();
     drop(sub);
-    assert_eq!(again.call::<_, u64>(FIRE, &()).unwrap(), 42, "a clone keeps it alive");
+    assert_eq!(
+        again.call::<_, u64>(FIRE, &()).unwrap(),
+        42,
+        "a clone keeps it alive"
+    );
     drop(again);
 
     // The release travels before this call, and is handled when the server reads it.
     assert_eq!(calc.call::<_, u64>(ADD, &(1u64, 1u64)).unwrap(), 2);
     assert_eq!(server.exported_objects(), 1);
     assert_eq!(client.imported_objects(), 0);
-    eventually("the subscription is dropped", || world.live.load(Ordering::SeqCst) == 0);
+    eventually("the subscription is dropped", || {
+        world.live.load(Ordering::SeqCst) == 0
+    });
     // Dropping it dropped its listener handle, which released the listener.
-    eventually("the listener is released", || client.exported_objects() == 0);
-    eventually("the server holds no handle", || server.imported_objects() == 0);
+    eventually("the listener is released", || {
+        client.exported_objects() == 0
+    });
+    eventually("the server holds no handle", || {
+        server.imported_objects() == 0
+    });
 }
 
 #[test]
 fn values_larger_than_a_record_are_split() {
     let _w = watchdog(120);
     for (ring, socket) in [(1 << 16, false), (1 << 20, false), (1 << 16, true)] {
-        let (client, _server, _) = if socket { calc_pair_socket(ring) } else { calc_pair(ring) };
+        let (client, _server, _) = if socket {
+            calc_pair_socket(ring)
+        } else {
+            calc_pair(ring)
+        };
         let calc = client.bootstrap();
-        let big: Vec<u8> = (0..4u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+        let big: Vec<u8> = (0..4u32 << 20)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect();
         let back: Vec<u8> = calc.call(ECHO, &big).unwrap();
         assert!(back == big, "4 MiB echo over a {ring}-byte ring");
         let n: u64 = calc.call(LEN, &big).unwrap();
@@ -592,34 +721,49 @@ fn long_values_ending_a_message_keep_its_buffer() {
     let _w = watchdog(60);
     for (client, _server, _) in [calc_pair(4 << 20), calc_pair_socket(4 << 20)] {
         let calc = client.bootstrap();
-        for (len, kept) in [(1usize << 20, true), (300 << 10, true), (1 << 10, false), (100 << 10, false)] {
+        for (len, kept) in [
+            (1usize << 20, true),
+            (300 << 10, true),
+            (1 << 10, false),
+            (100 << 10, false),
+        ] {
             let data: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
             let (taken, bytes) = calc
-                .call_with(ECHO, data.len() + 4, |enc| enc.put(&data), |dec| {
-                    let n = dec.get_len()?;
-                    if let Some((bytes, start)) = dec.take_raw(n) {
-                        // Nothing is left to read, and reading nothing still works.
-                        dec.get_raw(&mut [])?;
-                        assert_eq!(std::io::Read::read(dec, &mut [0; 4]).ok(), Some(0));
-                        return Ok((Some(start), bytes[start..].to_vec()));
-                    }
-                    let mut bytes = Vec::new();
-                    dec.append_raw(n, &mut bytes)?;
-                    Ok((None, bytes))
-                })
+                .call_with(
+                    ECHO,
+                    data.len() + 4,
+                    |enc| enc.put(&data),
+                    |dec| {
+                        let n = dec.get_len()?;
+                        if let Some((bytes, start)) = dec.take_raw(n) {
+                            // Nothing is left to read, and reading nothing still works.
+                            dec.get_raw(&mut [])?;
+                            assert_eq!(std::io::Read::read(dec, &mut [0; 4]).ok(), Some(0));
+                            return Ok((Some(start), bytes[start..].to_vec()));
+                        }
+                        let mut bytes = Vec::new();
+                        dec.append_raw(n, &mut bytes)?;
+                        Ok((None, bytes))
+                    },
+                )
                 .unwrap();
             assert_eq!(taken, kept.then_some(4), "{len} bytes");
             assert!(bytes == data, "{len} bytes");
             // Not the whole rest: nothing taken, nothing consumed.
             let (taken, first) = calc
-                .call_with(ECHO, data.len() + 4, |enc| enc.put(&data), |dec| {
-                    let n = dec.get_len()?;
-                    let taken = dec.take_raw(n - 1).is_some();
-                    let first = dec.get::<u8>()?;
-                    let mut rest = Vec::new();
-                    dec.append_raw(n - 1, &mut rest)?;
-                    Ok((taken, first))
-                })
+                .call_with(
+                    ECHO,
+                    data.len() + 4,
+                    |enc| enc.put(&data),
+                    |dec| {
+                        let n = dec.get_len()?;
+                        let taken = dec.take_raw(n - 1).is_some();
+                        let first = dec.get::<u8>()?;
+                        let mut rest = Vec::new();
+                        dec.append_raw(n - 1, &mut rest)?;
+                        Ok((taken, first))
+                    },
+                )
                 .unwrap();
             assert_eq!((taken, first), (false, data[0]), "{len} bytes");
         }
@@ -631,12 +775,18 @@ fn long_values_ending_a_message_keep_its_buffer() {
 #[test]
 fn messages_that_outgrow_a_small_hint_arrive_whole() {
     let _w = watchdog(60);
-    for (client, _server, _) in [calc_pair(1 << 16), calc_pair_socket(1 << 16), calc_pair(4096)] {
+    for (client, _server, _) in [
+        calc_pair(1 << 16),
+        calc_pair_socket(1 << 16),
+        calc_pair(4096),
+    ] {
         let calc = client.bootstrap();
         for len in [0usize, 1, 251, 252, 253, 300, 4096, 100_000] {
             let data: Vec<u8> = (0..len).map(|i| (i * 31 + len) as u8).collect();
             for hint in [0, 8, 256] {
-                let back: Vec<u8> = calc.call_with(ECHO, hint, |enc| enc.put(&data), |dec| dec.get()).unwrap();
+                let back: Vec<u8> = calc
+                    .call_with(ECHO, hint, |enc| enc.put(&data), |dec| dec.get())
+                    .unwrap();
                 assert!(back == data, "{len} bytes hinted at {hint}");
             }
         }
@@ -660,7 +810,8 @@ fn the_smallest_ring_splits_everything() {
                         let back: Vec<u8> = calc.call(ECHO, &data).unwrap();
                         assert!(back == data);
                         if i % 50 == 0 {
-                            let listener: Arc<dyn Dispatch> = Arc::new(Listener { calc: calc.clone() });
+                            let listener: Arc<dyn Dispatch> =
+                                Arc::new(Listener { calc: calc.clone() });
                             assert_eq!(calc.call::<_, u64>(NOTIFY, &(listener, 2u32)).unwrap(), 45);
                         }
                     }
@@ -685,8 +836,16 @@ fn streamed_messages_that_break_their_length_are_voided() {
         let calc = client.bootstrap();
         // Each request is an `ECHO` of `big` bytes (a `u32` count, then the bytes).
         for (written, fail, reason) in [
-            (big - 1, false, "message encoded to 200003 bytes, 200004 announced"),
-            (big + 1, false, "message longer than the 200004 bytes announced"),
+            (
+                big - 1,
+                false,
+                "message encoded to 200003 bytes, 200004 announced",
+            ),
+            (
+                big + 1,
+                false,
+                "message longer than the 200004 bytes announced",
+            ),
             (big / 2, true, "encoder gave up"),
             (big, true, "encoder gave up"),
         ] {
@@ -697,13 +856,25 @@ fn streamed_messages_that_break_their_length_are_voided() {
                     |enc| {
                         enc.put(&(big as u32))?;
                         enc.put_raw(&vec![1; written])?;
-                        if fail { Err(CallError::failed("encoder gave up")) } else { Ok(()) }
+                        if fail {
+                            Err(CallError::failed("encoder gave up"))
+                        } else {
+                            Ok(())
+                        }
                     },
                     |dec| dec.get::<Vec<u8>>(),
                 )
                 .unwrap_err();
-            assert_eq!(err.to_string(), CallError::failed(reason).to_string(), "{written} bytes, fail {fail}");
-            assert_eq!(calc.call::<_, u64>(ADD, &(2u64, 3u64)).unwrap(), 5, "the session goes on");
+            assert_eq!(
+                err.to_string(),
+                CallError::failed(reason).to_string(),
+                "{written} bytes, fail {fail}"
+            );
+            assert_eq!(
+                calc.call::<_, u64>(ADD, &(2u64, 3u64)).unwrap(),
+                5,
+                "the session goes on"
+            );
         }
         // An encoder that panics after its first parts went out.
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -719,10 +890,18 @@ fn streamed_messages_that_break_their_length_are_voided() {
             )
         }));
         assert!(panicked.is_err());
-        assert_eq!(calc.call::<_, u64>(ADD, &(2u64, 3u64)).unwrap(), 5, "the session goes on");
+        assert_eq!(
+            calc.call::<_, u64>(ADD, &(2u64, 3u64)).unwrap(),
+            5,
+            "the session goes on"
+        );
         let data: Vec<u8> = (0..big).map(|i| i as u8).collect();
         assert!(calc.call::<_, Vec<u8>>(ECHO, &data).unwrap() == data);
-        assert_eq!(world.echoes.load(Ordering::SeqCst), 1, "voided requests never run");
+        assert_eq!(
+            world.echoes.load(Ordering::SeqCst),
+            1,
+            "voided requests never run"
+        );
 
         // Replies, streamed (longer than a record) or not. A streamed reply is voided; when
         // nothing went out, the server answers with the error instead.
@@ -738,19 +917,38 @@ fn streamed_messages_that_break_their_length_are_voided() {
             (10, 5, 3, "disconnected"),
             (10, 5, 4, "encoder gave up"),
         ] {
-            let err = calc.call::<_, Vec<u8>>(MISREPLY, &(announced as u64, written as u64, mode)).unwrap_err();
-            let what = format!("reply of {written} bytes announced as {announced}, mode {mode}: {err}");
-            let CallError::Remote { kind: RemoteErrorKind::Failed, message } = &err else { panic!("{what}") };
+            let err = calc
+                .call::<_, Vec<u8>>(MISREPLY, &(announced as u64, written as u64, mode))
+                .unwrap_err();
+            let what =
+                format!("reply of {written} bytes announced as {announced}, mode {mode}: {err}");
+            let CallError::Remote {
+                kind: RemoteErrorKind::Failed,
+                message,
+            } = &err
+            else {
+                panic!("{what}")
+            };
             assert!(message.contains(expected), "{what}");
-            assert_eq!(calc.call::<_, u64>(ADD, &(2u64, 3u64)).unwrap(), 5, "the session goes on after {what}");
+            assert_eq!(
+                calc.call::<_, u64>(ADD, &(2u64, 3u64)).unwrap(),
+                5,
+                "the session goes on after {what}"
+            );
         }
         // An honest streamed reply still comes through whole.
-        let reply: Vec<u8> = calc.call_with(MISREPLY, 17, |enc| enc.put(&(big as u64, big as u64, 0u8)), |dec| {
-            let mut v = vec![0; dec.remaining()];
-            dec.get_raw(&mut v)?;
-            Ok(v)
-        })
-        .unwrap();
+        let reply: Vec<u8> = calc
+            .call_with(
+                MISREPLY,
+                17,
+                |enc| enc.put(&(big as u64, big as u64, 0u8)),
+                |dec| {
+                    let mut v = vec![0; dec.remaining()];
+                    dec.get_raw(&mut v)?;
+                    Ok(v)
+                },
+            )
+            .unwrap();
         assert!(reply.len() == big && reply.iter().all(|&b| b == 7));
         assert!(!client.is_closed());
     }
@@ -779,7 +977,11 @@ fn objects_of_a_panicking_encoder_are_taken_back() {
             )
         }));
         assert!(panicked.is_err());
-        assert_eq!(calc.call::<_, u64>(ADD, &(2u64, 3u64)).unwrap(), 5, "the session goes on");
+        assert_eq!(
+            calc.call::<_, u64>(ADD, &(2u64, 3u64)).unwrap(),
+            5,
+            "the session goes on"
+        );
         assert_eq!(client.exported_objects(), before, "a hint of {hint} bytes");
     }
 }
@@ -787,13 +989,24 @@ fn objects_of_a_panicking_encoder_are_taken_back() {
 #[test]
 fn messages_over_the_session_limit_are_refused() {
     let _w = watchdog(60);
-    let calc: Arc<dyn Dispatch> = Arc::new(Calc { world: Arc::default() });
-    let cfg = SessionConfig { max_message_len: 1 << 16, ..config("small") };
-    let (client, _server) = Session::pair(1 << 16, WaitPolicy::default(), None, Some(calc), &cfg).unwrap();
+    let calc: Arc<dyn Dispatch> = Arc::new(Calc {
+        world: Arc::default(),
+    });
+    let cfg = SessionConfig {
+        max_message_len: 1 << 16,
+        ..config("small")
+    };
+    let (client, _server) =
+        Session::pair(1 << 16, WaitPolicy::default(), None, Some(calc), &cfg).unwrap();
     let calc = client.bootstrap();
-    let err = calc.call::<_, Vec<u8>>(ECHO, &vec![0u8; 1 << 17]).unwrap_err();
+    let err = calc
+        .call::<_, Vec<u8>>(ECHO, &vec![0u8; 1 << 17])
+        .unwrap_err();
     assert!(matches!(err, CallError::TooLarge { .. }), "{err}");
-    assert_eq!(calc.call::<_, Vec<u8>>(ECHO, &vec![7u8; 100]).unwrap(), vec![7u8; 100]);
+    assert_eq!(
+        calc.call::<_, Vec<u8>>(ECHO, &vec![7u8; 100]).unwrap(),
+        vec![7u8; 100]
+    );
 }
 
 // --- hostile peers ---------------------------------------------------------------------
@@ -816,10 +1029,18 @@ fn raw_peer_with(world: Arc<World>, cfg: SessionConfig) -> (Session, Link) {
 fn a_flood_of_requests_is_bounded() {
     let _w = watchdog(60);
     let world = Arc::new(World::default());
-    let cfg = SessionConfig { max_workers: 1, max_message_len: 1 << 16, ..config("flood") };
+    let cfg = SessionConfig {
+        max_workers: 1,
+        max_message_len: 1 << 16,
+        ..config("flood")
+    };
     let (session, mut peer) = raw_peer_with(world.clone(), cfg);
-    peer.tx.send_bytes(&record(Header::request(1, 0, BLOCK, 0), &[])).unwrap();
-    eventually("the only worker is blocked", || world.gate.lock().unwrap().0 == 1);
+    peer.tx
+        .send_bytes(&record(Header::request(1, 0, BLOCK, 0), &[]))
+        .unwrap();
+    eventually("the only worker is blocked", || {
+        world.gate.lock().unwrap().0 == 1
+    });
     // A caller on the session's side now reads the ring (the peer never answers it).
     let caller = {
         let peer_calc = session.bootstrap();
@@ -829,10 +1050,18 @@ fn a_flood_of_requests_is_bounded() {
     let mut args = (big.len() as u32).to_le_bytes().to_vec();
     args.extend_from_slice(&big);
     for call in 2..10 {
-        peer.tx.send_bytes(&record(Header::request(call, 0, ECHO, args.len() as u64), &args)).unwrap();
+        peer.tx
+            .send_bytes(&record(
+                Header::request(call, 0, ECHO, args.len() as u64),
+                &args,
+            ))
+            .unwrap();
     }
     session.wait_closed();
-    assert!(matches!(caller.join().unwrap(), Err(CallError::Disconnected)));
+    assert!(matches!(
+        caller.join().unwrap(),
+        Err(CallError::Disconnected)
+    ));
     world.open_gate();
 }
 
@@ -858,25 +1087,61 @@ fn bad_requests_get_error_replies() {
     args.extend(3u64.to_le_bytes());
     peer.tx.send_bytes(&add(&args)).unwrap();
     let (h, body) = read_reply(&mut peer);
-    assert_eq!((h.call, h.status, body), (7, 0, 5u64.to_le_bytes().to_vec()));
+    assert_eq!(
+        (h.call, h.status, body),
+        (7, 0, 5u64.to_le_bytes().to_vec())
+    );
     // Short and long arguments, unknown method, unknown object.
     for (bytes, status) in [
         (add(&args[..12]), RemoteErrorKind::BadArguments),
-        (add(&[args.as_slice(), &[0]].concat()), RemoteErrorKind::BadArguments),
-        (record(Header::request(7, 0, 1000, 0), &[]), RemoteErrorKind::UnknownMethod),
-        (record(Header::request(7, 9, ADD, 16), &args), RemoteErrorKind::UnknownObject),
+        (
+            add(&[args.as_slice(), &[0]].concat()),
+            RemoteErrorKind::BadArguments,
+        ),
+        (
+            record(Header::request(7, 0, 1000, 0), &[]),
+            RemoteErrorKind::UnknownMethod,
+        ),
+        (
+            record(Header::request(7, 9, ADD, 16), &args),
+            RemoteErrorKind::UnknownObject,
+        ),
     ] {
         peer.tx.send_bytes(&bytes).unwrap();
         let (h, body) = read_reply(&mut peer);
-        assert_eq!(h.status, status.status(), "{}", String::from_utf8_lossy(&body));
+        assert_eq!(
+            h.status,
+            status.status(),
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
         assert!(!body.is_empty() && body.len() <= MAX_ERROR_MESSAGE);
     }
     // A voided request, ended early, is dropped without a reply; the next call is answered.
-    peer.tx.send_bytes(&record(Header { flags: 1, ..Header::request(8, 0, ADD, 100) }, &[1; 8])).unwrap();
-    peer.tx.send_bytes(&record(Header { flags: 2, ..Header::continuation(8) }, &[0])).unwrap();
+    peer.tx
+        .send_bytes(&record(
+            Header {
+                flags: 1,
+                ..Header::request(8, 0, ADD, 100)
+            },
+            &[1; 8],
+        ))
+        .unwrap();
+    peer.tx
+        .send_bytes(&record(
+            Header {
+                flags: 2,
+                ..Header::continuation(8)
+            },
+            &[0],
+        ))
+        .unwrap();
     peer.tx.send_bytes(&add(&args)).unwrap();
     let (h, body) = read_reply(&mut peer);
-    assert_eq!((h.call, h.status, body), (7, 0, 5u64.to_le_bytes().to_vec()));
+    assert_eq!(
+        (h.call, h.status, body),
+        (7, 0, 5u64.to_le_bytes().to_vec())
+    );
     assert!(!session.is_closed());
 }
 
@@ -884,27 +1149,99 @@ fn bad_requests_get_error_replies() {
 fn protocol_violations_close_the_connection() {
     let mut bad: Vec<(&str, Vec<u8>)> = vec![
         ("short record", vec![1, 2, 3]),
-        ("unknown kind", record(Header { kind: 9, ..Header::release(1, 1) }, &[])),
-        ("unknown flags", record(Header { flags: 0x80, ..Header::request(1, 0, ADD, 0) }, &[])),
-        ("length disagrees", record(Header::request(1, 0, ADD, 100), &[0; 16])),
-        ("response to no call", record(Header::response(77, 0, 0), &[])),
+        (
+            "unknown kind",
+            record(
+                Header {
+                    kind: 9,
+                    ..Header::release(1, 1)
+                },
+                &[],
+            ),
+        ),
+        (
+            "unknown flags",
+            record(
+                Header {
+                    flags: 0x80,
+                    ..Header::request(1, 0, ADD, 0)
+                },
+                &[],
+            ),
+        ),
+        (
+            "length disagrees",
+            record(Header::request(1, 0, ADD, 100), &[0; 16]),
+        ),
+        (
+            "response to no call",
+            record(Header::response(77, 0, 0), &[]),
+        ),
         ("continuation alone", record(Header::continuation(1), &[1])),
-        ("void request", record(Header { flags: 2, ..Header::request(1, 0, ADD, 1) }, &[0])),
-        ("release of unknown object", record(Header::release(5, 1), &[])),
-        ("release of the bootstrap", record(Header::release(0, 1), &[])),
-        ("oversized message", record(Header { flags: 1, ..Header::request(1, 0, ECHO, u64::MAX) }, &[0; 8])),
+        (
+            "void request",
+            record(
+                Header {
+                    flags: 2,
+                    ..Header::request(1, 0, ADD, 1)
+                },
+                &[0],
+            ),
+        ),
+        (
+            "release of unknown object",
+            record(Header::release(5, 1), &[]),
+        ),
+        (
+            "release of the bootstrap",
+            record(Header::release(0, 1), &[]),
+        ),
+        (
+            "oversized message",
+            record(
+                Header {
+                    flags: 1,
+                    ..Header::request(1, 0, ECHO, u64::MAX)
+                },
+                &[0; 8],
+            ),
+        ),
     ];
     // A split message interrupted by another record.
-    let mut split = record(Header { flags: 1, ..Header::request(3, 0, ECHO, 100) }, &[0; 8]);
+    let mut split = record(
+        Header {
+            flags: 1,
+            ..Header::request(3, 0, ECHO, 100)
+        },
+        &[0; 8],
+    );
     split.truncate(HEADER_LEN + 8);
     bad.push(("interrupted split", split));
     // Parts that end before the announced length, without the void flag.
-    let mut short = record(Header { flags: 1, ..Header::request(6, 0, ECHO, 100) }, &[0; 8]);
+    let mut short = record(
+        Header {
+            flags: 1,
+            ..Header::request(6, 0, ECHO, 100)
+        },
+        &[0; 8],
+    );
     short.extend(record(Header::continuation(6), &[0; 8]));
     bad.push(("message shorter than announced", short));
     // The void flag belongs on the last part only.
-    let mut void_early = record(Header { flags: 1, ..Header::request(5, 0, ECHO, 100) }, &[0; 8]);
-    void_early.extend(record(Header { flags: 3, ..Header::continuation(5) }, &[0; 8]));
+    let mut void_early = record(
+        Header {
+            flags: 1,
+            ..Header::request(5, 0, ECHO, 100)
+        },
+        &[0; 8],
+    );
+    void_early.extend(record(
+        Header {
+            flags: 3,
+            ..Header::continuation(5)
+        },
+        &[0; 8],
+    ));
     bad.push(("void before the last part", void_early));
     for (what, bytes) in bad {
         let _w = watchdog(60);
@@ -918,11 +1255,16 @@ fn protocol_violations_close_the_connection() {
             peer.tx.send_bytes(&bytes).unwrap();
         }
         if what == "interrupted split" {
-            peer.tx.send_bytes(&record(Header::request(4, 0, ADD, 0), &[])).unwrap();
+            peer.tx
+                .send_bytes(&record(Header::request(4, 0, ADD, 0), &[]))
+                .unwrap();
         }
         session.wait_closed();
         // The peer sees the hang-up.
-        assert!(matches!(peer.rx.recv().map(|_| ()), Err(crate::Error::Disconnected)), "{what}");
+        assert!(
+            matches!(peer.rx.recv().map(|_| ()), Err(crate::Error::Disconnected)),
+            "{what}"
+        );
     }
 }
 
@@ -936,19 +1278,53 @@ mod arbitrary_records {
     const GOOD_CALL: u64 = 0xdead_beef;
 
     fn a_record() -> impl Strategy<Value = Vec<u8>> {
-        let method = prop_oneof![Just(ECHO), Just(ADD), Just(NOTIFY), Just(SUBSCRIBE), Just(FAIL), Just(LEN), 7u32..20];
+        let method = prop_oneof![
+            Just(ECHO),
+            Just(ADD),
+            Just(NOTIFY),
+            Just(SUBSCRIBE),
+            Just(FAIL),
+            Just(LEN),
+            7u32..20
+        ];
         let body = proptest::collection::vec(any::<u8>(), 0..48);
         // Mostly well-formed requests with arbitrary arguments, so that the arguments reach
         // the decoders; otherwise anything at all in the header.
         // Never BLOCK (it would hold a worker for good) nor PANIC (noise in the output).
-        let request = (method.clone(), 0u64..3, body.clone())
-            .prop_map(|(method, object, body)| record(Header::request(1, object, method, body.len() as u64), &body));
-        let anything = (1u8..6, 0u8..3, 0u16..6, method, 0u64..4, 0u64..3, any::<bool>(), body).prop_map(
-            |(kind, flags, status, method, call, object, honest_len, body)| {
-                let len = if honest_len { body.len() as u64 } else { body.len() as u64 * 2 + 1 };
-                record(Header { kind, flags, status, method, call, object, len }, &body)
-            },
-        );
+        let request = (method.clone(), 0u64..3, body.clone()).prop_map(|(method, object, body)| {
+            record(Header::request(1, object, method, body.len() as u64), &body)
+        });
+        let anything = (
+            1u8..6,
+            0u8..3,
+            0u16..6,
+            method,
+            0u64..4,
+            0u64..3,
+            any::<bool>(),
+            body,
+        )
+            .prop_map(
+                |(kind, flags, status, method, call, object, honest_len, body)| {
+                    let len = if honest_len {
+                        body.len() as u64
+                    } else {
+                        body.len() as u64 * 2 + 1
+                    };
+                    record(
+                        Header {
+                            kind,
+                            flags,
+                            status,
+                            method,
+                            call,
+                            object,
+                            len,
+                        },
+                        &body,
+                    )
+                },
+            );
         prop_oneof![4 => request, 1 => anything]
     }
 
@@ -999,7 +1375,14 @@ mod fuzz {
     use super::super::codec::{Decode, Decoder, Encode, Encoder};
     use super::super::wire::{HEADER_LEN, Header};
 
-    type Composite = (Vec<u8>, String, Option<u64>, Vec<Vec<u16>>, (u32, bool), [u8; 4]);
+    type Composite = (
+        Vec<u8>,
+        String,
+        Option<u64>,
+        Vec<Vec<u16>>,
+        (u32, bool),
+        [u8; 4],
+    );
 
     proptest! {
         #[test]

@@ -59,7 +59,10 @@ pub(crate) struct Header {
 const _: () = assert!(HEADER_LEN == 32);
 // The header is copied as native integers: the wire's little-endian order is the native one
 // on every target we build for.
-const _: () = assert!(cfg!(target_endian = "little"), "the call protocol is little-endian");
+const _: () = assert!(
+    cfg!(target_endian = "little"),
+    "the call protocol is little-endian"
+);
 
 /// A record whose header breaks the rules; the connection is closed with this as the
 /// logged reason.
@@ -75,27 +78,77 @@ impl std::fmt::Display for BadRecord {
 /// A validated record header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Record {
-    Request { call: u64, object: u64, method: u32, len: u64, more: bool },
-    Response { call: u64, status: u16, len: u64, more: bool },
-    Release { object: u64, count: u64 },
-    Continuation { call: u64, more: bool, void: bool },
+    Request {
+        call: u64,
+        object: u64,
+        method: u32,
+        len: u64,
+        more: bool,
+    },
+    Response {
+        call: u64,
+        status: u16,
+        len: u64,
+        more: bool,
+    },
+    Release {
+        object: u64,
+        count: u64,
+    },
+    Continuation {
+        call: u64,
+        more: bool,
+        void: bool,
+    },
 }
 
 impl Header {
     pub(crate) fn request(call: u64, object: u64, method: u32, len: u64) -> Header {
-        Header { kind: KIND_REQUEST, flags: 0, status: 0, method, call, object, len }
+        Header {
+            kind: KIND_REQUEST,
+            flags: 0,
+            status: 0,
+            method,
+            call,
+            object,
+            len,
+        }
     }
 
     pub(crate) fn response(call: u64, status: u16, len: u64) -> Header {
-        Header { kind: KIND_RESPONSE, flags: 0, status, method: 0, call, object: 0, len }
+        Header {
+            kind: KIND_RESPONSE,
+            flags: 0,
+            status,
+            method: 0,
+            call,
+            object: 0,
+            len,
+        }
     }
 
     pub(crate) fn release(object: u64, count: u64) -> Header {
-        Header { kind: KIND_RELEASE, flags: 0, status: 0, method: 0, call: 0, object, len: count }
+        Header {
+            kind: KIND_RELEASE,
+            flags: 0,
+            status: 0,
+            method: 0,
+            call: 0,
+            object,
+            len: count,
+        }
     }
 
     pub(crate) fn continuation(call: u64) -> Header {
-        Header { kind: KIND_CONTINUATION, flags: 0, status: 0, method: 0, call, object: 0, len: 0 }
+        Header {
+            kind: KIND_CONTINUATION,
+            flags: 0,
+            status: 0,
+            method: 0,
+            call,
+            object: 0,
+            len: 0,
+        }
     }
 
     /// Checks a header copied out of a record of `record_len` bytes (header included)
@@ -105,7 +158,11 @@ impl Header {
             return Err(BadRecord("record shorter than a header"));
         }
         let part = (record_len - HEADER_LEN) as u64;
-        let known = if self.kind == KIND_CONTINUATION { FLAG_MORE | FLAG_VOID } else { FLAG_MORE };
+        let known = if self.kind == KIND_CONTINUATION {
+            FLAG_MORE | FLAG_VOID
+        } else {
+            FLAG_MORE
+        };
         if self.flags & !known != 0 {
             return Err(BadRecord("unknown header flags"));
         }
@@ -138,16 +195,29 @@ impl Header {
                     return Err(BadRecord("response with a method or an object"));
                 }
                 body(self.len)?;
-                Ok(Record::Response { call: self.call, status: self.status, len: self.len, more })
+                Ok(Record::Response {
+                    call: self.call,
+                    status: self.status,
+                    len: self.len,
+                    more,
+                })
             }
             KIND_RELEASE => {
-                if self.flags != 0 || part != 0 || self.call != 0 || self.method != 0 || self.status != 0 {
+                if self.flags != 0
+                    || part != 0
+                    || self.call != 0
+                    || self.method != 0
+                    || self.status != 0
+                {
                     return Err(BadRecord("malformed release"));
                 }
                 if self.len == 0 {
                     return Err(BadRecord("release of zero references"));
                 }
-                Ok(Record::Release { object: self.object, count: self.len })
+                Ok(Record::Release {
+                    object: self.object,
+                    count: self.len,
+                })
             }
             KIND_CONTINUATION => {
                 if self.method != 0 || self.object != 0 || self.status != 0 || self.len != 0 {
@@ -160,7 +230,11 @@ impl Header {
                 if void && more {
                     return Err(BadRecord("void flag before the last part"));
                 }
-                Ok(Record::Continuation { call: self.call, more, void })
+                Ok(Record::Continuation {
+                    call: self.call,
+                    more,
+                    void,
+                })
             }
             _ => Err(BadRecord("unknown record kind")),
         }

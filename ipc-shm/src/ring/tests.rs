@@ -26,7 +26,11 @@ fn pair(capacity: usize) -> Pair {
     let producer = ProducerCore::new(segment.region(), capacity);
     validate_header(&segment.region(), capacity).unwrap();
     let consumer = ConsumerCore::new(segment.region(), capacity);
-    Pair { producer, consumer, _segment: segment }
+    Pair {
+        producer,
+        consumer,
+        _segment: segment,
+    }
 }
 
 impl Pair {
@@ -42,7 +46,9 @@ impl Pair {
     }
 
     fn pop(&mut self) -> Result<Option<Vec<u8>>, ProtocolError> {
-        let Some(record) = self.consumer.try_peek()? else { return Ok(None) };
+        let Some(record) = self.consumer.try_peek()? else {
+            return Ok(None);
+        };
         let mut out = vec![0; record.len];
         self.consumer.region().read(record.payload, &mut out);
         self.consumer.release(record);
@@ -68,7 +74,10 @@ fn watchdog(limit: Duration) -> mpsc::Sender<()> {
             // Straight to stderr: libtest captures eprintln! in test threads, and the abort
             // below would throw the capture away.
             use std::io::Write as _;
-            let _ = writeln!(std::io::stderr(), "watchdog: test still running after {limit:?}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "watchdog: test still running after {limit:?}"
+            );
             std::process::abort();
         }
     });
@@ -103,7 +112,10 @@ fn full_ring_refuses_until_the_consumer_releases() {
     }
     assert_eq!(n as usize, CAP / 64 - 1);
     assert_eq!(p.pop().unwrap(), Some(payload(0, 56)));
-    assert!(p.push(&payload(n, 56)), "one released record makes room for one more");
+    assert!(
+        p.push(&payload(n, 56)),
+        "one released record makes room for one more"
+    );
     assert!(!p.push(&payload(n + 1, 56)));
 }
 
@@ -168,7 +180,11 @@ fn batch_drain_publishes_the_position_once() {
         p.consumer.region().read(record.payload, &mut out);
         assert_eq!(out, payload(seq, 24));
         p.consumer.release(record);
-        assert_eq!(read_word.load(Ordering::Relaxed), 0, "nothing published mid-batch");
+        assert_eq!(
+            read_word.load(Ordering::Relaxed),
+            0,
+            "nothing published mid-batch"
+        );
     }
     p.consumer.publish();
     assert_eq!(read_word.load(Ordering::Relaxed), 10 * 32);
@@ -182,7 +198,8 @@ fn blocking_ends_batch_drain() {
     }
     let mut seen = Vec::new();
     while seen.len() < 20 {
-        rx.recv_batch(usize::MAX, |g| seen.push(g.to_vec())).unwrap();
+        rx.recv_batch(usize::MAX, |g| seen.push(g.to_vec()))
+            .unwrap();
     }
     assert_eq!(seen, (0..20).map(|s| payload(s, 40)).collect::<Vec<_>>());
 }
@@ -194,7 +211,10 @@ fn grants_read_and_write_through_io_traits_and_objects() {
     g.write_all(b"hello, ").unwrap();
     g.write_all(b"ring").unwrap();
     assert_eq!(g.position(), 11);
-    assert!(g.write_all(&[0; 64]).is_err(), "writing past the reservation fails");
+    assert!(
+        g.write_all(&[0; 64]).is_err(),
+        "writing past the reservation fails"
+    );
     g.commit_len(11);
     tx.send(&0x1122_3344_5566_7788u64).unwrap();
 
@@ -202,7 +222,11 @@ fn grants_read_and_write_through_io_traits_and_objects() {
     let mut s = String::new();
     r.read_to_string(&mut s).unwrap();
     assert_eq!(s, "hello, ring");
-    assert_eq!(r.read_obj::<u32>(8), None, "reads past the payload are refused");
+    assert_eq!(
+        r.read_obj::<u32>(8),
+        None,
+        "reads past the payload are refused"
+    );
     drop(r);
     assert_eq!(rx.recv_obj::<u64>().unwrap(), 0x1122_3344_5566_7788);
 }
@@ -212,7 +236,12 @@ fn grants_written_in_any_order_arrive_whole_from_every_position() {
     // The bytes sharing the header's cache line are held back until the commit; writes on
     // either side of that line, in any order and in pieces, must still all arrive.
     let (mut tx, mut rx) = channel(CAP, WaitPolicy::PARK).unwrap();
-    for (seq, len) in [1usize, 7, 8, 55, 56, 57, 63, 64, 65, 120, 200, 1000].into_iter().cycle().take(300).enumerate() {
+    for (seq, len) in [1usize, 7, 8, 55, 56, 57, 63, 64, 65, 120, 200, 1000]
+        .into_iter()
+        .cycle()
+        .take(300)
+        .enumerate()
+    {
         let bytes = payload(seq as u32, len);
         let mut grant = tx.reserve(len).unwrap();
         // Back to front, in pieces of 5 bytes, then one overwrite of the middle.
@@ -224,7 +253,11 @@ fn grants_written_in_any_order_arrive_whole_from_every_position() {
         }
         grant.write_at(len / 2, &bytes[len / 2..]);
         grant.commit();
-        assert_eq!(rx.recv().unwrap().to_vec(), bytes, "record {seq} of {len} bytes");
+        assert_eq!(
+            rx.recv().unwrap().to_vec(),
+            bytes,
+            "record {seq} of {len} bytes"
+        );
     }
     // A grant committed short sends only what it committed.
     let mut grant = tx.reserve(100).unwrap();
@@ -265,7 +298,10 @@ fn stream(policy: WaitPolicy, records: u32, capacity: usize) {
         assert_eq!(body, payload(seq, len), "record {seq}");
     }
     producer.join().unwrap();
-    assert!(matches!(rx.recv(), Err(Error::Disconnected)), "producer gone after its last record");
+    assert!(
+        matches!(rx.recv(), Err(Error::Disconnected)),
+        "producer gone after its last record"
+    );
     done.send(()).unwrap();
 }
 
@@ -303,7 +339,11 @@ fn a_ping_pong_that_parks_at_every_wait_loses_no_wakeup() {
         assert_eq!(pong_rx.recv().unwrap().read_obj::<u32>(0), Some(seq));
     }
     let light = [ping_tx.core.light_fence, echo.join().unwrap()];
-    assert_eq!(light, [process_barriers(); 2], "producers publish without a fence where barriers exist");
+    assert_eq!(
+        light,
+        [process_barriers(); 2],
+        "producers publish without a fence where barriers exist"
+    );
     done.send(()).unwrap();
 }
 
@@ -314,7 +354,9 @@ fn batches_reach_a_consumer_that_parks_between_and_within_them() {
     // batch before it returns, or one of them sleeps for ever (the watchdog fails the test).
     let done = watchdog(Duration::from_secs(120));
     let (mut tx, mut rx) = channel(4096, WaitPolicy::PARK).unwrap();
-    let records: Vec<Vec<u8>> = (0..20_000).map(|seq| payload(seq, seq as usize % 200)).collect();
+    let records: Vec<Vec<u8>> = (0..20_000)
+        .map(|seq| payload(seq, seq as usize % 200))
+        .collect();
     let expected = records.clone();
     let producer = std::thread::spawn(move || {
         let mut sent = 0;
@@ -323,13 +365,20 @@ fn batches_reach_a_consumer_that_parks_between_and_within_them() {
         }
         let too_long = vec![0; tx.max_record_len() + 1];
         let refused = tx.send_batch([&b"last"[..], &too_long[..]]);
-        assert!(matches!(refused, Err(Error::TooLarge { .. })), "{refused:?}");
+        assert!(
+            matches!(refused, Err(Error::TooLarge { .. })),
+            "{refused:?}"
+        );
         sent
     });
     for (seq, record) in expected.iter().enumerate() {
         assert_eq!(&rx.recv().unwrap().to_vec(), record, "record {seq}");
     }
-    assert_eq!(rx.recv().unwrap().to_vec(), b"last", "records before a refused one are sent");
+    assert_eq!(
+        rx.recv().unwrap().to_vec(),
+        b"last",
+        "records before a refused one are sent"
+    );
     assert_eq!(producer.join().unwrap(), expected.len());
     done.send(()).unwrap();
 }
@@ -389,10 +438,18 @@ fn corrupt_ring_headers_are_rejected() {
     validate_header(&region, CAP).unwrap();
     type Check = fn(&ProtocolError) -> bool;
     let cases: [(usize, u64, Check); 4] = [
-        (OFF_MAGIC, 0xdead_beef, |e| matches!(e, ProtocolError::BadMagic { found: 0xdead_beef })),
-        (OFF_VERSION, 99, |e| matches!(e, ProtocolError::BadVersion { found: 99 })),
-        (OFF_CAPACITY, (CAP * 2) as u64, |e| matches!(e, ProtocolError::BadGeometry { .. })),
-        (OFF_DATA_OFFSET, 64, |e| matches!(e, ProtocolError::BadGeometry { .. })),
+        (OFF_MAGIC, 0xdead_beef, |e| {
+            matches!(e, ProtocolError::BadMagic { found: 0xdead_beef })
+        }),
+        (OFF_VERSION, 99, |e| {
+            matches!(e, ProtocolError::BadVersion { found: 99 })
+        }),
+        (OFF_CAPACITY, (CAP * 2) as u64, |e| {
+            matches!(e, ProtocolError::BadGeometry { .. })
+        }),
+        (OFF_DATA_OFFSET, 64, |e| {
+            matches!(e, ProtocolError::BadGeometry { .. })
+        }),
     ];
     for (offset, value, expected) in cases {
         init_header(&region, CAP);
@@ -401,7 +458,10 @@ fn corrupt_ring_headers_are_rejected() {
         assert!(expected(&err), "offset {offset}: {err}");
     }
     init_header(&region, CAP);
-    assert!(matches!(validate_header(&region, CAP * 2), Err(ProtocolError::BadGeometry { .. })));
+    assert!(matches!(
+        validate_header(&region, CAP * 2),
+        Err(ProtocolError::BadGeometry { .. })
+    ));
 }
 
 #[test]
@@ -410,8 +470,14 @@ fn a_padding_record_that_wraps_the_whole_ring_is_rejected() {
     // later, would cover bytes not released yet. Refused, so the consumer does not spin.
     let mut p = pair(CAP);
     let at = p.at(0);
-    p.producer.region().write_u64(at, encode_header(CAP as u32 - 8, FLAG_RECORD | FLAG_PADDING));
-    assert!(matches!(p.pop(), Err(ProtocolError::BadRecordLength { .. })));
+    p.producer.region().write_u64(
+        at,
+        encode_header(CAP as u32 - 8, FLAG_RECORD | FLAG_PADDING),
+    );
+    assert!(matches!(
+        p.pop(),
+        Err(ProtocolError::BadRecordLength { .. })
+    ));
 }
 
 #[test]
@@ -420,7 +486,9 @@ fn a_record_is_not_seen_before_its_header_is_published() {
     // producer clears the slot after each record before publishing the record.
     let mut p = pair(CAP);
     let fake = encode_header(8, FLAG_RECORD);
-    let stale: Vec<u8> = std::iter::repeat_n(fake.to_le_bytes(), CAP / 8).flatten().collect();
+    let stale: Vec<u8> = std::iter::repeat_n(fake.to_le_bytes(), CAP / 8)
+        .flatten()
+        .collect();
     assert!(p.push(&stale[..max_record_len(CAP)]));
     assert_eq!(p.pop().unwrap().unwrap().len(), max_record_len(CAP));
     // The ring is empty, and every byte of the data area but the cleared slot looks like a
@@ -438,13 +506,23 @@ fn corrupt_record_headers_are_rejected() {
     type Check = fn(&ProtocolError) -> bool;
     let cases: [(u64, Check); 5] = [
         // Longer than the longest record.
-        (encode_header(3000, FLAG_RECORD), |e| matches!(e, ProtocolError::BadRecordLength { len: 3000, .. })),
-        (encode_header(u32::MAX, FLAG_RECORD), |e| matches!(e, ProtocolError::BadRecordLength { .. })),
+        (encode_header(3000, FLAG_RECORD), |e| {
+            matches!(e, ProtocolError::BadRecordLength { len: 3000, .. })
+        }),
+        (encode_header(u32::MAX, FLAG_RECORD), |e| {
+            matches!(e, ProtocolError::BadRecordLength { .. })
+        }),
         // Unknown flags, or a non-zero header without the record flag.
-        (encode_header(8, 0x81), |e| matches!(e, ProtocolError::BadRecordFlags { flags: 0x81 })),
-        (encode_header(8, 0), |e| matches!(e, ProtocolError::BadRecordFlags { flags: 0 })),
+        (encode_header(8, 0x81), |e| {
+            matches!(e, ProtocolError::BadRecordFlags { flags: 0x81 })
+        }),
+        (encode_header(8, 0), |e| {
+            matches!(e, ProtocolError::BadRecordFlags { flags: 0 })
+        }),
         // Padding that does not reach the end of the ring.
-        (encode_header(8, FLAG_RECORD | FLAG_PADDING), |e| matches!(e, ProtocolError::BadRecordLength { .. })),
+        (encode_header(8, FLAG_RECORD | FLAG_PADDING), |e| {
+            matches!(e, ProtocolError::BadRecordLength { .. })
+        }),
     ];
     for (header, expected) in cases {
         let mut p = pair(CAP);
@@ -461,9 +539,21 @@ fn a_consumer_position_outside_what_was_written_is_rejected() {
     let mut p = pair(CAP);
     while p.push(&[3; 100]) {}
     // The consumer claims to have read more than was ever written.
-    p.producer.region().atomic_u64(OFF_READ).store(1 << 40, Ordering::Relaxed);
+    p.producer
+        .region()
+        .atomic_u64(OFF_READ)
+        .store(1 << 40, Ordering::Relaxed);
     let err = p.producer.try_reserve(100).unwrap_err();
-    assert!(matches!(err, ProtocolError::BadPosition { which: "consumer", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            ProtocolError::BadPosition {
+                which: "consumer",
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -471,8 +561,16 @@ fn the_blocking_consumer_reports_a_protocol_error_not_a_crash() {
     let (mut tx, mut rx) = channel(CAP, WaitPolicy::PARK).unwrap();
     tx.send_bytes(&[9; 32]).unwrap();
     // Scribble over the record header from the producer's side, as a hostile peer would.
-    tx.core.region().write_u64(DATA_OFFSET, encode_header(5000, FLAG_RECORD));
-    assert!(matches!(rx.recv(), Err(Error::Protocol(ProtocolError::BadRecordLength { len: 5000, .. }))));
+    tx.core
+        .region()
+        .write_u64(DATA_OFFSET, encode_header(5000, FLAG_RECORD));
+    assert!(matches!(
+        rx.recv(),
+        Err(Error::Protocol(ProtocolError::BadRecordLength {
+            len: 5000,
+            ..
+        }))
+    ));
 }
 
 #[test]
@@ -493,8 +591,13 @@ fn unsealed_or_missized_segments_are_refused() {
     let (_prepared, fds) = PreparedRings::new(CAP).unwrap();
     let (other, _) = PreparedRings::new(CAP).unwrap();
     let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
-    let err = other.connect(fds, CAP * 2, Arc::new(OwnedFd::from(a)), WaitPolicy::PARK).unwrap_err();
-    assert!(matches!(err, Error::Protocol(ProtocolError::SegmentSize { .. })), "{err}");
+    let err = other
+        .connect(fds, CAP * 2, Arc::new(OwnedFd::from(a)), WaitPolicy::PARK)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Protocol(ProtocolError::SegmentSize { .. })),
+        "{err}"
+    );
 }
 
 proptest! {
@@ -572,13 +675,19 @@ fn the_producer_announces_a_long_record_while_it_writes_it() {
     assert!(!p.consumer.producer_writing_long(), "committed: done");
     assert_eq!(p.pop().unwrap().map(|r| r.len()), Some(LONG_RECORD));
     let res = p.producer.try_reserve(LONG_RECORD - 8).unwrap().unwrap();
-    assert!(!p.consumer.producer_writing_long(), "a shorter record is not announced");
+    assert!(
+        !p.consumer.producer_writing_long(),
+        "a shorter record is not announced"
+    );
     p.producer.commit(res, 0, &[]);
     // A long grant dropped uncommitted, then a short record.
     p.producer.try_reserve(LONG_RECORD).unwrap().unwrap();
     assert!(p.consumer.producer_writing_long());
     assert!(p.push(&[7; 8]));
-    assert!(!p.consumer.producer_writing_long(), "the next reservation lowers it");
+    assert!(
+        !p.consumer.producer_writing_long(),
+        "the next reservation lowers it"
+    );
 }
 
 /// `expect_to_publish` raises the flag ahead of a record, which lowers it.
@@ -600,7 +709,11 @@ fn a_producer_can_announce_a_record_before_writing_it() {
 #[test]
 fn a_consumer_outwaited_by_a_long_write_parks_and_is_woken_by_its_commit() {
     let done = watchdog(Duration::from_secs(60));
-    let (mut tx, mut rx) = channel(8 * LONG_RECORD, WaitPolicy::spin_for(Duration::from_micros(1))).unwrap();
+    let (mut tx, mut rx) = channel(
+        8 * LONG_RECORD,
+        WaitPolicy::spin_for(Duration::from_micros(1)),
+    )
+    .unwrap();
     let body = payload(3, 2 * LONG_RECORD);
     let region = *tx.core.region();
     let mut grant = tx.reserve(body.len()).unwrap();
@@ -608,11 +721,19 @@ fn a_consumer_outwaited_by_a_long_write_parks_and_is_woken_by_its_commit() {
     let reader = std::thread::spawn(move || rx.recv().map(|g| g.to_vec()).unwrap());
     grant.write_at(0, &body);
     // Relaxed: only waiting to see the consumer asleep; the commit's own check wakes it.
-    let parked = || region.atomic_u64(OFF_CONSUMER_PARKED).load(Ordering::Relaxed) != 0;
+    let parked = || {
+        region
+            .atomic_u64(OFF_CONSUMER_PARKED)
+            .load(Ordering::Relaxed)
+            != 0
+    };
     while !parked() {
         std::thread::yield_now();
     }
-    assert!(begun.elapsed() >= BUSY_SPIN, "parked after the busy spin, not before");
+    assert!(
+        begun.elapsed() >= BUSY_SPIN,
+        "parked after the busy spin, not before"
+    );
     grant.commit();
     assert_eq!(reader.join().unwrap(), body);
     done.send(()).unwrap();
@@ -627,8 +748,14 @@ fn each_park_is_woken_once() {
     };
     assert!(!commit(&mut p), "nobody is parked");
     p.consumer.set_parked(true);
-    assert!(commit(&mut p), "the first commit after a park wakes the consumer");
-    assert!(!commit(&mut p), "its doorbell is still rung: no second ring for the same park");
+    assert!(
+        commit(&mut p),
+        "the first commit after a park wakes the consumer"
+    );
+    assert!(
+        !commit(&mut p),
+        "its doorbell is still rung: no second ring for the same park"
+    );
     p.consumer.set_parked(false);
     p.consumer.set_parked(true);
     assert!(commit(&mut p), "a new park is woken again");
@@ -638,7 +765,10 @@ fn each_park_is_woken_once() {
     p.push(&[1; 8]);
     let record = p.consumer.try_peek().unwrap().unwrap();
     p.consumer.release(record);
-    assert!(p.consumer.publish(), "the first release after a park wakes the producer");
+    assert!(
+        p.consumer.publish(),
+        "the first release after a park wakes the producer"
+    );
     p.push(&[2; 8]);
     let record = p.consumer.try_peek().unwrap().unwrap();
     p.consumer.release(record);

@@ -110,8 +110,13 @@ pub struct HandRing {
 
 /// A bell as `docs/protocol.md` describes it: (the end to send, the end to keep).
 pub fn bell_pair() -> (OwnedFd, OwnedFd) {
-    socketpair(AddressFamily::Unix, SockType::Datagram, None, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK)
-        .unwrap()
+    socketpair(
+        AddressFamily::Unix,
+        SockType::Datagram,
+        None,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+    )
+    .unwrap()
 }
 
 impl HandRing {
@@ -129,7 +134,13 @@ impl HandRing {
         }
         let (space_bell, space_bell_end) = bell_pair();
         let (data_bell, data_bell_end) = bell_pair();
-        let ring = HandRing { memfd, space_bell, data_bell, space_bell_end, data_bell_end };
+        let ring = HandRing {
+            memfd,
+            space_bell,
+            data_bell,
+            space_bell_end,
+            data_bell_end,
+        };
         ring.write_u64(0, u64::from_le_bytes(*b"BSHMRNG1"));
         ring.write_u64(8, 2);
         ring.write_u64(16, capacity);
@@ -183,13 +194,22 @@ pub fn take_fds(stream: &UnixStream) -> [OwnedFd; 3] {
     let mut magic = [0u8; 8];
     let mut space = nix::cmsg_space!([std::os::fd::RawFd; 3]);
     let mut iov = [std::io::IoSliceMut::new(&mut magic)];
-    let msg = recvmsg::<UnixAddr>(stream.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).unwrap();
+    let msg = recvmsg::<UnixAddr>(
+        stream.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .unwrap();
     assert_eq!(msg.bytes, 8, "the ring message arrives whole");
     let mut fds = Vec::new();
     for cmsg in msg.cmsgs().unwrap() {
         if let ControlMessageOwned::ScmRights(raw) = cmsg {
             // SAFETY: the kernel just installed these for this message; nobody else owns them.
-            fds.extend(raw.into_iter().map(|fd| unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }));
+            fds.extend(
+                raw.into_iter()
+                    .map(|fd| unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }),
+            );
         }
     }
     assert_eq!(&magic, b"BSHMRFDS");

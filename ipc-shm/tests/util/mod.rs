@@ -30,7 +30,10 @@ pub fn watchdog(name: &'static str, limit: Duration) -> Watchdog {
             // Straight to stderr: libtest captures eprintln! in test threads, and the abort
             // below would throw the capture away.
             use std::io::Write as _;
-            let _ = writeln!(std::io::stderr(), "watchdog: {name} did not finish within {limit:?}; aborting");
+            let _ = writeln!(
+                std::io::stderr(),
+                "watchdog: {name} did not finish within {limit:?}; aborting"
+            );
             std::process::abort();
         }
     });
@@ -58,7 +61,8 @@ pub fn spawn_peer(role: &str, count: Option<u64>, config: &Config) -> (SpawnedCh
 pub fn process_state(pid: u32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The state follows the parenthesised command name, which may contain spaces.
-    stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next())
+    stat.rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next())
 }
 
 /// Asserts that `pid` is neither running nor a zombie (it was reaped).
@@ -78,14 +82,25 @@ pub fn assert_reaped(pid: u32) {
 /// many ring memfds it maps.
 pub fn shm_mappings(pid: u32) -> (Vec<String>, usize) {
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
-    let dev_shm = maps.lines().filter(|l| l.contains("/dev/shm/")).map(str::to_owned).collect();
-    let memfds = maps.lines().filter(|l| l.contains("/memfd:ipc-shm ring")).count();
+    let dev_shm = maps
+        .lines()
+        .filter(|l| l.contains("/dev/shm/"))
+        .map(str::to_owned)
+        .collect();
+    let memfds = maps
+        .lines()
+        .filter(|l| l.contains("/memfd:ipc-shm ring"))
+        .count();
     (dev_shm, memfds)
 }
 
 pub fn dev_shm_entries() -> std::collections::BTreeSet<String> {
     std::fs::read_dir("/dev/shm")
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default()
 }
 

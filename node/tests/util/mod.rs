@@ -279,13 +279,19 @@ pub fn watchdog(secs: u64) -> Watchdog {
     let (done, called_off) = std::sync::mpsc::channel::<()>();
     std::thread::spawn(move || {
         let limit = std::time::Duration::from_secs(secs);
-        if !matches!(called_off.recv_timeout(limit), Err(std::sync::mpsc::RecvTimeoutError::Timeout)) {
+        if !matches!(
+            called_off.recv_timeout(limit),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+        ) {
             return;
         }
         // Straight to stderr: libtest captures eprintln! in test threads, and the abort
         // below would throw the capture away.
         use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), "watchdog: test still running after {secs} s");
+        let _ = writeln!(
+            std::io::stderr(),
+            "watchdog: test still running after {secs} s"
+        );
         // Aborting runs no destructor, so the guards that kill our nodes would not run.
         for child in children_of(std::process::id()) {
             let _ = nix::sys::signal::kill(

@@ -41,7 +41,10 @@ impl Watchdog {
                 // Straight to stderr: libtest captures eprintln! in test threads, and the abort
                 // below would throw the capture away.
                 use std::io::Write as _;
-                let _ = writeln!(std::io::stderr(), "watchdog: test still running after {limit:?}; aborting");
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "watchdog: test still running after {limit:?}; aborting"
+                );
                 let _ = std::process::Command::new("pkill")
                     .args(["-KILL", "-P", &std::process::id().to_string()])
                     .status();

@@ -19,7 +19,8 @@ use crate::encoded_block::{walk_block, walk_transaction};
 
 use super::primitives::{check_len, read_bytes, read_error, read_len, read_wire, write_prefixed};
 use super::{
-    Decode, DecodeError, Encode, Input, LimitError, MAX_ADDRESS_BYTES, MAX_BLOCK_BYTES, MAX_TX_BYTES,
+    Decode, DecodeError, Encode, Input, LimitError, MAX_ADDRESS_BYTES, MAX_BLOCK_BYTES,
+    MAX_TX_BYTES,
 };
 
 /// 32-byte hashes, in their internal byte order.

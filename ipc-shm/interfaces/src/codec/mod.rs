@@ -119,7 +119,8 @@ impl Input for &[u8] {
 /// grows the vector only by bytes the body really holds.
 impl Input for ipc_shm::call::Decoder<'_> {
     fn read_vec(&mut self, len: usize, out: &mut Vec<u8>) -> io::Result<()> {
-        self.append_raw(len, out).map_err(|_| io::ErrorKind::UnexpectedEof.into())
+        self.append_raw(len, out)
+            .map_err(|_| io::ErrorKind::UnexpectedEof.into())
     }
 
     fn take_tail(&mut self, len: usize) -> Option<(Vec<u8>, usize)> {

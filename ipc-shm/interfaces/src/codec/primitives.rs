@@ -69,7 +69,8 @@ pub(super) fn read_bytes<R: Input + ?Sized>(
     what: &'static str,
 ) -> Result<Vec<u8>, DecodeError> {
     let mut out = Vec::new();
-    r.read_vec(len as usize, &mut out).map_err(|e| read_error(&e, what))?;
+    r.read_vec(len as usize, &mut out)
+        .map_err(|e| read_error(&e, what))?;
     Ok(out)
 }
 

@@ -304,7 +304,12 @@ fn framing_agrees(bytes: &[u8]) -> Result<(), TestCaseError> {
             prop_assert_eq!(framed.tx_count(), Ok(block.txdata.len()));
             let txs = framed.tx_bytes().expect("the framing was checked");
             for (i, (raw, tx)) in txs.zip(&block.txdata).enumerate() {
-                prop_assert_eq!(raw, &bitcoin::consensus::serialize(tx)[..], "transaction {}", i);
+                prop_assert_eq!(
+                    raw,
+                    &bitcoin::consensus::serialize(tx)[..],
+                    "transaction {}",
+                    i
+                );
             }
             prop_assert_eq!(framed.to_block(), Ok(block));
         }
@@ -724,10 +729,17 @@ fn read_vec_appends_what_the_input_holds_and_no_more() {
     let mut slice = &data[..];
     let mut out = vec![0xff];
     slice.read_vec(4, &mut out).expect("four bytes are there");
-    assert_eq!((out.as_slice(), slice), (&[0xff, 0, 1, 2, 3][..], &data[4..]));
+    assert_eq!(
+        (out.as_slice(), slice),
+        (&[0xff, 0, 1, 2, 3][..], &data[4..])
+    );
     let err = slice.read_vec(7, &mut out).expect_err("six bytes are left");
     assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
-    assert_eq!((out.len(), slice.len()), (5, 6), "a short slice appends and consumes nothing");
+    assert_eq!(
+        (out.len(), slice.len()),
+        (5, 6),
+        "a short slice appends and consumes nothing"
+    );
 
     let mut trickle = Trickle(&data);
     let mut out = vec![0xff];
@@ -735,10 +747,16 @@ fn read_vec_appends_what_the_input_holds_and_no_more() {
     assert_eq!(out[1..], data[..]);
     let mut trickle = Trickle(&data);
     let mut out = vec![0xff];
-    let err = trickle.read_vec(MAX_BYTES as usize, &mut out).expect_err("ten bytes, not 64 MiB");
+    let err = trickle
+        .read_vec(MAX_BYTES as usize, &mut out)
+        .expect_err("ten bytes, not 64 MiB");
     assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
     assert_eq!(out, [0xff], "what was read of a short input is taken back");
-    assert!(out.capacity() <= 1 + PREALLOC_BYTES, "reserved {} for ten bytes", out.capacity());
+    assert!(
+        out.capacity() <= 1 + PREALLOC_BYTES,
+        "reserved {} for ten bytes",
+        out.capacity()
+    );
 }
 
 /// The framing walk and the consensus decoder on the encodings that only a crafted block
@@ -761,25 +779,69 @@ fn the_framing_walk_agrees_on_crafted_blocks() {
     let output = [[0u8; 8].as_slice(), &[1, 0x51]].concat();
     let legacy = [&version[..], &[1], &input, &[1], &output, &lock_time].concat();
     let segwit = |flag: u8, witness: &[u8]| {
-        [&version[..], &[0, flag, 1], &input, &[1], &output, witness, &lock_time].concat()
+        [
+            &version[..],
+            &[0, flag, 1],
+            &input,
+            &[1],
+            &output,
+            witness,
+            &lock_time,
+        ]
+        .concat()
     };
     let cases: Vec<(&str, Vec<u8>, bool)> = vec![
         ("no transactions", block(&[0], &[]), true),
         ("a legacy transaction", block(&[1], &[&legacy]), true),
-        ("a witness", block(&[1], &[&segwit(1, &[1, 2, 0xaa, 0xbb])]), true),
-        ("an empty witness item", block(&[1], &[&segwit(1, &[1, 0])]), true),
-        ("segwit, no witness", block(&[1], &[&segwit(1, &[0])]), false),
+        (
+            "a witness",
+            block(&[1], &[&segwit(1, &[1, 2, 0xaa, 0xbb])]),
+            true,
+        ),
+        (
+            "an empty witness item",
+            block(&[1], &[&segwit(1, &[1, 0])]),
+            true,
+        ),
+        (
+            "segwit, no witness",
+            block(&[1], &[&segwit(1, &[0])]),
+            false,
+        ),
         ("segwit flag 2", block(&[1], &[&segwit(2, &[1, 0])]), false),
         (
             "segwit, no inputs",
-            block(&[1], &[&[&version[..], &[0, 1, 0, 1], &output, &lock_time].concat()]),
+            block(
+                &[1],
+                &[&[&version[..], &[0, 1, 0, 1], &output, &lock_time].concat()],
+            ),
             true,
         ),
-        ("a count in three bytes", block(&[0xfd, 1, 0], &[&legacy]), false),
-        ("a count in five bytes", block(&[0xfe, 1, 0, 0, 0], &[&legacy]), false),
-        ("a count in nine bytes", block(&[0xff, 1, 0, 0, 0, 0, 0, 0, 0], &[&legacy]), false),
-        ("a trailing byte", [block(&[1], &[&legacy]), vec![0]].concat(), false),
-        ("a huge count", block(&[0xff, 0, 0, 0, 0, 1, 0, 0, 0], &[&legacy]), false),
+        (
+            "a count in three bytes",
+            block(&[0xfd, 1, 0], &[&legacy]),
+            false,
+        ),
+        (
+            "a count in five bytes",
+            block(&[0xfe, 1, 0, 0, 0], &[&legacy]),
+            false,
+        ),
+        (
+            "a count in nine bytes",
+            block(&[0xff, 1, 0, 0, 0, 0, 0, 0, 0], &[&legacy]),
+            false,
+        ),
+        (
+            "a trailing byte",
+            [block(&[1], &[&legacy]), vec![0]].concat(),
+            false,
+        ),
+        (
+            "a huge count",
+            block(&[0xff, 0, 0, 0, 0, 1, 0, 0, 0], &[&legacy]),
+            false,
+        ),
         ("a short header", header[..79].to_vec(), false),
     ];
     for (what, bytes, valid) in cases {
@@ -810,8 +872,14 @@ fn a_broken_framing_fails_each_use_after_the_header() {
         assert_eq!(block.check(), Err(ends_early.clone()));
         assert_eq!(block.tx_count(), Err(ends_early.clone()));
         assert!(block.tx_bytes().is_err());
-        assert_eq!(block.transaction(0).map(|t| t.map(drop)), Some(Err(ends_early.clone())));
-        assert!(block.transaction(5).is_some_and(|t| t.is_err()), "no count is known");
+        assert_eq!(
+            block.transaction(0).map(|t| t.map(drop)),
+            Some(Err(ends_early.clone()))
+        );
+        assert!(
+            block.transaction(5).is_some_and(|t| t.is_err()),
+            "no count is known"
+        );
         assert!(block.to_block().is_err());
     }
     assert_eq!(
@@ -824,12 +892,22 @@ fn a_broken_framing_fails_each_use_after_the_header() {
 /// there on, and gives back exactly those.
 #[test]
 fn a_block_kept_in_its_message_buffer_is_its_bytes() {
-    let block = EncodedBlock::from(&bitcoin::constants::genesis_block(bitcoin::Network::Regtest));
+    let block = EncodedBlock::from(&bitcoin::constants::genesis_block(
+        bitcoin::Network::Regtest,
+    ));
     let mut message = vec![9u8; 13];
     message.extend_from_slice(block.as_bytes());
     let kept = EncodedBlock::from_parts(message, 13).expect("a block after 13 bytes");
     assert_eq!(kept, block);
     assert_eq!(kept.tx_count(), block.tx_count());
-    assert_eq!(kept.clone().into_bytes(), block.as_bytes(), "shared: copied");
-    assert_eq!(kept.into_bytes(), block.as_bytes(), "owned: moved to the front");
+    assert_eq!(
+        kept.clone().into_bytes(),
+        block.as_bytes(),
+        "shared: copied"
+    );
+    assert_eq!(
+        kept.into_bytes(),
+        block.as_bytes(),
+        "owned: moved to the front"
+    );
 }

@@ -413,11 +413,13 @@ impl Encode for WalletTx {
         // is not change.
         let flag = |v: &[bool], i: usize| v.get(i).copied().unwrap_or(false);
         let outputs: Vec<u8> = (0..self.tx.output.len())
-            .map(|i| match (flag(&self.txout_is_mine, i), flag(&self.txout_is_change, i)) {
-                (false, _) => 0,
-                (true, false) => TXOUT_MINE,
-                (true, true) => TXOUT_MINE | TXOUT_CHANGE,
-            })
+            .map(
+                |i| match (flag(&self.txout_is_mine, i), flag(&self.txout_is_change, i)) {
+                    (false, _) => 0,
+                    (true, false) => TXOUT_MINE,
+                    (true, true) => TXOUT_MINE | TXOUT_CHANGE,
+                },
+            )
             .collect();
         w.write_all(&outputs)
     }

@@ -106,9 +106,12 @@ impl Chain for ChainProxy {
         // one byte on the wire and 48 in memory, so a million of them, in a 1 MiB reply to
         // a question about one outpoint, would have cost us 48 MiB.
         let asked = u32::try_from(outpoints.len()).unwrap_or(u32::MAX);
-        let coins = call_reading(&self.object, ChainMethod::FindCoins.id(), outpoints, |dec| {
-            Ok(decode_list(dec, asked)?)
-        })?;
+        let coins = call_reading(
+            &self.object,
+            ChainMethod::FindCoins.id(),
+            outpoints,
+            |dec| Ok(decode_list(dec, asked)?),
+        )?;
         if coins.len() != outpoints.len() {
             return Err(InterfaceError::Decode(DecodeError::InvalidValue {
                 what: "number of coins found",

@@ -43,7 +43,10 @@ impl Watchdog {
                 // Straight to stderr: libtest captures eprintln! in test threads, and the abort
                 // below would throw the capture away.
                 use std::io::Write as _;
-                let _ = writeln!(std::io::stderr(), "watchdog: test still running after {limit:?}; aborting");
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "watchdog: test still running after {limit:?}; aborting"
+                );
                 std::process::abort();
             }
         });

@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use bitcoin::hashes::Hash;
 use bitcoin::{BlockHash, OutPoint, Txid};
+use interfaces::codec::DecodeError;
 use interfaces::remote::{
     BlockTemplateMethod, ChainMethod, ChainProxy, EchoMethod, InitMethod, MiningMethod, NodeMethod,
     WalletLoaderMethod, WalletMethod,
 };
-use interfaces::codec::DecodeError;
 use interfaces::{
     BlockTemplate, BlockWhat, Chain, ChainNotifications, ErrorCode, FoundBlock, Init,
     InterfaceError, Mining, Node, TipInfo, Wallet,
@@ -223,8 +223,14 @@ fn a_found_block_carrying_another_block_is_refused() {
         let remote = connected(init, transport);
         let chain = remote.proxy.make_chain().expect("make_chain");
         let tip = chain.get_block_hash(START_BLOCKS).unwrap().unwrap();
-        refused(chain.find_block(&tip, BlockWhat::Full), &format!("{transport:?}"));
-        refused(chain.find_ancestor_by_height(&tip, 1, BlockWhat::Full), &format!("{transport:?}"));
+        refused(
+            chain.find_block(&tip, BlockWhat::Full),
+            &format!("{transport:?}"),
+        );
+        refused(
+            chain.find_ancestor_by_height(&tip, 1, BlockWhat::Full),
+            &format!("{transport:?}"),
+        );
         let node = remote.proxy.make_node().expect("make_node");
         refused(node.get_block(&tip), &format!("{transport:?}"));
         // The header alone is still served, and so is everything else.
@@ -370,21 +376,50 @@ fn a_find_coins_reply_with_more_coins_than_asked_for_is_refused() {
     };
     let asked = [OutPoint::null()];
     for (count, expected) in [
-        (100_000, DecodeError::TooLong { what: "list", len: 100_000, max: 1 }),
-        (0, DecodeError::InvalidValue { what: "number of coins found", value: 0 }),
+        (
+            100_000,
+            DecodeError::TooLong {
+                what: "list",
+                len: 100_000,
+                max: 1,
+            },
+        ),
+        (
+            0,
+            DecodeError::InvalidValue {
+                what: "number of coins found",
+                value: 0,
+            },
+        ),
     ] {
         let garbage: Arc<dyn Dispatch> = Arc::new(Garbage(reply(count)));
-        let (client, _server) =
-            Session::pair(1 << 20, WaitPolicy::default(), None, Some(garbage), &SessionConfig::default())
-                .expect("pair");
+        let (client, _server) = Session::pair(
+            1 << 20,
+            WaitPolicy::default(),
+            None,
+            Some(garbage),
+            &SessionConfig::default(),
+        )
+        .expect("pair");
         let chain = ChainProxy::new(client.bootstrap());
-        assert_eq!(chain.find_coins(&asked), Err(InterfaceError::Decode(expected)));
+        assert_eq!(
+            chain.find_coins(&asked),
+            Err(InterfaceError::Decode(expected))
+        );
     }
     let one: Arc<dyn Dispatch> = Arc::new(Garbage(reply(1)));
-    let (client, _server) =
-        Session::pair(1 << 16, WaitPolicy::default(), None, Some(one), &SessionConfig::default())
-            .expect("pair");
-    assert_eq!(ChainProxy::new(client.bootstrap()).find_coins(&asked), Ok(vec![None]));
+    let (client, _server) = Session::pair(
+        1 << 16,
+        WaitPolicy::default(),
+        None,
+        Some(one),
+        &SessionConfig::default(),
+    )
+    .expect("pair");
+    assert_eq!(
+        ChainProxy::new(client.bootstrap()).find_coins(&asked),
+        Ok(vec![None])
+    );
 }
 
 /// A byte string whose length claims more bytes than its message carries is refused both
@@ -398,32 +433,55 @@ fn byte_strings_longer_than_their_message_are_refused_both_ways() {
         bytes.extend((0..carried).map(|i| i as u8));
         bytes
     };
-    let cases = [(100, 101), (300, 301), (300, interfaces::codec::MAX_BYTES), (70_000, 70_001), (70_000, u32::MAX)];
+    let cases = [
+        (100, 101),
+        (300, 301),
+        (300, interfaces::codec::MAX_BYTES),
+        (70_000, 70_001),
+        (70_000, u32::MAX),
+    ];
     for transport in TRANSPORTS {
         let (_world, init) = fresh();
-        let Remote { proxy: _proxy, server: _server, client, .. } = connected(init, transport);
+        let Remote {
+            proxy: _proxy,
+            server: _server,
+            client,
+            ..
+        } = connected(init, transport);
         let echo = raw_make(&client.bootstrap(), InitMethod::MakeEcho, |_| Ok(()));
         for (carried, claimed) in cases {
             let refused = raw_call(&echo, EchoMethod::Echo.id(), &lying(carried, claimed));
             assert!(
                 matches!(
                     &refused,
-                    Err(CallError::Remote { kind: ipc_shm::call::RemoteErrorKind::BadArguments, .. })
+                    Err(CallError::Remote {
+                        kind: ipc_shm::call::RemoteErrorKind::BadArguments,
+                        ..
+                    })
                 ),
                 "{transport}: {carried} bytes claiming {claimed}: {refused:?}"
             );
         }
         let echo = interfaces::remote::EchoProxy::new(echo);
         let data: Vec<u8> = (0..1000).map(|i| i as u8).collect();
-        assert_eq!(interfaces::Echo::echo(&echo, &data).as_deref(), Ok(&data[..]), "{transport}");
+        assert_eq!(
+            interfaces::Echo::echo(&echo, &data).as_deref(),
+            Ok(&data[..]),
+            "{transport}"
+        );
     }
     for (carried, claimed) in cases {
         // An `Ok` reply (tag 0) holding the lying byte string.
         let reply = [&[0u8][..], &lying(carried, claimed)].concat();
         let garbage: Arc<dyn Dispatch> = Arc::new(Garbage(reply));
-        let (client, _server) =
-            Session::pair(1 << 20, WaitPolicy::default(), None, Some(garbage), &SessionConfig::default())
-                .expect("pair");
+        let (client, _server) = Session::pair(
+            1 << 20,
+            WaitPolicy::default(),
+            None,
+            Some(garbage),
+            &SessionConfig::default(),
+        )
+        .expect("pair");
         let echo = interfaces::remote::EchoProxy::new(client.bootstrap());
         let answer = interfaces::Echo::echo(&echo, b"x");
         assert!(

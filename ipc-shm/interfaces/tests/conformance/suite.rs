@@ -144,7 +144,11 @@ fn coinbase_txid(chain: &Arc<dyn Chain>, height: u32) -> Txid {
         .expect("find")
         .expect("known");
     let block = found.block.expect("full block");
-    block.transaction(0).expect("a coinbase").expect("decodes").compute_txid()
+    block
+        .transaction(0)
+        .expect("a coinbase")
+        .expect("decodes")
+        .compute_txid()
 }
 
 /// Runs every method of every interface through `init`. `reorg` makes the node behind it

@@ -20,8 +20,8 @@ use bitcoin::{
 };
 use interfaces::{
     BlockRef, BlockTemplate, BlockWhat, Chain, ChainNotifications, Coin, Echo, EncodedBlock,
-    ErrorCode, FoundBlock, FoundTransaction, Handler, Init, InterfaceError, MempoolInfo, Mining, Node,
-    NotifyBlockTipFn, RemovalReason, TipInfo, WalletLoader,
+    ErrorCode, FoundBlock, FoundTransaction, Handler, Init, InterfaceError, MempoolInfo, Mining,
+    Node, NotifyBlockTipFn, RemovalReason, TipInfo, WalletLoader,
 };
 
 use super::wallet::TestWalletLoader;

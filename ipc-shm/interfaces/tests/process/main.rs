@@ -156,7 +156,10 @@ fn main() -> ExitCode {
             // Straight to stderr: libtest captures eprintln! in test threads, and the abort
             // below would throw the capture away.
             use std::io::Write as _;
-            let _ = writeln!(std::io::stderr(), "watchdog: cross-process conformance still running after 180 s; aborting");
+            let _ = writeln!(
+                std::io::stderr(),
+                "watchdog: cross-process conformance still running after 180 s; aborting"
+            );
             std::process::abort();
         }
     });

@@ -56,7 +56,10 @@ impl Dispatch for Calc {
             SUBSCRIBE => {
                 let listener: RemoteObject = call.args()?;
                 self.live.fetch_add(1, Ordering::SeqCst);
-                let sub: Arc<dyn Dispatch> = Arc::new(Subscription { listener, live: self.live.clone() });
+                let sub: Arc<dyn Dispatch> = Arc::new(Subscription {
+                    listener,
+                    live: self.live.clone(),
+                });
                 call.reply(&sub)
             }
             BLOCK => {
@@ -80,7 +83,10 @@ impl Dispatch for Calc {
                 call.args::<()>()?;
                 Err(CallError::failed("no luck"))
             }
-            method => Err(CallError::UnknownMethod { interface: "Calc", method }),
+            method => Err(CallError::UnknownMethod {
+                interface: "Calc",
+                method,
+            }),
         }
     }
 }
@@ -110,7 +116,10 @@ impl Dispatch for Subscription {
                 let r: u64 = self.listener.call(ON_EVENT, &0u32)?;
                 call.reply(&r)
             }
-            method => Err(CallError::UnknownMethod { interface: "Subscription", method }),
+            method => Err(CallError::UnknownMethod {
+                interface: "Subscription",
+                method,
+            }),
         }
     }
 }
@@ -134,12 +143,17 @@ impl Dispatch for Listener {
                 let r: u64 = if depth == 0 {
                     self.calc.call(ADD, &(40u64, 2u64))?
                 } else {
-                    let again: Arc<dyn Dispatch> = Arc::new(Listener { calc: self.calc.clone() });
+                    let again: Arc<dyn Dispatch> = Arc::new(Listener {
+                        calc: self.calc.clone(),
+                    });
                     self.calc.call(NOTIFY, &(again, depth - 1))?
                 };
                 call.reply(&r)
             }
-            method => Err(CallError::UnknownMethod { interface: "Listener", method }),
+            method => Err(CallError::UnknownMethod {
+                interface: "Listener",
+                method,
+            }),
         }
     }
 }

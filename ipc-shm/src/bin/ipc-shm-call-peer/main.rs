@@ -30,7 +30,10 @@ fn run() -> Result<(), String> {
     let mut ipcfd = None;
     for arg in std::env::args().skip(1) {
         if let Some(v) = arg.strip_prefix("-ipcfd=") {
-            ipcfd = Some(v.parse::<i32>().map_err(|_| format!("bad -ipcfd value {v:?}"))?);
+            ipcfd = Some(
+                v.parse::<i32>()
+                    .map_err(|_| format!("bad -ipcfd value {v:?}"))?,
+            );
         } else if let Some(v) = arg.strip_prefix("-transport=") {
             config.transport = v.parse().map_err(|e| format!("{e}"))?;
         } else if let Some(v) = arg.strip_prefix("-ring=") {
@@ -41,8 +44,15 @@ fn run() -> Result<(), String> {
     }
     let fd = ipcfd.ok_or("-ipcfd=N is required")?;
     let connection = ipc_shm::accept_ipcfd(fd, &config).map_err(|e| e.to_string())?;
-    let session_config = SessionConfig { name: config.name.clone(), ..SessionConfig::default() };
-    let session = Session::new(connection, Some(Arc::new(calc::Calc::default())), &session_config);
+    let session_config = SessionConfig {
+        name: config.name.clone(),
+        ..SessionConfig::default()
+    };
+    let session = Session::new(
+        connection,
+        Some(Arc::new(calc::Calc::default())),
+        &session_config,
+    );
     session.wait_closed();
     Ok(())
 }

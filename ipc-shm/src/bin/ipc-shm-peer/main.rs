@@ -108,7 +108,10 @@ fn duplex(connection: Connection, count: u64) -> Result<(), String> {
     let (mut tx, mut rx) = connection.split();
     let sender = std::thread::spawn(move || pattern::send(&mut tx, PEER_SEED, count).map(|()| tx));
     pattern::check_stream(&mut rx, TEST_SEED, 0..count)?;
-    let tx = sender.join().map_err(|_| "sender panicked".to_owned())?.map_err(|e| e.to_string())?;
+    let tx = sender
+        .join()
+        .map_err(|_| "sender panicked".to_owned())?
+        .map_err(|e| e.to_string())?;
     // Everything is checked: wait for the peer to close, so that it has read all of ours.
     drop(tx);
     match rx.recv() {

@@ -31,12 +31,20 @@ pub(crate) fn fill(i: u64, seed: u8, max: usize, out: &mut Vec<u8>) {
 }
 
 /// Checks that `got` is record `i` of the stream `seed`; `scratch` is reused between calls.
-pub(crate) fn check(i: u64, seed: u8, max: usize, got: &[u8], scratch: &mut Vec<u8>) -> Result<(), String> {
+pub(crate) fn check(
+    i: u64,
+    seed: u8,
+    max: usize,
+    got: &[u8],
+    scratch: &mut Vec<u8>,
+) -> Result<(), String> {
     fill(i, seed, max, scratch);
     if got == scratch.as_slice() {
         return Ok(());
     }
-    let index = got.get(..8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()));
+    let index = got
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()));
     Err(format!(
         "record {i} of stream {seed}: got {} bytes (index field {index:?}), expected {} bytes",
         got.len(),
@@ -56,7 +64,11 @@ pub(crate) fn send(tx: &mut Sender, seed: u8, count: u64) -> Result<(), Error> {
 }
 
 /// Receives records `range` of the stream `seed` and checks each.
-pub(crate) fn check_stream(rx: &mut Receiver, seed: u8, range: std::ops::Range<u64>) -> Result<(), String> {
+pub(crate) fn check_stream(
+    rx: &mut Receiver,
+    seed: u8,
+    range: std::ops::Range<u64>,
+) -> Result<(), String> {
     let max = rx.max_record_len();
     let (mut got, mut scratch) = (Vec::new(), Vec::new());
     for i in range {

@@ -23,7 +23,8 @@ impl Shared {
         };
         // Frees the slot even if `encode` or `decode` panics.
         let guard = SlotGuard::new(self, call);
-        self.send(Header::request(call, object, method, 0), len_hint, encode).map_err(Unsent::into_error)?;
+        self.send(Header::request(call, object, method, 0), len_hint, encode)
+            .map_err(Unsent::into_error)?;
         self.await_reply(&guard, &slot, decode)
     }
 
@@ -121,7 +122,10 @@ impl Shared {
     ) -> Result<R, CallError> {
         let call = guard.call();
         let busy = Busy::enter();
-        let mut lead = LeadGuard { shared: self, done: None };
+        let mut lead = LeadGuard {
+            shared: self,
+            done: None,
+        };
         let mut decode = Some(decode);
         // SAFETY: we are the leader (`ctl.leading` was set for us under the lock) and every
         // borrow of `rx` ends inside this loop, before `lead` is dropped below (a panic in
@@ -136,11 +140,18 @@ impl Shared {
                 Ok(Event::Done | Event::Delivered) => continue,
                 Ok(Event::Own { grant, status, len }) => {
                     let decode = decode.take().expect("the reply is decoded once");
-                    let result = decode_body(&grant, len, self, |dec| finish_reply(status, len, dec, decode));
+                    let result = decode_body(&grant, len, self, |dec| {
+                        finish_reply(status, len, dec, decode)
+                    });
                     lead.done = Some(guard.hand_over());
                     break Some(result);
                 }
-                Ok(Event::Partial { call, len, buf, then }) => (call, len, buf, then),
+                Ok(Event::Partial {
+                    call,
+                    len,
+                    buf,
+                    then,
+                }) => (call, len, buf, then),
                 Ok(Event::Request { .. }) => unreachable!("callers queue requests for workers"),
                 Err(f) => break Some(Err(self.fail(f))),
             };

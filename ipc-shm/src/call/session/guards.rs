@@ -33,7 +33,11 @@ pub(super) struct SlotGuard<'s> {
 
 impl<'s> SlotGuard<'s> {
     pub(super) fn new(shared: &'s Shared, call: u64) -> SlotGuard<'s> {
-        SlotGuard { shared, call, handed_over: Cell::new(false) }
+        SlotGuard {
+            shared,
+            call,
+            handed_over: Cell::new(false),
+        }
     }
 
     pub(super) fn call(&self) -> u64 {

@@ -104,8 +104,14 @@ pub struct Session {
 impl Session {
     /// Starts the call layer over `connection` (shared memory or socket alike). The peer's
     /// [`Session::bootstrap`] is `bootstrap`; with `None`, calls to it fail as unknown.
-    pub fn new(connection: Connection, bootstrap: Option<Arc<dyn Dispatch>>, config: &SessionConfig) -> Session {
-        Session { shared: Shared::start(Link::new(connection), bootstrap, config) }
+    pub fn new(
+        connection: Connection,
+        bootstrap: Option<Arc<dyn Dispatch>>,
+        config: &SessionConfig,
+    ) -> Session {
+        Session {
+            shared: Shared::start(Link::new(connection), bootstrap, config),
+        }
     }
 
     /// Two sessions connected to each other inside this process, over a pair of real
@@ -143,7 +149,9 @@ impl Session {
     /// [`RemoteErrorKind::UnknownObject`](super::RemoteErrorKind::UnknownObject) when the peer
     /// exports none.
     pub fn bootstrap(&self) -> RemoteObject {
-        RemoteObject { inner: self.shared.bootstrap_handle() }
+        RemoteObject {
+            inner: self.shared.bootstrap_handle(),
+        }
     }
 
     /// Hangs up: the peer sees the connection gone, and every pending and later call on
@@ -169,7 +177,10 @@ impl Session {
 
     /// Peer objects this side holds handles to (the bootstrap object is not counted).
     pub fn imported_objects(&self) -> usize {
-        lock(&self.shared.imports).values().filter(|w| w.strong_count() > 0).count()
+        lock(&self.shared.imports)
+            .values()
+            .filter(|w| w.strong_count() > 0)
+            .count()
     }
 }
 
@@ -226,7 +237,10 @@ pub(crate) struct Shared {
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared").field("name", &self.name).field("closed", &self.closed).finish()
+        f.debug_struct("Shared")
+            .field("name", &self.name)
+            .field("closed", &self.closed)
+            .finish()
     }
 }
 
@@ -259,7 +273,10 @@ impl RxCell {
     /// (including grants borrowed from it) before it gives leadership up. A grant must not
     /// be passed by value to a function that is still running when leadership moves on (a
     /// reference passed as an argument is asserted live for the whole call).
-    #[allow(clippy::mut_from_ref, reason = "exclusivity is the leadership invariant")]
+    #[allow(
+        clippy::mut_from_ref,
+        reason = "exclusivity is the leadership invariant"
+    )]
     unsafe fn get(&self) -> &mut Receiver {
         // SAFETY: exclusive by the caller's contract; the cell lives as long as `self`.
         unsafe { &mut *self.0.get() }
@@ -296,7 +313,12 @@ struct Ctl {
 /// Work for a worker that no leader could do in place.
 enum Job {
     /// A request whose arguments were copied out of the ring.
-    Call { call: u64, object: ObjectId, method: MethodId, args: Vec<u8> },
+    Call {
+        call: u64,
+        object: ObjectId,
+        method: MethodId,
+        args: Vec<u8>,
+    },
     /// An export the peer released: dropped on a worker, because its `Drop` is user code
     /// that may block or call.
     Drop(Arc<dyn Dispatch>),
@@ -364,11 +386,21 @@ fn protocol(reason: impl Into<std::borrow::Cow<'static, str>>) -> Fatal {
 }
 
 impl Shared {
-    pub(crate) fn start(link: Link, bootstrap: Option<Arc<dyn Dispatch>>, config: &SessionConfig) -> Arc<Shared> {
+    pub(crate) fn start(
+        link: Link,
+        bootstrap: Option<Arc<dyn Dispatch>>,
+        config: &SessionConfig,
+    ) -> Arc<Shared> {
         let socket = link.socket();
         let mut map = HashMap::default();
         if let Some(object) = bootstrap {
-            map.insert(BOOTSTRAP, Export { object, refs: PERMANENT });
+            map.insert(
+                BOOTSTRAP,
+                Export {
+                    object,
+                    refs: PERMANENT,
+                },
+            );
         }
         let export_count = map.len();
         let shared = Arc::new(Shared {
@@ -403,7 +435,10 @@ impl Shared {
             work_cv: Condvar::new(),
             closed_cv: Condvar::new(),
             closed: AtomicBool::new(false),
-            exports: Mutex::new(Exports { next: BOOTSTRAP + 1, map }),
+            exports: Mutex::new(Exports {
+                next: BOOTSTRAP + 1,
+                map,
+            }),
             export_count: AtomicUsize::new(export_count),
             imports: Mutex::new(HashMap::new()),
             releases: Mutex::new(Vec::new()),
@@ -416,9 +451,12 @@ impl Shared {
     }
 
     fn bootstrap_handle(self: &Arc<Self>) -> Arc<Imported> {
-        Arc::new(Imported { shared: self.clone(), id: BOOTSTRAP, receipts: AtomicU64::new(0) })
+        Arc::new(Imported {
+            shared: self.clone(),
+            id: BOOTSTRAP,
+            receipts: AtomicU64::new(0),
+        })
     }
-
 
     /// Closes the session because of `why`, logging it; returns `Disconnected` for callers.
     fn fail(&self, why: Fatal) -> CallError {
@@ -470,7 +508,10 @@ impl Shared {
         ctl.close_waiters += 1;
         self.hand_on(&mut ctl);
         while !ctl.closed {
-            ctl = self.closed_cv.wait(ctl).unwrap_or_else(PoisonError::into_inner);
+            ctl = self
+                .closed_cv
+                .wait(ctl)
+                .unwrap_or_else(PoisonError::into_inner);
         }
         ctl.close_waiters -= 1;
     }

@@ -16,7 +16,11 @@ impl Shared {
 
     /// Drops `count` of the peer's references to `object`; the object itself when none are
     /// left.
-    pub(super) fn release_export(&self, object: ObjectId, count: u64) -> Result<Option<Arc<dyn Dispatch>>, Fatal> {
+    pub(super) fn release_export(
+        &self,
+        object: ObjectId,
+        count: u64,
+    ) -> Result<Option<Arc<dyn Dispatch>>, Fatal> {
         if object == BOOTSTRAP {
             return Err(protocol("release of the bootstrap object"));
         }
@@ -42,14 +46,20 @@ impl Shared {
     /// A handle for an object id the peer sent us.
     pub(crate) fn import(self: &Arc<Self>, id: ObjectId) -> Result<RemoteObject, CallError> {
         if id == BOOTSTRAP {
-            return Ok(RemoteObject { inner: self.bootstrap_handle() });
+            return Ok(RemoteObject {
+                inner: self.bootstrap_handle(),
+            });
         }
         let mut map = lock(&self.imports);
         if let Some(existing) = map.get(&id).and_then(Weak::upgrade) {
             existing.receipts.fetch_add(1, Ordering::Relaxed);
             return Ok(RemoteObject { inner: existing });
         }
-        let inner = Arc::new(Imported { shared: self.clone(), id, receipts: AtomicU64::new(1) });
+        let inner = Arc::new(Imported {
+            shared: self.clone(),
+            id,
+            receipts: AtomicU64::new(1),
+        });
         map.insert(id, Arc::downgrade(&inner));
         Ok(RemoteObject { inner })
     }
@@ -111,7 +121,10 @@ pub(crate) struct Imported {
 
 impl std::fmt::Debug for Imported {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Imported").field("session", &self.shared.name).field("id", &self.id).finish()
+        f.debug_struct("Imported")
+            .field("session", &self.shared.name)
+            .field("id", &self.id)
+            .finish()
     }
 }
 

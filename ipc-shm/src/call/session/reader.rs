@@ -54,7 +54,10 @@ pub(super) fn decode_body<T>(
     {
         return decode(&mut Decoder::from_slice(body, session));
     }
-    let mut src = GrantReader { grant, pos: HEADER_LEN };
+    let mut src = GrantReader {
+        grant,
+        pos: HEADER_LEN,
+    };
     decode(&mut Decoder::from_reader(&mut src, len, session))
 }
 
@@ -65,12 +68,26 @@ pub(super) enum Event<'g> {
     /// A reply copied into its caller's slot (never the leader's own call).
     Delivered,
     /// The reply to the leader's own call, single-record, still in the ring.
-    Own { grant: RxGrant<'g>, status: u16, len: usize },
+    Own {
+        grant: RxGrant<'g>,
+        status: u16,
+        len: usize,
+    },
     /// A request for the leader to run (worker leaders only).
-    Request { call: u64, object: ObjectId, method: MethodId, args: Args<'g> },
+    Request {
+        call: u64,
+        object: ObjectId,
+        method: MethodId,
+        args: Args<'g>,
+    },
     /// The first part of a message split over several records, copied into `buf`; the
     /// leader gathers the rest with [`Shared::gather`].
-    Partial { call: u64, len: usize, buf: Vec<u8>, then: Then },
+    Partial {
+        call: u64,
+        len: usize,
+        buf: Vec<u8>,
+        then: Then,
+    },
 }
 
 /// What a gathered message is.
@@ -91,12 +108,26 @@ pub(crate) enum Args<'g> {
 
 impl Shared {
     /// Reads and validates the next record, and deals with what the leader need not see.
-    pub(super) fn next_event<'g>(self: &Arc<Self>, rx: &'g mut Receiver, own: Option<u64>, run_requests: bool) -> Result<Event<'g>, Fatal> {
+    pub(super) fn next_event<'g>(
+        self: &Arc<Self>,
+        rx: &'g mut Receiver,
+        own: Option<u64>,
+        run_requests: bool,
+    ) -> Result<Event<'g>, Fatal> {
         let grant = rx.recv()?;
-        let header = grant.read_obj::<Header>(0).ok_or_else(|| protocol("record shorter than a header"))?;
-        let record = header.parse(grant.len(), self.max_message as u64).map_err(|e| protocol(e.0))?;
+        let header = grant
+            .read_obj::<Header>(0)
+            .ok_or_else(|| protocol("record shorter than a header"))?;
+        let record = header
+            .parse(grant.len(), self.max_message as u64)
+            .map_err(|e| protocol(e.0))?;
         match record {
-            Record::Response { call, status, len, more } => {
+            Record::Response {
+                call,
+                status,
+                len,
+                more,
+            } => {
                 let len = len as usize;
                 if !more && own == Some(call) {
                     return Ok(Event::Own { grant, status, len });
@@ -107,7 +138,11 @@ impl Shared {
                     let mut ctl = lock(&self.ctl);
                     match ctl.slots.entry(call) {
                         Some(e) => Some(e.slot.clone()),
-                        None => return Err(protocol(format!("response to call {call:#x}, which does not exist"))),
+                        None => {
+                            return Err(protocol(format!(
+                                "response to call {call:#x}, which does not exist"
+                            )));
+                        }
                     }
                 };
                 let slot = match slot {
@@ -121,30 +156,61 @@ impl Shared {
                 copy_part(&grant, &mut buf);
                 drop(grant);
                 if more {
-                    return Ok(Event::Partial { call, len, buf, then: Then::Reply { slot, status } });
+                    return Ok(Event::Partial {
+                        call,
+                        len,
+                        buf,
+                        then: Then::Reply { slot, status },
+                    });
                 }
                 self.complete(&slot, status, buf);
                 Ok(Event::Delivered)
             }
-            Record::Request { call, object, method, len, more } => {
+            Record::Request {
+                call,
+                object,
+                method,
+                len,
+                more,
+            } => {
                 let len = len as usize;
                 if len >= LONG_REQUEST {
                     self.reply_coming();
                 }
                 if run_requests && !more {
-                    return Ok(Event::Request { call, object, method, args: Args::Ring { grant, len } });
+                    return Ok(Event::Request {
+                        call,
+                        object,
+                        method,
+                        args: Args::Ring { grant, len },
+                    });
                 }
                 let mut buf = self.take_buffer();
                 reserve_message(&mut buf, len, more);
                 copy_part(&grant, &mut buf);
                 drop(grant);
                 if more {
-                    return Ok(Event::Partial { call, len, buf, then: Then::Request { object, method } });
+                    return Ok(Event::Partial {
+                        call,
+                        len,
+                        buf,
+                        then: Then::Request { object, method },
+                    });
                 }
                 if run_requests {
-                    return Ok(Event::Request { call, object, method, args: Args::Buffer(buf) });
+                    return Ok(Event::Request {
+                        call,
+                        object,
+                        method,
+                        args: Args::Buffer(buf),
+                    });
                 }
-                self.queue_job(Job::Call { call, object, method, args: buf })?;
+                self.queue_job(Job::Call {
+                    call,
+                    object,
+                    method,
+                    args: buf,
+                })?;
                 Ok(Event::Done)
             }
             Record::Release { object, count } => {
@@ -173,17 +239,33 @@ impl Shared {
 
     pub(super) fn own_slot(&self, call: u64) -> Result<Arc<Slot>, Fatal> {
         let mut ctl = lock(&self.ctl);
-        ctl.slots.entry(call).map(|e| e.slot.clone()).ok_or_else(|| protocol("reply to a finished call"))
+        ctl.slots
+            .entry(call)
+            .map(|e| e.slot.clone())
+            .ok_or_else(|| protocol("reply to a finished call"))
     }
 
     /// Reads the continuation records of `call` into `buf` until it holds `len` bytes.
     /// Returns whether the sender voided the message (see [`FLAG_VOID`](super::super::wire::FLAG_VOID)).
-    pub(super) fn gather(&self, rx: &mut Receiver, call: u64, len: usize, buf: &mut Vec<u8>) -> Result<bool, Fatal> {
+    pub(super) fn gather(
+        &self,
+        rx: &mut Receiver,
+        call: u64,
+        len: usize,
+        buf: &mut Vec<u8>,
+    ) -> Result<bool, Fatal> {
         let void = loop {
             let grant = rx.recv()?;
-            let header = grant.read_obj::<Header>(0).ok_or_else(|| protocol("record shorter than a header"))?;
-            let Record::Continuation { call: c, more, void } =
-                header.parse(grant.len(), self.max_message as u64).map_err(|e| protocol(e.0))?
+            let header = grant
+                .read_obj::<Header>(0)
+                .ok_or_else(|| protocol("record shorter than a header"))?;
+            let Record::Continuation {
+                call: c,
+                more,
+                void,
+            } = header
+                .parse(grant.len(), self.max_message as u64)
+                .map_err(|e| protocol(e.0))?
             else {
                 return Err(protocol("message interrupted before its last part"));
             };
@@ -207,7 +289,14 @@ impl Shared {
 
     /// Gathers the rest of a split message, then delivers it (caller leaders only: a worker
     /// leader runs a gathered request itself).
-    pub(super) fn finish_partial(self: &Arc<Self>, rx: &mut Receiver, call: u64, len: usize, mut buf: Vec<u8>, then: Then) -> Result<(), Fatal> {
+    pub(super) fn finish_partial(
+        self: &Arc<Self>,
+        rx: &mut Receiver,
+        call: u64,
+        len: usize,
+        mut buf: Vec<u8>,
+        then: Then,
+    ) -> Result<(), Fatal> {
         if self.gather(rx, call, len, &mut buf)? {
             self.discard(then, buf);
             return Ok(());
@@ -217,7 +306,12 @@ impl Shared {
                 self.complete(&slot, status, buf);
                 Ok(())
             }
-            Then::Request { object, method } => self.queue_job(Job::Call { call, object, method, args: buf }),
+            Then::Request { object, method } => self.queue_job(Job::Call {
+                call,
+                object,
+                method,
+                args: buf,
+            }),
         }
     }
 
@@ -296,6 +390,9 @@ pub(super) fn finish_reply<R>(
     let message = String::from_utf8_lossy(&message).into_owned();
     match RemoteErrorKind::from_status(status) {
         Some(kind) => Err(CallError::Remote { kind, message }),
-        None => Err(CallError::Remote { kind: RemoteErrorKind::Failed, message: format!("unknown status {status}: {message}") }),
+        None => Err(CallError::Remote {
+            kind: RemoteErrorKind::Failed,
+            message: format!("unknown status {status}: {message}"),
+        }),
     }
 }

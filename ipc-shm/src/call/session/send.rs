@@ -7,8 +7,8 @@ use std::any::Any;
 
 use super::*;
 use crate::call::codec::Sink;
-use crate::call::wire::FLAG_VOID;
 use crate::call::link::TxGrant;
+use crate::call::wire::FLAG_VOID;
 
 /// Body bytes per record of a streamed message. The receiver copies one record out while
 /// the next is written, so a long message crosses in about the time of one copy, not two.
@@ -47,7 +47,11 @@ pub(super) enum Fate {
 
 impl Unsent {
     fn new(error: CallError, fate: Fate) -> Unsent {
-        Unsent { error, fate, panic: None }
+        Unsent {
+            error,
+            fate,
+            panic: None,
+        }
     }
 
     /// The error to report, or the encoder's panic, resumed.
@@ -61,7 +65,10 @@ impl Unsent {
 
 impl std::fmt::Debug for Unsent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Unsent").field("error", &self.error).field("fate", &self.fate).finish()
+        f.debug_struct("Unsent")
+            .field("error", &self.error)
+            .field("fate", &self.fate)
+            .finish()
     }
 }
 
@@ -102,7 +109,14 @@ impl Shared {
             if len_hint <= SMALL_MESSAGE && SMALL_MESSAGE <= max_part {
                 let mut staged = Staged::new(&mut tx.stage);
                 let (spill, exported) = (&mut tx.spill, &mut tx.exported);
-                if let Err(error) = self.encode_first(&mut staged, SMALL_MESSAGE, spill, exported, &mut header, encode) {
+                if let Err(error) = self.encode_first(
+                    &mut staged,
+                    SMALL_MESSAGE,
+                    spill,
+                    exported,
+                    &mut header,
+                    encode,
+                ) {
                     return Ok(Err(Unsent::new(error, Fate::NotSent)));
                 }
                 let record = staged.finish(&header);
@@ -114,7 +128,9 @@ impl Shared {
                 let mut grant = tx.sender.reserve(HEADER_LEN + first)?;
                 skip_header(&mut grant, &header);
                 let (spill, exported) = (&mut tx.spill, &mut tx.exported);
-                if let Err(error) = self.encode_first(&mut grant, first, spill, exported, &mut header, encode) {
+                if let Err(error) =
+                    self.encode_first(&mut grant, first, spill, exported, &mut header, encode)
+                {
                     // Nothing was sent: the grant goes uncommitted.
                     return Ok(Err(Unsent::new(error, Fate::NotSent)));
                 }
@@ -199,8 +215,14 @@ impl Shared {
         // A panic is caught so that the message is voided or dropped, what it exported
         // taken back and the send lock released before it goes on.
         let encoded = catch_unwind(AssertUnwindSafe(|| {
-            let mut enc =
-                Encoder::for_record(&mut records, first, &mut tx.spill, self.max_message, self, &mut tx.exported);
+            let mut enc = Encoder::for_record(
+                &mut records,
+                first,
+                &mut tx.spill,
+                self.max_message,
+                self,
+                &mut tx.exported,
+            );
             encode(&mut enc).map(|()| enc.len())
         }));
         let (encoded, panic) = match encoded {
@@ -246,9 +268,21 @@ struct Records<'s> {
 }
 
 impl<'s> Records<'s> {
-    fn new(mut grant: TxGrant<'s>, header: Header, announced: usize, max_part: usize) -> Records<'s> {
+    fn new(
+        mut grant: TxGrant<'s>,
+        header: Header,
+        announced: usize,
+        max_part: usize,
+    ) -> Records<'s> {
         skip_header(&mut grant, &header);
-        Records { grant: Some(grant), header, announced, sent: 0, max_part, broken: None }
+        Records {
+            grant: Some(grant),
+            header,
+            announced,
+            sent: 0,
+            max_part,
+            broken: None,
+        }
     }
 
     /// Writes the header of the current record, sends it and reserves the next, with room
@@ -271,20 +305,26 @@ impl<'s> Records<'s> {
     }
 
     /// Sends the message as `encoded` came out: whole, voided, or not at all.
-    fn finish(mut self, encoded: Result<usize, CallError>) -> Result<Result<(), Unsent>, crate::Error> {
+    fn finish(
+        mut self,
+        encoded: Result<usize, CallError>,
+    ) -> Result<Result<(), Unsent>, crate::Error> {
         if let Some(e) = self.broken.take() {
             return Err(e);
         }
         let announced = self.announced;
         let error = match encoded {
             Ok(len) if len == announced => None,
-            Ok(len) => Some(CallError::failed(format!("message encoded to {len} bytes, {announced} announced"))),
+            Ok(len) => Some(CallError::failed(format!(
+                "message encoded to {len} bytes, {announced} announced"
+            ))),
             Err(e) => Some(e),
         };
         if self.sent == 0 {
             // Still in the first record: either it is all there was to send, or nothing went
             // out yet. A streamed message is longer than one record, so it is the latter.
-            let error = error.unwrap_or_else(|| CallError::failed("streamed message shorter than one record"));
+            let error = error
+                .unwrap_or_else(|| CallError::failed("streamed message shorter than one record"));
             return Ok(Err(Unsent::new(error, Fate::NotSent)));
         }
         let Some(error) = error else {
@@ -301,23 +341,40 @@ impl<'s> Records<'s> {
     fn void(&mut self) {
         let grant = self.grant.as_mut().expect("a record is being written");
         if grant.position() == HEADER_LEN {
-            grant.write_all(&[0]).expect("every part has room for a byte");
+            grant
+                .write_all(&[0])
+                .expect("every part has room for a byte");
         }
-        self.send_last(Header { flags: FLAG_VOID, ..Header::continuation(self.header.call) });
+        self.send_last(Header {
+            flags: FLAG_VOID,
+            ..Header::continuation(self.header.call)
+        });
     }
 
     /// Sends the current (full) record and reserves the next one; returns its room, or 0
     /// when the message has all its announced bytes.
     fn next_part(&mut self) -> Result<usize, crate::Error> {
-        let body = self.grant.as_ref().expect("a record is being written").position() - HEADER_LEN;
+        let body = self
+            .grant
+            .as_ref()
+            .expect("a record is being written")
+            .position()
+            - HEADER_LEN;
         let left = self.announced - self.sent - body;
         if left == 0 {
             return Ok(0);
         }
         let head = if self.sent == 0 {
-            Header { len: self.announced as u64, flags: FLAG_MORE, ..self.header }
+            Header {
+                len: self.announced as u64,
+                flags: FLAG_MORE,
+                ..self.header
+            }
         } else {
-            Header { flags: FLAG_MORE, ..Header::continuation(self.header.call) }
+            Header {
+                flags: FLAG_MORE,
+                ..Header::continuation(self.header.call)
+            }
         };
         self.sent += body;
         let n = left.min(STREAM_PART).min(self.max_part);
@@ -346,7 +403,10 @@ impl Sink for Records<'_> {
             return Err(CallError::Disconnected);
         }
         match self.next_part() {
-            Ok(0) => Err(CallError::failed(format!("message longer than the {} bytes announced", self.announced))),
+            Ok(0) => Err(CallError::failed(format!(
+                "message longer than the {} bytes announced",
+                self.announced
+            ))),
             Ok(room) => Ok(room),
             Err(e) => {
                 self.broken = Some(e);
@@ -369,7 +429,10 @@ struct Staged<'s> {
 
 impl<'s> Staged<'s> {
     fn new(record: &'s mut Stage) -> Staged<'s> {
-        Staged { record, len: HEADER_LEN }
+        Staged {
+            record,
+            len: HEADER_LEN,
+        }
     }
 
     /// The record with its final `header`.

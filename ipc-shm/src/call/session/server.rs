@@ -39,9 +39,9 @@ impl ServerCall<'_> {
     ) -> Result<A, CallError> {
         let shared = self.shared;
         let result = match std::mem::replace(&mut self.args, Args::Taken) {
-            Args::Ring { grant, len } => {
-                decode_body(&grant, len, shared, |dec| decode(dec).and_then(|v| dec.finish().map(|()| v)))
-            }
+            Args::Ring { grant, len } => decode_body(&grant, len, shared, |dec| {
+                decode(dec).and_then(|v| dec.finish().map(|()| v))
+            }),
             Args::Buffer(buf) => {
                 let mut dec = Decoder::from_vec(buf, shared);
                 let result = decode(&mut dec).and_then(|v| dec.finish().map(|()| v));
@@ -87,7 +87,10 @@ impl ServerCall<'_> {
         if self.replied {
             return Err(CallError::failed("call answered twice"));
         }
-        match self.shared.send(Header::response(self.call, STATUS_OK, 0), len_hint, encode) {
+        match self
+            .shared
+            .send(Header::response(self.call, STATUS_OK, 0), len_hint, encode)
+        {
             Ok(()) => {
                 self.replied = true;
                 Ok(())
@@ -116,9 +119,11 @@ impl ServerCall<'_> {
         }
         let message = &message.as_bytes()[..end];
         // A failure to send means the connection is gone; the caller learns that itself.
-        let _ = self.shared.send(Header::response(self.call, kind.status(), 0), message.len(), |enc| {
-            enc.put_raw(message)
-        });
+        let _ = self.shared.send(
+            Header::response(self.call, kind.status(), 0),
+            message.len(),
+            |enc| enc.put_raw(message),
+        );
     }
 
     /// Answers the call if `dispatch` did not.

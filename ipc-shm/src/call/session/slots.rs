@@ -50,7 +50,10 @@ impl Slots {
                         state: AtomicU8::new(PENDING),
                         parked: AtomicBool::new(false),
                         cv: Condvar::new(),
-                        reply: Mutex::new(Reply { status: 0, body: Vec::new() }),
+                        reply: Mutex::new(Reply {
+                            status: 0,
+                            body: Vec::new(),
+                        }),
                     }),
                     generation: 0,
                     busy: false,
@@ -63,7 +66,10 @@ impl Slots {
         e.busy = true;
         e.follower = false;
         e.slot.state.store(PENDING, Ordering::Relaxed);
-        (u64::from(e.generation) << 32 | u64::from(index), e.slot.clone())
+        (
+            u64::from(e.generation) << 32 | u64::from(index),
+            e.slot.clone(),
+        )
     }
 
     pub(super) fn entry(&mut self, call: u64) -> Option<&mut SlotEntry> {
@@ -81,9 +87,10 @@ impl Slots {
 
     /// A caller waiting as a follower, taken off the follower list.
     pub(super) fn take_follower(&mut self) -> Option<Arc<Slot>> {
-        let e = self.entries.iter_mut().find(|e| {
-            e.busy && e.follower && e.slot.state.load(Ordering::Acquire) == PENDING
-        })?;
+        let e = self
+            .entries
+            .iter_mut()
+            .find(|e| e.busy && e.follower && e.slot.state.load(Ordering::Acquire) == PENDING)?;
         e.follower = false;
         Some(e.slot.clone())
     }

@@ -107,9 +107,11 @@ impl Shared {
         if let Some(call) = done {
             ctl.slots.free(call);
         }
-        let follower = ctl.slots.entries.iter().any(|e| {
-            e.busy && e.follower && e.slot.state.load(Ordering::Acquire) == PENDING
-        });
+        let follower = ctl
+            .slots
+            .entries
+            .iter()
+            .any(|e| e.busy && e.follower && e.slot.state.load(Ordering::Acquire) == PENDING);
         if ctl.closed || follower || !self.reader_needed(&ctl) {
             ctl.leading = false;
             self.hand_on(&mut ctl);
@@ -147,8 +149,16 @@ impl Shared {
                 self.recruit(&mut ctl);
                 drop(ctl);
                 match job {
-                    Job::Call { call, object, method, args } => {
-                        self.serve(object, &mut self.incoming(call, method, Args::Buffer(args), None));
+                    Job::Call {
+                        call,
+                        object,
+                        method,
+                        args,
+                    } => {
+                        self.serve(
+                            object,
+                            &mut self.incoming(call, method, Args::Buffer(args), None),
+                        );
                     }
                     Job::Drop(object) => drop(object),
                 }
@@ -167,7 +177,10 @@ impl Shared {
                 self.lead_while_quick();
             } else {
                 ctl.idle_parked += 1;
-                ctl = self.work_cv.wait(ctl).unwrap_or_else(PoisonError::into_inner);
+                ctl = self
+                    .work_cv
+                    .wait(ctl)
+                    .unwrap_or_else(PoisonError::into_inner);
                 ctl.idle_parked -= 1;
                 ctl.wakeups_pending = ctl.wakeups_pending.saturating_sub(1);
                 continue;
@@ -183,8 +196,10 @@ impl Shared {
         let mut seen = ctl.exec_seq;
         loop {
             ctl.idle_parked += 1;
-            let (guard, _) =
-                self.work_cv.wait_timeout(ctl, STANDBY_TICK).unwrap_or_else(PoisonError::into_inner);
+            let (guard, _) = self
+                .work_cv
+                .wait_timeout(ctl, STANDBY_TICK)
+                .unwrap_or_else(PoisonError::into_inner);
             ctl = guard;
             ctl.idle_parked -= 1;
             // Counted as a wake-up even when the tick ran out: a `recruit` that ran between
@@ -245,13 +260,23 @@ impl Shared {
                     drop(busy);
                     return None;
                 }
-                Ok(Event::Request { call, object, method, args }) => {
+                Ok(Event::Request {
+                    call,
+                    object,
+                    method,
+                    args,
+                }) => {
                     // Built here, not in `serve`: the request's grant must not be an argument
                     // of a call that is still running when leadership moves on (see `RxCell`).
                     let mut incoming = self.incoming(call, method, args, Some(busy));
                     return self.serve(object, &mut incoming);
                 }
-                Ok(Event::Partial { call, len, buf, then }) => (call, len, buf, then),
+                Ok(Event::Partial {
+                    call,
+                    len,
+                    buf,
+                    then,
+                }) => (call, len, buf, then),
                 Ok(Event::Own { .. }) => unreachable!("workers have no call of their own"),
                 Err(f) => {
                     self.fail(f);
@@ -283,7 +308,10 @@ impl Shared {
                     return None;
                 }
                 Then::Request { object, method } => {
-                    return self.serve(object, &mut self.incoming(call, method, Args::Buffer(buf), Some(busy)));
+                    return self.serve(
+                        object,
+                        &mut self.incoming(call, method, Args::Buffer(buf), Some(busy)),
+                    );
                 }
             }
         }
@@ -318,11 +346,17 @@ impl Shared {
     /// Runs one request on the object it names. Returns the request's number if this
     /// thread kept leadership while running it.
     pub(super) fn serve(&self, object: ObjectId, incoming: &mut Incoming<'_>) -> Option<u64> {
-        let target = lock(&self.exports).map.get(&object).map(|e| e.object.clone());
+        let target = lock(&self.exports)
+            .map
+            .get(&object)
+            .map(|e| e.object.clone());
         let result = match &target {
             None => {
                 incoming.inner.release_ring();
-                incoming.inner.reply_error(RemoteErrorKind::UnknownObject, &format!("no object {object}"));
+                incoming.inner.reply_error(
+                    RemoteErrorKind::UnknownObject,
+                    &format!("no object {object}"),
+                );
                 return incoming.inner.exec.take();
             }
             Some(target) => {
@@ -345,7 +379,10 @@ impl Shared {
     /// worker asleep, then keeps `ctl` locked past its tick, so that its wait runs out while
     /// it cannot take `ctl` back, and queues dropping `object` for a worker (the notification
     /// that wakes nobody). Gives `object` back if the standby took over reading first.
-    pub(crate) fn stall_standby_then_drop(self: &Arc<Self>, object: Arc<dyn Dispatch>) -> Result<(), Arc<dyn Dispatch>> {
+    pub(crate) fn stall_standby_then_drop(
+        self: &Arc<Self>,
+        object: Arc<dyn Dispatch>,
+    ) -> Result<(), Arc<dyn Dispatch>> {
         loop {
             let mut ctl = lock(&self.ctl);
             if ctl.standby && ctl.idle_parked == 1 && ctl.wakeups_pending == 0 {
