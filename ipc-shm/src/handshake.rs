@@ -37,8 +37,9 @@ use crate::transport::{Config, Connection, PeerInfo, Transport};
 /// The protocol version this crate speaks: the handshake, the rings and the call records.
 /// Version 2 added the call layer's `VOID` flag (a version 1 peer would close the connection
 /// on it, so the two are told apart at the handshake); version 3 made the bells datagram
-/// sockets instead of eventfds (see `wait::Bell`).
-pub const PROTOCOL_VERSION: u32 = 3;
+/// sockets instead of eventfds (see `wait::Bell`); version 4 added the `UNTAKEN` flag of
+/// responses (a callee that took none of the request's objects says so).
+pub const PROTOCOL_VERSION: u32 = 4;
 /// Bytes of the role name in a hello or reply (UTF-8, zero-padded, truncated if longer).
 pub const NAME_LEN: usize = 32;
 

@@ -13,6 +13,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ipc_shm::handshake::{HandshakeError, PROTOCOL_VERSION, Refusal};
+
+/// A protocol version that is not ours.
+const OTHER: u32 = PROTOCOL_VERSION + 1;
 use ipc_shm::{Config, Connection, Endpoint, Error, Listener, Transport};
 use util::{hello, read_reply};
 
@@ -112,12 +115,12 @@ fn the_listener_refuses_every_bad_hello_distinctly_and_keeps_serving() {
     );
     // Recognised from magic and version alone, whatever length that version's hello has.
     let (server, reply) = accept_one(&listener, || {
-        raw_client(&path, &hello(4, 0, cap, cap)[..12], false)
+        raw_client(&path, &hello(OTHER, 0, cap, cap)[..12], false)
     });
     assert_eq!(
         handshake_error(server),
         HandshakeError::UnsupportedVersion {
-            found: 4,
+            found: OTHER,
             supported: PROTOCOL_VERSION
         }
     );
@@ -216,7 +219,8 @@ fn the_initiator_reports_every_bad_reply_distinctly() {
         ),
         (
             Box::new(|s| {
-                s.write_all(&util::reply(3, 0, 0, cap, cap)[..10]).unwrap();
+                s.write_all(&util::reply(PROTOCOL_VERSION, 0, 0, cap, cap)[..10])
+                    .unwrap();
                 s.shutdown(Shutdown::Write).unwrap();
             }),
             HandshakeError::Truncated {
@@ -226,22 +230,25 @@ fn the_initiator_reports_every_bad_reply_distinctly() {
             },
         ),
         (
-            Box::new(|s| s.write_all(&util::reply(3, 3, 4, 0, 0)).unwrap()),
+            Box::new(|s| s.write_all(&util::reply(OTHER, 3, 4, 0, 0)).unwrap()),
             HandshakeError::Refused(Refusal::UnsupportedVersion { supported: 4 }),
         ),
         (
-            Box::new(|s| s.write_all(&util::reply(3, 4, 1000, 0, 0)).unwrap()),
+            Box::new(|s| s.write_all(&util::reply(OTHER, 4, 1000, 0, 0)).unwrap()),
             HandshakeError::Refused(Refusal::PeerUid { uid: 1000 }),
         ),
         (
-            Box::new(|s| s.write_all(&util::reply(4, 0, 0, cap, cap)).unwrap()),
+            Box::new(|s| s.write_all(&util::reply(OTHER, 0, 0, cap, cap)).unwrap()),
             HandshakeError::UnsupportedVersion {
-                found: 4,
+                found: OTHER,
                 supported: PROTOCOL_VERSION,
             },
         ),
         (
-            Box::new(|s| s.write_all(&util::reply(3, 0, 0, cap * 2, cap)).unwrap()),
+            Box::new(|s| {
+                s.write_all(&util::reply(PROTOCOL_VERSION, 0, 0, cap * 2, cap))
+                    .unwrap()
+            }),
             HandshakeError::BadRingSize { capacity: cap * 2 },
         ),
     ];

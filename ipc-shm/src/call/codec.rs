@@ -196,6 +196,8 @@ pub struct Decoder<'a> {
     src: Source<'a>,
     remaining: usize,
     session: Option<&'a Arc<Shared>>,
+    /// An object id was read, and a reference to it taken ([`Decoder::get_object`]).
+    took_object: bool,
 }
 
 /// The shortest value [`Decoder::take_raw`] hands a gathered buffer over for.
@@ -234,6 +236,7 @@ impl<'a> Decoder<'a> {
             remaining: bytes.len(),
             src: Source::Slice(bytes),
             session: None,
+            took_object: false,
         }
     }
 
@@ -242,6 +245,7 @@ impl<'a> Decoder<'a> {
             remaining: bytes.len(),
             src: Source::Slice(bytes),
             session: Some(session),
+            took_object: false,
         }
     }
 
@@ -252,6 +256,7 @@ impl<'a> Decoder<'a> {
             remaining: body.len(),
             src: Source::Owned { buf: body, at: 0 },
             session: Some(session),
+            took_object: false,
         }
     }
 
@@ -273,6 +278,7 @@ impl<'a> Decoder<'a> {
             src: Source::Read(src),
             remaining: len,
             session: Some(session),
+            took_object: false,
         }
     }
 
@@ -383,7 +389,14 @@ impl<'a> Decoder<'a> {
         let session = self.session.ok_or(CallError::decode(
             "objects can only be received within a session",
         ))?;
-        session.import(id)
+        let object = session.import(id)?;
+        self.took_object = true;
+        Ok(object)
+    }
+
+    /// Whether [`Decoder::get_object`] took a reference to an object of the peer's.
+    pub(crate) fn took_object(&self) -> bool {
+        self.took_object
     }
 
     /// Checks that the whole body was consumed.

@@ -155,6 +155,9 @@
 //! it received, and when its last handle drops it sends one release carrying that count.
 //! Because the exporter subtracts only what the importer had received, an id sent again
 //! while the importer is releasing it stays alive. Id 0 (the bootstrap) is never released.
+//! A callee that answers a request without having decoded any object id from it (it refused
+//! the call first) says so in its response, and the caller drops the objects it sent in that
+//! request rather than keep them until the connection closes.
 
 mod codec;
 mod error;

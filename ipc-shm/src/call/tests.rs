@@ -986,6 +986,63 @@ fn objects_of_a_panicking_encoder_are_taken_back() {
     }
 }
 
+/// A call refused before its arguments were decoded answers that their objects were not
+/// taken, and the caller drops them at once instead of keeping them for the connection's
+/// life; one whose decoding took an object releases it as usual.
+#[test]
+fn objects_of_a_refused_call_are_dropped() {
+    let _w = watchdog(60);
+    for (client, _server, _) in calc_pairs(1 << 16) {
+        let calc = client.bootstrap();
+        let before = client.exported_objects();
+        // Unknown method, a panic before the arguments are read, arguments that do not
+        // decode (`FAIL` takes none) and, with a body split over several records, an
+        // unknown method again.
+        for (method, filler) in [(99, 0), (PANIC, 0), (FAIL, 0), (99, 200_000)] {
+            let listener: Arc<dyn Dispatch> = Arc::new(Listener { calc: calc.clone() });
+            let weak = Arc::downgrade(&listener);
+            let refused = calc.call_with(
+                method,
+                8 + filler,
+                |enc| {
+                    enc.put_object(listener)?;
+                    enc.put_raw(&vec![1; filler])
+                },
+                |dec| dec.get::<()>(),
+            );
+            assert!(
+                matches!(refused, Err(CallError::Remote { .. })),
+                "method {method}: {refused:?}"
+            );
+            assert_eq!(
+                client.exported_objects(),
+                before,
+                "method {method}, {filler} more bytes"
+            );
+            assert!(
+                weak.upgrade().is_none(),
+                "method {method}: the object is dropped"
+            );
+        }
+        // `NOTIFY` takes the listener, then finds no depth after it: the object it took goes
+        // back in a release.
+        let listener: Arc<dyn Dispatch> = Arc::new(Listener { calc: calc.clone() });
+        let refused = calc.call::<_, u64>(NOTIFY, &listener);
+        drop(listener);
+        assert!(matches!(
+            refused,
+            Err(CallError::Remote {
+                kind: RemoteErrorKind::BadArguments,
+                ..
+            })
+        ));
+        eventually("the listener is released", || {
+            client.exported_objects() == before
+        });
+        assert_eq!(calc.call::<_, u64>(ADD, &(2u64, 3u64)).unwrap(), 5);
+    }
+}
+
 #[test]
 fn messages_over_the_session_limit_are_refused() {
     let _w = watchdog(60);

@@ -23,6 +23,8 @@
 //! its call).
 //!
 //! A response body is the encoded result when `status` is 0, else a UTF-8 error message.
+//! A response carries [`FLAG_UNTAKEN`] when its callee took none of the objects the request
+//! carried (it refused the call before decoding any): the caller drops them.
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -39,6 +41,12 @@ pub(crate) const FLAG_MORE: u8 = 1;
 
 /// On the last `CONTINUATION` record: the sender could not finish the message; discard it.
 pub(crate) const FLAG_VOID: u8 = 2;
+
+/// On a response: the callee took none of the object ids in the request's arguments (it
+/// refused the call, or failed, before decoding one), so it will never release them; the
+/// caller drops the references it counted for them. Without the flag the callee may have
+/// taken some, and releases each one it took.
+pub(crate) const FLAG_UNTAKEN: u8 = 4;
 
 /// Response status of a successful call.
 pub(crate) const STATUS_OK: u16 = 0;
@@ -90,6 +98,8 @@ pub(crate) enum Record {
         status: u16,
         len: u64,
         more: bool,
+        /// [`FLAG_UNTAKEN`].
+        untaken: bool,
     },
     Release {
         object: u64,
@@ -158,10 +168,10 @@ impl Header {
             return Err(BadRecord("record shorter than a header"));
         }
         let part = (record_len - HEADER_LEN) as u64;
-        let known = if self.kind == KIND_CONTINUATION {
-            FLAG_MORE | FLAG_VOID
-        } else {
-            FLAG_MORE
+        let known = match self.kind {
+            KIND_CONTINUATION => FLAG_MORE | FLAG_VOID,
+            KIND_RESPONSE => FLAG_MORE | FLAG_UNTAKEN,
+            _ => FLAG_MORE,
         };
         if self.flags & !known != 0 {
             return Err(BadRecord("unknown header flags"));
@@ -200,6 +210,7 @@ impl Header {
                     status: self.status,
                     len: self.len,
                     more,
+                    untaken: self.flags & FLAG_UNTAKEN != 0,
                 })
             }
             KIND_RELEASE => {

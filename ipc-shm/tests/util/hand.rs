@@ -226,7 +226,12 @@ pub fn ring_bell(bell: &OwnedFd) {
 pub fn hand_hello(path: &std::path::Path, capacity: u64, transport: u32) -> UnixStream {
     let mut stream = UnixStream::connect(path).unwrap();
     stream
-        .write_all(&hello(3, transport, capacity, capacity))
+        .write_all(&hello(
+            ipc_shm::handshake::PROTOCOL_VERSION,
+            transport,
+            capacity,
+            capacity,
+        ))
         .unwrap();
     let r = read_reply(&mut stream);
     assert_eq!(

@@ -2,6 +2,10 @@
 
 use super::*;
 
+/// How a call ended, and whether its callee took none of the objects its request carried
+/// (the response's [`FLAG_UNTAKEN`](crate::call::wire::FLAG_UNTAKEN)).
+type Answer<R> = (Result<R, CallError>, bool);
+
 impl Shared {
     pub(crate) fn call<R>(
         self: &Arc<Self>,
@@ -23,9 +27,17 @@ impl Shared {
         };
         // Frees the slot even if `encode` or `decode` panics.
         let guard = SlotGuard::new(self, call);
-        self.send(Header::request(call, object, method, 0), len_hint, encode)
+        let exported = self
+            .send(Header::request(call, object, method, 0), len_hint, encode)
             .map_err(Unsent::into_error)?;
-        self.await_reply(&guard, &slot, decode)
+        let (result, untaken) = self.await_reply(&guard, &slot, decode);
+        if untaken && !exported.is_empty() {
+            // The callee refused the call before taking any object we sent it, so it will
+            // never release them: drop them now rather than when the connection closes.
+            drop(guard);
+            self.unexport(&exported);
+        }
+        result
     }
 
     /// Waits for the reply to the call of `guard`: as the leader when nobody leads, else
@@ -35,11 +47,11 @@ impl Shared {
         guard: &SlotGuard<'_>,
         slot: &Arc<Slot>,
         decode: impl FnOnce(&mut Decoder<'_>) -> Result<R, CallError>,
-    ) -> Result<R, CallError> {
+    ) -> Answer<R> {
         {
             let mut ctl = lock(&self.ctl);
             if ctl.closed {
-                return Err(CallError::Disconnected);
+                return (Err(CallError::Disconnected), false);
             }
             if !ctl.leading || ctl.executing.is_some() {
                 // Vacant, or held by a thread running a request (perhaps this one, calling
@@ -59,7 +71,7 @@ impl Shared {
                 slot.state.store(PENDING, Ordering::Relaxed);
                 self.lead_for(guard, slot, decode)
             }
-            _ => Err(CallError::Disconnected),
+            _ => (Err(CallError::Disconnected), false),
         }
     }
 
@@ -91,10 +103,10 @@ impl Shared {
         self: &Arc<Self>,
         slot: &Slot,
         decode: impl FnOnce(&mut Decoder<'_>) -> Result<R, CallError>,
-    ) -> Result<R, CallError> {
-        let (status, body) = {
+    ) -> Answer<R> {
+        let (status, untaken, body) = {
             let mut reply = lock(&slot.reply);
-            (reply.status, std::mem::take(&mut reply.body))
+            (reply.status, reply.untaken, std::mem::take(&mut reply.body))
         };
         let len = body.len();
         // The decoder owns the body, so that a value at its end (a block) can keep it.
@@ -107,7 +119,7 @@ impl Shared {
             body.clear();
             lock(&slot.reply).body = body;
         }
-        result
+        (result, untaken)
     }
 
     /// Leads until the reply to the call of `guard` is in: decodes it straight from the
@@ -119,7 +131,7 @@ impl Shared {
         guard: &SlotGuard<'_>,
         slot: &Arc<Slot>,
         decode: impl FnOnce(&mut Decoder<'_>) -> Result<R, CallError>,
-    ) -> Result<R, CallError> {
+    ) -> Answer<R> {
         let call = guard.call();
         let busy = Busy::enter();
         let mut lead = LeadGuard {
@@ -138,13 +150,18 @@ impl Shared {
             // The event borrows `rx`; a split message is gathered after it is gone.
             let (part_call, len, buf, then) = match self.next_event(rx, Some(call), false) {
                 Ok(Event::Done | Event::Delivered) => continue,
-                Ok(Event::Own { grant, status, len }) => {
+                Ok(Event::Own {
+                    grant,
+                    status,
+                    untaken,
+                    len,
+                }) => {
                     let decode = decode.take().expect("the reply is decoded once");
                     let result = decode_body(&grant, len, self, |dec| {
                         finish_reply(status, len, dec, decode)
                     });
                     lead.done = Some(guard.hand_over());
-                    break Some(result);
+                    break Some((result, untaken));
                 }
                 Ok(Event::Partial {
                     call,
@@ -153,19 +170,19 @@ impl Shared {
                     then,
                 }) => (call, len, buf, then),
                 Ok(Event::Request { .. }) => unreachable!("callers queue requests for workers"),
-                Err(f) => break Some(Err(self.fail(f))),
+                Err(f) => break Some((Err(self.fail(f)), false)),
             };
             if let Err(f) = self.finish_partial(rx, part_call, len, buf, then) {
-                break Some(Err(self.fail(f)));
+                break Some((Err(self.fail(f)), false));
             }
         };
         drop(lead);
         drop(busy);
         match outcome {
-            Some(result) => result,
+            Some(answer) => answer,
             None => match slot.state.load(Ordering::Acquire) {
                 READY => self.take_reply(slot, decode.take().expect("the reply is decoded once")),
-                _ => Err(CallError::Disconnected),
+                _ => (Err(CallError::Disconnected), false),
             },
         }
     }

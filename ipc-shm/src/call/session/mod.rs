@@ -37,7 +37,7 @@ use super::codec::{Body, Decoder, Encoder};
 use super::error::{CallError, MAX_ERROR_MESSAGE, RemoteErrorKind};
 use super::link::{Link, Receiver, RxGrant, Sender};
 use super::object::{BOOTSTRAP, Dispatch, Incoming, MethodId, ObjectId, RemoteObject};
-use super::wire::{FLAG_MORE, HEADER_LEN, Header, Record, STATUS_OK};
+use super::wire::{FLAG_MORE, FLAG_UNTAKEN, HEADER_LEN, Header, Record, STATUS_OK};
 use crate::transport::Connection;
 use crate::wait::{Spinner, WaitPolicy};
 

@@ -71,6 +71,7 @@ pub(super) enum Event<'g> {
     Own {
         grant: RxGrant<'g>,
         status: u16,
+        untaken: bool,
         len: usize,
     },
     /// A request for the leader to run (worker leaders only).
@@ -92,8 +93,15 @@ pub(super) enum Event<'g> {
 
 /// What a gathered message is.
 pub(super) enum Then {
-    Reply { slot: Arc<Slot>, status: u16 },
-    Request { object: ObjectId, method: MethodId },
+    Reply {
+        slot: Arc<Slot>,
+        status: u16,
+        untaken: bool,
+    },
+    Request {
+        object: ObjectId,
+        method: MethodId,
+    },
 }
 
 /// The arguments of a request being served.
@@ -127,10 +135,16 @@ impl Shared {
                 status,
                 len,
                 more,
+                untaken,
             } => {
                 let len = len as usize;
                 if !more && own == Some(call) {
-                    return Ok(Event::Own { grant, status, len });
+                    return Ok(Event::Own {
+                        grant,
+                        status,
+                        untaken,
+                        len,
+                    });
                 }
                 let slot = if own == Some(call) {
                     None
@@ -160,10 +174,14 @@ impl Shared {
                         call,
                         len,
                         buf,
-                        then: Then::Reply { slot, status },
+                        then: Then::Reply {
+                            slot,
+                            status,
+                            untaken,
+                        },
                     });
                 }
-                self.complete(&slot, status, buf);
+                self.complete(&slot, status, untaken, buf);
                 Ok(Event::Delivered)
             }
             Record::Request {
@@ -302,8 +320,12 @@ impl Shared {
             return Ok(());
         }
         match then {
-            Then::Reply { slot, status } => {
-                self.complete(&slot, status, buf);
+            Then::Reply {
+                slot,
+                status,
+                untaken,
+            } => {
+                self.complete(&slot, status, untaken, buf);
                 Ok(())
             }
             Then::Request { object, method } => self.queue_job(Job::Call {
@@ -323,17 +345,19 @@ impl Shared {
                 tracing::warn!(session = %self.name, "the peer could not finish a reply");
                 buf.clear();
                 buf.extend_from_slice(VOIDED_REPLY.as_bytes());
-                self.complete(&slot, RemoteErrorKind::Failed.status(), buf);
+                // Whether the callee took the request's objects is unknown: they are kept.
+                self.complete(&slot, RemoteErrorKind::Failed.status(), false, buf);
             }
             Then::Request { .. } => self.recycle_buffer(buf),
         }
     }
 
     /// Hands a reply to its caller.
-    pub(super) fn complete(&self, slot: &Slot, status: u16, body: Vec<u8>) {
+    pub(super) fn complete(&self, slot: &Slot, status: u16, untaken: bool, body: Vec<u8>) {
         {
             let mut reply = lock(&slot.reply);
             reply.status = status;
+            reply.untaken = untaken;
             reply.body = body;
         }
         slot.set(READY, &self.ctl);

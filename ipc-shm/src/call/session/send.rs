@@ -78,13 +78,14 @@ impl Shared {
     /// session's limit) the body is streamed, so `len_hint` must then be exact: a body of
     /// any other length is voided
     /// (see [`FLAG_VOID`]) and reported as an error. A panic in `encode` is resumed by
-    /// [`Unsent::into_error`], after the message is voided or dropped unsent.
+    /// [`Unsent::into_error`], after the message is voided or dropped unsent. Returns the ids
+    /// of the objects the message carried (none, nearly always: then without allocating).
     pub(super) fn send(
         self: &Arc<Self>,
         mut header: Header,
         len_hint: usize,
         encode: impl FnOnce(&mut Encoder<'_>) -> Result<(), CallError>,
-    ) -> Result<(), Unsent> {
+    ) -> Result<Vec<u64>, Unsent> {
         let _busy = Busy::enter();
         let mut guard = lock(&self.tx);
         if !guard.exported.is_empty() {
@@ -158,9 +159,12 @@ impl Shared {
         }
         match outcome {
             Ok(Ok(())) => {
-                // Sent: the peer holds these now.
-                tx.exported.clear();
-                Ok(())
+                // Sent: the peer holds these now, unless it answers that it took none.
+                if tx.exported.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    Ok(std::mem::take(&mut tx.exported))
+                }
             }
             Ok(Err(unsent)) => {
                 // The receiver never sees the message: take back what the encoder exported.
@@ -367,7 +371,7 @@ impl<'s> Records<'s> {
         let head = if self.sent == 0 {
             Header {
                 len: self.announced as u64,
-                flags: FLAG_MORE,
+                flags: self.header.flags | FLAG_MORE,
                 ..self.header
             }
         } else {

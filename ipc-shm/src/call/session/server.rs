@@ -13,6 +13,9 @@ pub(crate) struct ServerCall<'a> {
     /// Set when this thread keeps leadership while the method runs.
     pub(super) exec: Option<u64>,
     pub(super) replied: bool,
+    /// Decoding the arguments took a reference to one of the caller's objects: the response
+    /// goes without [`FLAG_UNTAKEN`].
+    pub(super) took_objects: bool,
     /// Why the method's last reply could not be encoded, when nothing of it went out.
     pub(super) unsent_reply: Option<String>,
     pub(super) interface: &'static str,
@@ -38,13 +41,17 @@ impl ServerCall<'_> {
         decode: impl FnOnce(&mut Decoder<'_>) -> Result<A, CallError>,
     ) -> Result<A, CallError> {
         let shared = self.shared;
+        let took = &mut self.took_objects;
         let result = match std::mem::replace(&mut self.args, Args::Taken) {
             Args::Ring { grant, len } => decode_body(&grant, len, shared, |dec| {
-                decode(dec).and_then(|v| dec.finish().map(|()| v))
+                let result = decode(dec).and_then(|v| dec.finish().map(|()| v));
+                *took |= dec.took_object();
+                result
             }),
             Args::Buffer(buf) => {
                 let mut dec = Decoder::from_vec(buf, shared);
                 let result = decode(&mut dec).and_then(|v| dec.finish().map(|()| v));
+                *took |= dec.took_object();
                 if let Some(buf) = dec.into_buffer() {
                     shared.recycle_buffer(buf);
                 }
@@ -87,11 +94,8 @@ impl ServerCall<'_> {
         if self.replied {
             return Err(CallError::failed("call answered twice"));
         }
-        match self
-            .shared
-            .send(Header::response(self.call, STATUS_OK, 0), len_hint, encode)
-        {
-            Ok(()) => {
+        match self.shared.send(self.response(STATUS_OK), len_hint, encode) {
+            Ok(_) => {
                 self.replied = true;
                 Ok(())
             }
@@ -119,11 +123,21 @@ impl ServerCall<'_> {
         }
         let message = &message.as_bytes()[..end];
         // A failure to send means the connection is gone; the caller learns that itself.
-        let _ = self.shared.send(
-            Header::response(self.call, kind.status(), 0),
-            message.len(),
-            |enc| enc.put_raw(message),
-        );
+        let _ = self
+            .shared
+            .send(self.response(kind.status()), message.len(), |enc| {
+                enc.put_raw(message)
+            });
+    }
+
+    /// The header of this call's response: with [`FLAG_UNTAKEN`] unless decoding the
+    /// arguments took an object (the caller then drops every object it sent us).
+    fn response(&self, status: u16) -> Header {
+        let mut header = Header::response(self.call, status, 0);
+        if !self.took_objects {
+            header.flags |= FLAG_UNTAKEN;
+        }
+        header
     }
 
     /// Answers the call if `dispatch` did not.

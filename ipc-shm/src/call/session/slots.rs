@@ -22,6 +22,8 @@ pub(super) struct Slot {
 
 pub(super) struct Reply {
     pub(super) status: u16,
+    /// The response's [`FLAG_UNTAKEN`](crate::call::wire::FLAG_UNTAKEN).
+    pub(super) untaken: bool,
     pub(super) body: Vec<u8>,
 }
 
@@ -52,6 +54,7 @@ impl Slots {
                         cv: Condvar::new(),
                         reply: Mutex::new(Reply {
                             status: 0,
+                            untaken: false,
                             body: Vec::new(),
                         }),
                     }),

@@ -301,8 +301,12 @@ impl Shared {
                 }
             }
             match then {
-                Then::Reply { slot, status } => {
-                    self.complete(&slot, status, buf);
+                Then::Reply {
+                    slot,
+                    status,
+                    untaken,
+                } => {
+                    self.complete(&slot, status, untaken, buf);
                     self.lend_lead();
                     drop(busy);
                     return None;
@@ -337,6 +341,7 @@ impl Shared {
                 lead,
                 exec: None,
                 replied: false,
+                took_objects: false,
                 unsent_reply: None,
                 interface: "",
             },
