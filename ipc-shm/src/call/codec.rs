@@ -15,7 +15,7 @@ use std::io;
 use std::sync::Arc;
 
 use super::error::CallError;
-use super::object::{Dispatch, RemoteObject};
+use super::object::{BOOTSTRAP, Dispatch, RemoteObject};
 use super::session::Shared;
 
 /// Writes a message body straight into the reserved ring record (a small message: into a
@@ -196,8 +196,11 @@ pub struct Decoder<'a> {
     src: Source<'a>,
     remaining: usize,
     session: Option<&'a Arc<Shared>>,
-    /// An object id was read, and a reference to it taken ([`Decoder::get_object`]).
-    took_object: bool,
+    /// A handle on each of the peer's objects read, a reference to it taken
+    /// ([`Decoder::get_object`]; the bootstrap, which counts nothing, left out). Held until
+    /// the decoder goes, so that none is released while the message may still turn out
+    /// voided (see [`Decoder::taken`]), whatever the decoding code drops meanwhile.
+    taken: Vec<RemoteObject>,
 }
 
 /// The shortest value [`Decoder::take_raw`] hands a gathered buffer over for.
@@ -214,10 +217,11 @@ enum Source<'a> {
     Read(&'a mut dyn Body),
 }
 
-/// A body read where it lies, in a ring record: for [`Decoder::from_reader`].
+/// A body read where it lies, in ring records: for [`Decoder::from_reader`].
 pub(crate) trait Body: io::Read {
     /// Appends the next `n` bytes to `out`, copied into its spare room without zeroing it
-    /// first. Fails, appending nothing, when fewer than `n` are left.
+    /// first. Fails when fewer than `n` are left (having appended some of them, perhaps:
+    /// the decoding fails anyway).
     fn append(&mut self, n: usize, out: &mut Vec<u8>) -> io::Result<()>;
 }
 
@@ -236,7 +240,7 @@ impl<'a> Decoder<'a> {
             remaining: bytes.len(),
             src: Source::Slice(bytes),
             session: None,
-            took_object: false,
+            taken: Vec::new(),
         }
     }
 
@@ -245,7 +249,7 @@ impl<'a> Decoder<'a> {
             remaining: bytes.len(),
             src: Source::Slice(bytes),
             session: Some(session),
-            took_object: false,
+            taken: Vec::new(),
         }
     }
 
@@ -256,7 +260,7 @@ impl<'a> Decoder<'a> {
             remaining: body.len(),
             src: Source::Owned { buf: body, at: 0 },
             session: Some(session),
-            took_object: false,
+            taken: Vec::new(),
         }
     }
 
@@ -278,7 +282,7 @@ impl<'a> Decoder<'a> {
             src: Source::Read(src),
             remaining: len,
             session: Some(session),
-            took_object: false,
+            taken: Vec::new(),
         }
     }
 
@@ -390,13 +394,20 @@ impl<'a> Decoder<'a> {
             "objects can only be received within a session",
         ))?;
         let object = session.import(id)?;
-        self.took_object = true;
+        if id != BOOTSTRAP {
+            self.taken.push(object.clone());
+        }
         Ok(object)
     }
 
     /// Whether [`Decoder::get_object`] took a reference to an object of the peer's.
     pub(crate) fn took_object(&self) -> bool {
-        self.took_object
+        !self.taken.is_empty()
+    }
+
+    /// Handles on the objects [`Decoder::get_object`] took a reference to.
+    pub(crate) fn taken(&mut self) -> Vec<RemoteObject> {
+        std::mem::take(&mut self.taken)
     }
 
     /// Checks that the whole body was consumed.

@@ -141,12 +141,17 @@
 //! another length, or whose encoder panics is ended early and voided (the reader drops it).
 //! A body longer than its hint is split as before: its first part goes into the first
 //! record and the rest into a reusable spill buffer sent as continuation records. The
-//! sender holds the send lock for all parts, so they are adjacent in the ring. The reader
-//! gathers the parts into a buffer bounded by [`SessionConfig::max_message_len`] and
-//! decodes from it; a value of 64 KiB or more that ends the message can take that buffer
-//! over instead of being copied out of it ([`Decoder::take_raw`]). Messages that are not
-//! split are decoded where they lie in the ring (a caller waiting while another thread
-//! reads decodes its reply from a copy).
+//! sender holds the send lock for all parts, so they are adjacent in the ring. The thread
+//! that reads a split message decodes it while its parts arrive when it is the message's
+//! consumer (a caller leader its own reply, a worker leader the arguments of the request it
+//! runs): a long value goes from its records straight into its own buffer, one copy, and
+//! the parts a decoder leaves are read past before anything else is. Any other split
+//! message (a reply for another caller, a request a caller leader queues for a worker) is
+//! gathered into a buffer bounded by [`SessionConfig::max_message_len`] and decoded from
+//! it; a value of 64 KiB or more that ends it can take that buffer over instead of being
+//! copied out of it ([`Decoder::take_raw`]). Messages that are not split are decoded where
+//! they lie in the ring (a caller waiting while another thread reads decodes its reply
+//! from a copy).
 //!
 //! # Objects
 //!

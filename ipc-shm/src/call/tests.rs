@@ -424,6 +424,27 @@ fn a_panicking_decoder_does_not_stall_the_session() {
     let listener: Arc<dyn Dispatch> = Arc::new(Listener { calc: calc.clone() });
     assert_eq!(calc.call::<_, u64>(NOTIFY, &(listener, 2u32)).unwrap(), 45);
     assert_eq!(calc.call::<_, u64>(ADD, &(1u64, 1u64)).unwrap(), 2);
+    // A reply in several parts, decoded as they arrive: the decoder panics after the
+    // first one, and the rest is read past all the same.
+    let data = vec![5u8; 500_000];
+    let panicking = calc.clone();
+    let sent = data.clone();
+    let outcome = std::thread::spawn(move || {
+        panicking.call_with(
+            ECHO,
+            sent.len() + 4,
+            |e| e.put(&sent),
+            |dec| -> Result<u64, CallError> {
+                dec.get_raw(&mut [0; 100])?;
+                panic!("decoder")
+            },
+        )
+    })
+    .join();
+    assert!(outcome.is_err(), "the panic reached its caller");
+    assert!(calc.call::<_, Vec<u8>>(ECHO, &data).unwrap() == data);
+    assert_eq!(calc.call::<_, u64>(ADD, &(1u64, 1u64)).unwrap(), 2);
+    assert!(!client.is_closed());
 }
 
 #[test]
@@ -712,21 +733,17 @@ fn values_larger_than_a_record_are_split() {
     }
 }
 
-/// A message over 256 KiB is streamed in parts even when one record could hold it, and a
-/// value that ends it can take over the buffer the parts were gathered into (`take_raw`
-/// gives the offset where the value starts in it); a shorter message, or bytes short of the
-/// end, cannot.
+/// A message over 256 KiB is streamed in parts even when one record could hold it. The
+/// caller reading its own reply decodes it while the parts arrive, a long value straight
+/// from its records into its own buffer, with no gathered buffer for `take_raw` to hand
+/// over; and so does the server its arguments (the echo checks them). Reads that stop
+/// inside a part go on from the rest of it.
 #[test]
-fn long_values_ending_a_message_keep_its_buffer() {
+fn long_values_are_decoded_while_their_parts_arrive() {
     let _w = watchdog(60);
-    for (client, _server, _) in [calc_pair(4 << 20), calc_pair_socket(4 << 20)] {
+    for (client, _server, world) in [calc_pair(4 << 20), calc_pair_socket(4 << 20)] {
         let calc = client.bootstrap();
-        for (len, kept) in [
-            (1usize << 20, true),
-            (300 << 10, true),
-            (1 << 10, false),
-            (100 << 10, false),
-        ] {
+        for len in [1usize << 20, 300 << 10, 1 << 10, 100 << 10] {
             let data: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
             let (taken, bytes) = calc
                 .call_with(
@@ -735,38 +752,71 @@ fn long_values_ending_a_message_keep_its_buffer() {
                     |enc| enc.put(&data),
                     |dec| {
                         let n = dec.get_len()?;
-                        if let Some((bytes, start)) = dec.take_raw(n) {
-                            // Nothing is left to read, and reading nothing still works.
-                            dec.get_raw(&mut [])?;
-                            assert_eq!(std::io::Read::read(dec, &mut [0; 4]).ok(), Some(0));
-                            return Ok((Some(start), bytes[start..].to_vec()));
-                        }
+                        let taken = dec.take_raw(n).is_some();
                         let mut bytes = Vec::new();
                         dec.append_raw(n, &mut bytes)?;
-                        Ok((None, bytes))
+                        // Nothing is left to read, and reading nothing still works.
+                        dec.get_raw(&mut [])?;
+                        assert_eq!(std::io::Read::read(dec, &mut [0; 4]).ok(), Some(0));
+                        Ok((taken, bytes))
                     },
                 )
                 .unwrap();
-            assert_eq!(taken, kept.then_some(4), "{len} bytes");
+            assert!(!taken, "{len} bytes");
             assert!(bytes == data, "{len} bytes");
-            // Not the whole rest: nothing taken, nothing consumed.
-            let (taken, first) = calc
+            // Byte by byte across the first part's end, then the rest in one go.
+            let bytes = calc
                 .call_with(
                     ECHO,
                     data.len() + 4,
                     |enc| enc.put(&data),
                     |dec| {
                         let n = dec.get_len()?;
-                        let taken = dec.take_raw(n - 1).is_some();
-                        let first = dec.get::<u8>()?;
-                        let mut rest = Vec::new();
-                        dec.append_raw(n - 1, &mut rest)?;
-                        Ok((taken, first))
+                        let mut bytes = vec![0; n.min(70_000)];
+                        for byte in bytes.iter_mut() {
+                            *byte = dec.get::<u8>()?;
+                        }
+                        dec.append_raw(n - bytes.len(), &mut bytes)?;
+                        Ok(bytes)
                     },
                 )
                 .unwrap();
-            assert_eq!((taken, first), (false, data[0]), "{len} bytes");
+            assert!(bytes == data, "{len} bytes");
         }
+        assert_eq!(world.echoes.load(Ordering::SeqCst), 8);
+        assert_eq!(calc.call::<_, u64>(ADD, &(2u64, 3u64)).unwrap(), 5);
+    }
+}
+
+/// A value that ends a message gathered into a buffer (a reply another thread read for its
+/// caller, a request queued for a worker) can take that buffer over: `take_raw` gives the
+/// offset where the value starts in it. A shorter value, or bytes short of the end, cannot.
+#[test]
+fn long_values_ending_a_gathered_message_keep_its_buffer() {
+    let (client, _server, _) = calc_pair(1 << 16);
+    let shared = client.shared();
+    for (len, kept) in [(1usize << 20, true), (64 << 10, true), (1 << 10, false)] {
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+        let mut body = vec![9; 3];
+        body.extend_from_slice(&data);
+        let mut dec = Decoder::from_vec(body.clone(), shared);
+        dec.get_raw(&mut [0; 3]).unwrap();
+        match dec.take_raw(len) {
+            Some((buf, start)) => {
+                assert!(kept, "{len} bytes");
+                assert_eq!(start, 3);
+                assert!(buf[start..] == data[..], "{len} bytes");
+                // Nothing is left to read, and reading nothing still works.
+                dec.get_raw(&mut []).unwrap();
+                assert_eq!(std::io::Read::read(&mut dec, &mut [0; 4]).ok(), Some(0));
+            }
+            None => assert!(!kept, "{len} bytes"),
+        }
+        // Not the whole rest: nothing taken, nothing consumed.
+        let mut dec = Decoder::from_vec(body, shared);
+        dec.get_raw(&mut [0; 3]).unwrap();
+        assert!(dec.take_raw(len - 1).is_none());
+        assert_eq!(dec.get::<u8>().unwrap(), data[0]);
     }
 }
 
@@ -832,7 +882,7 @@ fn the_smallest_ring_splits_everything() {
 fn streamed_messages_that_break_their_length_are_voided() {
     let _w = watchdog(120);
     let big = 200_000usize;
-    for (client, _server, world) in [calc_pair(1 << 16), calc_pair_socket(1 << 16)] {
+    for (client, server, world) in [calc_pair(1 << 16), calc_pair_socket(1 << 16)] {
         let calc = client.bootstrap();
         // Each request is an `ECHO` of `big` bytes (a `u32` count, then the bytes).
         for (written, fail, reason) in [
@@ -900,8 +950,35 @@ fn streamed_messages_that_break_their_length_are_voided() {
         assert_eq!(
             world.echoes.load(Ordering::SeqCst),
             1,
-            "voided requests never run"
+            "the arguments of voided requests never decode"
         );
+        // A voided request whose object the server took before the void came: the client
+        // took it back itself, so the server must not release it (which would close the
+        // connection as a release of an unknown object).
+        let before = client.exported_objects();
+        let listener: Arc<dyn Dispatch> = Arc::new(Listener { calc: calc.clone() });
+        let err = calc
+            .call_with(
+                NOTIFY,
+                12 + big,
+                |enc| {
+                    enc.put_object(listener)?;
+                    enc.put(&0u32)?;
+                    enc.put_raw(&vec![1; big / 2])
+                },
+                |dec| dec.get::<u64>(),
+            )
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            CallError::failed("message encoded to 100012 bytes, 200012 announced").to_string()
+        );
+        assert_eq!(client.exported_objects(), before);
+        eventually("the server holds no handle", || {
+            server.imported_objects() == 0
+        });
+        assert_eq!(calc.call::<_, u64>(ADD, &(2u64, 3u64)).unwrap(), 5);
+        assert!(!client.is_closed());
 
         // Replies, streamed (longer than a record) or not. A streamed reply is voided; when
         // nothing went out, the server answers with the error instead.
@@ -996,9 +1073,15 @@ fn objects_of_a_refused_call_are_dropped() {
         let calc = client.bootstrap();
         let before = client.exported_objects();
         // Unknown method, a panic before the arguments are read, arguments that do not
-        // decode (`FAIL` takes none) and, with a body split over several records, an
-        // unknown method again.
-        for (method, filler) in [(99, 0), (PANIC, 0), (FAIL, 0), (99, 200_000)] {
+        // decode (`FAIL` takes none) and, with a body split over several records (left
+        // unread in the ring), an unknown method and a panic again.
+        for (method, filler) in [
+            (99, 0),
+            (PANIC, 0),
+            (FAIL, 0),
+            (99, 200_000),
+            (PANIC, 200_000),
+        ] {
             let listener: Arc<dyn Dispatch> = Arc::new(Listener { calc: calc.clone() });
             let weak = Arc::downgrade(&listener);
             let refused = calc.call_with(

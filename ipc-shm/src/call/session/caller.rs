@@ -122,10 +122,39 @@ impl Shared {
         (result, untaken)
     }
 
+    /// Decodes the reply to the leader's own call `call`, split over several records, while
+    /// its parts arrive; `first` holds the first part, and goes back to `slot` for reuse.
+    fn decode_parts<R>(
+        self: &Arc<Self>,
+        rx: &mut Receiver,
+        call: u64,
+        len: usize,
+        first: Vec<u8>,
+        slot: &Slot,
+        decode: impl FnOnce(&mut Decoder<'_>) -> Result<R, CallError>,
+    ) -> Result<R, CallError> {
+        let mut decoded = Parts::new(self, rx, call, len, first).decode(len, decode);
+        if decoded.buffer.capacity() <= KEEP_BUFFER {
+            decoded.buffer.clear();
+            lock(&slot.reply).body = decoded.buffer;
+        }
+        match decoded.value {
+            Ok(Some(result)) => result,
+            Ok(None) => {
+                tracing::warn!(session = %self.name, "the peer could not finish a reply");
+                Err(CallError::Remote {
+                    kind: RemoteErrorKind::Failed,
+                    message: VOIDED_REPLY.into(),
+                })
+            }
+            Err(f) => Err(self.fail(f)),
+        }
+    }
+
     /// Leads until the reply to the call of `guard` is in: decodes it straight from the
-    /// ring when it comes as one record (a small one from a copy on the stack), then hands
-    /// leadership on, freeing the call's slot under the same lock. (A reply gathered from
-    /// several records is decoded from the slot like a follower's, and `guard` frees it.)
+    /// ring, where it lies when it comes as one record (a small one from a copy on the
+    /// stack), else while its parts arrive; then hands leadership on, freeing the call's
+    /// slot under the same lock.
     pub(super) fn lead_for<R>(
         self: &Arc<Self>,
         guard: &SlotGuard<'_>,
@@ -172,6 +201,21 @@ impl Shared {
                 Ok(Event::Request { .. }) => unreachable!("callers queue requests for workers"),
                 Err(f) => break Some((Err(self.fail(f)), false)),
             };
+            if let Then::Reply {
+                slot,
+                status,
+                untaken,
+            } = &then
+                && part_call == call
+            {
+                let (status, untaken) = (*status, *untaken);
+                let decode = decode.take().expect("the reply is decoded once");
+                let result = self.decode_parts(rx, call, len, buf, slot, |dec| {
+                    finish_reply(status, len, dec, decode)
+                });
+                lead.done = Some(guard.hand_over());
+                break Some((result, untaken));
+            }
             if let Err(f) = self.finish_partial(rx, part_call, len, buf, then) {
                 break Some((Err(self.fail(f)), false));
             }

@@ -16,6 +16,7 @@
 mod caller;
 mod guards;
 mod objects;
+mod parts;
 mod reader;
 mod send;
 mod server;
@@ -43,6 +44,7 @@ use crate::wait::{Spinner, WaitPolicy};
 
 use guards::*;
 pub(crate) use objects::Imported;
+use parts::{Ending, Parts};
 use reader::*;
 use send::{Fate, Unsent};
 pub(crate) use server::ServerCall;

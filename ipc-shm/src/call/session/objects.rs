@@ -64,6 +64,18 @@ impl Shared {
         Ok(RemoteObject { inner })
     }
 
+    /// Takes back the reference to each of `taken` that a message counted, which its
+    /// sender then voided: the sender took the objects back itself, so they are not to be
+    /// released.
+    pub(super) fn forget(taken: &[RemoteObject]) {
+        for object in taken {
+            let _ = object
+                .inner
+                .receipts
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| r.checked_sub(1));
+        }
+    }
+
     pub(super) fn queue_release(self: &Arc<Self>, id: ObjectId, count: u64) {
         lock(&self.releases).push((id, count));
         self.releases_queued.store(true, Ordering::Release);
@@ -151,16 +163,14 @@ impl Imported {
 impl Drop for Imported {
     fn drop(&mut self) {
         let receipts = *self.receipts.get_mut();
-        if receipts == 0 {
-            return;
-        }
-        {
+        if self.id != BOOTSTRAP {
             let mut map = lock(&self.shared.imports);
             if map.get(&self.id).is_some_and(|w| w.strong_count() == 0) {
                 map.remove(&self.id);
             }
         }
-        if !self.shared.closed.load(Ordering::Acquire) {
+        // None when every reference received was taken back (`forget`).
+        if receipts != 0 && !self.shared.closed.load(Ordering::Acquire) {
             self.shared.queue_release(self.id, receipts);
         }
     }

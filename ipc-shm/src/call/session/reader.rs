@@ -110,6 +110,9 @@ pub(crate) enum Args<'g> {
     Ring { grant: RxGrant<'g>, len: usize },
     /// Copied out of the ring.
     Buffer(Vec<u8>),
+    /// Split over several records, the first one's part copied out, the rest in the ring;
+    /// this thread leads.
+    Parts { parts: Parts<'g>, len: usize },
     /// Already decoded.
     Taken,
 }
@@ -166,7 +169,10 @@ impl Shared {
                 };
                 let mut buf = std::mem::take(&mut lock(&slot.reply).body);
                 buf.clear();
-                reserve_message(&mut buf, len, more);
+                if own != Some(call) {
+                    // (The leader's own reply is decoded while its parts arrive: `Parts`.)
+                    reserve_message(&mut buf, len, more);
+                }
                 copy_part(&grant, &mut buf);
                 drop(grant);
                 if more {
@@ -204,7 +210,11 @@ impl Shared {
                     });
                 }
                 let mut buf = self.take_buffer();
-                reserve_message(&mut buf, len, more);
+                if !run_requests {
+                    // (A worker leader decodes the arguments while their parts arrive:
+                    // `Parts`.)
+                    reserve_message(&mut buf, len, more);
+                }
                 copy_part(&grant, &mut buf);
                 drop(grant);
                 if more {
@@ -272,37 +282,54 @@ impl Shared {
         len: usize,
         buf: &mut Vec<u8>,
     ) -> Result<bool, Fatal> {
-        let void = loop {
+        while buf.len() < len {
             let grant = rx.recv()?;
-            let header = grant
-                .read_obj::<Header>(0)
-                .ok_or_else(|| protocol("record shorter than a header"))?;
-            let Record::Continuation {
-                call: c,
-                more,
-                void,
-            } = header
-                .parse(grant.len(), self.max_message as u64)
-                .map_err(|e| protocol(e.0))?
-            else {
-                return Err(protocol("message interrupted before its last part"));
-            };
-            if c != call {
-                return Err(protocol("continuation of another call"));
-            }
-            if buf.len() + (grant.len() - HEADER_LEN) > len {
-                return Err(protocol("message longer than announced"));
+            if self.check_part(&grant, call, len - buf.len())?.is_none() {
+                return Ok(true);
             }
             copy_part(&grant, buf);
-            if !more {
-                break void;
-            }
+        }
+        Ok(false)
+    }
+
+    /// Checks `grant`, the next record of the split message `call`, of which `unread` body
+    /// bytes are still to come. Returns the body bytes of this part, or `None` when it
+    /// voids the message: its sender gave up on the rest, which then never comes.
+    pub(super) fn check_part(
+        &self,
+        grant: &RxGrant<'_>,
+        call: u64,
+        unread: usize,
+    ) -> Result<Option<usize>, Fatal> {
+        let header = grant
+            .read_obj::<Header>(0)
+            .ok_or_else(|| protocol("record shorter than a header"))?;
+        let Record::Continuation {
+            call: c,
+            more,
+            void,
+        } = header
+            .parse(grant.len(), self.max_message as u64)
+            .map_err(|e| protocol(e.0))?
+        else {
+            return Err(protocol("message interrupted before its last part"));
         };
-        // A voided message may end early: its sender gave up on the rest.
-        if buf.len() != len && !void {
+        if c != call {
+            return Err(protocol("continuation of another call"));
+        }
+        // Every part carries a byte at least, so one that leaves nothing for a next is
+        // as long as one that runs past the announced length.
+        let part = grant.len() - HEADER_LEN;
+        if part > unread || more && part == unread {
+            return Err(protocol("message longer than announced"));
+        }
+        if void {
+            return Ok(None);
+        }
+        if !more && part < unread {
             return Err(protocol("message shorter than announced"));
         }
-        Ok(void)
+        Ok(Some(part))
     }
 
     /// Gathers the rest of a split message, then delivers it (caller leaders only: a worker
@@ -379,7 +406,7 @@ impl Shared {
 }
 
 /// What the caller of a call whose reply was voided learns.
-const VOIDED_REPLY: &str = "the peer could not finish its reply";
+pub(super) const VOIDED_REPLY: &str = "the peer could not finish its reply";
 
 /// Makes room in `buf` for a message of `len` bytes that comes in several records (`more`)
 /// before gathering it, so that it is not copied again as the buffer grows. `len` is the

@@ -16,6 +16,9 @@ pub(crate) struct ServerCall<'a> {
     /// Decoding the arguments took a reference to one of the caller's objects: the response
     /// goes without [`FLAG_UNTAKEN`].
     pub(super) took_objects: bool,
+    /// The caller voided its request while sending it (see
+    /// [`FLAG_VOID`](crate::call::wire::FLAG_VOID)): it has had its answer, and gets none.
+    pub(super) voided: bool,
     /// Why the method's last reply could not be encoded, when nothing of it went out.
     pub(super) unsent_reply: Option<String>,
     pub(super) interface: &'static str,
@@ -42,6 +45,7 @@ impl ServerCall<'_> {
     ) -> Result<A, CallError> {
         let shared = self.shared;
         let took = &mut self.took_objects;
+        let voided = &mut self.voided;
         let result = match std::mem::replace(&mut self.args, Args::Taken) {
             Args::Ring { grant, len } => decode_body(&grant, len, shared, |dec| {
                 let result = decode(dec).and_then(|v| dec.finish().map(|()| v));
@@ -56,6 +60,21 @@ impl ServerCall<'_> {
                     shared.recycle_buffer(buf);
                 }
                 result
+            }
+            Args::Parts { parts, len } => {
+                let decoded = parts.decode(len, |dec| {
+                    decode(dec).and_then(|v| dec.finish().map(|()| v))
+                });
+                *took |= decoded.took_objects;
+                shared.recycle_buffer(decoded.buffer);
+                match decoded.value {
+                    Ok(Some(result)) => result,
+                    Ok(None) => {
+                        *voided = true;
+                        Err(CallError::failed(VOIDED_REQUEST))
+                    }
+                    Err(f) => Err(shared.fail(f)),
+                }
             }
             Args::Taken => decode(&mut Decoder::new(&[])),
         };
@@ -76,8 +95,22 @@ impl ServerCall<'_> {
     }
 
     fn release_ring_now(&mut self) {
-        if let Args::Buffer(buf) = std::mem::replace(&mut self.args, Args::Taken) {
-            self.shared.recycle_buffer(buf);
+        match std::mem::replace(&mut self.args, Args::Taken) {
+            Args::Buffer(buf) => self.shared.recycle_buffer(buf),
+            Args::Parts { parts, .. } => {
+                // Arguments the method did not read: their parts are read past (before
+                // leadership moves on), as they arrive.
+                let (ending, buf) = parts.finish();
+                self.shared.recycle_buffer(buf);
+                match ending {
+                    Ok(Ending::Whole) => {}
+                    Ok(Ending::Voided) => self.voided = true,
+                    Err(f) => {
+                        self.shared.fail(f);
+                    }
+                }
+            }
+            Args::Ring { .. } | Args::Taken => {}
         }
         if let Some(busy) = self.lead.take() {
             self.exec = self.shared.lend_lead();
@@ -91,6 +124,9 @@ impl ServerCall<'_> {
         encode: impl FnOnce(&mut Encoder<'_>) -> Result<(), CallError>,
     ) -> Result<(), CallError> {
         self.release_ring();
+        if self.voided {
+            return Err(CallError::failed(VOIDED_REQUEST));
+        }
         if self.replied {
             return Err(CallError::failed("call answered twice"));
         }
@@ -117,6 +153,9 @@ impl ServerCall<'_> {
     pub(super) fn reply_error(&mut self, kind: RemoteErrorKind, message: &str) {
         self.release_ring();
         self.replied = true;
+        if self.voided {
+            return;
+        }
         let mut end = message.len().min(MAX_ERROR_MESSAGE);
         while !message.is_char_boundary(end) {
             end -= 1;
@@ -143,6 +182,9 @@ impl ServerCall<'_> {
     /// Answers the call if `dispatch` did not.
     pub(super) fn finish(&mut self, result: Result<(), CallError>) {
         self.release_ring();
+        if self.voided {
+            return;
+        }
         match (result, self.replied) {
             (Ok(()), false) => match self.unsent_reply.take() {
                 // The method's reply failed to encode and it went on as if it had not.
@@ -173,6 +215,9 @@ impl ServerCall<'_> {
         }
     }
 }
+
+/// What a method that reads or answers a request its caller voided learns.
+const VOIDED_REQUEST: &str = "the caller could not finish its request";
 
 impl Drop for ServerCall<'_> {
     fn drop(&mut self) {

@@ -283,41 +283,37 @@ impl Shared {
                     break;
                 }
             };
-            match self.gather(rx, call, len, &mut buf) {
-                Ok(false) => {}
-                Ok(true) => {
-                    let reply = matches!(then, Then::Reply { .. });
-                    self.discard(then, buf);
-                    if !reply {
-                        continue;
-                    }
-                    self.lend_lead();
-                    drop(busy);
-                    return None;
+            let (slot, status, untaken) = match then {
+                Then::Request { object, method } => {
+                    // Run as its arguments arrive, decoded straight out of their records.
+                    let parts = Parts::new(self, rx, call, len, buf);
+                    let args = Args::Parts { parts, len };
+                    return self.serve(object, &mut self.incoming(call, method, args, Some(busy)));
                 }
+                Then::Reply {
+                    slot,
+                    status,
+                    untaken,
+                } => (slot, status, untaken),
+            };
+            match self.gather(rx, call, len, &mut buf) {
+                Ok(false) => self.complete(&slot, status, untaken, buf),
+                Ok(true) => self.discard(
+                    Then::Reply {
+                        slot,
+                        status,
+                        untaken,
+                    },
+                    buf,
+                ),
                 Err(f) => {
                     self.fail(f);
                     break;
                 }
             }
-            match then {
-                Then::Reply {
-                    slot,
-                    status,
-                    untaken,
-                } => {
-                    self.complete(&slot, status, untaken, buf);
-                    self.lend_lead();
-                    drop(busy);
-                    return None;
-                }
-                Then::Request { object, method } => {
-                    return self.serve(
-                        object,
-                        &mut self.incoming(call, method, Args::Buffer(buf), Some(busy)),
-                    );
-                }
-            }
+            self.lend_lead();
+            drop(busy);
+            return None;
         }
         self.give_up_lead();
         None
@@ -342,6 +338,7 @@ impl Shared {
                 exec: None,
                 replied: false,
                 took_objects: false,
+                voided: false,
                 unsent_reply: None,
                 interface: "",
             },
