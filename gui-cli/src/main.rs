@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 use crate::backend::{LinkOptions, Mode, NodeLink};
 use crate::commands::{CliError, Command, Context};
-use crate::options::{Invocation, Options};
+use crate::options::{CliExit, Options, one_line};
 
 /// The exit status when the reader of stdout has gone (`EPIPE`, as in `... | head -1`):
 /// 128 + SIGPIPE, what a shell reports for bitcoin-cli and the Unix tools, which SIGPIPE
@@ -26,14 +26,13 @@ use crate::options::{Invocation, Options};
 const BROKEN_PIPE_STATUS: u8 = 141;
 
 fn main() -> ExitCode {
-    let outcome = match Options::parse_from_core(std::env::args_os()) {
-        Ok(Invocation::Run(options)) => match run(&options) {
+    let outcome = match Options::parse_core(std::env::args_os()) {
+        Ok(options) => match run(&options) {
             Ok(printed) => printed.map_err(Failure::Output),
             Err(e) => Err(Failure::Cli(e)),
         },
-        Ok(Invocation::Help) => print(&options::help()).map_err(Failure::Output),
-        Ok(Invocation::Version) => print(&options::version()).map_err(Failure::Output),
-        Err(e) => Err(Failure::Options(e)),
+        Err(CliExit::Info(text)) => print(&text).map_err(Failure::Output),
+        Err(CliExit::Invalid(line)) => Err(Failure::Options(line)),
     };
     let line = match outcome {
         Ok(()) => return ExitCode::SUCCESS,
@@ -41,40 +40,28 @@ fn main() -> ExitCode {
             return ExitCode::from(BROKEN_PIPE_STATUS);
         }
         Err(Failure::Output(e)) => format!("error: cannot write the result: {e}"),
-        Err(Failure::Options(e)) => format!("error: {e} (see --help)"),
+        Err(Failure::Options(line)) => format!("error: {line} (see --help)"),
         Err(Failure::Cli(e)) => e.to_string(),
     };
-    // One line whatever the user typed: control characters are written as escapes.
-    let line: String = line
-        .chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect();
     // Nowhere is left to report a stderr that cannot be written to.
-    let _ = writeln!(io::stderr().lock(), "{line}");
+    let _ = writeln!(io::stderr().lock(), "{}", one_line(&line));
     ExitCode::FAILURE
 }
 
 /// Why `bitcoin-gui` fails.
 enum Failure {
-    /// The command line.
-    Options(options::OptionsError),
+    /// The command line, in one line.
+    Options(String),
     /// The command, or reaching the node.
     Cli(CliError),
     /// Writing the result to stdout.
     Output(io::Error),
 }
 
-/// Writes `text` and a newline to stdout, and flushes it.
+/// Writes `text` to stdout, and flushes it.
 fn print(text: &str) -> io::Result<()> {
     let mut out = io::stdout().lock();
     out.write_all(text.as_bytes())?;
-    out.write_all(b"\n")?;
     out.flush()
 }
 
@@ -102,7 +89,7 @@ fn run(options: &Options) -> Result<io::Result<()>, CliError> {
     };
     // `help` needs no node.
     if let Some(outcome) = command.as_ref().and_then(Command::run_without_node) {
-        return Ok(print(&outcome?.to_string()));
+        return Ok(print(&format!("{}\n", outcome?)));
     }
     let datadir = options.datadir().map_err(CliError::Other)?;
     let link = NodeLink::open(&LinkOptions {
@@ -121,7 +108,7 @@ fn run(options: &Options) -> Result<io::Result<()>, CliError> {
         Some(command) => {
             // Written while the link is up, as before; it is closed (and a spawned node
             // reaped) when `link` drops, whether or not the write succeeded.
-            Ok(print(&command.run(&ctx)?.to_string()))
+            Ok(print(&format!("{}\n", command.run(&ctx)?)))
         }
         None => ui::run(&link, ctx).map(Ok).map_err(CliError::Other),
     }

@@ -8,8 +8,8 @@ use clap::Parser;
 
 use crate::store::DEFAULT_WALLET;
 
-/// Core's command-line conventions, shared with `bitcoin-node` (which does not link the
-/// wallet, nor the wallet the node).
+/// Core's command-line rules, shared with `bitcoin-node` and `bitcoin-gui` (the wallet
+/// links neither).
 #[path = "../../node/src/core_args.rs"]
 mod core_args;
 
@@ -55,6 +55,9 @@ pub struct Args {
     #[arg(long)]
     pub printtoconsole: bool,
 }
+
+/// Read by Core's rules, with clap's help.
+impl core_args::CoreArgs for Args {}
 
 impl Args {
     /// Parses Core-style arguments, the program name first: `-datadir=DIR` (or
@@ -154,10 +157,10 @@ mod tests {
             Err(CliExit::Invalid(line)) => line,
             other => panic!("{args:?} gave {other:?}"),
         };
-        assert_eq!(invalid(&["-bogus"]), "unknown option -bogus (see -help)");
+        assert_eq!(invalid(&["-bogus"]), "unknown option -bogus");
         assert_eq!(
             invalid(&["info"]),
-            "unexpected argument \"info\": bitcoin-wallet takes no commands, only options (see -help)"
+            "unexpected argument \"info\": bitcoin-wallet takes no commands, only options"
         );
         let line = invalid(&["-ipcfd=3", "-ipcconnect"]);
         assert!(line.contains("'-ipcconnect[=<ADDRESS>]'"), "{line}");

@@ -108,7 +108,7 @@ fn options_take_cores_spellings_and_are_named_as_typed() {
     let line = error_line(&run(dir.path(), &["-printtoconsole=maybe"]));
     assert_eq!(
         line,
-        "Error: invalid value \"maybe\" for -printtoconsole: expected 1 or 0"
+        "Error: invalid value in -printtoconsole=maybe: -printtoconsole is a switch, on as -printtoconsole or -printtoconsole=1, off as -printtoconsole=0 (see -help)"
     );
     // Flags as -flag=1 and -flag=0 get as far as looking for the node.
     for flags in [

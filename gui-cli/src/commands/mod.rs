@@ -56,14 +56,14 @@ impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CliError::Rpc { code, message } => write!(f, "error code: {code}: {message}"),
-            CliError::Other(e) => write!(f, "error: {}", one_line(e)),
+            CliError::Other(e) => write!(f, "error: {}", with_causes(e)),
         }
     }
 }
 
-/// An error and its causes on one line, `outer: inner: ...`, leaving out a cause whose
-/// text its parent already includes (some errors print their source in their own text).
-fn one_line(e: &anyhow::Error) -> String {
+/// An error and its causes, `outer: inner: ...`, leaving out a cause whose text its parent
+/// already includes (some errors print their source in their own text).
+fn with_causes(e: &anyhow::Error) -> String {
     let mut line = String::new();
     let mut parent = String::new();
     for cause in e.chain() {
