@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::fs::{File, OpenOptions, TryLockError};
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use interfaces::Init;
 use interfaces::remote::InitProxy;
 use ipc_shm::call::{Session, SessionConfig};
 use ipc_shm::handshake::HandshakeError;
-use ipc_shm::{Config, ConnectError, Endpoint, SpawnedChild, Transport};
+use ipc_shm::{Config, ConnectError, Endpoint, SpawnOptions, SpawnedChild, Transport};
 
 /// The node executable started in spawn mode, looked up beside our own.
 const NODE_EXE: &str = "bitcoin-node";
@@ -70,8 +71,12 @@ impl NodeLink {
                 if opts.printtoconsole {
                     args.push("-printtoconsole".into());
                 }
-                let (child, connection) = ipc_shm::spawn(NODE_EXE, &args, &config)
-                    .map_err(|e| spawn_error(opts.datadir, e))?;
+                // The node's stderr is ours to read until it has answered: a node that stops
+                // as it starts gets its reason into our one line instead of a line of its own.
+                let mut spawn = SpawnOptions::default();
+                spawn.capture_stderr = true;
+                let (child, connection) = ipc_shm::spawn_with(NODE_EXE, &args, &config, &spawn)
+                    .map_err(|e| spawn_error(opts, e))?;
                 (connection, Mode::Spawned { pid: child.pid() }, Some(child))
             }
         };
@@ -164,18 +169,98 @@ fn check_datadir(datadir: &Path) -> anyhow::Result<()> {
 }
 
 /// The error of a node that could not be spawned. One that stopped before it answered the
-/// handshake has printed its own error: ours then points at it and at its log.
-fn spawn_error(datadir: &Path, e: ipc_shm::Error) -> anyhow::Error {
+/// handshake has written why to its stderr, which we captured: our line gives its reason and
+/// points at its log. (With `-printtoconsole` the lines before its reason, its log, are
+/// passed on first.)
+fn spawn_error(opts: &LinkOptions<'_>, e: ipc_shm::Error) -> anyhow::Error {
+    let log = chain_dir(opts.datadir).join("debug.log");
     match e {
-        // It hung up before reading our hello (our write failed) or before answering it.
-        ipc_shm::Error::Disconnected
-        | ipc_shm::Error::Handshake(HandshakeError::Truncated { received: 0, .. }) => anyhow!(
+        ipc_shm::Error::Connect(ConnectError::ChildExited {
+            status,
+            stderr,
+            error,
+            ..
+        }) => {
+            let text = String::from_utf8_lossy(&stderr);
+            match node_reason(&text) {
+                Some((index, reason)) => {
+                    if opts.printtoconsole {
+                        echo_lines_but(&text, index);
+                    }
+                    anyhow!(
+                        "{NODE_EXE} stopped as it started: {reason} (see {})",
+                        log.display()
+                    )
+                }
+                // Nothing said: a signal, or a handshake it refused without a word.
+                None if stopped_as_it_started(&error) => anyhow!(
+                    "{NODE_EXE} stopped as it started ({status}; see {})",
+                    log.display()
+                ),
+                None => anyhow!(*error).context(format!(
+                    "{NODE_EXE} stopped as it started ({status}; see {})",
+                    log.display()
+                )),
+            }
+        }
+        // It hung up without exiting (it was then killed, and its stderr passed on).
+        e if stopped_as_it_started(&e) => anyhow!(
             "{NODE_EXE} stopped as it started (see its error above, or {})",
-            chain_dir(datadir).join("debug.log").display()
+            log.display()
         ),
         e => anyhow!(e).context(format!(
             "cannot start {NODE_EXE} with -ipcfd (it must sit beside bitcoin-gui and serve IPC)"
         )),
+    }
+}
+
+/// Whether the handshake failed because the node hung up before reading our hello (our write
+/// failed) or before answering it.
+fn stopped_as_it_started(e: &ipc_shm::Error) -> bool {
+    matches!(
+        e,
+        ipc_shm::Error::Disconnected
+            | ipc_shm::Error::Handshake(HandshakeError::Truncated { received: 0, .. })
+    )
+}
+
+/// The node's reason in what it wrote to stderr, and the index of its line: the last line
+/// that starts with `Error: ` (the node's one line, after its log when it logs to the
+/// console), without that prefix; else the last line that is neither blank nor a `note: `
+/// (the hint after a panic's message).
+fn node_reason(stderr: &str) -> Option<(usize, &str)> {
+    // Each line that says something: its index, its words, whether they follow `Error:`.
+    let said: Vec<(usize, &str, bool)> = stderr
+        .lines()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            let line = line.trim();
+            let (words, error) = match line.strip_prefix("Error:") {
+                Some(reason) => (reason.trim(), true),
+                None => (line, false),
+            };
+            (!words.is_empty()).then_some((i, words, error))
+        })
+        .collect();
+    said.iter()
+        .rev()
+        .find(|(_, _, error)| *error)
+        .or_else(|| {
+            said.iter()
+                .rev()
+                .find(|(_, words, _)| !words.starts_with("note: "))
+        })
+        .map(|&(i, words, _)| (i, words))
+}
+
+/// Writes every line of `text` but the one at `skip` to our stderr (the node's log, when it
+/// logs to the console); a stderr that cannot be written to loses them.
+fn echo_lines_but(text: &str, skip: usize) {
+    let mut err = std::io::stderr().lock();
+    for (i, line) in text.lines().enumerate() {
+        if i != skip {
+            let _ = writeln!(err, "{line}");
+        }
     }
 }
 
@@ -196,5 +281,33 @@ fn session_config() -> SessionConfig {
     SessionConfig {
         name: "bitcoin-gui".to_owned(),
         ..SessionConfig::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::node_reason;
+
+    #[test]
+    fn the_nodes_reason_is_its_error_line_else_its_last_words() {
+        assert_eq!(
+            node_reason("Error: database error: corrupt\n"),
+            Some((0, "database error: corrupt"))
+        );
+        // After its log, with -printtoconsole.
+        assert_eq!(
+            node_reason("2026 INFO starting\n2026 ERROR bad\nError: bad\n\n"),
+            Some((2, "bad"))
+        );
+        // A panic: its message, not the hint after it.
+        assert_eq!(
+            node_reason(
+                "thread 'main' panicked at src/main.rs:1:1:\nboom\nnote: run with \
+                 `RUST_BACKTRACE=1` environment variable to display a backtrace\n"
+            ),
+            Some((1, "boom"))
+        );
+        assert_eq!(node_reason(""), None);
+        assert_eq!(node_reason("\n  \nError: \n"), None);
     }
 }

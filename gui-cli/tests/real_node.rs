@@ -209,31 +209,73 @@ fn spawn_mode_on_a_running_nodes_datadir_says_so_in_one_line() {
 }
 
 /// A spawned node that stops as it starts for a reason bitcoin-gui does not check first
-/// (here its database is a directory) has printed its error; bitcoin-gui's line points at
-/// it and at its log, instead of reporting a failed handshake.
+/// (here its database is a directory) has its reason in bitcoin-gui's one line, which points
+/// at its log; the node's own line is not printed besides. With `-printtoconsole` its log
+/// lines are passed on, and the one error line is still ours, last.
 #[test]
-fn a_node_that_stops_as_it_starts_is_pointed_at() {
+fn a_node_that_stops_as_it_starts_gets_one_line_with_its_reason() {
     node_exe();
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("regtest").join("chainstate.redb")).unwrap();
-    let out = run(
-        gui_exe(),
-        &[
-            &format!("-datadir={}", dir.path().display()),
-            "getblockcount",
-        ],
-    );
+    let datadir = format!("-datadir={}", dir.path().display());
+    let ours = |stderr: &str| {
+        let prefix = "error: bitcoin-node stopped as it started: ";
+        let suffix = format!(
+            " (see {})",
+            dir.path().join("regtest").join("debug.log").display()
+        );
+        let line = stderr.lines().last().unwrap_or_default().to_owned();
+        let reason = line
+            .strip_prefix(prefix)
+            .and_then(|l| l.strip_suffix(&suffix))
+            .unwrap_or_else(|| panic!("not our line: {stderr}"));
+        // The node's own words: the database it could not open is a directory.
+        assert!(reason.contains("Is a directory"), "{stderr}");
+        assert!(!reason.contains("handshake"), "{stderr}");
+    };
+
+    let out = run(gui_exe(), &[&datadir, "getblockcount"]);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    ours(&stderr);
+
+    let out = run(gui_exe(), &[&datadir, "-printtoconsole", "getblockcount"]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 2, "{stderr}");
-    // The node's own error, whatever its words; then ours.
-    assert!(!lines[0].contains("handshake"), "{stderr}");
-    assert_eq!(
-        lines[1],
-        format!(
-            "error: bitcoin-node stopped as it started (see its error above, or {})",
-            dir.path().join("regtest").join("debug.log").display()
-        )
+    ours(&stderr);
+    // The node's log, passed on; but no line of its own for its error.
+    assert!(
+        stderr.lines().any(|l| l.contains("ERROR bitcoin_node")),
+        "{stderr}"
+    );
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.to_lowercase().starts_with("error"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+}
+
+/// What a node spawned by bitcoin-gui writes to stderr once it has answered (here its log,
+/// with `-printtoconsole`) reaches bitcoin-gui's stderr, down to its last line as it exits.
+#[test]
+fn a_spawned_nodes_stderr_after_start_reaches_ours() {
+    node_exe();
+    let dir = tempfile::tempdir().unwrap();
+    let datadir = format!("-datadir={}", dir.path().display());
+    let out = run(gui_exe(), &[&datadir, "-printtoconsole", "getblockcount"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "0\n");
+    for line in [
+        "bitcoin_node: bitcoin-node ready",
+        "bitcoin_node: shutdown done",
+    ] {
+        assert!(stderr.contains(line), "no {line:?} in {stderr}");
+    }
+    assert!(
+        processes_mentioning(&dir.path().display().to_string()).is_empty(),
+        "the node is gone"
     );
 }

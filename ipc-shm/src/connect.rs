@@ -2,10 +2,13 @@
 //!
 //! - *Spawn*: [`spawn`] makes a socketpair, starts the executable found beside our own
 //!   with `-ipcfd=N` appended, and initiates the handshake; the child calls
-//!   [`accept_ipcfd`] with that `N`. [`SpawnedChild`] reaps the child.
+//!   [`accept_ipcfd`] with that `N`. [`SpawnedChild`] reaps the child. [`spawn_with`] can
+//!   also capture the child's stderr while the handshake runs, so that the caller reports a
+//!   child that failed at start in one line of its own.
 //! - *Bind*: [`Listener::bind`] listens on a unix socket (`-ipcbind=unix[:PATH]`), mode 0600
 //!   in a directory created 0700 if missing. A socket file left by a dead process is
-//!   replaced; a live listener is an error.
+//!   replaced; a live listener is an error. A lock in the abstract namespace makes binding one
+//!   path exclusive, so two listeners binding it at once cannot both "replace" it.
 //! - *Connect*: [`connect`] to a listener (`-ipcconnect=unix[:PATH]`).
 //!
 //! The initiating side (spawner, connector) proposes the transport and ring sizes; the
@@ -34,6 +37,13 @@ use crate::error::Error;
 use crate::handshake;
 use crate::sys;
 use crate::transport::{Config, Connection};
+
+mod bind_lock;
+mod child_stderr;
+
+use bind_lock::BindLock;
+pub use child_stderr::STDERR_CAPTURE_LIMIT;
+use child_stderr::{STDERR_DRAIN, StderrPipe};
 
 /// The longest socket path: `sun_path` holds 108 bytes including the terminating zero.
 pub const MAX_SOCKET_PATH: usize = 107;
@@ -110,8 +120,9 @@ fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Conn
     }
 }
 
-/// A listening unix socket that hands out handshaken connections. Removes its socket file
-/// when dropped (unless another listener has replaced it since).
+/// A listening unix socket that hands out handshaken connections. Holds its path's bind
+/// lock while it lives; removes its socket file when dropped (unless a process that does not
+/// take the lock has replaced it since), then releases the lock.
 #[derive(Debug)]
 pub struct Listener {
     listener: UnixListener,
@@ -119,14 +130,24 @@ pub struct Listener {
     /// Device and inode of the socket file we created, to recognise it at drop.
     file_id: (u64, u64),
     config: Config,
+    /// Makes the path ours (see [`Listener::bind`]). Declared last, so released last: after
+    /// `Drop::drop` has removed the socket file and the listening socket has closed.
+    _lock: BindLock,
 }
 
 impl Listener {
     /// Listens on `endpoint`. The socket file is mode 0600 before the first client can
     /// connect; its directory is created mode 0700 if missing. A socket file nobody listens
-    /// on any more is replaced; a live one is [`ConnectError::InUse`]. (Two processes that
-    /// bind one path within the same few microseconds can still race: the one whose file the
-    /// other replaced keeps a socket nobody reaches, and may remove the other's at exit.)
+    /// on any more is replaced; a live one is [`ConnectError::InUse`].
+    ///
+    /// Binding one path is exclusive: before it probes, replaces or binds the file, `bind`
+    /// takes a lock that the listener holds until it is dropped, and a listener in this or
+    /// another process that holds it makes `bind` fail with [`ConnectError::InUse`] at once.
+    /// So of several listeners binding one path at the same moment exactly one succeeds, and
+    /// none removes a file another has bound. The lock is a socket in Linux's abstract
+    /// namespace named after the directory's device and inode and the file name: it leaves
+    /// nothing on disk and goes with its process, `kill -9` included. It does not reach
+    /// across network namespaces (see `docs/ARCHITECTURE.md`, "Connections").
     pub fn bind(endpoint: &Endpoint, config: &Config) -> Result<Listener, Error> {
         config.validate()?;
         endpoint.check_len()?;
@@ -141,6 +162,14 @@ impl Listener {
                 .create(dir)
                 .map_err(io_error("create the directory", dir))?;
         }
+        // Taken before the probe, so that no other listener can bind, or replace, the file
+        // between our probe and our bind; released only after the file is gone (at drop).
+        let Some(lock) = BindLock::acquire(path)? else {
+            return Err(ConnectError::InUse {
+                path: path.to_owned(),
+            }
+            .into());
+        };
         remove_stale(path)?;
         let sock = socket(
             AddressFamily::Unix,
@@ -153,6 +182,8 @@ impl Listener {
             UnixAddr::new(path).map_err(|e| io_error("make an address of", path)(e.into()))?;
         match bind(sock.as_raw_fd(), &addr) {
             Ok(()) => {}
+            // Bound since our probe by a process that does not take the lock (another
+            // network namespace, or not ipc-shm).
             Err(nix::errno::Errno::EADDRINUSE) => {
                 return Err(ConnectError::InUse {
                     path: path.to_owned(),
@@ -171,9 +202,9 @@ impl Listener {
             Ok((meta.dev(), meta.ino()))
         };
         let file_id = finish().inspect_err(|_| {
-            // No `Listener` exists to remove the file `bind` made. It is ours unless another
-            // process replaced it meanwhile, so it goes only if nobody listens on it (ours
-            // never listened).
+            // No `Listener` exists to remove the file `bind` made. We hold the lock, so it is
+            // ours unless a process that does not take the lock replaced it; it goes only if
+            // nobody listens on it (ours never listened). The lock goes after it.
             let _ = remove_stale(path);
         })?;
         tracing::info!("listening on {endpoint}");
@@ -182,6 +213,7 @@ impl Listener {
             path: path.to_owned(),
             file_id,
             config: config.clone(),
+            _lock: lock,
         })
     }
 
@@ -310,11 +342,43 @@ pub fn connect(endpoint: &Endpoint, config: &Config) -> Result<Connection, Error
 
 /// Starts `exe_name` (looked up beside the current executable; an absolute path is used as
 /// is) with `args` and `-ipcfd=N`, and initiates the handshake over a socketpair. The child
-/// is expected to call [`accept_ipcfd`] and to exit when the connection closes.
+/// is expected to call [`accept_ipcfd`] and to exit when the connection closes. It inherits
+/// our stdin, stdout and stderr; [`spawn_with`] can capture its stderr.
 pub fn spawn<S: AsRef<std::ffi::OsStr>>(
     exe_name: impl AsRef<Path>,
     args: impl IntoIterator<Item = S>,
     config: &Config,
+) -> Result<(SpawnedChild, Connection), Error> {
+    spawn_with(exe_name, args, config, &SpawnOptions::default())
+}
+
+/// How [`spawn_with`] starts the child. The default is what [`spawn`] does.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct SpawnOptions {
+    /// Capture the child's stderr while the handshake runs, so that the caller can report in
+    /// its own words why a child that failed at start did.
+    ///
+    /// The child's stderr becomes a pipe that a thread of ours reads to its end, so the child
+    /// never blocks on it. If the handshake succeeds, what the child wrote so far and
+    /// everything it (or a process it starts) writes later goes to our stderr, in order, and
+    /// [`SpawnedChild`] waits (at most 1 s) for the last of it when it reaps the child. If
+    /// the handshake fails and the child exits within [`REAP_GRACE`], the error is
+    /// [`ConnectError::ChildExited`], with the end of what it wrote (at most
+    /// [`STDERR_CAPTURE_LIMIT`] bytes; anything older has gone to our stderr); a child that
+    /// has to be killed instead has its output passed on to our stderr and the handshake's
+    /// error returned. Should we die first, the child's writes to stderr fail (`EPIPE`, or
+    /// `SIGPIPE` unless it ignores that, as Rust programs do), where an inherited stderr would
+    /// have stayed writable.
+    pub capture_stderr: bool,
+}
+
+/// [`spawn`], with `options`.
+pub fn spawn_with<S: AsRef<std::ffi::OsStr>>(
+    exe_name: impl AsRef<Path>,
+    args: impl IntoIterator<Item = S>,
+    config: &Config,
+    options: &SpawnOptions,
 ) -> Result<(SpawnedChild, Connection), Error> {
     config.validate()?;
     let dir = std::env::current_exe()?
@@ -328,10 +392,26 @@ pub fn spawn<S: AsRef<std::ffi::OsStr>>(
         None,
         SockFlag::SOCK_CLOEXEC,
     )?;
-    let mut cmd = Command::new(&exe);
-    cmd.args(args).arg(format!("-ipcfd={}", theirs.as_raw_fd()));
-    sys::inherit_in_child(&mut cmd, theirs.as_fd());
-    let child = cmd.spawn().map_err(|source| ConnectError::Spawn {
+    // Both ends close-on-exec (`io::pipe`): only the child gets the write end, as its
+    // descriptor 2; the reader runs before the child does, so no write of its can block.
+    let (stderr, stderr_writer) = if options.capture_stderr {
+        let (reader, writer) = io::pipe()?;
+        (Some(StderrPipe::start(reader)?), Some(writer))
+    } else {
+        (None, None)
+    };
+    let child = {
+        let mut cmd = Command::new(&exe);
+        cmd.args(args).arg(format!("-ipcfd={}", theirs.as_raw_fd()));
+        sys::inherit_in_child(&mut cmd, theirs.as_fd());
+        if let Some(writer) = stderr_writer {
+            cmd.stderr(writer);
+        }
+        // `cmd` goes at the end of this block, and with it our copy of the write end: the
+        // reader sees end of file once the child (and what it started) has closed its own.
+        cmd.spawn()
+    }
+    .map_err(|source| ConnectError::Spawn {
         exe: exe.clone(),
         source,
     })?;
@@ -340,9 +420,16 @@ pub fn spawn<S: AsRef<std::ffi::OsStr>>(
     tracing::info!("spawned {} (pid {})", exe.display(), child.id());
     // Built before the handshake, so that a failed handshake still reaps the child.
     let pid = child.id();
-    let child = SpawnedChild { child };
-    let connection = handshake::initiate(ours, config, Some(pid))?;
-    Ok((child, connection))
+    let child = SpawnedChild { child, stderr };
+    match handshake::initiate(ours, config, Some(pid)) {
+        Ok(connection) => {
+            if let Some(stderr) = &child.stderr {
+                stderr.forward();
+            }
+            Ok((child, connection))
+        }
+        Err(error) => Err(child.failed_handshake(exe, error)),
+    }
 }
 
 /// The child's side of [`spawn`]: takes over the descriptor numbered `fd` (from `-ipcfd=N`)
@@ -354,9 +441,14 @@ pub fn accept_ipcfd(fd: i32, config: &Config) -> Result<Connection, Error> {
 
 /// A child started by [`spawn`]. Dropping it reaps the child: it is given [`REAP_GRACE`] to
 /// exit (it should, once the connection is closed), then killed.
+///
+/// With [`SpawnOptions::capture_stderr`], each way of reaping it below also waits (at most
+/// 1 s) until the child's stderr, forwarded to ours, has reached its end.
 #[derive(Debug)]
 pub struct SpawnedChild {
     child: Child,
+    /// The child's stderr, when captured.
+    stderr: Option<StderrPipe>,
 }
 
 impl SpawnedChild {
@@ -367,17 +459,69 @@ impl SpawnedChild {
 
     /// Waits for the child to exit and reaps it.
     pub fn wait(&mut self) -> io::Result<ExitStatus> {
-        self.child.wait()
+        let status = self.child.wait()?;
+        self.drain_stderr();
+        Ok(status)
     }
 
     /// Kills the child (SIGKILL) and reaps it.
     pub fn kill(&mut self) -> io::Result<ExitStatus> {
         self.child.kill()?;
-        self.child.wait()
+        self.wait()
     }
 
     /// Waits at most `timeout` for the child to exit; reaps it if it did.
     pub fn wait_timeout(&mut self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
+        let status = self.wait_timeout_inner(timeout)?;
+        if status.is_some() {
+            self.drain_stderr();
+        }
+        Ok(status)
+    }
+
+    /// Passes the rest of a reaped child's captured stderr on before we go on. Waits once: a
+    /// process the child started may hold the pipe for ever; what it writes is still forwarded.
+    fn drain_stderr(&mut self) {
+        if let Some(stderr) = self.stderr.take()
+            && !stderr.drain(STDERR_DRAIN)
+        {
+            tracing::debug!(
+                "stderr of child {} still open {STDERR_DRAIN:?} after it exited (held by a process it started?)",
+                self.child.id()
+            );
+        }
+    }
+
+    /// The handshake with this child failed with `error`: reaps the child, and turns the error
+    /// into [`ConnectError::ChildExited`] when its stderr was captured and it exited by itself.
+    fn failed_handshake(mut self, exe: PathBuf, error: Error) -> Error {
+        // Without a capture, dropping `self` reaps the child.
+        let Some(stderr) = self.stderr.take() else {
+            return error;
+        };
+        match self.wait_timeout_inner(REAP_GRACE) {
+            Ok(Some(status)) => ConnectError::ChildExited {
+                exe,
+                status,
+                stderr: stderr.take(STDERR_DRAIN),
+                error: Box::new(error),
+            }
+            .into(),
+            // Still running (or it cannot be waited for): killed; what it wrote is passed on
+            // rather than lost.
+            _ => {
+                tracing::warn!(
+                    "child {} still running {REAP_GRACE:?} after its handshake failed; killing it",
+                    self.pid()
+                );
+                let _ = self.kill();
+                child_stderr::write_stderr(&stderr.take(STDERR_DRAIN));
+                error
+            }
+        }
+    }
+
+    fn wait_timeout_inner(&mut self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
         if let Some(status) = self.child.try_wait()? {
             return Ok(Some(status));
         }

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
+use std::process::ExitStatus;
 use std::time::Duration;
 
 /// Why a transport operation failed.
@@ -431,6 +432,18 @@ pub enum ConnectError {
         /// The system's error.
         source: io::Error,
     },
+    /// A child started with its stderr captured (`SpawnOptions::capture_stderr`) exited
+    /// before the handshake completed, typically having written why to its stderr.
+    ChildExited {
+        /// The executable.
+        exe: PathBuf,
+        /// How it exited.
+        status: ExitStatus,
+        /// The end of what it wrote to its stderr (at most `STDERR_CAPTURE_LIMIT` bytes).
+        stderr: Vec<u8>,
+        /// What the handshake reported (usually [`Error::Disconnected`] or a truncated reply).
+        error: Box<Error>,
+    },
 }
 
 impl fmt::Display for ConnectError {
@@ -472,6 +485,24 @@ impl fmt::Display for ConnectError {
             }
             ConnectError::Spawn { exe, source } => {
                 write!(f, "cannot start {}: {source}", exe.display())
+            }
+            ConnectError::ChildExited {
+                exe,
+                status,
+                stderr,
+                ..
+            } => {
+                write!(
+                    f,
+                    "{} exited during the handshake ({status})",
+                    exe.display()
+                )?;
+                // Its last line, which says why if anything does.
+                let text = String::from_utf8_lossy(stderr);
+                match text.lines().map(str::trim).rfind(|l| !l.is_empty()) {
+                    Some(line) => write!(f, ": {line}"),
+                    None => Ok(()),
+                }
             }
         }
     }

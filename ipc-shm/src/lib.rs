@@ -74,7 +74,8 @@ pub(crate) fn fuzz_cases(default: u32) -> u32 {
 
 #[cfg(not(loom))]
 pub use connect::{
-    ConnectError, Endpoint, Listener, Pending, SpawnedChild, accept_ipcfd, connect, spawn,
+    ConnectError, Endpoint, Listener, Pending, STDERR_CAPTURE_LIMIT, SpawnOptions, SpawnedChild,
+    accept_ipcfd, connect, spawn, spawn_with,
 };
 pub use error::{Error, ProtocolError};
 #[cfg(not(loom))]

@@ -17,6 +17,7 @@
 //!   (`unknown option -rpcport=8332`), and help and errors spell options with one dash.
 
 use std::ffi::{OsStr, OsString};
+use std::io::Write as _;
 use std::os::unix::ffi::OsStrExt;
 
 use clap::{Arg, ArgAction, Command, Parser};
@@ -48,12 +49,13 @@ impl CliExit {
     pub fn report(self) -> std::process::ExitCode {
         match self {
             Self::Info(text) => {
-                use std::io::Write;
                 let _ = std::io::stdout().write_all(text.as_bytes());
                 std::process::ExitCode::SUCCESS
             }
             Self::Invalid(line) => {
-                eprintln!("Error: {} (see -help)", one_line(&line));
+                // A stderr that is gone (a spawning parent killed) must not turn the exit
+                // into a panic.
+                let _ = writeln!(std::io::stderr(), "Error: {} (see -help)", one_line(&line));
                 std::process::ExitCode::FAILURE
             }
         }

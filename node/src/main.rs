@@ -4,6 +4,7 @@
 //! `-nowallet`, it spawns `bitcoin-wallet` and hands it the `Chain`.
 
 use std::fs::OpenOptions;
+use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -41,7 +42,13 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
-            eprintln!("Error: {}", node::cli::one_line(&format!("{e:#}")));
+            // Not `eprintln!`: a stderr that is gone (the gui that spawned us killed, its
+            // end of our stderr with it) must not turn this exit into a panic.
+            let _ = writeln!(
+                std::io::stderr(),
+                "Error: {}",
+                node::cli::one_line(&format!("{e:#}"))
+            );
             ExitCode::FAILURE
         }
     }

@@ -129,6 +129,26 @@ fn unsupported_chain_and_bad_options_fail_with_one_line_and_touch_nothing() {
     );
 }
 
+/// A node whose stderr has gone (the gui that spawned it, reading that stderr, was killed)
+/// still exits with its error status when it fails, not with a panic's.
+#[test]
+fn a_failing_node_whose_stderr_is_gone_exits_with_its_error_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"").unwrap();
+    for extra in [&["-bogus"][..], &[]] {
+        let datadir = if extra.is_empty() { &file } else { dir.path() };
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let status = node(datadir, extra)
+            .stdout(Stdio::null())
+            .stderr(writer)
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(1), "{extra:?}: {status}");
+    }
+}
+
 #[test]
 fn help_and_version_in_every_spelling_print_to_stdout_and_touch_nothing() {
     let dir = tempfile::tempdir().unwrap();

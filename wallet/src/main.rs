@@ -6,6 +6,7 @@
 //! the node goes away. Either way the node calls `Init::make_wallet_loader` with its `Chain`.
 
 use std::fs::OpenOptions;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -30,7 +31,13 @@ fn main() -> ExitCode {
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("Error: {}", wallet::one_line(&format!("{err:#}")));
+            // Not `eprintln!`: a stderr that is gone (the process that spawned our node
+            // killed) must not turn this exit into a panic.
+            let _ = writeln!(
+                std::io::stderr(),
+                "Error: {}",
+                wallet::one_line(&format!("{err:#}"))
+            );
             ExitCode::FAILURE
         }
     }
@@ -148,7 +155,10 @@ fn follow_node(
         tracing::info!(node = %path, "serving the node");
         session.wait_closed();
         tracing::warn!(node = %path, "the node went away; reconnecting");
-        eprintln!("bitcoin-wallet: the node at {path} went away; reconnecting");
+        let _ = writeln!(
+            std::io::stderr(),
+            "bitcoin-wallet: the node at {path} went away; reconnecting"
+        );
         let mut delay = Duration::from_millis(250);
         session = loop {
             std::thread::sleep(delay);
