@@ -8,36 +8,12 @@
 
 mod util;
 
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::Path;
+use std::os::unix::net::UnixStream;
 use std::sync::Barrier;
 use std::time::Duration;
 
-use ipc_shm::{ConnectError, Endpoint, Error, Listener, Transport};
-
-fn bind(path: &Path) -> Result<Listener, Error> {
-    Listener::bind(&Endpoint::unix(path), &util::config(Transport::Shm))
-}
-
-fn is_in_use(result: &Result<Listener, Error>) -> bool {
-    matches!(result, Err(Error::Connect(ConnectError::InUse { .. })))
-}
-
-/// The names in `dir`.
-fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
-/// Leaves a socket file nobody listens on at `path`, as a listener killed before it could
-/// clean up does.
-fn leave_stale_socket(path: &Path) {
-    drop(UnixListener::bind(path).unwrap());
-}
+use ipc_shm::{Error, Listener};
+use util::bind::{bind, entries, is_in_use, leave_stale_socket};
 
 #[test]
 fn one_of_many_threads_binding_one_path_at_once_wins_and_the_others_are_told_it_is_in_use() {

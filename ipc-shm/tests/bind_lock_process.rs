@@ -5,13 +5,13 @@
 mod util;
 
 use std::io::{BufRead, BufReader, Lines, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use ipc_shm::{ConnectError, Endpoint, Error, Listener, Transport};
+use util::bind::{bind, entries, is_in_use, leave_stale_socket};
 
 /// Environment variable that turns [`bind_child`] into a process that binds this path.
 const CHILD_ENV: &str = "IPC_SHM_BIND_CHILD";
@@ -23,30 +23,6 @@ const MARK: &str = "bind-child: ";
 /// descriptor of the test process until it execs: a socket another test has just closed, to
 /// leave a stale file, would still answer its probe.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn bind(path: &Path) -> Result<Listener, Error> {
-    Listener::bind(&Endpoint::unix(path), &util::config(Transport::Shm))
-}
-
-fn is_in_use(result: &Result<Listener, Error>) -> bool {
-    matches!(result, Err(Error::Connect(ConnectError::InUse { .. })))
-}
-
-/// The names in `dir`.
-fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
-/// Leaves a socket file nobody listens on at `path`, as a listener killed before it could
-/// clean up does.
-fn leave_stale_socket(path: &Path) {
-    drop(UnixListener::bind(path).unwrap());
-}
 
 /// In a child process of the tests below: once a line arrives on stdin, binds the path in
 /// [`CHILD_ENV`] (relative to its directory, made the working directory, so that the parent's

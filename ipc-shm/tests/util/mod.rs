@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use ipc_shm::{Config, Connection, SpawnedChild, Transport};
 
+pub mod bind;
 pub mod hand;
 #[path = "../../src/bin/ipc-shm-peer/pattern.rs"]
 pub mod pattern;
