@@ -636,12 +636,12 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
          `docs/ARCHITECTURE.md`). \
          `Echo::echo` of 1 MiB crosses in 64 KiB parts each way, so that the sender's copy \
          into the ring and the receiver's copy out of it overlap; the argument and the result \
-         each take over the buffer their parts were gathered into (moving the bytes to its \
-         front), and `echo` copies once more, where the target allows six copies of data that \
-         stays in one core's cache; the transport's copies cross cores. \
+         are each decoded as their parts arrive, straight into their own buffer, and `echo` \
+         copies once more: five copies, where the target allows six of data that stays in one \
+         core's cache; the transport's copies cross cores. \
          `find_block` over shm copies the block \
-         twice (into the ring in the peer, out of it here), in 64 KiB parts so that the two \
-         copies overlap, and keeps the buffer it gathered the parts into. With `rep movsb` \
+         twice (into the ring in the peer, out of it here, into the block's own buffer as the \
+         parts arrive), in 64 KiB parts so that the two copies overlap. With `rep movsb` \
          guarded only at its slow distances it was bimodal here (57 µs in some runs, 90 to \
          160 µs in others); in pieces it runs at 55 to 67 µs, apart from runs the host \
          slows whatever the copy."
