@@ -196,11 +196,13 @@ pub struct Decoder<'a> {
     src: Source<'a>,
     remaining: usize,
     session: Option<&'a Arc<Shared>>,
-    /// A handle on each of the peer's objects read, a reference to it taken
-    /// ([`Decoder::get_object`]; the bootstrap, which counts nothing, left out). Held until
-    /// the decoder goes, so that none is released while the message may still turn out
-    /// voided (see [`Decoder::taken`]), whatever the decoding code drops meanwhile.
-    taken: Vec<RemoteObject>,
+    /// A reference to one of the peer's objects was taken ([`Decoder::get_object`]; the
+    /// bootstrap, which counts nothing, aside).
+    took_object: bool,
+    /// When the message may still turn out voided after it is decoded (see
+    /// [`Decoder::holding_objects`]): a handle on each object taken, so that none is
+    /// released meanwhile, whatever the decoding code drops.
+    held: Option<Vec<RemoteObject>>,
 }
 
 /// The shortest value [`Decoder::take_raw`] hands a gathered buffer over for.
@@ -240,7 +242,8 @@ impl<'a> Decoder<'a> {
             remaining: bytes.len(),
             src: Source::Slice(bytes),
             session: None,
-            taken: Vec::new(),
+            took_object: false,
+            held: None,
         }
     }
 
@@ -249,7 +252,8 @@ impl<'a> Decoder<'a> {
             remaining: bytes.len(),
             src: Source::Slice(bytes),
             session: Some(session),
-            taken: Vec::new(),
+            took_object: false,
+            held: None,
         }
     }
 
@@ -260,7 +264,8 @@ impl<'a> Decoder<'a> {
             remaining: body.len(),
             src: Source::Owned { buf: body, at: 0 },
             session: Some(session),
-            taken: Vec::new(),
+            took_object: false,
+            held: None,
         }
     }
 
@@ -282,7 +287,8 @@ impl<'a> Decoder<'a> {
             src: Source::Read(src),
             remaining: len,
             session: Some(session),
-            taken: Vec::new(),
+            took_object: false,
+            held: None,
         }
     }
 
@@ -395,19 +401,29 @@ impl<'a> Decoder<'a> {
         ))?;
         let object = session.import(id)?;
         if id != BOOTSTRAP {
-            self.taken.push(object.clone());
+            self.took_object = true;
+            if let Some(held) = &mut self.held {
+                held.push(object.clone());
+            }
         }
         Ok(object)
     }
 
     /// Whether [`Decoder::get_object`] took a reference to an object of the peer's.
     pub(crate) fn took_object(&self) -> bool {
-        !self.taken.is_empty()
+        self.took_object
     }
 
-    /// Handles on the objects [`Decoder::get_object`] took a reference to.
+    /// This decoder, keeping a handle on every object it takes until [`Decoder::taken`]
+    /// hands them over.
+    pub(crate) fn holding_objects(mut self) -> Self {
+        self.held = Some(Vec::new());
+        self
+    }
+
+    /// The handles a decoder [`holding_objects`](Decoder::holding_objects) kept.
     pub(crate) fn taken(&mut self) -> Vec<RemoteObject> {
-        std::mem::take(&mut self.taken)
+        self.held.take().unwrap_or_default()
     }
 
     /// Checks that the whole body was consumed.

@@ -90,7 +90,7 @@ impl<'r> Parts<'r> {
     ) -> Decoded<T> {
         let shared = self.records.shared;
         let (value, taken) = {
-            let mut dec = Decoder::from_reader(&mut self, len, shared);
+            let mut dec = Decoder::from_reader(&mut self, len, shared).holding_objects();
             let value = decode(&mut dec);
             (value, dec.taken())
         };

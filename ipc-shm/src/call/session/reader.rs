@@ -111,8 +111,9 @@ pub(crate) enum Args<'g> {
     /// Copied out of the ring.
     Buffer(Vec<u8>),
     /// Split over several records, the first one's part copied out, the rest in the ring;
-    /// this thread leads.
-    Parts { parts: Parts<'g>, len: usize },
+    /// this thread leads. (Boxed: the other kinds, which every small call moves about, stay
+    /// small.)
+    Parts { parts: Box<Parts<'g>>, len: usize },
     /// Already decoded.
     Taken,
 }
