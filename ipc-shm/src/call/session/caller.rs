@@ -133,7 +133,7 @@ impl Shared {
         slot: &Slot,
         decode: impl FnOnce(&mut Decoder<'_>) -> Result<R, CallError>,
     ) -> Result<R, CallError> {
-        let mut decoded = Parts::new(self, rx, call, len, first).decode(len, decode);
+        let mut decoded = Parts::new(self, rx, call, len, first).decode(decode);
         if decoded.buffer.capacity() <= KEEP_BUFFER {
             decoded.buffer.clear();
             lock(&slot.reply).body = decoded.buffer;

@@ -12,6 +12,8 @@ use super::*;
 /// record the leader reads starts the next message.
 pub(super) struct Parts<'r> {
     records: Records<'r>,
+    /// The whole body's length.
+    len: usize,
     /// Body bytes copied out of the ring and not read yet, from `at` on: the first part, then
     /// the rest of any part a read ended inside.
     held: Vec<u8>,
@@ -72,23 +74,20 @@ impl<'r> Parts<'r> {
                 unread: len - first.len(),
                 stop: None,
             },
+            len,
             held: first,
             at: 0,
             finished: false,
         }
     }
 
-    /// Runs `decode` over the `len`-byte body, then reads what it left (see
+    /// Runs `decode` over the body, then reads what it left (see
     /// [`Parts::finish`]). For a voided message, first takes back the references to the
     /// peer's objects that `decode` took (their sender took the objects back itself; the
     /// decoder holds a handle on each until then, so none was released meanwhile), then
     /// drops what it returned.
-    pub(super) fn decode<T>(
-        mut self,
-        len: usize,
-        decode: impl FnOnce(&mut Decoder<'_>) -> T,
-    ) -> Decoded<T> {
-        let shared = self.records.shared;
+    pub(super) fn decode<T>(mut self, decode: impl FnOnce(&mut Decoder<'_>) -> T) -> Decoded<T> {
+        let (shared, len) = (self.records.shared, self.len);
         let (value, taken) = {
             let mut dec = Decoder::from_reader(&mut self, len, shared).holding_objects();
             let value = decode(&mut dec);

@@ -113,7 +113,7 @@ pub(crate) enum Args<'g> {
     /// Split over several records, the first one's part copied out, the rest in the ring;
     /// this thread leads. (Boxed: the other kinds, which every small call moves about, stay
     /// small.)
-    Parts { parts: Box<Parts<'g>>, len: usize },
+    Parts(Box<Parts<'g>>),
     /// Already decoded.
     Taken,
 }

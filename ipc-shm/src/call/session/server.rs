@@ -61,10 +61,9 @@ impl ServerCall<'_> {
                 }
                 result
             }
-            Args::Parts { parts, len } => {
-                let decoded = parts.decode(len, |dec| {
-                    decode(dec).and_then(|v| dec.finish().map(|()| v))
-                });
+            Args::Parts(parts) => {
+                let decoded =
+                    parts.decode(|dec| decode(dec).and_then(|v| dec.finish().map(|()| v)));
                 *took |= decoded.took_objects;
                 shared.recycle_buffer(decoded.buffer);
                 match decoded.value {
@@ -97,7 +96,7 @@ impl ServerCall<'_> {
     fn release_ring_now(&mut self) {
         match std::mem::replace(&mut self.args, Args::Taken) {
             Args::Buffer(buf) => self.shared.recycle_buffer(buf),
-            Args::Parts { parts, .. } => {
+            Args::Parts(parts) => {
                 // Arguments the method did not read: their parts are read past (before
                 // leadership moves on), as they arrive.
                 let (ending, buf) = parts.finish();

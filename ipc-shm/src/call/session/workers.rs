@@ -287,10 +287,7 @@ impl Shared {
                 Then::Request { object, method } => {
                     // Run as its arguments arrive, decoded straight out of their records.
                     let parts = Parts::new(self, rx, call, len, buf);
-                    let args = Args::Parts {
-                        parts: Box::new(parts),
-                        len,
-                    };
+                    let args = Args::Parts(Box::new(parts));
                     return self.serve(object, &mut self.incoming(call, method, args, Some(busy)));
                 }
                 Then::Reply {
