@@ -23,7 +23,7 @@ use super::session::Shared;
 /// streams, into the records after it; anything else beyond the first record into a spill
 /// buffer that is sent as continuation records.
 pub struct Encoder<'a> {
-    direct: Option<&'a mut dyn Sink>,
+    direct: Direct<'a>,
     /// Bytes still free in `direct`'s current record.
     room: usize,
     spill: &'a mut Vec<u8>,
@@ -33,6 +33,17 @@ pub struct Encoder<'a> {
     session: Option<&'a Arc<Shared>>,
     /// Ids exported while encoding, un-exported if the message is never sent.
     exported: Option<&'a mut Vec<u64>>,
+}
+
+/// Where an [`Encoder`] writes while its current record has room.
+enum Direct<'a> {
+    /// Nowhere: everything goes to the spill buffer (an encoder outside any session).
+    Nothing,
+    /// A small message's staging buffer, `room` bytes of it still free at its end: plain
+    /// memory, written with copies the compiler inlines (a one-byte tag is one store).
+    Stage(&'a mut [u8]),
+    /// Ring records.
+    Sink(&'a mut dyn Sink),
 }
 
 impl std::fmt::Debug for Encoder<'_> {
@@ -48,7 +59,7 @@ impl<'a> Encoder<'a> {
     /// An encoder that appends to `out`, outside any session (objects cannot be written).
     pub fn new(out: &'a mut Vec<u8>) -> Encoder<'a> {
         Encoder {
-            direct: None,
+            direct: Direct::Nothing,
             room: 0,
             spill: out,
             len: 0,
@@ -58,8 +69,10 @@ impl<'a> Encoder<'a> {
         }
     }
 
+    /// An encoder that writes into `sink`'s current record, with room for `room` bytes,
+    /// and on into its next records or else into `spill`.
     pub(crate) fn for_record(
-        direct: &'a mut dyn Sink,
+        sink: &'a mut dyn Sink,
         room: usize,
         spill: &'a mut Vec<u8>,
         max: usize,
@@ -67,14 +80,48 @@ impl<'a> Encoder<'a> {
         exported: &'a mut Vec<u64>,
     ) -> Encoder<'a> {
         Encoder {
-            direct: Some(direct),
             room,
+            ..Encoder::in_session(Direct::Sink(sink), spill, max, session, exported)
+        }
+    }
+
+    /// An encoder that writes into `stage` first (the body of a small message's record),
+    /// and what does not fit into `spill`. The body's first `min(len, stage.len())` bytes
+    /// are in `stage` when it is done.
+    pub(crate) fn for_stage(
+        stage: &'a mut [u8],
+        spill: &'a mut Vec<u8>,
+        max: usize,
+        session: &'a Arc<Shared>,
+        exported: &'a mut Vec<u64>,
+    ) -> Encoder<'a> {
+        Encoder {
+            room: stage.len(),
+            ..Encoder::in_session(Direct::Stage(stage), spill, max, session, exported)
+        }
+    }
+
+    fn in_session(
+        direct: Direct<'a>,
+        spill: &'a mut Vec<u8>,
+        max: usize,
+        session: &'a Arc<Shared>,
+        exported: &'a mut Vec<u64>,
+    ) -> Encoder<'a> {
+        Encoder {
+            direct,
+            room: 0,
             spill,
             len: 0,
             max,
             session: Some(session),
             exported: Some(exported),
         }
+    }
+
+    /// Whether some of the body went past the first record into the spill buffer.
+    pub(crate) fn spilled(&self) -> bool {
+        !self.spill.is_empty()
     }
 
     /// Bytes written so far.
@@ -93,7 +140,7 @@ impl<'a> Encoder<'a> {
     }
 
     /// Writes `bytes` as they are (no length prefix).
-    #[inline]
+    #[inline(always)]
     pub fn put_raw(&mut self, bytes: &[u8]) -> Result<(), CallError> {
         if bytes.len() > self.max - self.len {
             return Err(CallError::TooLarge {
@@ -101,19 +148,31 @@ impl<'a> Encoder<'a> {
                 max: self.max as u64,
             });
         }
-        match self.direct.as_mut() {
-            Some(direct) if bytes.len() <= self.room => {
-                // The direct writer (a ring grant or a small message's staging buffer) has
-                // `room` bytes left: it cannot fail.
-                direct
-                    .write_all(bytes)
-                    .map_err(|_| CallError::decode("ring record shorter than reserved"))?;
-                self.room -= bytes.len();
-                self.len += bytes.len();
-                Ok(())
-            }
-            _ => self.put_raw_beyond(bytes),
+        if bytes.len() > self.room {
+            return self.put_raw_beyond(bytes);
         }
+        self.put_direct(bytes)?;
+        self.len += bytes.len();
+        Ok(())
+    }
+
+    /// Writes `bytes`, which fit the room left, into the current record.
+    #[inline(always)]
+    fn put_direct(&mut self, bytes: &[u8]) -> Result<(), CallError> {
+        match &mut self.direct {
+            Direct::Stage(stage) => {
+                // `room` bytes are free at the end of the stage.
+                let at = stage.len() - self.room;
+                stage[at..at + bytes.len()].copy_from_slice(bytes);
+            }
+            // The record (a ring grant) has `room` bytes left: it cannot fail.
+            Direct::Sink(sink) => sink
+                .write_all(bytes)
+                .map_err(|_| CallError::decode("ring record shorter than reserved"))?,
+            Direct::Nothing => debug_assert!(bytes.is_empty(), "no room without a record"),
+        }
+        self.room -= bytes.len();
+        Ok(())
     }
 
     /// `put_raw` of bytes that do not all fit the current record.
@@ -123,22 +182,14 @@ impl<'a> Encoder<'a> {
         loop {
             let (now, rest) = left.split_at(left.len().min(self.room));
             if !now.is_empty() {
-                let direct = self
-                    .direct
-                    .as_mut()
-                    .expect("room is only non-zero with a direct record");
-                // The direct writer has exactly `room` bytes left: it cannot fail.
-                direct
-                    .write_all(now)
-                    .map_err(|_| CallError::decode("ring record shorter than reserved"))?;
-                self.room -= now.len();
+                self.put_direct(now)?;
             }
             if rest.is_empty() {
                 break;
             }
-            self.room = match self.direct.as_mut() {
-                Some(direct) => direct.next_record()?,
-                None => 0,
+            self.room = match &mut self.direct {
+                Direct::Sink(sink) => sink.next_record()?,
+                Direct::Stage(_) | Direct::Nothing => 0,
             };
             if self.room == 0 {
                 self.spill.extend_from_slice(rest);
@@ -179,7 +230,8 @@ impl io::Write for Encoder<'_> {
     }
 
     /// `put_raw` takes all of `buf` or fails: no need for the default's loop of `write`s.
-    #[inline]
+    /// (Inlined, so that a small write into a staged record is a store or two.)
+    #[inline(always)]
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         self.put_raw(buf).map_err(io::Error::other)
     }
@@ -303,7 +355,7 @@ impl<'a> Decoder<'a> {
     }
 
     /// Fills `out` with the next bytes of the body.
-    #[inline]
+    #[inline(always)]
     pub fn get_raw(&mut self, out: &mut [u8]) -> Result<(), CallError> {
         if out.len() > self.remaining {
             return Err(CallError::decode("message ends early"));
@@ -444,7 +496,8 @@ impl io::Read for Decoder<'_> {
     }
 
     /// `get_raw` fills all of `buf` or fails: no need for the default's loop of `read`s.
-    #[inline]
+    /// (Inlined, so that reading a small integer from a copied body is a load or two.)
+    #[inline(always)]
     fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
         self.get_raw(buf)
             .map_err(|_| io::ErrorKind::UnexpectedEof.into())

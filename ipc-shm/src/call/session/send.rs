@@ -108,19 +108,19 @@ impl Shared {
                 return self.send_streamed(tx, header, len_hint, max_part, encode);
             }
             if len_hint <= SMALL_MESSAGE && SMALL_MESSAGE <= max_part {
-                let mut staged = Staged::new(&mut tx.stage);
-                let (spill, exported) = (&mut tx.spill, &mut tx.exported);
-                if let Err(error) = self.encode_first(
-                    &mut staged,
-                    SMALL_MESSAGE,
-                    spill,
-                    exported,
-                    &mut header,
-                    encode,
-                ) {
+                let (head, body) = tx.stage.split_at_mut(HEADER_LEN);
+                let enc = Encoder::for_stage(
+                    body,
+                    &mut tx.spill,
+                    self.max_message,
+                    self,
+                    &mut tx.exported,
+                );
+                if let Err(error) = encode_first(enc, &mut header, encode) {
                     return Ok(Err(Unsent::new(error, Fate::NotSent)));
                 }
-                let record = staged.finish(&header);
+                head.copy_from_slice(header.as_bytes());
+                let record = &tx.stage[..HEADER_LEN + SMALL_MESSAGE.min(header.len as usize)];
                 let mut grant = tx.sender.reserve(record.len())?;
                 grant.write_at(0, record);
                 grant.commit();
@@ -128,10 +128,15 @@ impl Shared {
                 let first = len_hint.min(max_part);
                 let mut grant = tx.sender.reserve(HEADER_LEN + first)?;
                 skip_header(&mut grant, &header);
-                let (spill, exported) = (&mut tx.spill, &mut tx.exported);
-                if let Err(error) =
-                    self.encode_first(&mut grant, first, spill, exported, &mut header, encode)
-                {
+                let enc = Encoder::for_record(
+                    &mut grant,
+                    first,
+                    &mut tx.spill,
+                    self.max_message,
+                    self,
+                    &mut tx.exported,
+                );
+                if let Err(error) = encode_first(enc, &mut header, encode) {
                     // Nothing was sent: the grant goes uncommitted.
                     return Ok(Err(Unsent::new(error, Fate::NotSent)));
                 }
@@ -179,28 +184,6 @@ impl Shared {
                 Err(Unsent::new(CallError::Disconnected, Fate::Lost))
             }
         }
-    }
-
-    /// Encodes a message's body into its first record, `sink`, with room for `room` bytes
-    /// and the rest spilled, and sets the header's length and its [`FLAG_MORE`] for a spill.
-    fn encode_first(
-        self: &Arc<Self>,
-        sink: &mut dyn Sink,
-        room: usize,
-        spill: &mut Vec<u8>,
-        exported: &mut Vec<u64>,
-        header: &mut Header,
-        encode: impl FnOnce(&mut Encoder<'_>) -> Result<(), CallError>,
-    ) -> Result<(), CallError> {
-        let len = {
-            let mut enc = Encoder::for_record(sink, room, spill, self.max_message, self, exported);
-            encode(&mut enc).map(|()| enc.len())?
-        };
-        header.len = len as u64;
-        if !spill.is_empty() {
-            header.flags |= FLAG_MORE;
-        }
-        Ok(())
     }
 
     /// Sends a message whose body is longer than one record, record by record as it is
@@ -420,66 +403,30 @@ impl Sink for Records<'_> {
     }
 }
 
-/// Room to stage a small message's record (see [`Staged`]), kept with the sending end
-/// so that a send does not clear a new one.
+/// Room to stage a small message's record: the header slot, then up to [`SMALL_MESSAGE`]
+/// body bytes. Kept with the sending end, so that a send does not clear a new one.
 pub(super) type Stage = [u8; HEADER_LEN + SMALL_MESSAGE];
-
-/// A small message's record, encoded in [`Tx::stage`]: the header slot, then up to
-/// [`SMALL_MESSAGE`] body bytes; what does not fit goes to the spill buffer.
-struct Staged<'s> {
-    record: &'s mut Stage,
-    len: usize,
-}
-
-impl<'s> Staged<'s> {
-    fn new(record: &'s mut Stage) -> Staged<'s> {
-        Staged {
-            record,
-            len: HEADER_LEN,
-        }
-    }
-
-    /// The record with its final `header`.
-    fn finish(&mut self, header: &Header) -> &[u8] {
-        self.record[..HEADER_LEN].copy_from_slice(header.as_bytes());
-        &self.record[..self.len]
-    }
-}
-
-impl io::Write for Staged<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = buf.len().min(self.record.len() - self.len);
-        self.record[self.len..self.len + n].copy_from_slice(&buf[..n]);
-        self.len += n;
-        Ok(n)
-    }
-
-    /// One copy: the encoder only writes what fits (its `room`).
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        let Some(to) = self.record.get_mut(self.len..self.len + buf.len()) else {
-            return Err(io::ErrorKind::WriteZero.into());
-        };
-        to.copy_from_slice(buf);
-        self.len += buf.len();
-        Ok(())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Sink for Staged<'_> {
-    fn next_record(&mut self) -> Result<usize, CallError> {
-        Ok(0)
-    }
-}
 
 /// A plain message's one record: what does not fit goes to the spill buffer.
 impl Sink for TxGrant<'_> {
     fn next_record(&mut self) -> Result<usize, CallError> {
         Ok(0)
     }
+}
+
+/// Encodes a message's body with `enc`, over its first record, and sets the header's length
+/// and, when part of the body was spilled past that record, its [`FLAG_MORE`].
+fn encode_first(
+    mut enc: Encoder<'_>,
+    header: &mut Header,
+    encode: impl FnOnce(&mut Encoder<'_>) -> Result<(), CallError>,
+) -> Result<(), CallError> {
+    encode(&mut enc)?;
+    header.len = enc.len() as u64;
+    if enc.spilled() {
+        header.flags |= FLAG_MORE;
+    }
+    Ok(())
 }
 
 /// Moves `grant`'s write cursor past the header slot; the header is written for real when
