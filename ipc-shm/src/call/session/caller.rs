@@ -18,7 +18,7 @@ impl Shared {
         if Busy::active() {
             return Err(CallError::Reentrant);
         }
-        let (call, slot) = {
+        let call = {
             let mut ctl = lock(&self.ctl);
             if ctl.closed {
                 return Err(CallError::Disconnected);
@@ -30,7 +30,7 @@ impl Shared {
         let exported = self
             .send(Header::request(call, object, method, 0), len_hint, encode)
             .map_err(Unsent::into_error)?;
-        let (result, untaken) = self.await_reply(&guard, &slot, decode);
+        let (result, untaken) = self.await_reply(&guard, decode);
         if untaken && !exported.is_empty() {
             // The callee refused the call before taking any object we sent it, so it will
             // never release them: drop them now rather than when the connection closes.
@@ -45,31 +45,41 @@ impl Shared {
     pub(super) fn await_reply<R>(
         self: &Arc<Self>,
         guard: &SlotGuard<'_>,
-        slot: &Arc<Slot>,
         decode: impl FnOnce(&mut Decoder<'_>) -> Result<R, CallError>,
     ) -> Answer<R> {
-        {
-            let mut ctl = lock(&self.ctl);
+        // Only a follower needs a handle on its slot: a leader reads its reply itself.
+        let slot = {
+            let mut locked = lock(&self.ctl);
+            let ctl = &mut *locked;
             if ctl.closed {
                 return (Err(CallError::Disconnected), false);
             }
+            let Some(e) = ctl.slots.entry(guard.call()) else {
+                unreachable!("a call's slot is busy until its guard is dropped");
+            };
+            if e.slot.state.load(Ordering::Acquire) == READY {
+                // Whoever read before us has handed the reply over already (it did so
+                // before giving leadership up, under this lock).
+                let slot = e.slot.clone();
+                drop(locked);
+                return self.take_reply(&slot, decode);
+            }
             if !ctl.leading || ctl.executing.is_some() {
                 // Vacant, or held by a thread running a request (perhaps this one, calling
-                // back): either way the ring is free to read.
+                // back): either way the ring is free to read, and the reply still to come.
                 ctl.leading = true;
                 ctl.executing = None;
-                drop(ctl);
-                return self.lead_for(guard, slot, decode);
+                drop(locked);
+                return self.lead_for(guard, decode);
             }
-            if let Some(e) = ctl.slots.entry(guard.call()) {
-                e.follower = true;
-            }
-        }
-        match self.wait_slot(slot) {
-            READY => self.take_reply(slot, decode),
+            e.follower = true;
+            e.slot.clone()
+        };
+        match self.wait_slot(&slot) {
+            READY => self.take_reply(&slot, decode),
             LEAD => {
                 slot.state.store(PENDING, Ordering::Relaxed);
-                self.lead_for(guard, slot, decode)
+                self.lead_for(guard, decode)
             }
             _ => (Err(CallError::Disconnected), false),
         }
@@ -158,7 +168,6 @@ impl Shared {
     pub(super) fn lead_for<R>(
         self: &Arc<Self>,
         guard: &SlotGuard<'_>,
-        slot: &Arc<Slot>,
         decode: impl FnOnce(&mut Decoder<'_>) -> Result<R, CallError>,
     ) -> Answer<R> {
         let call = guard.call();
@@ -173,7 +182,9 @@ impl Shared {
         // `decode` drops the grant first too: it was declared later).
         let rx = unsafe { self.rx.get() };
         let outcome = loop {
-            if slot.state.load(Ordering::Acquire) != PENDING {
+            // Nobody else reads, so nobody hands this call its reply: only a close ends
+            // the wait.
+            if self.closed.load(Ordering::Acquire) {
                 break None;
             }
             // The event borrows `rx`; a split message is gathered after it is gone.
@@ -222,12 +233,6 @@ impl Shared {
         };
         drop(lead);
         drop(busy);
-        match outcome {
-            Some(answer) => answer,
-            None => match slot.state.load(Ordering::Acquire) {
-                READY => self.take_reply(slot, decode.take().expect("the reply is decoded once")),
-                _ => (Err(CallError::Disconnected), false),
-            },
-        }
+        outcome.unwrap_or((Err(CallError::Disconnected), false))
     }
 }

@@ -43,7 +43,7 @@ pub(super) struct Slots {
 }
 
 impl Slots {
-    pub(super) fn alloc(&mut self) -> (u64, Arc<Slot>) {
+    pub(super) fn alloc(&mut self) -> u64 {
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -69,10 +69,7 @@ impl Slots {
         e.busy = true;
         e.follower = false;
         e.slot.state.store(PENDING, Ordering::Relaxed);
-        (
-            u64::from(e.generation) << 32 | u64::from(index),
-            e.slot.clone(),
-        )
+        u64::from(e.generation) << 32 | u64::from(index)
     }
 
     pub(super) fn entry(&mut self, call: u64) -> Option<&mut SlotEntry> {
