@@ -698,6 +698,39 @@ fn objects_are_released_when_the_last_handle_goes() {
     });
 }
 
+/// A worker leader keeps the object it served last for the next request, skipping the
+/// export table. When the peer releases that object and then goes quiet, the worker must
+/// not keep it alive: it is dropped without another request coming.
+#[test]
+fn a_released_object_served_last_is_dropped_while_the_session_idles() {
+    let _w = watchdog(60);
+    let (client, server, world) = calc_pair(1 << 16);
+    let calc = client.bootstrap();
+    let listener: Arc<dyn Dispatch> = Arc::new(Listener { calc: calc.clone() });
+    let sub: RemoteObject = calc.call(SUBSCRIBE, &listener).unwrap();
+    drop(listener);
+    assert_eq!(world.live.load(Ordering::SeqCst), 1);
+    // A call that does not call back (which would end the worker's turn as the leader):
+    // the subscription is the object the leading worker served last.
+    let unknown = sub.call::<_, u64>(99, &());
+    assert!(
+        matches!(
+            &unknown,
+            Err(CallError::Remote {
+                kind: RemoteErrorKind::UnknownMethod,
+                ..
+            })
+        ),
+        "{unknown:?}"
+    );
+    drop(sub);
+    // The release is the last record the server reads.
+    eventually("the subscription is dropped", || {
+        world.live.load(Ordering::SeqCst) == 0
+    });
+    assert_eq!(server.exported_objects(), 1);
+}
+
 #[test]
 fn values_larger_than_a_record_are_split() {
     let _w = watchdog(120);

@@ -230,6 +230,9 @@ pub(crate) struct Shared {
     closed: AtomicBool,
     exports: Mutex<Exports>,
     export_count: AtomicUsize,
+    /// Exports removed so far: bumped under the `exports` lock at every removal, so that a
+    /// worker leader's [`LastTarget`] knows whether it is still exported.
+    exports_epoch: AtomicU64,
     imports: Mutex<HashMap<ObjectId, Weak<Imported>>>,
     /// Releases not yet sent (dropped while this thread could not send).
     releases: Mutex<Vec<(ObjectId, u64)>>,
@@ -372,6 +375,17 @@ struct Export {
     refs: u64,
 }
 
+/// The object a worker leader served last, kept across the requests it reads in a row: a
+/// request to the same object again skips the export table's lock and a reference count,
+/// both on the way from request to reply. Valid while no export has been removed since
+/// `epoch` (see `Shared::exports_epoch`); one that has been is looked up again, or dropped
+/// on a worker if it is gone (see `Shared::recheck_last`).
+struct LastTarget {
+    id: ObjectId,
+    epoch: u64,
+    object: Arc<dyn Dispatch>,
+}
+
 enum Fatal {
     Transport(crate::Error),
     Protocol(std::borrow::Cow<'static, str>),
@@ -442,6 +456,7 @@ impl Shared {
                 map,
             }),
             export_count: AtomicUsize::new(export_count),
+            exports_epoch: AtomicU64::new(0),
             imports: Mutex::new(HashMap::new()),
             releases: Mutex::new(Vec::new()),
             releases_queued: AtomicBool::new(false),
@@ -498,7 +513,11 @@ impl Shared {
         }
         tracing::info!(session = %self.name, "connection closed: {why}");
         Link::hang_up(&self.socket);
-        let exports = std::mem::take(&mut lock(&self.exports).map);
+        let exports = {
+            let mut ex = lock(&self.exports);
+            self.exports_epoch.fetch_add(1, Ordering::Release);
+            std::mem::take(&mut ex.map)
+        };
         self.export_count.store(0, Ordering::Release);
         // User `Drop` code runs outside our locks.
         drop(exports);

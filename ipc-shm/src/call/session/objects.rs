@@ -40,6 +40,7 @@ impl Shared {
         }
         let gone = ex.map.remove(&object).map(|e| e.object);
         self.export_count.fetch_sub(1, Ordering::AcqRel);
+        self.exports_epoch.fetch_add(1, Ordering::Release);
         Ok(gone)
     }
 

@@ -229,6 +229,7 @@ impl Shared {
         for id in ids {
             if let Some(e) = ex.map.remove(id) {
                 self.export_count.fetch_sub(1, Ordering::AcqRel);
+                self.exports_epoch.fetch_add(1, Ordering::Release);
                 dropped.push(e.object);
             }
         }

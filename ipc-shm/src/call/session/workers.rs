@@ -158,6 +158,7 @@ impl Shared {
                         self.serve(
                             object,
                             &mut self.incoming(call, method, Args::Buffer(args), None),
+                            &mut None,
                         );
                     }
                     Job::Drop(object) => drop(object),
@@ -234,7 +235,10 @@ impl Shared {
     /// Leads, running each request read in place, for as long as nobody takes leadership
     /// over while one runs.
     pub(super) fn lead_while_quick(self: &Arc<Self>) {
-        while let Some(n) = self.lead_as_worker() {
+        // Dropped once this thread no longer leads, or only lends its lead: an export it
+        // keeps alive may run its `Drop` here (user code), never while reading.
+        let mut last = None;
+        while let Some(n) = self.lead_as_worker(&mut last) {
             if !self.finish_executing(n) {
                 return;
             }
@@ -242,8 +246,9 @@ impl Shared {
     }
 
     /// Leads until a request comes in, then runs it. Returns the request's number if this
-    /// thread kept leadership while running it (see [`Self::lend_lead`]).
-    pub(super) fn lead_as_worker(self: &Arc<Self>) -> Option<u64> {
+    /// thread kept leadership while running it (see [`Self::lend_lead`]). `last` is the
+    /// object this thread served last while leading, if still exported.
+    pub(super) fn lead_as_worker(self: &Arc<Self>, last: &mut Option<LastTarget>) -> Option<u64> {
         let busy = Busy::enter();
         // SAFETY: we are the leader (set under `ctl` in `worker`, or kept through
         // `finish_executing`). Every borrow of `rx` ends before leadership is given up or
@@ -252,7 +257,15 @@ impl Shared {
         loop {
             // The event borrows `rx`; a split message is gathered after it is gone.
             let (call, len, mut buf, then) = match self.next_event(rx, None, true) {
-                Ok(Event::Done) => continue,
+                Ok(Event::Done) => {
+                    // Perhaps a release: an export this thread keeps must not outlive the
+                    // peer's last handle for as long as the connection is idle.
+                    if let Err(f) = self.recheck_last(last) {
+                        self.fail(f);
+                        break;
+                    }
+                    continue;
+                }
                 Ok(Event::Delivered) => {
                     // A caller of this process got its reply from us: stop reading, so
                     // that its next call reads for itself (see `lend_lead`).
@@ -269,7 +282,7 @@ impl Shared {
                     // Built here, not in `serve`: the request's grant must not be an argument
                     // of a call that is still running when leadership moves on (see `RxCell`).
                     let mut incoming = self.incoming(call, method, args, Some(busy));
-                    return self.serve(object, &mut incoming);
+                    return self.serve(object, &mut incoming, last);
                 }
                 Ok(Event::Partial {
                     call,
@@ -288,7 +301,8 @@ impl Shared {
                     // Run as its arguments arrive, decoded straight out of their records.
                     let parts = Parts::new(self, rx, call, len, buf);
                     let args = Args::Parts(Box::new(parts));
-                    return self.serve(object, &mut self.incoming(call, method, args, Some(busy)));
+                    let mut incoming = self.incoming(call, method, args, Some(busy));
+                    return self.serve(object, &mut incoming, last);
                 }
                 Then::Reply {
                     slot,
@@ -346,32 +360,82 @@ impl Shared {
     }
 
     /// Runs one request on the object it names. Returns the request's number if this
-    /// thread kept leadership while running it.
-    pub(super) fn serve(&self, object: ObjectId, incoming: &mut Incoming<'_>) -> Option<u64> {
-        let target = lock(&self.exports)
-            .map
-            .get(&object)
-            .map(|e| e.object.clone());
-        let result = match &target {
-            None => {
-                incoming.inner.release_ring();
-                incoming.inner.reply_error(
-                    RemoteErrorKind::UnknownObject,
-                    &format!("no object {object}"),
-                );
-                return incoming.inner.exec.take();
-            }
-            Some(target) => {
-                incoming.inner.interface = target.interface_name();
-                catch_unwind(AssertUnwindSafe(|| target.dispatch(incoming))).unwrap_or_else(|_| {
-                    let method = incoming.inner.method;
-                    tracing::error!(session = %self.name, interface = incoming.inner.interface, method, "method panicked");
-                    Err(CallError::failed("method panicked"))
-                })
+    /// thread kept leadership while running it. `last` is the object a worker leader served
+    /// last (see [`LastTarget`]); a request to it again skips the export table.
+    pub(super) fn serve(
+        &self,
+        object: ObjectId,
+        incoming: &mut Incoming<'_>,
+        last: &mut Option<LastTarget>,
+    ) -> Option<u64> {
+        // SYNC: Acquire pairs with the Release bump that follows every removal (under the
+        // `exports` lock): a removal that happened before anything this thread has since
+        // seen is seen here, as a lookup under the lock would see it. (One racing with this
+        // load is ordered after the lookup, as it could be with the lock.)
+        let epoch = self.exports_epoch.load(Ordering::Acquire);
+        let kept = matches!(last, Some(t) if t.id == object && t.epoch == epoch);
+        let fresh = match kept {
+            true => None,
+            false => {
+                let found = lock(&self.exports)
+                    .map
+                    .get(&object)
+                    .map(|e| e.object.clone());
+                if found.is_none() {
+                    incoming.inner.release_ring();
+                    incoming.inner.reply_error(
+                        RemoteErrorKind::UnknownObject,
+                        &format!("no object {object}"),
+                    );
+                    return incoming.inner.exec.take();
+                }
+                found
             }
         };
+        let target = match (&fresh, &*last) {
+            (Some(fresh), _) => fresh,
+            (None, Some(t)) => &t.object,
+            (None, None) => unreachable!("a target is fresh or kept"),
+        };
+        incoming.inner.interface = target.interface_name();
+        let result =
+            catch_unwind(AssertUnwindSafe(|| target.dispatch(incoming))).unwrap_or_else(|_| {
+                let method = incoming.inner.method;
+                tracing::error!(session = %self.name, interface = incoming.inner.interface, method, "method panicked");
+                Err(CallError::failed("method panicked"))
+            });
         incoming.inner.finish(result);
+        if let Some(fresh) = fresh {
+            // Kept for the next request. The one it replaces goes here, where this thread no
+            // longer reads (the request's lead is lent or given up), should its `Drop` block.
+            *last = Some(LastTarget {
+                id: object,
+                epoch,
+                object: fresh,
+            });
+        }
         incoming.inner.exec.take()
+    }
+
+    /// Checks, after a record that may have removed an export, that the object `last` keeps
+    /// is still exported; hands it to a worker to drop if not (its `Drop` is user code, and
+    /// this thread reads).
+    fn recheck_last(self: &Arc<Self>, last: &mut Option<LastTarget>) -> Result<(), Fatal> {
+        let Some(t) = last else { return Ok(()) };
+        if t.epoch == self.exports_epoch.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let ex = lock(&self.exports);
+        if ex.map.contains_key(&t.id) {
+            // Removals happen under this lock: the epoch read now is the table's.
+            t.epoch = self.exports_epoch.load(Ordering::Acquire);
+            return Ok(());
+        }
+        drop(ex);
+        match last.take() {
+            Some(gone) => self.queue_job(Job::Drop(gone.object)),
+            None => Ok(()),
+        }
     }
 }
 
