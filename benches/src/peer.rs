@@ -1,5 +1,7 @@
 //! Peer processes: a bench binary re-executes itself as the other end of a benchmark.
 
+use std::cell::Cell;
+use std::marker::PhantomData;
 use std::os::fd::OwnedFd;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -129,10 +131,15 @@ pub fn serve_if_peer(serve: impl FnOnce(&str) -> anyhow::Result<()>) {
 /// [`HANG_LIMIT`]: the call then fails with a disconnection instead of hanging the bench.
 /// (A peer that dies is noticed by the connection itself; this is for one that stops
 /// answering while alive.) Dropping it stops the watching thread.
+///
+/// It is not `Sync`: calls are watched from one thread at a time, which lets it count them
+/// with plain stores instead of atomic read-modify-writes (two on every call, which the raw
+/// round trips it is compared with do not pay).
 #[derive(Debug)]
 pub struct CallWatchdog {
     shared: Arc<WatchState>,
     thread: Option<std::thread::JoinHandle<()>>,
+    one_thread: PhantomData<Cell<()>>,
 }
 
 #[derive(Debug, Default)]
@@ -162,15 +169,15 @@ impl CallWatchdog {
         Ok(CallWatchdog {
             shared,
             thread: Some(thread),
+            one_thread: PhantomData,
         })
     }
 
     /// Marks one call as in flight until the returned guard is dropped.
     #[inline]
     pub fn watch(&self) -> CallGuard<'_> {
-        // Relaxed: the watchdog only compares successive values of this one counter.
-        self.shared.calls.fetch_add(1, Ordering::Relaxed);
-        CallGuard(&self.shared.calls)
+        bump(&self.shared.calls);
+        CallGuard(&self.shared.calls, PhantomData)
     }
 }
 
@@ -185,13 +192,26 @@ impl Drop for CallWatchdog {
 }
 
 /// One call in flight, see [`CallWatchdog::watch`].
+///
+/// Not `Send`: it ends the call on the thread that started it, the counter's one writer.
 #[derive(Debug)]
-pub struct CallGuard<'a>(&'a AtomicU64);
+pub struct CallGuard<'a>(&'a AtomicU64, PhantomData<*const ()>);
 
 impl Drop for CallGuard<'_> {
     fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        bump(self.0);
     }
+}
+
+/// Adds one to the call counter. Relaxed: the watchdog only compares successive values of
+/// this one counter. A load and a store, not a read-modify-write: only the one thread that
+/// holds the (not `Sync`) watchdog writes it.
+#[inline]
+fn bump(calls: &AtomicU64) {
+    calls.store(
+        calls.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
 }
 
 fn watch(state: &WatchState, pid: u32, limit: Duration) {
