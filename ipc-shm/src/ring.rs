@@ -636,6 +636,13 @@ impl ConsumerCore {
         self.read = record.end;
     }
 
+    /// Whether a quarter of the ring or more has been released and not yet published (see
+    /// [`ReadGrant::release_lazily`](ends::ReadGrant::release_lazily)).
+    #[inline(always)]
+    pub(crate) fn far_behind(&self) -> bool {
+        self.read - self.published >= self.capacity / 4
+    }
+
     /// Publishes our position if it moved. Returns whether the producer is parked and must be
     /// woken.
     #[inline(always)]
@@ -1129,6 +1136,9 @@ mod ends {
             // here, inline, and only a wait goes out of line.
             if let Some(record) = self.core.try_peek()? {
                 self.spinner.ended_at_once();
+                if self.core.far_behind() {
+                    self.publish();
+                }
                 return Ok(record);
             }
             self.wait_for_record()
@@ -1136,6 +1146,9 @@ mod ends {
 
         #[inline(never)]
         fn wait_for_record(&mut self) -> Result<Record, Error> {
+            // Records released lazily go out before we wait: the producer may be waiting for
+            // their room.
+            self.publish();
             // One allowance for spinning through the producer's long writes per wait, however
             // often its bell wakes us.
             let mut busy_spin = BUSY_SPIN;
@@ -1350,6 +1363,16 @@ mod ends {
         #[inline]
         pub fn len(&self) -> usize {
             self.record.len
+        }
+
+        /// Releases the record without telling the producer yet: its room is published when
+        /// this consumer next waits for a record (or takes one while a quarter of the ring
+        /// or more waits to be published), not now. Publishing takes a full fence; a reader
+        /// that answers the record (with a request of its own, say) saves that on the way
+        /// to its answer, and publishes on its way back to waiting.
+        #[inline(always)]
+        pub fn release_lazily(mut self) {
+            self.publish = false;
         }
 
         /// Whether the payload is empty.

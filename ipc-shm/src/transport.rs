@@ -650,6 +650,18 @@ enum View<'a> {
 }
 
 impl ReadGrant<'_> {
+    /// Releases the record, as dropping the grant does; over shared memory without telling
+    /// the sender yet, which learns of the room when this end next waits for a record (see
+    /// [`ring::ReadGrant::release_lazily`]). For a reader that answers the record: the full
+    /// fence that publishing takes is then off the way to its answer.
+    #[inline(always)]
+    pub fn release_lazily(self) {
+        match self.view {
+            View::Shm(grant) => grant.release_lazily(),
+            View::Socket(frame) => drop(frame),
+        }
+    }
+
     /// The payload length.
     #[inline(always)]
     pub fn len(&self) -> usize {

@@ -204,6 +204,51 @@ fn blocking_ends_batch_drain() {
     assert_eq!(seen, (0..20).map(|s| payload(s, 40)).collect::<Vec<_>>());
 }
 
+/// A record released lazily is not published at once, but before the consumer next waits
+/// for a record, and as soon as a quarter of the ring waits to be published.
+#[test]
+fn lazily_released_records_are_published_before_a_wait_or_when_far_behind() {
+    let _w = watchdog(Duration::from_secs(60));
+    let (mut tx, mut rx) = channel(CAP, WaitPolicy::default()).unwrap();
+    let region = *rx.core.region();
+    let read_word = region.atomic_u64(OFF_READ);
+    const RECORD: u64 = 64; // with its 8-byte header
+    let body = RECORD as usize - 8;
+
+    for seq in 0..2 {
+        tx.send_bytes(&payload(seq, body)).unwrap();
+    }
+    for _ in 0..2 {
+        rx.recv().unwrap().release_lazily();
+        assert_eq!(read_word.load(Ordering::Relaxed), 0, "not published yet");
+    }
+
+    // Nothing is there: the consumer publishes its position before it waits.
+    let consumer = std::thread::spawn(move || {
+        let grant = rx.recv().unwrap();
+        assert_eq!(grant.to_vec(), payload(2, body));
+        grant.release_lazily();
+        rx
+    });
+    while read_word.load(Ordering::Relaxed) != 2 * RECORD {
+        std::thread::yield_now();
+    }
+    tx.send_bytes(&payload(2, body)).unwrap();
+    let mut rx = consumer.join().unwrap();
+    assert_eq!(read_word.load(Ordering::Relaxed), 2 * RECORD);
+
+    // Records there at once: published when a quarter of the ring waits, not one by one.
+    for seq in 3..23 {
+        tx.send_bytes(&payload(seq, body)).unwrap();
+    }
+    for _ in 3..23 {
+        rx.recv().unwrap().release_lazily();
+        let behind = rx.core.read - read_word.load(Ordering::Relaxed);
+        assert!(behind <= CAP as u64 / 4, "{behind} bytes behind");
+    }
+    assert!(read_word.load(Ordering::Relaxed) > 2 * RECORD);
+}
+
 #[test]
 fn grants_read_and_write_through_io_traits_and_objects() {
     let (mut tx, mut rx) = channel(CAP, WaitPolicy::PARK).unwrap();
