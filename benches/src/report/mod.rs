@@ -617,7 +617,19 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
          and copying them into and out of the ring in one piece took the 64 B echo from \
          about 2.0 to 1.6–1.8 µs (A/B in the commit message); moving the \
          producer's clearing of the next slot to its reservation, and the consumer also \
-         polling a third line, were measured and not kept.\n\
+         polling a third line, were measured and not kept. Later, writing the staging buffer \
+         with inlined copies, a serving worker keeping the object it served last (no lock or \
+         reference count on the export table per request), a caller that reads its own \
+         reply taking no handle on its slot, and this suite's call watchdog counting \
+         without atomic read-modify-writes took callgrind's counts from 2,071 and 2,337 to \
+         2,031 and 2,165, and the 64 B echo's p50 from 451–501 to 441–470 ns (ten alternated \
+         runs, against 171–230 ns for the raw round trip). What matters on this path now is \
+         less the instructions than the locked ones: the caller takes the session's control \
+         lock twice (its call slot, then handing leadership on) and the server once (lending \
+         leadership before the method runs), and both take the send lock; each such \
+         instruction drains the store buffer as a full fence does, which is also why \
+         releasing records lazily (`ReadGrant::release_lazily`, one fence fewer on the \
+         way to an answer: 10 ns off the raw round trip) gains the call layer nothing.\n\
          - Where the kernel has `membarrier(GLOBAL_EXPEDITED)`, a consumer about to sleep \
          runs that process-wide barrier, and the producer publishes each record without the \
          `SeqCst` fence that waited for the record's stores to leave the core: the 64 B \
@@ -638,7 +650,11 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
          into the ring and the receiver's copy out of it overlap; the argument and the result \
          are each decoded as their parts arrive, straight into their own buffer, and `echo` \
          copies once more: five copies, where the target allows six of data that stays in one \
-         core's cache; the transport's copies cross cores. \
+         core's cache; the transport's copies cross cores. That target moves with the host \
+         more than any other: `two_memcpy` of 1 MiB took 71 µs on the AMD host of earlier \
+         reports (the echo 1.88× of it) and 38 µs on the host of the report of \
+         4 December 2026, where the echo's criterion mean (167 µs) also sat far above its \
+         p50 (78 µs). \
          `find_block` over shm copies the block \
          twice (into the ring in the peer, out of it here, into the block's own buffer as the \
          parts arrive), in 64 KiB parts so that the two copies overlap. With `rep movsb` \
