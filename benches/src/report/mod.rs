@@ -668,6 +668,12 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
          Re-render without measuring again: `cargo run --release -p benches --bin \
          bench-report -- target/bench-results.tsv target/criterion docs`.\n\
          - The full suite, for people: `cargo bench -p benches` (each group alone: `cargo bench -p benches --bench NAME`).\n\
+         - A/B of two builds, and profiling: `cargo run --release -p benches --example \
+         round_trips -- echo|raw [CALLS] [SIZE]` times single round trips to a peer process \
+         and prints the mean, the median and the mean of the faster half (the figure the \
+         commit messages quote); run two builds' binaries alternately, several times each. \
+         Under `valgrind --tool=callgrind --trace-children=yes` it counts both processes' \
+         instructions (this host has no hardware counters for `perf`).\n\
          - Smoke mode, as in CI (each benchmark once): `cargo bench -p benches -- --test`.\n\
          - The interface groups: `find_block` reads the mainnet block from `../shared/data` \
          beside the checkout (or the file `$BITCOIN_SHM_BLOCK` names) and falls back to a \

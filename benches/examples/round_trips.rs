@@ -1,0 +1,68 @@
+//! Times single 64 B (or SIZE) round trips to a peer process, for A/B comparisons of two
+//! builds and for profilers (callgrind counts a fixed number of calls):
+//!
+//! ```text
+//! cargo run --release -p benches --example round_trips -- echo|raw [CALLS] [SIZE]
+//! ```
+//!
+//! `echo` calls `Echo::echo` through the call layer, `raw` sends a record over the shm
+//! transport and waits for the peer's copy. Prints the mean, the median, and the mean of
+//! the faster half of the round trips: on a shared machine the slower half holds the
+//! preemptions, and the median moves in steps of the clock's resolution.
+
+use anyhow::{Context, bail};
+use benches::conn::{Client, Mode, Setup};
+use benches::echo::RemoteEcho;
+use benches::{payload, peer};
+use ipc_shm::Transport;
+
+fn main() {
+    peer::serve_if_peer(benches::serve);
+    if let Err(e) = run() {
+        eprintln!("round_trips: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let what = args.first().map(String::as_str).unwrap_or("echo");
+    let calls: usize = args
+        .get(1)
+        .map_or(Ok(100_000), |a| a.parse())
+        .context("CALLS")?;
+    let size: usize = args.get(2).map_or(Ok(64), |a| a.parse()).context("SIZE")?;
+    anyhow::ensure!(calls >= 2, "CALLS must be at least 2");
+    let data = payload(size);
+    let setup = Setup::new(Transport::Shm, Mode::Echo);
+    let mut round_trip: Box<dyn FnMut() -> anyhow::Result<()>> = match what {
+        "echo" => {
+            let remote = RemoteEcho::spawn(setup)?;
+            Box::new(move || remote.echo(&data).map(drop))
+        }
+        "raw" => {
+            let mut client = Client::spawn(setup)?;
+            Box::new(move || client.round_trip(&data))
+        }
+        other => bail!("unknown round trip {other:?}: echo or raw"),
+    };
+    for _ in 0..1000 {
+        round_trip()?;
+    }
+    let mut times = Vec::with_capacity(calls);
+    let start = std::time::Instant::now();
+    for _ in 0..calls {
+        let t = std::time::Instant::now();
+        round_trip()?;
+        times.push(t.elapsed().as_nanos() as u64);
+    }
+    let mean = start.elapsed().as_nanos() as f64 / calls as f64;
+    times.sort_unstable();
+    let half = &times[..calls / 2];
+    let faster_half = half.iter().sum::<u64>() as f64 / half.len() as f64;
+    println!(
+        "{what} {size} B: mean {mean:.0} ns, p50 {} ns, faster half {faster_half:.1} ns",
+        times[calls / 2]
+    );
+    Ok(())
+}
