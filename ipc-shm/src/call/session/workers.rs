@@ -374,29 +374,29 @@ impl Shared {
         // load is ordered after the lookup, as it could be with the lock.)
         let epoch = self.exports_epoch.load(Ordering::Acquire);
         let kept = matches!(last, Some(t) if t.id == object && t.epoch == epoch);
-        let fresh = match kept {
-            true => None,
-            false => {
-                let found = lock(&self.exports)
-                    .map
-                    .get(&object)
-                    .map(|e| e.object.clone());
-                if found.is_none() {
-                    incoming.inner.release_ring();
-                    incoming.inner.reply_error(
-                        RemoteErrorKind::UnknownObject,
-                        &format!("no object {object}"),
-                    );
-                    return incoming.inner.exec.take();
-                }
-                found
-            }
-        };
-        let target = match (&fresh, &*last) {
-            (Some(fresh), _) => fresh,
-            (None, Some(t)) => &t.object,
-            (None, None) => unreachable!("a target is fresh or kept"),
-        };
+        // What a fresh lookup replaces is dropped after the method has run, where this thread
+        // no longer reads (the request's lead is lent or given up), should its `Drop` block.
+        let mut replaced = None;
+        if !kept {
+            let found = lock(&self.exports)
+                .map
+                .get(&object)
+                .map(|e| e.object.clone());
+            let Some(found) = found else {
+                incoming.inner.release_ring();
+                incoming.inner.reply_error(
+                    RemoteErrorKind::UnknownObject,
+                    &format!("no object {object}"),
+                );
+                return incoming.inner.exec.take();
+            };
+            replaced = last.replace(LastTarget {
+                id: object,
+                epoch,
+                object: found,
+            });
+        }
+        let target = &last.as_ref().expect("kept, or just looked up").object;
         incoming.inner.interface = target.interface_name();
         let result =
             catch_unwind(AssertUnwindSafe(|| target.dispatch(incoming))).unwrap_or_else(|_| {
@@ -405,15 +405,7 @@ impl Shared {
                 Err(CallError::failed("method panicked"))
             });
         incoming.inner.finish(result);
-        if let Some(fresh) = fresh {
-            // Kept for the next request. The one it replaces goes here, where this thread no
-            // longer reads (the request's lead is lent or given up), should its `Drop` block.
-            *last = Some(LastTarget {
-                id: object,
-                epoch,
-                object: fresh,
-            });
-        }
+        drop(replaced);
         incoming.inner.exec.take()
     }
 
