@@ -31,7 +31,10 @@ pub use crate::error::{HandshakeError, Refusal};
 
 use crate::error::Error;
 use crate::ring::{PreparedRings, RingFds, valid_capacity};
-use crate::sys::{PeerCredentials, peer_credentials, recv_with_fds, send_with_fds, socket_error};
+use crate::sys::{
+    PeerCredentials, inline_out_of_band, peer_credentials, recv_with_fds, send_with_fds,
+    socket_error,
+};
 use crate::transport::{Config, Connection, PeerInfo, Transport};
 
 /// The protocol version this crate speaks: the handshake, the rings and the call records.
@@ -152,6 +155,7 @@ pub(crate) fn initiate(
     child: Option<u32>,
 ) -> Result<Connection, Error> {
     config.validate()?;
+    inline_out_of_band(sock.as_fd())?;
     let mut creds = peer_credentials(sock.as_fd())?;
     if let Some(pid) = child {
         creds.pid = pid;
@@ -191,6 +195,7 @@ pub(crate) fn initiate(
 /// answered with a refusal and logged.
 pub(crate) fn accept(sock: OwnedFd, config: &Config) -> Result<Connection, Error> {
     config.validate()?;
+    inline_out_of_band(sock.as_fd())?;
     let creds = peer_credentials(sock.as_fd())?;
     let wire = Wire::new(sock.as_fd(), config.handshake_timeout);
     let (terms, name) = match read_hello(&wire, &creds, config) {

@@ -13,7 +13,7 @@ use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, FdFlag, fcntl};
 use nix::libc;
 use nix::sys::socket::{
-    ControlMessage, MsgFlags, SockType, UnixAddr, getsockopt, sendmsg, sockopt,
+    ControlMessage, MsgFlags, SockType, UnixAddr, getsockopt, sendmsg, setsockopt, sockopt,
 };
 
 use crate::error::Error;
@@ -162,6 +162,14 @@ fn scm_rights(control: &[u8]) -> impl Iterator<Item = RawFd> + '_ {
 pub(crate) struct PeerCredentials {
     pub(crate) pid: u32,
     pub(crate) uid: u32,
+}
+
+/// Makes out-of-band bytes (`MSG_OOB`) on a connection socket ordinary data, where our
+/// checks see them: otherwise a peek finds nothing while `poll` keeps reporting the socket
+/// readable, and a parked waiter would wake up again and again without end.
+pub(crate) fn inline_out_of_band(sock: BorrowedFd<'_>) -> Result<(), Error> {
+    setsockopt(&sock, sockopt::OobInline, &true)?;
+    Ok(())
 }
 
 pub(crate) fn peer_credentials(sock: BorrowedFd<'_>) -> Result<PeerCredentials, Error> {

@@ -357,7 +357,7 @@ pub(crate) fn park(bell: &Bell, liveness: &Liveness) -> Result<Wake, Error> {
     loop {
         let mut fds = [
             PollFd::new(bell.fd.as_fd(), PollFlags::POLLIN),
-            PollFd::new(liveness.fd(), PollFlags::POLLIN),
+            PollFd::new(liveness.fd(), PollFlags::POLLIN | PollFlags::POLLPRI),
         ];
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) => {}
@@ -374,6 +374,12 @@ pub(crate) fn park(bell: &Bell, liveness: &Liveness) -> Result<Wake, Error> {
         }
         if sock.contains(PollFlags::POLLIN) && liveness.check()? {
             return Ok(Wake::PeerGone);
+        }
+        if sock.intersects(PollFlags::POLLIN | PollFlags::POLLPRI) {
+            // Readable, yet a peek finds no byte: out-of-band data, which connection sockets
+            // take inline (`sys::inline_out_of_band`), unless the peer found a way around
+            // that. Polling again would return at once, for ever.
+            return Err(ProtocolError::UnexpectedSocketData.into());
         }
         if rung {
             return Ok(Wake::Rung);
@@ -535,6 +541,37 @@ mod tests {
         let t = std::thread::spawn(move || park(&bell, &live).unwrap());
         drop(b);
         assert_eq!(t.join().unwrap(), Wake::PeerGone);
+    }
+
+    #[test]
+    fn an_out_of_band_byte_on_the_liveness_socket_is_a_protocol_error_not_a_busy_loop() {
+        for inline in [false, true] {
+            let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+            if inline {
+                crate::sys::inline_out_of_band(a.as_fd()).unwrap();
+            }
+            let live = Liveness::new(Arc::new(OwnedFd::from(a)));
+            let (bell, _door) = Doorbell::pair().unwrap();
+            match send(b.as_raw_fd(), b"!", MsgFlags::MSG_OOB) {
+                // Unix sockets carry out-of-band data from Linux 5.15 on.
+                Err(Errno::EOPNOTSUPP) => return,
+                sent => assert_eq!(sent, Ok(1)),
+            }
+            // Before the fix, `park` polled a socket that stayed readable with nothing to
+            // peek (without inline out-of-band data), and never returned.
+            let (done, parked) = std::sync::mpsc::channel();
+            std::thread::spawn(move || done.send(park(&bell, &live)));
+            let woke = parked
+                .recv_timeout(Duration::from_secs(20))
+                .expect("park kept polling a socket with an out-of-band byte");
+            assert!(
+                matches!(
+                    woke,
+                    Err(Error::Protocol(ProtocolError::UnexpectedSocketData))
+                ),
+                "inline: {inline}, woke: {woke:?}"
+            );
+        }
     }
 
     #[test]

@@ -299,6 +299,26 @@ fn bytes_on_the_socket_of_a_shm_connection_are_a_protocol_error() {
 }
 
 #[test]
+fn an_out_of_band_byte_on_the_socket_of_a_shm_connection_is_a_protocol_error() {
+    use nix::sys::socket::{MsgFlags, send};
+    use std::os::fd::AsRawFd;
+    let _dog = util::watchdog("out-of-band byte", Duration::from_secs(60));
+    let (connection, (mut stream, _ring)) = connected();
+    let (_tx, mut rx) = connection.split();
+    match send(stream.as_raw_fd(), b"!", MsgFlags::MSG_OOB) {
+        // Unix sockets carry out-of-band data from Linux 5.15 on.
+        Err(nix::errno::Errno::EOPNOTSUPP) => return,
+        sent => assert_eq!(sent, Ok(1)),
+    }
+    // The parked receiver used to wake up, peek nothing and poll again, for ever.
+    assert_eq!(
+        protocol_error(rx.recv()),
+        ProtocolError::UnexpectedSocketData
+    );
+    assert_hung_up(&mut stream);
+}
+
+#[test]
 fn malformed_frames_on_the_socket_transport_are_protocol_errors() {
     let _dog = util::watchdog("frames", Duration::from_secs(60));
     let max = (CAP / 2 - 8) as u32;
