@@ -1318,6 +1318,44 @@ fn bad_requests_get_error_replies() {
     assert!(!session.is_closed());
 }
 
+/// A peer that answers a call twice closes the connection, whoever reads the second answer:
+/// it used to overwrite the first while its caller had not taken it yet (and, split over
+/// several records, could land on a later call that reused the slot).
+#[test]
+fn a_second_response_to_a_call_closes_the_connection() {
+    let _w = watchdog(60);
+    let (session, mut peer) = raw_peer();
+    let callers: Vec<_> = (0..2)
+        .map(|_| {
+            let calc = session.bootstrap();
+            std::thread::spawn(move || calc.call::<_, u64>(ADD, &(1u64, 2u64)))
+        })
+        .collect();
+    let first = read_reply(&mut peer).0.call;
+    let second = read_reply(&mut peer).0.call;
+    for call in [first, first, second] {
+        peer.tx
+            .send_bytes(&record(Header::response(call, 0, 8), &3u64.to_le_bytes()))
+            .unwrap();
+    }
+    session.wait_closed();
+    let results: Vec<_> = callers.into_iter().map(|c| c.join().unwrap()).collect();
+    // The first caller may have taken its answer before the connection closed; the second
+    // never gets one.
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Ok(3) | Err(CallError::Disconnected))),
+        "{results:?}"
+    );
+    assert!(
+        results
+            .iter()
+            .any(|r| matches!(r, Err(CallError::Disconnected))),
+        "{results:?}"
+    );
+}
+
 #[test]
 fn protocol_violations_close_the_connection() {
     let mut bad: Vec<(&str, Vec<u8>)> = vec![

@@ -150,24 +150,8 @@ impl Shared {
                         len,
                     });
                 }
-                let slot = if own == Some(call) {
-                    None
-                } else {
-                    let mut ctl = lock(&self.ctl);
-                    match ctl.slots.entry(call) {
-                        Some(e) => Some(e.slot.clone()),
-                        None => {
-                            return Err(protocol(format!(
-                                "response to call {call:#x}, which does not exist"
-                            )));
-                        }
-                    }
-                };
-                let slot = match slot {
-                    Some(s) => s,
-                    // Our own call, split over several records.
-                    None => self.own_slot(call)?,
-                };
+                // Another thread's call, or ours split over several records.
+                let slot = lock(&self.ctl).slots.answer(call)?;
                 let mut buf = std::mem::take(&mut lock(&slot.reply).body);
                 buf.clear();
                 if own != Some(call) {
@@ -264,14 +248,6 @@ impl Shared {
             Err(TryLockError::WouldBlock) => return,
         };
         tx.sender.expect_to_send();
-    }
-
-    pub(super) fn own_slot(&self, call: u64) -> Result<Arc<Slot>, Fatal> {
-        let mut ctl = lock(&self.ctl);
-        ctl.slots
-            .entry(call)
-            .map(|e| e.slot.clone())
-            .ok_or_else(|| protocol("reply to a finished call"))
     }
 
     /// Reads the continuation records of `call` into `buf` until it holds `len` bytes.

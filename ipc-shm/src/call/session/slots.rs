@@ -33,6 +33,9 @@ pub(super) struct SlotEntry {
     pub(super) busy: bool,
     /// The caller waits for another thread to read its reply.
     pub(super) follower: bool,
+    /// A response to the call has been read (its first record, if split): a second one is
+    /// a protocol violation, not a reply to overwrite the first with.
+    pub(super) answered: bool,
 }
 
 /// Call ids are `generation << 32 | index`: a stale or forged id does not match a slot.
@@ -61,6 +64,7 @@ impl Slots {
                     generation: 0,
                     busy: false,
                     follower: false,
+                    answered: false,
                 });
                 (self.entries.len() - 1) as u32
             }
@@ -68,6 +72,7 @@ impl Slots {
         let e = &mut self.entries[index as usize];
         e.busy = true;
         e.follower = false;
+        e.answered = false;
         e.slot.state.store(PENDING, Ordering::Relaxed);
         u64::from(e.generation) << 32 | u64::from(index)
     }
@@ -75,6 +80,20 @@ impl Slots {
     pub(super) fn entry(&mut self, call: u64) -> Option<&mut SlotEntry> {
         let e = self.entries.get_mut((call & 0xffff_ffff) as usize)?;
         (e.busy && u64::from(e.generation) == call >> 32).then_some(e)
+    }
+
+    /// The slot of `call`, for the response just read: marked answered. A call that is not
+    /// outstanding, or that has had its response already, is a protocol violation.
+    pub(super) fn answer(&mut self, call: u64) -> Result<Arc<Slot>, Fatal> {
+        let Some(e) = self.entry(call) else {
+            return Err(protocol(format!(
+                "response to call {call:#x}, which does not exist"
+            )));
+        };
+        if std::mem::replace(&mut e.answered, true) {
+            return Err(protocol(format!("second response to call {call:#x}")));
+        }
+        Ok(e.slot.clone())
     }
 
     pub(super) fn free(&mut self, call: u64) {
