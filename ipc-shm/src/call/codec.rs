@@ -9,7 +9,10 @@
 //! consensus encoding.
 //!
 //! A decoder never trusts a length it reads: every count is checked against the bytes left
-//! in the message before anything is allocated for it.
+//! in the message before anything is allocated for it. (In a message split over several
+//! records, decoded while its parts arrive, the bytes left are those its first record
+//! announced, within the session's message limit: up to that much may be reserved before
+//! they arrive, as address space, as `reader::reserve_message` does for a gathered one.)
 
 use std::io;
 use std::sync::Arc;
@@ -202,12 +205,13 @@ impl<'a> Encoder<'a> {
     }
 
     /// Exports `object` to the peer for as long as the peer holds a handle to it and writes
-    /// its id. The peer decodes it as a [`RemoteObject`].
+    /// its id. The peer decodes it as a [`RemoteObject`]. Fails when the session exports
+    /// its limit of objects already ([`SessionConfig::max_exports`](super::SessionConfig::max_exports)).
     pub fn put_object(&mut self, object: Arc<dyn Dispatch>) -> Result<(), CallError> {
         let session = self.session.ok_or(CallError::decode(
             "objects can only be sent within a session",
         ))?;
-        let id = session.export(object);
+        let id = session.export(object)?;
         if let Some(exported) = self.exported.as_mut() {
             exported.push(id);
         }
@@ -381,16 +385,16 @@ impl<'a> Decoder<'a> {
 
     /// Appends the next `n` bytes of the body to `out`, copied straight into its spare room
     /// (a large byte string is not zeroed first only to be overwritten). `out` grows by no
-    /// more than the bytes left in the body, which are there: nothing is allocated on a
-    /// length's word alone.
+    /// more than the bytes left in the body, which the message's header announced: never by
+    /// a length's word alone (see the module documentation on split messages).
     #[inline]
     pub fn append_raw(&mut self, n: usize, out: &mut Vec<u8>) -> Result<(), CallError> {
         if n > self.remaining {
             return Err(CallError::decode("message ends early"));
         }
         if out.capacity() == 0 {
-            // The bytes are there (`remaining`): one allocation of the right size, not the
-            // growth policy's detour through a reallocation.
+            // The body holds them (`remaining`): one allocation of the right size, not the
+            // growth policy's detour through reallocations.
             *out = Vec::with_capacity(n);
         }
         match &mut self.src {

@@ -1318,6 +1318,65 @@ fn bad_requests_get_error_replies() {
     assert!(!session.is_closed());
 }
 
+/// The next record that is not a release (the session sends those as handles drop).
+fn read_response(peer: &mut Link) -> (Header, Vec<u8>) {
+    loop {
+        let (h, body) = read_reply(peer);
+        if h.kind != crate::call::wire::KIND_RELEASE {
+            return (h, body);
+        }
+    }
+}
+
+/// A peer that asks for objects and never releases them gets errors once the session
+/// exports its limit, not an export table that grows until the connection closes.
+#[test]
+fn exports_are_bounded_by_the_session_limit() {
+    let _w = watchdog(60);
+    let world = Arc::new(World::default());
+    let cfg = SessionConfig {
+        max_exports: 3,
+        ..config("exports")
+    };
+    let (session, mut peer) = raw_peer_with(world.clone(), cfg);
+    let subscribe = |peer: &mut Link, call: u64| {
+        // The listener is an object of the peer's: its id is the whole argument.
+        let listener = 100 + call;
+        peer.tx
+            .send_bytes(&record(
+                Header::request(call, 0, SUBSCRIBE, 8),
+                &listener.to_le_bytes(),
+            ))
+            .unwrap();
+        read_response(peer)
+    };
+    // The bootstrap object and two subscriptions fill the table.
+    let mut subs = Vec::new();
+    for call in 1..=2 {
+        let (h, body) = subscribe(&mut peer, call);
+        assert_eq!((h.call, h.status), (call, crate::call::wire::STATUS_OK));
+        subs.push(u64::from_le_bytes(body.try_into().unwrap()));
+    }
+    assert_eq!(session.exported_objects(), 3);
+    let (h, body) = subscribe(&mut peer, 3);
+    assert_eq!(h.status, RemoteErrorKind::Failed.status());
+    let message = String::from_utf8(body).unwrap();
+    assert!(message.contains("too many objects exported"), "{message}");
+    assert_eq!(
+        world.live.load(Ordering::SeqCst),
+        2,
+        "the refused one is dropped"
+    );
+    // Released, a subscription makes room for the next.
+    peer.tx
+        .send_bytes(&record(Header::release(subs[0], 1), &[]))
+        .unwrap();
+    eventually("the release is read", || session.exported_objects() == 2);
+    let (h, _) = subscribe(&mut peer, 4);
+    assert_eq!((h.call, h.status), (4, crate::call::wire::STATUS_OK));
+    assert!(!session.is_closed());
+}
+
 /// A peer that answers a call twice closes the connection, whoever reads the second answer:
 /// it used to overwrite the first while its caller had not taken it yet (and, split over
 /// several records, could land on a later call that reused the slot).

@@ -20,7 +20,8 @@
 //! limits below *before* allocating, reserve at most [`PREALLOC_ITEMS`] items ahead of the
 //! data actually read, grow a byte string only with bytes the input holds (an [`Input`]
 //! that cannot tell reserves [`PREALLOC_BYTES`] ahead, or as many as it read if that is
-//! more), copy a block or transaction out whole (never more than its
+//! more; the call layer's decoder counts a split message's announced length, within the
+//! session's message limit, as held), copy a block or transaction out whole (never more than its
 //! announced length, nor more than the input holds) and decode it from that copy, and
 //! reject unknown tags. No input makes a decoder panic.
 

@@ -59,6 +59,11 @@ pub struct SessionConfig {
     /// The longest message body (arguments or result) accepted or sent, in bytes. Bounds
     /// what a peer can make us allocate for a message split over several records.
     pub max_message_len: usize,
+    /// The most objects this side exports at once (the bootstrap object included). A peer
+    /// that keeps asking for objects and never releases them gets errors past this many
+    /// (an object can only be sent while fewer are exported), instead of growing our table
+    /// until the connection closes.
+    pub max_exports: usize,
     /// A name for this side in logs (e.g. the process role).
     pub name: String,
     /// How long a caller waiting for another thread to hand it its reply spins before it
@@ -71,6 +76,7 @@ impl Default for SessionConfig {
         SessionConfig {
             max_workers: 64,
             max_message_len: 64 << 20,
+            max_exports: 1 << 16,
             name: String::from("ipc-shm"),
             wait: WaitPolicy::default(),
         }
@@ -216,6 +222,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) struct Shared {
     name: String,
     max_message: usize,
+    max_exports: usize,
     max_workers: usize,
     policy: WaitPolicy,
     socket: Arc<OwnedFd>,
@@ -422,6 +429,7 @@ impl Shared {
         let shared = Arc::new(Shared {
             name: config.name.clone(),
             max_message: config.max_message_len,
+            max_exports: config.max_exports,
             max_workers: config.max_workers.max(1),
             policy: config.wait,
             socket,

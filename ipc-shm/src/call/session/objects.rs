@@ -4,14 +4,21 @@
 use super::*;
 
 impl Shared {
-    /// Adds a reference to `object` in our export table and returns its id.
-    pub(crate) fn export(&self, object: Arc<dyn Dispatch>) -> ObjectId {
+    /// Adds a reference to `object` in our export table and returns its id; fails when the
+    /// table holds [`SessionConfig::max_exports`] objects already.
+    pub(crate) fn export(&self, object: Arc<dyn Dispatch>) -> Result<ObjectId, CallError> {
         let mut ex = lock(&self.exports);
+        if ex.map.len() >= self.max_exports {
+            return Err(CallError::failed(format!(
+                "too many objects exported: the peer holds {} (the session's limit)",
+                ex.map.len()
+            )));
+        }
         let id = ex.next;
         ex.next += 1;
         ex.map.insert(id, Export { object, refs: 1 });
         self.export_count.fetch_add(1, Ordering::AcqRel);
-        id
+        Ok(id)
     }
 
     /// Drops `count` of the peer's references to `object`; the object itself when none are
