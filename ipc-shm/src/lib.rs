@@ -40,6 +40,12 @@
 // Under loom only the index protocol is modelled; the system-call layers sit idle.
 #![cfg_attr(loom, allow(dead_code, unused_imports))]
 
+// The peer's lengths and positions (`u32` and `u64` on the wire) are turned into `usize`
+// and added to before they are checked against the ring's limits, which is sound only where
+// `usize` holds any of them with room to spare.
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!("ipc-shm supports 64-bit targets only");
+
 #[cfg(not(loom))]
 pub mod call;
 #[cfg(not(loom))]

@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{
-    AddressFamily, MsgFlags, SockFlag, SockType, getsockopt, recv, send, socketpair, sockopt,
+    AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr, getpeername, getsockopt, recv, send,
+    socketpair, sockopt,
 };
 
 use crate::error::{Error, ProtocolError};
@@ -278,11 +279,17 @@ pub(crate) struct Doorbell {
 }
 
 impl Doorbell {
-    /// Takes a descriptor the peer sent, which must be a datagram socket.
+    /// Takes a descriptor the peer sent, which must be one end of a datagram socket pair:
+    /// not a socket connected to a named one elsewhere (`/dev/log`, say), which our ringing
+    /// would send datagrams to, carrying our credentials.
     pub(crate) fn from_peer(fd: OwnedFd) -> Result<Doorbell, Error> {
-        match getsockopt(&fd, sockopt::SockType) {
-            Ok(SockType::Datagram) => Ok(Doorbell { fd }),
-            _ => Err(ProtocolError::NotADoorbell.into()),
+        let datagram = matches!(getsockopt(&fd, sockopt::SockType), Ok(SockType::Datagram));
+        // A unix socket whose peer has no name (the address of another family fails).
+        let paired = getpeername::<UnixAddr>(fd.as_raw_fd()).is_ok_and(|peer| peer.is_unnamed());
+        if datagram && paired {
+            Ok(Doorbell { fd })
+        } else {
+            Err(ProtocolError::NotADoorbell.into())
         }
     }
 
@@ -572,6 +579,38 @@ mod tests {
                 "inline: {inline}, woke: {woke:?}"
             );
         }
+    }
+
+    #[test]
+    fn only_one_end_of_a_datagram_socket_pair_is_a_doorbell() {
+        use std::os::unix::net::{UnixDatagram, UnixStream};
+        let dir = std::env::temp_dir().join(format!("ipc-shm-doorbell-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let named = UnixDatagram::bind(dir.join("log")).unwrap();
+        let to_named = UnixDatagram::unbound().unwrap();
+        to_named.connect(dir.join("log")).unwrap();
+        let unconnected = UnixDatagram::unbound().unwrap();
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        udp.connect(udp.local_addr().unwrap()).unwrap();
+        let stream = UnixStream::pair().unwrap().0;
+        for (what, fd) in [
+            ("connected to a named socket", OwnedFd::from(to_named)),
+            ("unconnected", OwnedFd::from(unconnected)),
+            ("not a unix socket", OwnedFd::from(udp)),
+            ("a stream", OwnedFd::from(stream)),
+        ] {
+            assert!(
+                matches!(
+                    Doorbell::from_peer(fd),
+                    Err(Error::Protocol(ProtocolError::NotADoorbell))
+                ),
+                "{what}"
+            );
+        }
+        let (_bell, peer_end) = Bell::new().unwrap();
+        assert!(Doorbell::from_peer(peer_end).is_ok());
+        drop(named);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
