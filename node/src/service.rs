@@ -457,6 +457,16 @@ impl Node for NodeContext {
             .map_err(|_| {
                 InterfaceError::remote(ErrorCode::INVALID_ADDRESS_OR_KEY, "Error: Invalid address")
             })?;
+        // The hashes must fit one reply: refused up front, not after mining them all.
+        if n > interfaces::codec::MAX_ITEMS {
+            return Err(InterfaceError::remote(
+                ErrorCode::INVALID_PARAMETER,
+                format!(
+                    "Cannot generate {n} blocks at once: at most {}",
+                    interfaces::codec::MAX_ITEMS
+                ),
+            ));
+        }
         // One block per lock, so other callers interleave with a long run; a shutdown
         // request ends it early with the blocks mined so far.
         let script = address.script_pubkey();

@@ -391,6 +391,15 @@ fn node_reports_tip_blocks_mempool_and_transactions(w: World) {
         n.generate_to_address(1, &mainnet).unwrap_err().code(),
         Some(ErrorCode::INVALID_ADDRESS_OR_KEY)
     );
+    // More hashes than a reply carries: refused before any block is mined.
+    let too_many = interfaces::codec::MAX_ITEMS + 1;
+    assert_eq!(
+        n.generate_to_address(too_many, &regtest_address(&w))
+            .unwrap_err()
+            .code(),
+        Some(ErrorCode::INVALID_PARAMETER)
+    );
+    assert_eq!(n.get_tip_info().unwrap().hash, hashes[1]);
 }
 
 fn mining_templates_are_solved_and_submitted_and_wait_tip_changed_wakes(w: World) {
