@@ -551,6 +551,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(not(loom))]
     fn an_out_of_band_byte_on_the_liveness_socket_is_a_protocol_error_not_a_busy_loop() {
         for inline in [false, true] {
             let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
