@@ -1328,6 +1328,63 @@ fn read_response(peer: &mut Link) -> (Header, Vec<u8>) {
     }
 }
 
+/// Releases read while no worker is free queue the drops of their objects; those are not
+/// requests, and however many there are they do not count as a flood (the export limit
+/// bounds them).
+#[test]
+fn many_releases_while_the_workers_are_busy_are_not_a_flood() {
+    let _w = watchdog(120);
+    let world = Arc::new(World::default());
+    let cfg = SessionConfig {
+        max_workers: 1,
+        ..config("releases")
+    };
+    let (session, mut peer) = raw_peer_with(world.clone(), cfg);
+    let count = super::session::MAX_QUEUED_REQUESTS as u64 + 10;
+    let mut subs = Vec::new();
+    for call in 1..=count {
+        let listener = 1_000_000 + call;
+        peer.tx
+            .send_bytes(&record(
+                Header::request(call, 0, SUBSCRIBE, 8),
+                &listener.to_le_bytes(),
+            ))
+            .unwrap();
+        let (h, body) = read_response(&mut peer);
+        assert_eq!(h.call, call);
+        subs.push(u64::from_le_bytes(body.try_into().unwrap()));
+    }
+    // The only worker blocks; a caller of ours then reads the ring, and queues what it
+    // cannot do itself.
+    peer.tx
+        .send_bytes(&record(Header::request(0, 0, BLOCK, 0), &[]))
+        .unwrap();
+    eventually("the only worker is blocked", || {
+        world.gate.lock().unwrap().0 == 1
+    });
+    let caller = {
+        let peer_calc = session.bootstrap();
+        std::thread::spawn(move || peer_calc.call::<_, u64>(ADD, &(1u64, 1u64)))
+    };
+    for &sub in &subs {
+        peer.tx
+            .send_bytes(&record(Header::release(sub, 1), &[]))
+            .unwrap();
+    }
+    eventually("every release is read", || session.exported_objects() == 1);
+    assert!(!session.is_closed(), "the drops were taken for a flood");
+    assert_eq!(world.live.load(Ordering::SeqCst), count as usize);
+    world.open_gate();
+    eventually("the worker drops them", || {
+        world.live.load(Ordering::SeqCst) == 0
+    });
+    session.close();
+    assert!(matches!(
+        caller.join().unwrap(),
+        Err(CallError::Disconnected)
+    ));
+}
+
 /// A peer that asks for objects and never releases them gets errors once the session
 /// exports its limit, not an export table that grows until the connection closes.
 #[test]

@@ -85,7 +85,7 @@ impl Default for SessionConfig {
 
 /// Requests read by a thread that cannot run them and not yet picked up by a worker. A peer
 /// that has this many outstanding is flooding us; the connection is closed.
-const MAX_QUEUED_REQUESTS: usize = 4096;
+pub(crate) const MAX_QUEUED_REQUESTS: usize = 4096;
 
 /// The most argument bytes queued requests may hold, as a multiple of the message limit.
 const QUEUED_MESSAGES: usize = 4;
@@ -302,6 +302,8 @@ struct Ctl {
     leading: bool,
     slots: Slots,
     jobs: VecDeque<Job>,
+    /// Requests among `jobs`, at most `MAX_QUEUED_REQUESTS`.
+    queued_calls: usize,
     /// Argument bytes held by `jobs`, at most `QUEUED_MESSAGES * max_message`.
     queued_bytes: usize,
     /// Buffers for requests gathered out of the ring.
@@ -334,16 +336,6 @@ enum Job {
     /// An export the peer released: dropped on a worker, because its `Drop` is user code
     /// that may block or call.
     Drop(Arc<dyn Dispatch>),
-}
-
-impl Job {
-    /// The peer-controlled bytes the job holds.
-    fn bytes(&self) -> usize {
-        match self {
-            Job::Call { args, .. } => args.len(),
-            Job::Drop(_) => 0,
-        }
-    }
 }
 
 /// Objects we export: id → object and the references the peer holds.
@@ -446,6 +438,7 @@ impl Shared {
                 leading: false,
                 slots: Slots::default(),
                 jobs: VecDeque::new(),
+                queued_calls: 0,
                 queued_bytes: 0,
                 buffers: Vec::new(),
                 workers: 0,
@@ -515,6 +508,7 @@ impl Shared {
                 e.slot.cv.notify_one();
             }
             jobs = std::mem::take(&mut ctl.jobs);
+            ctl.queued_calls = 0;
             ctl.queued_bytes = 0;
             self.work_cv.notify_all();
             self.closed_cv.notify_all();

@@ -71,17 +71,22 @@ impl Shared {
         if ctl.closed {
             return Ok(());
         }
-        let bytes = job.bytes();
-        if ctl.jobs.len() >= MAX_QUEUED_REQUESTS
-            || ctl.queued_bytes + bytes > QUEUED_MESSAGES.saturating_mul(self.max_message)
-        {
-            return Err(protocol(format!(
-                "peer has {} requests of {} bytes outstanding",
-                ctl.jobs.len() + 1,
-                ctl.queued_bytes + bytes
-            )));
+        // Only requests count against the flood limits: a drop holds no bytes of the peer's,
+        // and `max_exports` bounds how many there can be.
+        if let Job::Call { args, .. } = &job {
+            let bytes = args.len();
+            if ctl.queued_calls >= MAX_QUEUED_REQUESTS
+                || ctl.queued_bytes + bytes > QUEUED_MESSAGES.saturating_mul(self.max_message)
+            {
+                return Err(protocol(format!(
+                    "peer has {} requests of {} bytes outstanding",
+                    ctl.queued_calls + 1,
+                    ctl.queued_bytes + bytes
+                )));
+            }
+            ctl.queued_calls += 1;
+            ctl.queued_bytes += bytes;
         }
-        ctl.queued_bytes += bytes;
         ctl.jobs.push_back(job);
         self.recruit(&mut ctl);
         Ok(())
@@ -145,7 +150,10 @@ impl Shared {
                 return;
             }
             if let Some(job) = ctl.jobs.pop_front() {
-                ctl.queued_bytes -= job.bytes();
+                if let Job::Call { args, .. } = &job {
+                    ctl.queued_calls -= 1;
+                    ctl.queued_bytes -= args.len();
+                }
                 self.recruit(&mut ctl);
                 drop(ctl);
                 match job {
