@@ -1328,6 +1328,19 @@ fn read_response(peer: &mut Link) -> (Header, Vec<u8>) {
     }
 }
 
+/// Sends `SUBSCRIBE` as call `call`, with an object of the peer's as the listener (its id
+/// is the whole argument), and reads the response.
+fn subscribe(peer: &mut Link, call: u64) -> (Header, Vec<u8>) {
+    let listener = 1_000_000 + call;
+    peer.tx
+        .send_bytes(&record(
+            Header::request(call, 0, SUBSCRIBE, 8),
+            &listener.to_le_bytes(),
+        ))
+        .unwrap();
+    read_response(peer)
+}
+
 /// Releases read while no worker is free queue the drops of their objects; those are not
 /// requests, and however many there are they do not count as a flood (the export limit
 /// bounds them).
@@ -1343,14 +1356,7 @@ fn many_releases_while_the_workers_are_busy_are_not_a_flood() {
     let count = super::session::MAX_QUEUED_REQUESTS as u64 + 10;
     let mut subs = Vec::new();
     for call in 1..=count {
-        let listener = 1_000_000 + call;
-        peer.tx
-            .send_bytes(&record(
-                Header::request(call, 0, SUBSCRIBE, 8),
-                &listener.to_le_bytes(),
-            ))
-            .unwrap();
-        let (h, body) = read_response(&mut peer);
+        let (h, body) = subscribe(&mut peer, call);
         assert_eq!(h.call, call);
         subs.push(u64::from_le_bytes(body.try_into().unwrap()));
     }
@@ -1396,17 +1402,6 @@ fn exports_are_bounded_by_the_session_limit() {
         ..config("exports")
     };
     let (session, mut peer) = raw_peer_with(world.clone(), cfg);
-    let subscribe = |peer: &mut Link, call: u64| {
-        // The listener is an object of the peer's: its id is the whole argument.
-        let listener = 100 + call;
-        peer.tx
-            .send_bytes(&record(
-                Header::request(call, 0, SUBSCRIBE, 8),
-                &listener.to_le_bytes(),
-            ))
-            .unwrap();
-        read_response(peer)
-    };
     // The bootstrap object and two subscriptions fill the table.
     let mut subs = Vec::new();
     for call in 1..=2 {
