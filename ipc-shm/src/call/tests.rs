@@ -41,6 +41,8 @@ struct World {
     echoes: AtomicUsize,
     gate: Mutex<(usize, bool)>,
     gate_cv: Condvar,
+    /// Dropping a `Subscription` panics (after counting it dropped).
+    panicky_drops: std::sync::atomic::AtomicBool,
 }
 
 impl World {
@@ -135,6 +137,9 @@ struct Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         self.world.live.fetch_sub(1, Ordering::SeqCst);
+        if self.world.panicky_drops.load(Ordering::SeqCst) {
+            panic!("a subscription's drop panics (expected by this test)");
+        }
     }
 }
 
@@ -1389,6 +1394,44 @@ fn many_releases_while_the_workers_are_busy_are_not_a_flood() {
         caller.join().unwrap(),
         Err(CallError::Disconnected)
     ));
+}
+
+/// A worker killed by a panic in user code it runs (here the `Drop` of a released export)
+/// leaves the pool: another is started when one is needed, up to the same limit.
+#[test]
+fn a_worker_killed_by_a_panicking_drop_is_replaced() {
+    let _w = watchdog(60);
+    let world = Arc::new(World::default());
+    let cfg = SessionConfig {
+        max_workers: 2,
+        ..config("panicky")
+    };
+    let (session, mut peer) = raw_peer_with(world.clone(), cfg);
+    let (_, body) = subscribe(&mut peer, 1);
+    let sub = u64::from_le_bytes(body.try_into().unwrap());
+    world.panicky_drops.store(true, Ordering::SeqCst);
+    // The leader queues the drop; a second worker runs it, and dies.
+    peer.tx
+        .send_bytes(&record(Header::release(sub, 1), &[]))
+        .unwrap();
+    eventually("the subscription is dropped", || {
+        world.live.load(Ordering::SeqCst) == 0
+    });
+    // The leader blocks in a request: reading the next one takes another worker, which
+    // the pool, counting the dead one, used to refuse to start.
+    peer.tx
+        .send_bytes(&record(Header::request(2, 0, BLOCK, 0), &[]))
+        .unwrap();
+    let mut args = 2u64.to_le_bytes().to_vec();
+    args.extend(3u64.to_le_bytes());
+    peer.tx
+        .send_bytes(&record(Header::request(3, 0, ADD, 16), &args))
+        .unwrap();
+    let (h, body) = read_response(&mut peer);
+    assert_eq!((h.call, body), (3, 5u64.to_le_bytes().to_vec()));
+    world.open_gate();
+    assert_eq!(read_response(&mut peer).0.call, 2);
+    assert!(!session.is_closed());
 }
 
 /// A peer that asks for objects and never releases them gets errors once the session

@@ -142,6 +142,7 @@ impl Shared {
     /// A worker thread: runs queued jobs, leads when leadership is vacant and needed, stands
     /// by while a leader runs a request, else sleeps.
     pub(super) fn worker(self: Arc<Self>) {
+        let _exit = WorkerExit(&self);
         let mut ctl = lock(&self.ctl);
         ctl.wakeups_pending = ctl.wakeups_pending.saturating_sub(1);
         loop {
@@ -463,6 +464,22 @@ impl Shared {
             }
             drop(ctl);
             std::thread::yield_now();
+        }
+    }
+}
+
+/// Keeps the pool's count true when a worker dies of a panic in user code it runs outside
+/// `dispatch`'s `catch_unwind` (the `Drop` of a released export): otherwise the pool would
+/// go on counting the dead thread, and refuse to start the one that is needed next.
+struct WorkerExit<'s>(&'s Arc<Shared>);
+
+impl Drop for WorkerExit<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // No lock of the session's is held here: user code never runs under one.
+            let mut ctl = lock(&self.0.ctl);
+            ctl.workers -= 1;
+            self.0.recruit(&mut ctl);
         }
     }
 }
