@@ -209,6 +209,21 @@ impl Drop for Session {
     }
 }
 
+/// Drops `objects` (ours, whose `Drop` is user code) on this thread, unless it reads or
+/// sends (a leader that found the connection gone, say): there every call their `Drop` made
+/// would fail as `Reentrant`, and a panic in it during an unwind would abort the process.
+/// Then on a thread of their own.
+fn drop_where_it_may_call<T: Send + 'static>(session: &str, objects: T) {
+    if Busy::active() {
+        // Should no thread start, the closure, and with it the objects, is dropped here.
+        let _ = std::thread::Builder::new()
+            .name(format!("{session}-drop"))
+            .spawn(move || drop(objects));
+    } else {
+        drop(objects);
+    }
+}
+
 /// Locks `m`, ignoring poisoning: every critical section of this module leaves its data
 /// consistent before anything that could panic (user code never runs under these locks).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -522,8 +537,7 @@ impl Shared {
         };
         self.export_count.store(0, Ordering::Release);
         // User `Drop` code runs outside our locks.
-        drop(exports);
-        drop(jobs);
+        drop_where_it_may_call(&self.name, (exports, jobs));
     }
 
     fn wait_closed(self: &Arc<Self>) {

@@ -6,12 +6,18 @@ use super::*;
 impl Shared {
     /// Adds a reference to `object` in our export table and returns its id; fails when the
     /// table holds [`SessionConfig::max_exports`] objects already.
-    pub(crate) fn export(&self, object: Arc<dyn Dispatch>) -> Result<ObjectId, CallError> {
+    pub(crate) fn export(
+        self: &Arc<Self>,
+        object: Arc<dyn Dispatch>,
+    ) -> Result<ObjectId, CallError> {
         let mut ex = lock(&self.exports);
         if ex.map.len() >= self.max_exports {
+            let held = ex.map.len();
+            drop(ex);
+            // Refused, perhaps its last handle: the send lock is held here.
+            self.drop_on_worker(object);
             return Err(CallError::failed(format!(
-                "too many objects exported: the peer holds {} (the session's limit)",
-                ex.map.len()
+                "too many objects exported: the peer holds {held} (the session's limit)"
             )));
         }
         let id = ex.next;

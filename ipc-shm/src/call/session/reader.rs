@@ -218,18 +218,13 @@ impl Shared {
                         args: Args::Buffer(buf),
                     });
                 }
-                self.queue_job(Job::Call {
-                    call,
-                    object,
-                    method,
-                    args: buf,
-                })?;
+                self.queue_call(call, object, method, buf)?;
                 Ok(Event::Done)
             }
             Record::Release { object, count } => {
                 drop(grant);
                 if let Some(gone) = self.release_export(object, count)? {
-                    self.queue_job(Job::Drop(gone))?;
+                    self.drop_on_worker(gone);
                 }
                 Ok(Event::Done)
             }
@@ -332,12 +327,7 @@ impl Shared {
                 self.complete(&slot, status, untaken, buf);
                 Ok(())
             }
-            Then::Request { object, method } => self.queue_job(Job::Call {
-                call,
-                object,
-                method,
-                args: buf,
-            }),
+            Then::Request { object, method } => self.queue_call(call, object, method, buf),
         }
     }
 

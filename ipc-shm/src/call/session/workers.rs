@@ -66,30 +66,54 @@ impl Shared {
         }
     }
 
-    pub(super) fn queue_job(self: &Arc<Self>, job: Job) -> Result<(), Fatal> {
+    /// Queues a request that no leader can run in place, for a worker. A peer with more
+    /// outstanding than the limits allow is flooding us: the connection is closed.
+    pub(super) fn queue_call(
+        self: &Arc<Self>,
+        call: u64,
+        object: ObjectId,
+        method: MethodId,
+        args: Vec<u8>,
+    ) -> Result<(), Fatal> {
         let mut ctl = lock(&self.ctl);
         if ctl.closed {
             return Ok(());
         }
-        // Only requests count against the flood limits: a drop holds no bytes of the peer's,
-        // and `max_exports` bounds how many there can be.
-        if let Job::Call { args, .. } = &job {
-            let bytes = args.len();
-            if ctl.queued_calls >= MAX_QUEUED_REQUESTS
-                || ctl.queued_bytes + bytes > QUEUED_MESSAGES.saturating_mul(self.max_message)
-            {
-                return Err(protocol(format!(
-                    "peer has {} requests of {} bytes outstanding",
-                    ctl.queued_calls + 1,
-                    ctl.queued_bytes + bytes
-                )));
-            }
-            ctl.queued_calls += 1;
-            ctl.queued_bytes += bytes;
+        let bytes = args.len();
+        if ctl.queued_calls >= MAX_QUEUED_REQUESTS
+            || ctl.queued_bytes + bytes > QUEUED_MESSAGES.saturating_mul(self.max_message)
+        {
+            return Err(protocol(format!(
+                "peer has {} requests of {} bytes outstanding",
+                ctl.queued_calls + 1,
+                ctl.queued_bytes + bytes
+            )));
         }
-        ctl.jobs.push_back(job);
+        ctl.queued_calls += 1;
+        ctl.queued_bytes += bytes;
+        ctl.jobs.push_back(Job::Call {
+            call,
+            object,
+            method,
+            args,
+        });
         self.recruit(&mut ctl);
         Ok(())
+    }
+
+    /// Hands an object we no longer export to a worker to drop: its `Drop` is user code,
+    /// which must not run where this thread reads or holds the send lock. Drops are not
+    /// requests, and do not count against the flood limits (`max_exports` bounds them).
+    pub(super) fn drop_on_worker(self: &Arc<Self>, object: Arc<dyn Dispatch>) {
+        let mut ctl = lock(&self.ctl);
+        if ctl.closed {
+            // The workers are gone.
+            drop(ctl);
+            drop_where_it_may_call(&self.name, object);
+            return;
+        }
+        ctl.jobs.push_back(Job::Drop(object));
+        self.recruit(&mut ctl);
     }
 
     /// Stops reading without giving leadership away when that is cheaper: called by a
@@ -269,10 +293,7 @@ impl Shared {
                 Ok(Event::Done) => {
                     // Perhaps a release: an export this thread keeps must not outlive the
                     // peer's last handle for as long as the connection is idle.
-                    if let Err(f) = self.recheck_last(last) {
-                        self.fail(f);
-                        break;
-                    }
+                    self.recheck_last(last);
                     continue;
                 }
                 Ok(Event::Delivered) => {
@@ -421,21 +442,20 @@ impl Shared {
     /// Checks, after a record that may have removed an export, that the object `last` keeps
     /// is still exported; hands it to a worker to drop if not (its `Drop` is user code, and
     /// this thread reads).
-    fn recheck_last(self: &Arc<Self>, last: &mut Option<LastTarget>) -> Result<(), Fatal> {
-        let Some(t) = last else { return Ok(()) };
+    fn recheck_last(self: &Arc<Self>, last: &mut Option<LastTarget>) {
+        let Some(t) = last else { return };
         if t.epoch == self.exports_epoch.load(Ordering::Acquire) {
-            return Ok(());
+            return;
         }
         let ex = lock(&self.exports);
         if ex.map.contains_key(&t.id) {
             // Removals happen under this lock: the epoch read now is the table's.
             t.epoch = self.exports_epoch.load(Ordering::Acquire);
-            return Ok(());
+            return;
         }
         drop(ex);
-        match last.take() {
-            Some(gone) => self.queue_job(Job::Drop(gone.object)),
-            None => Ok(()),
+        if let Some(gone) = last.take() {
+            self.drop_on_worker(gone.object);
         }
     }
 }
