@@ -1,5 +1,7 @@
 //! Leadership and the worker pool: who reads next, who runs requests, who stands by.
 
+use std::time::Instant;
+
 use super::*;
 
 impl Shared {
@@ -228,11 +230,12 @@ impl Shared {
     /// request ran. Returns whether this thread now leads.
     pub(super) fn stand_by<'c>(&self, mut ctl: MutexGuard<'c, Ctl>) -> (MutexGuard<'c, Ctl>, bool) {
         let mut seen = ctl.exec_seq;
+        let mut tick_ends = Instant::now() + STANDBY_TICK;
         loop {
             ctl.idle_parked += 1;
             let (guard, _) = self
                 .work_cv
-                .wait_timeout(ctl, STANDBY_TICK)
+                .wait_timeout(ctl, tick_ends.saturating_duration_since(Instant::now()))
                 .unwrap_or_else(PoisonError::into_inner);
             ctl = guard;
             ctl.idle_parked -= 1;
@@ -250,6 +253,13 @@ impl Shared {
                 ctl.standby = false;
                 return (ctl, false);
             }
+            // Woken before the tick ran out (a notification another worker answered, or a
+            // spurious wake-up): the request running now may still be quick.
+            let now = Instant::now();
+            if now < tick_ends {
+                continue;
+            }
+            tick_ends = now + STANDBY_TICK;
             match ctl.executing {
                 Some(_) if ctl.exec_seq == seen => {
                     ctl.executing = None;
