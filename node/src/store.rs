@@ -324,6 +324,41 @@ impl Batch {
     }
 }
 
+/// Creates the database at `path`, with its tables, so that it appears whole or not at all:
+/// built under a temporary name, then renamed into place. (The engine writes a new file in
+/// several steps, and one cut short by a crash is refused at every later start as "not a
+/// database": the data directory would stay unusable until the file was deleted by hand.)
+fn create_database(chain_dir: &Path, path: &Path) -> Result<(), StoreError> {
+    let fresh = chain_dir.join(format!("{DB_FILE}.new"));
+    // Left by a first start that did not finish: nothing was ever stored in it.
+    match fs::remove_file(&fresh) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(StoreError::Io(fresh, e)),
+    }
+    let db = Database::create(&fresh)?;
+    let txn = db.begin_write()?;
+    {
+        txn.open_table(BLOCK_INDEX)?;
+        txn.open_table(BLOCKS)?;
+        txn.open_table(UNDO)?;
+        txn.open_table(UTXOS)?;
+        txn.open_table(TXINDEX)?;
+        txn.open_table(MEMPOOL)?;
+        txn.open_table(META)?;
+    }
+    txn.commit()?;
+    drop(db);
+    fs::rename(&fresh, path).map_err(|e| StoreError::Io(path.to_owned(), e))?;
+    // The rename, and the directory itself if it is new, outlive a power cut too.
+    for dir in [Some(chain_dir), chain_dir.parent()].into_iter().flatten() {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| StoreError::Io(dir.to_owned(), e))?;
+    }
+    Ok(())
+}
+
 /// The chain database of one data directory, locked for exclusive use.
 #[derive(Debug)]
 pub struct Store {
@@ -350,18 +385,14 @@ impl Store {
                     other => StoreError::Io(lock_path.clone(), other.into()),
                 },
             )?;
-        let db = Database::create(chain_dir.join(DB_FILE))?;
-        let txn = db.begin_write()?;
-        {
-            txn.open_table(BLOCK_INDEX)?;
-            txn.open_table(BLOCKS)?;
-            txn.open_table(UNDO)?;
-            txn.open_table(UTXOS)?;
-            txn.open_table(TXINDEX)?;
-            txn.open_table(MEMPOOL)?;
-            txn.open_table(META)?;
+        let path = chain_dir.join(DB_FILE);
+        let exists = path
+            .try_exists()
+            .map_err(|e| StoreError::Io(path.clone(), e))?;
+        if !exists {
+            create_database(chain_dir, &path)?;
         }
-        txn.commit()?;
+        let db = Database::create(&path)?;
         Ok(Self { db, _lock: lock })
     }
 
@@ -579,6 +610,22 @@ mod tests {
                 dir.path().display()
             )
         );
+    }
+
+    /// A first start killed while the engine wrote the new file left one that every later
+    /// start refused ("not a database"). The file is now built aside and renamed into place:
+    /// what a crash leaves is the aside file, which the next start replaces.
+    #[test]
+    fn a_first_start_cut_short_does_not_leave_the_datadir_unusable() {
+        let dir = tempfile::tempdir().unwrap();
+        // What a crash leaves: a partly written file under the temporary name.
+        fs::write(dir.path().join(format!("{DB_FILE}.new")), [0u8; 4096]).unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.tip().unwrap(), None);
+        drop(store);
+        assert!(!dir.path().join(format!("{DB_FILE}.new")).exists());
+        assert!(dir.path().join(DB_FILE).exists());
+        Store::open(dir.path()).unwrap();
     }
 
     #[test]
