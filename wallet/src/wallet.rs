@@ -238,7 +238,8 @@ impl Wallet {
 
     /// Runs `change` under the lock, persists what it staged, then (lock released) tells the
     /// subscribers which transactions changed. If `change` fails nothing is persisted by this
-    /// call; what it staged stays staged and is written by the next successful change.
+    /// call; what it staged stays staged and is written by the next successful change. If
+    /// persisting fails, the change is undone in memory too (see [`Wallet::change`]).
     pub(crate) fn mutate<T>(
         &self,
         change: impl FnOnce(&mut State) -> Result<T, WalletError>,
@@ -257,8 +258,15 @@ impl Wallet {
         let mut state = self.lock()?;
         let before = watched.then(|| notify::snapshot(&state.bdk));
         let out = change(&mut state)?;
-        if persist {
-            self.persist(&mut state)?;
+        if persist && let Err(err) = self.persist(&mut state) {
+            // The caller hears of a failure: what the change did in memory must not outlive
+            // it, or the next change would write it (a payment reported as failed would be
+            // saved, and broadcast at the next start). The database holds the wallet as it
+            // was before.
+            if let Err(reload) = self.reload(&mut state) {
+                tracing::error!(wallet = %self.name, error = %reload, "cannot reload the wallet after a failed write");
+            }
+            return Err(err);
         }
         let changes = before.map(|before| notify::diff(&before, &notify::snapshot(&state.bdk)));
         drop(state);
@@ -273,6 +281,17 @@ impl Wallet {
         let State { bdk, conn, .. } = state;
         bdk.persist(conn).map_err(|err| db_error(&self.path, err))?;
         Ok(())
+    }
+
+    /// Makes every write to the database fail (SQLite's `query_only`), or work again: for
+    /// tests of what a failed write leaves behind.
+    #[doc(hidden)]
+    pub fn refuse_writes(&self, refuse: bool) -> Result<(), WalletError> {
+        let state = self.lock()?;
+        state
+            .conn
+            .pragma_update(None, "query_only", refuse)
+            .map_err(|err| db_error(&self.path, err))
     }
 
     /// Replaces the in-memory wallet with what the database holds, after a change written

@@ -25,6 +25,36 @@ fn funded() -> (
     (dir, chain, alice, to)
 }
 
+/// A payment whose write to the database fails is reported failed and leaves nothing behind:
+/// not in memory, where the next successful write would have saved it (and the next start
+/// broadcast it), nor on disk.
+#[test]
+fn a_payment_that_cannot_be_saved_leaves_no_trace() {
+    let (dir, _chain, alice, to) = funded();
+    let before = alice.get_balances().unwrap();
+    alice.refuse_writes(true).unwrap();
+    assert!(
+        alice
+            .send_to_address(&to, btc(1), MIN_RELAY, MIN_RELAY)
+            .is_err()
+    );
+    assert_eq!(alice.get_balances().unwrap(), before, "its coins are free");
+    alice.refuse_writes(false).unwrap();
+    // The next write saves only its own change.
+    alice.get_new_address().unwrap();
+    assert_eq!(alice.get_balances().unwrap(), before);
+    assert!(
+        alice
+            .list_transactions()
+            .unwrap()
+            .iter()
+            .all(|t| t.amount.is_positive())
+    );
+    drop(alice);
+    let reopened = store(dir.path()).load_wallet("alice").unwrap();
+    assert_eq!(reopened.get_balances().unwrap(), before, "nor on disk");
+}
+
 #[test]
 fn rejections_name_the_problem() {
     let (_dir, _chain, alice, to) = funded();
