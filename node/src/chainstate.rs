@@ -181,6 +181,14 @@ impl ChainState {
 
     fn load(&mut self, tip: BlockHash) -> Result<(), ChainError> {
         self.index = self.store.load_index()?.into_iter().collect();
+        // Every block but genesis has its parent in the index, one below it: walks along side
+        // branches (`activate_best_chain`) rely on it.
+        for entry in self.index.values().filter(|e| e.height > 0) {
+            match self.index.get(&entry.header.prev_blockhash) {
+                Some(parent) if parent.height + 1 == entry.height => {}
+                _ => return Err(StoreError::Corrupt("block index entry without its parent").into()),
+            }
+        }
         let tip_entry = self
             .index
             .get(&tip)

@@ -428,6 +428,38 @@ fn restart_connects_a_block_stored_before_a_crash_and_remembers_invalid_blocks()
     );
 }
 
+/// A damaged database whose block index holds a block without its parent is refused as
+/// corrupt when the node starts; walking a side branch to it used to panic.
+#[test]
+fn an_index_entry_without_its_parent_is_corruption_not_a_panic() {
+    use node::store::{Batch, BlockStatus, IndexEntry, Store};
+    let keys = Keys::new();
+    let (dir, chain) = fixture();
+    let tip = chain.tip();
+    let mut orphan = block_with(&chain, &keys, vec![], Amount::ZERO);
+    orphan.header.prev_blockhash =
+        <bitcoin::BlockHash as bitcoin::hashes::Hash>::from_byte_array([7; 32]);
+    drop(chain);
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let mut batch = Batch::default();
+        batch.put_block(&orphan);
+        // More work than the tip: the best candidate, whose branch is walked at start.
+        let entry = IndexEntry {
+            header: orphan.header,
+            height: tip.height + 2,
+            chain_work: tip.chain_work + orphan.header.work() + orphan.header.work(),
+            status: BlockStatus::Stored,
+        };
+        batch.put_index(orphan.block_hash(), entry);
+        store.commit(batch).unwrap();
+    }
+    match ChainState::open(dir.path()) {
+        Err(e) => assert!(e.to_string().contains("without its parent"), "{e}"),
+        Ok(_) => panic!("a damaged block index was accepted"),
+    }
+}
+
 /// A Taproot output committing to one script leaf, `OP_TRUE` (anyone who reveals it may
 /// spend), with the witness that spends it through the script path.
 fn op_true_leaf(keys: &Keys) -> (bitcoin::ScriptBuf, bitcoin::Witness) {
