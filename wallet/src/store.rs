@@ -87,6 +87,19 @@ impl WalletStore {
             &dir.join(DATABASE_FILE),
             self.network,
         )?);
+        // SQLite syncs the wallet's own directory; the entries naming it (and `wallets/`,
+        // if this made it) must outlive a power cut too before the wallet is reported made.
+        for synced in [Some(self.wallets_dir.as_path()), self.wallets_dir.parent()]
+            .into_iter()
+            .flatten()
+        {
+            fs::File::open(synced)
+                .and_then(|d| d.sync_all())
+                .map_err(|source| WalletError::Io {
+                    path: synced.to_owned(),
+                    source,
+                })?;
+        }
         tracing::info!(wallet = name, "created wallet");
         loaded.push(Arc::clone(&wallet));
         Ok(wallet)
