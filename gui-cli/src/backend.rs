@@ -5,7 +5,7 @@ use std::fmt;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::{Context, anyhow};
 use interfaces::Init;
@@ -34,8 +34,10 @@ pub(crate) struct NodeLink {
     pub(crate) mode: Mode,
     pub(crate) transport: Transport,
     session: Arc<Session>,
-    // Declared after `session`, so dropped after it (fields drop in declaration order).
-    _child: Option<SpawnedChild>,
+    /// The node we spawned, until it is reaped: by a watcher as soon as the connection is
+    /// gone (a node that died must not stay a zombie while the UI stays open to say so),
+    /// else when the link is dropped.
+    child: Arc<Mutex<Option<SpawnedChild>>>,
 }
 
 /// Where and how to reach the node, from the command line.
@@ -82,13 +84,24 @@ impl NodeLink {
         };
         let session = Arc::new(Session::new(connection, None, &session_config()));
         let init: Arc<dyn Init> = Arc::new(InitProxy::new(session.bootstrap()));
-        Ok(NodeLink {
+        let spawned = child.is_some();
+        let link = NodeLink {
             init,
             mode,
             transport: opts.transport,
             session,
-            _child: child,
-        })
+            child: Arc::new(Mutex::new(child)),
+        };
+        if spawned {
+            let child = Arc::clone(&link.child);
+            link.on_disconnect(move || {
+                // Reaped under the lock, so that dropping the link waits for it too.
+                let mut child = child.lock().unwrap_or_else(PoisonError::into_inner);
+                drop(child.take());
+            })
+            .context("cannot start the thread that reaps the node")?;
+        }
+        Ok(link)
     }
 
     /// Calls `f` on a new thread once the connection to the node is gone (the node exited
@@ -107,9 +120,11 @@ impl NodeLink {
 
 impl Drop for NodeLink {
     /// Hangs up even while a watcher still holds the session, so a spawned node sees the
-    /// connection gone and exits before `_child` is reaped.
+    /// connection gone and exits, then reaps it (or waits while the watcher does).
     fn drop(&mut self) {
         self.session.close();
+        let mut child = self.child.lock().unwrap_or_else(PoisonError::into_inner);
+        drop(child.take());
     }
 }
 

@@ -244,3 +244,63 @@ fn ui_says_so_when_the_node_goes_away() {
     );
     assert!(!screen.contains("panicked"), "{screen}");
 }
+
+/// The processes whose parent is `parent`, with their names (from `/proc`).
+fn children(parent: i32) -> Vec<(i32, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`; the name may hold spaces and parentheses.
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let ppid = stat[close + 1..].split_whitespace().nth(1);
+        if ppid.and_then(|p| p.parse().ok()) == Some(parent) {
+            found.push((pid, stat[open + 1..close].to_owned()));
+        }
+    }
+    found
+}
+
+/// A spawned node killed while the UI stays open to say so is reaped at once, not left a
+/// zombie until the UI exits.
+#[test]
+fn a_spawned_node_that_dies_is_reaped_while_the_ui_stays_open() {
+    let datadir = tempfile::tempdir().unwrap();
+    let tmux = start_ui(
+        vec![format!("-datadir={}", datadir.path().display())],
+        "reaped",
+    );
+    tmux.wait_for("the overview", |t| t.screen().contains("Height       0"));
+    let shell: i32 = tmux.format("#{pane_pid}").parse().expect("the pane's pid");
+    let gui = children(shell)
+        .into_iter()
+        .find(|(_, name)| name == "bitcoin-gui")
+        .expect("bitcoin-gui under the pane's shell")
+        .0;
+    let node = children(gui)
+        .into_iter()
+        .find(|(_, name)| name == "bitcoin-node")
+        .expect("the node bitcoin-gui spawned")
+        .0;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(node),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9 the node");
+    tmux.wait_for("the disconnect", |t| {
+        t.screen()
+            .contains("disconnected: the node is gone (q quits)")
+    });
+    // A zombie keeps its /proc entry until its parent reaps it.
+    tmux.wait_for("the node to be reaped", |_| {
+        !std::path::Path::new(&format!("/proc/{node}")).exists()
+    });
+    tmux.cmd(&["send-keys", "-t", "ui", "q"]);
+    assert_eq!(tmux.wait_exit(), "1");
+}
