@@ -1201,18 +1201,23 @@ fn raw_peer_with(world: Arc<World>, cfg: SessionConfig) -> (Session, Link) {
     (session, b)
 }
 
+/// As `raw_peer`, with the session's limits as `cfg` sets them, and the world they act on.
+fn raw_peer_limited(cfg: SessionConfig) -> (Session, Link, Arc<World>) {
+    let world = Arc::new(World::default());
+    let (session, peer) = raw_peer_with(world.clone(), cfg);
+    (session, peer, world)
+}
+
 /// Requests that no worker can take (the only one is blocked) are queued by a caller that
 /// reads them; a peer that queues more than the limit is disconnected, not buffered.
 #[test]
 fn a_flood_of_requests_is_bounded() {
     let _w = watchdog(60);
-    let world = Arc::new(World::default());
-    let cfg = SessionConfig {
+    let (session, mut peer, world) = raw_peer_limited(SessionConfig {
         max_workers: 1,
         max_message_len: 1 << 16,
         ..config("flood")
-    };
-    let (session, mut peer) = raw_peer_with(world.clone(), cfg);
+    });
     peer.tx
         .send_bytes(&record(Header::request(1, 0, BLOCK, 0), &[]))
         .unwrap();
@@ -1352,12 +1357,10 @@ fn subscribe(peer: &mut Link, call: u64) -> (Header, Vec<u8>) {
 #[test]
 fn many_releases_while_the_workers_are_busy_are_not_a_flood() {
     let _w = watchdog(120);
-    let world = Arc::new(World::default());
-    let cfg = SessionConfig {
+    let (session, mut peer, world) = raw_peer_limited(SessionConfig {
         max_workers: 1,
         ..config("releases")
-    };
-    let (session, mut peer) = raw_peer_with(world.clone(), cfg);
+    });
     let count = super::session::MAX_QUEUED_REQUESTS as u64 + 10;
     let mut subs = Vec::new();
     for call in 1..=count {
@@ -1401,12 +1404,10 @@ fn many_releases_while_the_workers_are_busy_are_not_a_flood() {
 #[test]
 fn a_worker_killed_by_a_panicking_drop_is_replaced() {
     let _w = watchdog(60);
-    let world = Arc::new(World::default());
-    let cfg = SessionConfig {
+    let (session, mut peer, world) = raw_peer_limited(SessionConfig {
         max_workers: 2,
         ..config("panicky")
-    };
-    let (session, mut peer) = raw_peer_with(world.clone(), cfg);
+    });
     let (_, body) = subscribe(&mut peer, 1);
     let sub = u64::from_le_bytes(body.try_into().unwrap());
     world.panicky_drops.store(true, Ordering::SeqCst);
@@ -1495,12 +1496,10 @@ fn exports_dropped_at_a_hang_up_may_call() {
 #[test]
 fn exports_are_bounded_by_the_session_limit() {
     let _w = watchdog(60);
-    let world = Arc::new(World::default());
-    let cfg = SessionConfig {
+    let (session, mut peer, world) = raw_peer_limited(SessionConfig {
         max_exports: 3,
         ..config("exports")
-    };
-    let (session, mut peer) = raw_peer_with(world.clone(), cfg);
+    });
     // The bootstrap object and two subscriptions fill the table.
     let mut subs = Vec::new();
     for call in 1..=2 {
