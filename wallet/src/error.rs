@@ -90,6 +90,16 @@ pub enum WalletError {
         /// What the wallet could spend.
         available: Amount,
     },
+    /// The amount is above the 21 million BTC that can ever exist (`MAX_MONEY`).
+    AmountOutOfRange {
+        /// The amount requested.
+        amount: Amount,
+    },
+    /// The fee rate asked for is 1 BTC/kvB or more, which Bitcoin Core's wallet refuses too.
+    FeeRateTooHigh {
+        /// The fee rate asked for.
+        fee_rate: FeeRate,
+    },
     /// The fee rate asked for is below the node's minimum relay fee rate.
     FeeRateTooLow {
         /// The fee rate asked for.
@@ -190,6 +200,18 @@ impl fmt::Display for WalletError {
                     "insufficient funds: {needed} needed, {available} available"
                 )
             }
+            Self::AmountOutOfRange { amount } => {
+                write!(
+                    f,
+                    "amount {amount} is out of range: at most {}",
+                    Amount::MAX_MONEY
+                )
+            }
+            Self::FeeRateTooHigh { fee_rate } => write!(
+                f,
+                "fee rate {} sat/kvB is too high: rates of 1 BTC/kvB or more are not accepted",
+                sat_per_kvb(*fee_rate)
+            ),
             Self::FeeRateTooLow { fee_rate, minimum } => write!(
                 f,
                 "fee rate {} sat/kvB is below the minimum relay fee rate {} sat/kvB",

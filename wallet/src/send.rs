@@ -14,6 +14,10 @@ use crate::coins::{CoinClass, classify};
 use crate::error::WalletError;
 use crate::wallet::{State, Wallet};
 
+/// The lowest fee rate refused as too high: 1 BTC/kvB (Bitcoin Core's wallet refuses from
+/// there on too).
+const MAX_FEE_RATE: FeeRate = FeeRate::from_sat_per_kwu(100_000_000 / 4);
+
 impl Wallet {
     /// Builds and signs a transaction paying `amount` to `address` at `fee_rate`, commits it
     /// to the wallet as unconfirmed (its coins are spent, its change is trusted) and persists
@@ -33,6 +37,14 @@ impl Wallet {
             });
         }
         let script = address.assume_checked_ref().script_pubkey();
+        // Checked before the wallet's lock is taken: the transaction builder's sums of
+        // amounts and fees panic on overflow, and a panic under the lock would poison it.
+        if amount > Amount::MAX_MONEY {
+            return Err(WalletError::AmountOutOfRange { amount });
+        }
+        if fee_rate >= MAX_FEE_RATE {
+            return Err(WalletError::FeeRateTooHigh { fee_rate });
+        }
         if fee_rate < min_fee_rate {
             return Err(WalletError::FeeRateTooLow {
                 fee_rate,

@@ -411,9 +411,11 @@ pub fn interface_error(err: WalletError) -> InterfaceError {
         E::AlreadyExists { .. } => ErrorCode::WALLET_ALREADY_EXISTS,
         E::NotFound { .. } => ErrorCode::WALLET_NOT_FOUND,
         E::AlreadyLoaded { .. } => ErrorCode::WALLET_ALREADY_LOADED,
-        E::InvalidName { .. } | E::Dust { .. } | E::FeeRateTooLow { .. } => {
-            ErrorCode::INVALID_PARAMETER
-        }
+        E::InvalidName { .. }
+        | E::Dust { .. }
+        | E::AmountOutOfRange { .. }
+        | E::FeeRateTooHigh { .. }
+        | E::FeeRateTooLow { .. } => ErrorCode::INVALID_PARAMETER,
         E::InvalidAddress { .. } | E::WrongNetwork { .. } | E::UnknownTransaction { .. } => {
             ErrorCode::INVALID_ADDRESS_OR_KEY
         }

@@ -110,6 +110,29 @@ fn rejections_name_the_problem() {
         Err(WalletError::Dust { .. })
     ));
 
+    // Values a peer may send that would overflow the builder's sums: refused before the
+    // wallet's lock is taken (a panic under it used to disable the wallet until restart).
+    assert!(matches!(
+        send(&to, Amount::from_sat(u64::MAX), MIN_RELAY),
+        Err(WalletError::AmountOutOfRange { .. })
+    ));
+    assert!(matches!(
+        send(&to, Amount::MAX_MONEY + Amount::from_sat(1), MIN_RELAY),
+        Err(WalletError::AmountOutOfRange { .. })
+    ));
+    for rate in [
+        FeeRate::from_sat_per_kwu(u64::MAX),
+        FeeRate::from_sat_per_vb_unchecked(100_000),
+    ] {
+        match send(&to, btc(1), rate) {
+            Err(e @ WalletError::FeeRateTooHigh { .. }) => {
+                assert!(e.to_string().contains("1 BTC/kvB"), "{e}")
+            }
+            other => panic!("expected FeeRateTooHigh, got {other:?}"),
+        }
+    }
+    assert!(alice.get_balances().is_ok(), "the wallet still answers");
+
     // Below the node's minimum of 1 sat/vB.
     let low = FeeRate::from_sat_per_kwu(249);
     match send(&to, btc(1), low) {
