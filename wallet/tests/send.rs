@@ -122,7 +122,7 @@ fn rejections_name_the_problem() {
     ));
     for rate in [
         FeeRate::from_sat_per_kwu(u64::MAX),
-        FeeRate::from_sat_per_vb_unchecked(100_000),
+        FeeRate::from_sat_per_kwu(100_000_000 / 4),
     ] {
         match send(&to, btc(1), rate) {
             Err(e @ WalletError::FeeRateTooHigh { .. }) => {
