@@ -557,6 +557,18 @@ impl Mining for NodeContext {
         &self,
         coinbase_script: &Script,
     ) -> Result<Arc<dyn BlockTemplate>, InterfaceError> {
+        // Consensus caps a script at 10,000 bytes to be spendable; a longer one would only
+        // make every template (and the block built from it) that much bigger.
+        if coinbase_script.len() > crate::validation::MAX_SCRIPT_SIZE {
+            return Err(InterfaceError::remote(
+                ErrorCode::INVALID_PARAMETER,
+                format!(
+                    "coinbase script of {} bytes: at most {}",
+                    coinbase_script.len(),
+                    crate::validation::MAX_SCRIPT_SIZE
+                ),
+            ));
+        }
         let template = self.lock_chain()?.create_new_block(coinbase_script);
         Ok(Arc::new(Template {
             ctx: self.arc()?,

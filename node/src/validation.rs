@@ -29,7 +29,7 @@ pub const MAX_BLOCK_WEIGHT: Weight = Weight::MAX_BLOCK;
 /// Largest signature-operation cost of a block (BIP141).
 pub const MAX_BLOCK_SIGOPS_COST: usize = 80_000;
 /// Core's `MAX_SCRIPT_SIZE`: longer output scripts can never be spent.
-const MAX_SCRIPT_SIZE: usize = 10_000;
+pub const MAX_SCRIPT_SIZE: usize = 10_000;
 /// A block's time may be at most this far ahead of the node's clock.
 pub const MAX_FUTURE_BLOCK_TIME: u32 = 2 * 60 * 60;
 /// Number of previous blocks whose median time a block's time must exceed.

@@ -405,6 +405,13 @@ fn node_reports_tip_blocks_mempool_and_transactions(w: World) {
 fn mining_templates_are_solved_and_submitted_and_wait_tip_changed_wakes(w: World) {
     let _dog = watchdog(60);
     let m = &w.mining;
+    // A coinbase script longer than any spendable one is refused, not copied into a
+    // template (every one a client keeps would hold it).
+    let huge = bitcoin::ScriptBuf::from(vec![0x51; 10_001]);
+    assert_eq!(
+        m.create_new_block(&huge).map(drop).unwrap_err().code(),
+        Some(ErrorCode::INVALID_PARAMETER)
+    );
     let tip = m.get_tip().unwrap().unwrap();
     assert_eq!(tip.height, FIXTURE_HEIGHT);
     // Nothing changes: returns the same tip once the timeout passes.
