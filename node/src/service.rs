@@ -45,7 +45,10 @@ pub struct NodeContext {
     notifier: Arc<Notifier>,
     watch: Mutex<TipWatch>,
     watch_changed: Condvar,
-    wallet_loader: Mutex<Option<Arc<dyn WalletLoader>>>,
+    /// The attached wallet processes' loaders, oldest first; the last is the one handed
+    /// out. One that leaves is taken out wherever it stands, so that a wallet attached
+    /// while another was comes back when the newer one goes.
+    wallet_loader: Mutex<Vec<Arc<dyn WalletLoader>>>,
     /// Signals a change of `wallet_loader` (attached or detached).
     wallet_changed: Condvar,
     /// Keeps `watch` informed of tip changes.
@@ -110,7 +113,7 @@ impl NodeContext {
             notifier,
             watch: Mutex::default(),
             watch_changed: Condvar::new(),
-            wallet_loader: Mutex::new(None),
+            wallet_loader: Mutex::new(Vec::new()),
             wallet_changed: Condvar::new(),
             _tip_subscription: tip_subscription,
             this: this.clone(),
@@ -132,25 +135,30 @@ impl NodeContext {
         self.watch_changed.notify_all();
     }
 
-    /// Attaches (or, with `None`, detaches) the wallet process's loader that
-    /// [`Node::wallet_loader`] hands out.
+    /// Attaches a wallet process's loader: [`Node::wallet_loader`] hands it out until it is
+    /// detached, or another is attached after it. With `None`, detaches every one.
     pub fn set_wallet_loader(&self, loader: Option<Arc<dyn WalletLoader>>) {
-        *self
-            .wallet_loader
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = loader;
-        self.wallet_changed.notify_all();
-    }
-
-    /// Forgets `loader` if it is still the one [`Node::wallet_loader`] hands out: a wallet
-    /// process that went away must not take a newer wallet's registration with it.
-    pub fn unset_wallet_loader(&self, loader: &Arc<dyn WalletLoader>) {
-        let mut current = self
+        let mut attached = self
             .wallet_loader
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, loader)) {
-            *current = None;
+        match loader {
+            Some(loader) => attached.push(loader),
+            None => attached.clear(),
+        }
+        self.wallet_changed.notify_all();
+    }
+
+    /// Detaches `loader`: a wallet process that went away. The one attached before it, if
+    /// still there, is handed out again (a newer one stays).
+    pub fn unset_wallet_loader(&self, loader: &Arc<dyn WalletLoader>) {
+        let mut attached = self
+            .wallet_loader
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let before = attached.len();
+        attached.retain(|l| !Arc::ptr_eq(l, loader));
+        if attached.len() != before {
             self.wallet_changed.notify_all();
         }
     }
@@ -169,9 +177,9 @@ impl NodeContext {
             .unwrap_or_else(PoisonError::into_inner);
         let (current, _) = self
             .wallet_changed
-            .wait_timeout_while(current, timeout, |l| l.is_some() != attached)
+            .wait_timeout_while(current, timeout, |l| l.is_empty() == attached)
             .unwrap_or_else(PoisonError::into_inner);
-        current.clone()
+        current.last().cloned()
     }
 
     /// Asks the node to shut down: [`NodeContext::wait_for_shutdown`] returns and
@@ -484,7 +492,8 @@ impl Node for NodeContext {
         self.wallet_loader
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .last()
+            .cloned()
             .ok_or_else(|| {
                 InterfaceError::remote(ErrorCode::WALLET_NOT_FOUND, "no wallet process is attached")
             })

@@ -567,6 +567,11 @@ fn wait_for_line(lines: &std::sync::mpsc::Receiver<String>, needle: &str) -> Str
     }
 }
 
+/// The node's socket in `datadir`, as `-ipcconnect=unix` finds it.
+fn endpoint_path(datadir: &Path) -> String {
+    datadir.join("regtest/node.sock").display().to_string()
+}
+
 /// The children of `pid` named `name`.
 fn children_named(pid: u32, name: &str) -> Vec<u32> {
     children_of(pid)
@@ -1168,6 +1173,30 @@ fn a_wallet_that_connects_is_reached_through_the_node_until_it_goes() {
         .get_new_address()
         .unwrap();
     assert!(address.is_valid_for_network(bitcoin::Network::Regtest));
+
+    // A second wallet process, with wallets of its own, connects: it is the one handed out
+    // while it stays; when it goes, the first one is handed out again (it used to leave
+    // the node with no wallet at all, the first one still running).
+    let other_dir = tempfile::tempdir().unwrap();
+    let mut other = Reaped(
+        Command::new(&wallet_binary)
+            .arg(format!("-datadir={}", other_dir.path().display()))
+            .arg(format!("-ipcconnect=unix:{}", endpoint_path(dir.path())))
+            .arg("-wallet=bee")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_line(&lines, "bitcoin-wallet attached (connected)");
+    assert_eq!(n.wallet_loader().unwrap().list_wallets().unwrap(), ["bee"]);
+    kill(Pid::from_raw(other.0.id() as i32), Signal::SIGKILL).unwrap();
+    let _ = other.0.wait();
+    wait_for_line(&lines, "bitcoin-wallet detached (disconnected)");
+    let first = n.wallet_loader().unwrap().list_wallets().unwrap();
+    assert!(
+        !first.is_empty() && !first.contains(&"bee".to_owned()),
+        "{first:?}"
+    );
 
     kill(Pid::from_raw(wallet.0.id() as i32), Signal::SIGKILL).unwrap();
     let _ = wallet.0.wait();
