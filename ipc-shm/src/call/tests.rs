@@ -1208,6 +1208,25 @@ fn raw_peer_limited(cfg: SessionConfig) -> (Session, Link, Arc<World>) {
     (session, peer, world)
 }
 
+/// Blocks the session's only worker in a `BLOCK` request (call `call`), then starts a call
+/// of the session's own to the peer, which the peer never answers: its caller reads the
+/// ring meanwhile, and queues for a worker what it cannot do itself.
+fn block_the_worker_then_call(
+    session: &Session,
+    peer: &mut Link,
+    world: &World,
+    call: u64,
+) -> std::thread::JoinHandle<Result<u64, CallError>> {
+    peer.tx
+        .send_bytes(&record(Header::request(call, 0, BLOCK, 0), &[]))
+        .unwrap();
+    eventually("the only worker is blocked", || {
+        world.gate.lock().unwrap().0 == 1
+    });
+    let peer_calc = session.bootstrap();
+    std::thread::spawn(move || peer_calc.call::<_, u64>(ADD, &(1u64, 1u64)))
+}
+
 /// Requests that no worker can take (the only one is blocked) are queued by a caller that
 /// reads them; a peer that queues more than the limit is disconnected, not buffered.
 #[test]
@@ -1218,17 +1237,7 @@ fn a_flood_of_requests_is_bounded() {
         max_message_len: 1 << 16,
         ..config("flood")
     });
-    peer.tx
-        .send_bytes(&record(Header::request(1, 0, BLOCK, 0), &[]))
-        .unwrap();
-    eventually("the only worker is blocked", || {
-        world.gate.lock().unwrap().0 == 1
-    });
-    // A caller on the session's side now reads the ring (the peer never answers it).
-    let caller = {
-        let peer_calc = session.bootstrap();
-        std::thread::spawn(move || peer_calc.call::<_, u64>(ADD, &(1u64, 1u64)))
-    };
+    let caller = block_the_worker_then_call(&session, &mut peer, &world, 1);
     let big = vec![0u8; 60_000];
     let mut args = (big.len() as u32).to_le_bytes().to_vec();
     args.extend_from_slice(&big);
@@ -1368,18 +1377,8 @@ fn many_releases_while_the_workers_are_busy_are_not_a_flood() {
         assert_eq!(h.call, call);
         subs.push(u64::from_le_bytes(body.try_into().unwrap()));
     }
-    // The only worker blocks; a caller of ours then reads the ring, and queues what it
-    // cannot do itself.
-    peer.tx
-        .send_bytes(&record(Header::request(0, 0, BLOCK, 0), &[]))
-        .unwrap();
-    eventually("the only worker is blocked", || {
-        world.gate.lock().unwrap().0 == 1
-    });
-    let caller = {
-        let peer_calc = session.bootstrap();
-        std::thread::spawn(move || peer_calc.call::<_, u64>(ADD, &(1u64, 1u64)))
-    };
+    // A caller of ours reads the ring, and queues what it cannot do itself.
+    let caller = block_the_worker_then_call(&session, &mut peer, &world, 0);
     for &sub in &subs {
         peer.tx
             .send_bytes(&record(Header::release(sub, 1), &[]))
