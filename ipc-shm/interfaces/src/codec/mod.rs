@@ -35,7 +35,7 @@ mod values;
 use std::io;
 
 pub use error::{DecodeError, LimitError};
-pub(crate) use primitives::decode_list;
+pub(crate) use primitives::{decode_bytes_into, decode_list};
 
 /// Longest transaction accepted: a transaction cannot be larger than a block.
 pub const MAX_TX_BYTES: u32 = MAX_BLOCK_BYTES;

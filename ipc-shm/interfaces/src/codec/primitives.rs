@@ -257,15 +257,30 @@ impl Encode for Vec<u8> {
 
 impl Decode for Vec<u8> {
     fn decode<R: Input + ?Sized>(r: &mut R) -> Result<Self, DecodeError> {
-        let len = read_len(r, "byte string", MAX_BYTES)?;
-        // The bytes ending a long message come in the buffer it was gathered into: moving
-        // them to its front costs a copy within it, not a second buffer as large.
-        if let Some((mut bytes, start)) = r.take_tail(len as usize) {
-            bytes.drain(..start);
-            return Ok(bytes);
-        }
-        read_bytes(r, len, "byte string")
+        let mut bytes = Vec::new();
+        decode_bytes_into(r, &mut bytes)?;
+        Ok(bytes)
     }
+}
+
+/// Decodes a byte string (as `Vec<u8>` does) into `buf`, replacing what it held: into
+/// `buf`'s own room, so that a server can keep one buffer for the arguments of every call
+/// instead of allocating one per call.
+pub(crate) fn decode_bytes_into<R: Input + ?Sized>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+) -> Result<(), DecodeError> {
+    let len = read_len(r, "byte string", MAX_BYTES)?;
+    buf.clear();
+    // The bytes ending a long message come in the buffer it was gathered into: moving
+    // them to its front costs a copy within it, not a second buffer as large.
+    if let Some((mut bytes, start)) = r.take_tail(len as usize) {
+        bytes.drain(..start);
+        *buf = bytes;
+        return Ok(());
+    }
+    r.read_vec(len as usize, buf)
+        .map_err(|e| read_error(&e, "byte string"))
 }
 
 /// A list of values other than bytes: `u32` count, then the items, at most [`MAX_ITEMS`].

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use ipc_shm::call::{CallError, Dispatch, Incoming, RemoteObject};
 
-use super::{args, call, methods, reply, unknown_method};
+use super::{call, methods, reply, unknown_method, with_bytes_arg};
 use crate::{Echo, InterfaceError};
 
 methods! {
@@ -61,8 +61,8 @@ impl Dispatch for EchoServer {
     fn dispatch(&self, call: &mut Incoming<'_>) -> Result<(), CallError> {
         match EchoMethod::from_id(call.method()) {
             Some(EchoMethod::Echo) => {
-                let data: Vec<u8> = args(call, "Echo")?;
-                reply(call, self.echo.echo(&data))
+                let echoed = with_bytes_arg(call, "Echo", |data| self.echo.echo(data))?;
+                reply(call, echoed)
             }
             None => Err(unknown_method("Echo", call.method())),
         }

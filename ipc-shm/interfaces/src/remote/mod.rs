@@ -33,13 +33,14 @@ mod mining;
 mod node;
 mod wallet;
 
+use std::cell::Cell;
 use std::io;
 use std::sync::Arc;
 
 use ipc_shm::call::{CallError, Decoder, Dispatch, Encoder, Incoming, MethodId, RemoteObject};
 
 use crate::InterfaceError;
-use crate::codec::{Decode, DecodeError, Encode};
+use crate::codec::{Decode, DecodeError, Encode, decode_bytes_into};
 
 pub use chain::{
     ChainMethod, ChainNotificationsMethod, ChainNotificationsProxy, ChainNotificationsServer,
@@ -216,6 +217,40 @@ fn args<A: Decode>(call: &mut Incoming<'_>, interface: &'static str) -> Result<A
             CallError::decode("arguments do not decode")
         })
     })
+}
+
+thread_local! {
+    /// The buffer [`with_bytes_arg`] decodes into, kept for this thread's next call.
+    static BYTES_ARG: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// Byte-string arguments up to this long leave their buffer to the thread's next call.
+const KEEP_BYTES_ARG: usize = 64 << 10;
+
+/// Server side: decodes a request whose only argument is a byte string, then runs
+/// `method` on it (once the request is read: the method may take long). The bytes go into
+/// a buffer the thread keeps for its next call, so that a call costs no allocation for
+/// its argument.
+fn with_bytes_arg<T>(
+    call: &mut Incoming<'_>,
+    interface: &'static str,
+    method: impl FnOnce(&[u8]) -> T,
+) -> Result<T, CallError> {
+    // Taken, not borrowed: a method that somehow served another call on this thread
+    // meanwhile would find an empty buffer, not a borrow to panic on.
+    let mut buf = BYTES_ARG.take();
+    let method_id = call.method();
+    let decoded = call.args_with(|dec| {
+        decode_bytes_into(dec, &mut buf).map_err(|e| {
+            tracing::warn!(interface, method = method_id, error = %e, "arguments do not decode");
+            CallError::decode("arguments do not decode")
+        })
+    });
+    let result = decoded.map(|()| method(&buf));
+    if buf.capacity() <= KEEP_BYTES_ARG {
+        BYTES_ARG.set(buf);
+    }
+    result
 }
 
 /// Server side: decodes a request whose only argument is an object.

@@ -162,6 +162,12 @@ pub(crate) fn run(init: &Arc<dyn Init>, reorg: &dyn Fn()) -> Vec<String> {
     // Echo.
     let echo = log.object("make_echo", init.make_echo()).expect("echo");
     log.call("echo(hello)", echo.echo(b"hello")).expect("echo");
+    // A server decodes byte strings into a buffer it keeps between calls: a short one after
+    // a longer one must come back with nothing of the longer one's.
+    let medium: Vec<u8> = (0..40_000).map(|i| (i % 253) as u8).collect();
+    let back = echo.echo(&medium).expect("echo 40,000 bytes");
+    assert!(back == medium, "40,000-byte echo came back changed");
+    log.call("echo(hi)", echo.echo(b"hi")).expect("echo");
     let big: Vec<u8> = (0..(1 << 20) + 3).map(|i| (i * 7 % 251) as u8).collect();
     let back = echo.echo(&big).expect("echo 1 MiB");
     assert!(back == big, "1 MiB echo came back changed");
