@@ -488,6 +488,44 @@ fn eight_threads_share_one_session() {
     }
 }
 
+/// Both sides serve and call at once: each side's worker leader lends its leadership while
+/// it runs a request (without a lock when a standby watches) as that side's own callers
+/// register as followers. A follower the lender misses would wait with nobody reading, and
+/// the watchdog would fire.
+#[test]
+fn both_sides_call_each_other_from_many_threads() {
+    let _w = watchdog(300);
+    for wait in [WaitPolicy::default(), WaitPolicy::PARK] {
+        let calc = |world: &Arc<World>| -> Arc<dyn Dispatch> {
+            Arc::new(Calc {
+                world: world.clone(),
+            })
+        };
+        let world = Arc::new(World::default());
+        let cfg = SessionConfig {
+            wait,
+            ..config("both")
+        };
+        let (a, b) =
+            Session::pair(1 << 16, wait, Some(calc(&world)), Some(calc(&world)), &cfg).unwrap();
+        let threads: Vec<_> = [a.bootstrap(), b.bootstrap()]
+            .into_iter()
+            .flat_map(|calc| (0..4u64).map(move |t| (calc.clone(), t)))
+            .map(|(calc, t)| {
+                std::thread::spawn(move || {
+                    for i in 0..3_000u64 {
+                        let r: u64 = calc.call(ADD, &(i, t << 32)).unwrap();
+                        assert_eq!(r, i + (t << 32));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+    }
+}
+
 /// Every hand-over through the kernel: no waiter spins, so each wake-up must be delivered.
 #[test]
 fn eight_threads_share_one_session_without_spinning() {
