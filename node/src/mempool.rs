@@ -37,6 +37,19 @@ const MAX_OP_RETURN_RELAY: usize = 83;
 pub const DEFAULT_MAX_WEIGHT: Weight = Weight::from_wu(300_000_000);
 /// Default minimum relay fee rate: 1 sat/vB (Core's `DEFAULT_MIN_RELAY_TX_FEE`).
 pub const DEFAULT_MIN_RELAY_FEE: FeeRate = FeeRate::from_sat_per_vb_u32(1);
+/// Most transactions in a chain of unconfirmed ancestors, the new one included (Core's
+/// `-limitancestorcount` default). With the descendant limit, this bounds what accepting a
+/// transaction and building a template cost, however a peer chains its transactions.
+pub const MAX_ANCESTORS: usize = 25;
+/// Most virtual bytes of a transaction and its unconfirmed ancestors (Core's
+/// `-limitancestorsize` default, 101 kvB).
+pub const MAX_ANCESTOR_VSIZE: u64 = 101_000;
+/// Most unconfirmed descendants of a pool transaction, itself included (Core's
+/// `-limitdescendantcount` default).
+pub const MAX_DESCENDANTS: usize = 25;
+/// Most virtual bytes of a pool transaction and its unconfirmed descendants (Core's
+/// `-limitdescendantsize` default, 101 kvB).
+pub const MAX_DESCENDANT_VSIZE: u64 = 101_000;
 
 /// A transaction the mempool refused.
 #[derive(Debug)]
@@ -67,6 +80,9 @@ pub enum MempoolError {
     AlreadyKnown,
     /// It spends an outpoint a mempool transaction already spends.
     Conflict(Txid),
+    /// It would make a chain of unconfirmed transactions longer or larger than the limits
+    /// ([`MAX_ANCESTORS`] and the others); the string says which, as Core does.
+    TooLongChain(String),
     /// Its fee is below the minimum relay fee for its size.
     MinRelayFee {
         /// The fee it pays.
@@ -92,6 +108,7 @@ impl MempoolError {
             Self::AlreadyInMempool => "txn-already-in-mempool".into(),
             Self::AlreadyKnown => "txn-already-known".into(),
             Self::Conflict(_) => "txn-mempool-conflict".into(),
+            Self::TooLongChain(_) => "too-long-mempool-chain".into(),
             Self::MinRelayFee { .. } => "min relay fee not met".into(),
             Self::Store(_) => "store-error".into(),
         }
@@ -103,6 +120,7 @@ impl fmt::Display for MempoolError {
         match self {
             Self::Consensus(e) => e.fmt(f),
             Self::Conflict(txid) => write!(f, "txn-mempool-conflict: conflicts with {txid}"),
+            Self::TooLongChain(why) => write!(f, "too-long-mempool-chain, {why}"),
             Self::MinRelayFee { fee, min } => write!(
                 f,
                 "min relay fee not met, {} < {}",
@@ -358,6 +376,7 @@ impl Mempool {
         if self.weight + weight > self.max_weight {
             return Err(MempoolError::Full);
         }
+        self.check_chain_limits(&tx, weight.to_vbytes_ceil())?;
         let spent: Vec<TxOut> = coins.into_iter().map(|c| c.output).collect();
         if validation::sigop_cost(&tx, &spent) > MAX_STANDARD_TX_SIGOPS_COST {
             return Err(MempoolError::NonStandard("bad-txns-too-many-sigops"));
@@ -383,6 +402,81 @@ impl Mempool {
         Ok(tx)
     }
 
+    /// Core's chain limits for a new transaction `tx` of `vsize` vbytes: its unconfirmed
+    /// ancestors, and the unconfirmed descendants of each of them, stay within
+    /// [`MAX_ANCESTORS`], [`MAX_ANCESTOR_VSIZE`], [`MAX_DESCENDANTS`] and
+    /// [`MAX_DESCENDANT_VSIZE`]. Every walk stops at a limit, so the check costs a bounded
+    /// amount of work whatever the pool holds.
+    fn check_chain_limits(&self, tx: &Transaction, vsize: u64) -> Result<(), MempoolError> {
+        let in_pool = |t: &Transaction| -> Vec<Txid> {
+            t.input
+                .iter()
+                .map(|i| i.previous_output.txid)
+                .filter(|p| self.entries.contains_key(p))
+                .collect()
+        };
+        let mut ancestors: HashSet<Txid> = HashSet::new();
+        let mut ancestors_vsize = vsize;
+        let mut stack = in_pool(tx);
+        while let Some(id) = stack.pop() {
+            let Some(entry) = self.entries.get(&id) else {
+                continue;
+            };
+            if !ancestors.insert(id) {
+                continue;
+            }
+            if ancestors.len() + 1 > MAX_ANCESTORS {
+                return Err(MempoolError::TooLongChain(format!(
+                    "too many unconfirmed ancestors [limit: {MAX_ANCESTORS}]"
+                )));
+            }
+            ancestors_vsize += entry.vsize();
+            if ancestors_vsize > MAX_ANCESTOR_VSIZE {
+                return Err(MempoolError::TooLongChain(format!(
+                    "exceeds ancestor size limit [limit: {MAX_ANCESTOR_VSIZE}]"
+                )));
+            }
+            stack.extend(in_pool(&entry.tx));
+        }
+        for id in &ancestors {
+            // The ancestor, its descendants, and the new transaction.
+            let (count, size) = self.descendants_of(id, MAX_DESCENDANTS);
+            if count + 1 > MAX_DESCENDANTS {
+                return Err(MempoolError::TooLongChain(format!(
+                    "too many descendants for tx {id} [limit: {MAX_DESCENDANTS}]"
+                )));
+            }
+            if size + vsize > MAX_DESCENDANT_VSIZE {
+                return Err(MempoolError::TooLongChain(format!(
+                    "exceeds descendant size limit for tx {id} [limit: {MAX_DESCENDANT_VSIZE}]"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The number and total vsize of `txid` and its pool descendants, counting no further
+    /// than `limit` transactions (past it, the count is `limit + 1`).
+    fn descendants_of(&self, txid: &Txid, limit: usize) -> (usize, u64) {
+        let mut seen: HashSet<Txid> = HashSet::new();
+        let mut size = 0;
+        let mut stack = vec![*txid];
+        while let Some(id) = stack.pop() {
+            let Some(entry) = self.entries.get(&id) else {
+                continue;
+            };
+            if !seen.insert(id) {
+                continue;
+            }
+            if seen.len() > limit {
+                break;
+            }
+            size += entry.vsize();
+            stack.extend(self.children(id, entry));
+        }
+        (seen.len(), size)
+    }
+
     /// Removes `txid` and every pool transaction descending from it; returns them, parents
     /// first.
     pub fn remove_recursive(&mut self, txid: &Txid) -> Vec<Arc<Transaction>> {
@@ -395,15 +489,7 @@ impl Mempool {
             if !doomed.insert(id) {
                 continue;
             }
-            for vout in 0..entry.tx.output.len() {
-                let op = OutPoint {
-                    txid: id,
-                    vout: u32::try_from(vout).unwrap_or(u32::MAX),
-                };
-                if let Some(child) = self.spent_by.get(&op) {
-                    stack.push(*child);
-                }
-            }
+            stack.extend(self.children(id, entry));
         }
         let mut removed: Vec<Entry> = doomed.iter().filter_map(|id| self.remove_one(id)).collect();
         removed.sort_by_key(|e| e.sequence);
@@ -544,6 +630,14 @@ impl Mempool {
         }
     }
 
+    /// The pool transactions spending an output of `entry`, the pool's `txid`.
+    fn children<'a>(&'a self, txid: Txid, entry: &'a Entry) -> impl Iterator<Item = Txid> + 'a {
+        (0..entry.tx.output.len()).filter_map(move |vout| {
+            let vout = u32::try_from(vout).ok()?;
+            self.spent_by.get(&OutPoint { txid, vout }).copied()
+        })
+    }
+
     /// Every pool transaction descending from one of `txids`.
     fn descendants(&self, txids: &[Txid]) -> HashSet<Txid> {
         let mut found = HashSet::new();
@@ -552,15 +646,9 @@ impl Mempool {
             let Some(entry) = self.entries.get(&id) else {
                 continue;
             };
-            for vout in 0..entry.tx.output.len() {
-                let op = OutPoint {
-                    txid: id,
-                    vout: u32::try_from(vout).unwrap_or(u32::MAX),
-                };
-                if let Some(child) = self.spent_by.get(&op)
-                    && found.insert(*child)
-                {
-                    stack.push(*child);
+            for child in self.children(id, entry) {
+                if found.insert(child) {
+                    stack.push(child);
                 }
             }
         }

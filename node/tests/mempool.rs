@@ -321,3 +321,70 @@ fn script_failures_name_the_interpreter_error() {
         "mandatory-script-verify-flag-failed (libbitcoinconsensus ERR_SCRIPT)"
     );
 }
+
+/// Spends output `vout` of `parent` to one output, paying `fee`.
+fn child_of(keys: &Keys, parent: &Transaction, vout: u32, fee: u64) -> Transaction {
+    let prev = parent.output[vout as usize].clone();
+    keys.spend(
+        &[(
+            OutPoint {
+                txid: txid(parent),
+                vout,
+            },
+            prev.clone(),
+        )],
+        vec![out(prev.value.to_sat() - fee, &keys.wpkh)],
+    )
+}
+
+#[test]
+fn too_long_mempool_chain_by_ancestors() {
+    let keys = Keys::new();
+    let (_dir, mut chain) = fixture();
+    // A chain of MAX_ANCESTORS transactions, each spending the one before: the last has
+    // MAX_ANCESTORS - 1 unconfirmed ancestors, which is allowed.
+    let mut last = simple(&chain, &keys, 1, 1_000);
+    chain.process_transaction(last.clone()).unwrap();
+    for _ in 1..node::mempool::MAX_ANCESTORS {
+        last = child_of(&keys, &last, 0, 1_000);
+        chain.process_transaction(last.clone()).unwrap();
+    }
+    let one_more = child_of(&keys, &last, 0, 1_000);
+    let err = reject(&mut chain, one_more.clone());
+    assert_eq!(err.reason(), "too-long-mempool-chain");
+    assert!(
+        err.to_string()
+            .contains("too many unconfirmed ancestors [limit: 25]"),
+        "{err}"
+    );
+    // Once the chain is mined, it goes on.
+    chain.generate_to_script(1, &keys.wpkh).unwrap();
+    assert_eq!(chain.mempool().info().size, 0);
+    chain.process_transaction(one_more).unwrap();
+}
+
+#[test]
+fn too_long_mempool_chain_by_descendants() {
+    let keys = Keys::new();
+    let (_dir, mut chain) = fixture();
+    let (op, prev) = coinbase_output(&chain, 1);
+    let share = (prev.value.to_sat() - 10_000) / 30;
+    let fan = keys.spend(
+        &[(op, prev)],
+        (0..30).map(|_| out(share, &keys.wpkh)).collect(),
+    );
+    chain.process_transaction(fan.clone()).unwrap();
+    // The parent and MAX_DESCENDANTS - 1 children: the limit, reached.
+    for vout in 0..node::mempool::MAX_DESCENDANTS as u32 - 1 {
+        chain
+            .process_transaction(child_of(&keys, &fan, vout, 1_000))
+            .unwrap();
+    }
+    let err = reject(&mut chain, child_of(&keys, &fan, 29, 1_000));
+    assert_eq!(err.reason(), "too-long-mempool-chain");
+    assert!(
+        err.to_string()
+            .contains(&format!("too many descendants for tx {}", txid(&fan))),
+        "{err}"
+    );
+}
