@@ -25,7 +25,7 @@ use bitcoin::{Amount, Block, BlockHash, FeeRate, Network, OutPoint, Transaction,
 use interfaces::EncodedBlock;
 
 use crate::mempool::{Mempool, MempoolError, TipContext};
-use crate::notify::{Callback, ChainEvent, Notifier, RemovalReason, Subscription};
+use crate::notify::{Callback, ChainEvent, Notifier, RemovalReason, SubscribeError, Subscription};
 use crate::store::{Batch, BlockStatus, Coin, IndexEntry, Store, StoreError};
 use crate::validation::{self, BlockError, MEDIAN_TIME_SPAN, TxError};
 
@@ -247,8 +247,9 @@ impl ChainState {
     }
 
     /// Subscribes to chain events; they are delivered in order on a thread of the
-    /// subscriber's own (which fails to start only when the system is out of threads).
-    pub fn subscribe(&self, callback: Callback) -> std::io::Result<Subscription> {
+    /// subscriber's own. Fails past [`notify::MAX_SUBSCRIBERS`](crate::notify::MAX_SUBSCRIBERS)
+    /// subscribers, or when the system is out of threads.
+    pub fn subscribe(&self, callback: Callback) -> Result<Subscription, SubscribeError> {
         self.notifier.subscribe(callback)
     }
 

@@ -41,6 +41,43 @@ use crate::chainstate::TipInfo;
 pub const MAX_QUEUED_EVENTS: usize = 100_000;
 /// Most bytes of blocks and transactions a subscriber may have waiting before it is dropped.
 pub const MAX_QUEUED_BYTES: usize = 256 << 20;
+/// Most subscribers at once, each with its delivery thread. A peer that keeps subscribing
+/// (and holding on to its handlers) is refused past this many, instead of the node running
+/// out of threads for everything else.
+pub const MAX_SUBSCRIBERS: usize = 1024;
+
+/// Why [`Notifier::subscribe`] failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SubscribeError {
+    /// [`MAX_SUBSCRIBERS`] are subscribed already.
+    TooMany {
+        /// The limit.
+        limit: usize,
+    },
+    /// The delivery thread could not be started.
+    Thread(std::io::Error),
+}
+
+impl fmt::Display for SubscribeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooMany { limit } => {
+                write!(f, "too many notification subscribers (limit {limit})")
+            }
+            Self::Thread(e) => write!(f, "cannot start a notification thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SubscribeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::TooMany { .. } => None,
+            Self::Thread(e) => Some(e),
+        }
+    }
+}
 
 /// Why a transaction left the mempool (Core's `MemPoolRemovalReason`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -224,11 +261,17 @@ impl Notifier {
     }
 
     /// Registers `callback` for every event published from now on, on a new delivery
-    /// thread. Dropping the returned [`Subscription`] unsubscribes.
-    pub fn subscribe(&self, callback: Callback) -> std::io::Result<Subscription> {
+    /// thread. Dropping the returned [`Subscription`] unsubscribes. Refused when
+    /// [`MAX_SUBSCRIBERS`] are subscribed.
+    pub fn subscribe(&self, callback: Callback) -> Result<Subscription, SubscribeError> {
         // Relaxed: ids only need to be unique.
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let mut list = self.shared.list();
+        if list.len() >= MAX_SUBSCRIBERS {
+            return Err(SubscribeError::TooMany {
+                limit: MAX_SUBSCRIBERS,
+            });
+        }
         // Read under the list lock, which `publish` holds while numbering and queueing: the
         // subscriber gets exactly the events numbered from here on.
         let from = self.shared.next_event.load(Ordering::Relaxed);
@@ -243,7 +286,8 @@ impl Notifier {
         let runner = Arc::clone(&sub);
         let handle = thread::Builder::new()
             .name(format!("notify-{id}"))
-            .spawn(move || runner.run())?;
+            .spawn(move || runner.run())
+            .map_err(SubscribeError::Thread)?;
         let _ = sub.thread.set(handle.thread().id());
         list.insert(id, sub);
         Ok(Subscription {
@@ -402,6 +446,34 @@ mod tests {
             }))
             .unwrap();
         (seen, sub)
+    }
+
+    #[test]
+    fn subscribers_past_the_limit_are_refused_until_one_leaves() {
+        let _watchdog = watchdog("subscribers past the limit");
+        let n = Notifier::new();
+        let subs: Vec<Subscription> = (0..MAX_SUBSCRIBERS)
+            .map(|_| n.subscribe(Arc::new(|_| {})).unwrap())
+            .collect();
+        let refused = n.subscribe(Arc::new(|_| {})).unwrap_err();
+        assert!(matches!(
+            refused,
+            SubscribeError::TooMany {
+                limit: MAX_SUBSCRIBERS
+            }
+        ));
+        assert_eq!(
+            refused.to_string(),
+            "too many notification subscribers (limit 1024)"
+        );
+        // Events still reach everyone subscribed.
+        n.publish(tip(1));
+        n.sync();
+        drop(subs.into_iter().next());
+        let (seen, _sub) = recorder(&n);
+        n.publish(tip(2));
+        n.sync();
+        assert_eq!(*seen.lock().unwrap(), vec![2]);
     }
 
     #[test]

@@ -101,13 +101,15 @@ impl NodeContext {
         let notifier = chain.notifier();
         let me: Arc<std::sync::OnceLock<Weak<Self>>> = Arc::default();
         let weak = Arc::clone(&me);
-        let tip_subscription = notifier.subscribe(Arc::new(move |ev| {
-            if let (ChainEvent::UpdatedBlockTip(_), Some(ctx)) =
-                (ev, weak.get().and_then(Weak::upgrade))
-            {
-                ctx.update_watch(|w| w.changes += 1);
-            }
-        }))?;
+        let tip_subscription = notifier
+            .subscribe(Arc::new(move |ev| {
+                if let (ChainEvent::UpdatedBlockTip(_), Some(ctx)) =
+                    (ev, weak.get().and_then(Weak::upgrade))
+                {
+                    ctx.update_watch(|w| w.changes += 1);
+                }
+            }))
+            .map_err(std::io::Error::other)?;
         let ctx = Arc::new_cyclic(|this: &Weak<Self>| NodeContext {
             chain: Mutex::new(chain),
             notifier,
