@@ -1,11 +1,12 @@
 //! Chain notifications, delivered in order to each subscriber on its own thread (Core's
 //! validation interface queue, with one queue per subscriber).
 //!
-//! The chain state publishes while it holds its own lock, so events are numbered in the
-//! order they happened. Each subscriber has a bounded queue and a delivery thread that calls
-//! it for one event at a time, in that order. Subscribers therefore run outside the chain
-//! state's lock and may call back into it (the wallet's `block_connected` asks
-//! `get_height`) without deadlock, and a slow subscriber delays only itself.
+//! The chain state publishes while it holds its own lock, so events are queued in the order
+//! they happened. Each subscriber has a bounded queue and a delivery thread that calls it
+//! for one event at a time, in that order (an [`interfaces::delivery::Delivery`]).
+//! Subscribers therefore run outside the chain state's lock and may call back into it (the
+//! wallet's `block_connected` asks `get_height`) without deadlock, and a slow subscriber
+//! delays only itself.
 //!
 //! # Slow subscribers
 //!
@@ -27,13 +28,13 @@
 //! - [`Notifier::sync`] returns once every subscriber has handled every event published
 //!   before the call (or was dropped).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
-use std::thread::{self, ThreadId};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use bitcoin::{Block, BlockHash, Transaction};
+use interfaces::delivery::{Delivery, Limits, Pushed};
 
 use crate::chainstate::TipInfo;
 
@@ -138,87 +139,20 @@ impl ChainEvent {
 /// A subscriber callback.
 pub type Callback = Arc<dyn Fn(&ChainEvent) + Send + Sync>;
 
-/// What a subscriber's delivery thread works through.
-#[derive(Default)]
-struct Queue {
-    events: VecDeque<(u64, ChainEvent)>,
-    bytes: usize,
-    /// Sequence number of the last event handled (or skipped); `None` before the first.
-    done: Option<u64>,
-    /// Unsubscribed or dropped: the thread ends and the callback is never called again.
-    closed: bool,
-    /// The delivery thread waits for an event on `changed`.
-    idle: bool,
-    /// `sync` callers waiting on `changed` for progress.
-    syncing: usize,
-}
+/// The delivery limits of every subscriber (see the module docs).
+const LIMITS: Limits = Limits {
+    events: MAX_QUEUED_EVENTS,
+    bytes: MAX_QUEUED_BYTES,
+};
 
 struct Subscriber {
     id: u64,
-    /// Sequence number of the first event it receives.
-    from: u64,
-    queue: Mutex<Queue>,
-    /// Signals new events and closing to the thread, and progress to `sync` waiters.
-    changed: Condvar,
-    callback: Callback,
-    /// Set once the delivery thread has started.
-    thread: std::sync::OnceLock<ThreadId>,
-}
-
-impl Subscriber {
-    fn queue(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Closes the queue: no event is handed to the callback after this returns.
-    fn close(&self) {
-        {
-            let mut q = self.queue();
-            q.closed = true;
-            q.events.clear();
-            q.bytes = 0;
-        }
-        self.changed.notify_all();
-    }
-
-    /// The delivery loop of this subscriber's thread.
-    fn run(self: Arc<Self>) {
-        loop {
-            let (seq, ev) = {
-                let mut q = self.queue();
-                loop {
-                    if q.closed {
-                        return;
-                    }
-                    if let Some(item) = q.events.pop_front() {
-                        q.bytes -= item.1.weight();
-                        break item;
-                    }
-                    q.idle = true;
-                    q = self.changed.wait(q).unwrap_or_else(PoisonError::into_inner);
-                    q.idle = false;
-                }
-            };
-            // Handed over under the queue lock, after checking `closed`.
-            (self.callback)(&ev);
-            let mut q = self.queue();
-            q.done = Some(seq);
-            // Only a waiter is told: a notification is a system call even when nobody
-            // waits, and this runs once per event.
-            let wake = q.syncing > 0;
-            drop(q);
-            if wake {
-                self.changed.notify_all();
-            }
-        }
-    }
+    delivery: Arc<Delivery<ChainEvent>>,
 }
 
 struct Shared {
     subscribers: Mutex<BTreeMap<u64, Arc<Subscriber>>>,
     next_id: AtomicU64,
-    /// Sequence number of the next published event.
-    next_event: AtomicU64,
 }
 
 impl Shared {
@@ -255,7 +189,6 @@ impl Notifier {
             shared: Arc::new(Shared {
                 subscribers: Mutex::default(),
                 next_id: AtomicU64::new(0),
-                next_event: AtomicU64::new(0),
             }),
         }
     }
@@ -272,23 +205,13 @@ impl Notifier {
                 limit: MAX_SUBSCRIBERS,
             });
         }
-        // Read under the list lock, which `publish` holds while numbering and queueing: the
-        // subscriber gets exactly the events numbered from here on.
-        let from = self.shared.next_event.load(Ordering::Relaxed);
-        let sub = Arc::new(Subscriber {
-            id,
-            from,
-            queue: Mutex::default(),
-            changed: Condvar::new(),
-            callback,
-            thread: std::sync::OnceLock::new(),
-        });
-        let runner = Arc::clone(&sub);
-        let handle = thread::Builder::new()
-            .name(format!("notify-{id}"))
-            .spawn(move || runner.run())
-            .map_err(SubscribeError::Thread)?;
-        let _ = sub.thread.set(handle.thread().id());
+        // Added under the list lock, which `publish` holds while it queues: the subscriber
+        // gets exactly the events published from here on.
+        let delivery = Delivery::start(format!("notify-{id}"), LIMITS, move |ev: ChainEvent| {
+            callback(&ev);
+        })
+        .map_err(SubscribeError::Thread)?;
+        let sub = Arc::new(Subscriber { id, delivery });
         list.insert(id, sub);
         Ok(Subscription {
             id,
@@ -299,25 +222,13 @@ impl Notifier {
     /// Queues an event for every subscriber, after every event published before it. Never
     /// blocks; a subscriber too far behind is dropped (see the module docs).
     pub fn publish(&self, event: ChainEvent) {
+        // Under the list lock, so that every subscriber gets events in the same order.
         let mut list = self.shared.list();
-        // Relaxed: numbering happens under the list lock.
-        let seq = self.shared.next_event.fetch_add(1, Ordering::Relaxed);
         let weight = event.weight();
         let mut overflowed = Vec::new();
         for sub in list.values() {
-            let mut q = sub.queue();
-            if q.events.len() >= MAX_QUEUED_EVENTS || q.bytes + weight > MAX_QUEUED_BYTES {
+            if sub.delivery.push(event.clone(), weight) == Pushed::Overflow {
                 overflowed.push(sub.id);
-                continue;
-            }
-            q.bytes += weight;
-            q.events.push_back((seq, event.clone()));
-            // A delivery thread that is busy finds the event when it looks next; only one
-            // that waits is woken (a notification is a system call even when nobody waits).
-            let wake = q.idle;
-            drop(q);
-            if wake {
-                sub.changed.notify_all();
             }
         }
         for id in overflowed {
@@ -327,7 +238,7 @@ impl Notifier {
                     "notification subscriber dropped: more than {MAX_QUEUED_EVENTS} events or \
                      {MAX_QUEUED_BYTES} bytes undelivered"
                 );
-                sub.close();
+                sub.delivery.close();
             }
         }
     }
@@ -335,23 +246,11 @@ impl Notifier {
     /// Blocks until every subscriber has handled every event published before this call.
     /// A subscriber's own thread skips waiting for itself (it would wait forever).
     pub fn sync(&self) {
-        let target = match self.shared.next_event.load(Ordering::Relaxed) {
-            0 => return,
-            n => n - 1,
-        };
+        // Publishing queues under the list lock: every event published before this call is
+        // in the queues by the time the list is read.
         let subs: Vec<Arc<Subscriber>> = self.shared.list().values().cloned().collect();
         for sub in subs {
-            if sub.thread.get() == Some(&thread::current().id()) || sub.from > target {
-                continue;
-            }
-            // Every event from `from` on was queued to it, so `done` reaches `target` unless
-            // the subscriber is closed first.
-            let mut q = sub.queue();
-            q.syncing += 1;
-            while !q.closed && q.done.is_none_or(|d| d < target) {
-                q = sub.changed.wait(q).unwrap_or_else(PoisonError::into_inner);
-            }
-            q.syncing -= 1;
+            sub.delivery.sync();
         }
     }
 }
@@ -363,7 +262,7 @@ impl Drop for Notifier {
             .into_values()
             .collect();
         for sub in subs {
-            sub.close();
+            sub.delivery.close();
         }
     }
 }
@@ -394,7 +293,7 @@ impl Drop for Subscription {
         };
         let sub = shared.list().remove(&self.id);
         if let Some(sub) = sub {
-            sub.close();
+            sub.delivery.close();
         }
     }
 }
@@ -403,7 +302,9 @@ impl Drop for Subscription {
 mod tests {
     use super::*;
     use bitcoin::hashes::Hash;
+    use std::sync::Condvar;
     use std::sync::atomic::AtomicBool;
+    use std::thread;
 
     fn tip(height: u32) -> ChainEvent {
         ChainEvent::UpdatedBlockTip(TipInfo {

@@ -156,6 +156,14 @@ pub enum WalletError {
     /// A thread panicked while changing the wallet; its in-memory state may be half-updated.
     /// The database is consistent: reload the wallet.
     Poisoned,
+    /// `handle_transaction_changed` with [`MAX_SUBSCRIBERS`](crate::MAX_SUBSCRIBERS)
+    /// subscribed already.
+    TooManySubscribers {
+        /// The limit.
+        limit: usize,
+    },
+    /// A subscriber's delivery thread could not be started.
+    NoThread(io::Error),
 }
 
 impl fmt::Display for WalletError {
@@ -245,6 +253,13 @@ impl fmt::Display for WalletError {
                 f,
                 "wallet state is unusable after a panic in another thread; reload the wallet"
             ),
+            Self::TooManySubscribers { limit } => {
+                write!(
+                    f,
+                    "too many transaction-changed subscribers (limit {limit})"
+                )
+            }
+            Self::NoThread(source) => write!(f, "cannot start a notification thread: {source}"),
         }
     }
 }
@@ -253,7 +268,7 @@ impl StdError for WalletError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
             Self::Database { source, .. } => Some(source),
-            Self::Io { source, .. } => Some(source),
+            Self::Io { source, .. } | Self::NoThread(source) => Some(source),
             Self::Chain(err) => Some(err.as_ref()),
             _ => None,
         }

@@ -36,7 +36,7 @@ mod wallet;
 pub use cli::{Args, CliExit, one_line};
 pub use error::WalletError;
 pub use history::{Category, TransactionEntry};
-pub use notify::Handler;
+pub use notify::{Handler, MAX_QUEUED_CHANGES, MAX_SUBSCRIBERS};
 pub use send::parse_address;
 pub use service::{WalletImpl, WalletInit, WalletLoaderImpl, interface_error};
 pub use store::{DATABASE_FILE, DEFAULT_WALLET, WalletStore, chain_dir_name, check_wallet_name};

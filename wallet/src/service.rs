@@ -311,7 +311,11 @@ impl interfaces::Wallet for WalletImpl {
         &self,
         callback: TransactionChangedFn,
     ) -> Result<Box<dyn Handler>, InterfaceError> {
-        Ok(Box::new(self.wallet.handle_transaction_changed(callback)))
+        let handler = self
+            .wallet
+            .handle_transaction_changed(callback)
+            .map_err(interface_error)?;
+        Ok(Box::new(handler))
     }
 }
 

@@ -224,11 +224,22 @@ impl Wallet {
 
     /// Subscribes `callback` to transaction changes (Core's `handleTransactionChanged`): after
     /// each change it hears which canonical transactions are new, updated (confirmed,
-    /// unconfirmed by a reorg) or deleted (evicted, replaced, disconnected coinbase). It runs
-    /// on the thread that changed the wallet, after the wallet's lock is released, so it may
-    /// call back into the wallet. Dropping the handler unsubscribes.
-    pub fn handle_transaction_changed(&self, callback: TransactionChangedFn) -> Handler {
+    /// unconfirmed by a reorg) or deleted (evicted, replaced, disconnected coinbase), in the
+    /// order the changes happened. It runs on a thread of its own, outside the wallet's
+    /// locks, so it may call back into the wallet, and a slow callback delays nobody else
+    /// (see the limits [`crate::MAX_SUBSCRIBERS`] and [`crate::MAX_QUEUED_CHANGES`]). Dropping the handler unsubscribes.
+    pub fn handle_transaction_changed(
+        &self,
+        callback: TransactionChangedFn,
+    ) -> Result<Handler, WalletError> {
         self.subscribers.subscribe(callback)
+    }
+
+    /// Waits until every subscriber has heard of every change made before this call (as
+    /// `Chain::wait_for_notifications` does for the node's). A callback calling this does not
+    /// wait for itself.
+    pub fn wait_for_notifications(&self) {
+        self.subscribers.sync();
     }
 
     /// Locks the wallet for reading.
@@ -268,11 +279,13 @@ impl Wallet {
             }
             return Err(err);
         }
-        let changes = before.map(|before| notify::diff(&before, &notify::snapshot(&state.bdk)));
-        drop(state);
-        if let Some(changes) = changes {
+        if let Some(before) = before {
+            // Queued under the lock, so that subscribers hear changes in the order they were
+            // made; delivered on the subscribers' threads.
+            let changes = notify::diff(&before, &notify::snapshot(&state.bdk));
             self.subscribers.notify(&changes);
         }
+        drop(state);
         Ok(out)
     }
 

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use bitcoin::{Amount, FeeRate, SignedAmount, Transaction};
 use interfaces::{Balances, ChangeType, RemovalReason};
-use util::{MIN_RELAY, TestChain, btc, confirm, mine_to_wallet, store};
+use util::{MIN_RELAY, TestChain, Watchdog, btc, confirm, mine_to_wallet, store};
 use wallet::{Category, Wallet, WalletStore};
 
 /// A funded wallet "alice" (101 blocks mined to her) and an empty "bob".
@@ -393,15 +393,22 @@ fn subscribers_hear_about_changes() {
             // A callback may call back into the wallet.
             let balance = bob.get_balances().unwrap();
             sink.lock().unwrap().push((*txid, change, balance.trusted));
-        }));
+        }))
+        .unwrap();
     let (tx, _) = pay_bob(&s);
     let txid = tx.compute_txid();
+    // Callbacks run on the subscriber's own thread: each step waits for them, so that the
+    // balance each one reads is the wallet's right after its change.
     s.bob.transaction_added_to_mempool(&tx).unwrap();
+    s.bob.wait_for_notifications();
     let block = confirm(&mut s.chain, &[&s.alice, &s.bob], vec![tx.clone()]);
+    s.bob.wait_for_notifications();
     s.bob.block_disconnected(&block, 102).unwrap();
+    s.bob.wait_for_notifications();
     s.bob
         .transaction_removed_from_mempool(&tx, RemovalReason::Conflict)
         .unwrap();
+    s.bob.wait_for_notifications();
     assert_eq!(
         *heard.lock().unwrap(),
         [
@@ -413,11 +420,53 @@ fn subscribers_hear_about_changes() {
     );
     drop(handler);
     s.bob.transaction_added_to_mempool(&tx).unwrap();
+    s.bob.wait_for_notifications();
     assert_eq!(
         heard.lock().unwrap().len(),
         4,
         "a dropped handler still hears"
     );
+}
+
+/// A front end that is paused, or slow, in its callback used to hold up the thread that
+/// changed the wallet: the node's notification thread, which then fell behind until the
+/// node dropped the wallet. Now it delays only itself.
+#[test]
+fn a_stuck_subscriber_holds_up_neither_the_wallet_nor_other_subscribers() {
+    let _watchdog = Watchdog::new(std::time::Duration::from_secs(120));
+    let mut s = setup();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = Mutex::new(released);
+    let stuck = s
+        .bob
+        .handle_transaction_changed(Arc::new(move |_, _| {
+            // Blocks until the test lets go (or hangs up).
+            let _ = released.lock().unwrap().recv();
+        }))
+        .unwrap();
+    let (heard, hear) = std::sync::mpsc::channel();
+    let _other = s
+        .bob
+        .handle_transaction_changed(Arc::new(move |txid, change| {
+            let _ = heard.send((*txid, change));
+        }))
+        .unwrap();
+    let wait = std::time::Duration::from_secs(30);
+    let (tx, _) = pay_bob(&s);
+    let txid = tx.compute_txid();
+    // Each change returns although the first subscriber is stuck, and the other hears it.
+    s.bob.transaction_added_to_mempool(&tx).unwrap();
+    assert_eq!(hear.recv_timeout(wait).unwrap(), (txid, ChangeType::New));
+    confirm(&mut s.chain, &[&s.alice, &s.bob], vec![tx.clone()]);
+    assert_eq!(
+        hear.recv_timeout(wait).unwrap(),
+        (txid, ChangeType::Updated)
+    );
+    assert_eq!(s.bob.get_balances().unwrap().trusted, btc(10));
+    // Unsubscribing does not wait for the callback it is stuck in.
+    stuck.disconnect();
+    drop(release);
+    s.bob.wait_for_notifications();
 }
 
 #[test]

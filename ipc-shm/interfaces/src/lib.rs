@@ -17,6 +17,7 @@
 
 mod chain;
 pub mod codec;
+pub mod delivery;
 mod echo;
 mod encoded_block;
 mod error;
