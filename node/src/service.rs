@@ -39,6 +39,20 @@ struct TipWatch {
     shutdown: bool,
 }
 
+/// Most block templates handed out and not yet released, across all clients.
+pub const MAX_TEMPLATES: usize = 1024;
+/// Most bytes (serialized blocks) those templates may hold in all: a template is a copy of
+/// its block, up to 4 MB, so a miner that keeps asking and never releases would otherwise
+/// hold gigabytes.
+pub const MAX_TEMPLATE_BYTES: usize = 256 << 20;
+
+/// What the live templates hold.
+#[derive(Debug, Default)]
+struct Templates {
+    count: usize,
+    bytes: usize,
+}
+
 /// Everything the node's interface implementations share (Core's `NodeContext`).
 pub struct NodeContext {
     chain: Mutex<ChainState>,
@@ -53,6 +67,8 @@ pub struct NodeContext {
     wallet_changed: Condvar,
     /// Keeps `watch` informed of tip changes.
     _tip_subscription: Subscription,
+    /// Block templates alive, within `MAX_TEMPLATES` and `MAX_TEMPLATE_BYTES`.
+    templates: Mutex<Templates>,
     this: Weak<NodeContext>,
 }
 
@@ -118,6 +134,7 @@ impl NodeContext {
             wallet_loader: Mutex::new(Vec::new()),
             wallet_changed: Condvar::new(),
             _tip_subscription: tip_subscription,
+            templates: Mutex::default(),
             this: this.clone(),
         });
         let _ = me.set(Arc::downgrade(&ctx));
@@ -580,10 +597,31 @@ impl Mining for NodeContext {
                 ),
             ));
         }
+        let ctx = self.arc()?;
         let template = self.lock_chain()?.create_new_block(coinbase_script);
+        let bytes = template.block().total_size();
+        {
+            let mut live = self
+                .templates
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if live.count >= MAX_TEMPLATES || live.bytes + bytes > MAX_TEMPLATE_BYTES {
+                return Err(InterfaceError::remote(
+                    ErrorCode::MISC_ERROR,
+                    format!(
+                        "too many block templates held ({} of {MAX_TEMPLATES}, {} of \
+                         {MAX_TEMPLATE_BYTES} bytes): release some first",
+                        live.count, live.bytes
+                    ),
+                ));
+            }
+            live.count += 1;
+            live.bytes += bytes;
+        }
         Ok(Arc::new(Template {
-            ctx: self.arc()?,
+            ctx,
             template,
+            bytes,
         }))
     }
 }
@@ -592,6 +630,20 @@ impl Mining for NodeContext {
 struct Template {
     ctx: Arc<NodeContext>,
     template: mining::BlockTemplate,
+    /// Its share of `NodeContext::templates`, given back when it is dropped.
+    bytes: usize,
+}
+
+impl Drop for Template {
+    fn drop(&mut self) {
+        let mut live = self
+            .ctx
+            .templates
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        live.count -= 1;
+        live.bytes -= self.bytes;
+    }
 }
 
 impl BlockTemplate for Template {

@@ -475,6 +475,21 @@ fn mining_templates_are_solved_and_submitted_and_wait_tip_changed_wakes(w: World
         (header.block_hash(), FIXTURE_HEIGHT + 1)
     );
     assert!(!w.chain.is_in_mempool(&tx.compute_txid()).unwrap());
+
+    // The templates clients hold are bounded: past the limit a client must release some
+    // (every template is a copy of its block, up to 4 MB).
+    let held: Vec<_> = (1..node::service::MAX_TEMPLATES)
+        .map(|_| m.create_new_block(&w.keys.tr).unwrap())
+        .collect();
+    let refused = m.create_new_block(&w.keys.tr).map(drop).unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::MISC_ERROR));
+    assert!(
+        refused
+            .to_string()
+            .contains("too many block templates held"),
+        "{refused}"
+    );
+    drop((held, template));
 }
 
 fn shutdown_wakes_waiters(w: World) {
