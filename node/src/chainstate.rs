@@ -415,10 +415,12 @@ impl ChainState {
 
     /// Unspent outputs of the active chain (`Chain::find_coins`), `None` where spent or unknown.
     pub fn coins(&self, outpoints: &[OutPoint]) -> Result<Vec<Option<Coin>>, ChainError> {
-        outpoints
-            .iter()
-            .map(|op| self.store.coin(op).map_err(ChainError::from))
-            .collect()
+        outpoints.iter().map(|op| self.coin(op)).collect()
+    }
+
+    /// The unspent output at `outpoint` in the UTXO set, if any.
+    pub fn coin(&self, outpoint: &OutPoint) -> Result<Option<Coin>, ChainError> {
+        Ok(self.store.coin(outpoint)?)
     }
 
     /// Median time of the 11 blocks ending with `hash`.

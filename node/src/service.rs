@@ -46,6 +46,11 @@ pub const MAX_TEMPLATES: usize = 1024;
 /// hold gigabytes.
 pub const MAX_TEMPLATE_BYTES: usize = 256 << 20;
 
+/// Most bytes of coins one `find_coins` answer may hold. The outpoints asked for may all
+/// name one output with a 10,000-byte script: a million of them would otherwise be copied
+/// into ten gigabytes before the reply was found too large to send.
+pub const MAX_FIND_COINS_BYTES: usize = 32 << 20;
+
 /// What the live templates hold.
 #[derive(Debug, Default)]
 struct Templates {
@@ -359,11 +364,10 @@ impl Chain for NodeContext {
 
     fn find_coins(&self, outpoints: &[OutPoint]) -> Result<Vec<Option<Coin>>, InterfaceError> {
         let chain = self.lock_chain()?;
-        let confirmed = chain.coins(outpoints)?;
-        Ok(outpoints
-            .iter()
-            .zip(confirmed)
-            .map(|(op, c)| match c {
+        let mut found = Vec::with_capacity(outpoints.len());
+        let mut bytes = 0usize;
+        for op in outpoints {
+            let coin = match chain.coin(op)? {
                 Some(c) => Some(Coin {
                     txout: c.output,
                     height: Some(c.height),
@@ -374,8 +378,23 @@ impl Chain for NodeContext {
                     height: None,
                     is_coinbase: false,
                 }),
-            })
-            .collect())
+            };
+            bytes += coin
+                .as_ref()
+                .map_or(1, |c| 16 + c.txout.script_pubkey.len());
+            if bytes > MAX_FIND_COINS_BYTES {
+                return Err(InterfaceError::remote(
+                    ErrorCode::INVALID_PARAMETER,
+                    format!(
+                        "the {} coins asked for hold more than {MAX_FIND_COINS_BYTES} bytes: \
+                         ask for fewer at a time",
+                        outpoints.len()
+                    ),
+                ));
+            }
+            found.push(coin);
+        }
+        Ok(found)
     }
 
     fn is_in_mempool(&self, txid: &Txid) -> Result<bool, InterfaceError> {

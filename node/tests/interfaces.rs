@@ -205,6 +205,29 @@ fn find_coins_sees_the_utxo_set_and_mempool_outputs(w: World) {
         (tx.output[0].clone(), None, false)
     );
     assert_eq!(coins[2], None);
+
+    // Asking for one large coin many times over is refused before the copies are made.
+    let big_script = bitcoin::ScriptBuf::from(vec![0x51; 10_000]);
+    let big = {
+        let mut chain = w.ctx.lock_chain().unwrap();
+        let hash = chain.generate_to_script(1, &big_script).unwrap()[0];
+        OutPoint {
+            txid: chain.block(&hash).unwrap().unwrap().txdata[0].compute_txid(),
+            vout: 0,
+        }
+    };
+    assert_eq!(
+        w.chain.find_coins(&vec![big; 100]).unwrap().len(),
+        100,
+        "a million bytes is fine"
+    );
+    let copies = node::service::MAX_FIND_COINS_BYTES / 10_000 + 1;
+    let refused = w.chain.find_coins(&vec![big; copies]).unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Some(ErrorCode::INVALID_PARAMETER),
+        "{refused}"
+    );
 }
 
 fn broadcast_and_send_raw_transaction_report_cores_codes_and_reasons(w: World) {
