@@ -164,6 +164,12 @@ pub enum WalletError {
     },
     /// A subscriber's delivery thread could not be started.
     NoThread(io::Error),
+    /// `create_wallet` or `load_wallet` with
+    /// [`MAX_LOADED_WALLETS`](crate::MAX_LOADED_WALLETS) loaded already.
+    TooManyWallets {
+        /// The limit.
+        limit: usize,
+    },
 }
 
 impl fmt::Display for WalletError {
@@ -260,6 +266,9 @@ impl fmt::Display for WalletError {
                 )
             }
             Self::NoThread(source) => write!(f, "cannot start a notification thread: {source}"),
+            Self::TooManyWallets { limit } => {
+                write!(f, "too many wallets loaded (limit {limit})")
+            }
         }
     }
 }

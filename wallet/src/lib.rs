@@ -39,6 +39,9 @@ pub use history::{Category, TransactionEntry};
 pub use notify::{Handler, MAX_QUEUED_CHANGES, MAX_SUBSCRIBERS};
 pub use send::parse_address;
 pub use service::{WalletImpl, WalletInit, WalletLoaderImpl, interface_error};
-pub use store::{DATABASE_FILE, DEFAULT_WALLET, WalletStore, chain_dir_name, check_wallet_name};
+pub use store::{
+    DATABASE_FILE, DEFAULT_WALLET, MAX_LOADED_WALLETS, WalletStore, chain_dir_name,
+    check_wallet_name,
+};
 pub use sync::ChainSource;
 pub use wallet::Wallet;

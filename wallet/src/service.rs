@@ -425,7 +425,10 @@ pub fn interface_error(err: WalletError) -> InterfaceError {
         }
         E::InsufficientFunds { .. } => ErrorCode::WALLET_INSUFFICIENT_FUNDS,
         E::Database { .. } | E::Io { .. } | E::Corrupt { .. } => ErrorCode::DATABASE_ERROR,
-        E::Locked { .. } | E::CreateTransaction { .. } | E::Sign { .. } => ErrorCode::WALLET_ERROR,
+        E::Locked { .. }
+        | E::CreateTransaction { .. }
+        | E::Sign { .. }
+        | E::TooManyWallets { .. } => ErrorCode::WALLET_ERROR,
         E::Poisoned => ErrorCode::INTERNAL_ERROR,
         _ => ErrorCode::MISC_ERROR,
     };

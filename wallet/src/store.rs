@@ -80,6 +80,7 @@ impl WalletStore {
                 name: name.to_owned(),
             });
         }
+        check_room(&loaded)?;
         let dir = self.wallets_dir.join(name);
         create_private_dir(&dir)?;
         let wallet = Arc::new(Wallet::create(
@@ -114,6 +115,7 @@ impl WalletStore {
                 name: name.to_owned(),
             });
         }
+        check_room(&loaded)?;
         let path = self.wallets_dir.join(name).join(DATABASE_FILE);
         if !path.is_file() {
             return Err(WalletError::NotFound {
@@ -174,6 +176,22 @@ impl WalletStore {
         // A push cannot be left half-done by a panic.
         self.loaded.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Most wallets one process keeps loaded. Each holds a SQLite connection (three file
+/// descriptors with its journal) and its transaction graph in memory: a front end that
+/// keeps creating wallets would otherwise run the process out of descriptors, and then out
+/// of connections.
+pub const MAX_LOADED_WALLETS: usize = 128;
+
+/// Refuses another wallet when [`MAX_LOADED_WALLETS`] are loaded.
+fn check_room(loaded: &[Arc<Wallet>]) -> Result<(), WalletError> {
+    if loaded.len() >= MAX_LOADED_WALLETS {
+        return Err(WalletError::TooManyWallets {
+            limit: MAX_LOADED_WALLETS,
+        });
+    }
+    Ok(())
 }
 
 /// Accepts names that are safe as one directory name on every file system we run on.

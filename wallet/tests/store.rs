@@ -10,7 +10,7 @@ use std::thread;
 
 use bitcoin::Network;
 use util::store;
-use wallet::{DATABASE_FILE, WalletError, WalletStore};
+use wallet::{DATABASE_FILE, MAX_LOADED_WALLETS, WalletError, WalletStore};
 
 #[test]
 fn create_load_and_list() {
@@ -227,4 +227,40 @@ fn a_damaged_database_is_reported_with_its_path() {
         other => panic!("expected Database, got {other:?}"),
     }
     assert!(store.list_wallets().is_empty());
+}
+
+#[test]
+fn wallets_past_the_limit_are_refused_and_leave_nothing_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    for n in 0..MAX_LOADED_WALLETS {
+        store.create_wallet(&format!("w{n}")).unwrap();
+    }
+    match store.create_wallet("one-more") {
+        Err(
+            e @ WalletError::TooManyWallets {
+                limit: MAX_LOADED_WALLETS,
+            },
+        ) => {
+            assert_eq!(e.to_string(), "too many wallets loaded (limit 128)");
+        }
+        other => panic!("expected TooManyWallets, got {other:?}"),
+    }
+    assert!(
+        !store
+            .list_wallet_dir()
+            .unwrap()
+            .contains(&"one-more".to_owned())
+    );
+    // Loading is refused the same way.
+    drop(store);
+    let store = util::store(dir.path());
+    for n in 1..MAX_LOADED_WALLETS {
+        store.load_wallet(&format!("w{n}")).unwrap();
+    }
+    store.create_wallet("last").unwrap();
+    assert!(matches!(
+        store.load_wallet("w0"),
+        Err(WalletError::TooManyWallets { .. })
+    ));
 }
