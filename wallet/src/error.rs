@@ -164,6 +164,12 @@ pub enum WalletError {
     },
     /// A subscriber's delivery thread could not be started.
     NoThread(io::Error),
+    /// The chain sent something no valid chain holds (a block whose transactions do not
+    /// match its header, impossible amounts); it is refused.
+    InvalidFromChain {
+        /// What it sent.
+        reason: String,
+    },
     /// `create_wallet` or `load_wallet` with
     /// [`MAX_LOADED_WALLETS`](crate::MAX_LOADED_WALLETS) loaded already.
     TooManyWallets {
@@ -266,6 +272,7 @@ impl fmt::Display for WalletError {
                 )
             }
             Self::NoThread(source) => write!(f, "cannot start a notification thread: {source}"),
+            Self::InvalidFromChain { reason } => write!(f, "the chain sent {reason}"),
             Self::TooManyWallets { limit } => {
                 write!(f, "too many wallets loaded (limit {limit})")
             }

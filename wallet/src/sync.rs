@@ -29,7 +29,7 @@ use bdk_wallet::ChangeSet;
 use bdk_wallet::chain::{BlockId, local_chain};
 use bdk_wallet::rusqlite::Connection;
 use bitcoin::hashes::Hash;
-use bitcoin::{Block, BlockHash, Transaction};
+use bitcoin::{Amount, Block, BlockHash, Transaction};
 use interfaces::{BlockRef, BlockWhat, Chain, InterfaceError, RemovalReason};
 
 use crate::error::{WalletError, db_error};
@@ -96,6 +96,7 @@ impl Wallet {
     /// Records a transaction the node accepted to its mempool (ignored unless it pays to or
     /// spends from the wallet).
     pub fn transaction_added_to_mempool(&self, tx: &Transaction) -> Result<(), WalletError> {
+        check_amounts(tx)?;
         self.mutate(|state| {
             let seen = state.next_seen_time();
             state.bdk.apply_unconfirmed_txs([(tx.clone(), seen)]);
@@ -273,6 +274,7 @@ impl Wallet {
 
 /// Applies one connected block under the lock (shared by live notifications and catch-up).
 fn connect(state: &mut State, block: &Block, height: u32) -> Result<(), WalletError> {
+    check_block(block)?;
     let hash = block.block_hash();
     let chain = state.bdk.local_chain();
     if chain.get(height).is_some_and(|cp| cp.hash() == hash) {
@@ -299,6 +301,41 @@ fn connect(state: &mut State, block: &Block, height: u32) -> Result<(), WalletEr
         .bdk
         .apply_block_connected_to(block, height, parent)
         .map_err(|_| does_not_connect)
+}
+
+/// Checks what the wallet needs to hold of a block the chain sent: its transactions are
+/// the ones its header commits to, and their amounts are possible (see [`check_amounts`]).
+/// The node has validated it; this guards the wallet against a node that is broken or
+/// hostile, whose impossible amounts would make bdk's sums overflow.
+fn check_block(block: &Block) -> Result<(), WalletError> {
+    if !block.check_merkle_root() {
+        return Err(WalletError::InvalidFromChain {
+            reason: format!(
+                "block {} whose transactions do not match its merkle root",
+                block.block_hash()
+            ),
+        });
+    }
+    block.txdata.iter().try_for_each(check_amounts)
+}
+
+/// Core's value rules of `CheckTransaction`: no output above 21 million BTC, nor outputs
+/// adding up past it. bdk sums amounts with arithmetic that panics on overflow, and a
+/// panic under the wallet's lock would disable the wallet until it is reloaded.
+fn check_amounts(tx: &Transaction) -> Result<(), WalletError> {
+    let total = tx.output.iter().try_fold(Amount::ZERO, |total, out| {
+        let total = total.checked_add(out.value)?;
+        (out.value <= Amount::MAX_MONEY && total <= Amount::MAX_MONEY).then_some(total)
+    });
+    if total.is_none() {
+        return Err(WalletError::InvalidFromChain {
+            reason: format!(
+                "transaction {} with output amounts out of range",
+                tx.compute_txid()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Writes a changeset in one SQLite transaction.

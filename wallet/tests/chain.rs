@@ -507,3 +507,38 @@ fn a_payment_to_an_own_address_is_a_send_and_a_receive_and_its_change_neither() 
     let change: Vec<bool> = (0..tx.output.len()).map(|i| i != paid).collect();
     assert_eq!(wtx.txout_is_change, change);
 }
+
+/// A node that sends the wallet impossible amounts (outputs above 21 million BTC, or adding
+/// up past it) is refused: bdk's sums would overflow, and a panic under the wallet's lock
+/// disabled the wallet until a restart.
+#[test]
+fn impossible_amounts_from_the_chain_are_refused() {
+    let s = setup();
+    let to = s.bob.get_new_address().unwrap();
+    let (tx, _) = pay_bob(&s);
+    for values in [
+        vec![Amount::MAX_MONEY + Amount::from_sat(1)],
+        vec![Amount::MAX_MONEY, Amount::MAX_MONEY],
+        vec![Amount::from_sat(u64::MAX), Amount::from_sat(u64::MAX)],
+    ] {
+        let mut forged = tx.clone();
+        forged.output = values
+            .iter()
+            .map(|v| bitcoin::TxOut {
+                value: *v,
+                script_pubkey: to.script_pubkey(),
+            })
+            .collect();
+        let refused = s.bob.transaction_added_to_mempool(&forged).unwrap_err();
+        assert!(refused.to_string().contains("out of range"), "{refused}");
+        // The wallet is untouched and still works.
+        assert_eq!(s.bob.get_balances().unwrap(), Balances::default());
+    }
+    // A block whose transactions are not the ones its header commits to is refused too.
+    let mut s = s;
+    let mut block = s.chain.mine(&to.script_pubkey(), vec![tx.clone()]);
+    block.txdata.swap(0, 1);
+    let refused = s.bob.block_connected(&block, s.chain.height()).unwrap_err();
+    assert!(refused.to_string().contains("merkle root"), "{refused}");
+    assert_eq!(s.bob.get_balances().unwrap(), Balances::default());
+}
