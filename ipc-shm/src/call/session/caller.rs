@@ -64,16 +64,25 @@ impl Shared {
                 drop(locked);
                 return self.take_reply(&slot, decode);
             }
-            if !ctl.leading || ctl.executing.is_some() {
-                // Vacant, or held by a thread running a request (perhaps this one, calling
-                // back): either way the ring is free to read, and the reply still to come.
+            let slot = e.slot.clone();
+            if !ctl.leading {
+                // Vacant: the ring is free to read, and the reply still to come.
                 ctl.leading = true;
-                ctl.executing = None;
                 drop(locked);
                 return self.lead_for(guard, decode);
             }
-            e.follower = true;
-            e.slot.clone()
+            // Follow, registered before looking at the loan (see `Shared::lend_lead`).
+            ctl.slots.set_follower(guard.call(), true);
+            self.mirror_followers(ctl);
+            if self.take_loan() {
+                // Lent by a thread running a request (perhaps this one, calling back), or
+                // gone back to its own work: the ring is free to read.
+                ctl.slots.set_follower(guard.call(), false);
+                self.mirror_followers(ctl);
+                drop(locked);
+                return self.lead_for(guard, decode);
+            }
+            slot
         };
         match self.wait_slot(&slot) {
             READY => self.take_reply(&slot, decode),

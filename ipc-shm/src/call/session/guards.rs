@@ -55,7 +55,9 @@ impl<'s> SlotGuard<'s> {
 impl Drop for SlotGuard<'_> {
     fn drop(&mut self) {
         if !self.handed_over.get() {
-            lock(&self.shared.ctl).slots.free(self.call);
+            let mut ctl = lock(&self.shared.ctl);
+            ctl.slots.free(self.call);
+            self.shared.mirror_followers(&ctl);
         }
     }
 }

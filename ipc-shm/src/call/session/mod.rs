@@ -97,6 +97,9 @@ const KEEP_BUFFER: usize = 1 << 20;
 /// over reading when the same request is still running at two consecutive looks.
 const STANDBY_TICK: std::time::Duration = std::time::Duration::from_micros(500);
 
+/// The bit of `Shared::loan` set while leadership is lent.
+const LENT: u64 = 1;
+
 /// Reference count of the bootstrap export: it lives as long as the session.
 const PERMANENT: u64 = u64::MAX;
 
@@ -245,6 +248,19 @@ pub(crate) struct Shared {
     /// Read only by the leader (see [`RxCell`]).
     rx: RxCell,
     ctl: Mutex<Ctl>,
+    /// Leadership lent out (see [`Shared::lend_lead`]): the number of the last loan times
+    /// two, plus [`LENT`] while that loan is out. Its holder is not reading (it runs a
+    /// request, or went back to its own work after its call); a caller, or the standby
+    /// after a tick, may take over. Only the leader lends; the holder taking its loan back
+    /// and another thread taking it over both clear [`LENT`] with a compare-and-swap, so
+    /// exactly one of them goes on as the leader.
+    loan: AtomicU64,
+    /// Callers registered as followers (`Slots::followers`), for a lender, which does not
+    /// take `ctl`. Written under `ctl` only.
+    followers: AtomicUsize,
+    /// An idle worker watches lent leadership (`Shared::stand_by`). Written under `ctl`
+    /// only.
+    standby: AtomicBool,
     /// Idle workers park here.
     work_cv: Condvar,
     /// `wait_closed` parks here.
@@ -290,7 +306,9 @@ struct RxCell(UnsafeCell<Receiver>);
 
 // SAFETY: the receiver is used by one thread at a time (the leader), and leadership moves
 // between threads only through the `ctl` mutex, whose unlock/lock orders the previous
-// leader's accesses before the next one's. `Receiver` is `Send`.
+// leader's accesses before the next one's, or through `Shared::loan`, whose lending store
+// (SeqCst, so Release) follows the lender's last access and is read by the
+// compare-and-swap (SeqCst, so Acquire) that takes the loan over. `Receiver` is `Send`.
 unsafe impl Sync for RxCell {}
 
 impl RxCell {
@@ -328,14 +346,10 @@ struct Ctl {
     idle_parked: usize,
     /// Workers notified or started that have not looked at `Ctl` yet.
     wakeups_pending: usize,
-    /// Leadership is lent (see `Shared::lend_lead`) under number `Some(n)`: its holder is not
-    /// reading (it runs a request, or went back to its own work after its call); any
-    /// caller, or the standby after a tick, may take over.
-    executing: Option<u64>,
-    /// Requests run by a leader so far.
-    exec_seq: u64,
-    /// An idle worker watches the executing leader (`Shared::stand_by`).
-    standby: bool,
+    /// A standby was asked for (lent leadership had none): the next worker that looks
+    /// takes the role, even if that loan has come back by then, so that a standby is in
+    /// place for the loans that follow (see `Shared::lend_lead`).
+    standby_wanted: bool,
     close_waiters: usize,
 }
 
@@ -448,6 +462,9 @@ impl Shared {
                 stage: Box::new([0; HEADER_LEN + send::SMALL_MESSAGE]),
             }),
             rx: RxCell(UnsafeCell::new(link.rx)),
+            loan: AtomicU64::new(0),
+            followers: AtomicUsize::new(0),
+            standby: AtomicBool::new(false),
             ctl: Mutex::new(Ctl {
                 closed: false,
                 leading: false,
@@ -459,9 +476,7 @@ impl Shared {
                 workers: 0,
                 idle_parked: 0,
                 wakeups_pending: 0,
-                executing: None,
-                exec_seq: 0,
-                standby: false,
+                standby_wanted: false,
                 close_waiters: 0,
             }),
             work_cv: Condvar::new(),

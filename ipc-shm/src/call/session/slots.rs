@@ -43,6 +43,8 @@ pub(super) struct SlotEntry {
 pub(super) struct Slots {
     pub(super) entries: Vec<SlotEntry>,
     pub(super) free: Vec<u32>,
+    /// Busy entries whose caller is registered as a follower.
+    pub(super) followers: usize,
 }
 
 impl Slots {
@@ -97,20 +99,47 @@ impl Slots {
     }
 
     pub(super) fn free(&mut self, call: u64) {
-        if let Some(e) = self.entry(call) {
-            e.busy = false;
-            e.generation = e.generation.wrapping_add(1);
-            self.free.push((call & 0xffff_ffff) as u32);
+        let Some(e) = self.entry(call) else { return };
+        let followed = std::mem::take(&mut e.follower);
+        e.busy = false;
+        e.generation = e.generation.wrapping_add(1);
+        self.followers -= usize::from(followed);
+        self.free.push((call & 0xffff_ffff) as u32);
+    }
+
+    /// Registers the caller of `call` as a follower, or takes it off.
+    pub(super) fn set_follower(&mut self, call: u64, follower: bool) {
+        let Some(e) = self.entry(call) else { return };
+        if std::mem::replace(&mut e.follower, follower) != follower {
+            if follower {
+                self.followers += 1;
+            } else {
+                self.followers -= 1;
+            }
         }
+    }
+
+    /// Whether a follower still waits for its reply (one whose reply was handed over is
+    /// about to go).
+    pub(super) fn follower_waiting(&self) -> bool {
+        self.followers != 0
+            && self
+                .entries
+                .iter()
+                .any(|e| e.busy && e.follower && e.slot.state.load(Ordering::Acquire) == PENDING)
     }
 
     /// A caller waiting as a follower, taken off the follower list.
     pub(super) fn take_follower(&mut self) -> Option<Arc<Slot>> {
+        if self.followers == 0 {
+            return None;
+        }
         let e = self
             .entries
             .iter_mut()
             .find(|e| e.busy && e.follower && e.slot.state.load(Ordering::Acquire) == PENDING)?;
         e.follower = false;
+        self.followers -= 1;
         Some(e.slot.clone())
     }
 }

@@ -20,6 +20,7 @@ impl Shared {
             return;
         }
         if let Some(slot) = ctl.slots.take_follower() {
+            self.mirror_followers(ctl);
             ctl.leading = true;
             // SYNC: as in `Slot::set`, without re-locking `ctl` (we hold it).
             slot.state.store(LEAD, Ordering::SeqCst);
@@ -43,9 +44,12 @@ impl Shared {
         if ctl.closed {
             return;
         }
+        if self.lent() && !self.standby.load(Ordering::SeqCst) {
+            ctl.standby_wanted = true;
+        }
         let demand = ctl.jobs.len()
             + usize::from(!ctl.leading && self.reader_needed(ctl))
-            + usize::from(ctl.executing.is_some() && !ctl.standby);
+            + usize::from(ctl.standby_wanted);
         while ctl.wakeups_pending < demand && ctl.idle_parked > ctl.wakeups_pending {
             self.work_cv.notify_one();
             ctl.wakeups_pending += 1;
@@ -127,42 +131,100 @@ impl Shared {
     /// thread's) takes leadership over at once without waking anyone. A standby is recruited
     /// to take over reading should nobody do so within a tick or two. Returns the number the
     /// loan goes by, while this thread keeps it.
+    ///
+    /// When nobody follows, reading is still needed and a standby watches already (a busy
+    /// server), the loan is made without `ctl`: taking it here and again when the request
+    /// is done cost two locks on the way from each request to its reply, and two more on
+    /// the way to reading the next one.
     pub(super) fn lend_lead(self: &Arc<Self>) -> Option<u64> {
+        if self.export_count.load(Ordering::Acquire) != 0 && !self.closed.load(Ordering::Acquire) {
+            let n = self.lend();
+            // SYNC: the loan's SeqCst store (in `lend`), then these SeqCst loads, pair with
+            // a follower's SeqCst store of `followers` then load of `loan` (`await_reply`),
+            // and with the standby's SeqCst store of `standby` then load of `loan`
+            // (`stand_by`): of each pair, one side sees the other's store. So either we see
+            // the follower (or the standby gone), or the follower sees the loan and takes it
+            // over (or the standby stays).
+            if self.followers.load(Ordering::SeqCst) == 0 && self.standby.load(Ordering::SeqCst) {
+                return Some(n);
+            }
+            if !self.reclaim(n) {
+                // Taken over meanwhile: this thread no longer leads.
+                return None;
+            }
+        }
         self.lend_lead_freeing(None)
     }
 
-    /// As [`Self::lend_lead`], for a caller leader that is done with its call `done`: frees
-    /// its slot under the same lock.
+    /// As [`Self::lend_lead`], under `ctl`, for a caller leader that is done with its call
+    /// `done`: frees its slot under the same lock.
     pub(super) fn lend_lead_freeing(self: &Arc<Self>, done: Option<u64>) -> Option<u64> {
         let mut ctl = lock(&self.ctl);
         if let Some(call) = done {
             ctl.slots.free(call);
+            self.mirror_followers(&ctl);
         }
-        let follower = ctl
-            .slots
-            .entries
-            .iter()
-            .any(|e| e.busy && e.follower && e.slot.state.load(Ordering::Acquire) == PENDING);
-        if ctl.closed || follower || !self.reader_needed(&ctl) {
+        if ctl.closed || ctl.slots.follower_waiting() || !self.reader_needed(&ctl) {
             ctl.leading = false;
             self.hand_on(&mut ctl);
             return None;
         }
-        ctl.exec_seq += 1;
-        ctl.executing = Some(ctl.exec_seq);
+        let n = self.lend();
         self.recruit(&mut ctl);
-        ctl.executing
+        Some(n)
+    }
+
+    /// Lends leadership out (this thread leads, and stops reading); returns the loan's
+    /// number.
+    fn lend(&self) -> u64 {
+        // Only the leader makes a new loan; taking one over only clears `LENT`.
+        let n = ((self.loan.load(Ordering::Relaxed) >> 1) + 1) & (u64::MAX >> 1);
+        self.loan.store(n << 1 | LENT, Ordering::SeqCst);
+        n
+    }
+
+    /// Whether leadership is lent out.
+    pub(super) fn lent(&self) -> bool {
+        self.loan.load(Ordering::SeqCst) & LENT != 0
+    }
+
+    /// Takes lent leadership over, if it is lent; returns whether this thread now leads.
+    pub(super) fn take_loan(&self) -> bool {
+        let mut loan = self.loan.load(Ordering::SeqCst);
+        while loan & LENT != 0 {
+            // SYNC: Acquire (in SeqCst) pairs with the lending store (see `RxCell`).
+            match self.loan.compare_exchange_weak(
+                loan,
+                loan & !LENT,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return true,
+                Err(now) => loan = now,
+            }
+        }
+        false
+    }
+
+    /// Takes loan `n` back; returns whether it was still out (else another thread took it
+    /// over, and leads now).
+    fn reclaim(&self, n: u64) -> bool {
+        let lent = n << 1 | LENT;
+        self.loan
+            .compare_exchange(lent, lent & !LENT, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Keeps `followers` equal to the count under `ctl` (called under `ctl` after each
+    /// change).
+    pub(super) fn mirror_followers(&self, ctl: &Ctl) {
+        self.followers.store(ctl.slots.followers, Ordering::SeqCst);
     }
 
     /// After running request `n` as the leader: whether this thread still leads (nobody
     /// took over meanwhile).
     pub(super) fn finish_executing(&self, n: u64) -> bool {
-        let mut ctl = lock(&self.ctl);
-        if ctl.executing == Some(n) {
-            ctl.executing = None;
-            return true;
-        }
-        false
+        self.reclaim(n)
     }
 
     /// A worker thread: runs queued jobs, leads when leadership is vacant and needed, stands
@@ -202,8 +264,9 @@ impl Shared {
                 ctl.leading = true;
                 drop(ctl);
                 self.lead_while_quick();
-            } else if ctl.executing.is_some() && !ctl.standby {
-                ctl.standby = true;
+            } else if ctl.standby_wanted || self.lent() && !self.standby.load(Ordering::SeqCst) {
+                ctl.standby_wanted = false;
+                self.standby.store(true, Ordering::SeqCst);
                 let (guard, take_over) = self.stand_by(ctl);
                 ctl = guard;
                 if !take_over {
@@ -225,11 +288,11 @@ impl Shared {
         }
     }
 
-    /// Watches a leader that runs a request: every [`STANDBY_TICK`], takes over reading if
-    /// the same request is still running, and stops watching after a tick in which no
-    /// request ran. Returns whether this thread now leads.
+    /// Watches lent leadership: every [`STANDBY_TICK`], takes over reading if the same loan
+    /// is still out (its holder still runs the same request, say), and stops watching after
+    /// a tick in which no loan was made. Returns whether this thread now leads.
     pub(super) fn stand_by<'c>(&self, mut ctl: MutexGuard<'c, Ctl>) -> (MutexGuard<'c, Ctl>, bool) {
-        let mut seen = ctl.exec_seq;
+        let mut seen = self.loan.load(Ordering::SeqCst) >> 1;
         let mut tick_ends = Instant::now() + STANDBY_TICK;
         loop {
             ctl.idle_parked += 1;
@@ -250,7 +313,7 @@ impl Shared {
             let vacant = !ctl.leading && self.reader_needed(&ctl);
             if ctl.closed || !ctl.jobs.is_empty() || vacant {
                 // Other work first; whoever picks it up recruits a new standby if needed.
-                ctl.standby = false;
+                self.standby.store(false, Ordering::SeqCst);
                 return (ctl, false);
             }
             // Woken before the tick ran out (a notification another worker answered, or a
@@ -260,18 +323,39 @@ impl Shared {
                 continue;
             }
             tick_ends = now + STANDBY_TICK;
-            match ctl.executing {
-                Some(_) if ctl.exec_seq == seen => {
-                    ctl.executing = None;
-                    ctl.standby = false;
+            let loan = self.loan.load(Ordering::SeqCst);
+            if loan >> 1 != seen {
+                // Loans were made since the last look.
+                seen = loan >> 1;
+                continue;
+            }
+            if loan & LENT != 0 {
+                // The same loan is still out after a whole tick: take it over. (Failing, it
+                // was taken back or over meanwhile.)
+                // SYNC: Acquire (in SeqCst) pairs with the lending store (see `RxCell`).
+                let taken = self.loan.compare_exchange(
+                    loan,
+                    loan & !LENT,
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                );
+                if taken.is_ok() {
+                    self.standby.store(false, Ordering::SeqCst);
                     return (ctl, true);
                 }
-                None if ctl.exec_seq == seen => {
-                    ctl.standby = false;
-                    return (ctl, false);
-                }
-                _ => seen = ctl.exec_seq,
+                continue;
             }
+            // A tick without a loan: stop watching, unless one was made meanwhile by a
+            // lender that saw us still watching.
+            self.standby.store(false, Ordering::SeqCst);
+            // SYNC: this SeqCst store, then the load in `lent`, pair with the lender's (see
+            // `lend_lead`).
+            if self.lent() {
+                self.standby.store(true, Ordering::SeqCst);
+                seen = self.loan.load(Ordering::SeqCst) >> 1;
+                continue;
+            }
+            return (ctl, false);
         }
     }
 
@@ -482,14 +566,17 @@ impl Shared {
     ) -> Result<(), Arc<dyn Dispatch>> {
         loop {
             let mut ctl = lock(&self.ctl);
-            if ctl.standby && ctl.idle_parked == 1 && ctl.wakeups_pending == 0 {
+            if self.standby.load(Ordering::SeqCst)
+                && ctl.idle_parked == 1
+                && ctl.wakeups_pending == 0
+            {
                 // Not synchronisation: the time-out of the standby's wait is what is tested.
                 std::thread::sleep(4 * STANDBY_TICK);
                 ctl.jobs.push_back(Job::Drop(object));
                 self.recruit(&mut ctl);
                 return Ok(());
             }
-            if !ctl.standby && ctl.executing.is_none() {
+            if !self.standby.load(Ordering::SeqCst) && !self.lent() {
                 return Err(object);
             }
             drop(ctl);
