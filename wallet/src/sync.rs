@@ -98,6 +98,7 @@ impl Wallet {
     pub fn transaction_added_to_mempool(&self, tx: &Transaction) -> Result<(), WalletError> {
         check_amounts(tx)?;
         self.mutate(|state| {
+            check_wallet_total(state, [tx])?;
             let seen = state.next_seen_time();
             state.bdk.apply_unconfirmed_txs([(tx.clone(), seen)]);
             Ok(())
@@ -274,7 +275,9 @@ impl Wallet {
 
 /// Applies one connected block under the lock (shared by live notifications and catch-up).
 fn connect(state: &mut State, block: &Block, height: u32) -> Result<(), WalletError> {
+    check_height(height)?;
     check_block(block)?;
+    check_wallet_total(state, &block.txdata)?;
     let hash = block.block_hash();
     let chain = state.bdk.local_chain();
     if chain.get(height).is_some_and(|cp| cp.hash() == hash) {
@@ -301,6 +304,22 @@ fn connect(state: &mut State, block: &Block, height: u32) -> Result<(), WalletEr
         .bdk
         .apply_block_connected_to(block, height, parent)
         .map_err(|_| does_not_connect)
+}
+
+/// A block height the wallet can hold: below 500,000,000, where lock times switch from
+/// heights to UNIX times. bdk builds every payment's lock time from the tip's height and
+/// panics on a height past that (under the wallet's lock, disabling the wallet, and
+/// written to disk, so for good).
+pub(crate) fn check_height(height: u32) -> Result<(), WalletError> {
+    if height >= bitcoin::absolute::LOCK_TIME_THRESHOLD {
+        return Err(WalletError::InvalidFromChain {
+            reason: format!(
+                "a block at height {height}: heights stay below {}",
+                bitcoin::absolute::LOCK_TIME_THRESHOLD
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Checks what the wallet needs to hold of a block the chain sent: its transactions are
@@ -334,6 +353,44 @@ fn check_amounts(tx: &Transaction) -> Result<(), WalletError> {
                 tx.compute_txid()
             ),
         });
+    }
+    Ok(())
+}
+
+/// What `txs` would bring into the wallet stays within 21 million BTC: the wallet's unspent
+/// coins with what they pay it, and what each spends of the wallet's known outputs. Each
+/// transaction passing [`check_amounts`] is not enough: many of them, each paying the wallet
+/// 21 million BTC, add up past `u64` in the balances and in bdk's own sums (which panic).
+fn check_wallet_total<'t>(
+    state: &State,
+    txs: impl IntoIterator<Item = &'t Transaction>,
+) -> Result<(), WalletError> {
+    let bdk = &state.bdk;
+    let within =
+        |total: Amount, value: Amount| total.checked_add(value).filter(|t| *t <= Amount::MAX_MONEY);
+    let out_of_range = |what: String| WalletError::InvalidFromChain {
+        reason: format!("{what}: more than 21 million BTC for the wallet"),
+    };
+    let mut total = bdk
+        .list_unspent()
+        .try_fold(Amount::ZERO, |t, o| within(t, o.txout.value))
+        .ok_or_else(|| out_of_range("coins already held".into()))?;
+    for tx in txs {
+        let spent = tx.input.iter().try_fold(Amount::ZERO, |t, input| {
+            match bdk.tx_graph().get_txout(input.previous_output) {
+                Some(out) => within(t, out.value),
+                None => Some(t),
+            }
+        });
+        let received = tx
+            .output
+            .iter()
+            .filter(|out| bdk.is_mine(out.script_pubkey.clone()))
+            .try_fold(total, |t, out| within(t, out.value));
+        match (spent, received) {
+            (Some(_), Some(t)) => total = t,
+            _ => return Err(out_of_range(format!("transaction {}", tx.compute_txid()))),
+        }
     }
     Ok(())
 }

@@ -167,6 +167,7 @@ impl Wallet {
     /// instead of at genesis: its keys are fresh, so no earlier block can pay them, and
     /// catch-up skips the whole history. Does nothing once the wallet has applied a block.
     pub(crate) fn set_birthday(&self, birth: BlockRef) -> Result<(), WalletError> {
+        crate::sync::check_height(birth.height)?;
         self.mutate(|state| {
             let genesis = state.bdk.local_chain().genesis_hash();
             if state.tip_height() > 0 || birth.height == 0 {
@@ -212,12 +213,19 @@ impl Wallet {
         let tip = state.tip_height();
         let mut balances = Balances::default();
         for output in state.bdk.list_unspent() {
-            let value = output.txout.value;
-            match classify(&state.bdk, &output, tip) {
-                CoinClass::Trusted => balances.trusted += value,
-                CoinClass::UntrustedPending => balances.untrusted_pending += value,
-                CoinClass::Immature => balances.immature += value,
-            }
+            let sum = match classify(&state.bdk, &output, tip) {
+                CoinClass::Trusted => &mut balances.trusted,
+                CoinClass::UntrustedPending => &mut balances.untrusted_pending,
+                CoinClass::Immature => &mut balances.immature,
+            };
+            // Checked, not `+=` (which panics): the coins were checked to stay within 21
+            // million BTC as they came (`sync::check_wallet_total`), and a wallet written
+            // before that check must fail this call, not poison its lock.
+            *sum = sum.checked_add(output.txout.value).ok_or_else(|| {
+                WalletError::InvalidFromChain {
+                    reason: "coins adding up past the largest amount".into(),
+                }
+            })?;
         }
         Ok(balances)
     }
@@ -265,28 +273,34 @@ impl Wallet {
         persist: bool,
         change: impl FnOnce(&mut State) -> Result<T, WalletError>,
     ) -> Result<T, WalletError> {
-        let watched = self.subscribers.any();
         let mut state = self.lock()?;
-        let before = watched.then(|| notify::snapshot(&state.bdk));
-        let out = change(&mut state)?;
-        if persist && let Err(err) = self.persist(&mut state) {
-            // The caller hears of a failure: what the change did in memory must not outlive
-            // it, or the next change would write it (a payment reported as failed would be
-            // saved, and broadcast at the next start). The database holds the wallet as it
-            // was before.
-            if let Err(reload) = self.reload(&mut state) {
-                tracing::error!(wallet = %self.name, error = %reload, "cannot reload the wallet after a failed write");
+        // Read under the lock: a subscriber that subscribed before it was taken hears of
+        // this change, and one that subscribes later reads the wallet after it.
+        let before = self.subscribers.any().then(|| notify::snapshot(&state.bdk));
+        let result = change(&mut state).and_then(|out| {
+            if persist && let Err(err) = self.persist(&mut state) {
+                // The caller hears of a failure: what the change did in memory must not
+                // outlive it, or the next change would write it (a payment reported as
+                // failed would be saved, and broadcast at the next start). The database
+                // holds the wallet as it was before.
+                if let Err(reload) = self.reload(&mut state) {
+                    tracing::error!(wallet = %self.name, error = %reload, "cannot reload the wallet after a failed write");
+                }
+                return Err(err);
             }
-            return Err(err);
-        }
+            Ok(out)
+        });
         if let Some(before) = before {
-            // Queued under the lock, so that subscribers hear changes in the order they were
-            // made; delivered on the subscribers' threads.
+            // Whatever the wallet now holds that differs from what subscribers last heard,
+            // failure or not: a failed change may have changed the wallet partly, and a
+            // reload after a failed write takes back blocks applied (and heard of) since
+            // the last write. Queued under the lock, so that subscribers hear changes in
+            // the order they were made; delivered on the subscribers' threads.
             let changes = notify::diff(&before, &notify::snapshot(&state.bdk));
             self.subscribers.notify(&changes);
         }
         drop(state);
-        Ok(out)
+        result
     }
 
     /// Writes bdk's staged changes in one SQLite transaction.

@@ -541,4 +541,34 @@ fn impossible_amounts_from_the_chain_are_refused() {
     let refused = s.bob.block_connected(&block, s.chain.height()).unwrap_err();
     assert!(refused.to_string().contains("merkle root"), "{refused}");
     assert_eq!(s.bob.get_balances().unwrap(), Balances::default());
+    // So is a height where lock times turn into dates (bdk panics building a payment there).
+    let refused = s
+        .bob
+        .block_connected(s.chain.tip(), 500_000_000)
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("heights stay below"),
+        "{refused}"
+    );
+    // Transactions each within the limit may not add up past it either: 8,785 of them
+    // paying 21 million BTC each used to overflow the balances.
+    let pay_all = |n: u32| {
+        let mut all = tx.clone();
+        all.input[0].previous_output.vout = 1_000 + n;
+        all.output = vec![bitcoin::TxOut {
+            value: Amount::MAX_MONEY,
+            script_pubkey: to.script_pubkey(),
+        }];
+        all
+    };
+    s.bob.transaction_added_to_mempool(&pay_all(0)).unwrap();
+    let refused = s.bob.transaction_added_to_mempool(&pay_all(1)).unwrap_err();
+    assert!(
+        refused.to_string().contains("more than 21 million BTC"),
+        "{refused}"
+    );
+    assert_eq!(
+        s.bob.get_balances().unwrap().untrusted_pending,
+        Amount::MAX_MONEY
+    );
 }
