@@ -328,6 +328,8 @@ impl ChainState {
         if self.is_active(hash) && height <= self.index[hash].height {
             return self.block_hash(height);
         }
+        // Back along a side branch until it meets the active chain, then by height (a walk
+        // the whole chain long would hold the chain lock for a side block's every ancestor).
         let mut cursor = *hash;
         loop {
             let e = self.index.get(&cursor)?;
@@ -336,6 +338,9 @@ impl ChainState {
             }
             if e.height < height || e.height == 0 {
                 return None;
+            }
+            if self.is_active(&cursor) {
+                return self.block_hash(height);
             }
             cursor = e.header.prev_blockhash;
         }
@@ -579,7 +584,7 @@ impl ChainState {
             tracing::info!(hash = %tip.hash, height = tip.height, "new tip");
             self.notifier.publish(ChainEvent::UpdatedBlockTip(tip));
             self.notifier
-                .publish(ChainEvent::ChainStateFlushed(self.locator()));
+                .publish(ChainEvent::ChainStateFlushed(self.locator().into()));
         }
         result
     }

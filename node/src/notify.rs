@@ -45,7 +45,7 @@ pub const MAX_QUEUED_BYTES: usize = 256 << 20;
 /// Most subscribers at once, each with its delivery thread. A peer that keeps subscribing
 /// (and holding on to its handlers) is refused past this many, instead of the node running
 /// out of threads for everything else.
-pub const MAX_SUBSCRIBERS: usize = 1024;
+pub const MAX_SUBSCRIBERS: usize = 128;
 
 /// Why [`Notifier::subscribe`] failed.
 #[derive(Debug)]
@@ -116,8 +116,9 @@ pub enum ChainEvent {
     /// The active tip changed (after a whole connect or reorganisation step); the new tip.
     UpdatedBlockTip(TipInfo),
     /// The chain state up to this locator's first block is on disk. Every change is
-    /// durable when it is made, so this follows every tip change.
-    ChainStateFlushed(Vec<BlockHash>),
+    /// durable when it is made, so this follows every tip change. The locator is shared:
+    /// every subscriber's queue holds the same one.
+    ChainStateFlushed(Arc<[BlockHash]>),
 }
 
 impl ChainEvent {
@@ -131,6 +132,8 @@ impl ChainEvent {
                 block.total_size()
             }
             Self::UpdatedBlockTip(_) => 0,
+            // Shared like blocks and transactions, and counted in full like them: the
+            // budget bounds what a subscriber keeps alive.
             Self::ChainStateFlushed(locator) => locator.len() * 32,
         }
     }
@@ -226,9 +229,13 @@ impl Notifier {
         let mut list = self.shared.list();
         let weight = event.weight();
         let mut overflowed = Vec::new();
+        let mut closed = Vec::new();
         for sub in list.values() {
-            if sub.delivery.push(event.clone(), weight) == Pushed::Overflow {
-                overflowed.push(sub.id);
+            match sub.delivery.push(event.clone(), weight) {
+                Pushed::Queued => {}
+                Pushed::Overflow => overflowed.push(sub.id),
+                // Its callback panicked: it hears nothing more, and gives its place back.
+                Pushed::Closed => closed.push(sub.id),
             }
         }
         for id in overflowed {
@@ -240,6 +247,9 @@ impl Notifier {
                 );
                 sub.delivery.close();
             }
+        }
+        for id in closed {
+            list.remove(&id);
         }
     }
 
@@ -365,7 +375,7 @@ mod tests {
         ));
         assert_eq!(
             refused.to_string(),
-            "too many notification subscribers (limit 1024)"
+            "too many notification subscribers (limit 128)"
         );
         // Events still reach everyone subscribed.
         n.publish(tip(1));
@@ -375,6 +385,23 @@ mod tests {
         n.publish(tip(2));
         n.sync();
         assert_eq!(*seen.lock().unwrap(), vec![2]);
+    }
+
+    #[test]
+    fn a_subscriber_whose_callback_panicked_gives_its_place_back() {
+        let _watchdog = watchdog("a panicking subscriber");
+        let n = Notifier::new();
+        let _panics = n
+            .subscribe(Arc::new(|_| panic!("a subscriber's bug")))
+            .unwrap();
+        n.publish(tip(1));
+        n.sync();
+        // The next event finds it closed and takes it off the list.
+        n.publish(tip(2));
+        let subs: Vec<Subscription> = (0..MAX_SUBSCRIBERS)
+            .map(|_| n.subscribe(Arc::new(|_| {})).unwrap())
+            .collect();
+        assert_eq!(subs.len(), MAX_SUBSCRIBERS);
     }
 
     #[test]

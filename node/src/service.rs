@@ -46,6 +46,9 @@ pub const MAX_TEMPLATES: usize = 1024;
 /// hold gigabytes.
 pub const MAX_TEMPLATE_BYTES: usize = 256 << 20;
 
+/// Most hashes in a block locator (Core's `MAX_LOCATOR_SZ`).
+pub const MAX_LOCATOR: usize = 101;
+
 /// Most bytes of coins one `find_coins` answer may hold. The outpoints asked for may all
 /// name one output with a 10,000-byte script: a million of them would otherwise be copied
 /// into ten gigabytes before the reply was found too large to send.
@@ -353,6 +356,15 @@ impl Chain for NodeContext {
     }
 
     fn find_locator_fork(&self, locator: &[BlockHash]) -> Result<Option<BlockRef>, InterfaceError> {
+        // Core's bound for a locator (`MAX_LOCATOR_SZ`): one of a whole chain's length steps
+        // back only 2^100 blocks at most, and a longer one is a peer making us look up
+        // hashes under the chain lock.
+        if locator.len() > MAX_LOCATOR {
+            return Err(InterfaceError::remote(
+                ErrorCode::INVALID_PARAMETER,
+                format!("locator of {} hashes: at most {MAX_LOCATOR}", locator.len()),
+            ));
+        }
         let chain = self.lock_chain()?;
         Ok(chain.find_locator_fork(locator).and_then(|height| {
             Some(BlockRef {
@@ -617,31 +629,72 @@ impl Mining for NodeContext {
             ));
         }
         let ctx = self.arc()?;
+        // A place is taken before the template is built (under the chain lock), so that a
+        // client at the limit cannot make the node build templates only to refuse them.
+        let mut place = {
+            let mut live = self.live_templates();
+            if live.count >= MAX_TEMPLATES || live.bytes >= MAX_TEMPLATE_BYTES {
+                return Err(too_many_templates(&live));
+            }
+            live.count += 1;
+            TemplatePlace {
+                live: &self.templates,
+                kept: false,
+            }
+        };
         let template = self.lock_chain()?.create_new_block(coinbase_script);
         let bytes = template.block().total_size();
         {
-            let mut live = self
-                .templates
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if live.count >= MAX_TEMPLATES || live.bytes + bytes > MAX_TEMPLATE_BYTES {
-                return Err(InterfaceError::remote(
-                    ErrorCode::MISC_ERROR,
-                    format!(
-                        "too many block templates held ({} of {MAX_TEMPLATES}, {} of \
-                         {MAX_TEMPLATE_BYTES} bytes): release some first",
-                        live.count, live.bytes
-                    ),
-                ));
+            let mut live = self.live_templates();
+            if live.bytes + bytes > MAX_TEMPLATE_BYTES {
+                return Err(too_many_templates(&live));
             }
-            live.count += 1;
             live.bytes += bytes;
         }
+        // The template gives its place back when it is dropped.
+        place.kept = true;
         Ok(Arc::new(Template {
             ctx,
             template,
             bytes,
         }))
+    }
+}
+
+impl NodeContext {
+    fn live_templates(&self) -> std::sync::MutexGuard<'_, Templates> {
+        self.templates
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn too_many_templates(live: &Templates) -> InterfaceError {
+    InterfaceError::remote(
+        ErrorCode::MISC_ERROR,
+        format!(
+            "too many block templates held ({} of {MAX_TEMPLATES}, {} of {MAX_TEMPLATE_BYTES} \
+             bytes): release some first",
+            live.count, live.bytes
+        ),
+    )
+}
+
+/// A place taken in `NodeContext::templates` for a template being built: given back when
+/// dropped, unless a template keeps it.
+struct TemplatePlace<'a> {
+    live: &'a Mutex<Templates>,
+    kept: bool,
+}
+
+impl Drop for TemplatePlace<'_> {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.live
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .count -= 1;
+        }
     }
 }
 
@@ -655,11 +708,7 @@ struct Template {
 
 impl Drop for Template {
     fn drop(&mut self) {
-        let mut live = self
-            .ctx
-            .templates
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut live = self.ctx.live_templates();
         live.count -= 1;
         live.bytes -= self.bytes;
     }

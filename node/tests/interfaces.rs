@@ -179,6 +179,13 @@ fn chain_queries_answer_from_the_active_chain_and_side_branches(w: World) {
         FeeRate::from_sat_per_vb(1).unwrap()
     );
     assert!(!c.is_initial_block_download().unwrap());
+    // A locator longer than Core allows is refused before any lookup.
+    let genesis = w.chain.get_block_hash(0).unwrap().unwrap();
+    let long = vec![genesis; node::service::MAX_LOCATOR + 1];
+    assert_eq!(
+        w.chain.find_locator_fork(&long).unwrap_err().code(),
+        Some(ErrorCode::INVALID_PARAMETER)
+    );
 }
 
 fn find_coins_sees_the_utxo_set_and_mempool_outputs(w: World) {

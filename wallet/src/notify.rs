@@ -31,8 +31,10 @@ use interfaces::{ChangeType, InterfaceError, TransactionChangedFn};
 
 use crate::error::WalletError;
 
-/// Most subscribers of one wallet at once.
-pub const MAX_SUBSCRIBERS: usize = 64;
+/// Most subscribers of one wallet at once (a front end or two is the usual): each has a
+/// delivery thread, and a process holds up to [`MAX_LOADED_WALLETS`](crate::MAX_LOADED_WALLETS)
+/// wallets, so this bounds the threads at 1,024.
+pub const MAX_SUBSCRIBERS: usize = 8;
 /// Most changes waiting for one subscriber before it is dropped (33 bytes each).
 pub const MAX_QUEUED_CHANGES: usize = 100_000;
 
@@ -294,7 +296,7 @@ mod tests {
         ));
         assert_eq!(
             refused.to_string(),
-            "too many transaction-changed subscribers (limit 64)"
+            "too many transaction-changed subscribers (limit 8)"
         );
         handlers.pop();
         let (heard, hear) = mpsc::channel();
