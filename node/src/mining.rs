@@ -10,7 +10,7 @@ use bitcoin::{
 };
 
 use crate::chainstate::{ChainError, ChainState, unix_now};
-use crate::validation::{self, MAX_BLOCK_WEIGHT};
+use crate::validation::{self, BlockError, MAX_BLOCK_WEIGHT};
 
 /// Weight kept free for the coinbase (Core's default `-blockmaxweight` leaves 4,000).
 const COINBASE_RESERVED_WEIGHT: Weight = Weight::from_wu(8_000);
@@ -145,6 +145,23 @@ impl ChainState {
         nonce: u32,
         coinbase: Transaction,
     ) -> Result<BlockHash, ChainError> {
+        // Checked before the block is stored: one that overpays would only be marked invalid,
+        // and kept on disk, a template's worth of bytes for each call.
+        let paid = coinbase
+            .output
+            .iter()
+            .try_fold(Amount::ZERO, |t, o| t.checked_add(o.value));
+        let limit = validation::block_subsidy(template.height) + template.fees;
+        match paid {
+            Some(paid) if paid <= limit => {}
+            paid => {
+                return Err(BlockError::BadCoinbaseAmount {
+                    paid: paid.unwrap_or(Amount::MAX),
+                    limit,
+                }
+                .into());
+            }
+        }
         let block = template.solved(version, time, nonce, coinbase);
         let hash = block.block_hash();
         self.process_block(block)?;

@@ -11,6 +11,7 @@
 //! code takes them in the other order.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
@@ -657,6 +658,7 @@ impl Mining for NodeContext {
             ctx,
             template,
             bytes,
+            solved: AtomicBool::new(false),
         }))
     }
 }
@@ -704,6 +706,8 @@ struct Template {
     template: mining::BlockTemplate,
     /// Its share of `NodeContext::templates`, given back when it is dropped.
     bytes: usize,
+    /// A solution of it was accepted.
+    solved: AtomicBool,
 }
 
 impl Drop for Template {
@@ -738,15 +742,20 @@ impl BlockTemplate for Template {
         nonce: u32,
         coinbase: &Transaction,
     ) -> Result<bool, InterfaceError> {
-        let result = self.ctx.lock_chain()?.submit_solution(
-            &self.template,
-            version,
-            time,
-            nonce,
-            coinbase.clone(),
-        );
+        let mut chain = self.ctx.lock_chain()?;
+        // A template yields one block: another solution of it would be a sibling of equal
+        // work, stored for good, a template's worth of bytes for each call. (Checked and set
+        // under the chain lock, so that two solutions at once cannot both pass.)
+        if self.solved.load(Ordering::Relaxed) {
+            tracing::info!("submitted block solution rejected: its template was solved already");
+            return Ok(false);
+        }
+        let result = chain.submit_solution(&self.template, version, time, nonce, coinbase.clone());
         match result {
-            Ok(_) => Ok(true),
+            Ok(_) => {
+                self.solved.store(true, Ordering::Relaxed);
+                Ok(true)
+            }
             Err(ChainError::Invalid(e)) => {
                 tracing::info!(reason = %e.reason(), "submitted block solution rejected");
                 Ok(false)

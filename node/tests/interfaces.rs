@@ -506,6 +506,49 @@ fn mining_templates_are_solved_and_submitted_and_wait_tip_changed_wakes(w: World
     );
     assert!(!w.chain.is_in_mempool(&tx.compute_txid()).unwrap());
 
+    // A template yields one block: another solution of it is refused.
+    let mut sibling = header;
+    sibling.nonce += 1;
+    while !target.is_met_by(sibling.block_hash()) {
+        sibling.nonce += 1;
+    }
+    assert!(
+        !template
+            .submit_solution(sibling.version, sibling.time, sibling.nonce, &coinbase)
+            .unwrap()
+    );
+    assert!(w.node.get_block(&sibling.block_hash()).unwrap().is_none());
+    // A coinbase that pays more than the template allows is refused before the block is
+    // stored.
+    let greedy_template = m.create_new_block(&w.keys.tr).unwrap();
+    let mut greedy = greedy_template.get_coinbase_tx().unwrap();
+    greedy.output[0].value += Amount::from_sat(1);
+    let mut greedy_header = greedy_template.get_block_header().unwrap();
+    greedy_header.merkle_root = node::validation::merkle_root_from_path(
+        greedy.compute_txid(),
+        &greedy_template.get_coinbase_merkle_path().unwrap(),
+    );
+    while !greedy_header.target().is_met_by(greedy_header.block_hash()) {
+        greedy_header.nonce += 1;
+    }
+    assert!(
+        !greedy_template
+            .submit_solution(
+                greedy_header.version,
+                greedy_header.time,
+                greedy_header.nonce,
+                &greedy
+            )
+            .unwrap()
+    );
+    assert!(
+        w.node
+            .get_block(&greedy_header.block_hash())
+            .unwrap()
+            .is_none()
+    );
+    drop(greedy_template);
+
     // The templates clients hold are bounded: past the limit a client must release some
     // (every template is a copy of its block, up to 4 MB).
     let held: Vec<_> = (1..node::service::MAX_TEMPLATES)
