@@ -90,6 +90,9 @@ pub fn parse_address(address: &str) -> Result<Address<NetworkUnchecked>, WalletE
 }
 
 /// Selects coins, builds, signs, finalises and verifies the payment.
+/// The heaviest transaction nodes relay (Core's `MAX_STANDARD_TX_WEIGHT`).
+const MAX_STANDARD_TX_WEIGHT: bitcoin::Weight = bitcoin::Weight::from_wu(400_000);
+
 fn build_and_sign(
     state: &mut State,
     script: bitcoin::ScriptBuf,
@@ -130,6 +133,19 @@ fn build_and_sign(
         return Err(sign_err("not every input could be finalized".to_owned()));
     }
     let tx = psbt.extract_tx().map_err(|err| sign_err(err.to_string()))?;
+    // Core's wallet refuses it too ("Transaction too large"): the node would not relay it,
+    // and checking each of its thousands of inputs' scripts would hold the wallet's lock
+    // for as long as the square of its size.
+    if tx.weight() > MAX_STANDARD_TX_WEIGHT {
+        return Err(WalletError::CreateTransaction {
+            reason: format!(
+                "transaction too large: {} weight units, at most {} are relayed; send less, \
+                 or in several payments",
+                tx.weight().to_wu(),
+                MAX_STANDARD_TX_WEIGHT.to_wu()
+            ),
+        });
+    }
     // Never hand out a transaction the node would reject for its scripts.
     let graph = state.bdk.tx_graph();
     let spent = tx

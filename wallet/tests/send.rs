@@ -167,11 +167,11 @@ fn rejections_name_the_problem() {
 fn chained_payments_spend_their_own_change() {
     let (_dir, mut chain, alice, to) = funded();
     let first = alice
-        .send_to_address(&to, btc(10), MIN_RELAY, MIN_RELAY)
+        .send_to_address(&to, btc(1), MIN_RELAY, MIN_RELAY)
         .unwrap();
     // The only trusted coin now is the unconfirmed change; the second payment spends it.
     let second = alice
-        .send_to_address(&to, btc(10), MIN_RELAY, MIN_RELAY)
+        .send_to_address(&to, btc(1), MIN_RELAY, MIN_RELAY)
         .unwrap();
     assert_eq!(second.input.len(), 1);
     assert_eq!(second.input[0].previous_output.txid, first.compute_txid());
@@ -215,4 +215,45 @@ fn untrusted_coins_are_not_spent() {
         bob.send_to_address(&back, btc(1), MIN_RELAY, MIN_RELAY)
             .is_ok()
     );
+}
+
+/// A payment that needs more inputs than a relayable transaction holds is refused before
+/// its scripts are checked: libbitcoinconsensus parses the whole transaction for each input,
+/// so checking thousands of them held the wallet's lock for as long as the square of its
+/// size, for a transaction the node would not take.
+#[test]
+fn a_payment_too_large_to_relay_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let alice = store.create_wallet("alice").unwrap();
+    let mut chain = TestChain::new();
+    let address = alice.get_new_address().unwrap();
+    let split = chain.mine_split(&address.script_pubkey(), 1_600);
+    alice.block_connected(&split, chain.height()).unwrap();
+    for _ in 0..100 {
+        let block = chain.mine(&util::stranger(), Vec::new());
+        alice.block_connected(&block, chain.height()).unwrap();
+    }
+    assert_eq!(alice.get_balances().unwrap().trusted, btc(50));
+    let to = store
+        .create_wallet("bob")
+        .unwrap()
+        .get_new_address()
+        .unwrap()
+        .into_unchecked();
+    match alice.send_to_address(&to, btc(49), MIN_RELAY, MIN_RELAY) {
+        Err(WalletError::CreateTransaction { reason }) => {
+            assert!(reason.starts_with("transaction too large"), "{reason}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(
+        alice.get_balances().unwrap().trusted,
+        btc(50),
+        "nothing spent"
+    );
+    // A payment a relayable transaction holds still goes.
+    alice
+        .send_to_address(&to, btc(1), MIN_RELAY, MIN_RELAY)
+        .unwrap();
 }

@@ -190,11 +190,32 @@ impl TestChain {
             height,
             self.tip().header.time + 600,
             self.extra_nonce,
-            TxOut {
+            vec![TxOut {
                 value: subsidy + fees,
                 script_pubkey: coinbase_to.clone(),
-            },
+            }],
             txs,
+        );
+        self.push(block.clone());
+        block
+    }
+
+    /// Mines an empty block whose coinbase pays its subsidy split `n` ways to `to`.
+    pub(crate) fn mine_split(&mut self, to: &ScriptBuf, n: u64) -> Block {
+        let height = self.height() + 1;
+        let subsidy = btc(50) / 2u64.pow(height / HALVING_INTERVAL);
+        self.extra_nonce += 1;
+        let share = TxOut {
+            value: subsidy / n,
+            script_pubkey: to.clone(),
+        };
+        let block = build_block(
+            self.tip().block_hash(),
+            height,
+            self.tip().header.time + 600,
+            self.extra_nonce,
+            vec![share; n as usize],
+            Vec::new(),
         );
         self.push(block.clone());
         block
@@ -246,7 +267,7 @@ fn build_block(
     height: u32,
     time: u32,
     extra_nonce: i64,
-    reward: TxOut,
+    reward: Vec<TxOut>,
     txs: Vec<Transaction>,
 ) -> Block {
     let segwit = txs
@@ -272,7 +293,7 @@ fn build_block(
                 Witness::new()
             },
         }],
-        output: vec![reward],
+        output: reward,
     };
     let mut block = Block {
         header: Header {
