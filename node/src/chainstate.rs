@@ -439,6 +439,17 @@ impl ChainState {
         tx: Transaction,
         max_fee_rate: Option<FeeRate>,
     ) -> Result<Arc<Transaction>, MempoolError> {
+        self.accept_checked(tx, max_fee_rate, None)
+    }
+
+    /// [`Self::accept_to_mempool`], trusting scripts found valid against `scripts_checked`
+    /// (see [`Mempool::accept_checked`]).
+    fn accept_checked(
+        &mut self,
+        tx: Transaction,
+        max_fee_rate: Option<FeeRate>,
+        scripts_checked: Option<&[TxOut]>,
+    ) -> Result<Arc<Transaction>, MempoolError> {
         let tip = self.tip();
         let (index, active) = (&self.index, &self.active);
         let mtp_at = |h| active_mtp(index, active, h);
@@ -447,7 +458,61 @@ impl ChainState {
             median_time_past: tip.median_time_past,
             median_time_past_at: &mtp_at,
         };
-        self.mempool.accept(tx, &self.store, ctx, max_fee_rate)
+        self.mempool
+            .accept_checked(tx, &self.store, ctx, max_fee_rate, scripts_checked)
+    }
+
+    /// What [`Self::broadcast_transaction`] would check `tx`'s scripts against: the outputs
+    /// it spends, once every other check has passed (`None` when it is in the mempool
+    /// already). A caller checks the scripts without holding the chain state, then hands
+    /// them to [`Self::broadcast_checked_transaction`].
+    pub fn broadcast_spent_outputs(
+        &self,
+        tx: &Transaction,
+        max_fee_rate: FeeRate,
+    ) -> Result<Option<Vec<TxOut>>, MempoolError> {
+        if self.mempool.contains(&tx.compute_txid()) {
+            return Ok(None);
+        }
+        let tip = self.tip();
+        let mtp_at = |h| active_mtp(&self.index, &self.active, h);
+        let ctx = TipContext {
+            next_height: tip.height + 1,
+            median_time_past: tip.median_time_past,
+            median_time_past_at: &mtp_at,
+        };
+        let max = (max_fee_rate != FeeRate::ZERO).then_some(max_fee_rate);
+        self.mempool
+            .spent_outputs(tx, &self.store, ctx, max)
+            .map(Some)
+    }
+
+    /// [`Self::broadcast_transaction`] of a transaction whose scripts were found valid
+    /// against `spent`: they are not checked again while it spends the same outputs (the
+    /// chain may have moved since; then they are).
+    pub fn broadcast_checked_transaction(
+        &mut self,
+        tx: Transaction,
+        max_fee_rate: FeeRate,
+        spent: &[TxOut],
+    ) -> Result<Arc<Transaction>, MempoolError> {
+        self.broadcast(tx, max_fee_rate, Some(spent))
+    }
+
+    fn broadcast(
+        &mut self,
+        tx: Transaction,
+        max_fee_rate: FeeRate,
+        scripts_checked: Option<&[TxOut]>,
+    ) -> Result<Arc<Transaction>, MempoolError> {
+        if let Some(entry) = self.mempool.get(&tx.compute_txid()) {
+            return Ok(Arc::clone(&entry.tx));
+        }
+        let max = (max_fee_rate != FeeRate::ZERO).then_some(max_fee_rate);
+        let tx = self.accept_checked(tx, max, scripts_checked)?;
+        self.notifier
+            .publish(ChainEvent::TransactionAddedToMempool(Arc::clone(&tx)));
+        Ok(tx)
     }
 
     /// Validates a transaction and adds it to the mempool (`Node::send_raw_transaction`,
@@ -470,14 +535,7 @@ impl ChainState {
         tx: Transaction,
         max_fee_rate: FeeRate,
     ) -> Result<Arc<Transaction>, MempoolError> {
-        if let Some(entry) = self.mempool.get(&tx.compute_txid()) {
-            return Ok(Arc::clone(&entry.tx));
-        }
-        let max = (max_fee_rate != FeeRate::ZERO).then_some(max_fee_rate);
-        let tx = self.accept_to_mempool(tx, max)?;
-        self.notifier
-            .publish(ChainEvent::TransactionAddedToMempool(Arc::clone(&tx)));
-        Ok(tx)
+        self.broadcast(tx, max_fee_rate, None)
     }
 
     /// Validates a block, stores it and, if it leads to the chain with most work, makes that

@@ -293,12 +293,76 @@ impl Mempool {
         tip: TipContext,
         max_fee_rate: Option<FeeRate>,
     ) -> Result<Arc<Transaction>, MempoolError> {
-        validation::check_transaction(&tx)?;
+        self.accept_checked(tx, store, tip, max_fee_rate, None)
+    }
+
+    /// As [`Mempool::accept`], but scripts already found valid against `scripts_checked`
+    /// (the outputs `tx` spends, from [`Mempool::spent_outputs`]) are not checked again
+    /// while `tx` spends the same outputs: a caller checks them without holding what
+    /// guards the pool, since their cost grows with the square of the transaction's size.
+    pub fn accept_checked(
+        &mut self,
+        tx: Transaction,
+        store: &Store,
+        tip: TipContext,
+        max_fee_rate: Option<FeeRate>,
+        scripts_checked: Option<&[TxOut]>,
+    ) -> Result<Arc<Transaction>, MempoolError> {
+        let Checked {
+            txid,
+            fee,
+            weight,
+            spent,
+        } = self.check(&tx, store, tip, max_fee_rate)?;
+        if scripts_checked != Some(spent.as_slice()) {
+            validation::verify_scripts(&tx, &spent)?;
+        }
+
+        let tx = Arc::new(tx);
+        for input in &tx.input {
+            self.spent_by.insert(input.previous_output, txid);
+        }
+        let sequence = self.next_sequence;
+        self.next_sequence += 1;
+        self.weight += weight;
+        self.entries.insert(
+            txid,
+            Entry {
+                tx: Arc::clone(&tx),
+                fee,
+                weight,
+                sequence,
+            },
+        );
+        Ok(tx)
+    }
+
+    /// The outputs `tx` spends, once every check of [`Mempool::accept`] but its scripts
+    /// has passed: what to check its scripts against.
+    pub fn spent_outputs(
+        &self,
+        tx: &Transaction,
+        store: &Store,
+        tip: TipContext,
+        max_fee_rate: Option<FeeRate>,
+    ) -> Result<Vec<TxOut>, MempoolError> {
+        Ok(self.check(tx, store, tip, max_fee_rate)?.spent)
+    }
+
+    /// Every check of [`Mempool::accept`] but the scripts.
+    fn check(
+        &self,
+        tx: &Transaction,
+        store: &Store,
+        tip: TipContext,
+        max_fee_rate: Option<FeeRate>,
+    ) -> Result<Checked, MempoolError> {
+        validation::check_transaction(tx)?;
         if tx.is_coinbase() {
             return Err(MempoolError::Coinbase);
         }
-        check_standard(&tx)?;
-        if !validation::is_final_tx(&tx, tip.next_height, tip.median_time_past) {
+        check_standard(tx)?;
+        if !validation::is_final_tx(tx, tip.next_height, tip.median_time_past) {
             return Err(MempoolError::NonFinal);
         }
         let txid = tx.compute_txid();
@@ -348,7 +412,7 @@ impl Mempool {
             })
             .collect();
         if !validation::sequence_locks_satisfied(
-            &tx,
+            tx,
             &heights,
             tip.next_height,
             tip.median_time_past,
@@ -356,7 +420,7 @@ impl Mempool {
         ) {
             return Err(MempoolError::NonBip68Final);
         }
-        let fee = validation::check_tx_inputs(&tx, &coins, tip.next_height)?;
+        let fee = validation::check_tx_inputs(tx, &coins, tip.next_height)?;
         let weight = tx.weight();
         let min = self
             .min_relay_fee
@@ -376,30 +440,17 @@ impl Mempool {
         if self.weight + weight > self.max_weight {
             return Err(MempoolError::Full);
         }
-        self.check_chain_limits(&tx, weight.to_vbytes_ceil())?;
+        self.check_chain_limits(tx, weight.to_vbytes_ceil())?;
         let spent: Vec<TxOut> = coins.into_iter().map(|c| c.output).collect();
-        if validation::sigop_cost(&tx, &spent) > MAX_STANDARD_TX_SIGOPS_COST {
+        if validation::sigop_cost(tx, &spent) > MAX_STANDARD_TX_SIGOPS_COST {
             return Err(MempoolError::NonStandard("bad-txns-too-many-sigops"));
         }
-        validation::verify_scripts(&tx, &spent)?;
-
-        let tx = Arc::new(tx);
-        for input in &tx.input {
-            self.spent_by.insert(input.previous_output, txid);
-        }
-        let sequence = self.next_sequence;
-        self.next_sequence += 1;
-        self.weight += weight;
-        self.entries.insert(
+        Ok(Checked {
             txid,
-            Entry {
-                tx: Arc::clone(&tx),
-                fee,
-                weight,
-                sequence,
-            },
-        );
-        Ok(tx)
+            fee,
+            weight,
+            spent,
+        })
     }
 
     /// Core's chain limits for a new transaction `tx` of `vsize` vbytes: its unconfirmed
@@ -675,6 +726,15 @@ impl Mempool {
         }
         found.into_values().collect()
     }
+}
+
+/// A transaction that passed every mempool check but its scripts.
+struct Checked {
+    txid: Txid,
+    fee: Amount,
+    weight: Weight,
+    /// The outputs it spends, in input order.
+    spent: Vec<TxOut>,
 }
 
 /// A template candidate: a transaction with the totals of its not-yet-chosen ancestor

@@ -419,8 +419,7 @@ impl Chain for NodeContext {
         tx: &Transaction,
         max_fee_rate: FeeRate,
     ) -> Result<(), InterfaceError> {
-        self.lock_chain()?
-            .broadcast_transaction(tx.clone(), max_fee_rate)?;
+        self.broadcast(tx, max_fee_rate)?;
         Ok(())
     }
 
@@ -499,10 +498,7 @@ impl Node for NodeContext {
         tx: &Transaction,
         max_fee_rate: FeeRate,
     ) -> Result<Txid, InterfaceError> {
-        Ok(self
-            .lock_chain()?
-            .broadcast_transaction(tx.clone(), max_fee_rate)?
-            .compute_txid())
+        Ok(self.broadcast(tx, max_fee_rate)?.compute_txid())
     }
 
     fn generate_to_address(
@@ -664,6 +660,29 @@ impl Mining for NodeContext {
 }
 
 impl NodeContext {
+    /// Core's `BroadcastTransaction`, with the scripts checked outside the chain lock: they
+    /// cost as much as the square of a transaction's size (libbitcoinconsensus parses the
+    /// whole transaction for each input), and a peer could send, again and again, one of
+    /// thousands of inputs whose last script fails, holding every other call up for a
+    /// second each time. Every other check runs under the lock, before and after.
+    fn broadcast(
+        &self,
+        tx: &Transaction,
+        max_fee_rate: FeeRate,
+    ) -> Result<Arc<Transaction>, InterfaceError> {
+        let spent = self.lock_chain()?.broadcast_spent_outputs(tx, max_fee_rate)?;
+        let Some(spent) = spent else {
+            // In the mempool already: accepted again, as Core does.
+            return Ok(self
+                .lock_chain()?
+                .broadcast_transaction(tx.clone(), max_fee_rate)?);
+        };
+        crate::validation::verify_scripts(tx, &spent).map_err(MempoolError::from)?;
+        Ok(self
+            .lock_chain()?
+            .broadcast_checked_transaction(tx.clone(), max_fee_rate, &spent)?)
+    }
+
     fn live_templates(&self) -> std::sync::MutexGuard<'_, Templates> {
         self.templates
             .lock()
