@@ -733,7 +733,18 @@ impl ChainState {
                 if sigops > validation::MAX_BLOCK_SIGOPS_COST {
                     return Err(BlockError::BadSigops.into());
                 }
-                validation::verify_scripts(tx, &spent).map_err(fail)?;
+                // Core's script cache, by its simplest source: a transaction in the mempool
+                // with the same witness had its scripts checked against the same outputs
+                // (an outpoint names one output for good) when it was accepted. A template
+                // block of thousands of inputs is then not checked again, at the square of
+                // each transaction's size, under the chain lock.
+                let checked = self
+                    .mempool
+                    .get(&tx.compute_txid())
+                    .is_some_and(|e| e.tx.compute_wtxid() == tx.compute_wtxid());
+                if !checked {
+                    validation::verify_scripts(tx, &spent).map_err(fail)?;
+                }
                 undo.extend(coins);
             }
             for (vout, out) in tx.output.iter().enumerate() {

@@ -670,7 +670,9 @@ impl NodeContext {
         tx: &Transaction,
         max_fee_rate: FeeRate,
     ) -> Result<Arc<Transaction>, InterfaceError> {
-        let spent = self.lock_chain()?.broadcast_spent_outputs(tx, max_fee_rate)?;
+        let spent = self
+            .lock_chain()?
+            .broadcast_spent_outputs(tx, max_fee_rate)?;
         let Some(spent) = spent else {
             // In the mempool already: accepted again, as Core does.
             return Ok(self

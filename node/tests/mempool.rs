@@ -388,3 +388,27 @@ fn too_long_mempool_chain_by_descendants() {
         "{err}"
     );
 }
+
+/// Blocks skip the script checks of transactions the mempool checked already, but only for
+/// the very same transaction: one with the mempool's txid and another witness is checked.
+#[test]
+fn a_block_with_a_mempool_transaction_under_another_witness_is_checked() {
+    let keys = Keys::new();
+    let (_dir, mut chain) = fixture();
+    let tx = simple(&chain, &keys, 1, 1_000);
+    chain.process_transaction(tx.clone()).unwrap();
+    let mut forged = tx.clone();
+    let mut witness: Vec<Vec<u8>> = forged.input[0].witness.to_vec();
+    witness[0][10] ^= 1; // the signature no longer verifies
+    forged.input[0].witness = bitcoin::Witness::from_slice(&witness);
+    assert_eq!(txid(&forged), txid(&tx));
+    let fees = bitcoin::Amount::from_sat(1_000);
+    let err = chain
+        .process_block(block_with(&chain, &keys, vec![forged], fees))
+        .unwrap_err();
+    assert!(err.to_string().contains("script"), "{err}");
+    // The mempool's own transaction goes through.
+    chain
+        .process_block(block_with(&chain, &keys, vec![tx], fees))
+        .unwrap();
+}
