@@ -218,7 +218,12 @@ impl Shared {
     /// Keeps `followers` equal to the count under `ctl` (called under `ctl` after each
     /// change).
     pub(super) fn mirror_followers(&self, ctl: &Ctl) {
-        self.followers.store(ctl.slots.followers, Ordering::SeqCst);
+        // Stored only when it changed: a SeqCst store is a full fence, and every call's end
+        // passes here (freeing a slot that nearly always had no follower).
+        let n = ctl.slots.followers;
+        if self.followers.load(Ordering::Relaxed) != n {
+            self.followers.store(n, Ordering::SeqCst);
+        }
     }
 
     /// After running request `n` as the leader: whether this thread still leads (nobody
