@@ -20,9 +20,9 @@
 //! - A subscriber receives exactly the events published after [`Notifier::subscribe`]
 //!   returned and before it was unsubscribed (or dropped for falling behind), in
 //!   publication order, one at a time.
-//! - Once [`Subscription::disconnect`] (or drop) returns, no further event is handed to the
-//!   callback; one handed over just before may still be running (as with Core's
-//!   `UnregisterValidationInterface`). Unsubscribing never waits for a callback, so it cannot
+//! - Once [`Subscription::disconnect`] (or drop) returns, no further event is taken for the
+//!   callback; one taken just before may still be delivered, its callback running or even
+//!   beginning after the return (as with Core's `UnregisterValidationInterface`). Unsubscribing never waits for a callback, so it cannot
 //!   deadlock with one (a wallet may disconnect from inside its notification handler, or
 //!   while holding a lock its handler takes).
 //! - [`Notifier::sync`] returns once every subscriber has handled every event published
@@ -292,7 +292,8 @@ impl fmt::Debug for Subscription {
 }
 
 impl Subscription {
-    /// Unsubscribes now: no event is handed to the callback after it returns.
+    /// Unsubscribes now: no event is taken for the callback after it returns (see the
+    /// module docs for one taken just before).
     pub fn disconnect(self) {}
 }
 

@@ -15,8 +15,9 @@
 //! A subscriber that falls more than [`MAX_QUEUED_CHANGES`] behind is dropped, with a log
 //! line; at most [`MAX_SUBSCRIBERS`] are subscribed at once.
 //!
-//! Once [`Handler::disconnect`] (or drop) returns, no further change is handed to the
-//! callback; one handed over just before may still be running. [`Subscribers::sync`] waits
+//! Once [`Handler::disconnect`] (or drop) returns, no further change is taken for the
+//! callback; one taken just before may still be delivered, its callback running or even
+//! beginning after the return. [`Subscribers::sync`] waits
 //! until every change queued before it was handed over and returned.
 
 use std::collections::BTreeMap;
@@ -217,8 +218,8 @@ pub struct Handler {
 }
 
 impl Handler {
-    /// Unsubscribes: no change is handed to the callback after this returns (one already
-    /// running may still finish). Idempotent; never waits for a callback, so a callback may
+    /// Unsubscribes: no change is taken for the callback after this returns (one taken just
+    /// before may still be delivered). Idempotent; never waits for a callback, so a callback may
     /// disconnect its own handler.
     pub fn disconnect(&self) {
         if let Some(subscribers) = self.subscribers.upgrade() {

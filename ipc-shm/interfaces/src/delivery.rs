@@ -13,9 +13,10 @@
 //! # Invariants
 //!
 //! - Events are handed over in the order they were pushed, one at a time.
-//! - Once [`Delivery::close`] returns, no further event is handed to the callback; one handed
-//!   over just before may still be running. Closing never waits for the callback, so a
-//!   callback may close its own delivery.
+//! - Once [`Delivery::close`] returns, no further event is taken from the queue. One the
+//!   thread took just before may still be delivered: its callback may be running, or even
+//!   begin after `close` returns. Closing never waits for the callback, so a callback may
+//!   close its own delivery.
 //! - [`Delivery::sync`] returns once every event pushed before it was handed over and its
 //!   callback returned, or the delivery was closed.
 //! - A callback that panics closes its delivery: the panic is logged, the subscriber hears
@@ -140,8 +141,8 @@ impl<E: Send + 'static> Delivery<E> {
         Pushed::Queued
     }
 
-    /// Closes the delivery: no event is handed to the callback after this returns, and the
-    /// thread ends (after the callback it is in, if any).
+    /// Closes the delivery: no event is taken from the queue after this returns (one taken
+    /// just before is still delivered), and the thread ends after that.
     pub fn close(&self) {
         {
             let mut q = self.queue();
