@@ -167,11 +167,11 @@ fn rejections_name_the_problem() {
 fn chained_payments_spend_their_own_change() {
     let (_dir, mut chain, alice, to) = funded();
     let first = alice
-        .send_to_address(&to, btc(1), MIN_RELAY, MIN_RELAY)
+        .send_to_address(&to, btc(10), MIN_RELAY, MIN_RELAY)
         .unwrap();
     // The only trusted coin now is the unconfirmed change; the second payment spends it.
     let second = alice
-        .send_to_address(&to, btc(1), MIN_RELAY, MIN_RELAY)
+        .send_to_address(&to, btc(10), MIN_RELAY, MIN_RELAY)
         .unwrap();
     assert_eq!(second.input.len(), 1);
     assert_eq!(second.input[0].previous_output.txid, first.compute_txid());
