@@ -509,39 +509,19 @@ impl Mempool {
     /// The number and total vsize of `txid` and its pool descendants, counting no further
     /// than `limit` transactions (past it, the count is `limit + 1`).
     fn descendants_of(&self, txid: &Txid, limit: usize) -> (usize, u64) {
-        let mut seen: HashSet<Txid> = HashSet::new();
-        let mut size = 0;
-        let mut stack = vec![*txid];
-        while let Some(id) = stack.pop() {
-            let Some(entry) = self.entries.get(&id) else {
-                continue;
-            };
-            if !seen.insert(id) {
-                continue;
-            }
-            if seen.len() > limit {
-                break;
-            }
-            size += entry.vsize();
-            stack.extend(self.children(id, entry));
-        }
-        (seen.len(), size)
+        let family = self.with_descendants(&[*txid], limit);
+        let size = family
+            .iter()
+            .filter_map(|id| self.entries.get(id))
+            .map(Entry::vsize)
+            .sum();
+        (family.len(), size)
     }
 
     /// Removes `txid` and every pool transaction descending from it; returns them, parents
     /// first.
     pub fn remove_recursive(&mut self, txid: &Txid) -> Vec<Arc<Transaction>> {
-        let mut doomed = HashSet::new();
-        let mut stack = vec![*txid];
-        while let Some(id) = stack.pop() {
-            let Some(entry) = self.entries.get(&id) else {
-                continue;
-            };
-            if !doomed.insert(id) {
-                continue;
-            }
-            stack.extend(self.children(id, entry));
-        }
+        let doomed = self.with_descendants(&[*txid], usize::MAX);
         let mut removed: Vec<Entry> = doomed.iter().filter_map(|id| self.remove_one(id)).collect();
         removed.sort_by_key(|e| e.sequence);
         removed.into_iter().map(|e| e.tx).collect()
@@ -641,7 +621,8 @@ impl Mempool {
             let members: Vec<Txid> = package.iter().map(|e| e.tx.compute_txid()).collect();
             included.extend(members.iter().copied());
             chosen.extend(package);
-            for descendant in self.descendants(&members) {
+            // (The members themselves are among them, and skipped as included.)
+            for descendant in self.with_descendants(&members, usize::MAX) {
                 if included.contains(&descendant) {
                     continue;
                 }
@@ -689,19 +670,23 @@ impl Mempool {
         })
     }
 
-    /// Every pool transaction descending from one of `txids`.
-    fn descendants(&self, txids: &[Txid]) -> HashSet<Txid> {
+    /// The pool transactions among `roots` and every pool transaction descending from
+    /// them, found no further than `limit` transactions: past it, the walk stops with
+    /// `limit + 1` found.
+    fn with_descendants(&self, roots: &[Txid], limit: usize) -> HashSet<Txid> {
         let mut found = HashSet::new();
-        let mut stack: Vec<Txid> = txids.to_vec();
+        let mut stack = roots.to_vec();
         while let Some(id) = stack.pop() {
             let Some(entry) = self.entries.get(&id) else {
                 continue;
             };
-            for child in self.children(id, entry) {
-                if found.insert(child) {
-                    stack.push(child);
-                }
+            if !found.insert(id) {
+                continue;
             }
+            if found.len() > limit {
+                break;
+            }
+            stack.extend(self.children(id, entry));
         }
         found
     }
