@@ -281,6 +281,11 @@ pub(crate) struct Reservation {
 /// Bytes of a cache line.
 const LINE: usize = 64;
 
+/// Lines after the header's that a waiting consumer loads too (see `ConsumerCore::try_peek`):
+/// enough for a small call (a 32-byte call header and a 64-byte argument) wherever its
+/// record starts in a line. Loading more costs the waiter; the records it helps are short.
+const WATCHED_LINES: usize = 2;
+
 impl ProducerCore {
     /// Writes a fresh header into `region` and starts producing into it.
     #[cfg(any(loom, test))]
@@ -582,14 +587,17 @@ impl ConsumerCore {
                 .atomic_u64(DATA_OFFSET + offset as usize)
                 .load(Ordering::Acquire);
             if header == 0 {
-                // Also wait on the line after the header's, where a record longer than the
-                // rest of its line goes on: both lines then cross over together instead of
+                // Also wait on the lines after the header's, where a record longer than the
+                // rest of its line goes on: they then cross over together with it instead of
                 // one after the other when the record arrives.
-                let next_line = (offset as usize | 63) + 1;
-                if next_line < self.capacity as usize {
+                let next_line = (offset as usize | (LINE - 1)) + 1;
+                for line in (next_line..self.capacity as usize)
+                    .step_by(LINE)
+                    .take(WATCHED_LINES)
+                {
                     std::hint::black_box(
                         self.region
-                            .atomic_u64(DATA_OFFSET + next_line)
+                            .atomic_u64(DATA_OFFSET + line)
                             .load(Ordering::Relaxed),
                     );
                 }
