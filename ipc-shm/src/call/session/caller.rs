@@ -64,13 +64,15 @@ impl Shared {
                 drop(locked);
                 return self.take_reply(&slot, decode);
             }
-            let slot = e.slot.clone();
             if !ctl.leading {
                 // Vacant: the ring is free to read, and the reply still to come.
                 ctl.leading = true;
                 drop(locked);
                 return self.lead_for(guard, decode);
             }
+            // Cloned only here: a reference count is two locked instructions, and the
+            // leader never looks at its slot.
+            let slot = e.slot.clone();
             // Follow, registered before looking at the loan (see `Shared::lend_lead`).
             ctl.slots.set_follower(guard.call(), true);
             self.mirror_followers(ctl);
