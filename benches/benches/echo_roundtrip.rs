@@ -2,14 +2,15 @@
 //! object called directly), `shm` and `socket` (an `EchoProxy` to a peer process), and
 //! `two_memcpy`, the payload copied there and back inside this process: what moving it costs
 //! without any transport. Parameter: payload bytes. After each call case, a separate loop
-//! times single calls for percentiles.
+//! times single calls for percentiles. Last, `shm_vs_raw` times the 64 B echo and the raw shm
+//! round trip of `transport_roundtrip` in alternating blocks, for their ratio.
 
 use std::hint::black_box;
 use std::sync::Arc;
 
-use benches::conn::{Mode, Setup};
+use benches::conn::{Client, Mode, Setup};
 use benches::echo::{Mirror, RemoteEcho};
-use benches::stats::report_percentiles;
+use benches::stats::{report_paired, report_percentiles};
 use benches::{PAYLOAD_SIZES, PageMatched, payload, peer};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use interfaces::Echo;
@@ -47,8 +48,25 @@ fn echo_roundtrip(c: &mut Criterion) -> anyhow::Result<()> {
         }
     }
     group.finish();
+    // The 2× target compares the 64 B echo with the raw round trip of another group, run
+    // minutes apart: time both here, alternately, for a ratio the host's swings leave be.
+    let data = payload(64);
+    let remote = RemoteEcho::spawn(Setup::new(Transport::Shm, Mode::Echo))?;
+    let mut raw = Client::spawn(Setup::new(Transport::Shm, Mode::Echo))?;
+    report_paired(
+        GROUP,
+        "shm_vs_raw",
+        64,
+        PAIRED_BLOCKS,
+        &mut || remote.echo(&data).map(drop),
+        &mut || raw.round_trip(&data),
+    )?;
     Ok(())
 }
+
+/// Block pairs of the paired echo/raw loop: 2,000 round trips a block, about half a second
+/// in all.
+const PAIRED_BLOCKS: usize = 100;
 
 fn main() {
     peer::serve_if_peer(benches::serve);

@@ -2,11 +2,12 @@
 //! builds and for profilers (callgrind counts a fixed number of calls):
 //!
 //! ```text
-//! cargo run --release -p benches --example round_trips -- echo|raw [CALLS] [SIZE] [batched]
+//! cargo run --release -p benches --example round_trips -- echo|raw|paired [CALLS] [SIZE] [batched]
 //! ```
 //!
 //! `echo` calls `Echo::echo` through the call layer, `raw` sends a record over the shm
-//! transport and waits for the peer's copy. Prints the mean, the median, and the mean of
+//! transport and waits for the peer's copy; `paired` times both in alternating blocks and
+//! prints their ratio, which holds still while the host's speed does not. Prints the mean, the median, and the mean of
 //! the faster half of the round trips: on a shared machine the slower half holds the
 //! preemptions, and the median moves in steps of the clock's resolution.
 //!
@@ -17,6 +18,7 @@
 use anyhow::{Context, bail};
 use benches::conn::{Client, Mode, Setup};
 use benches::echo::RemoteEcho;
+use benches::stats::{self, BlockTiming};
 use benches::{payload, peer};
 use ipc_shm::Transport;
 
@@ -44,6 +46,9 @@ fn run() -> anyhow::Result<()> {
     anyhow::ensure!(calls >= 100, "CALLS must be at least 100");
     let data = payload(size);
     let setup = Setup::new(Transport::Shm, Mode::Echo);
+    if what == "paired" {
+        return paired(calls, size, setup, batched);
+    }
     let mut round_trip: Box<dyn FnMut() -> anyhow::Result<()>> = match what {
         "echo" => {
             let remote = RemoteEcho::spawn(setup)?;
@@ -53,7 +58,7 @@ fn run() -> anyhow::Result<()> {
             let mut client = Client::spawn(setup)?;
             Box::new(move || client.round_trip(&data))
         }
-        other => bail!("unknown round trip {other:?}: echo or raw"),
+        other => bail!("unknown round trip {other:?}: echo, raw or paired"),
     };
     for _ in 0..1000 {
         round_trip()?;
@@ -89,9 +94,39 @@ fn run() -> anyhow::Result<()> {
     times.sort_unstable();
     let half = &times[..calls / 2];
     let faster_half = half.iter().sum::<u64>() as f64 / half.len() as f64;
+    let at = |q: f64| times[((calls as f64 * q) as usize).min(calls - 1)];
     println!(
-        "{what} {size} B: mean {mean:.0} ns, p50 {} ns, faster half {faster_half:.1} ns",
-        times[calls / 2]
+        "{what} {size} B: mean {mean:.0} ns, p50 {} ns, faster half {faster_half:.1} ns \
+         (p90 {} ns, p99 {} ns, p99.9 {} ns)",
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        at(0.999)
+    );
+    Ok(())
+}
+
+/// Echo and raw round trips in alternating blocks (see [`stats::paired`]).
+fn paired(calls: usize, size: usize, setup: Setup, batched: bool) -> anyhow::Result<()> {
+    let data = payload(size);
+    let remote = RemoteEcho::spawn(setup)?;
+    let mut client = Client::spawn(setup)?;
+    let timing = if batched {
+        BlockTiming::BackToBack
+    } else {
+        BlockTiming::Single
+    };
+    let p = stats::paired(
+        (calls / 4_000).max(1),
+        timing,
+        &mut || remote.echo(&data).map(drop),
+        &mut || client.round_trip(&data),
+    )?;
+    let [q1, q2, q3] = p.ratio;
+    println!(
+        "paired {size} B, {} block pairs: echo {:.0} ns, raw {:.0} ns, ratio {q2:.2}x \
+         (quartiles {q1:.2}x, {q3:.2}x)",
+        p.blocks, p.first_ns, p.second_ns
     );
     Ok(())
 }

@@ -183,3 +183,137 @@ pub fn fmt_ns(ns: f64) -> String {
         format!("{:.2} ms", ns / 1e6)
     }
 }
+
+/// Two cases timed in alternating blocks within one run, and their ratio: what a target
+/// that compares two figures needs on a shared host, whose speed changes for minutes at a
+/// time (the raw 64 B round trip takes 170 ns in one state and 650 ns in another). Figures
+/// taken minutes apart by separate benchmarks can straddle such a change; two blocks a
+/// millisecond apart rarely do.
+#[derive(Debug, Clone, Copy)]
+pub struct Paired {
+    /// Block pairs timed.
+    pub blocks: usize,
+    /// The median of the first case's block figures, in nanoseconds.
+    pub first_ns: f64,
+    /// The same for the second case.
+    pub second_ns: f64,
+    /// Quartiles (25th, 50th, 75th percentile) of the per-pair ratios, first / second.
+    pub ratio: [f64; 3],
+}
+
+/// How [`paired`] times a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockTiming {
+    /// Each round trip on its own clock; a block's figure is its median.
+    Single,
+    /// Back to back, as criterion times them; a block's figure is its mean. Whatever the
+    /// serving side still does after answering then delays the next round trip.
+    BackToBack,
+}
+
+/// Round trips per block in [`paired`]; each block's first quarter is not timed, since the
+/// peer left idle during the other case's block may have parked.
+const PAIR_BLOCK: usize = 2_000;
+
+/// Times `first` and `second` in `blocks` alternating block pairs (2 in a smoke run).
+pub fn paired(
+    blocks: usize,
+    timing: BlockTiming,
+    first: &mut dyn FnMut() -> anyhow::Result<()>,
+    second: &mut dyn FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<Paired> {
+    let blocks = if smoke() { 2 } else { blocks.max(1) };
+    let (mut a, mut b, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..blocks {
+        let x = block(timing, first)?;
+        let y = block(timing, second)?;
+        a.push(x);
+        b.push(y);
+        ratios.push(x / y);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (first_ns, second_ns) = (median(&mut a), median(&mut b));
+    ratios.sort_by(f64::total_cmp);
+    let n = ratios.len();
+    Ok(Paired {
+        blocks,
+        first_ns,
+        second_ns,
+        ratio: [ratios[n / 4], ratios[n / 2], ratios[3 * n / 4]],
+    })
+}
+
+/// One block of [`paired`]: its figure in nanoseconds.
+fn block(
+    timing: BlockTiming,
+    round_trip: &mut dyn FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<f64> {
+    let (warm, timed) = if smoke() {
+        (2, 8)
+    } else {
+        (PAIR_BLOCK / 4, PAIR_BLOCK - PAIR_BLOCK / 4)
+    };
+    for _ in 0..warm {
+        round_trip()?;
+    }
+    if timing == BlockTiming::BackToBack {
+        let start = Instant::now();
+        for _ in 0..timed {
+            round_trip()?;
+        }
+        return Ok(start.elapsed().as_nanos() as f64 / timed as f64);
+    }
+    let mut times = Vec::with_capacity(timed);
+    for _ in 0..timed {
+        let start = Instant::now();
+        round_trip()?;
+        times.push(start.elapsed().as_nanos() as u64);
+    }
+    times.sort_unstable();
+    Ok(times[timed / 2] as f64)
+}
+
+/// Runs [`paired`] both ways and prints and records the result under `group/id/parameter`,
+/// as `single_*` and `b2b_*` values (`first_ns`, `second_ns`, `ratio_p25`, `ratio_p50`,
+/// `ratio_p75`).
+pub fn report_paired(
+    group: &str,
+    id: &str,
+    parameter: usize,
+    blocks: usize,
+    first: &mut dyn FnMut() -> anyhow::Result<()>,
+    second: &mut dyn FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<[Paired; 2]> {
+    let single = paired(blocks, BlockTiming::Single, first, second)?;
+    let b2b = paired(blocks, BlockTiming::BackToBack, first, second)?;
+    let mut values: Vec<(String, f64)> = Vec::new();
+    for (prefix, label, p) in [
+        ("single", "one at a time", single),
+        ("b2b", "back to back", b2b),
+    ] {
+        let [q1, q2, q3] = p.ratio;
+        println!(
+            "{group}/{id}/{parameter} ({label}): {} against {}, ratio {q2:.2}× (quartiles \
+             {q1:.2}×, {q3:.2}×) over {} block pairs",
+            fmt_ns(p.first_ns),
+            fmt_ns(p.second_ns),
+            p.blocks
+        );
+        for (key, v) in [
+            ("first_ns", p.first_ns),
+            ("second_ns", p.second_ns),
+            ("ratio_p25", q1),
+            ("ratio_p50", q2),
+            ("ratio_p75", q3),
+        ] {
+            values.push((format!("{prefix}_{key}"), v));
+        }
+    }
+    values.push(("blocks".into(), single.blocks as f64));
+    let values: Vec<(&str, f64)> = values.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    record(group, id, parameter, &values)?;
+    Ok([single, b2b])
+}

@@ -343,6 +343,16 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
         "×",
         |v| v <= 2.0,
     );
+    let paired = |key: &str| inputs.value("echo_roundtrip", "shm_vs_raw", 64, key);
+    target(
+        &mut out,
+        "the same, both timed in alternating blocks of one loop (left: back to back, as \
+         criterion times; right: p50 of single calls)",
+        paired("b2b_ratio_p50"),
+        paired("single_ratio_p50"),
+        "×",
+        |v| v <= 2.0,
+    );
     let echo_socket = ratio(
         inputs.estimate("echo_roundtrip", "socket", 64),
         inputs.estimate("echo_roundtrip", "shm", 64),
