@@ -47,6 +47,16 @@ pub const MAX_TEMPLATES: usize = 1024;
 /// hold gigabytes.
 pub const MAX_TEMPLATE_BYTES: usize = 256 << 20;
 
+/// Most block templates one connection may hold (a quarter of [`MAX_TEMPLATES`]): a miner
+/// that never releases its templates cannot take every place from the other clients.
+pub const MAX_TEMPLATES_PER_CLIENT: usize = MAX_TEMPLATES / 4;
+/// Most template bytes one connection may hold (a quarter of [`MAX_TEMPLATE_BYTES`]).
+pub const MAX_TEMPLATE_BYTES_PER_CLIENT: usize = MAX_TEMPLATE_BYTES / 4;
+/// Most notification subscriptions one connection may hold (a quarter of
+/// [`notify::MAX_SUBSCRIBERS`]): a front end that leaks them cannot leave the wallet
+/// process unable to follow the chain. Each process subscribes once or twice.
+pub const MAX_SUBSCRIPTIONS_PER_CLIENT: usize = notify::MAX_SUBSCRIBERS / 4;
+
 /// Most hashes in a block locator (Core's `MAX_LOCATOR_SZ`).
 pub const MAX_LOCATOR: usize = 101;
 
@@ -55,11 +65,63 @@ pub const MAX_LOCATOR: usize = 101;
 /// into ten gigabytes before the reply was found too large to send.
 pub const MAX_FIND_COINS_BYTES: usize = 32 << 20;
 
-/// What the live templates hold.
+/// What live templates hold: all of them (`NodeContext::templates`), or one client's.
 #[derive(Debug, Default)]
 struct Templates {
     count: usize,
     bytes: usize,
+}
+
+impl Templates {
+    /// Whether another template would go past `count` templates or `bytes` bytes.
+    fn full(&self, count: usize, bytes: usize) -> bool {
+        self.count >= count || self.bytes >= bytes
+    }
+}
+
+/// What one connection holds of the node's shared limits (subscriptions, templates): the
+/// per-client share of them, so that one client cannot take them all. Each connection's
+/// [`NodeInit`] has one; in-process users of [`NodeContext`] have none, and only the
+/// node-wide limits apply to them.
+#[derive(Debug, Default)]
+pub struct ClientShare(Mutex<Held>);
+
+#[derive(Debug, Default)]
+struct Held {
+    subscriptions: usize,
+    templates: Templates,
+}
+
+impl ClientShare {
+    fn held(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes one of this client's subscription places, given back when the place drops.
+    fn subscription_place(self: &Arc<Self>) -> Result<SubscriptionPlace, InterfaceError> {
+        let mut held = self.held();
+        if held.subscriptions >= MAX_SUBSCRIPTIONS_PER_CLIENT {
+            return Err(InterfaceError::remote(
+                ErrorCode::MISC_ERROR,
+                format!(
+                    "this connection holds {} notification subscriptions, the most one may: \
+                     disconnect some first",
+                    held.subscriptions
+                ),
+            ));
+        }
+        held.subscriptions += 1;
+        Ok(SubscriptionPlace(Arc::clone(self)))
+    }
+}
+
+/// A subscription's place in its client's share.
+struct SubscriptionPlace(Arc<ClientShare>);
+
+impl Drop for SubscriptionPlace {
+    fn drop(&mut self) {
+        self.0.held().subscriptions -= 1;
+    }
 }
 
 /// Everything the node's interface implementations share (Core's `NodeContext`).
@@ -289,8 +351,11 @@ fn removal_reason(r: notify::RemovalReason) -> RemovalReason {
     }
 }
 
+/// A subscription handed out as a [`Handler`], with its place in its client's share.
+type Subscribed = (Subscription, Option<SubscriptionPlace>);
+
 /// A subscription handed out as a [`Handler`].
-struct SubscriptionHandler(Mutex<Option<Subscription>>);
+struct SubscriptionHandler(Mutex<Option<Subscribed>>);
 
 impl Handler for SubscriptionHandler {
     fn disconnect(&self) -> Result<(), InterfaceError> {
@@ -298,10 +363,6 @@ impl Handler for SubscriptionHandler {
         drop(sub); // no event is handed over after this; see `notify`
         Ok(())
     }
-}
-
-fn handler(sub: Subscription) -> Box<dyn Handler> {
-    Box::new(SubscriptionHandler(Mutex::new(Some(sub))))
 }
 
 /// Forwards one event to a [`ChainNotifications`] subscriber.
@@ -439,12 +500,7 @@ impl Chain for NodeContext {
         &self,
         notifications: Arc<dyn ChainNotifications>,
     ) -> Result<Box<dyn Handler>, InterfaceError> {
-        let sub = self.notifier.subscribe(Arc::new(move |ev| {
-            if let Err(e) = forward(notifications.as_ref(), ev) {
-                tracing::warn!(error = %e, "chain notification subscriber failed");
-            }
-        }));
-        Ok(handler(sub.map_err(internal)?))
+        self.handle_notifications_for(None, notifications)
     }
 
     fn wait_for_notifications(&self) -> Result<(), InterfaceError> {
@@ -556,12 +612,7 @@ impl Node for NodeContext {
         &self,
         callback: NotifyBlockTipFn,
     ) -> Result<Box<dyn Handler>, InterfaceError> {
-        let sub = self.notifier.subscribe(Arc::new(move |ev| {
-            if let ChainEvent::UpdatedBlockTip(tip) = ev {
-                callback(&tip_info(tip));
-            }
-        }));
-        Ok(handler(sub.map_err(internal)?))
+        self.handle_notify_block_tip_for(None, callback)
     }
 }
 
@@ -613,6 +664,58 @@ impl Mining for NodeContext {
         &self,
         coinbase_script: &Script,
     ) -> Result<Arc<dyn BlockTemplate>, InterfaceError> {
+        self.create_new_block_for(None, coinbase_script)
+    }
+}
+
+/// The node's shared objects as one client sees them: subscriptions and templates count
+/// against the client's share too (see [`ClientShare`]).
+impl NodeContext {
+    fn handle_notifications_for(
+        &self,
+        client: Option<&Arc<ClientShare>>,
+        notifications: Arc<dyn ChainNotifications>,
+    ) -> Result<Box<dyn Handler>, InterfaceError> {
+        self.subscribe_for(client, move |ev| {
+            if let Err(e) = forward(notifications.as_ref(), ev) {
+                tracing::warn!(error = %e, "chain notification subscriber failed");
+            }
+        })
+    }
+
+    fn handle_notify_block_tip_for(
+        &self,
+        client: Option<&Arc<ClientShare>>,
+        callback: NotifyBlockTipFn,
+    ) -> Result<Box<dyn Handler>, InterfaceError> {
+        self.subscribe_for(client, move |ev| {
+            if let ChainEvent::UpdatedBlockTip(tip) = ev {
+                callback(&tip_info(tip));
+            }
+        })
+    }
+
+    /// Subscribes `deliver` to chain events, in `client`'s share if any.
+    fn subscribe_for(
+        &self,
+        client: Option<&Arc<ClientShare>>,
+        deliver: impl Fn(&ChainEvent) + Send + Sync + 'static,
+    ) -> Result<Box<dyn Handler>, InterfaceError> {
+        let place = client.map(ClientShare::subscription_place).transpose()?;
+        let sub = self
+            .notifier
+            .subscribe(Arc::new(deliver))
+            .map_err(internal)?;
+        Ok(Box::new(SubscriptionHandler(Mutex::new(Some((
+            sub, place,
+        ))))))
+    }
+
+    fn create_new_block_for(
+        &self,
+        client: Option<&Arc<ClientShare>>,
+        coinbase_script: &Script,
+    ) -> Result<Arc<dyn BlockTemplate>, InterfaceError> {
         // Consensus caps a script at 10,000 bytes to be spendable; a longer one would only
         // make every template (and the block built from it) that much bigger.
         if coinbase_script.len() > crate::validation::MAX_SCRIPT_SIZE {
@@ -628,34 +731,48 @@ impl Mining for NodeContext {
         let ctx = self.arc()?;
         // A place is taken before the template is built (under the chain lock), so that a
         // client at the limit cannot make the node build templates only to refuse them.
-        let mut place = {
-            let mut live = self.live_templates();
-            if live.count >= MAX_TEMPLATES || live.bytes >= MAX_TEMPLATE_BYTES {
-                return Err(too_many_templates(&live));
-            }
-            live.count += 1;
-            TemplatePlace {
-                live: &self.templates,
-                kept: false,
-            }
-        };
+        let mut place = self.template_place(client)?;
         let template = self.lock_chain()?.create_new_block(coinbase_script);
         let bytes = template.block().total_size();
-        {
-            let mut live = self.live_templates();
-            if live.bytes + bytes > MAX_TEMPLATE_BYTES {
-                return Err(too_many_templates(&live));
-            }
-            live.bytes += bytes;
-        }
+        place.add_bytes(bytes)?;
         // The template gives its place back when it is dropped.
         place.kept = true;
         Ok(Arc::new(Template {
             ctx,
+            client: client.cloned(),
             template,
             bytes,
             solved: AtomicBool::new(false),
         }))
+    }
+
+    /// Takes a place for one more template, node-wide and in `client`'s share.
+    fn template_place<'a>(
+        &'a self,
+        client: Option<&'a Arc<ClientShare>>,
+    ) -> Result<TemplatePlace<'a>, InterfaceError> {
+        // Lock order: the node-wide count, then the client's.
+        let mut live = self.live_templates();
+        if live.full(MAX_TEMPLATES, MAX_TEMPLATE_BYTES) {
+            return Err(too_many_templates(&live, TemplateLimit::Node));
+        }
+        if let Some(c) = client {
+            let mut held = c.held();
+            if held
+                .templates
+                .full(MAX_TEMPLATES_PER_CLIENT, MAX_TEMPLATE_BYTES_PER_CLIENT)
+            {
+                return Err(too_many_templates(&held.templates, TemplateLimit::Client));
+            }
+            held.templates.count += 1;
+        }
+        live.count += 1;
+        Ok(TemplatePlace {
+            ctx: self,
+            client: client.map(Arc::as_ref),
+            bytes: 0,
+            kept: false,
+        })
     }
 }
 
@@ -692,40 +809,90 @@ impl NodeContext {
     }
 }
 
-fn too_many_templates(live: &Templates) -> InterfaceError {
+/// Which limit a template would break.
+#[derive(Debug, Clone, Copy)]
+enum TemplateLimit {
+    Node,
+    Client,
+}
+
+fn too_many_templates(held: &Templates, limit: TemplateLimit) -> InterfaceError {
+    let (who, count, bytes) = match limit {
+        TemplateLimit::Node => ("the node holds", MAX_TEMPLATES, MAX_TEMPLATE_BYTES),
+        TemplateLimit::Client => (
+            "this connection holds",
+            MAX_TEMPLATES_PER_CLIENT,
+            MAX_TEMPLATE_BYTES_PER_CLIENT,
+        ),
+    };
     InterfaceError::remote(
         ErrorCode::MISC_ERROR,
         format!(
-            "too many block templates held ({} of {MAX_TEMPLATES}, {} of {MAX_TEMPLATE_BYTES} \
-             bytes): release some first",
-            live.count, live.bytes
+            "too many block templates: {who} {} of {count}, {} of {bytes} bytes: release some \
+             first",
+            held.count, held.bytes
         ),
     )
 }
 
-/// A place taken in `NodeContext::templates` for a template being built: given back when
-/// dropped, unless a template keeps it.
+/// A place taken for a template being built, node-wide and in its client's share: given
+/// back when dropped, unless a template keeps it.
 struct TemplatePlace<'a> {
-    live: &'a Mutex<Templates>,
+    ctx: &'a NodeContext,
+    client: Option<&'a ClientShare>,
+    /// The template's bytes, once counted.
+    bytes: usize,
     kept: bool,
+}
+
+impl TemplatePlace<'_> {
+    /// Counts the built template's `bytes`, if they fit within both limits.
+    fn add_bytes(&mut self, bytes: usize) -> Result<(), InterfaceError> {
+        let mut live = self.ctx.live_templates();
+        if live.bytes + bytes > MAX_TEMPLATE_BYTES {
+            return Err(too_many_templates(&live, TemplateLimit::Node));
+        }
+        if let Some(c) = self.client {
+            let mut held = c.held();
+            if held.templates.bytes + bytes > MAX_TEMPLATE_BYTES_PER_CLIENT {
+                return Err(too_many_templates(&held.templates, TemplateLimit::Client));
+            }
+            held.templates.bytes += bytes;
+        }
+        live.bytes += bytes;
+        self.bytes = bytes;
+        Ok(())
+    }
 }
 
 impl Drop for TemplatePlace<'_> {
     fn drop(&mut self) {
         if !self.kept {
-            self.live
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .count -= 1;
+            release_template(self.ctx, self.client, self.bytes);
         }
+    }
+}
+
+/// Gives back a template's place, node-wide and in its client's share.
+fn release_template(ctx: &NodeContext, client: Option<&ClientShare>, bytes: usize) {
+    let mut live = ctx.live_templates();
+    live.count -= 1;
+    live.bytes -= bytes;
+    if let Some(c) = client {
+        let mut held = c.held();
+        held.templates.count -= 1;
+        held.templates.bytes -= bytes;
     }
 }
 
 /// A block template handed to a miner; solutions go to the chain state it came from.
 struct Template {
     ctx: Arc<NodeContext>,
+    /// The share of the client it was made for, if any.
+    client: Option<Arc<ClientShare>>,
     template: mining::BlockTemplate,
-    /// Its share of `NodeContext::templates`, given back when it is dropped.
+    /// Its bytes in `NodeContext::templates` (and its client's share), given back when it is
+    /// dropped.
     bytes: usize,
     /// A solution of it was accepted.
     solved: AtomicBool,
@@ -733,9 +900,7 @@ struct Template {
 
 impl Drop for Template {
     fn drop(&mut self) {
-        let mut live = self.ctx.live_templates();
-        live.count -= 1;
-        live.bytes -= self.bytes;
+        release_template(&self.ctx, self.client.as_deref(), self.bytes);
     }
 }
 
@@ -796,16 +961,22 @@ impl Echo for NodeEcho {
     }
 }
 
-/// The node process's [`Init`]: hands out its `Echo`, `Chain`, `Node` and `Mining`.
+/// The node process's [`Init`] for one connection: hands out its `Echo`, and its `Chain`,
+/// `Node` and `Mining` as that connection's client (see [`ClientShare`]).
 #[derive(Debug, Clone)]
 pub struct NodeInit {
-    ctx: Arc<NodeContext>,
+    client: Arc<ClientView>,
 }
 
 impl NodeInit {
-    /// The `Init` serving `ctx`.
+    /// The `Init` of one new connection to `ctx`, with a share of its own.
     pub fn new(ctx: Arc<NodeContext>) -> Self {
-        Self { ctx }
+        Self {
+            client: Arc::new(ClientView {
+                ctx,
+                share: Arc::default(),
+            }),
+        }
     }
 }
 
@@ -815,14 +986,174 @@ impl Init for NodeInit {
     }
 
     fn make_chain(&self) -> Result<Arc<dyn Chain>, InterfaceError> {
-        Ok(self.ctx.clone())
+        Ok(self.client.clone())
     }
 
     fn make_node(&self) -> Result<Arc<dyn Node>, InterfaceError> {
-        Ok(self.ctx.clone())
+        Ok(self.client.clone())
     }
 
     fn make_mining(&self) -> Result<Arc<dyn Mining>, InterfaceError> {
-        Ok(self.ctx.clone())
+        Ok(self.client.clone())
+    }
+}
+
+/// The node as one connection sees it: [`NodeContext`] itself, except that what it
+/// subscribes and the templates it holds count against its [`ClientShare`] too.
+#[derive(Debug)]
+struct ClientView {
+    ctx: Arc<NodeContext>,
+    share: Arc<ClientShare>,
+}
+
+impl Chain for ClientView {
+    fn get_height(&self) -> Result<Option<u32>, InterfaceError> {
+        Chain::get_height(&*self.ctx)
+    }
+
+    fn get_block_hash(&self, height: u32) -> Result<Option<BlockHash>, InterfaceError> {
+        Chain::get_block_hash(&*self.ctx, height)
+    }
+
+    fn have_block_on_disk(&self, height: u32) -> Result<bool, InterfaceError> {
+        self.ctx.have_block_on_disk(height)
+    }
+
+    fn find_block(
+        &self,
+        hash: &BlockHash,
+        what: BlockWhat,
+    ) -> Result<Option<FoundBlock>, InterfaceError> {
+        self.ctx.find_block(hash, what)
+    }
+
+    fn find_ancestor_by_height(
+        &self,
+        hash: &BlockHash,
+        ancestor_height: u32,
+        what: BlockWhat,
+    ) -> Result<Option<FoundBlock>, InterfaceError> {
+        self.ctx
+            .find_ancestor_by_height(hash, ancestor_height, what)
+    }
+
+    fn find_locator_fork(&self, locator: &[BlockHash]) -> Result<Option<BlockRef>, InterfaceError> {
+        self.ctx.find_locator_fork(locator)
+    }
+
+    fn find_coins(&self, outpoints: &[OutPoint]) -> Result<Vec<Option<Coin>>, InterfaceError> {
+        self.ctx.find_coins(outpoints)
+    }
+
+    fn is_in_mempool(&self, txid: &Txid) -> Result<bool, InterfaceError> {
+        self.ctx.is_in_mempool(txid)
+    }
+
+    fn broadcast_transaction(
+        &self,
+        tx: &Transaction,
+        max_fee_rate: FeeRate,
+    ) -> Result<(), InterfaceError> {
+        self.ctx.broadcast_transaction(tx, max_fee_rate)
+    }
+
+    fn estimate_fee_rate(&self, target: u32) -> Result<Option<FeeRate>, InterfaceError> {
+        self.ctx.estimate_fee_rate(target)
+    }
+
+    fn relay_min_fee(&self) -> Result<FeeRate, InterfaceError> {
+        self.ctx.relay_min_fee()
+    }
+
+    fn is_initial_block_download(&self) -> Result<bool, InterfaceError> {
+        self.ctx.is_initial_block_download()
+    }
+
+    fn handle_notifications(
+        &self,
+        notifications: Arc<dyn ChainNotifications>,
+    ) -> Result<Box<dyn Handler>, InterfaceError> {
+        self.ctx
+            .handle_notifications_for(Some(&self.share), notifications)
+    }
+
+    fn wait_for_notifications(&self) -> Result<(), InterfaceError> {
+        self.ctx.wait_for_notifications()
+    }
+}
+
+impl Node for ClientView {
+    fn get_tip_info(&self) -> Result<TipInfo, InterfaceError> {
+        self.ctx.get_tip_info()
+    }
+
+    fn get_block_hash(&self, height: u32) -> Result<Option<BlockHash>, InterfaceError> {
+        Node::get_block_hash(&*self.ctx, height)
+    }
+
+    fn get_block(&self, hash: &BlockHash) -> Result<Option<FoundBlock>, InterfaceError> {
+        self.ctx.get_block(hash)
+    }
+
+    fn get_mempool_info(&self) -> Result<MempoolInfo, InterfaceError> {
+        self.ctx.get_mempool_info()
+    }
+
+    fn get_raw_transaction(&self, txid: &Txid) -> Result<Option<FoundTransaction>, InterfaceError> {
+        self.ctx.get_raw_transaction(txid)
+    }
+
+    fn send_raw_transaction(
+        &self,
+        tx: &Transaction,
+        max_fee_rate: FeeRate,
+    ) -> Result<Txid, InterfaceError> {
+        self.ctx.send_raw_transaction(tx, max_fee_rate)
+    }
+
+    fn generate_to_address(
+        &self,
+        n: u32,
+        address: &Address<NetworkUnchecked>,
+    ) -> Result<Vec<BlockHash>, InterfaceError> {
+        self.ctx.generate_to_address(n, address)
+    }
+
+    fn wallet_loader(&self) -> Result<Arc<dyn WalletLoader>, InterfaceError> {
+        self.ctx.wallet_loader()
+    }
+
+    fn shutdown(&self) -> Result<(), InterfaceError> {
+        self.ctx.shutdown()
+    }
+
+    fn handle_notify_block_tip(
+        &self,
+        callback: NotifyBlockTipFn,
+    ) -> Result<Box<dyn Handler>, InterfaceError> {
+        self.ctx
+            .handle_notify_block_tip_for(Some(&self.share), callback)
+    }
+}
+
+impl Mining for ClientView {
+    fn get_tip(&self) -> Result<Option<BlockRef>, InterfaceError> {
+        self.ctx.get_tip()
+    }
+
+    fn wait_tip_changed(
+        &self,
+        current: &BlockHash,
+        timeout: Duration,
+    ) -> Result<Option<BlockRef>, InterfaceError> {
+        self.ctx.wait_tip_changed(current, timeout)
+    }
+
+    fn create_new_block(
+        &self,
+        coinbase_script: &Script,
+    ) -> Result<Arc<dyn BlockTemplate>, InterfaceError> {
+        self.ctx
+            .create_new_block_for(Some(&self.share), coinbase_script)
     }
 }

@@ -11,11 +11,13 @@ use bitcoin::{Address, Amount, Block, BlockHash, FeeRate, Network, OutPoint, Tra
 use interfaces::remote::{InitProxy, InitServer};
 use interfaces::{
     BlockWhat, Chain, ChainNotifications, ErrorCode, FoundBlock, Init, InterfaceError, Mining,
-    Node, RemovalReason,
+    Node, RemovalReason, TipInfo,
 };
 use ipc_shm::call::{Dispatch, Session, SessionConfig};
 use ipc_shm::wait::WaitPolicy;
-use node::service::{NodeContext, NodeInit};
+use node::service::{
+    MAX_SUBSCRIPTIONS_PER_CLIENT, MAX_TEMPLATES, MAX_TEMPLATES_PER_CLIENT, NodeContext, NodeInit,
+};
 use util::*;
 
 struct World {
@@ -550,8 +552,9 @@ fn mining_templates_are_solved_and_submitted_and_wait_tip_changed_wakes(w: World
     drop(greedy_template);
 
     // The templates clients hold are bounded: past the limit a client must release some
-    // (every template is a copy of its block, up to 4 MB).
-    let held: Vec<_> = (1..node::service::MAX_TEMPLATES)
+    // (every template is a copy of its block, up to 4 MB). One connection may hold a
+    // quarter of them, so that it cannot leave the others none.
+    let held: Vec<_> = (1..MAX_TEMPLATES_PER_CLIENT)
         .map(|_| m.create_new_block(&w.keys.tr).unwrap())
         .collect();
     let refused = m.create_new_block(&w.keys.tr).map(drop).unwrap_err();
@@ -559,10 +562,97 @@ fn mining_templates_are_solved_and_submitted_and_wait_tip_changed_wakes(w: World
     assert!(
         refused
             .to_string()
-            .contains("too many block templates held"),
+            .contains("this connection holds 256 of 256"),
         "{refused}"
     );
-    drop((held, template));
+    // Other connections still get theirs, up to the node's limit, which holds for every
+    // client (and for in-process users, who have no share).
+    let others: Vec<_> = (1..MAX_TEMPLATES / MAX_TEMPLATES_PER_CLIENT)
+        .flat_map(|_| {
+            let other = NodeInit::new(Arc::clone(&w.ctx)).make_mining().unwrap();
+            (0..MAX_TEMPLATES_PER_CLIENT)
+                .map(|_| other.create_new_block(&w.keys.tr).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let last = NodeInit::new(Arc::clone(&w.ctx)).make_mining().unwrap();
+    for full in [last, Arc::clone(&w.ctx) as Arc<dyn Mining>] {
+        let refused = full.create_new_block(&w.keys.tr).map(drop).unwrap_err();
+        assert!(
+            refused.to_string().contains("the node holds 1024 of 1024"),
+            "{refused}"
+        );
+    }
+    // A template released gives its place back to its connection.
+    drop((others, template));
+    let again = once_released(|| m.create_new_block(&w.keys.tr));
+    drop((held, again));
+}
+
+fn notification_subscriptions_are_bounded_per_connection(w: World) {
+    let _dog = watchdog(60);
+    // Each connection may hold a quarter of the node's subscriptions, of both kinds.
+    let mut held = Vec::new();
+    for i in 0..MAX_SUBSCRIPTIONS_PER_CLIENT {
+        held.push(if i % 2 == 0 {
+            w.chain
+                .handle_notifications(Arc::new(Recorder::default()))
+                .unwrap()
+        } else {
+            w.node
+                .handle_notify_block_tip(Arc::new(|_: &TipInfo| {}))
+                .unwrap()
+        });
+    }
+    let refused = [
+        w.chain
+            .handle_notifications(Arc::new(Recorder::default()))
+            .map(drop)
+            .unwrap_err(),
+        w.node
+            .handle_notify_block_tip(Arc::new(|_: &TipInfo| {}))
+            .map(drop)
+            .unwrap_err(),
+    ];
+    for e in refused {
+        assert_eq!(e.code(), Some(ErrorCode::MISC_ERROR));
+        assert!(
+            e.to_string()
+                .contains("this connection holds 32 notification subscriptions"),
+            "{e}"
+        );
+    }
+    // Another connection is not held up by this one's.
+    let other = NodeInit::new(Arc::clone(&w.ctx)).make_chain().unwrap();
+    let theirs = other
+        .handle_notifications(Arc::new(Recorder::default()))
+        .unwrap();
+    // Disconnecting (or dropping) a handler gives its place back.
+    held.pop().unwrap().disconnect().unwrap();
+    held.push(
+        w.node
+            .handle_notify_block_tip(Arc::new(|_: &TipInfo| {}))
+            .unwrap(),
+    );
+    // Dropping a proxy releases the handler asynchronously (the node drops released
+    // objects off its reading thread): the place comes back soon after, not at once.
+    drop(held.pop());
+    let again = once_released(|| w.chain.handle_notifications(Arc::new(Recorder::default())));
+    drop((held, again, theirs));
+}
+
+/// Calls `take` until it stops being refused for what this connection holds: a proxy
+/// dropped just before is released asynchronously (the node drops released objects off its
+/// reading thread), so its place comes back soon after, not at once. (The caller's
+/// watchdog bounds the wait.)
+fn once_released<T>(mut take: impl FnMut() -> Result<T, InterfaceError>) -> T {
+    loop {
+        match take() {
+            Ok(v) => return v,
+            Err(e) if e.to_string().contains("this connection holds") => std::thread::yield_now(),
+            Err(e) => panic!("{e}"),
+        }
+    }
 }
 
 fn shutdown_wakes_waiters(w: World) {
@@ -601,5 +691,6 @@ both_ways!(
     chain_notifications_arrive_in_order_may_call_back_and_stop_at_disconnect,
     node_reports_tip_blocks_mempool_and_transactions,
     mining_templates_are_solved_and_submitted_and_wait_tip_changed_wakes,
+    notification_subscriptions_are_bounded_per_connection,
     shutdown_wakes_waiters,
 );
