@@ -256,14 +256,33 @@ impl Notifier {
     /// Blocks until every subscriber has handled every event published before this call.
     /// A subscriber's own thread skips waiting for itself (it would wait forever).
     pub fn sync(&self) {
+        self.sync_where(|_| true);
+    }
+
+    /// As [`Self::sync`], for the subscribers `ids` names only (those still subscribed).
+    pub fn sync_only(&self, ids: &[SubscriptionId]) {
+        self.sync_where(|id| ids.contains(&SubscriptionId(id)));
+    }
+
+    fn sync_where(&self, wanted: impl Fn(u64) -> bool) {
         // Publishing queues under the list lock: every event published before this call is
         // in the queues by the time the list is read.
-        let subs: Vec<Arc<Subscriber>> = self.shared.list().values().cloned().collect();
+        let subs: Vec<Arc<Subscriber>> = self
+            .shared
+            .list()
+            .values()
+            .filter(|sub| wanted(sub.id))
+            .cloned()
+            .collect();
         for sub in subs {
             sub.delivery.sync();
         }
     }
 }
+
+/// Names a [`Subscription`] to [`Notifier::sync_only`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscriptionId(u64);
 
 impl Drop for Notifier {
     fn drop(&mut self) {
@@ -295,6 +314,11 @@ impl Subscription {
     /// Unsubscribes now: no event is taken for the callback after it returns (see the
     /// module docs for one taken just before).
     pub fn disconnect(self) {}
+
+    /// Its name for [`Notifier::sync_only`].
+    pub fn id(&self) -> SubscriptionId {
+        SubscriptionId(self.id)
+    }
 }
 
 impl Drop for Subscription {

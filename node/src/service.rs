@@ -29,7 +29,7 @@ use interfaces::{
 use crate::chainstate::{self, ChainError, ChainState};
 use crate::mempool::MempoolError;
 use crate::mining;
-use crate::notify::{self, ChainEvent, Notifier, Subscription};
+use crate::notify::{self, ChainEvent, Notifier, Subscription, SubscriptionId};
 use crate::validation::TxError;
 
 /// Wakes `wait_tip_changed` callers and records a shutdown request.
@@ -88,7 +88,10 @@ pub struct ClientShare(Mutex<Held>);
 
 #[derive(Debug, Default)]
 struct Held {
+    /// Places taken for subscriptions, some perhaps still being made.
     subscriptions: usize,
+    /// The subscriptions made: what this client's `wait_for_notifications` waits for.
+    subscribed: Vec<SubscriptionId>,
     templates: Templates,
 }
 
@@ -111,16 +114,39 @@ impl ClientShare {
             ));
         }
         held.subscriptions += 1;
-        Ok(SubscriptionPlace(Arc::clone(self)))
+        Ok(SubscriptionPlace {
+            share: Arc::clone(self),
+            id: None,
+        })
+    }
+
+    /// This client's subscriptions.
+    fn subscribed(&self) -> Vec<SubscriptionId> {
+        self.held().subscribed.clone()
     }
 }
 
 /// A subscription's place in its client's share.
-struct SubscriptionPlace(Arc<ClientShare>);
+struct SubscriptionPlace {
+    share: Arc<ClientShare>,
+    /// The subscription, once made.
+    id: Option<SubscriptionId>,
+}
+
+impl SubscriptionPlace {
+    fn fill(&mut self, id: SubscriptionId) {
+        self.share.held().subscribed.push(id);
+        self.id = Some(id);
+    }
+}
 
 impl Drop for SubscriptionPlace {
     fn drop(&mut self) {
-        self.0.held().subscriptions -= 1;
+        let mut held = self.share.held();
+        held.subscriptions -= 1;
+        if let Some(id) = self.id {
+            held.subscribed.retain(|s| *s != id);
+        }
     }
 }
 
@@ -701,11 +727,14 @@ impl NodeContext {
         client: Option<&Arc<ClientShare>>,
         deliver: impl Fn(&ChainEvent) + Send + Sync + 'static,
     ) -> Result<Box<dyn Handler>, InterfaceError> {
-        let place = client.map(ClientShare::subscription_place).transpose()?;
+        let mut place = client.map(ClientShare::subscription_place).transpose()?;
         let sub = self
             .notifier
             .subscribe(Arc::new(deliver))
             .map_err(internal)?;
+        if let Some(place) = &mut place {
+            place.fill(sub.id());
+        }
         Ok(Box::new(SubscriptionHandler(Mutex::new(Some((
             sub, place,
         ))))))
@@ -1077,8 +1106,12 @@ impl Chain for ClientView {
             .handle_notifications_for(Some(&self.share), notifications)
     }
 
+    /// Waits for this connection's subscribers only: another client's subscriber that
+    /// stopped answering must not hold this one up (it holds up only itself, until it is
+    /// dropped for falling too far behind).
     fn wait_for_notifications(&self) -> Result<(), InterfaceError> {
-        self.ctx.wait_for_notifications()
+        self.ctx.notifier.sync_only(&self.share.subscribed());
+        Ok(())
     }
 }
 

@@ -641,6 +641,50 @@ fn notification_subscriptions_are_bounded_per_connection(w: World) {
     drop((held, again, theirs));
 }
 
+/// A subscriber that stops in its first `block_connected` until `gate` opens, after
+/// telling `stuck`.
+struct Stuck {
+    stuck: Mutex<std::sync::mpsc::Sender<()>>,
+    gate: Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl ChainNotifications for Stuck {
+    fn block_connected(&self, _: &Block, _: u32) -> Result<(), InterfaceError> {
+        let _ = self.stuck.lock().unwrap().send(());
+        let _ = self.gate.lock().unwrap().recv();
+        Ok(())
+    }
+}
+
+fn wait_for_notifications_waits_for_this_connections_subscribers_only(w: World) {
+    let _dog = watchdog(60);
+    // Another client's subscriber stops answering.
+    let (stuck_tx, stuck) = std::sync::mpsc::channel();
+    let (open, gate) = std::sync::mpsc::channel();
+    let other = NodeInit::new(Arc::clone(&w.ctx)).make_chain().unwrap();
+    let theirs = other
+        .handle_notifications(Arc::new(Stuck {
+            stuck: Mutex::new(stuck_tx),
+            gate: Mutex::new(gate),
+        }))
+        .unwrap();
+    let rec = Arc::new(Recorder::default());
+    let ours = w.chain.handle_notifications(rec.clone()).unwrap();
+    let hash = w.node.generate_to_address(1, &regtest_address(&w)).unwrap()[0];
+    stuck.recv().unwrap();
+    // Ours has had everything published before the call; theirs is still in its callback.
+    w.chain.wait_for_notifications().unwrap();
+    let connected = format!("connected {hash}");
+    let events = rec.events.lock().unwrap().clone();
+    assert!(
+        events.iter().any(|e| e.starts_with(&connected)),
+        "{events:?}"
+    );
+    open.send(()).unwrap();
+    other.wait_for_notifications().unwrap();
+    drop((ours, theirs));
+}
+
 /// Calls `take` until it stops being refused for what this connection holds: a proxy
 /// dropped just before is released asynchronously (the node drops released objects off its
 /// reading thread), so its place comes back soon after, not at once. (The caller's
@@ -692,5 +736,6 @@ both_ways!(
     node_reports_tip_blocks_mempool_and_transactions,
     mining_templates_are_solved_and_submitted_and_wait_tip_changed_wakes,
     notification_subscriptions_are_bounded_per_connection,
+    wait_for_notifications_waits_for_this_connections_subscribers_only,
     shutdown_wakes_waiters,
 );

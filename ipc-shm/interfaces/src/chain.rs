@@ -145,7 +145,9 @@ pub trait Chain: Send + Sync {
     ) -> Result<Box<dyn Handler>, InterfaceError>;
 
     /// Returns once every notification for events before this call has been delivered to
-    /// every subscriber (Core's `waitForNotifications`).
+    /// every subscriber (Core's `waitForNotifications`): every subscriber made through this
+    /// `Chain`'s connection, when the chain is served to several clients, so that a client
+    /// is never held up by another's subscriber.
     fn wait_for_notifications(&self) -> Result<(), InterfaceError>;
 }
 
