@@ -627,7 +627,8 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
          and copying them into and out of the ring in one piece took the 64 B echo from \
          about 2.0 to 1.6–1.8 µs (A/B in the commit message); moving the \
          producer's clearing of the next slot to its reservation, and the consumer also \
-         polling a third line, were measured and not kept. Later, writing the staging buffer \
+         polling a third line, were measured and not kept then (the third line was kept \
+         later, see below). Later, writing the staging buffer \
          with inlined copies, a serving worker keeping the object it served last (no lock or \
          reference count on the export table per request), a caller that reads its own \
          reply taking no handle on its slot, and this suite's call watchdog counting \
@@ -640,6 +641,27 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
          instruction drains the store buffer as a full fence does, which is also why \
          releasing records lazily (`ReadGrant::release_lazily`, one fence fewer on the \
          way to an answer: 10 ns off the raw round trip) gains the call layer nothing.\n\
+         - Where the echo's time goes now, from timestamps (`rdtsc`) at each step of \
+         200,000 calls on both sides: each one-way crossing takes about 55 ns, as the raw \
+         record's does; the rest is work on the two critical paths, about 45 ns in the \
+         caller before its request is out, 110 ns in the server from seeing the request to \
+         committing the reply, and 60 ns in the caller from the reply to its return. The \
+         server's decoding of its argument and the caller's decoding of the result (about \
+         35 ns each) are the largest steps; no other step takes more than about 15 ns. \
+         callgrind counts about 1,780 instructions per call in the caller and 1,950 in the \
+         server outside waiting (the raw round trip: about 350 per side). A waiting \
+         consumer now loads the two lines after the header's, not one: a 64 B echo's record \
+         (112 bytes) spans three lines from five of the eight places it can start in a \
+         line, and its third line no longer crosses after the other two (p50 400 → 380 ns, \
+         and 960 → 830 ns in the host's slow state; the raw round trip did not move). \
+         `echo_roundtrip/shm_vs_raw` times the echo and the raw round trip in alternating \
+         blocks of one loop, because this host switches for minutes at a time between a \
+         state where the raw round trip takes 170 ns and one where it takes 650 ns, and \
+         the two groups the first row of that target compares run minutes apart: in the \
+         pass that first had both rows, the separate groups' medians gave 1.84× and the \
+         alternating loop 2.11×. Back to back the ratio is higher (2.3–2.6×): the raw round \
+         trip gains from dropping the clock reads between calls, the echo does not, its \
+         critical path being the call layer's work on each side.\n\
          - Where the kernel has `membarrier(GLOBAL_EXPEDITED)`, a consumer about to sleep \
          runs that process-wide barrier, and the producer publishes each record without the \
          `SeqCst` fence that waited for the record's stores to leave the core: the 64 B \
@@ -679,9 +701,11 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
          bench-report -- target/bench-results.tsv target/criterion docs`.\n\
          - The full suite, for people: `cargo bench -p benches` (each group alone: `cargo bench -p benches --bench NAME`).\n\
          - A/B of two builds, and profiling: `cargo run --release -p benches --example \
-         round_trips -- echo|raw [CALLS] [SIZE]` times single round trips to a peer process \
-         and prints the mean, the median and the mean of the faster half (the figure the \
-         commit messages quote); run two builds' binaries alternately, several times each. \
+         round_trips -- echo|raw|paired [CALLS] [SIZE] [batched]` times single round trips to \
+         a peer process and prints the mean, the median and the mean of the faster half \
+         (the figure the commit messages quote) with p90, p99 and p99.9; run two builds' \
+         binaries alternately, several times each. `paired` alternates echo and raw blocks \
+         and prints their ratio, which holds still while the host's speed does not. \
          Under `valgrind --tool=callgrind --trace-children=yes` it counts both processes' \
          instructions (this host has no hardware counters for `perf`).\n\
          - Smoke mode, as in CI (each benchmark once): `cargo bench -p benches -- --test`.\n\
