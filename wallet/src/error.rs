@@ -156,6 +156,11 @@ pub enum WalletError {
     /// A thread panicked while changing the wallet; its in-memory state may be half-updated.
     /// The database is consistent: reload the wallet.
     Poisoned,
+    /// A handle on a wallet that has been unloaded since it was handed out.
+    Unloaded {
+        /// The wallet's name.
+        name: String,
+    },
     /// `handle_transaction_changed` with [`MAX_SUBSCRIBERS`](crate::MAX_SUBSCRIBERS)
     /// subscribed already.
     TooManySubscribers {
@@ -264,6 +269,10 @@ impl fmt::Display for WalletError {
             Self::Poisoned => write!(
                 f,
                 "wallet state is unusable after a panic in another thread; reload the wallet"
+            ),
+            Self::Unloaded { name } => write!(
+                f,
+                "wallet {name:?} was unloaded; load it again for a new handle"
             ),
             Self::TooManySubscribers { limit } => {
                 write!(

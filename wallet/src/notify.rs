@@ -200,12 +200,19 @@ impl Subscribers {
     }
 }
 
-impl Drop for Subscribers {
-    fn drop(&mut self) {
-        // Ends every delivery thread; each finishes the callback it is in, if any.
+impl Subscribers {
+    /// Ends every subscription: their delivery threads end after the callback each is in,
+    /// if any, and hear nothing more.
+    pub(crate) fn close_all(&self) {
         for sub in std::mem::take(&mut *self.list()) {
             sub.delivery.close();
         }
+    }
+}
+
+impl Drop for Subscribers {
+    fn drop(&mut self) {
+        self.close_all();
     }
 }
 

@@ -217,6 +217,10 @@ impl interfaces::WalletLoader for WalletLoaderImpl {
     fn get_default_wallet(&self) -> Result<Arc<dyn interfaces::Wallet>, InterfaceError> {
         self.get_wallet(&self.default_wallet)
     }
+
+    fn unload_wallet(&self, name: &str) -> Result<(), InterfaceError> {
+        self.store.unload_wallet(name).map_err(interface_error)
+    }
 }
 
 /// One loaded wallet as the `Wallet` interface: the core plus the chain it broadcasts to.
@@ -413,7 +417,7 @@ pub fn interface_error(err: WalletError) -> InterfaceError {
             ErrorCode::MISC_ERROR
         }
         E::AlreadyExists { .. } => ErrorCode::WALLET_ALREADY_EXISTS,
-        E::NotFound { .. } => ErrorCode::WALLET_NOT_FOUND,
+        E::NotFound { .. } | E::Unloaded { .. } => ErrorCode::WALLET_NOT_FOUND,
         E::AlreadyLoaded { .. } => ErrorCode::WALLET_ALREADY_LOADED,
         E::InvalidName { .. }
         | E::Dust { .. }

@@ -137,6 +137,28 @@ impl WalletStore {
         }
     }
 
+    /// Unloads wallet `name` (Core's `unloadwallet`): it leaves the loaded wallets, so it
+    /// stops following the chain and makes room under [`MAX_LOADED_WALLETS`], and every
+    /// handle on it still held fails from then on ([`WalletError::Unloaded`]). Its
+    /// database stays open, and locked against a second loader, until the last handle is
+    /// dropped: loading it again before that fails with [`WalletError::Locked`].
+    pub fn unload_wallet(&self, name: &str) -> Result<(), WalletError> {
+        let wallet = {
+            let mut loaded = self.loaded();
+            let at = loaded
+                .iter()
+                .position(|w| w.name() == name)
+                .ok_or_else(|| WalletError::NotFound {
+                    name: name.to_owned(),
+                })?;
+            loaded.remove(at)
+        };
+        // Outside the list's lock: this waits for a change in progress on the wallet.
+        wallet.unload();
+        tracing::info!(wallet = name, "unloaded wallet");
+        Ok(())
+    }
+
     /// The wallet `name` if it is loaded.
     pub fn get_wallet(&self, name: &str) -> Option<Arc<Wallet>> {
         self.loaded().iter().find(|w| w.name() == name).cloned()

@@ -10,7 +10,8 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bdk_wallet::chain::{BlockId, CheckPoint, Merge};
@@ -31,6 +32,9 @@ pub struct Wallet {
     network: Network,
     state: Mutex<State>,
     subscribers: Arc<Subscribers>,
+    /// Set (under the state's lock) when the wallet is unloaded: every later use of this
+    /// handle fails, so that it never writes the database a reloaded wallet owns.
+    unloaded: AtomicBool,
 }
 
 // Names the wallet; its state (keys, transactions) stays out of logs.
@@ -141,6 +145,7 @@ impl Wallet {
                 last_seen_time,
             }),
             subscribers: Arc::default(),
+            unloaded: AtomicBool::new(false),
         })
     }
 
@@ -240,6 +245,8 @@ impl Wallet {
         &self,
         callback: TransactionChangedFn,
     ) -> Result<Handler, WalletError> {
+        // Under the lock, so that no subscription outlives an `unload` running meanwhile.
+        let _state = self.lock()?;
         self.subscribers.subscribe(callback)
     }
 
@@ -250,9 +257,27 @@ impl Wallet {
         self.subscribers.sync();
     }
 
-    /// Locks the wallet for reading.
+    /// Locks the wallet for reading. Fails once the wallet is unloaded.
     pub(crate) fn lock(&self) -> Result<MutexGuard<'_, State>, WalletError> {
-        self.state.lock().map_err(|_| WalletError::Poisoned)
+        let state = self.state.lock().map_err(|_| WalletError::Poisoned)?;
+        // Relaxed: set under this lock (`unload`), which orders it.
+        if self.unloaded.load(Ordering::Relaxed) {
+            return Err(WalletError::Unloaded {
+                name: self.name.clone(),
+            });
+        }
+        Ok(state)
+    }
+
+    /// Unloads the wallet (see [`WalletStore::unload_wallet`](crate::WalletStore::unload_wallet)):
+    /// waits for the change in progress, if any, then fails every later use of this
+    /// handle and ends its transaction-changed subscriptions. The database stays open (and
+    /// locked) until the last handle is dropped.
+    pub(crate) fn unload(&self) {
+        // A poisoned lock is unloaded all the same: nothing will use the state again.
+        let _state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        self.unloaded.store(true, Ordering::Relaxed);
+        self.subscribers.close_all();
     }
 
     /// Runs `change` under the lock, persists what it staged, then (lock released) tells the

@@ -263,4 +263,51 @@ fn wallets_past_the_limit_are_refused_and_leave_nothing_on_disk() {
         store.load_wallet("w0"),
         Err(WalletError::TooManyWallets { .. })
     ));
+    // Unloading one makes room.
+    store.unload_wallet("last").unwrap();
+    store.load_wallet("w0").unwrap();
+}
+
+#[test]
+fn an_unloaded_wallet_refuses_its_old_handles_and_loads_again_once_they_are_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let alice = store.create_wallet("alice").unwrap();
+    let first = alice.get_new_address().unwrap();
+    let heard = alice
+        .handle_transaction_changed(Arc::new(|_: &bitcoin::Txid, _| {}))
+        .unwrap();
+    store.unload_wallet("alice").unwrap();
+    assert!(store.list_wallets().is_empty());
+    assert!(store.get_wallet("alice").is_none());
+    // The handle still held refuses everything: it must never write the database a
+    // reloaded wallet owns.
+    let unloaded = |r: Result<(), WalletError>| match r {
+        Err(e @ WalletError::Unloaded { .. }) => {
+            assert_eq!(
+                e.to_string(),
+                "wallet \"alice\" was unloaded; load it again for a new handle"
+            );
+        }
+        other => panic!("expected Unloaded, got {other:?}"),
+    };
+    unloaded(alice.get_new_address().map(drop));
+    unloaded(alice.get_balances().map(drop));
+    unloaded(
+        alice
+            .handle_transaction_changed(Arc::new(|_: &bitcoin::Txid, _| {}))
+            .map(drop),
+    );
+    // Its database stays locked while a handle lives.
+    assert!(matches!(
+        store.load_wallet("alice"),
+        Err(WalletError::Locked { .. })
+    ));
+    drop((alice, heard));
+    let alice = store.load_wallet("alice").unwrap();
+    assert_ne!(alice.get_new_address().unwrap(), first);
+    assert!(matches!(
+        store.unload_wallet("bob"),
+        Err(WalletError::NotFound { .. })
+    ));
 }

@@ -63,6 +63,11 @@ pub(crate) const COMMANDS: &[CommandHelp] = &[
     ),
     cmd("createwallet", "NAME", "create and load a wallet"),
     cmd("loadwallet", "NAME", "load an existing wallet"),
+    cmd(
+        "unloadwallet",
+        "[NAME]",
+        "unload a wallet (NAME, else the one -rpcwallet names)",
+    ),
     cmd("listwallets", "", "names of the loaded wallets"),
     cmd("getnewaddress", "", "a fresh receive address of the wallet"),
     cmd("getbalance", "", "the wallet's trusted balance"),

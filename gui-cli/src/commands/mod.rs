@@ -132,6 +132,8 @@ pub(crate) enum Command {
     },
     CreateWallet(String),
     LoadWallet(String),
+    /// The wallet named, else the one `-rpcwallet` names.
+    UnloadWallet(Option<String>),
     ListWallets,
     GetNewAddress,
     GetBalance,
@@ -188,6 +190,8 @@ impl Command {
             }
             ("createwallet", [name]) => Command::CreateWallet((*name).to_owned()),
             ("loadwallet", [name]) => Command::LoadWallet((*name).to_owned()),
+            ("unloadwallet", []) => Command::UnloadWallet(None),
+            ("unloadwallet", [name]) => Command::UnloadWallet(Some((*name).to_owned())),
             ("listwallets", []) => Command::ListWallets,
             ("getnewaddress", []) => Command::GetNewAddress,
             ("getbalance", []) => Command::GetBalance,
@@ -304,6 +308,17 @@ impl Command {
             Command::LoadWallet(name) => {
                 let wallet = ctx.wallet_loader()?.load_wallet(name)?;
                 wallet_name_json(wallet.as_ref())
+            }
+            Command::UnloadWallet(name) => {
+                let Some(name) = name.as_ref().or(ctx.rpcwallet.as_ref()) else {
+                    return Err(CliError::rpc(
+                        ErrorCode::INVALID_PARAMETER,
+                        "Either the RPC endpoint wallet or the wallet name parameter must be \
+                         provided",
+                    ));
+                };
+                ctx.wallet_loader()?.unload_wallet(name)?;
+                Ok(Output::Json(Json::Object(Vec::new())))
             }
             Command::ListWallets => {
                 let names = ctx.wallet_loader()?.list_wallets()?;

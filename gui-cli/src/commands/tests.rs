@@ -232,6 +232,13 @@ fn wallet_commands_go_to_the_default_wallet_unless_rpcwallet_says_otherwise() {
         run(&missing, &["getbalance"]).unwrap_err().to_string(),
         "error code: -18: Requested wallet does not exist or is not loaded"
     );
+
+    // Unloading: the wallet named, else the one -rpcwallet names; then it is gone.
+    assert_eq!(rpc_error(run(&ctx, &["unloadwallet"])).0, -8);
+    assert_eq!(json(&w2, &["unloadwallet"]).to_string(), "{\n}");
+    assert_eq!(strings(&json(&ctx, &["listwallets"])), ["default"]);
+    assert_eq!(rpc_error(run(&ctx, &["unloadwallet", "w2"])).0, -18);
+    assert_eq!(rpc_error(run(&w2, &["getbalance"])).0, -18);
 }
 
 #[test]

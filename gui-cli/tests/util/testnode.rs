@@ -215,6 +215,18 @@ impl WalletLoader for TestWalletLoader {
     fn get_default_wallet(&self) -> Result<Arc<dyn Wallet>, InterfaceError> {
         self.get_wallet("default")
     }
+
+    fn unload_wallet(&self, name: &str) -> Result<(), InterfaceError> {
+        let mut wallets = self.wallets.lock().unwrap_or_else(PoisonError::into_inner);
+        let at = wallets.iter().position(|w| w.name == name).ok_or_else(|| {
+            InterfaceError::remote(
+                ErrorCode::WALLET_NOT_FOUND,
+                "Requested wallet does not exist or is not loaded",
+            )
+        })?;
+        wallets.remove(at);
+        Ok(())
+    }
 }
 
 #[derive(Default)]

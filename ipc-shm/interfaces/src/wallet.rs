@@ -80,6 +80,14 @@ pub trait WalletLoader: Send + Sync {
     /// The default wallet: the one created on first start, or chosen with `-wallet=NAME`.
     /// [`ErrorCode::WALLET_NOT_FOUND`](crate::ErrorCode) when it is not loaded.
     fn get_default_wallet(&self) -> Result<Arc<dyn Wallet>, InterfaceError>;
+
+    /// Unloads a loaded wallet (`unloadwallet`): it leaves `list_wallets`, stops following
+    /// the chain, and every handle on it still held fails from then on with
+    /// [`ErrorCode::WALLET_NOT_FOUND`](crate::ErrorCode). Its database stays locked until the
+    /// last handle is released, so loading it again meanwhile fails with
+    /// [`ErrorCode::WALLET_ERROR`](crate::ErrorCode). `WALLET_NOT_FOUND` when no wallet of
+    /// that name is loaded.
+    fn unload_wallet(&self, name: &str) -> Result<(), InterfaceError>;
 }
 
 /// One loaded wallet (Core's `interfaces::Wallet`).

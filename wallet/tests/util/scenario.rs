@@ -121,6 +121,34 @@ pub(crate) fn run(init: &Arc<dyn Init>, node: &Arc<TestNode>) {
         }
     );
     assert_eq!(history_height(&bob), None);
+
+    // Unloading: a handle still held refuses every call, and the database stays locked
+    // until the last handle goes; loaded again, the wallet is where it was.
+    assert_eq!(
+        loader.unload_wallet("nobody").err().and_then(|e| e.code()),
+        Some(ErrorCode::WALLET_NOT_FOUND)
+    );
+    loader.unload_wallet("bob").unwrap();
+    assert_eq!(loader.list_wallets().unwrap(), ["default"]);
+    assert_eq!(
+        bob.get_balances().err().and_then(|e| e.code()),
+        Some(ErrorCode::WALLET_NOT_FOUND)
+    );
+    assert_eq!(
+        loader.load_wallet("bob").err().and_then(|e| e.code()),
+        Some(ErrorCode::WALLET_ERROR)
+    );
+    drop(bob);
+    // A proxy dropped is released asynchronously: the lock goes soon after, not at once.
+    // (The caller's watchdog bounds the wait.)
+    let bob = loop {
+        match loader.load_wallet("bob") {
+            Ok(bob) => break bob,
+            Err(e) if e.code() == Some(ErrorCode::WALLET_ERROR) => std::thread::yield_now(),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(bob.get_balances().unwrap().untrusted_pending, btc(10));
 }
 
 fn history_height(wallet: &Arc<dyn interfaces::Wallet>) -> Option<u32> {

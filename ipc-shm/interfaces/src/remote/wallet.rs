@@ -29,6 +29,8 @@ methods! {
         GetWallet = 3,
         /// [`WalletLoader::get_default_wallet`].
         GetDefaultWallet = 4,
+        /// [`WalletLoader::unload_wallet`].
+        UnloadWallet = 5,
     }
 }
 
@@ -93,6 +95,10 @@ impl WalletLoader for WalletLoaderProxy {
         call(&self.object, WalletLoaderMethod::ListWallets.id(), &())
     }
 
+    fn unload_wallet(&self, name: &str) -> Result<(), InterfaceError> {
+        call(&self.object, WalletLoaderMethod::UnloadWallet.id(), name)
+    }
+
     fn get_wallet(&self, name: &str) -> Result<Arc<dyn Wallet>, InterfaceError> {
         self.wallet(WalletLoaderMethod::GetWallet, name)
     }
@@ -152,6 +158,10 @@ impl Dispatch for WalletLoaderServer {
             WalletLoaderMethod::ListWallets => {
                 args::<()>(call, WALLET_LOADER)?;
                 reply(call, loader.list_wallets())
+            }
+            WalletLoaderMethod::UnloadWallet => {
+                let name: String = args(call, WALLET_LOADER)?;
+                reply(call, loader.unload_wallet(&name))
             }
             WalletLoaderMethod::GetWallet => {
                 let name: String = args(call, WALLET_LOADER)?;

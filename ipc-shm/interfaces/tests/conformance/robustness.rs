@@ -142,7 +142,7 @@ fn servers_survive_arbitrary_arguments() {
             (
                 "WalletLoader",
                 loader.clone(),
-                WalletLoaderMethod::GetDefaultWallet.id() + 1,
+                WalletLoaderMethod::UnloadWallet.id() + 1,
             ),
             (
                 "Wallet",

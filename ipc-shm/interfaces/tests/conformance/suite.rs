@@ -617,6 +617,14 @@ pub(crate) fn run(init: &Arc<dyn Init>, reorg: &dyn Fn()) -> Vec<String> {
         alice.send_to_address(&bob_address2, Amount::from_int_btc(2), None),
     )
     .expect("sent");
+    log.call("unload_wallet(bob)", loader.unload_wallet("bob"))
+        .expect("unloaded");
+    log.call("unload_wallet(bob again)", loader.unload_wallet("bob"))
+        .expect_err("not loaded");
+    log.call("list_wallets (bob unloaded)", loader.list_wallets())
+        .expect("list");
+    log.call("bob.get_balances (unloaded)", bob.get_balances())
+        .expect_err("unloaded");
 
     // A reorganisation, caused on the node's side: the tip block goes away.
     let old_tip = chain

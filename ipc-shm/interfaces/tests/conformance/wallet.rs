@@ -3,6 +3,7 @@
 //! runs) and sign real transactions.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bitcoin::address::NetworkUnchecked;
@@ -111,6 +112,22 @@ impl WalletLoader for TestWalletLoader {
         }
     }
 
+    fn unload_wallet(&self, name: &str) -> Result<(), InterfaceError> {
+        let mut state = lock(&self.state);
+        let Some(at) = state.loaded.iter().position(|w| w.name == name) else {
+            return Err(InterfaceError::remote(
+                ErrorCode::WALLET_NOT_FOUND,
+                "Requested wallet does not exist or is not loaded",
+            ));
+        };
+        state
+            .loaded
+            .remove(at)
+            .unloaded
+            .store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
     fn get_default_wallet(&self) -> Result<Arc<dyn Wallet>, InterfaceError> {
         match lock(&self.state).loaded.first() {
             Some(wallet) => Ok(wallet.clone()),
@@ -138,6 +155,8 @@ pub(crate) struct TestWallet {
     chain: Arc<dyn Chain>,
     state: Arc<Mutex<WalletState>>,
     seed: u8,
+    /// Unloaded by its loader: every method fails from then on.
+    unloaded: AtomicBool,
 }
 
 /// A coin the wallet owns.
@@ -168,7 +187,19 @@ impl TestWallet {
             chain,
             state: Arc::new(Mutex::new(state)),
             seed,
+            unloaded: AtomicBool::new(false),
         }
+    }
+
+    /// Fails once the wallet is unloaded, as the real one does.
+    fn check_loaded(&self) -> Result<(), InterfaceError> {
+        if self.unloaded.load(Ordering::Relaxed) {
+            return Err(InterfaceError::remote(
+                ErrorCode::WALLET_NOT_FOUND,
+                format!("Wallet \"{}\" was unloaded.", self.name),
+            ));
+        }
+        Ok(())
     }
 
     fn scripts(&self) -> Vec<ScriptBuf> {
@@ -284,10 +315,12 @@ impl TestWallet {
 
 impl Wallet for TestWallet {
     fn get_wallet_name(&self) -> Result<String, InterfaceError> {
+        self.check_loaded()?;
         Ok(self.name.clone())
     }
 
     fn get_new_address(&self) -> Result<Address<NetworkUnchecked>, InterfaceError> {
+        self.check_loaded()?;
         let mut state = lock(&self.state);
         let key = Key::new(
             self.seed
@@ -301,6 +334,7 @@ impl Wallet for TestWallet {
     }
 
     fn get_balances(&self) -> Result<Balances, InterfaceError> {
+        self.check_loaded()?;
         let history = self.history()?;
         let tip = self.chain.get_height()?.unwrap_or(0);
         let mut balances = Balances::default();
@@ -317,6 +351,7 @@ impl Wallet for TestWallet {
     }
 
     fn list_transactions(&self) -> Result<Vec<WalletTx>, InterfaceError> {
+        self.check_loaded()?;
         let scripts = self.scripts();
         let history = self.history()?;
         let mut outputs: HashMap<OutPoint, Amount> = HashMap::new();
@@ -393,6 +428,7 @@ impl Wallet for TestWallet {
         amount: Amount,
         fee_rate: Option<FeeRate>,
     ) -> Result<Txid, InterfaceError> {
+        self.check_loaded()?;
         if !address.is_valid_for_network(Network::Regtest) {
             return Err(InterfaceError::remote(
                 ErrorCode::INVALID_ADDRESS_OR_KEY,
@@ -454,6 +490,7 @@ impl Wallet for TestWallet {
         &self,
         callback: TransactionChangedFn,
     ) -> Result<Box<dyn Handler>, InterfaceError> {
+        self.check_loaded()?;
         let mut state = lock(&self.state);
         let id = state.next_callback;
         state.next_callback += 1;
