@@ -140,8 +140,14 @@ impl WalletLoaderImpl {
             Err(err) => return Err(err),
         }
         for wallet in loader.store.get_wallets() {
-            wallet.sync_with_chain(&*chain)?;
-            resubmit(&wallet, &*chain)?;
+            match wallet
+                .sync_with_chain(&*chain)
+                .and_then(|_| resubmit(&wallet, &*chain))
+            {
+                // Unloaded by a front end meanwhile: no longer ours to bring up to date.
+                Ok(()) | Err(WalletError::Unloaded { .. }) => {}
+                Err(err) => return Err(err),
+            }
         }
         Ok(loader)
     }
@@ -182,9 +188,13 @@ impl WalletLoaderImpl {
         })
     }
 
+    /// Brings a wallet just created or loaded to the chain's tip and hands its payments
+    /// the node lacks to the node again (as at start: a wallet unloaded between a payment
+    /// and its broadcast, or loaded after a node restart, has some).
     fn synced(&self, wallet: Arc<Wallet>) -> Result<Arc<dyn interfaces::Wallet>, InterfaceError> {
         wallet
             .sync_with_chain(&*self.chain)
+            .and_then(|_| resubmit(&wallet, &*self.chain))
             .map_err(interface_error)?;
         Ok(self.wrap(wallet))
     }
@@ -248,6 +258,7 @@ impl WalletImpl {
 
 impl interfaces::Wallet for WalletImpl {
     fn get_wallet_name(&self) -> Result<String, InterfaceError> {
+        self.wallet.check_loaded().map_err(interface_error)?;
         Ok(self.wallet.name().to_owned())
     }
 
@@ -374,9 +385,13 @@ impl Notifications {
                 }
                 other => other,
             };
-            if let Err(err) = result {
-                tracing::error!(wallet = wallet.name(), error = %err, "wallet missed a notification");
-                first_error.get_or_insert(err);
+            match result {
+                // Unloaded since the list was read: it follows the chain no more.
+                Ok(()) | Err(WalletError::Unloaded { .. }) => {}
+                Err(err) => {
+                    tracing::error!(wallet = wallet.name(), error = %err, "wallet missed a notification");
+                    first_error.get_or_insert(err);
+                }
             }
         }
         first_error.map_or(Ok(()), |err| Err(interface_error(err)))

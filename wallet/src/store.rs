@@ -6,7 +6,7 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use bitcoin::Network;
 
@@ -36,7 +36,18 @@ pub struct WalletStore {
     wallets_dir: PathBuf,
     network: Network,
     /// In load order.
-    loaded: Mutex<Vec<Arc<Wallet>>>,
+    loaded: Mutex<Loaded>,
+}
+
+/// The wallets of a store that hold resources: loaded ones, and unloaded ones some handle
+/// still keeps open.
+#[derive(Debug, Default)]
+struct Loaded {
+    /// In load order.
+    wallets: Vec<Arc<Wallet>>,
+    /// Unloaded, perhaps still open: each holds its database connection and its history in
+    /// memory until the last handle on it is dropped.
+    retired: Vec<Weak<Wallet>>,
 }
 
 impl WalletStore {
@@ -75,12 +86,12 @@ impl WalletStore {
     pub fn create_wallet(&self, name: &str) -> Result<Arc<Wallet>, WalletError> {
         check_wallet_name(name)?;
         let mut loaded = self.loaded();
-        if loaded.iter().any(|w| w.name() == name) {
+        if loaded.wallets.iter().any(|w| w.name() == name) {
             return Err(WalletError::AlreadyExists {
                 name: name.to_owned(),
             });
         }
-        check_room(&loaded)?;
+        check_room(&mut loaded)?;
         let dir = self.wallets_dir.join(name);
         create_private_dir(&dir)?;
         let wallet = Arc::new(Wallet::create(
@@ -102,7 +113,7 @@ impl WalletStore {
                 })?;
         }
         tracing::info!(wallet = name, "created wallet");
-        loaded.push(Arc::clone(&wallet));
+        loaded.wallets.push(Arc::clone(&wallet));
         Ok(wallet)
     }
 
@@ -110,12 +121,12 @@ impl WalletStore {
     pub fn load_wallet(&self, name: &str) -> Result<Arc<Wallet>, WalletError> {
         check_wallet_name(name)?;
         let mut loaded = self.loaded();
-        if loaded.iter().any(|w| w.name() == name) {
+        if loaded.wallets.iter().any(|w| w.name() == name) {
             return Err(WalletError::AlreadyLoaded {
                 name: name.to_owned(),
             });
         }
-        check_room(&loaded)?;
+        check_room(&mut loaded)?;
         let path = self.wallets_dir.join(name).join(DATABASE_FILE);
         if !path.is_file() {
             return Err(WalletError::NotFound {
@@ -124,7 +135,7 @@ impl WalletStore {
         }
         let wallet = Arc::new(Wallet::open(name, &path, self.network)?);
         tracing::info!(wallet = name, "loaded wallet");
-        loaded.push(Arc::clone(&wallet));
+        loaded.wallets.push(Arc::clone(&wallet));
         Ok(wallet)
     }
 
@@ -138,20 +149,24 @@ impl WalletStore {
     }
 
     /// Unloads wallet `name` (Core's `unloadwallet`): it leaves the loaded wallets, so it
-    /// stops following the chain and makes room under [`MAX_LOADED_WALLETS`], and every
-    /// handle on it still held fails from then on ([`WalletError::Unloaded`]). Its
-    /// database stays open, and locked against a second loader, until the last handle is
-    /// dropped: loading it again before that fails with [`WalletError::Locked`].
+    /// stops following the chain, and every handle on it still held fails from then on
+    /// ([`WalletError::Unloaded`]). Its database stays open, and locked against a second
+    /// loader, until the last handle is dropped: loading it again before that fails with
+    /// [`WalletError::Locked`], and until then it keeps its place under
+    /// [`MAX_LOADED_WALLETS`] (the place is for its descriptors and memory).
     pub fn unload_wallet(&self, name: &str) -> Result<(), WalletError> {
         let wallet = {
             let mut loaded = self.loaded();
             let at = loaded
+                .wallets
                 .iter()
                 .position(|w| w.name() == name)
                 .ok_or_else(|| WalletError::NotFound {
                     name: name.to_owned(),
                 })?;
-            loaded.remove(at)
+            let wallet = loaded.wallets.remove(at);
+            loaded.retired.push(Arc::downgrade(&wallet));
+            wallet
         };
         // Outside the list's lock: this waits for a change in progress on the wallet.
         wallet.unload();
@@ -161,17 +176,25 @@ impl WalletStore {
 
     /// The wallet `name` if it is loaded.
     pub fn get_wallet(&self, name: &str) -> Option<Arc<Wallet>> {
-        self.loaded().iter().find(|w| w.name() == name).cloned()
+        self.loaded()
+            .wallets
+            .iter()
+            .find(|w| w.name() == name)
+            .cloned()
     }
 
     /// Every loaded wallet, in load order.
     pub fn get_wallets(&self) -> Vec<Arc<Wallet>> {
-        self.loaded().clone()
+        self.loaded().wallets.clone()
     }
 
     /// Names of the loaded wallets, in load order (bitcoin-cli's `listwallets`).
     pub fn list_wallets(&self) -> Vec<String> {
-        self.loaded().iter().map(|w| w.name().to_owned()).collect()
+        self.loaded()
+            .wallets
+            .iter()
+            .map(|w| w.name().to_owned())
+            .collect()
     }
 
     /// Names of the wallets on disk, loaded or not, sorted (bitcoin-cli's `listwalletdir`).
@@ -194,7 +217,7 @@ impl WalletStore {
         Ok(names)
     }
 
-    fn loaded(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Wallet>>> {
+    fn loaded(&self) -> std::sync::MutexGuard<'_, Loaded> {
         // A push cannot be left half-done by a panic.
         self.loaded.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -206,9 +229,11 @@ impl WalletStore {
 /// of connections.
 pub const MAX_LOADED_WALLETS: usize = 128;
 
-/// Refuses another wallet when [`MAX_LOADED_WALLETS`] are loaded.
-fn check_room(loaded: &[Arc<Wallet>]) -> Result<(), WalletError> {
-    if loaded.len() >= MAX_LOADED_WALLETS {
+/// Refuses another wallet when [`MAX_LOADED_WALLETS`] are open: loaded, or unloaded with a
+/// handle still on them.
+fn check_room(loaded: &mut Loaded) -> Result<(), WalletError> {
+    loaded.retired.retain(|w| w.strong_count() > 0);
+    if loaded.wallets.len() + loaded.retired.len() >= MAX_LOADED_WALLETS {
         return Err(WalletError::TooManyWallets {
             limit: MAX_LOADED_WALLETS,
         });

@@ -269,6 +269,17 @@ impl Wallet {
         Ok(state)
     }
 
+    /// Fails once the wallet is unloaded (for the calls that do not lock it).
+    pub fn check_loaded(&self) -> Result<(), WalletError> {
+        // Relaxed: a call racing with `unload` may go either way; later ones see it.
+        if self.unloaded.load(Ordering::Relaxed) {
+            return Err(WalletError::Unloaded {
+                name: self.name.clone(),
+            });
+        }
+        Ok(())
+    }
+
     /// Unloads the wallet (see [`WalletStore::unload_wallet`](crate::WalletStore::unload_wallet)):
     /// waits for the change in progress, if any, then fails every later use of this
     /// handle and ends its transaction-changed subscriptions. The database stays open (and

@@ -263,8 +263,15 @@ fn wallets_past_the_limit_are_refused_and_leave_nothing_on_disk() {
         store.load_wallet("w0"),
         Err(WalletError::TooManyWallets { .. })
     ));
-    // Unloading one makes room.
+    // An unloaded wallet keeps its place while a handle on it lives (its database is
+    // still open), and gives it up with the last handle.
+    let last = store.get_wallet("last").unwrap();
     store.unload_wallet("last").unwrap();
+    assert!(matches!(
+        store.load_wallet("w0"),
+        Err(WalletError::TooManyWallets { .. })
+    ));
+    drop(last);
     store.load_wallet("w0").unwrap();
 }
 
