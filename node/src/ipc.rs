@@ -171,15 +171,17 @@ pub fn transport_config(transport: Transport) -> Config {
     config
 }
 
-/// Starts a call session on `connection` offering the node's `Init`.
-fn serve(connection: Connection, ctx: &Arc<NodeContext>) -> Session {
-    let init: Arc<dyn Init> = Arc::new(NodeInit::new(Arc::clone(ctx)));
+/// Starts a call session on `connection` offering the node's `Init`; returns it with that
+/// `Init`, whose objects count against the connection's share of the node's limits.
+fn serve(connection: Connection, ctx: &Arc<NodeContext>) -> (Session, NodeInit) {
+    let node_init = NodeInit::new(Arc::clone(ctx));
+    let init: Arc<dyn Init> = Arc::new(node_init.clone());
     let server: Arc<dyn Dispatch> = Arc::new(InitServer::new(init));
     let config = SessionConfig {
         name: NAME.into(),
         ..SessionConfig::default()
     };
-    Session::new(connection, Some(server), &config)
+    (Session::new(connection, Some(server), &config), node_init)
 }
 
 /// Serves the connection inherited as descriptor `fd` (`-ipcfd`). When the parent's
@@ -192,7 +194,7 @@ pub fn serve_ipcfd(
 ) -> Result<(), IpcError> {
     let connection = ipc_shm::accept_ipcfd(fd, config).map_err(IpcError::Transport)?;
     tracing::debug!(target: "node::ipc", fd, "accepted the parent's connection");
-    let session = serve(connection, ctx);
+    let (session, _) = serve(connection, ctx);
     let ctx = Arc::downgrade(ctx);
     let clients = Arc::clone(clients);
     thread::Builder::new()
@@ -473,11 +475,11 @@ fn serve_client(pending: Pending, ctx: Arc<NodeContext>, place: Place) {
             Ok(Some(connection)) => {
                 let peer = connection.peer().name().to_owned();
                 tracing::debug!(target: "node::ipc", %peer, "client connected");
-                let session = serve(connection, &ctx);
+                let (session, init) = serve(connection, &ctx);
                 // A wallet that connects (bitcoin-wallet -ipcconnect) is attached like a
                 // spawned one, so front ends reach it through the node.
                 let loader = (peer == WALLET)
-                    .then(|| attach_wallet(&session, &ctx))
+                    .then(|| attach_wallet(&session, &init, &ctx))
                     .and_then(|attached| {
                         attached
                             .inspect(|_| tracing::info!(target: "node::ipc", "bitcoin-wallet attached (connected)"))
@@ -507,13 +509,15 @@ fn serve_client(pending: Pending, ctx: Arc<NodeContext>, place: Place) {
 }
 
 /// Hands the wallet process at the other end of `session` our `Chain` (its
-/// `Init::make_wallet_loader`, as in Bitcoin Core) and registers the loader it returns, so
-/// that front ends reach its wallets through `Node::wallet_loader`.
+/// `Init::make_wallet_loader`, as in Bitcoin Core), as that connection's `init` sees it,
+/// and registers the loader it returns, so that front ends reach its wallets through
+/// `Node::wallet_loader`.
 fn attach_wallet(
     session: &Session,
+    init: &NodeInit,
     ctx: &Arc<NodeContext>,
 ) -> Result<Arc<dyn WalletLoader>, IpcError> {
-    let chain: Arc<dyn Chain> = Arc::clone(ctx) as Arc<dyn Chain>;
+    let chain: Arc<dyn Chain> = init.make_chain().map_err(IpcError::Wallet)?;
     let loader = InitProxy::new(session.bootstrap())
         .make_wallet_loader(chain)
         .map_err(IpcError::Wallet)?;
@@ -539,8 +543,9 @@ pub fn spawn_wallet(
     let (mut child, connection) =
         ipc_shm::spawn("bitcoin-wallet", args, config).map_err(IpcError::Transport)?;
     let pid = child.pid();
-    let session = Arc::new(serve(connection, ctx));
-    let loader = attach_wallet(&session, ctx)?;
+    let (session, init) = serve(connection, ctx);
+    let session = Arc::new(session);
+    let loader = attach_wallet(&session, &init, ctx)?;
     tracing::info!(target: "node::ipc", pid, "bitcoin-wallet attached");
     let stopping = Arc::new(AtomicBool::new(false));
     let reaper = {
