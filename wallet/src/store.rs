@@ -35,7 +35,7 @@ pub fn chain_dir_name(network: Network) -> &'static str {
 pub struct WalletStore {
     wallets_dir: PathBuf,
     network: Network,
-    /// In load order.
+    /// The wallets loaded, and those unloaded but still open.
     loaded: Mutex<Loaded>,
 }
 
