@@ -53,8 +53,9 @@ pub const MAX_TEMPLATES_PER_CLIENT: usize = MAX_TEMPLATES / 4;
 /// Most template bytes one connection may hold (a quarter of [`MAX_TEMPLATE_BYTES`]).
 pub const MAX_TEMPLATE_BYTES_PER_CLIENT: usize = MAX_TEMPLATE_BYTES / 4;
 /// Most notification subscriptions one connection may hold (a quarter of
-/// [`notify::MAX_SUBSCRIBERS`]): a front end that leaks them cannot leave the wallet
-/// process unable to follow the chain. Each process subscribes once or twice.
+/// [`notify::MAX_SUBSCRIBERS`]): one front end that leaks them leaves three quarters to
+/// the other clients, the wallet process among them. Each process subscribes once or
+/// twice.
 pub const MAX_SUBSCRIPTIONS_PER_CLIENT: usize = notify::MAX_SUBSCRIBERS / 4;
 
 /// Most hashes in a block locator (Core's `MAX_LOCATOR_SZ`).
