@@ -260,18 +260,16 @@ impl Wallet {
     /// Locks the wallet for reading. Fails once the wallet is unloaded.
     pub(crate) fn lock(&self) -> Result<MutexGuard<'_, State>, WalletError> {
         let state = self.state.lock().map_err(|_| WalletError::Poisoned)?;
-        // Relaxed: set under this lock (`unload`), which orders it.
-        if self.unloaded.load(Ordering::Relaxed) {
-            return Err(WalletError::Unloaded {
-                name: self.name.clone(),
-            });
-        }
+        // Checked under the lock, which `unload` sets the flag under: no change starts
+        // after an unload.
+        self.check_loaded()?;
         Ok(state)
     }
 
     /// Fails once the wallet is unloaded (for the calls that do not lock it).
     pub fn check_loaded(&self) -> Result<(), WalletError> {
-        // Relaxed: a call racing with `unload` may go either way; later ones see it.
+        // Relaxed: under the lock it is ordered by the lock; outside it, a call racing with
+        // `unload` may go either way, and later ones see it.
         if self.unloaded.load(Ordering::Relaxed) {
             return Err(WalletError::Unloaded {
                 name: self.name.clone(),
