@@ -2,15 +2,19 @@
 //! object called directly), `shm` and `socket` (an `EchoProxy` to a peer process), and
 //! `two_memcpy`, the payload copied there and back inside this process: what moving it costs
 //! without any transport. Parameter: payload bytes. After each call case, a separate loop
-//! times single calls for percentiles. Last, `shm_vs_raw` times the 64 B echo and the raw shm
-//! round trip of `transport_roundtrip` in alternating blocks, for their ratio.
+//! times single calls for percentiles. Then `shm_vs_raw` times the 64 B echo and the raw shm
+//! round trip of `transport_roundtrip` in alternating blocks, for their ratio; last,
+//! `decompose` times the 64 B echo against the raw round trip, `Echo::echo`'s records
+//! written and read by hand, and each side of the echo by the call layer against the other
+//! by hand (see `benches::by_hand`), for where the echo's time goes.
 
 use std::hint::black_box;
 use std::sync::Arc;
 
+use benches::by_hand;
 use benches::conn::{Client, Mode, Setup};
 use benches::echo::{Mirror, RemoteEcho};
-use benches::stats::{report_paired, report_percentiles};
+use benches::stats::{BlockTiming, record, report_paired, report_percentiles};
 use benches::{PAYLOAD_SIZES, PageMatched, payload, peer};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use interfaces::Echo;
@@ -61,8 +65,30 @@ fn echo_roundtrip(c: &mut Criterion) -> anyhow::Result<()> {
         &mut || remote.echo(&data).map(drop),
         &mut || raw.round_trip(&data),
     )?;
+    drop((remote, raw));
+    for (prefix, timing) in [
+        ("single", BlockTiming::Single),
+        ("b2b", BlockTiming::BackToBack),
+    ] {
+        let parts = by_hand::decompose(64, DECOMPOSE_ROUNDS, timing)?;
+        let mut values = Vec::new();
+        for ((key, label), part) in by_hand::ROWS.iter().zip(&parts) {
+            println!(
+                "{GROUP}/decompose/64 ({prefix}): {label}: {:.0} ns, {:.2}× raw",
+                part.ns, part.ratio[1]
+            );
+            values.push((format!("{prefix}_{key}_ns"), part.ns));
+            values.push((format!("{prefix}_{key}_ratio"), part.ratio[1]));
+        }
+        let values: Vec<(&str, f64)> = values.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        record(GROUP, "decompose", 64, &values)?;
+    }
     Ok(())
 }
+
+/// Rounds of the decomposition's alternating blocks (7 cases of 2,000 round trips each), a
+/// few seconds in all.
+const DECOMPOSE_ROUNDS: usize = 15;
 
 /// Block pairs of the paired echo/raw loop: 2,000 round trips a block, about half a second
 /// in all.

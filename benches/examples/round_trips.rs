@@ -2,7 +2,7 @@
 //! builds and for profilers (callgrind counts a fixed number of calls):
 //!
 //! ```text
-//! cargo run --release -p benches --example round_trips -- echo|raw|paired [CALLS] [SIZE] [batched]
+//! cargo run --release -p benches --example round_trips -- echo|raw|paired|decompose [CALLS] [SIZE] [batched]
 //! ```
 //!
 //! `echo` calls `Echo::echo` through the call layer, `raw` sends a record over the shm
@@ -11,11 +11,18 @@
 //! the faster half of the round trips: on a shared machine the slower half holds the
 //! preemptions, and the median moves in steps of the clock's resolution.
 //!
+//! `decompose` says where the echo's time goes: it alternates blocks of the raw round trip,
+//! of `Echo::echo`'s records written and read by hand on both sides, of each side of the
+//! echo taken by the call layer (with and without the interface layer) against the other
+//! by hand, and of the echo itself (see [`benches::by_hand`]), and prints each one's median
+//! and its ratio to the raw round trip.
+//!
 //! `batched` times 50 batches of CALLS/50 back-to-back round trips instead of each one, as
 //! criterion does: without the clock reads between them, the caller asks again sooner, and
 //! whatever the serving side still does after its answer shows in the figure.
 
 use anyhow::{Context, bail};
+use benches::by_hand;
 use benches::conn::{Client, Mode, Setup};
 use benches::echo::RemoteEcho;
 use benches::stats::{self, BlockTiming};
@@ -46,8 +53,15 @@ fn run() -> anyhow::Result<()> {
     anyhow::ensure!(calls >= 100, "CALLS must be at least 100");
     let data = payload(size);
     let setup = Setup::new(Transport::Shm, Mode::Echo);
-    if what == "paired" {
-        return paired(calls, size, setup, batched);
+    let timing = if batched {
+        BlockTiming::BackToBack
+    } else {
+        BlockTiming::Single
+    };
+    match what {
+        "paired" => return paired(calls, size, setup, timing),
+        "decompose" => return decompose(calls, size, timing),
+        _ => {}
     }
     let mut round_trip: Box<dyn FnMut() -> anyhow::Result<()>> = match what {
         "echo" => {
@@ -107,15 +121,10 @@ fn run() -> anyhow::Result<()> {
 }
 
 /// Echo and raw round trips in alternating blocks (see [`stats::paired`]).
-fn paired(calls: usize, size: usize, setup: Setup, batched: bool) -> anyhow::Result<()> {
+fn paired(calls: usize, size: usize, setup: Setup, timing: BlockTiming) -> anyhow::Result<()> {
     let data = payload(size);
     let remote = RemoteEcho::spawn(setup)?;
     let mut client = Client::spawn(setup)?;
-    let timing = if batched {
-        BlockTiming::BackToBack
-    } else {
-        BlockTiming::Single
-    };
     let p = stats::paired(
         (calls / 4_000).max(1),
         timing,
@@ -128,5 +137,22 @@ fn paired(calls: usize, size: usize, setup: Setup, batched: bool) -> anyhow::Res
          (quartiles {q1:.2}x, {q3:.2}x)",
         p.blocks, p.first_ns, p.second_ns
     );
+    Ok(())
+}
+
+/// The echo taken apart (see [`by_hand::decompose`]).
+fn decompose(calls: usize, size: usize, timing: BlockTiming) -> anyhow::Result<()> {
+    let rounds = (calls / (2_000 * by_hand::ROWS.len())).max(3);
+    let parts = by_hand::decompose(size, rounds, timing)?;
+    println!(
+        "{size} B round trips, {timing:?}, {rounds} rounds of alternating blocks (caller -> server):"
+    );
+    for ((_, label), part) in by_hand::ROWS.iter().zip(&parts) {
+        let [q1, q2, q3] = part.ratio;
+        println!(
+            "  {label:36} {:6.0} ns  {q2:.2}x raw ({q1:.2}x-{q3:.2}x)",
+            part.ns
+        );
+    }
     Ok(())
 }

@@ -1,14 +1,14 @@
 //! `Echo::echo` through the call layer: directly in-process, or through an `EchoProxy` to an
 //! `EchoServer` in a peer process over either transport.
 
-use std::sync::Arc;
-
 use anyhow::Context;
-use interfaces::remote::{EchoProxy, EchoServer};
+use interfaces::remote::EchoProxy;
 use interfaces::{Echo, InterfaceError};
 
+use crate::by_hand;
 use crate::conn::Setup;
-use crate::remote::{self, Remote};
+use crate::peer;
+use crate::remote::Remote;
 
 /// The peer role that serves `Echo`.
 pub const ROLE: &str = "echo";
@@ -33,6 +33,11 @@ impl RemoteEcho {
         Remote::spawn(ROLE, setup, &[], EchoProxy::new).map(RemoteEcho)
     }
 
+    /// As [`RemoteEcho::spawn`], with a peer that serves `Echo` as `server` says.
+    pub fn spawn_serving(setup: Setup, server: by_hand::Server) -> anyhow::Result<RemoteEcho> {
+        Remote::spawn(ROLE, setup, &[server.as_arg()], EchoProxy::new).map(RemoteEcho)
+    }
+
     /// One call.
     #[inline]
     pub fn echo(&self, data: &[u8]) -> anyhow::Result<Vec<u8>> {
@@ -40,7 +45,8 @@ impl RemoteEcho {
     }
 }
 
-/// The peer: serves [`Mirror`] as the session's bootstrap object until the client hangs up.
+/// The peer: serves [`Mirror`] as the session's bootstrap object until the client hangs up,
+/// or `Echo` otherwise as its `--server=` argument says ([`by_hand::Server`]).
 pub(crate) fn serve() -> anyhow::Result<()> {
-    remote::serve(Arc::new(EchoServer::new(Arc::new(Mirror))))
+    by_hand::serve_echo(by_hand::Server::from_arg(peer::arg("server").as_deref())?)
 }

@@ -11,6 +11,7 @@
 //! the peer serves ([`remote`]) and call it as the processes of the project do.
 
 pub mod big_block;
+pub mod by_hand;
 pub mod conn;
 pub mod cpu;
 pub mod echo;

@@ -222,28 +222,38 @@ pub fn paired(
     first: &mut dyn FnMut() -> anyhow::Result<()>,
     second: &mut dyn FnMut() -> anyhow::Result<()>,
 ) -> anyhow::Result<Paired> {
-    let blocks = if smoke() { 2 } else { blocks.max(1) };
-    let (mut a, mut b, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..blocks {
-        let x = block(timing, first)?;
-        let y = block(timing, second)?;
-        a.push(x);
-        b.push(y);
-        ratios.push(x / y);
-    }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let (first_ns, second_ns) = (median(&mut a), median(&mut b));
-    ratios.sort_by(f64::total_cmp);
-    let n = ratios.len();
+    let [a, b] = <[Vec<f64>; 2]>::try_from(alternating(blocks, timing, &mut [first, second])?)
+        .expect("one list of block figures per case");
     Ok(Paired {
-        blocks,
-        first_ns,
-        second_ns,
-        ratio: [ratios[n / 4], ratios[n / 2], ratios[3 * n / 4]],
+        blocks: a.len(),
+        first_ns: quartiles(a.clone())[1],
+        second_ns: quartiles(b.clone())[1],
+        ratio: quartiles(a.iter().zip(&b).map(|(x, y)| x / y).collect()),
     })
+}
+
+/// Times each of `cases` for a block in turn, for `blocks` rounds (2 in a smoke run), as
+/// [`paired`] does two. Returns each case's block figures, in nanoseconds, round by round.
+pub fn alternating(
+    blocks: usize,
+    timing: BlockTiming,
+    cases: &mut [&mut dyn FnMut() -> anyhow::Result<()>],
+) -> anyhow::Result<Vec<Vec<f64>>> {
+    let blocks = if smoke() { 2 } else { blocks.max(1) };
+    let mut figures = vec![Vec::with_capacity(blocks); cases.len()];
+    for _ in 0..blocks {
+        for (case, figures) in cases.iter_mut().zip(&mut figures) {
+            figures.push(block(timing, *case)?);
+        }
+    }
+    Ok(figures)
+}
+
+/// The 25th, 50th and 75th percentiles of `values` (not empty).
+pub fn quartiles(mut values: Vec<f64>) -> [f64; 3] {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    [values[n / 4], values[n / 2], values[3 * n / 4]]
 }
 
 /// One block of [`paired`]: its figure in nanoseconds.

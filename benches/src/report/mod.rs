@@ -450,6 +450,7 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
             );
         }
     }
+    decomposition(&mut out, inputs);
     let _ = writeln!(
         out,
         "\n![round-trip latency vs payload size]({plot_name})\n"
@@ -981,6 +982,45 @@ pub fn write(
     )
     .context("write the report")?;
     Ok(())
+}
+
+/// Where the 64 B echo's time goes (`echo_roundtrip/decompose`, see `benches::by_hand`).
+fn decomposition(out: &mut String, inputs: &Inputs) {
+    let value = |key: &str| inputs.value("echo_roundtrip", "decompose", 64, key);
+    if value("single_echo_ns").is_none() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nWhere the 64 B echo's time goes (`echo_roundtrip/decompose`): each way of making the \
+         round trip timed in alternating blocks of one loop, as a median and as the median of \
+         its per-round ratios to the raw round trip. \"By hand\" writes and reads \
+         `Echo::echo`'s records (32-byte call header, length, bytes) with straight-line code \
+         and copies the bytes out as the call layer does; \"session\" is the call layer \
+         without the interface layer (the bytes encoded and decoded with the session's own \
+         codec calls); `EchoProxy` and `EchoServer` are the interface layer over it.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| caller → server | one at a time | ratio | back to back | ratio |\n| --- | --- | --- | --- | --- |"
+    );
+    for (key, label) in crate::by_hand::ROWS {
+        let cells: Vec<String> = ["single", "b2b"]
+            .iter()
+            .flat_map(|timing| {
+                [
+                    cell(value(&format!("{timing}_{key}_ns")).map(fmt_ns)),
+                    cell(value(&format!("{timing}_{key}_ratio")).map(|v| format!("{v:.2}×"))),
+                ]
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {} | {} |",
+            label.replace("->", "→"),
+            cells.join(" | ")
+        );
+    }
 }
 
 #[cfg(test)]
