@@ -635,14 +635,27 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
          reply taking no handle on its slot, and this suite's call watchdog counting \
          without atomic read-modify-writes took callgrind's counts from 2,071 and 2,337 to \
          2,031 and 2,165, and the 64 B echo's p50 from 451–501 to 441–470 ns (ten alternated \
-         runs, against 171–230 ns for the raw round trip). What matters on this path now is \
-         less the instructions than the locked ones: the caller takes the session's control \
-         lock twice (its call slot, then handing leadership on) and the server once (lending \
-         leadership before the method runs), and both take the send lock; each such \
-         instruction drains the store buffer as a full fence does, which is also why \
-         releasing records lazily (`ReadGrant::release_lazily`, one fence fewer on the \
-         way to an answer: 10 ns off the raw round trip) gains the call layer nothing.\n\
-         - Where the echo's time goes now, from timestamps (`rdtsc`) at each step of \
+         runs, against 171–230 ns for the raw round trip). The locked instructions are not \
+         what is left either: a caller that takes lent leadership over and reads its own reply \
+         without a call slot, so that it takes the session's control lock neither to start a \
+         call nor to end it (two lock and unlock pairs fewer per call), measured no faster \
+         (the decomposition's \"session → by hand\" row 1.72× → 1.75× and 1.75× → 1.74×) \
+         and was not kept; nor were releasing the reply's record lazily \
+         (`ReadGrant::release_lazily`: 15 ns slower), records aligned to cache lines (no \
+         change), or loading a record's later lines as soon as its header is seen (2–3% at \
+         most, within the noise).\n\
+         - Where the echo's time goes, in ratios measured in one loop \
+         (`echo_roundtrip/decompose`, the table above): `Echo::echo`'s records written and \
+         read by hand on both sides, with the same copies, take about 1.3× the raw round \
+         trip; the session adds 0.35–0.5× as the caller and 0.3–0.4× as the server, the \
+         interface layer up to 0.08× on the caller and up to 0.1× on the server (this pass \
+         and four runs of `round_trips decompose`). The 2× target leaves the call layer about \
+         0.7× for both sides; it takes 0.8–1.0×. callgrind puts \
+         the session caller at about 770 instructions per call more than the caller by hand, \
+         over two dozen steps of 20 to 200 (reading the reply's header and routing it, \
+         copying the small body out and decoding it, handing leadership on, encoding into \
+         the staging buffer under the send lock), none of them worth the gap on its own.\n\
+         - Earlier estimates, from timestamps (`rdtsc`) at each step of \
          200,000 calls on both sides: each one-way crossing takes about 55 ns, as the raw \
          record's does; the rest is work on the two critical paths, about 45 ns in the \
          caller before its request is out, 110 ns in the server from seeing the request to \
@@ -702,11 +715,12 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
          bench-report -- target/bench-results.tsv target/criterion docs`.\n\
          - The full suite, for people: `cargo bench -p benches` (each group alone: `cargo bench -p benches --bench NAME`).\n\
          - A/B of two builds, and profiling: `cargo run --release -p benches --example \
-         round_trips -- echo|raw|paired [CALLS] [SIZE] [batched]` times single round trips to \
+         round_trips -- echo|raw|paired|decompose [CALLS] [SIZE] [batched]` times single round trips to \
          a peer process and prints the mean, the median and the mean of the faster half \
          (the figure the commit messages quote) with p90, p99 and p99.9; run two builds' \
          binaries alternately, several times each. `paired` alternates echo and raw blocks \
-         and prints their ratio, which holds still while the host's speed does not. \
+         and prints their ratio, which holds still while the host's speed does not; \
+         `decompose` prints the table of where the echo's time goes, for a build under test. \
          Under `valgrind --tool=callgrind --trace-children=yes` it counts both processes' \
          instructions (this host has no hardware counters for `perf`).\n\
          - Smoke mode, as in CI (each benchmark once): `cargo bench -p benches -- --test`.\n\
@@ -987,38 +1001,30 @@ pub fn write(
 /// Where the 64 B echo's time goes (`echo_roundtrip/decompose`, see `benches::by_hand`).
 fn decomposition(out: &mut String, inputs: &Inputs) {
     let value = |key: &str| inputs.value("echo_roundtrip", "decompose", 64, key);
-    if value("single_echo_ns").is_none() {
+    if value("echo_ns").is_none() {
         return;
     }
     let _ = writeln!(
         out,
         "\nWhere the 64 B echo's time goes (`echo_roundtrip/decompose`): each way of making the \
-         round trip timed in alternating blocks of one loop, as a median and as the median of \
-         its per-round ratios to the raw round trip. \"By hand\" writes and reads \
-         `Echo::echo`'s records (32-byte call header, length, bytes) with straight-line code \
-         and copies the bytes out as the call layer does; \"session\" is the call layer \
+         round trip timed one call at a time in alternating blocks of one loop, as the median \
+         and as the median of its per-round ratios to the raw round trip. \"By hand\" writes \
+         and reads `Echo::echo`'s records (32-byte call header, length, bytes) with \
+         straight-line code, with the call layer's copies; \"session\" is the call layer \
          without the interface layer (the bytes encoded and decoded with the session's own \
          codec calls); `EchoProxy` and `EchoServer` are the interface layer over it.\n"
     );
     let _ = writeln!(
         out,
-        "| caller → server | one at a time | ratio | back to back | ratio |\n| --- | --- | --- | --- | --- |"
+        "| caller → server | median | ratio to raw |\n| --- | --- | --- |"
     );
     for (key, label) in crate::by_hand::ROWS {
-        let cells: Vec<String> = ["single", "b2b"]
-            .iter()
-            .flat_map(|timing| {
-                [
-                    cell(value(&format!("{timing}_{key}_ns")).map(fmt_ns)),
-                    cell(value(&format!("{timing}_{key}_ratio")).map(|v| format!("{v:.2}×"))),
-                ]
-            })
-            .collect();
         let _ = writeln!(
             out,
-            "| {} | {} |",
+            "| {} | {} | {} |",
             label.replace("->", "→"),
-            cells.join(" | ")
+            cell(value(&format!("{key}_ns")).map(fmt_ns)),
+            cell(value(&format!("{key}_ratio")).map(|v| format!("{v:.2}×"))),
         );
     }
 }
