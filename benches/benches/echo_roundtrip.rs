@@ -84,8 +84,8 @@ fn echo_roundtrip(c: &mut Criterion) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Rounds of the decomposition's alternating blocks (7 cases of 2,000 round trips each),
-/// about two seconds in all.
+/// Rounds of the decomposition's alternating blocks (7 cases of 2,000 round trips each), a
+/// fraction of a second in all.
 const DECOMPOSE_ROUNDS: usize = 25;
 
 /// Block pairs of the paired echo/raw loop: 2,000 round trips a block, about half a second

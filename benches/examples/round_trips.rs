@@ -142,6 +142,11 @@ fn paired(calls: usize, size: usize, setup: Setup, timing: BlockTiming) -> anyho
 
 /// The echo taken apart (see [`by_hand::decompose`]).
 fn decompose(calls: usize, size: usize, timing: BlockTiming) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        timing == BlockTiming::Single,
+        "decompose times one call at a time: back to back, the six peers left idle during a \
+         block disturb the next one"
+    );
     let rounds = (calls / (2_000 * by_hand::ROWS.len())).max(3);
     let parts = by_hand::decompose(size, rounds, timing)?;
     println!(

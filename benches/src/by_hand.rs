@@ -5,12 +5,13 @@
 //! Either end of an `Echo::echo` round trip can be taken by hand here, and the other left
 //! to the call layer, so that [`decompose`] (the `echo_roundtrip/decompose` bench, and
 //! `round_trips decompose`) can say where the echo's time goes:
-//! a [`ByHandClient`] calls a peer that serves `Echo` any of three ways ([`Server`]), and a
+//! a [`ByHandClient`] calls a peer that serves `Echo` any of three ways ([`EchoPeer`]), and a
 //! session calls a peer that answers by hand. The records are those of `docs/protocol.md`
 //! (§7 and §8): a 32-byte header, then a request body of a `u32` length and the bytes,
 //! or a response body of an `Ok` tag byte, a `u32` length and the bytes. A session on the
-//! other end checks every one of them, so a layout that drifted from the call layer's fails
-//! the round trip rather than measuring something else.
+//! other end checks every record it gets, and the by-hand ends check what matters to them,
+//! so a layout that drifted from the call layer's fails the round trip rather than
+//! measuring something else.
 
 use std::sync::Arc;
 
@@ -27,12 +28,15 @@ use crate::stats::{self, BlockTiming};
 
 /// Header bytes at the start of every call record.
 const HEADER_LEN: usize = 32;
-/// Offsets in the header (little-endian): kind (`u8`), flags (`u8`), call id (`u64`), body
-/// length (`u64`); status, method and object stay 0 in `Echo::echo`'s records (method 0 of
-/// the bootstrap object, object 0).
+/// Offsets in the header (little-endian): kind (`u8`), flags (`u8`), status (`u16`), method
+/// (`u32`, at 4), call id (`u64`), object (`u64`), body length (`u64`). In `Echo::echo`'s
+/// records the method and the object are 0 (method 0 of the bootstrap object, which is
+/// object 0), and so is a successful status.
 const KIND: usize = 0;
 const FLAGS: usize = 1;
+const STATUS: usize = 2;
 const CALL: usize = 8;
+const OBJECT: usize = 16;
 const LEN: usize = 24;
 const KIND_REQUEST: u8 = 1;
 const KIND_RESPONSE: u8 = 2;
@@ -40,12 +44,13 @@ const KIND_RESPONSE: u8 = 2;
 const FLAG_UNTAKEN: u8 = 4;
 /// The longest payload handled here: small messages are what this measures.
 pub const MAX_PAYLOAD: usize = 200;
-/// A record of the largest size handled here.
-type Record = [u8; HEADER_LEN + 5 + MAX_PAYLOAD];
+/// The longest record handled here: a response carrying [`MAX_PAYLOAD`] bytes.
+const RECORD_LEN: usize = HEADER_LEN + 5 + MAX_PAYLOAD;
+type Record = [u8; RECORD_LEN];
 
 /// How the echo peer serves `Echo` (its `--server=` argument).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Server {
+pub enum EchoPeer {
     /// `EchoServer` over a session: what the project runs.
     Interfaces,
     /// A session serving a `Dispatch` that decodes and encodes the bytes itself: the
@@ -55,21 +60,21 @@ pub enum Server {
     ByHand,
 }
 
-impl Server {
+impl EchoPeer {
     pub(crate) fn as_arg(self) -> String {
         let name = match self {
-            Server::Interfaces => "interfaces",
-            Server::Session => "session",
-            Server::ByHand => "by-hand",
+            EchoPeer::Interfaces => "interfaces",
+            EchoPeer::Session => "session",
+            EchoPeer::ByHand => "by-hand",
         };
         format!("--server={name}")
     }
 
-    pub(crate) fn from_arg(arg: Option<&str>) -> anyhow::Result<Server> {
+    pub(crate) fn from_arg(arg: Option<&str>) -> anyhow::Result<EchoPeer> {
         Ok(match arg {
-            None | Some("interfaces") => Server::Interfaces,
-            Some("session") => Server::Session,
-            Some("by-hand") => Server::ByHand,
+            None | Some("interfaces") => EchoPeer::Interfaces,
+            Some("session") => EchoPeer::Session,
+            Some("by-hand") => EchoPeer::ByHand,
             Some(other) => bail!("unknown --server={other}"),
         })
     }
@@ -87,7 +92,7 @@ pub struct ByHandClient {
 
 impl ByHandClient {
     /// Starts an echo peer serving as `server` does and connects to it.
-    pub fn spawn(setup: Setup, server: Server) -> anyhow::Result<ByHandClient> {
+    pub fn spawn(setup: Setup, server: EchoPeer) -> anyhow::Result<ByHandClient> {
         let (child, connection) = conn::spawn(crate::echo::ROLE, setup, &[server.as_arg()])?;
         let (sender, receiver) = connection.split();
         Ok(ByHandClient {
@@ -107,11 +112,9 @@ impl ByHandClient {
         );
         let call = self.next_call;
         self.next_call += 1;
-        let mut record: Record = [0; HEADER_LEN + 5 + MAX_PAYLOAD];
+        let mut record: Record = [0; RECORD_LEN];
         let body = 4 + payload.len();
-        record[KIND] = KIND_REQUEST;
-        record[CALL..CALL + 8].copy_from_slice(&call.to_le_bytes());
-        record[LEN..LEN + 8].copy_from_slice(&(body as u64).to_le_bytes());
+        write_header(&mut record, KIND_REQUEST, 0, call, body);
         put_bytes(&mut record[HEADER_LEN..], payload);
         self.sender.send_bytes(&record[..HEADER_LEN + body])?;
         let grant = self.receiver.recv().context("receive the reply")?;
@@ -121,8 +124,16 @@ impl ByHandClient {
             header[KIND] == KIND_RESPONSE && u64_at(header, CALL) == call,
             "not the reply to call {call}"
         );
-        ensure!(body.first() == Some(&0), "the call failed");
-        get_bytes(&body[1..]).map(<[u8]>::to_vec)
+        let status = u16::from_le_bytes([header[STATUS], header[STATUS + 1]]);
+        ensure!(
+            status == 0,
+            "the call failed (status {status}): {}",
+            String::from_utf8_lossy(body)
+        );
+        match body.split_first() {
+            Some((0, bytes)) => get_bytes(bytes).map(<[u8]>::to_vec),
+            _ => bail!("the call failed: {}", String::from_utf8_lossy(body)),
+        }
     }
 }
 
@@ -133,15 +144,22 @@ pub struct SessionCaller(Remote<RemoteObject>);
 
 impl SessionCaller {
     /// Starts an echo peer serving as `server` does and connects a session to it.
-    pub fn spawn(setup: Setup, server: Server) -> anyhow::Result<SessionCaller> {
-        Remote::spawn(crate::echo::ROLE, setup, &[server.as_arg()], |object| {
-            object
-        })
+    pub fn spawn(setup: Setup, server: EchoPeer) -> anyhow::Result<SessionCaller> {
+        Remote::spawn(
+            crate::echo::ROLE,
+            setup,
+            &[server.as_arg()],
+            std::convert::identity,
+        )
         .map(SessionCaller)
     }
 
     /// One call.
     pub fn echo(&self, payload: &[u8]) -> anyhow::Result<Vec<u8>> {
+        ensure!(
+            payload.len() <= MAX_PAYLOAD,
+            "payload over {MAX_PAYLOAD} bytes"
+        );
         let result = self.0.call(|object| {
             object.call_with(
                 EchoMethod::Echo.id(),
@@ -162,8 +180,8 @@ impl SessionCaller {
                     Ok(out)
                 },
             )
-        })?;
-        Ok(result)
+        });
+        Ok(result?)
     }
 }
 
@@ -175,7 +193,7 @@ pub const ROWS: [(&str, &str); 7] = [
     ("session_hand", "session -> by hand"),
     ("proxy_hand", "EchoProxy -> by hand"),
     ("hand_session", "by hand -> session"),
-    ("hand_server", "by hand -> EchoServer"),
+    ("hand_interfaces", "by hand -> EchoServer"),
     ("echo", "EchoProxy -> EchoServer (the echo)"),
 ];
 
@@ -200,29 +218,34 @@ pub fn decompose(size: usize, rounds: usize, timing: BlockTiming) -> anyhow::Res
     let setup = Setup::new(Transport::Shm, conn::Mode::Echo);
     let data = crate::payload(size);
     let mut raw = conn::Client::spawn(setup)?;
-    let mut hand_hand = ByHandClient::spawn(setup, Server::ByHand)?;
-    let session_hand = SessionCaller::spawn(setup, Server::ByHand)?;
-    let proxy_hand = RemoteEcho::spawn_serving(setup, Server::ByHand)?;
-    let mut hand_session = ByHandClient::spawn(setup, Server::Session)?;
-    let mut hand_server = ByHandClient::spawn(setup, Server::Interfaces)?;
+    let mut hand_hand = ByHandClient::spawn(setup, EchoPeer::ByHand)?;
+    let session_hand = SessionCaller::spawn(setup, EchoPeer::ByHand)?;
+    let proxy_hand = RemoteEcho::spawn_serving(setup, EchoPeer::ByHand)?;
+    let mut hand_session = ByHandClient::spawn(setup, EchoPeer::Session)?;
+    let mut hand_interfaces = ByHandClient::spawn(setup, EchoPeer::Interfaces)?;
     let echo = RemoteEcho::spawn(setup)?;
-    let figures = stats::alternating(
-        rounds,
-        timing,
-        &mut [
-            &mut || raw.round_trip(&data),
-            &mut || hand_hand.echo(&data).map(drop),
-            &mut || session_hand.echo(&data).map(drop),
-            &mut || proxy_hand.echo(&data).map(drop),
-            &mut || hand_session.echo(&data).map(drop),
-            &mut || hand_server.echo(&data).map(drop),
-            &mut || echo.echo(&data).map(drop),
-        ],
-    )?;
+    let mut cases: [(&str, &mut dyn FnMut() -> anyhow::Result<()>); ROWS.len()] = [
+        ("raw", &mut || raw.round_trip(&data)),
+        ("hand_hand", &mut || hand_hand.echo(&data).map(drop)),
+        ("session_hand", &mut || session_hand.echo(&data).map(drop)),
+        ("proxy_hand", &mut || proxy_hand.echo(&data).map(drop)),
+        ("hand_session", &mut || hand_session.echo(&data).map(drop)),
+        ("hand_interfaces", &mut || {
+            hand_interfaces.echo(&data).map(drop)
+        }),
+        ("echo", &mut || echo.echo(&data).map(drop)),
+    ];
+    ensure!(
+        cases.iter().map(|c| c.0).eq(ROWS.iter().map(|r| r.0)),
+        "the cases are out of step with ROWS"
+    );
+    let mut runs: Vec<&mut dyn FnMut() -> anyhow::Result<()>> =
+        cases.iter_mut().map(|(_, run)| &mut **run).collect();
+    let figures = stats::alternating(rounds, timing, &mut runs)?;
     Ok(figures
         .iter()
         .map(|case| Part {
-            ns: stats::quartiles(case.clone())[1],
+            ns: stats::median(case),
             ratio: stats::quartiles(
                 case.iter()
                     .zip(&figures[0])
@@ -234,10 +257,12 @@ pub fn decompose(size: usize, rounds: usize, timing: BlockTiming) -> anyhow::Res
 }
 
 /// Serves the requests `receiver` brings as `EchoServer` would, by hand: each argument
-/// copied out of its record into a vector (as the server's decoding does), a copy of it
-/// made (as `Mirror` does), and the reply written after its header.
+/// copied out of its record into a buffer kept from call to call (as `EchoServer` decodes
+/// into one per thread), a new vector made of it (as `Mirror` does), and the reply written
+/// after its header.
 pub(crate) fn serve(sender: &mut Sender, receiver: &mut Receiver) -> anyhow::Result<()> {
-    let mut record: Record = [0; HEADER_LEN + 5 + MAX_PAYLOAD];
+    let mut record: Record = [0; RECORD_LEN];
+    let mut argument = Vec::with_capacity(MAX_PAYLOAD);
     loop {
         let grant = match receiver.recv() {
             Ok(grant) => grant,
@@ -246,16 +271,23 @@ pub(crate) fn serve(sender: &mut Sender, receiver: &mut Receiver) -> anyhow::Res
         };
         let (header, body) = copy_out(&grant, &mut record)?;
         drop(grant);
-        ensure!(header[KIND] == KIND_REQUEST, "not a request");
+        ensure!(
+            header[KIND] == KIND_REQUEST
+                && header[FLAGS..CALL].iter().all(|&b| b == 0)
+                && u64_at(header, OBJECT) == 0,
+            "not a call of Echo::echo on the bootstrap object"
+        );
         let call = u64_at(header, CALL);
-        let argument = get_bytes(body)?.to_vec();
-        let result = std::hint::black_box(&argument).clone();
+        let bytes = get_bytes(body)?;
+        ensure!(
+            bytes.len() <= MAX_PAYLOAD,
+            "payload over {MAX_PAYLOAD} bytes"
+        );
+        argument.clear();
+        argument.extend_from_slice(bytes);
+        let result = std::hint::black_box(&argument).to_vec();
         let body = 5 + result.len();
-        record[..HEADER_LEN].fill(0);
-        record[KIND] = KIND_RESPONSE;
-        record[FLAGS] = FLAG_UNTAKEN;
-        record[CALL..CALL + 8].copy_from_slice(&call.to_le_bytes());
-        record[LEN..LEN + 8].copy_from_slice(&(body as u64).to_le_bytes());
+        write_header(&mut record, KIND_RESPONSE, FLAG_UNTAKEN, call, body);
         record[HEADER_LEN] = 0;
         put_bytes(&mut record[HEADER_LEN + 1..], &result);
         sender.send_bytes(&record[..HEADER_LEN + body])?;
@@ -263,9 +295,14 @@ pub(crate) fn serve(sender: &mut Sender, receiver: &mut Receiver) -> anyhow::Res
 }
 
 /// `Echo` served by a session without the interface layer: the argument decoded into a
-/// vector and the result encoded with the call layer's own codec calls.
+/// buffer each thread keeps (as `EchoServer` does), the result encoded with the call
+/// layer's own codec calls.
 #[derive(Debug)]
 pub(crate) struct SessionEcho;
+
+thread_local! {
+    static ARGUMENT: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
 
 impl Dispatch for SessionEcho {
     fn interface_name(&self) -> &'static str {
@@ -273,12 +310,14 @@ impl Dispatch for SessionEcho {
     }
 
     fn dispatch(&self, call: &mut Incoming<'_>) -> Result<(), CallError> {
-        let mut argument = Vec::new();
+        let mut argument = ARGUMENT.take();
+        argument.clear();
         call.args_with(|dec| {
             let n = dec.get::<u32>()? as usize;
             dec.append_raw(n, &mut argument)
         })?;
-        let result = std::hint::black_box(&argument).clone();
+        let result = std::hint::black_box(&argument).to_vec();
+        ARGUMENT.set(argument);
         call.reply_with(5 + result.len(), |enc| {
             enc.put_raw(&[0])?;
             enc.put(&(result.len() as u32))?;
@@ -288,11 +327,11 @@ impl Dispatch for SessionEcho {
 }
 
 /// Serves as the echo peer with `server` (the `--server=` argument of the role).
-pub(crate) fn serve_echo(server: Server) -> anyhow::Result<()> {
+pub(crate) fn serve_echo(server: EchoPeer) -> anyhow::Result<()> {
     match server {
-        Server::Interfaces => crate::remote::serve(Arc::new(EchoServer::new(Arc::new(Mirror)))),
-        Server::Session => crate::remote::serve(Arc::new(SessionEcho)),
-        Server::ByHand => {
+        EchoPeer::Interfaces => crate::remote::serve(Arc::new(EchoServer::new(Arc::new(Mirror)))),
+        EchoPeer::Session => crate::remote::serve(Arc::new(SessionEcho)),
+        EchoPeer::ByHand => {
             let connection = conn::accept(conn::Mode::Echo)?;
             let (mut sender, mut receiver) = connection.split();
             serve(&mut sender, &mut receiver)
@@ -319,7 +358,17 @@ fn copy_out<'r>(
     Ok((header, body))
 }
 
-/// Writes a `u32` length and `bytes`.
+/// Writes a call header: `kind`, `flags`, `call` and a body of `len` bytes; the other fields
+/// 0.
+fn write_header(record: &mut Record, kind: u8, flags: u8, call: u64, len: usize) {
+    record[..HEADER_LEN].fill(0);
+    record[KIND] = kind;
+    record[FLAGS] = flags;
+    record[CALL..CALL + 8].copy_from_slice(&call.to_le_bytes());
+    record[LEN..LEN + 8].copy_from_slice(&(len as u64).to_le_bytes());
+}
+
+/// Writes a `u32` length and `bytes` (which fit: at most [`MAX_PAYLOAD`]).
 fn put_bytes(out: &mut [u8], bytes: &[u8]) {
     out[..4].copy_from_slice(&(bytes.len() as u32).to_le_bytes());
     out[4..4 + bytes.len()].copy_from_slice(bytes);
@@ -327,14 +376,16 @@ fn put_bytes(out: &mut [u8], bytes: &[u8]) {
 
 /// Reads a `u32` length and that many bytes, which must end the body.
 fn get_bytes(body: &[u8]) -> anyhow::Result<&[u8]> {
-    let (len, rest) = body.split_at_checked(4).context("body too short")?;
-    let len = u32::from_le_bytes(len.try_into()?) as usize;
+    let (len, rest) = body.split_first_chunk::<4>().context("body too short")?;
+    let len = u32::from_le_bytes(*len) as usize;
     ensure!(rest.len() == len, "length {len} disagrees with the body");
     Ok(rest)
 }
 
-fn u64_at(bytes: &[u8], at: usize) -> u64 {
-    let mut word = [0; 8];
-    word.copy_from_slice(&bytes[at..at + 8]);
-    u64::from_le_bytes(word)
+/// The little-endian `u64` at `at` of a header.
+fn u64_at(header: &[u8], at: usize) -> u64 {
+    let word = header[at..]
+        .first_chunk::<8>()
+        .expect("header fields lie inside the header");
+    u64::from_le_bytes(*word)
 }

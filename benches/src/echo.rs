@@ -34,7 +34,7 @@ impl RemoteEcho {
     }
 
     /// As [`RemoteEcho::spawn`], with a peer that serves `Echo` as `server` says.
-    pub fn spawn_serving(setup: Setup, server: by_hand::Server) -> anyhow::Result<RemoteEcho> {
+    pub fn spawn_serving(setup: Setup, server: by_hand::EchoPeer) -> anyhow::Result<RemoteEcho> {
         Remote::spawn(ROLE, setup, &[server.as_arg()], EchoProxy::new).map(RemoteEcho)
     }
 
@@ -46,7 +46,7 @@ impl RemoteEcho {
 }
 
 /// The peer: serves [`Mirror`] as the session's bootstrap object until the client hangs up,
-/// or `Echo` otherwise as its `--server=` argument says ([`by_hand::Server`]).
+/// or `Echo` otherwise as its `--server=` argument says ([`by_hand::EchoPeer`]).
 pub(crate) fn serve() -> anyhow::Result<()> {
-    by_hand::serve_echo(by_hand::Server::from_arg(peer::arg("server").as_deref())?)
+    by_hand::serve_echo(by_hand::EchoPeer::from_arg(peer::arg("server").as_deref())?)
 }

@@ -201,7 +201,7 @@ pub struct Paired {
     pub ratio: [f64; 3],
 }
 
-/// How [`paired`] times a block.
+/// How [`paired`] and [`alternating`] time a block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlockTiming {
     /// Each round trip on its own clock; a block's figure is its median.
@@ -211,7 +211,7 @@ pub enum BlockTiming {
     BackToBack,
 }
 
-/// Round trips per block in [`paired`]; each block's first quarter is not timed, since the
+/// Round trips per block in [`alternating`]; each block's first quarter is not timed, since the
 /// peer left idle during the other case's block may have parked.
 const PAIR_BLOCK: usize = 2_000;
 
@@ -226,8 +226,8 @@ pub fn paired(
         .expect("one list of block figures per case");
     Ok(Paired {
         blocks: a.len(),
-        first_ns: quartiles(a.clone())[1],
-        second_ns: quartiles(b.clone())[1],
+        first_ns: median(&a),
+        second_ns: median(&b),
         ratio: quartiles(a.iter().zip(&b).map(|(x, y)| x / y).collect()),
     })
 }
@@ -240,13 +240,20 @@ pub fn alternating(
     cases: &mut [&mut dyn FnMut() -> anyhow::Result<()>],
 ) -> anyhow::Result<Vec<Vec<f64>>> {
     let blocks = if smoke() { 2 } else { blocks.max(1) };
-    let mut figures = vec![Vec::with_capacity(blocks); cases.len()];
+    let mut figures: Vec<Vec<f64>> = (0..cases.len())
+        .map(|_| Vec::with_capacity(blocks))
+        .collect();
     for _ in 0..blocks {
         for (case, figures) in cases.iter_mut().zip(&mut figures) {
             figures.push(block(timing, *case)?);
         }
     }
     Ok(figures)
+}
+
+/// The median of `values` (not empty): the upper one of an even count.
+pub fn median(values: &[f64]) -> f64 {
+    quartiles(values.to_vec())[1]
 }
 
 /// The 25th, 50th and 75th percentiles of `values` (not empty).
@@ -256,7 +263,7 @@ pub fn quartiles(mut values: Vec<f64>) -> [f64; 3] {
     [values[n / 4], values[n / 2], values[3 * n / 4]]
 }
 
-/// One block of [`paired`]: its figure in nanoseconds.
+/// One block of [`alternating`]: its figure in nanoseconds.
 fn block(
     timing: BlockTiming,
     round_trip: &mut dyn FnMut() -> anyhow::Result<()>,

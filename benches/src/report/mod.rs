@@ -635,8 +635,8 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
          reply taking no handle on its slot, and this suite's call watchdog counting \
          without atomic read-modify-writes took callgrind's counts from 2,071 and 2,337 to \
          2,031 and 2,165, and the 64 B echo's p50 from 451–501 to 441–470 ns (ten alternated \
-         runs, against 171–230 ns for the raw round trip). The locked instructions are not \
-         what is left either: a caller that takes lent leadership over and reads its own reply \
+         runs, against 171–230 ns for the raw round trip). What is left is not the locked \
+         instructions: a caller that takes lent leadership over and reads its own reply \
          without a call slot, so that it takes the session's control lock neither to start a \
          call nor to end it (two lock and unlock pairs fewer per call), measured no faster \
          (the decomposition's \"session → by hand\" row 1.72× → 1.75× and 1.75× → 1.74×) \
@@ -1049,6 +1049,30 @@ mod tests {
         let json =
             r#"{"slope":{"confidence_interval":{"lower_bound":1e2},"point_estimate":1.5e2}}"#;
         assert_eq!(point_estimate(json, "slope"), Some(150.0));
+    }
+
+    #[test]
+    fn the_echo_decomposition_renders_as_a_table() {
+        let lines = parse_results(
+            "echo_roundtrip\tdecompose\t64\traw_ns=200 raw_ratio=1 hand_hand_ns=260 \
+             hand_hand_ratio=1.3 echo_ns=440 echo_ratio=2.2\n",
+        );
+        let md = markdown(
+            &Inputs {
+                lines,
+                estimates: BTreeMap::new(),
+                machine: Vec::new(),
+            },
+            "p.png",
+            "report.sh",
+        );
+        assert!(
+            md.contains("| by hand → by hand | 260 ns | 1.30× |"),
+            "{md}"
+        );
+        assert!(md.contains("| EchoProxy → EchoServer (the echo) | 440 ns | 2.20× |"));
+        // A case the run did not record is a gap, not a zero.
+        assert!(md.contains("| session → by hand | – | – |"), "{md}");
     }
 
     #[test]
