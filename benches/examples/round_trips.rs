@@ -144,8 +144,8 @@ fn paired(calls: usize, size: usize, setup: Setup, timing: BlockTiming) -> anyho
 fn decompose(calls: usize, size: usize, timing: BlockTiming) -> anyhow::Result<()> {
     anyhow::ensure!(
         timing == BlockTiming::Single,
-        "decompose times one call at a time: back to back, the six peers left idle during a \
-         block disturb the next one"
+        "decompose times one call at a time: back to back, its seven peers disturb each \
+         other's blocks (see benches/benches/echo_roundtrip.rs)"
     );
     let rounds = (calls / (2_000 * by_hand::ROWS.len())).max(3);
     let parts = by_hand::decompose(size, rounds, timing)?;
