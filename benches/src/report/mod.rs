@@ -638,19 +638,19 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
          runs, against 171–230 ns for the raw round trip). What is left is not the locked \
          instructions: a caller that takes lent leadership over and reads its own reply \
          without a call slot, so that it takes the session's control lock neither to start a \
-         call nor to end it (two lock and unlock pairs fewer per call), measured no faster \
-         (the decomposition's \"session → by hand\" row 1.72× → 1.75× and 1.75× → 1.74×) \
-         and was not kept; nor were releasing the reply's record lazily \
+         call nor to end it (two lock and unlock pairs fewer per call), measured slower \
+         (the decomposition's \"session → by hand\" row 1.61–1.67× → 1.72×, alternated \
+         runs of two builds) and was not kept; nor were releasing the reply's record lazily \
          (`ReadGrant::release_lazily`: 15 ns slower), records aligned to cache lines (no \
          change), or loading a record's later lines as soon as its header is seen (2–3% at \
          most, within the noise).\n\
          - Where the echo's time goes, in ratios measured in one loop \
          (`echo_roundtrip/decompose`, the table above): `Echo::echo`'s records written and \
-         read by hand on both sides, with the same copies, take about 1.3× the raw round \
-         trip; the session adds 0.35–0.5× as the caller and 0.3–0.4× as the server, the \
+         read by hand on both sides, with the same copies and allocations, take 1.2–1.3× \
+         the raw round trip; the session adds 0.35–0.5× as the caller and 0.3–0.4× as the server, the \
          interface layer up to 0.08× on the caller and up to 0.1× on the server (this pass \
-         and four runs of `round_trips decompose`). The 2× target leaves the call layer about \
-         0.7× for both sides; it takes 0.8–1.0×. callgrind puts \
+         and four runs of `round_trips decompose`). The 2× target leaves the call layer 0.7–0.8× \
+         for both sides; it takes 0.8–1.0×. callgrind puts \
          the session caller at about 770 instructions per call more than the caller by hand, \
          over two dozen steps of 20 to 200 (reading the reply's header and routing it, \
          copying the small body out and decoding it, handing leadership on, encoding into \
