@@ -180,8 +180,8 @@ impl SessionCaller {
                     Ok(out)
                 },
             )
-        });
-        Ok(result?)
+        })?;
+        Ok(result)
     }
 }
 
@@ -246,12 +246,7 @@ pub fn decompose(size: usize, rounds: usize, timing: BlockTiming) -> anyhow::Res
         .iter()
         .map(|case| Part {
             ns: stats::median(case),
-            ratio: stats::quartiles(
-                case.iter()
-                    .zip(&figures[0])
-                    .map(|(x, raw)| x / raw)
-                    .collect(),
-            ),
+            ratio: stats::ratio_quartiles(case, &figures[0]),
         })
         .collect())
 }

@@ -212,7 +212,7 @@ pub enum BlockTiming {
 }
 
 /// Round trips per block in [`alternating`]; each block's first quarter is not timed, since the
-/// peer left idle during the other case's block may have parked.
+/// peer left idle during the other cases' blocks may have parked.
 const PAIR_BLOCK: usize = 2_000;
 
 /// Times `first` and `second` in `blocks` alternating block pairs (2 in a smoke run).
@@ -228,7 +228,7 @@ pub fn paired(
         blocks: a.len(),
         first_ns: median(&a),
         second_ns: median(&b),
-        ratio: quartiles(a.iter().zip(&b).map(|(x, y)| x / y).collect()),
+        ratio: ratio_quartiles(&a, &b),
     })
 }
 
@@ -249,6 +249,12 @@ pub fn alternating(
         }
     }
     Ok(figures)
+}
+
+/// Quartiles of the round-by-round ratios `first[i] / second[i]` of two cases'
+/// [`alternating`] figures.
+pub fn ratio_quartiles(first: &[f64], second: &[f64]) -> [f64; 3] {
+    quartiles(first.iter().zip(second).map(|(x, y)| x / y).collect())
 }
 
 /// The median of `values` (not empty): the upper one of an even count.
