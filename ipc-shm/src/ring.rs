@@ -769,6 +769,9 @@ mod ends {
         peer_gone: bool,
         /// The last [`Consumer::recv_batch`] drained a backlog: the producer is streaming.
         behind: bool,
+        /// A batch is being handed out: its grants release without publishing, and the batch
+        /// publishes once at its end.
+        batching: bool,
         _segment: Segment,
     }
 
@@ -876,6 +879,7 @@ mod ends {
                 liveness,
                 peer_gone: false,
                 behind: false,
+                batching: false,
                 _segment: rx_segment,
             };
             Ok((producer, consumer))
@@ -1065,7 +1069,6 @@ mod ends {
                 consumer: self,
                 record,
                 cursor: 0,
-                publish: true,
             })
         }
 
@@ -1077,7 +1080,6 @@ mod ends {
                     consumer: self,
                     record,
                     cursor: 0,
-                    publish: true,
                 })),
                 None if self.peer_gone => Err(Error::Disconnected),
                 None => Ok(None),
@@ -1101,22 +1103,26 @@ mod ends {
             }
             let mut record = self.wait_record()?;
             let mut seen = 0;
-            loop {
+            // Cleared below, or by the next wait should `f` panic.
+            self.batching = true;
+            let peeked = loop {
                 f(ReadGrant {
                     consumer: self,
                     record,
                     cursor: 0,
-                    publish: false,
                 });
                 seen += 1;
                 if seen == max {
-                    break;
+                    break Ok(());
                 }
-                match self.core.try_peek()? {
-                    Some(next) => record = next,
-                    None => break,
+                match self.core.try_peek() {
+                    Ok(Some(next)) => record = next,
+                    Ok(None) => break Ok(()),
+                    Err(e) => break Err(e),
                 }
-            }
+            };
+            self.batching = false;
+            peeked?;
             self.publish();
             self.behind = seen >= BACKLOG;
             Ok(seen)
@@ -1140,6 +1146,8 @@ mod ends {
 
         #[inline(always)]
         fn wait_record(&mut self) -> Result<Record, Error> {
+            // A batch cut short by a panic in its callback left this set.
+            self.batching = false;
             // A record already there is the common case on a busy connection; it is taken
             // here, inline, and only a wait goes out of line.
             if let Some(record) = self.core.try_peek()? {
@@ -1363,7 +1371,10 @@ mod ends {
         consumer: &'a mut Consumer,
         record: Record,
         cursor: usize,
-        publish: bool,
+        // No flag for `release_lazily` here: a `bool` left 7 bytes of padding after it,
+        // which rustc copied, with overlapping 4-byte moves that defeat store forwarding,
+        // each time the grant moved (into the transport's grant, through a `?`): two
+        // stalls on every record's way to its reader.
     }
 
     impl ReadGrant<'_> {
@@ -1379,8 +1390,10 @@ mod ends {
         /// that answers the record (with a request of its own, say) saves that on the way
         /// to its answer, and publishes on its way back to waiting.
         #[inline(always)]
-        pub fn release_lazily(mut self) {
-            self.publish = false;
+        pub fn release_lazily(self) {
+            let mut grant = std::mem::ManuallyDrop::new(self);
+            let record = grant.record;
+            grant.consumer.core.release(record);
         }
 
         /// Whether the payload is empty.
@@ -1459,7 +1472,7 @@ mod ends {
         #[inline(always)]
         fn drop(&mut self) {
             self.consumer.core.release(self.record);
-            if self.publish {
+            if !self.consumer.batching {
                 self.consumer.publish();
             }
         }
