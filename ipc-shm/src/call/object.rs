@@ -97,6 +97,7 @@ impl RemoteObject {
     /// `encode` runs with the session's send lock held and `decode` may run with its receive
     /// ring held: neither may call into the session. Trailing bytes after what `decode` reads
     /// are an error.
+    #[inline(always)]
     pub fn call_with<R>(
         &self,
         method: MethodId,
@@ -129,6 +130,7 @@ impl Incoming<'_> {
     /// Decodes the arguments with `decode` (which must consume all of them) and frees the
     /// receiving ring for other threads. `decode` must not call into the session. Only the
     /// first call decodes; later ones see no arguments.
+    #[inline(always)]
     pub fn args_with<A>(
         &mut self,
         decode: impl FnOnce(&mut Decoder<'_>) -> Result<A, CallError>,
@@ -148,6 +150,7 @@ impl Incoming<'_> {
     /// answered once; later replies are an error. When `encode` fails before anything was
     /// sent, the call is still open, and is answered with that error unless the method
     /// answers otherwise.
+    #[inline(always)]
     pub fn reply_with(
         &mut self,
         len_hint: usize,

@@ -163,6 +163,7 @@ impl Header {
 
     /// Checks a header copied out of a record of `record_len` bytes (header included)
     /// against the rules of its kind. `max_message` bounds the announced body length.
+    #[inline(always)]
     pub(crate) fn parse(&self, record_len: usize, max_message: u64) -> Result<Record, BadRecord> {
         if record_len < HEADER_LEN {
             return Err(BadRecord("record shorter than a header"));

@@ -107,6 +107,7 @@ impl From<CallError> for ReadError {
 }
 
 /// Calls `method` on `object` with `args` and decodes a value result.
+#[inline(always)]
 fn call<A, R>(object: &RemoteObject, method: MethodId, args: &A) -> Result<R, InterfaceError>
 where
     A: Encode + ?Sized,
@@ -128,6 +129,7 @@ where
 }
 
 /// Calls `method` on `object` with `args`; `read` decodes a successful result.
+#[inline(always)]
 fn call_reading<A, R>(
     object: &RemoteObject,
     method: MethodId,
@@ -149,6 +151,7 @@ where
 
 /// Calls `method` on `object`, writing the arguments with `write` (`len` bytes) and
 /// decoding a successful result with `read`.
+#[inline(always)]
 fn call_with<R>(
     object: &RemoteObject,
     method: MethodId,
@@ -231,6 +234,7 @@ const KEEP_BYTES_ARG: usize = 64 << 10;
 /// `method` on it (once the request is read: the method may take long). The bytes go into
 /// a buffer the thread keeps for its next call, so that a call costs no allocation for
 /// its argument.
+#[inline(always)]
 fn with_bytes_arg<T>(
     call: &mut Incoming<'_>,
     interface: &'static str,
@@ -260,6 +264,7 @@ fn object_arg(call: &mut Incoming<'_>) -> Result<RemoteObject, CallError> {
 
 /// Server side: replies with a method's outcome. A result too large to send is replied
 /// as that error instead.
+#[inline(always)]
 fn reply<T: Encode>(
     call: &mut Incoming<'_>,
     outcome: Result<T, InterfaceError>,

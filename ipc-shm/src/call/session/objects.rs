@@ -163,6 +163,7 @@ impl Imported {
         !self.shared.closed.load(Ordering::Acquire)
     }
 
+    #[inline(always)]
     pub(crate) fn call<R>(
         &self,
         method: MethodId,

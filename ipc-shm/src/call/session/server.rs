@@ -39,6 +39,7 @@ impl ServerCall<'_> {
         self.method
     }
 
+    #[inline(always)]
     pub(crate) fn args_with<A>(
         &mut self,
         decode: impl FnOnce(&mut Decoder<'_>) -> Result<A, CallError>,
@@ -117,6 +118,7 @@ impl ServerCall<'_> {
         }
     }
 
+    #[inline(always)]
     pub(crate) fn reply_with(
         &mut self,
         len_hint: usize,

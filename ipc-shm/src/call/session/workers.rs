@@ -527,13 +527,19 @@ impl Shared {
         }
         let target = &last.as_ref().expect("kept, or just looked up").object;
         incoming.inner.interface = target.interface_name();
-        let result =
-            catch_unwind(AssertUnwindSafe(|| target.dispatch(incoming))).unwrap_or_else(|_| {
-                let method = incoming.inner.method;
-                tracing::error!(session = %self.name, interface = incoming.inner.interface, method, "method panicked");
-                Err(CallError::failed("method panicked"))
-            });
-        incoming.inner.finish(result);
+        // The outcome goes to `finish` where `dispatch` left it: moved out of the unwinding
+        // closure, the whole `Result` was copied with loads wider than the stores that wrote
+        // it, which waited for every store before them (the reply's, into the ring) to
+        // drain.
+        let ran = catch_unwind(AssertUnwindSafe(|| {
+            let outcome = target.dispatch(incoming);
+            incoming.inner.finish(outcome);
+        }));
+        if ran.is_err() {
+            let method = incoming.inner.method;
+            tracing::error!(session = %self.name, interface = incoming.inner.interface, method, "method panicked");
+            incoming.inner.finish(Err(CallError::failed("method panicked")));
+        }
         drop(replaced);
         incoming.inner.exec.take()
     }
