@@ -61,8 +61,7 @@ impl Dispatch for EchoServer {
     fn dispatch(&self, call: &mut Incoming<'_>) -> Result<(), CallError> {
         match EchoMethod::from_id(call.method()) {
             Some(EchoMethod::Echo) => {
-                let echoed = with_bytes_arg(call, "Echo", |data| self.echo.echo(data))?;
-                reply(call, echoed)
+                with_bytes_arg(call, "Echo", |data| self.echo.echo(data), reply)
             }
             None => Err(unknown_method("Echo", call.method())),
         }

@@ -230,16 +230,19 @@ thread_local! {
 /// Byte-string arguments up to this long leave their buffer to the thread's next call.
 const KEEP_BYTES_ARG: usize = 64 << 10;
 
-/// Server side: decodes a request whose only argument is a byte string, then runs
-/// `method` on it (once the request is read: the method may take long). The bytes go into
-/// a buffer the thread keeps for its next call, so that a call costs no allocation for
-/// its argument.
+/// Server side: decodes a request whose only argument is a byte string, runs `method` on
+/// it (once the request is read: the method may take long), and answers with `then`. The
+/// bytes go into a buffer the thread keeps for its next call, so that a call costs no
+/// allocation for its argument. `method`'s outcome goes to `then` where it was written:
+/// returned instead, wrapped in a `Result`, it was copied with loads wider than the stores
+/// that had just written it, which cannot be forwarded and wait for those stores to drain.
 #[inline(always)]
 fn with_bytes_arg<T>(
     call: &mut Incoming<'_>,
     interface: &'static str,
     method: impl FnOnce(&[u8]) -> T,
-) -> Result<T, CallError> {
+    then: impl FnOnce(&mut Incoming<'_>, T) -> Result<(), CallError>,
+) -> Result<(), CallError> {
     // Taken, not borrowed: a method that somehow served another call on this thread
     // meanwhile would find an empty buffer, not a borrow to panic on.
     let mut buf = BYTES_ARG.take();
@@ -250,11 +253,18 @@ fn with_bytes_arg<T>(
             CallError::decode("arguments do not decode")
         })
     });
-    let result = decoded.map(|()| method(&buf));
-    if buf.capacity() <= KEEP_BYTES_ARG {
-        BYTES_ARG.set(buf);
+    let keep = |buf: Vec<u8>| {
+        if buf.capacity() <= KEEP_BYTES_ARG {
+            BYTES_ARG.set(buf);
+        }
+    };
+    if let Err(e) = decoded {
+        keep(buf);
+        return Err(e);
     }
-    result
+    let value = method(&buf);
+    keep(buf);
+    then(call, value)
 }
 
 /// Server side: decodes a request whose only argument is an object.

@@ -42,6 +42,7 @@ const LONG_REQUEST: usize = 256 << 10;
 const SMALL_BODY: usize = 256;
 
 /// Runs `decode` on the `len`-byte body of `grant`'s record.
+#[inline(always)]
 pub(super) fn decode_body<T>(
     grant: &RxGrant<'_>,
     len: usize,

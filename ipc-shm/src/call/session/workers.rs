@@ -40,6 +40,7 @@ impl Shared {
 
     /// Wakes or starts as many workers as there is work nobody is on its way to do: queued
     /// jobs, vacant leadership that is needed, and a missing standby.
+    #[inline(always)]
     pub(super) fn recruit(self: &Arc<Self>, ctl: &mut Ctl) {
         if ctl.closed {
             return;
@@ -50,6 +51,16 @@ impl Shared {
         let demand = ctl.jobs.len()
             + usize::from(!ctl.leading && self.reader_needed(ctl))
             + usize::from(ctl.standby_wanted);
+        // Nearly always nobody is wanted (every call's end passes here): that is decided
+        // inline, and only waking or starting workers goes out of line.
+        if ctl.wakeups_pending < demand {
+            self.wake_workers(ctl, demand);
+        }
+    }
+
+    /// Wakes idle workers, then starts new ones, until `demand` wake-ups are pending.
+    #[inline(never)]
+    fn wake_workers(self: &Arc<Self>, ctl: &mut Ctl, demand: usize) {
         while ctl.wakeups_pending < demand && ctl.idle_parked > ctl.wakeups_pending {
             self.work_cv.notify_one();
             ctl.wakeups_pending += 1;
