@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use ipc_shm::call::{CallError, Dispatch, Incoming, RemoteObject};
 
-use super::{call, methods, reply, unknown_method, with_bytes_arg};
+use super::{call, methods, reply_ref, unknown_method, with_bytes_arg};
 use crate::{Echo, InterfaceError};
 
 methods! {
@@ -61,7 +61,7 @@ impl Dispatch for EchoServer {
     fn dispatch(&self, call: &mut Incoming<'_>) -> Result<(), CallError> {
         match EchoMethod::from_id(call.method()) {
             Some(EchoMethod::Echo) => {
-                with_bytes_arg(call, "Echo", |data| self.echo.echo(data), reply)
+                with_bytes_arg(call, "Echo", |data| self.echo.echo(data), reply_ref)
             }
             None => Err(unknown_method("Echo", call.method())),
         }

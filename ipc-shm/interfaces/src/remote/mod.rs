@@ -177,10 +177,13 @@ fn call_with<R>(
             ReadError::Call(e) => e,
         })
     });
-    match (outcome, undecodable) {
-        (Ok(result), _) => result,
-        (Err(_), Some(e)) => Err(InterfaceError::Decode(e)),
-        (Err(e), None) => Err(e.into()),
+    // Not matched as a tuple with `undecodable`: building it copied the outcome.
+    match outcome {
+        Ok(result) => result,
+        Err(e) => Err(match undecodable {
+            Some(d) => InterfaceError::Decode(d),
+            None => e.into(),
+        }),
     }
 }
 
@@ -233,15 +236,16 @@ const KEEP_BYTES_ARG: usize = 64 << 10;
 /// Server side: decodes a request whose only argument is a byte string, runs `method` on
 /// it (once the request is read: the method may take long), and answers with `then`. The
 /// bytes go into a buffer the thread keeps for its next call, so that a call costs no
-/// allocation for its argument. `method`'s outcome goes to `then` where it was written:
-/// returned instead, wrapped in a `Result`, it was copied with loads wider than the stores
-/// that had just written it, which cannot be forwarded and wait for those stores to drain.
+/// allocation for its argument. `then` reads `method`'s outcome where it was written:
+/// returned instead, wrapped in a `Result`, or moved into `then`, it was copied with loads
+/// wider than the stores that had just written it, which cannot be forwarded and wait for
+/// those stores to drain.
 #[inline(always)]
 fn with_bytes_arg<T>(
     call: &mut Incoming<'_>,
     interface: &'static str,
     method: impl FnOnce(&[u8]) -> T,
-    then: impl FnOnce(&mut Incoming<'_>, T) -> Result<(), CallError>,
+    then: impl FnOnce(&mut Incoming<'_>, &T) -> Result<(), CallError>,
 ) -> Result<(), CallError> {
     // Taken, not borrowed: a method that somehow served another call on this thread
     // meanwhile would find an empty buffer, not a borrow to panic on.
@@ -264,7 +268,7 @@ fn with_bytes_arg<T>(
     }
     let value = method(&buf);
     keep(buf);
-    then(call, value)
+    then(call, &value)
 }
 
 /// Server side: decodes a request whose only argument is an object.
@@ -278,6 +282,14 @@ fn object_arg(call: &mut Incoming<'_>) -> Result<RemoteObject, CallError> {
 fn reply<T: Encode>(
     call: &mut Incoming<'_>,
     outcome: Result<T, InterfaceError>,
+) -> Result<(), CallError> {
+    reply_ref(call, &outcome)
+}
+
+/// As [`reply`], with the outcome left where it lies.
+fn reply_ref<T: Encode>(
+    call: &mut Incoming<'_>,
+    outcome: &Result<T, InterfaceError>,
 ) -> Result<(), CallError> {
     match outcome.encoded_len() {
         Ok(len) => call.reply_with(len, |enc| outcome.encode(enc).map_err(call_error)),

@@ -176,6 +176,7 @@ impl Shared {
     /// ring, where it lies when it comes as one record (a small one from a copy on the
     /// stack), else while its parts arrive; then hands leadership on, freeing the call's
     /// slot under the same lock.
+    #[inline(always)]
     pub(super) fn lead_for<R>(
         self: &Arc<Self>,
         guard: &SlotGuard<'_>,

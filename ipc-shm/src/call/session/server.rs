@@ -47,12 +47,21 @@ impl ServerCall<'_> {
         let shared = self.shared;
         let took = &mut self.took_objects;
         let voided = &mut self.voided;
-        let result = match std::mem::replace(&mut self.args, Args::Taken) {
-            Args::Ring { grant, len } => decode_body(&grant, len, shared, |dec| {
+        // Arguments in the ring are decoded where the grant lies, which is then dropped in
+        // place: moved out first, the grant was copied with loads wider than the stores that
+        // had just built it, which cannot be forwarded.
+        if let Args::Ring { grant, len } = &self.args {
+            let result = decode_body(grant, *len, shared, |dec| {
                 let result = decode(dec).and_then(|v| dec.finish().map(|()| v));
                 *took |= dec.took_object();
                 result
-            }),
+            });
+            self.args = Args::Taken;
+            self.release_ring();
+            return result;
+        }
+        let result = match std::mem::replace(&mut self.args, Args::Taken) {
+            Args::Ring { .. } => unreachable!("decoded above"),
             Args::Buffer(buf) => {
                 let mut dec = Decoder::from_vec(buf, shared);
                 let result = decode(&mut dec).and_then(|v| dec.finish().map(|()| v));
@@ -95,6 +104,22 @@ impl ServerCall<'_> {
     }
 
     fn release_ring_now(&mut self) {
+        // A grant in the ring is dropped in place, and nothing is moved out of arguments
+        // already taken (see `args_with`).
+        match &self.args {
+            Args::Taken => {}
+            Args::Ring { .. } => self.args = Args::Taken,
+            Args::Buffer(_) | Args::Parts(_) => self.recycle_args(),
+        }
+        if let Some(busy) = self.lead.take() {
+            self.exec = self.shared.lend_lead();
+            drop(busy);
+        }
+    }
+
+    /// Gives the buffer of arguments copied out of the ring back for reuse, and reads past
+    /// the rest of arguments split over several records that the method did not read.
+    fn recycle_args(&mut self) {
         match std::mem::replace(&mut self.args, Args::Taken) {
             Args::Buffer(buf) => self.shared.recycle_buffer(buf),
             Args::Parts(parts) => {
@@ -111,10 +136,6 @@ impl ServerCall<'_> {
                 }
             }
             Args::Ring { .. } | Args::Taken => {}
-        }
-        if let Some(busy) = self.lead.take() {
-            self.exec = self.shared.lend_lead();
-            drop(busy);
         }
     }
 
