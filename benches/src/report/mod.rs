@@ -644,17 +644,38 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
          (`ReadGrant::release_lazily`: 15 ns slower), records aligned to cache lines (no \
          change), or loading a record's later lines as soon as its header is seen (2–3% at \
          most, within the noise).\n\
+         - What the instruction counts missed were stalls. `perf annotate` (cpu-clock samples \
+         of both processes) put much of the call layer's time on single loads right after a \
+         value was returned through memory or built field by field: the first 16-byte load \
+         of a copy of bytes that 8-byte (or narrower) stores had just written cannot be \
+         forwarded from them, and waits until they and every store before them reach the \
+         cache, which after a reply means until its ring lines have been taken from the other \
+         core. The ring's read grant had a flag byte whose padding rustc copied with \
+         overlapping 4-byte moves on every record received (the raw round trip too: 291–300 \
+         → 280 ns); the server moved `dispatch`'s outcome out of its unwinding closure, the \
+         ring grant out of the call before decoding from it, and the echo's result into a \
+         `Result` and then into the reply; the proxy copied its outcome into a tuple to match \
+         it. Without those copies (see `docs/ARCHITECTURE.md`, the ring and the call layer's \
+         decisions) the 64 B echo went from 501–511 to 441–471 ns in `round_trips decompose` \
+         on this host, and from 1.67–1.75× to 1.55–1.67× the raw round trip; callgrind's \
+         counts moved less (2,275 and 2,029 instructions per call outside waiting, to 2,200 \
+         and 1,882).\n\
          - Where the echo's time goes, in ratios measured in one loop \
          (`echo_roundtrip/decompose`, the table above): `Echo::echo`'s records written and \
          read by hand on both sides, with the same copies and allocations, take 1.2–1.3× \
-         the raw round trip; the session adds 0.35–0.5× as the caller and 0.3–0.4× as the server, the \
-         interface layer up to 0.08× on the caller and up to 0.1× on the server (this pass \
-         and four runs of `round_trips decompose`). The 2× target leaves the call layer 0.7–0.8× \
-         for both sides; it takes 0.8–1.0×. callgrind puts \
-         the session caller at about 770 instructions per call more than the caller by hand, \
-         over two dozen steps of 20 to 200 (reading the reply's header and routing it, \
-         copying the small body out and decoding it, handing leadership on, encoding into \
-         the staging buffer under the send lock), none of them worth the gap on its own.\n\
+         the raw round trip; since the changes above the session adds 0.15–0.3× as the \
+         caller and 0.1–0.2× as the server, the interface layer up to 0.05× on either side \
+         (this pass and three runs of `round_trips decompose`; before them 0.35–0.5×, \
+         0.3–0.4× and up to 0.1×). The rest of the session's cost is spread over two dozen \
+         steps of 20 to 200 instructions (reading the reply's header and routing it, copying \
+         the small body out and decoding it, handing leadership on, encoding into the \
+         staging buffer under the send lock), none of them worth much on its own.\n\
+         - The echo target depends on where the hypervisor puts the two vCPUs. On this host \
+         the raw round trip mostly takes 270–290 ns, but in about one run in eight 160–170 \
+         ns, while the echo stays at 440–530 ns in both placements: its time is the two \
+         sides' work, not the crossings. In that placement the echo is 2.6–3.2× the raw \
+         round trip (`round_trips paired`: six of about fifty measurements today); the \
+         alternating rows above say which placement a pass had.\n\
          - Earlier estimates, from timestamps (`rdtsc`) at each step of \
          200,000 calls on both sides: each one-way crossing takes about 55 ns, as the raw \
          record's does; the rest is work on the two critical paths, about 45 ns in the \
