@@ -1075,6 +1075,8 @@ mod ends {
         /// The next record if one is there, without waiting.
         #[inline]
         pub fn try_recv(&mut self) -> Result<Option<ReadGrant<'_>>, Error> {
+            // As in `wait_record`: a batch cut short by a panic in its callback left this set.
+            self.batching = false;
             match self.core.try_peek()? {
                 Some(record) => Ok(Some(ReadGrant {
                     consumer: self,

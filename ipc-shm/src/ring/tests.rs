@@ -204,6 +204,41 @@ fn blocking_ends_batch_drain() {
     assert_eq!(seen, (0..20).map(|s| payload(s, 40)).collect::<Vec<_>>());
 }
 
+/// A batch whose callback panics does not leave the consumer batching: the records taken
+/// after it, with or without waiting, publish the position when their grants drop.
+#[test]
+fn a_batch_cut_short_by_a_panic_leaves_later_grants_publishing() {
+    let (mut tx, mut rx) = channel(CAP, WaitPolicy::default()).unwrap();
+    let region = *rx.core.region();
+    let read_word = region.atomic_u64(OFF_READ);
+    for seq in 0..3 {
+        tx.send_bytes(&payload(seq, 56)).unwrap();
+    }
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rx.recv_batch(usize::MAX, |_| {
+            panic!("the batch's callback panics (expected)")
+        })
+    }));
+    assert!(panicked.is_err());
+    assert_eq!(
+        read_word.load(Ordering::Relaxed),
+        0,
+        "the batch published nothing"
+    );
+    drop(rx.try_recv().unwrap().expect("the second record"));
+    assert_eq!(
+        read_word.load(Ordering::Relaxed),
+        2 * 64,
+        "try_recv's grant published"
+    );
+    drop(rx.recv().unwrap());
+    assert_eq!(
+        read_word.load(Ordering::Relaxed),
+        3 * 64,
+        "recv's grant published"
+    );
+}
+
 /// A record released lazily is not published at once, but before the consumer next waits
 /// for a record, and as soon as a quarter of the ring waits to be published.
 #[test]

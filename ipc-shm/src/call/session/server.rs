@@ -19,6 +19,8 @@ pub(crate) struct ServerCall<'a> {
     /// The caller voided its request while sending it (see
     /// [`FLAG_VOID`](crate::call::wire::FLAG_VOID)): it has had its answer, and gets none.
     pub(super) voided: bool,
+    /// Decoding the arguments in the ring began (see `args_with`).
+    pub(super) ring_args_read: bool,
     /// Why the method's last reply could not be encoded, when nothing of it went out.
     pub(super) unsent_reply: Option<String>,
     pub(super) interface: &'static str,
@@ -50,7 +52,12 @@ impl ServerCall<'_> {
         // Arguments in the ring are decoded where the grant lies, which is then dropped in
         // place: moved out first, the grant was copied with loads wider than the stores that
         // had just built it, which cannot be forwarded.
+        if self.ring_args_read && matches!(self.args, Args::Ring { .. }) {
+            // A decoder that panicked read them: later calls see none, as ever.
+            self.args = Args::Taken;
+        }
         if let Args::Ring { grant, len } = &self.args {
+            self.ring_args_read = true;
             let result = decode_body(grant, *len, shared, |dec| {
                 let result = decode(dec).and_then(|v| dec.finish().map(|()| v));
                 *took |= dec.took_object();

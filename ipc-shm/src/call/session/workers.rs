@@ -493,6 +493,7 @@ impl Shared {
                 replied: false,
                 took_objects: false,
                 voided: false,
+                ring_args_read: false,
                 unsent_reply: None,
                 interface: "",
             },
@@ -549,7 +550,9 @@ impl Shared {
         if ran.is_err() {
             let method = incoming.inner.method;
             tracing::error!(session = %self.name, interface = incoming.inner.interface, method, "method panicked");
-            incoming.inner.finish(Err(CallError::failed("method panicked")));
+            incoming
+                .inner
+                .finish(Err(CallError::failed("method panicked")));
         }
         drop(replaced);
         incoming.inner.exec.take()
