@@ -674,7 +674,7 @@ pub fn markdown(inputs: &Inputs, plot_name: &str, command: &str) -> String {
          the raw round trip mostly takes 270–290 ns, but in about one run in eight 160–170 \
          ns, while the echo stays at 440–530 ns in both placements: its time is the two \
          sides' work, not the crossings. In that placement the echo is 2.6–3.2× the raw \
-         round trip (`round_trips paired`: six of about fifty measurements today); the \
+         round trip (`round_trips paired`: six of about fifty measurements on 5 December 2026); the \
          alternating rows above say which placement a pass had.\n\
          - Earlier estimates, from timestamps (`rdtsc`) at each step of \
          200,000 calls on both sides: each one-way crossing takes about 55 ns, as the raw \
